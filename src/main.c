@@ -1,0 +1,40 @@
+/* main.c - the qfleet command: dispatch to subcommands (src/cmd_*.c). */
+#include <stdio.h>
+#include <string.h>
+
+#include "src/cmd.h"
+
+static const struct cmd {
+    const char *name;
+    int (*fn)(int argc, char **argv);
+    const char *help;
+} cmds[] = {
+    /* CMD-TABLE: one line per subcommand, kept in the order of the help text. */
+    { NULL, NULL, NULL },
+};
+
+static void usage(FILE *f)
+{
+    fprintf(f, "usage: qfleet COMMAND [ARGS]...\n\ncommands:\n");
+    for (const struct cmd *c = cmds; c->name; c++)
+        fprintf(f, "  %-10s %s\n", c->name, c->help);
+    fprintf(f, "\n'qfleet COMMAND --help' describes each command.\n");
+}
+
+int main(int argc, char **argv)
+{
+    if (argc < 2) {
+        usage(stderr);
+        return 2;
+    }
+    if (!strcmp(argv[1], "--help") || !strcmp(argv[1], "-h") || !strcmp(argv[1], "help")) {
+        usage(stdout);
+        return 0;
+    }
+    for (const struct cmd *c = cmds; c->name; c++)
+        if (!strcmp(c->name, argv[1]))
+            return c->fn(argc - 1, argv + 1);
+    fprintf(stderr, "qfleet: unknown command '%s'\n", argv[1]);
+    usage(stderr);
+    return 2;
+}

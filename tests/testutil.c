@@ -1,0 +1,56 @@
+#include "testutil.h"
+
+#include <errno.h>
+#include <ftw.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+int tu_mkdtemp(char *out, size_t outlen, const char *tag)
+{
+    const char *tmp = getenv("TMPDIR");
+    if (!tmp || !*tmp)
+        tmp = "/tmp";
+    if ((size_t)snprintf(out, outlen, "%s/qf-%s-XXXXXX", tmp, tag) >= outlen)
+        return -ENAMETOOLONG;
+    return mkdtemp(out) ? 0 : -errno; /* mkdtemp creates mode 0700 */
+}
+
+static int rm_one(const char *path, const struct stat *st, int flag, struct FTW *ftw)
+{
+    (void)st; (void)flag; (void)ftw;
+    remove(path);
+    return 0;
+}
+
+void tu_rmtree(const char *path)
+{
+    if (path && *path)
+        nftw(path, rm_one, 16, FTW_DEPTH | FTW_PHYS);
+}
+
+const char *tu_guest_dir(void)
+{
+    const char *d = getenv("QFLEET_GUEST_DIR");
+    return d && *d ? d : QF_GUEST_DIR;
+}
+
+double tu_now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return ts.tv_sec * 1e3 + ts.tv_nsec / 1e6;
+}
+
+int tu_wait_path(const char *path, int ms)
+{
+    double end = tu_now_ms() + ms;
+    while (access(path, F_OK) != 0) {
+        if (tu_now_ms() > end)
+            return -ETIMEDOUT;
+        usleep(10000);
+    }
+    return 0;
+}
