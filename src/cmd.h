@@ -4,4 +4,16 @@
 #ifndef QF_CMD_H
 #define QF_CMD_H
 
+/* cmd_up.c: the fleet. */
+int cmd_up(int argc, char **argv);
+int cmd_down(int argc, char **argv);
+
+/* cmd_alloc.c: the host's lease store. */
+int cmd_leases(int argc, char **argv);
+int cmd_alloc(int argc, char **argv);
+int cmd_free(int argc, char **argv);
+
+/* cmd_cmdline.c: the QEMU command line of a cfg VM, without launching it. */
+int cmd_cmdline(int argc, char **argv);
+
 #endif

@@ -10,6 +10,12 @@ static const struct cmd {
     const char *help;
 } cmds[] = {
     /* CMD-TABLE: one line per subcommand, kept in the order of the help text. */
+    { "up", cmd_up, "launch guests from a cfg and follow them to ready" },
+    { "down", cmd_down, "stop a running fleet and its controller" },
+    { "leases", cmd_leases, "list leases held on this host" },
+    { "alloc", cmd_alloc, "take a MAC, VNC display or port lease for a script" },
+    { "free", cmd_free, "release every lease of an owner" },
+    { "cmdline", cmd_cmdline, "print the QEMU command line of a VM without launching it" },
     { NULL, NULL, NULL },
 };
 
