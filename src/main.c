@@ -1,4 +1,5 @@
 /* main.c - the qfleet command: dispatch to subcommands (src/cmd_*.c). */
+#include <signal.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -29,6 +30,9 @@ static void usage(FILE *f)
 
 int main(int argc, char **argv)
 {
+    /* A peer that went away (QEMU exiting mid-write) is an error on that
+     * connection, never a reason for the controller to die. */
+    signal(SIGPIPE, SIG_IGN);
     if (argc < 2) {
         usage(stderr);
         return 2;

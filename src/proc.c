@@ -122,6 +122,8 @@ int proc_spawn(uv_loop_t *loop, proc_t **out, char *const argv[], const char *lo
         sigset_t none;
         sigemptyset(&none);
         sigprocmask(SIG_SETMASK, &none, NULL);
+        /* Ignored signals survive exec; QEMU gets default dispositions. */
+        signal(SIGPIPE, SIG_DFL);
         dup2(nullfd, 0);
         dup2(logfd, 1);
         dup2(logfd, 2);

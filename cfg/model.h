@@ -1,0 +1,116 @@
+/* model.h - internal: the validated VM model the argv builder reads.
+ * keys.c fills it from the cfg keys, vm.c finishes it (defaults, ids, PCI
+ * slots, resource needs) and argv.c turns it into a QEMU command line. */
+#ifndef QF_CFG_MODEL_H
+#define QF_CFG_MODEL_H
+
+#include "cfg/argv.h"
+#include "cfg/util.h"
+#include "cfg/vm.h"
+
+enum { BK_NONE = -1, BK_USER, BK_TAP, BK_BRIDGE };
+enum { DK_VFIO, DK_VIRTIO, DK_VHOST_USER, DK_EMUL };
+enum { MF_OTHER, MF_I440FX, MF_Q35 };
+
+#define OPT_MAX 32
+
+struct m_nic {
+    struct cfg_loc loc, addr_loc, backend_loc;
+    const char *id, *model;
+    const char *mac;
+    int mac_need;
+    int slot, fn, slot_need; /* slot -1: allocated */
+    int vectors;
+    int backend;
+    int hostfwd, fwd_port, port_need, fwd_gport;
+    const char *fwd_proto, *fwd_addr, *fwd_gaddr;
+    const char *br, *script, *downscript;
+};
+
+struct m_dev {
+    struct cfg_loc loc, addr_loc, id_loc, netdev_loc;
+    int kind;
+    const char *driver; /* qdev driver on the command line */
+    const char *cfg_driver;
+    const char *id;
+    const char *host;   /* vfio */
+    const char *netdev; /* virtio opt_netdev */
+    const char *mac;
+    int mac_need;
+    const char *bus;
+    int slot, fn, slot_need;
+    const char *path; /* vhost-user socket */
+    int queues, server, chr;
+    const char *settings, *legacy;
+};
+
+struct m_disk {
+    const char *file, *format, *iface, *media;
+    int index; /* -1: none */
+};
+
+struct model {
+    struct arena a;
+    const char *name, *section, *qemu, *machine;
+    struct cfg_loc machine_loc, name_loc;
+    int mfam, kvm;
+    const char *cpu_model;
+    int smp, cpupin[CFG_CPUPIN_MAX], ncpupin;
+    struct cfg_loc cpupin_loc;
+    int mem_mb, hugepage;
+    struct cfg_loc hugepage_loc;
+    struct m_disk disks[CFG_DISK_MAX];
+    int ndisks;
+    const char *kernel, *initrd, *append;
+    const char *user, *password;
+    struct m_nic nics[CFG_NIC_MAX];
+    int nnics, host_connect, pending_nic, had_net;
+    struct cfg_loc net_loc;
+    struct m_dev devs[CFG_DEV_MAX];
+    int ndevs, nvhost;
+    int vnc, qga, migrate, migrate_port;
+    char **usercmd;
+    int nusercmd, ucap;
+    int wait_seconds, login_timeout;
+    /* resource needs (vm.c) */
+    int nmacs, nslots, nports;
+    const char *mac_for[CFG_MAC_MAX], *slot_for[CFG_SLOT_MAX], *port_for[CFG_NIC_MAX];
+    unsigned slots_taken;
+    /* warnings */
+    const char **warn;
+    int nwarn, wcap;
+    /* exported views */
+    struct cfg_vm_info info;
+    struct cfg_nic_info nic_info[CFG_NIC_MAX];
+    struct cfg_pt pt[CFG_NIC_MAX + CFG_DEV_MAX];
+    int npt;
+};
+
+struct cfg_vm {
+    struct arena a; /* keys and file names */
+    const char *section, *dir;
+    struct cfg_loc section_loc;
+    const struct cfg_key **keys;
+    int nkeys, kcap;
+    const char **pre_warn; /* from loading: ignored defaults sections */
+    int npre, pcap;
+    struct model *m;
+};
+
+/* keys.c */
+struct bctx {
+    struct model *m;
+    const struct cfg_key *k;
+    char *err;
+    size_t errlen;
+};
+int model_key(struct bctx *b);
+void model_warn(struct model *m, struct cfg_loc loc, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+/* keys a cfg_vm_set appends to rather than replaces */
+int key_is_list(const char *name);
+
+/* vm.c */
+const struct model *vm_model(const struct cfg_vm *vm);
+
+#endif

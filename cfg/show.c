@@ -1,0 +1,201 @@
+/* show.c - previews of the leased resources, and the VM and its command
+ * line as JSON or as a pasteable shell command. Everything shown goes
+ * through cfg_vm_mask so the login password never appears. */
+#include <errno.h>
+#include <netinet/in.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "cfg/model.h"
+
+static int bindable(int port)
+{
+    int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (fd < 0)
+        return 0;
+    struct sockaddr_in sa = { .sin_family = AF_INET, .sin_port = htons((uint16_t)port),
+                              .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
+    int ok = bind(fd, (struct sockaddr *)&sa, sizeof(sa)) == 0;
+    close(fd);
+    return ok;
+}
+
+static int free_port(int first, const int *taken, int ntaken)
+{
+    for (int p = first; p < 65536; p++) {
+        int dup = 0;
+        for (int i = 0; i < ntaken; i++)
+            dup |= taken[i] == p;
+        if (!dup && bindable(p))
+            return p;
+    }
+    return -1;
+}
+
+int cfg_res_preview(const struct cfg_vm *vm, const char *run_dir, struct cfg_res *res, char *err,
+                    size_t errlen)
+{
+    struct cfg_needs nd;
+    cfg_vm_needs(vm, &nd);
+    memset(res, 0, sizeof(*res));
+    res->run_dir = run_dir;
+    for (int i = 0; i < nd.macs; i++)
+        snprintf(res->macs[i], sizeof(res->macs[i]), CFG_PREVIEW_MAC, (unsigned)i & 0xffu);
+    unsigned used = nd.slots_taken;
+    for (int i = 0; i < nd.slots; i++) {
+        int s = 0;
+        while (s < 32 && (used & (1u << s)))
+            s++;
+        if (s == 32) {
+            if (err && errlen)
+                snprintf(err, errlen, "no free guest PCI slot for %s", nd.slot_for[i]);
+            return -ENOSPC;
+        }
+        res->pci_slot[i] = s;
+        used |= 1u << s;
+    }
+    int taken[CFG_NIC_MAX + 1];
+    for (int i = 0; i < nd.ports; i++) {
+        int p = free_port(i ? res->ssh_port[i - 1] + 1 : CFG_PREVIEW_SSH_FIRST, taken, i);
+        if (p < 0) {
+            if (err && errlen)
+                snprintf(err, errlen, "no free host port for %s", nd.port_for[i]);
+            return -EADDRINUSE;
+        }
+        res->ssh_port[i] = taken[i] = p;
+    }
+    if (nd.vnc) {
+        int d = 0;
+        while (d < 100 && !bindable(5900 + d))
+            d++;
+        res->vnc = d; /* 100: nothing free, show 100 anyway */
+    }
+    if (nd.migrate_port) {
+        int p = free_port(CFG_PREVIEW_MIGRATE_FIRST, taken, nd.ports);
+        res->migrate_port = p < 0 ? CFG_PREVIEW_MIGRATE_FIRST : p;
+    }
+    return 0;
+}
+
+/* --- JSON -------------------------------------------------------------- */
+
+static json_t *jstr_masked(const struct cfg_vm *vm, const char *s)
+{
+    if (!s)
+        return json_null();
+    char *m = cfg_vm_mask(vm, s);
+    json_t *j = m ? json_string(m) : NULL;
+    free(m);
+    return j;
+}
+
+static json_t *jaddr(int slot, int fn)
+{
+    if (slot < 0)
+        return json_null();
+    char a[40];
+    snprintf(a, sizeof(a), "0000:00:%02x.%x", slot, fn);
+    return json_string(a);
+}
+
+json_t *cfg_vm_json(const struct cfg_vm *vm, const struct cfg_res *res)
+{
+    const struct model *m = vm_model(vm);
+    const struct cfg_vm_info *vi = &m->info;
+    json_t *o = json_object(), *a;
+    if (!o)
+        return NULL;
+    json_set(o, "name", jstr_masked(vm, res && res->name ? res->name : vi->name));
+    json_set(o, "section", jstr_masked(vm, vi->section));
+    json_set(o, "qemu", jstr_masked(vm, m->qemu));
+    json_set(o, "machine", jstr_masked(vm, vi->machine));
+    json_set_bool(o, "kvm", vi->kvm);
+    json_set_int(o, "smp", vi->smp);
+    json_set(o, "cpupin", a = json_array());
+    for (int i = 0; a && i < vi->ncpupin; i++)
+        json_append(a, json_int(vi->cpupin[i]));
+    json_set_int(o, "mem_mb", vi->mem_mb);
+    json_set_bool(o, "hugepage", vi->hugepage);
+    json_set_bool(o, "qga", vi->qga);
+    json_set_int(o, "wait_seconds", vi->wait_seconds);
+    json_set_int(o, "login_timeout", vi->login_timeout);
+    json_t *login = json_object();
+    json_set(login, "user", jstr_masked(vm, vi->user));
+    json_set(login, "password", vi->password ? json_string("********") : json_null());
+    json_set(o, "login", login);
+    json_set(o, "host_connect", vi->host_connect >= 0 ? json_int(vi->host_connect) : json_null());
+    if (vi->vnc == -1)
+        json_set(o, "vnc", json_null());
+    else if (vi->vnc >= 0 || res)
+        json_set_int(o, "vnc", vi->vnc >= 0 ? vi->vnc : res->vnc);
+    else
+        json_set_str(o, "vnc", "allocated");
+    json_set_bool(o, "migrate", vi->migrate);
+    json_set(o, "nics", a = json_array());
+    for (int i = 0; a && i < vi->nnics; i++) {
+        const struct cfg_nic_info *n = &vi->nics[i];
+        json_t *j = json_object();
+        json_set(j, "id", jstr_masked(vm, n->id));
+        json_set(j, "model", json_string(n->model));
+        json_set(j, "backend", json_string(n->backend));
+        const char *mac = n->mac ? n->mac : res ? res->macs[n->mac_need] : NULL;
+        json_set(j, "mac", mac ? json_string(mac) : json_null());
+        int slot = n->slot >= 0 ? n->slot : res ? res->pci_slot[n->slot_need] : -1;
+        json_set(j, "addr", jaddr(slot, n->fn));
+        if (n->hostfwd) {
+            json_t *f = json_object();
+            json_set_str(f, "addr", n->fwd_addr);
+            int port = n->fwd_port ? n->fwd_port : res ? res->ssh_port[n->port_need] : 0;
+            json_set(f, "port", port ? json_int(port) : json_null());
+            json_set_int(f, "guest_port", n->fwd_guest_port);
+            json_set(j, "hostfwd", f);
+        }
+        json_append(a, j);
+    }
+    json_set(o, "pt", a = json_array());
+    for (int i = 0; a && i < vi->npt; i++) {
+        const struct cfg_pt *p = &vi->pt[i];
+        json_t *j = json_object();
+        json_set(j, "id", jstr_masked(vm, p->id));
+        json_set(j, "driver", json_string(p->driver));
+        json_set(j, "host", p->host ? json_string(p->host) : json_null());
+        json_set(j, "addr", jaddr(cfg_pt_slot(p, res), p->fn));
+        json_append(a, j);
+    }
+    json_set(o, "warnings", a = json_array());
+    for (int i = 0; a && i < vi->nwarnings; i++)
+        json_append(a, jstr_masked(vm, vi->warnings[i]));
+    return o;
+}
+
+json_t *cfg_argv_json(const struct cfg_vm *vm, char *const *argv)
+{
+    json_t *a = json_array();
+    for (int i = 0; a && argv && argv[i]; i++)
+        if (json_append(a, jstr_masked(vm, argv[i])) < 0) {
+            json_free(a);
+            return NULL;
+        }
+    return a;
+}
+
+char *cfg_argv_shell(const struct cfg_vm *vm, char *const *argv)
+{
+    struct sbuf b = { 0 };
+    for (int i = 0; argv && argv[i]; i++) {
+        char *m = cfg_vm_mask(vm, argv[i]);
+        if (!m) {
+            sb_free(&b);
+            return NULL;
+        }
+        if (i)
+            sb_add(&b, " \\\n    ");
+        sb_add_shell(&b, m);
+        free(m);
+    }
+    sb_addc(&b, '\n');
+    return sb_take(&b);
+}

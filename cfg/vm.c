@@ -1,0 +1,647 @@
+/* vm.c - a VM: its cfg keys (defaults merged under the suite file, then
+ * cfg_vm_set changes) and the model built from them. Every change rebuilds
+ * the model from the keys, so a failed change leaves the VM as it was. */
+#include <ctype.h>
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cfg/model.h"
+
+const struct model *vm_model(const struct cfg_vm *vm) { return vm->m; }
+
+static void model_free(struct model *m)
+{
+    if (!m)
+        return;
+    ar_free(&m->a);
+    free(m);
+}
+
+static int pt_number(const char *id)
+{
+    if (!id || strncmp(id, "pt_", 3) || !id[3])
+        return -1;
+    long v;
+    return int_parse(id + 3, 0, 1 << 20, &v) < 0 ? -1 : (int)v;
+}
+
+static void nic_user(struct m_nic *n)
+{
+    n->backend = BK_USER;
+    n->hostfwd = 1;
+    n->fwd_proto = "tcp";
+    n->fwd_addr = "127.0.0.1";
+    n->fwd_gaddr = "";
+    n->fwd_gport = 22;
+}
+
+static int machine_family(const char *m)
+{
+    if (!strcmp(m, "q35") || !strncmp(m, "pc-q35", 6))
+        return MF_Q35;
+    if (!strcmp(m, "pc") || !strncmp(m, "pc-i440fx", 9) || !strncmp(m, "pc-0.", 5) ||
+        !strncmp(m, "pc-1.", 5))
+        return MF_I440FX;
+    return MF_OTHER;
+}
+
+static int check_ids(struct model *m, char *err, size_t errlen)
+{
+    struct idloc {
+        const char *id;
+        struct cfg_loc loc;
+    } ids[CFG_NIC_MAX + CFG_DEV_MAX];
+    int n = 0;
+    for (int i = 0; i < m->nnics; i++)
+        ids[n++] = (struct idloc){ m->nics[i].id, m->nics[i].loc };
+    for (int i = 0; i < m->ndevs; i++)
+        ids[n++] = (struct idloc){ m->devs[i].id,
+                                   m->devs[i].id_loc.file ? m->devs[i].id_loc : m->devs[i].loc };
+    static const char *const ours[] = { "vga0", "vser0", "qga0port", NULL };
+    for (int i = 0; i < n; i++) {
+        for (int k = 0; ours[k]; k++)
+            if (!strcmp(ids[i].id, ours[k]))
+                return cfg_errf(err, errlen, ids[i].loc, "id '%s' is reserved for qfleet's own devices",
+                                ids[i].id);
+        for (int j = 0; j < i; j++)
+            if (!strcmp(ids[i].id, ids[j].id))
+                return cfg_errf(err, errlen, ids[i].loc, "id '%s' is used twice; first at %s:%d:%d",
+                                ids[i].id, ids[j].loc.file, ids[j].loc.line, ids[j].loc.col);
+    }
+    return 0;
+}
+
+static int check_netdevs(struct model *m, char *err, size_t errlen)
+{
+    for (int i = 0; i < m->ndevs; i++) {
+        struct m_dev *d = &m->devs[i];
+        if (d->kind != DK_VIRTIO || !d->netdev)
+            continue;
+        const char *nd = d->netdev;
+        for (int j = 0; j < m->nnics; j++) {
+            char own[16];
+            snprintf(own, sizeof(own), "net%d", j);
+            if (!strcmp(nd, own))
+                return cfg_errf(err, errlen, d->netdev_loc,
+                                "device virtio-net-pci: opt_netdev=%s is the backend of net NIC %d; "
+                                "expected a netdev of its own (defined with usercmd)", nd, j);
+        }
+        for (int j = 0; j < m->ndevs; j++) {
+            char own[16];
+            snprintf(own, sizeof(own), "netdev%d", m->devs[j].chr);
+            if (m->devs[j].kind == DK_VHOST_USER && !strcmp(nd, own))
+                return cfg_errf(err, errlen, d->netdev_loc,
+                                "device virtio-net-pci: opt_netdev=%s is the backend of a vhost-user "
+                                "device; expected a netdev of its own (defined with usercmd)", nd);
+            if (j < i && m->devs[j].kind == DK_VIRTIO && m->devs[j].netdev &&
+                !strcmp(m->devs[j].netdev, nd))
+                return cfg_errf(err, errlen, d->netdev_loc,
+                                "device virtio-net-pci: opt_netdev=%s is used twice; first at line %d",
+                                nd, m->devs[j].netdev_loc.line);
+        }
+        int found = 0;
+        for (int j = 0; j + 1 < m->nusercmd && !found; j++) {
+            if (strcmp(m->usercmd[j], "-netdev"))
+                continue;
+            const char *a = m->usercmd[j + 1], *p = strstr(a, "id=");
+            size_t l = strlen(nd);
+            while (p && !found) {
+                if ((p == a || p[-1] == ',') && !strncmp(p + 3, nd, l) && (!p[3 + l] || p[3 + l] == ','))
+                    found = 1;
+                p = strstr(p + 3, "id=");
+            }
+        }
+        if (!found)
+            model_warn(m, d->netdev_loc,
+                       "device virtio-net-pci: opt_netdev=%s names no -netdev of usercmd; QEMU will "
+                       "refuse to start unless one is added", nd);
+    }
+    return 0;
+}
+
+struct slotmap {
+    const char *owner[32][8];
+    struct cfg_loc loc[32][8];
+    int whole[32]; /* the machine (or VGA) owns every function */
+};
+
+static int take_slot(struct slotmap *sm, int slot, int fn, const char *who, struct cfg_loc loc,
+                     char *err, size_t errlen)
+{
+    int f = sm->whole[slot] ? 0 : fn;
+    const char *o = sm->owner[slot][f];
+    if (o) {
+        struct cfg_loc ol = sm->loc[slot][f];
+        if (ol.file)
+            return cfg_errf(err, errlen, loc, "PCI address %02x.%x is taken by %s at %s:%d:%d",
+                            slot, fn, o, ol.file, ol.line, ol.col);
+        return cfg_errf(err, errlen, loc, "PCI address %02x.%x is taken by %s", slot, fn, o);
+    }
+    sm->owner[slot][fn] = who;
+    sm->loc[slot][fn] = loc;
+    return 0;
+}
+
+static int place(struct model *m, char *err, size_t errlen)
+{
+    struct slotmap sm;
+    memset(&sm, 0, sizeof(sm));
+    sm.owner[0][0] = "the host bridge";
+    sm.whole[0] = 1;
+    if (m->mfam == MF_I440FX) {
+        sm.owner[1][0] = "the pc machine's PIIX3 (ISA, IDE, USB, ACPI)";
+        sm.whole[1] = 1;
+    }
+    if (m->mfam == MF_Q35) {
+        sm.owner[0x1f][0] = "the q35 machine's ICH9 (LPC, SATA, SMBus)";
+        sm.whole[0x1f] = 1;
+    }
+    if (m->vnc != -1) {
+        sm.owner[2][0] = "the VGA of the VNC display";
+        sm.whole[2] = 1;
+    }
+    for (int i = 0; i < m->nnics; i++) {
+        struct m_nic *n = &m->nics[i];
+        if (n->slot < 0)
+            continue;
+        const char *who = n->addr_loc.file ? ar_printf(&m->a, "NIC %s", n->id)
+                                            : "the default host_connect NIC (the VM has no net key)";
+        int r = take_slot(&sm, n->slot, n->fn, who, n->addr_loc, err, errlen);
+        if (r < 0) {
+            if (i == m->host_connect && !n->addr_loc.file)
+                return cfg_errf(err, errlen, m->machine_loc.file ? m->machine_loc : n->loc,
+                                "machine %s keeps slot 1f for itself, where the default host_connect "
+                                "NIC must sit; expected machine type=pc, or a net key",
+                                m->machine);
+            return r;
+        }
+    }
+    for (int i = 0; i < m->ndevs; i++) {
+        struct m_dev *d = &m->devs[i];
+        if (d->slot < 0)
+            continue;
+        const char *who = ar_printf(&m->a, "device %s", d->id);
+        int r = take_slot(&sm, d->slot, d->fn, who, d->addr_loc, err, errlen);
+        if (r < 0)
+            return r;
+    }
+    unsigned taken = 0;
+    for (int s = 0; s < 32; s++)
+        for (int f = 0; f < 8; f++)
+            if (sm.owner[s][f])
+                taken |= 1u << s;
+    m->slots_taken = taken;
+    int nfree = 32 - __builtin_popcount(taken), need = 0;
+    struct cfg_loc first = { 0 };
+    for (int i = 0; i < m->nnics; i++)
+        if (m->nics[i].slot < 0) {
+            if (!need++)
+                first = m->nics[i].loc;
+            m->nics[i].slot_need = m->nslots;
+            m->slot_for[m->nslots++] = ar_printf(&m->a, "net %d %s", i, m->nics[i].id);
+        }
+    for (int i = 0; i < m->ndevs; i++)
+        if (m->devs[i].slot < 0) {
+            if (!need++)
+                first = m->devs[i].loc;
+            m->devs[i].slot_need = m->nslots;
+            m->slot_for[m->nslots++] = ar_printf(&m->a, "device %d %s", i, m->devs[i].id);
+        }
+    int autos = m->qga;
+    for (int i = 0; i < m->ndisks; i++)
+        autos += m->disks[i].iface && !strcmp(m->disks[i].iface, "virtio");
+    if (need + autos > nfree)
+        return cfg_errf(err, errlen, first.file ? first : m->net_loc,
+                        "not enough guest PCI slots: %d devices need one (and %d more are placed "
+                        "by QEMU), %d are free",
+                        need, autos, nfree);
+    return 0;
+}
+
+static void needs(struct model *m)
+{
+    for (int i = 0; i < m->nnics; i++) {
+        struct m_nic *n = &m->nics[i];
+        if (!n->mac) {
+            n->mac_need = m->nmacs;
+            m->mac_for[m->nmacs++] = ar_printf(&m->a, "net %d %s", i, n->id);
+        }
+        if (n->backend == BK_USER && n->hostfwd && !n->fwd_port) {
+            n->port_need = m->nports;
+            m->port_for[m->nports++] =
+                ar_printf(&m->a, "net %d %s: %s forward to guest port %d", i, n->id, n->fwd_proto, n->fwd_gport);
+        }
+    }
+    for (int i = 0; i < m->ndevs; i++) {
+        struct m_dev *d = &m->devs[i];
+        if (d->kind != DK_VFIO && !d->mac) {
+            d->mac_need = m->nmacs;
+            m->mac_for[m->nmacs++] = ar_printf(&m->a, "device %d %s", i, d->id);
+        }
+    }
+}
+
+static void export(struct model *m)
+{
+    struct cfg_vm_info *vi = &m->info;
+    vi->name = m->name;
+    vi->section = m->section;
+    vi->user = m->user;
+    vi->password = m->password;
+    vi->qga = m->qga;
+    vi->wait_seconds = m->wait_seconds;
+    vi->login_timeout = m->login_timeout;
+    vi->kvm = m->kvm;
+    vi->machine = m->machine;
+    vi->smp = m->smp;
+    vi->cpupin = m->cpupin;
+    vi->ncpupin = m->ncpupin;
+    vi->mem_mb = m->mem_mb;
+    vi->hugepage = m->hugepage;
+    vi->host_connect = m->host_connect;
+    vi->migrate = m->migrate;
+    vi->vnc = m->vnc;
+    for (int i = 0; i < m->nnics; i++) {
+        struct m_nic *n = &m->nics[i];
+        static const char *const bk[] = { "user", "tap", "bridge" };
+        m->nic_info[i] = (struct cfg_nic_info){
+            .id = n->id, .model = n->model, .backend = bk[n->backend], .mac = n->mac,
+            .mac_need = n->mac_need, .slot = n->slot, .fn = n->fn, .slot_need = n->slot_need,
+            .hostfwd = n->backend == BK_USER && n->hostfwd, .fwd_addr = n->fwd_addr,
+            .fwd_port = n->fwd_port, .port_need = n->port_need, .fwd_guest_port = n->fwd_gport,
+            .bridge = n->br,
+        };
+        if (pt_number(n->id) >= 0)
+            m->pt[m->npt++] = (struct cfg_pt){ n->id, n->model, NULL, n->slot, n->fn, n->slot_need };
+    }
+    for (int i = 0; i < m->ndevs; i++) {
+        struct m_dev *d = &m->devs[i];
+        if (pt_number(d->id) >= 0)
+            m->pt[m->npt++] = (struct cfg_pt){ d->id, d->driver, d->host, d->slot, d->fn, d->slot_need };
+    }
+    vi->nics = m->nic_info;
+    vi->nnics = m->nnics;
+    vi->pt = m->pt;
+    vi->npt = m->npt;
+    vi->warnings = m->warn;
+    vi->nwarnings = m->nwarn;
+}
+
+static int finish(struct model *m, const struct cfg_vm *vm, char *err, size_t errlen)
+{
+    if (m->name == m->section &&
+        (!is_ident(m->name, "_.-") || strlen(m->name) > CFG_NAME_MAX || m->name[0] == '.'))
+        return cfg_errf(err, errlen, vm->section_loc,
+                        "VM name '%s': expected letters, digits, '_', '.' and '-' (at most %d; "
+                        "it names sockets and logs), or a name key",
+                        m->name, CFG_NAME_MAX);
+    m->mfam = machine_family(m->machine);
+    for (int i = 0; i < m->nnics; i++)
+        if (m->nics[i].backend == BK_NONE) {
+            model_warn(m, m->nics[i].loc, "net: type=nic without a backend group after it; using user networking");
+            nic_user(&m->nics[i]);
+        }
+    if (!m->had_net) {
+        struct m_nic *n = &m->nics[m->nnics];
+        memset(n, 0, sizeof(*n));
+        n->loc = vm->section_loc;
+        n->model = "e1000";
+        n->id = "host_connect";
+        n->slot = 0x1f;
+        n->mac_need = n->slot_need = n->port_need = -1;
+        nic_user(n);
+        m->host_connect = m->nnics++;
+    } else {
+        for (int i = 0; i < m->nnics && m->host_connect < 0; i++)
+            if (m->nics[i].slot == 0x1f && m->nics[i].fn == 0) {
+                m->host_connect = i;
+                if (!m->nics[i].id)
+                    m->nics[i].id = "host_connect";
+            }
+        if (m->host_connect < 0)
+            model_warn(m, m->net_loc, "net: no NIC at PCI address 1f: the VM has no host_connect "
+                                      "interface (DTS reaches guests through 00:1f.0)");
+    }
+    /* ids: pt_N for assigned devices, skipping numbers the cfg uses */
+    int used[CFG_NIC_MAX + CFG_DEV_MAX], nused = 0, next = 0;
+    for (int i = 0; i < m->nnics; i++) {
+        if (!m->nics[i].id)
+            m->nics[i].id = ar_printf(&m->a, "nic%d", i);
+        if (pt_number(m->nics[i].id) >= 0)
+            used[nused++] = pt_number(m->nics[i].id);
+    }
+    for (int i = 0; i < m->ndevs; i++)
+        if (pt_number(m->devs[i].id) >= 0)
+            used[nused++] = pt_number(m->devs[i].id);
+    for (int i = 0; i < m->ndevs; i++) {
+        struct m_dev *d = &m->devs[i];
+        if (d->id)
+            continue;
+        if (d->kind == DK_VFIO) {
+            for (int again = 1; again;) {
+                again = 0;
+                for (int j = 0; j < nused; j++)
+                    if (used[j] == next) {
+                        next++;
+                        again = 1;
+                    }
+            }
+            d->id = ar_printf(&m->a, "pt_%d", next++);
+        } else if (d->kind == DK_VHOST_USER) {
+            d->id = ar_printf(&m->a, "vhostuser%d", d->chr);
+        } else {
+            d->id = ar_printf(&m->a, "dev%d", i);
+        }
+    }
+    int r = check_ids(m, err, errlen);
+    if (r == 0)
+        r = check_netdevs(m, err, errlen);
+    if (r == 0)
+        r = place(m, err, errlen);
+    if (r < 0)
+        return r;
+    needs(m);
+    if (m->ncpupin && m->smp && m->ncpupin != m->smp)
+        model_warn(m, m->cpupin_loc, "cpu: cpupin lists %d host CPUs for number=%d vCPUs",
+                   m->ncpupin, m->smp);
+    export(m);
+    return ar_failed(&m->a) ? -ENOMEM : 0;
+}
+
+/* s with the password replaced, in the model's arena. */
+static const char *mask_ar(struct model *m, const char *s)
+{
+    struct sbuf b = { 0 };
+    size_t pl = strlen(m->password);
+    for (const char *p = s; *p;) {
+        const char *hit = strstr(p, m->password);
+        if (!hit) {
+            sb_add(&b, p);
+            break;
+        }
+        sb_addn(&b, p, (size_t)(hit - p));
+        sb_add(&b, "********");
+        p = hit + pl;
+    }
+    const char *r = b.failed ? "(warning hidden: out of memory)" : ar_strdup(&m->a, b.s ? b.s : "");
+    sb_free(&b);
+    return r;
+}
+
+static void mask_in(struct model *m, char *buf, size_t len)
+{
+    if (!strstr(buf, m->password))
+        return;
+    const char *s = mask_ar(m, buf);
+    snprintf(buf, len, "%s", s);
+}
+
+static int build(const struct cfg_vm *vm, const struct cfg_key *const *keys, int nkeys,
+                 struct model **out, char *err, size_t errlen)
+{
+    struct model *m = calloc(1, sizeof(*m));
+    if (!m)
+        return -ENOMEM;
+    m->section = m->name = vm->section;
+    m->qemu = "qemu-system-x86_64";
+    m->machine = "pc";
+    m->kvm = 1;
+    m->mem_mb = 1024;
+    m->vnc = -2;
+    m->qga = 1;
+    m->wait_seconds = 120;
+    m->login_timeout = 60;
+    m->host_connect = m->pending_nic = -1;
+    for (int i = 0; i < vm->npre; i++)
+        if (ar_grow(&m->a, (void **)&m->warn, sizeof(*m->warn), &m->wcap, m->nwarn + 1) == 0)
+            m->warn[m->nwarn++] = vm->pre_warn[i];
+    int r = 0;
+    /* login first, so the password is known to mask every message */
+    for (int pass = 0; pass < 2; pass++)
+        for (int i = 0; i < nkeys && r == 0; i++) {
+            if ((strcmp(keys[i]->name, "login") == 0) != (pass == 0))
+                continue;
+            struct bctx b = { m, keys[i], err, errlen };
+            r = model_key(&b);
+        }
+    if (r == 0)
+        r = finish(m, vm, err, errlen);
+    if (m->password && *m->password) {
+        if (r < 0 && err && errlen)
+            mask_in(m, err, errlen);
+        for (int i = 0; i < m->nwarn; i++)
+            if (strstr(m->warn[i], m->password))
+                m->warn[i] = mask_ar(m, m->warn[i]);
+    }
+    if (r == 0 && ar_failed(&m->a))
+        r = -ENOMEM;
+    if (r < 0) {
+        if (r == -ENOMEM && err && errlen)
+            snprintf(err, errlen, "out of memory");
+        model_free(m);
+        return r;
+    }
+    *out = m;
+    return 0;
+}
+
+static int add_key(struct cfg_vm *vm, const struct cfg_key *k, const char *file)
+{
+    struct cfg_key *c = ar_alloc(&vm->a, sizeof(*c));
+    if (!c || cfg_key_copy(&vm->a, k, file, c) < 0 ||
+        ar_grow(&vm->a, (void **)&vm->keys, sizeof(*vm->keys), &vm->kcap, vm->nkeys + 1) < 0)
+        return -ENOMEM;
+    vm->keys[vm->nkeys++] = c;
+    return 0;
+}
+
+static void pre_warn(struct cfg_vm *vm, const char *msg)
+{
+    if (ar_grow(&vm->a, (void **)&vm->pre_warn, sizeof(char *), &vm->pcap, vm->npre + 1) == 0)
+        vm->pre_warn[vm->npre++] = msg;
+}
+
+int cfg_vm_from_docs(const struct cfg_doc *suite, const char *vm_name,
+                     const struct cfg_doc *defaults, struct cfg_vm **out, char *err, size_t errlen)
+{
+    *out = NULL;
+    const struct cfg_section *sec = cfg_doc_section(suite, vm_name);
+    if (!sec) {
+        struct sbuf s = { 0 };
+        for (int i = 0; i < cfg_doc_nsections(suite); i++)
+            sb_printf(&s, "%s%s", i ? ", " : "", cfg_doc_section_at(suite, i)->name);
+        if (err && errlen)
+            snprintf(err, errlen, "%s: no section [%s] (sections: %s)", cfg_doc_path(suite),
+                     vm_name, s.s ? s.s : "none");
+        sb_free(&s);
+        return -ENOENT;
+    }
+    const struct cfg_section *kvm = NULL;
+    if (defaults) {
+        for (int i = 0; i < cfg_doc_nsections(defaults); i++)
+            if (str_ieq(cfg_doc_section_at(defaults, i)->name, "KVM"))
+                kvm = cfg_doc_section_at(defaults, i);
+        if (!kvm) {
+            if (err && errlen)
+                snprintf(err, errlen, "%s: no [KVM] section of defaults", cfg_doc_path(defaults));
+            return -ENOENT;
+        }
+    }
+    struct cfg_vm *vm = calloc(1, sizeof(*vm));
+    if (!vm)
+        return -ENOMEM;
+    const char *sfile = ar_strdup(&vm->a, cfg_doc_path(suite));
+    vm->section = ar_strdup(&vm->a, vm_name);
+    vm->dir = ar_strdup(&vm->a, cfg_doc_dir(suite));
+    vm->section_loc = sec->loc;
+    vm->section_loc.file = sfile;
+    int r = 0;
+    if (defaults) {
+        const char *dfile = ar_strdup(&vm->a, cfg_doc_path(defaults));
+        for (int i = 0; i < cfg_doc_nsections(defaults); i++) {
+            const struct cfg_section *s = cfg_doc_section_at(defaults, i);
+            if (s != kvm)
+                pre_warn(vm, ar_printf(&vm->a, "%s:%d:%d: warning: section [%s] ignored: qfleet "
+                                              "takes its defaults from [KVM]",
+                                       dfile, s->loc.line, s->loc.col, s->name));
+        }
+        for (int i = 0; i < kvm->nkeys && r == 0; i++) {
+            int over = 0;
+            for (int j = 0; j < sec->nkeys; j++)
+                over |= !strcmp(sec->keys[j].name, kvm->keys[i].name);
+            if (!over)
+                r = add_key(vm, &kvm->keys[i], dfile);
+        }
+    }
+    for (int i = 0; i < sec->nkeys && r == 0; i++)
+        r = add_key(vm, &sec->keys[i], sfile);
+    if (r == 0 && ar_failed(&vm->a))
+        r = -ENOMEM;
+    if (r == 0)
+        r = build(vm, vm->keys, vm->nkeys, &vm->m, err, errlen);
+    else if (err && errlen)
+        snprintf(err, errlen, "out of memory");
+    if (r < 0) {
+        cfg_vm_free(vm);
+        return r;
+    }
+    *out = vm;
+    return 0;
+}
+
+int cfg_vm_load(const char *cfg_path, const char *vm_name, const char *defaults_path,
+                struct cfg_vm **out, char *err, size_t errlen)
+{
+    struct cfg_doc *suite = NULL, *defs = NULL;
+    *out = NULL;
+    int r = cfg_doc_load(cfg_path, &suite, err, errlen);
+    if (r == 0 && defaults_path)
+        r = cfg_doc_load(defaults_path, &defs, err, errlen);
+    if (r == 0)
+        r = cfg_vm_from_docs(suite, vm_name, defs, out, err, errlen);
+    cfg_doc_free(suite);
+    cfg_doc_free(defs);
+    return r;
+}
+
+void cfg_vm_free(struct cfg_vm *vm)
+{
+    if (!vm)
+        return;
+    model_free(vm->m);
+    ar_free(&vm->a);
+    free(vm);
+}
+
+/* Replace the key list with keys (arena array) if the model builds. */
+static int rebuild(struct cfg_vm *vm, const struct cfg_key **keys, int n, char *err, size_t errlen)
+{
+    struct model *m;
+    int r = build(vm, keys, n, &m, err, errlen);
+    if (r < 0)
+        return r;
+    model_free(vm->m);
+    vm->m = m;
+    vm->keys = keys;
+    vm->nkeys = vm->kcap = n;
+    return 0;
+}
+
+static int key_name_ok(const char *key, char *err, size_t errlen)
+{
+    if (!key || !is_ident(key, "_-.")) {
+        if (err && errlen)
+            snprintf(err, errlen, "<set>: expected a key name of letters, digits, '_', '-' or '.'");
+        return -EINVAL;
+    }
+    return 0;
+}
+
+int cfg_vm_set(struct cfg_vm *vm, const char *key, const char *value, char *err, size_t errlen)
+{
+    if (key_name_ok(key, err, errlen) < 0)
+        return -EINVAL;
+    struct cfg_key *k = ar_alloc(&vm->a, sizeof(*k));
+    const char *file = ar_printf(&vm->a, "<set %s>", key);
+    if (!k)
+        return -ENOMEM;
+    int r = cfg_value_parse(&vm->a, file, vm->dir, key, value ? value : "", k, err, errlen);
+    if (r < 0)
+        return r;
+    const struct cfg_key **nk = ar_alloc(&vm->a, sizeof(*nk) * (size_t)(vm->nkeys + 1));
+    if (!nk)
+        return -ENOMEM;
+    int n = 0, list = key_is_list(k->name);
+    for (int i = 0; i < vm->nkeys; i++)
+        if (list || strcmp(vm->keys[i]->name, k->name))
+            nk[n++] = vm->keys[i];
+    nk[n++] = k;
+    return rebuild(vm, nk, n, err, errlen);
+}
+
+int cfg_vm_clear(struct cfg_vm *vm, const char *key, char *err, size_t errlen)
+{
+    if (key_name_ok(key, err, errlen) < 0)
+        return -EINVAL;
+    char lk[128];
+    snprintf(lk, sizeof(lk), "%s", key);
+    for (char *p = lk; *p; p++)
+        *p = (char)tolower((unsigned char)*p);
+    const struct cfg_key **nk = ar_alloc(&vm->a, sizeof(*nk) * (size_t)(vm->nkeys + 1));
+    if (!nk)
+        return -ENOMEM;
+    int n = 0;
+    for (int i = 0; i < vm->nkeys; i++)
+        if (strcmp(vm->keys[i]->name, lk))
+            nk[n++] = vm->keys[i];
+    if (n == vm->nkeys) {
+        if (err && errlen)
+            snprintf(err, errlen, "<clear %s>: the VM has no key '%s'", key, lk);
+        return -ENOENT;
+    }
+    return rebuild(vm, nk, n, err, errlen);
+}
+
+const struct cfg_vm_info *cfg_vm_info(const struct cfg_vm *vm) { return &vm->m->info; }
+
+char *cfg_vm_mask(const struct cfg_vm *vm, const char *s)
+{
+    const char *pw = vm ? vm->m->password : NULL;
+    if (!pw || !*pw)
+        return strdup(s);
+    struct sbuf b = { 0 };
+    size_t pl = strlen(pw);
+    for (const char *p = s; *p;) {
+        const char *hit = strstr(p, pw);
+        if (!hit) {
+            sb_add(&b, p);
+            break;
+        }
+        sb_addn(&b, p, (size_t)(hit - p));
+        sb_add(&b, "********");
+        p = hit + pl;
+    }
+    return sb_take(&b);
+}

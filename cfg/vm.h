@@ -1,0 +1,122 @@
+/* vm.h - one VM of a DTS cfg file: load, merge with the global defaults,
+ * change before launch, and the facts the fleet needs.
+ *
+ *   struct cfg_vm *vm;
+ *   char err[512];
+ *   if (cfg_vm_load("conf/vxlan_sample.cfg", "vm0", "conf/virt_global.cfg",
+ *                   &vm, err, sizeof(err)) < 0) { fputs(err, stderr); exit(2); }
+ *   cfg_vm_set(vm, "device", "driver=vhost-user,opt_path=./vhost-net,"
+ *              "opt_mac=00:00:20:00:00:20", err, sizeof(err));
+ *   const struct cfg_vm_info *vi = cfg_vm_info(vm);
+ *   ... then cfg_vm_needs / cfg_argv_build (argv.h) ...
+ *   cfg_vm_free(vm);
+ *
+ * Errors: functions return 0 or a negative errno (-EINVAL for anything
+ * wrong in a cfg, -ENOENT for a missing file or section, -ENOMEM) and put
+ * one line "FILE:LINE:COL: error: WHAT, expected WHAT" into err.
+ * Warnings (unknown keys and options, ignored DTS settings) never fail a
+ * load; each one names FILE:LINE:COL and the key. */
+#ifndef QF_CFG_VM_H
+#define QF_CFG_VM_H
+
+#include <stddef.h>
+
+#include "cfg/parse.h"
+
+#define CFG_NAME_MAX 64    /* VM names: [A-Za-z0-9_.-], used in file names */
+#define CFG_NIC_MAX 16     /* net NICs per VM, host_connect included */
+#define CFG_DEV_MAX 28     /* device entries per VM */
+#define CFG_DISK_MAX 16
+#define CFG_CPUPIN_MAX 256
+#define CFG_MAC_MAX (CFG_NIC_MAX + CFG_DEV_MAX)
+#define CFG_SLOT_MAX 32
+
+struct cfg_vm;
+struct cfg_doc;
+
+/* A device the fleet maps by qdev id after start (DTS's pt_N): every
+ * vfio-pci/pci-assign device (ids pt_0, pt_1, ... in cfg order, skipping
+ * ids the cfg gives explicitly) and any device or NIC whose id is pt_N. */
+struct cfg_pt {
+    const char *id;     /* "pt_0" */
+    const char *driver; /* "vfio-pci", "e1000", ... */
+    const char *host;   /* vfio: host BDF "0000:07:10.0"; else NULL */
+    int slot, fn;       /* guest address 00:SLOT.FN; slot -1: it takes
+                         * res->pci_slot[slot_need] (argv.h) */
+    int slot_need;
+};
+
+/* NIC i of the VM (the net key's nic groups, or the default host_connect). */
+struct cfg_nic_info {
+    const char *id;      /* qdev id: "host_connect", opt_name or "nicN" */
+    const char *model;   /* "e1000", "virtio-net-pci", ... */
+    const char *backend; /* "user", "tap", "bridge" */
+    const char *mac;     /* fixed by the cfg, or NULL: res->macs[mac_need] */
+    int mac_need;
+    int slot, fn;        /* as in cfg_pt */
+    int slot_need;
+    /* user backend with a forward (always, unless opt_hostfwd says otherwise) */
+    int hostfwd;         /* 1 if this NIC forwards a host port */
+    const char *fwd_addr;  /* host address, "127.0.0.1" unless given */
+    int fwd_port;        /* fixed host port, or 0: res->ssh_port[port_need] */
+    int port_need;
+    int fwd_guest_port;  /* 22 unless given */
+    const char *bridge;  /* tap/bridge: opt_br ("br0" by default) */
+};
+
+struct cfg_vm_info {
+    const char *name;     /* -name and run-dir file prefix (res may override) */
+    const char *section;  /* the [section] it came from */
+    const char *user;     /* login user, NULL if the cfg has none */
+    const char *password; /* login password, NULL if none. NEVER print it:
+                           * use cfg_vm_mask() on anything shown */
+    int qga;              /* guest agent channel present */
+    int wait_seconds;     /* start key; 120 by default (DTS START_TIMEOUT) */
+    int login_timeout;    /* start key; 60 by default */
+    int kvm;              /* enable_kvm */
+    const char *machine;  /* "pc" by default */
+    int smp;              /* vCPUs (0: QEMU's default, 1) */
+    const int *cpupin;    /* host CPUs to pin to (pinning is the fleet's job) */
+    int ncpupin;
+    int mem_mb;           /* 1024 unless the cfg says */
+    int hugepage;
+    int host_connect;     /* index into nics of the host_connect NIC, or -1 */
+    const struct cfg_nic_info *nics;
+    int nnics;
+    const struct cfg_pt *pt; /* in cfg order */
+    int npt;
+    int migrate;          /* started with -incoming */
+    int vnc;              /* -1 disabled, -2 allocated (res->vnc), else display */
+    const char *const *warnings; /* "FILE:LINE:COL: warning: ..." */
+    int nwarnings;
+};
+
+/* Load section vm_name of cfg_path, under the [KVM] section of
+ * defaults_path (may be NULL). */
+int cfg_vm_load(const char *cfg_path, const char *vm_name, const char *defaults_path,
+                struct cfg_vm **out, char *err, size_t errlen);
+/* The same from parsed documents (defaults may be NULL), for callers that
+ * load many VMs of one file. The VM keeps no reference to the documents. */
+int cfg_vm_from_docs(const struct cfg_doc *suite, const char *vm_name,
+                     const struct cfg_doc *defaults, struct cfg_vm **out, char *err,
+                     size_t errlen);
+void cfg_vm_free(struct cfg_vm *vm);
+
+/* DTS's set_vm_*: parse value with the file grammar and validate the whole
+ * VM again. For net, device, disk and usercmd the groups are added after
+ * the existing ones (set_vm_device); any other key is replaced whole. On
+ * error the VM is unchanged. Messages name "<set KEY>:LINE:COL". Relative
+ * paths resolve against the cfg file's directory. */
+int cfg_vm_set(struct cfg_vm *vm, const char *key, const char *value, char *err, size_t errlen);
+/* Drop key (so cfg_vm_clear + cfg_vm_set replaces a list key). 0 or
+ * -ENOENT if the VM has no such key. */
+int cfg_vm_clear(struct cfg_vm *vm, const char *key, char *err, size_t errlen);
+
+/* Valid until the next cfg_vm_set/cfg_vm_clear/cfg_vm_free. */
+const struct cfg_vm_info *cfg_vm_info(const struct cfg_vm *vm);
+
+/* A malloc'd copy of s with every occurrence of the VM's password replaced
+ * by "********" (s itself if there is no password). NULL on ENOMEM. */
+char *cfg_vm_mask(const struct cfg_vm *vm, const char *s);
+
+#endif

@@ -1,0 +1,126 @@
+/* conn.h - newline-delimited JSON over a Unix stream socket (uv_pipe_t).
+ *
+ * The transport under the QMP and guest-agent clients. A conn either
+ * connects to a socket path (retrying while the socket does not exist yet
+ * or refuses, because QEMU creates it some time after it starts) or adopts
+ * an already connected fd. Once open it splits input at '\n', parses every
+ * line as one JSON text and hands it to its owner; it writes JSON values as
+ * one line each. Everything runs on one libuv loop; nothing blocks.
+ *
+ * A conn dies exactly once: on EOF, a read or write error, an input line
+ * over the cap, or when its owner calls conn_fail(). It then stops reading,
+ * reports the cause through on_dead, and every later write fails at once
+ * with the same code. It is freed only by conn_close(), asynchronously.
+ *
+ * Error codes are negative errno values (as libuv uses on Unix). */
+#ifndef QF_CONN_H
+#define QF_CONN_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include <uv.h>
+
+#include "qmp/json.h"
+
+/* An error as callbacks see it. code is a negative errno. cls is QEMU's
+ * error class for errors the peer sent ("GenericError", "CommandNotFound",
+ * with code -EREMOTEIO) or one of the CONN_ERR_* classes below for local
+ * ones. desc is a human-readable sentence. Both strings stay valid only for
+ * the duration of the callback that received the struct. */
+typedef struct conn_err {
+    int code;
+    const char *cls;
+    const char *desc;
+} conn_err;
+
+/* Classes of locally generated errors. */
+#define CONN_ERR_TIMEOUT "Timeout"           /* -ETIMEDOUT */
+#define CONN_ERR_CANCELLED "Cancelled"       /* -ECANCELED: closed by its owner */
+#define CONN_ERR_DISCONNECTED "Disconnected" /* EOF, I/O error, peer exited */
+#define CONN_ERR_PROTOCOL "ProtocolError"    /* -EPROTO, -EMSGSIZE */
+#define CONN_ERR_LOCAL "LocalError"          /* -ENOMEM, -EINVAL, ... */
+
+#define CONN_DEFAULT_MAX_INPUT (16u << 20)
+
+typedef struct conn conn_t;
+
+/* Connection attempt finished: err is NULL on success. */
+typedef void (*conn_connect_cb)(conn_t *c, const conn_err *err, void *data);
+/* One input line. msg is the parsed value, or NULL when the line is not
+ * valid JSON, and then why says so. The conn frees msg after the callback
+ * returns; take (json_take) or copy what must outlive it. The owner may
+ * call conn_fail/conn_close/conn_discard_until from here. */
+typedef void (*conn_msg_cb)(conn_t *c, json_t *msg, const char *why, void *data);
+/* The connection died; called once. err->desc stays valid until close. */
+typedef void (*conn_dead_cb)(conn_t *c, const conn_err *err, void *data);
+/* A write was handed to the kernel completely (status 0) or failed. */
+typedef void (*conn_write_cb)(conn_t *c, int status, void *data);
+typedef void (*conn_close_cb)(conn_t *c, void *data);
+
+/* Allocate an idle conn on loop. on_msg and on_dead are the owner's
+ * handlers (either may be NULL); data goes to both. */
+int conn_new(uv_loop_t *loop, conn_msg_cb on_msg, conn_dead_cb on_dead, void *data,
+             conn_t **out);
+
+/* Connect to the Unix socket at path. ENOENT, ECONNREFUSED and EAGAIN are
+ * retried with a growing pause (10 ms up to 200 ms) until timeout_ms has
+ * passed (timeout_ms <= 0: retry until conn_abort or conn_close). Other
+ * errors end the attempt at once. cb runs exactly once unless the conn is
+ * closed first, in which case it runs with -ECANCELED. Returns -EBUSY if the
+ * conn is not idle, -ENAMETOOLONG for a path that does not fit sun_path. */
+int conn_connect(conn_t *c, const char *path, int timeout_ms, conn_connect_cb cb, void *data);
+
+/* Adopt a connected stream socket (for instance one end of a socketpair).
+ * The conn owns fd from then on, also on failure, and closes it. */
+int conn_attach_fd(conn_t *c, int fd);
+
+/* The peer process is gone (the caller reaped QEMU or qemu-ga): a pending
+ * connect stops at once and fails with -ECONNABORTED. On an open conn it
+ * does nothing: the kernel still delivers what the peer wrote before it
+ * died, then EOF, so no final event or reply is lost. */
+void conn_abort(conn_t *c);
+
+/* Send v as one line (compact JSON + '\n'). v stays the caller's. cb (may
+ * be NULL) runs when the kernel took all of it or the write failed. Returns
+ * 0, or the error that killed the conn, or -ENOTCONN before it is open. */
+int conn_send(conn_t *c, const json_t *v, conn_write_cb cb, void *data);
+/* Send raw bytes (copied). Same rules as conn_send. */
+int conn_send_raw(conn_t *c, const void *buf, size_t len, conn_write_cb cb, void *data);
+
+/* Drop all buffered and future input up to and including the next byte
+ * equal to delim, then resume line framing. For the guest agent's
+ * guest-sync-delimited, which marks its reply with a leading 0xFF. */
+void conn_discard_until(conn_t *c, unsigned char delim);
+
+/* A short name ("QMP", "qemu-ga") put in front of the conn's own error
+ * descriptions, so a log line says which channel failed. Copied. */
+void conn_set_label(conn_t *c, const char *label);
+
+/* Largest accepted input line in bytes (default CONN_DEFAULT_MAX_INPUT).
+ * A longer line kills the conn with -EMSGSIZE. */
+void conn_set_max_input(conn_t *c, size_t bytes);
+
+/* Kill the conn with code and a description (copied); no-op if already
+ * dead. on_dead runs before this returns. */
+void conn_fail(conn_t *c, int code, const char *cls, const char *desc);
+
+/* 1 when open and alive. */
+int conn_is_open(const conn_t *c);
+/* The error that killed the conn, or NULL while it lives. */
+const conn_err *conn_error(const conn_t *c);
+
+/* Counters, for statistics. */
+uint64_t conn_bytes_in(const conn_t *c);
+uint64_t conn_bytes_out(const conn_t *c);
+
+/* Close and free the conn. Idempotent: later calls are ignored. Pending
+ * connects complete with -ECANCELED, queued writes with UV_ECANCELED; then
+ * cb (may be NULL) runs from the loop and the conn is freed. */
+void conn_close(conn_t *c, conn_close_cb cb, void *data);
+
+/* Process bytes as if they had been read from the socket. For unit tests
+ * and fuzzing; returns 0 or the conn's error code once dead. */
+int conn_feed(conn_t *c, const void *buf, size_t len);
+
+#endif

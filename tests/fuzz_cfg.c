@@ -1,0 +1,93 @@
+/* fuzz_cfg.c - libFuzzer target for the cfg library: parse any bytes as a
+ * cfg file, build every VM in it, its command line, its JSON and its shell
+ * text; and feed the bytes to cfg_vm_set as a device value. Build and run
+ * with tools/fuzz-cfg. Nothing here touches the host but /proc/mounts. */
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cfg/argv.h"
+#include "cfg/parse.h"
+#include "cfg/vm.h"
+#include "qmp/json.h"
+
+/* Deterministic resources: no port probing. */
+static void res_for(const struct cfg_vm *vm, struct cfg_res *res)
+{
+    struct cfg_needs nd;
+    cfg_vm_needs(vm, &nd);
+    memset(res, 0, sizeof(*res));
+    res->run_dir = "/run/fuzz";
+    res->hugepage_dir = "/dev/huge,pages";
+    for (int i = 0; i < nd.macs; i++)
+        snprintf(res->macs[i], sizeof(res->macs[i]), "52:54:00:00:01:%02x", (unsigned)i & 0xffu);
+    unsigned used = nd.slots_taken;
+    for (int i = 0; i < nd.slots; i++) {
+        int s = 0;
+        while (s < 31 && (used & (1u << s)))
+            s++;
+        res->pci_slot[i] = s;
+        used |= 1u << s;
+    }
+    for (int i = 0; i < nd.ports; i++)
+        res->ssh_port[i] = 20000 + i;
+    res->vnc = 5;
+    res->migrate_port = 30000;
+}
+
+static void exercise(struct cfg_vm *vm)
+{
+    struct cfg_res res;
+    char err[512], **argv;
+    res_for(vm, &res);
+    if (cfg_argv_build(vm, &res, &argv, err, sizeof(err)) == 0) {
+        char *s = cfg_argv_shell(vm, argv);
+        free(s);
+        json_t *j = cfg_argv_json(vm, argv);
+        json_free(j);
+        cfg_argv_free(argv);
+    }
+    json_t *j = cfg_vm_json(vm, &res);
+    char *s = json_dump(j, NULL);
+    free(s);
+    json_free(j);
+}
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+{
+    struct cfg_doc *d;
+    char err[512];
+    if (cfg_doc_parse("/fuzz/f.cfg", (const char *)data, size, &d, err, sizeof(err)) == 0) {
+        int n = cfg_doc_nsections(d);
+        for (int i = 0; i < n && i < 8; i++) {
+            struct cfg_vm *vm;
+            if (cfg_vm_from_docs(d, cfg_doc_section_at(d, i)->name, i ? d : NULL, &vm, err,
+                                 sizeof(err)) == 0) {
+                exercise(vm);
+                cfg_vm_free(vm);
+            }
+        }
+        cfg_doc_free(d);
+    }
+    /* the same bytes as a value given to cfg_vm_set */
+    char *text = malloc(size + 1);
+    if (!text)
+        return 0;
+    memcpy(text, data, size);
+    text[size] = '\0';
+    static const char base[] = "[vm0]\nenable_kvm = enable=no\n";
+    if (cfg_doc_parse("/fuzz/b.cfg", base, sizeof(base) - 1, &d, err, sizeof(err)) == 0) {
+        struct cfg_vm *vm;
+        if (cfg_vm_from_docs(d, "vm0", NULL, &vm, err, sizeof(err)) == 0) {
+            static const char *const keys[] = { "device", "net", "usercmd", "cpu" };
+            if (cfg_vm_set(vm, keys[size % 4], text, err, sizeof(err)) == 0)
+                exercise(vm);
+            cfg_vm_free(vm);
+        }
+        cfg_doc_free(d);
+    }
+    free(text);
+    return 0;
+}

@@ -1,0 +1,563 @@
+/* test_cfg.c - the DTS cfg grammar, the VM model, its warnings and errors. */
+#include <criterion/criterion.h>
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cfg/argv.h"
+#include "cfg/parse.h"
+#include "cfg/util.h"
+#include "cfg/vm.h"
+#include "testutil.h"
+
+#define F "/cfgdir/t.cfg"
+#define D "/cfgdir/virt_global.cfg"
+
+static char err[1024];
+
+static struct cfg_doc *parse_ok(const char *text)
+{
+    struct cfg_doc *d;
+    int r = cfg_doc_parse(F, text, strlen(text), &d, err, sizeof(err));
+    cr_assert_eq(r, 0, "parse failed: %s", err);
+    return d;
+}
+
+static void parse_err(const char *text, const char *want)
+{
+    struct cfg_doc *d;
+    err[0] = 0;
+    int r = cfg_doc_parse(F, text, strlen(text), &d, err, sizeof(err));
+    cr_assert_eq(r, -EINVAL, "parse of <<%s>> gave %d", text, r);
+    cr_assert_str_eq(err, want);
+}
+
+/* Load VM name from text, with optional defaults text. */
+static int load(const char *text, const char *name, const char *defaults, struct cfg_vm **vm)
+{
+    struct cfg_doc *d, *g = NULL;
+    err[0] = 0;
+    int r = cfg_doc_parse(F, text, strlen(text), &d, err, sizeof(err));
+    if (r < 0)
+        return r;
+    if (defaults && (r = cfg_doc_parse(D, defaults, strlen(defaults), &g, err, sizeof(err))) < 0) {
+        cfg_doc_free(d);
+        return r;
+    }
+    r = cfg_vm_from_docs(d, name, g, vm, err, sizeof(err));
+    cfg_doc_free(d);
+    cfg_doc_free(g);
+    return r;
+}
+
+static struct cfg_vm *load_ok(const char *text)
+{
+    struct cfg_vm *vm;
+    int r = load(text, "vm0", NULL, &vm);
+    cr_assert_eq(r, 0, "load failed: %s", err);
+    return vm;
+}
+
+static void load_err(const char *text, const char *want)
+{
+    struct cfg_vm *vm = NULL;
+    int r = load(text, "vm0", NULL, &vm);
+    cr_assert_lt(r, 0, "load of <<%s>> succeeded", text);
+    cr_assert_null(vm);
+    cr_assert_str_eq(err, want);
+}
+
+/* The warnings of a VM joined by '\n'. */
+static char *warnings(const struct cfg_vm *vm)
+{
+    static char buf[8192];
+    const struct cfg_vm_info *vi = cfg_vm_info(vm);
+    buf[0] = 0;
+    for (int i = 0; i < vi->nwarnings; i++) {
+        strcat(buf, vi->warnings[i]);
+        strcat(buf, "\n");
+    }
+    return buf;
+}
+
+/* --- grammar ----------------------------------------------------------- */
+
+Test(grammar, dts_doc_sample_two_device_lines_are_two_groups)
+{
+    struct cfg_doc *d = parse_ok(
+        "# vm configuration for vhost sample case\n"
+        "[vm0]\n"
+        "cpu =\n"
+        "   model=host,number=2,cpupin=24 25;\n"
+        "device =\n"
+        "        driver=vhost-user,opt_path=./vhost-net,opt_mac=00:00:20:00:00:20\n"
+        "        driver=vhost-user,opt_path=./vhost-net,opt_mac=00:00:20:00:00:21\n");
+    cr_assert_eq(cfg_doc_nsections(d), 1);
+    const struct cfg_section *s = cfg_doc_section(d, "vm0");
+    cr_assert_not_null(s);
+    cr_assert_eq(s->nkeys, 2);
+    cr_assert_str_eq(s->keys[0].name, "cpu");
+    cr_assert_eq(s->keys[0].ngroups, 1);
+    cr_assert_str_eq(s->keys[0].groups[0].text, "model=host,number=2,cpupin=24 25");
+    const struct cfg_key *k = &s->keys[1];
+    cr_assert_eq(k->ngroups, 2);
+    cr_assert_str_eq(k->groups[1].text,
+                     "driver=vhost-user,opt_path=./vhost-net,opt_mac=00:00:20:00:00:21");
+    struct arena a = { 0 };
+    struct cfg_pair p[8];
+    int n;
+    cr_assert_eq(cfg_group_pairs(&a, &k->groups[1], F, p, 8, &n, err, sizeof(err)), 0);
+    cr_assert_eq(n, 3);
+    cr_assert_str_eq(p[2].opt, "opt_mac");
+    cr_assert_str_eq(p[2].val, "00:00:20:00:00:21");
+    cr_assert_eq(p[2].opt_loc.line, 7);
+    cr_assert_eq(p[2].opt_loc.col, 48);
+    cr_assert_eq(p[2].val_loc.col, 56);
+    ar_free(&a);
+    cfg_doc_free(d);
+}
+
+Test(grammar, groups_semicolons_commas_and_first_equals)
+{
+    struct cfg_doc *d = parse_ok(
+        "[a]\n"
+        "k1 = x=1; y=2;; ;\n"
+        "k2 =\n"
+        "    a = 1 ,\n"
+        "    # a comment inside the group\n"
+        "\n"
+        "    b=2\n"
+        "    c=3\n"
+        "KERNEL = append=console=ttyS0 quiet , file = /boot/vmlinuz\n");
+    const struct cfg_section *s = cfg_doc_section(d, "a");
+    cr_assert_eq(s->nkeys, 3);
+    cr_assert_eq(s->keys[0].ngroups, 2);
+    cr_assert_str_eq(s->keys[0].groups[0].text, "x=1");
+    cr_assert_str_eq(s->keys[0].groups[1].text, "y=2");
+    const struct cfg_key *k2 = &s->keys[1];
+    cr_assert_eq(k2->ngroups, 2);
+    cr_assert_str_eq(k2->groups[0].text, "a = 1 ,b=2");
+    cr_assert_str_eq(k2->groups[1].text, "c=3");
+    /* a joined group maps offsets back to both lines */
+    struct cfg_loc l = cfg_group_loc(&k2->groups[0], F, 7);
+    cr_assert_eq(l.line, 7);
+    cr_assert_eq(l.col, 5);
+    struct arena a = { 0 };
+    struct cfg_pair p[8];
+    int n;
+    cr_assert_eq(cfg_group_pairs(&a, &k2->groups[0], F, p, 8, &n, err, sizeof(err)), 0);
+    cr_assert_eq(n, 2);
+    cr_assert_str_eq(p[0].opt, "a");
+    cr_assert_str_eq(p[0].val, "1");
+    cr_assert_eq(p[1].opt_loc.line, 7);
+    cr_assert_str_eq(s->keys[2].name, "kernel");
+    cr_assert_eq(cfg_group_pairs(&a, &s->keys[2].groups[0], F, p, 8, &n, err, sizeof(err)), 0);
+    cr_assert_str_eq(p[0].opt, "append");
+    cr_assert_str_eq(p[0].val, "console=ttyS0 quiet");
+    cr_assert_str_eq(p[1].val, "/boot/vmlinuz");
+    ar_free(&a);
+    cfg_doc_free(d);
+}
+
+Test(grammar, configparser_layout_rules)
+{
+    struct cfg_doc *d = parse_ok(
+        "\xef\xbb\xbf; semicolon comment\r\n"
+        "[ vm0 ]  # comment after the header\r\n"
+        "\tnet =\r\n"
+        "\t   type=nic\r\n"
+        "\tcpu = number=1\r\n"
+        "mem: size=1024\r\n"
+        "[vm1]\n"
+        "disk =\n");
+    cr_assert_eq(cfg_doc_nsections(d), 2);
+    const struct cfg_section *s = cfg_doc_section(d, "vm0");
+    cr_assert_not_null(s);
+    cr_assert_eq(s->loc.line, 2);
+    cr_assert_eq(s->loc.col, 3);
+    cr_assert_eq(s->nkeys, 3);
+    cr_assert_str_eq(s->keys[0].name, "net");                /* indented key after a header */
+    cr_assert_str_eq(s->keys[0].groups[0].text, "type=nic"); /* deeper indent continues */
+    cr_assert_str_eq(s->keys[1].name, "cpu");                /* same indent: a new key */
+    cr_assert_str_eq(s->keys[2].groups[0].text, "size=1024");
+    cr_assert_eq(cfg_doc_section(d, "vm1")->keys[0].ngroups, 0);
+    cfg_doc_free(d);
+}
+
+Test(grammar, syntax_errors_name_line_and_column)
+{
+    parse_err("cpu = number=1\n", F ":1:1: error: expected a [section] header before the first key");
+    parse_err("[vm0]\ncpu\n", F ":2:1: error: expected 'key = value' or '[section]'");
+    parse_err("[vm0]\n = 1\n", F ":2:2: error: expected a key name before '='");
+    parse_err("[vm0\n", F ":1:1: error: expected ']' to close the section header");
+    parse_err("[ ]\n", F ":1:1: error: expected a section name between '[' and ']'");
+    parse_err("[vm0] x\n", F ":1:7: error: expected the end of the line after ']'");
+    parse_err("[vm0]\ncpu = number=1\n[vm1]\n[vm0]\n",
+              F ":4:2: error: duplicate section [vm0]; first at " F ":1");
+    parse_err("[vm0]\ncpu = number=1\nmem = size=1\nCpu = model=host\n",
+              F ":4:1: error: duplicate key 'cpu' in [vm0]; first at " F ":2");
+}
+
+Test(grammar, parse_errors_via_nul_need_explicit_length)
+{
+    /* strlen stops at the NUL above, so check the NUL rule with a length */
+    struct cfg_doc *d;
+    static const char t[] = "[vm0]\ncpu = a\0b\n";
+    cr_assert_eq(cfg_doc_parse(F, t, sizeof(t) - 1, &d, err, sizeof(err)), -EINVAL);
+    cr_assert_str_eq(err, F ":2:8: error: NUL byte in the file");
+}
+
+Test(grammar, pair_errors)
+{
+    load_err("[vm0]\ncpu = model=host,number\n", F ":2:18: error: expected OPTION=VALUE (this item has no '=')");
+    load_err("[vm0]\ncpu = model=host, =2\n", F ":2:19: error: expected an option name before '='");
+    load_err("[vm0]\ncpu = mo del=host\n", F ":2:7: error: expected an option name of letters, digits, '_', '-' or '.'");
+    load_err("[vm0]\ncpu = number=1,\n    NUMBER=2\n",
+             F ":3:5: error: cpu: duplicate option 'NUMBER'; first at line 2 column 7");
+    load_err("[vm0]\nmem = size=1024\n    size=2048\n",
+             F ":3:5: error: mem: duplicate option 'size'; first at line 2 column 7");
+}
+
+Test(grammar, relative_dir_is_made_absolute)
+{
+    struct cfg_doc *d;
+    cr_assert_eq(cfg_doc_parse("sub/x.cfg", "[a]\n", 4, &d, err, sizeof(err)), 0);
+    cr_assert_eq(cfg_doc_dir(d)[0], '/');
+    cr_assert(strstr(cfg_doc_dir(d), "/sub") != NULL);
+    cfg_doc_free(d);
+    cr_assert_eq(cfg_doc_parse("/abs/dir/x.cfg", "", 0, &d, err, sizeof(err)), 0);
+    cr_assert_str_eq(cfg_doc_dir(d), "/abs/dir");
+    cfg_doc_free(d);
+}
+
+/* --- value errors ------------------------------------------------------- */
+
+Test(errors, each_kind_of_bad_value)
+{
+    load_err("[vm0]\ncpu = model=host,number=two\n",
+             F ":2:25: error: cpu number: expected a whole number from 1 to 255, got 'two'");
+    load_err("[vm0]\ncpu = cpupin=24 2x5\n",
+             F ":2:17: error: cpu cpupin: expected host CPU numbers separated by spaces, got '2x5'");
+    load_err("[vm0]\ncpu = cpupin=3 3\n", F ":2:16: error: cpu cpupin: CPU 3 is listed twice");
+    load_err("[vm0]\ncpu = model=ho st\n",
+             F ":2:13: error: cpu model: expected a name of letters, digits and '_.+-', got 'ho st'");
+    load_err("[vm0]\nmem = size=8\n",
+             F ":2:12: error: mem size: expected a whole number from 16 to 4194304, got '8'");
+    load_err("[vm0]\nmem = hugepage=maybe\n",
+             F ":2:16: error: mem hugepage: expected yes or no, got 'maybe'");
+    load_err("[vm0]\nnet = type=nic,opt_macaddr=00:11:22:33:44\n",
+             F ":2:28: error: net opt_macaddr: expected a MAC address like 52:54:00:12:34:56, got '00:11:22:33:44'");
+    load_err("[vm0]\nnet = type=nic,opt_macaddr=01:00:5e:00:00:01\n",
+             F ":2:28: error: net opt_macaddr: expected a unicast MAC address (first octet even, not all zero), got '01:00:5e:00:00:01'");
+    load_err("[vm0]\nnet = type=nic,opt_model=e2000\n",
+             F ":2:26: error: net opt_model: expected a NIC model: e1000, e1000e, virtio (virtio-net-pci), rtl8139, vmxnet3, i82559er, ..., got 'e2000'");
+    load_err("[vm0]\nnet = type=vde\n", F ":2:12: error: net type: expected nic, user, tap or bridge, got 'vde'");
+    load_err("[vm0]\nnet = opt_vlan=0\n", F ":2:7: error: net: expected type=nic, user, tap or bridge in each group");
+    load_err("[vm0]\nnet = type=nic,opt_addr=20\n",
+             F ":2:25: error: net opt_addr: expected a guest PCI slot like 1f or 1f.0 (hex slot 00-1f, function 0-7), got '20'");
+    load_err("[vm0]\nnet = type=user,opt_hostfwd=tcp::22\n",
+             F ":2:29: error: net opt_hostfwd: expected [tcp|udp]:[HOSTADDR]:[HOSTPORT]-[GUESTADDR]:[GUESTPORT], got 'tcp::22'");
+    load_err("[vm0]\ndevice = driver=ivshmem\n",
+             F ":2:17: error: device driver: expected pci-assign, vfio-pci, virtio-net-pci, vhost-user or a NIC model (e1000, e1000e, virtio (virtio-net-pci), rtl8139, vmxnet3, i82559er, ...), got 'ivshmem'");
+    load_err("[vm0]\ndevice = driver=vhost-cuse,opt_mac=00:00:20:00:00:20\n",
+             F ":2:17: error: device driver: vhost-cuse (CUSE vhost over tap) is gone from current QEMU and DPDK; expected vhost-user");
+    load_err("[vm0]\ndevice = opt_host=07:10.0\n", F ":2:10: error: device: expected driver=... in each group");
+    load_err("[vm0]\ndevice = driver=pci-assign\n",
+             F ":2:10: error: device pci-assign: expected opt_host=BB:DD.F (the host PCI device)");
+    load_err("[vm0]\ndevice = driver=vfio-pci,opt_host=07:10\n",
+             F ":2:35: error: device opt_host: expected a host PCI address like 07:10.0 or 0000:07:10.0, got '07:10'");
+    load_err("[vm0]\ndevice = driver=vhost-user,opt_mac=00:00:20:00:00:20\n",
+             F ":2:10: error: device vhost-user: expected opt_path=SOCKET (non-empty)");
+    load_err("[vm0]\ndevice = driver=vhost-user,opt_path=x,opt_queues=0\n",
+             F ":2:50: error: device opt_queues: expected a whole number from 1 to 256, got '0'");
+    load_err("[vm0]\ndisk = opt_format=raw\n", F ":2:8: error: disk: expected file=PATH in each group");
+    load_err("[vm0]\ndisk = file=a.img,opt_if=nvme\n",
+             F ":2:26: error: disk opt_if: expected ide, scsi, virtio, sd, mtd, floppy, pflash or none, got 'nvme'");
+    load_err("[vm0]\nkernel = initrd=/boot/initrd\n", F ":2:1: error: kernel: expected file=PATH");
+    load_err("[vm0]\nvnc = displayNum=-1\n",
+             F ":2:18: error: vnc displayNum: expected a whole number from 0 to 59635, got '-1'");
+    load_err("[vm0]\nmigration = enable=yes,port=70000\n",
+             F ":2:29: error: migration port: expected a whole number from 1 to 65535, got '70000'");
+    load_err("[vm0]\nusercmd = -device e1000\n", F ":2:11: error: usercmd: expected cmd=ARGUMENTS");
+    load_err("[vm0]\nusercmd =\n    cmd=-append 'console=ttyS0\n",
+             F ":3:17: error: usercmd: unterminated single quote; expected shell-style words");
+    load_err("[vm0]\nname = name=vm/0\n",
+             F ":2:13: error: name name: expected a VM name of letters, digits, '_', '.' and '-' (at most 64), got 'vm/0'");
+    load_err("[vm0]\nmachine = type=pc,machine=q35\n", F ":2:19: error: machine: give type= or machine=, not both");
+    load_err("[vm0]\nenable_kvm = enable=perhaps\n",
+             F ":2:21: error: enable_kvm enable: expected yes or no, got 'perhaps'");
+}
+
+Test(errors, login_errors_never_echo_values)
+{
+    load_err("[vm0]\nlogin = user=root,passwordS3cret\n",
+             F ":2:19: error: expected OPTION=VALUE (this item has no '=')");
+    cr_assert_null(strstr(err, "S3cret"));
+}
+
+Test(errors, model_conflicts)
+{
+    load_err("[vm0]\ndevice = driver=e1000,opt_addr=1f\n",
+             F ":2:32: error: PCI address 1f.0 is taken by the default host_connect NIC (the VM has no net key)");
+    load_err("[vm0]\ndevice = driver=e1000,opt_addr=1\n",
+             F ":2:32: error: PCI address 01.0 is taken by the pc machine's PIIX3 (ISA, IDE, USB, ACPI)");
+    load_err("[vm0]\ndevice = driver=e1000,opt_addr=02.3\n",
+             F ":2:32: error: PCI address 02.3 is taken by the VGA of the VNC display");
+    load_err("[vm0]\ndevice = driver=e1000,opt_addr=5;\n    driver=rtl8139,opt_addr=0x05.0\n",
+             F ":3:29: error: PCI address 05.0 is taken by device dev0 at " F ":2:32");
+    load_err("[vm0]\nmachine = type=q35\n",
+             F ":2:16: error: machine q35 keeps slot 1f for itself, where the default host_connect NIC must sit; expected machine type=pc, or a net key");
+    load_err("[vm0]\ndevice = driver=e1000,opt_id=pt_0;driver=e1000,opt_id=pt_0\n",
+             F ":2:55: error: id 'pt_0' is used twice; first at " F ":2:30");
+    load_err("[vm0]\ndevice = driver=e1000,opt_id=vga0\n",
+             F ":2:30: error: id 'vga0' is reserved for qfleet's own devices");
+    load_err("[vm0]\nnet = type=nic;type=user\ndevice = driver=virtio-net-pci,opt_netdev=net0\n",
+             F ":3:43: error: device virtio-net-pci: opt_netdev=net0 is the backend of net NIC 0; expected a netdev of its own (defined with usercmd)");
+    struct cfg_vm *vm;
+    cr_assert_eq(load("[vm 0]\n", "vm 0", NULL, &vm), -EINVAL);
+    cr_assert_str_eq(err, F ":1:2: error: VM name 'vm 0': expected letters, digits, '_', '.' and '-' "
+                            "(at most 64; it names sockets and logs), or a name key");
+    cr_assert_eq(load("[vm 0]\nname = name=vm0\n", "vm 0", NULL, &vm), 0);
+    cr_assert_str_eq(cfg_vm_info(vm)->name, "vm0");
+    cfg_vm_free(vm);
+    cr_assert_eq(load("[vm0]\n", "vm1", NULL, &vm), -ENOENT);
+    cr_assert_str_eq(err, F ": no section [vm1] (sections: vm0)");
+}
+
+Test(errors, too_many_devices_for_the_bus)
+{
+    char text[4096] = "[vm0]\ndevice =\n";
+    for (int i = 0; i < 28; i++)
+        strcat(text, "    driver=e1000\n");
+    load_err(text, F ":3:5: error: not enough guest PCI slots: 28 devices need one (and 1 more are placed by QEMU), 28 are free");
+}
+
+/* --- warnings ------------------------------------------------------------ */
+
+Test(warnings, every_unknown_or_ignored_setting_is_named)
+{
+    struct cfg_vm *vm = load_ok(
+        "[vm0]\n"
+        "virt_type = virt_type=KVM\n"
+        "os = type=linux\n"
+        "vif = mac=random,bridge=br0\n"
+        "def_driver = driver_name=igb_uio\n"
+        "control = type=telnet\n"
+        "pflash = file=/f.img\n"
+        "crypto = enable=yes\n"
+        "fancy_key = x=1\n"
+        "monitor =\n"
+        "    path=/tmp/vm0_monitor.sock,port=\n"
+        "daemon = enable=yes\n"
+        "cpu = model=host,speed=fast\n"
+        "net = type=nic,opt_addr=1f,opt_vlan=1;type=user\n"
+        "serial_port = enable=no\n"
+        "start = wait_seconds=30,login_prompt=login:\n"
+        "device = driver=pci-assign,opt_host=07:10.0\n");
+    cr_assert_str_eq(warnings(vm),
+        F ":2:1: warning: key 'virt_type' ignored: it selects the hypervisor in DTS; qfleet runs QEMU/KVM\n"
+        F ":3:1: warning: key 'os' ignored: it belongs to another hypervisor's settings in DTS\n"
+        F ":4:1: warning: key 'vif' ignored: it belongs to DTS's Xen settings\n"
+        F ":5:1: warning: key 'def_driver' ignored: it belongs to DTS's libvirt/Xen settings\n"
+        F ":6:1: warning: key 'control' ignored: qfleet controls guests through QMP, the guest agent and SSH\n"
+        F ":7:1: warning: key 'pflash' ignored: firmware flash images are not supported (usercmd can add -drive if=pflash)\n"
+        F ":8:1: warning: key 'crypto' ignored: vhost-user crypto devices are not supported\n"
+        F ":9:1: warning: unknown key 'fancy_key' ignored\n"
+        F ":11:5: warning: monitor: path ignored: qfleet owns the QMP sockets (RUNDIR/NAME-qmp.sock, NAME-qmp-inspect.sock)\n"
+        F ":11:32: warning: monitor: port ignored: qfleet's monitors are Unix sockets\n"
+        F ":12:1: warning: daemon: ignored: qfleet supervises QEMU as its child process (no -daemonize)\n"
+        F ":13:18: warning: cpu: unknown option 'speed' ignored\n"
+        F ":14:37: warning: net: opt_vlan=1 ignored: each nic is paired with the backend group after it\n"
+        F ":15:1: warning: serial_port: enable=no ignored: the serial console always goes to RUNDIR/NAME-serial.log\n"
+        F ":16:25: warning: start: login_prompt ignored: qfleet logs in over SSH\n"
+        F ":17:17: warning: device: pci-assign (legacy KVM assignment) is gone from QEMU; using vfio-pci\n");
+    cfg_vm_free(vm);
+}
+
+Test(warnings, net_pairing_and_host_connect)
+{
+    struct cfg_vm *vm = load_ok(
+        "[vm0]\n"
+        "net =\n"
+        "    type=user\n"
+        "    type=nic,opt_model=virtio,opt_vectors=3\n"
+        "    type=nic,opt_vectors=2\n");
+    cr_assert_str_eq(warnings(vm),
+        F ":3:5: warning: net: type=user has no type=nic group before it; adding an e1000 NIC\n"
+        F ":5:14: warning: net: opt_vectors ignored: e1000 has no MSI-X vectors\n"
+        F ":4:5: warning: net: type=nic without a backend group after it; using user networking\n"
+        F ":5:5: warning: net: type=nic without a backend group after it; using user networking\n"
+        F ":2:1: warning: net: no NIC at PCI address 1f: the VM has no host_connect interface (DTS reaches guests through 00:1f.0)\n");
+    const struct cfg_vm_info *vi = cfg_vm_info(vm);
+    cr_assert_eq(vi->nnics, 3);
+    cr_assert_eq(vi->host_connect, -1);
+    cr_assert_str_eq(vi->nics[1].model, "virtio-net-pci");
+    cfg_vm_free(vm);
+}
+
+/* --- model ---------------------------------------------------------------- */
+
+Test(model, exported_fields)
+{
+    struct cfg_vm *vm = load_ok(
+        "[vm0]\n"
+        "cpu = model=host,number=2,cpupin=24 25\n"
+        "mem = size=4096\n"
+        "login = user=root,password=tester\n"
+        "qga = enable=no\n"
+        "start = wait_seconds=240,login_timeout=30\n"
+        "net = type=nic,opt_addr=3;type=tap;type=nic,opt_addr=1f,opt_name=ctl;type=user\n"
+        "device =\n"
+        "    driver=vfio-pci,opt_host=81:10.0\n"
+        "    driver=e1000,opt_id=pt_0\n"
+        "    driver=pci-assign,opt_host=0000:81:10.2,opt_addr=6\n");
+    const struct cfg_vm_info *vi = cfg_vm_info(vm);
+    cr_assert_str_eq(vi->name, "vm0");
+    cr_assert_str_eq(vi->user, "root");
+    cr_assert_str_eq(vi->password, "tester");
+    cr_assert_eq(vi->qga, 0);
+    cr_assert_eq(vi->wait_seconds, 240);
+    cr_assert_eq(vi->login_timeout, 30);
+    cr_assert_eq(vi->ncpupin, 2);
+    cr_assert_eq(vi->cpupin[0], 24);
+    cr_assert_eq(vi->cpupin[1], 25);
+    cr_assert_eq(vi->smp, 2);
+    cr_assert_eq(vi->mem_mb, 4096);
+    cr_assert_eq(vi->host_connect, 1);
+    cr_assert_str_eq(vi->nics[1].id, "ctl");
+    cr_assert_str_eq(vi->nics[0].backend, "tap");
+    cr_assert_eq(vi->npt, 3);
+    cr_assert_str_eq(vi->pt[0].id, "pt_1"); /* pt_0 is taken by the cfg */
+    cr_assert_str_eq(vi->pt[0].host, "0000:81:10.0");
+    cr_assert_eq(vi->pt[0].slot, -1);
+    cr_assert_eq(vi->pt[0].slot_need, 0);
+    cr_assert_str_eq(vi->pt[1].id, "pt_0");
+    cr_assert_str_eq(vi->pt[1].driver, "e1000");
+    cr_assert_null(vi->pt[1].host);
+    cr_assert_str_eq(vi->pt[2].id, "pt_2");
+    cr_assert_eq(vi->pt[2].slot, 6);
+    struct cfg_needs nd;
+    cfg_vm_needs(vm, &nd);
+    cr_assert_eq(nd.macs, 3); /* two NICs, the e1000 device */
+    cr_assert_eq(nd.slots, 2);
+    cr_assert_str_eq(nd.slot_for[0], "device 0 pt_1");
+    cr_assert_eq(nd.ports, 1);
+    cr_assert_eq(nd.vnc, 1);
+    cr_assert_eq(nd.slots_taken, (1u << 0) | (1u << 1) | (1u << 2) | (1u << 3) | (1u << 6) | (1u << 0x1f));
+    cr_assert_eq(nd.ncpupin, 2);
+    cfg_vm_free(vm);
+}
+
+Test(model, defaults_merge_under_the_suite_file)
+{
+    struct cfg_vm *vm;
+    int r = load("[vm0]\ncpu = number=2\nmem = size=512\n", "vm0",
+                 "[LIBVIRT]\ncpu = number=8\n"
+                 "[KVM]\ncpu = model=host,number=4,cpupin=3 4 5 6\nmem = size=2048,hugepage=yes\n"
+                 "start = wait_seconds=180\nvirt_type = virt_type=KVM\n",
+                 &vm);
+    cr_assert_eq(r, 0, "%s", err);
+    const struct cfg_vm_info *vi = cfg_vm_info(vm);
+    cr_assert_eq(vi->smp, 2);
+    cr_assert_eq(vi->ncpupin, 0); /* the suite's cpu replaced the defaults' whole */
+    cr_assert_eq(vi->mem_mb, 512);
+    cr_assert_eq(vi->hugepage, 0);
+    cr_assert_eq(vi->wait_seconds, 180);
+    cr_assert_str_eq(warnings(vm),
+        D ":1:2: warning: section [LIBVIRT] ignored: qfleet takes its defaults from [KVM]\n"
+        D ":7:1: warning: key 'virt_type' ignored: it selects the hypervisor in DTS; qfleet runs QEMU/KVM\n");
+    cfg_vm_free(vm);
+    cr_assert_eq(load("[vm0]\n", "vm0", "[XEN]\nmem = size=1\n", &vm), -ENOENT);
+    cr_assert_str_eq(err, D ": no [KVM] section of defaults");
+    cr_assert_eq(load("[vm0]\n", "vm0", "[KVM]\nmem = size=1\n", &vm), -EINVAL);
+    cr_assert_str_eq(err, D ":2:12: error: mem size: expected a whole number from 16 to 4194304, got '1'");
+}
+
+Test(model, set_like_dts_set_vm_device)
+{
+    struct cfg_vm *vm = load_ok("[vm0]\nvnc = displayNum=1\ndevice = driver=e1000\n");
+    cr_assert_eq(cfg_vm_set(vm, "device",
+                            "driver=vhost-user,opt_path=./vhost-net,opt_mac=00:00:20:00:00:20",
+                            err, sizeof(err)), 0, "%s", err);
+    cr_assert_eq(cfg_vm_set(vm, "DEVICE",
+                            "driver=vhost-user,opt_path=./vhost-net,opt_mac=00:00:20:00:00:21",
+                            err, sizeof(err)), 0, "%s", err);
+    cr_assert_eq(cfg_vm_set(vm, "vnc", "disable=yes", err, sizeof(err)), 0, "%s", err);
+    cr_assert_eq(cfg_vm_set(vm, "enable_kvm", "enable=no", err, sizeof(err)), 0);
+    const struct cfg_vm_info *vi = cfg_vm_info(vm);
+    cr_assert_eq(vi->vnc, -1);
+    cr_assert_eq(vi->kvm, 0);
+    struct cfg_needs nd;
+    cfg_vm_needs(vm, &nd);
+    cr_assert_eq(nd.slots, 3);
+    cr_assert_str_eq(nd.slot_for[2], "device 2 vhostuser1");
+
+    /* a bad value names the set and leaves the VM as it was */
+    cr_assert_eq(cfg_vm_set(vm, "device", "driver=vhost-user,opt_mac=00:00:20:00:00:22",
+                            err, sizeof(err)), -EINVAL);
+    cr_assert_str_eq(err, "<set device>:1:1: error: device vhost-user: expected opt_path=SOCKET (non-empty)");
+    cr_assert_eq(cfg_vm_set(vm, "cpu", "number=1,\n  cpupin=a", err, sizeof(err)), -EINVAL);
+    cr_assert_str_eq(err, "<set cpu>:2:10: error: cpu cpupin: expected host CPU numbers separated by spaces, got 'a'");
+    vi = cfg_vm_info(vm);
+    cfg_vm_needs(vm, &nd);
+    cr_assert_eq(nd.slots, 3);
+    cr_assert_eq(vi->smp, 0);
+
+    cr_assert_eq(cfg_vm_clear(vm, "device", err, sizeof(err)), 0);
+    cfg_vm_needs(vm, &nd);
+    cr_assert_eq(nd.slots, 0);
+    cr_assert_eq(cfg_vm_clear(vm, "device", err, sizeof(err)), -ENOENT);
+    cr_assert_eq(cfg_vm_set(vm, "bad key", "x=1", err, sizeof(err)), -EINVAL);
+    cr_assert_eq(cfg_vm_set(vm, "os", "x=1", err, sizeof(err)), 0);
+    cr_assert_str_eq(warnings(vm), "<set os>:1:1: warning: key 'os' ignored: it belongs to another hypervisor's settings in DTS\n");
+    cfg_vm_free(vm);
+}
+
+Test(model, relative_paths_resolve_against_the_cfg_dir)
+{
+    struct cfg_vm *vm;
+    cr_assert_eq(load("[vm0]\ndisk = file=./img/a.img\nqemu = path=bin/qemu\n", "vm0",
+                      "[KVM]\nkernel = file=../boot/vmlinuz\n", &vm), 0, "%s", err);
+    struct cfg_res res = { .run_dir = "/r", .macs = { "52:54:00:00:00:01" }, .ssh_port = { 2222 } };
+    res.vnc = 1;
+    char **argv;
+    cr_assert_eq(cfg_argv_build(vm, &res, &argv, err, sizeof(err)), 0, "%s", err);
+    cr_assert_str_eq(argv[0], "/cfgdir/bin/qemu");
+    int kern = 0, disk = 0;
+    for (char **a = argv; *a; a++) {
+        kern |= !strcmp(*a, "/cfgdir/../boot/vmlinuz");
+        disk |= !strcmp(*a, "file=/cfgdir/img/a.img");
+    }
+    cr_assert(kern && disk);
+    cfg_argv_free(argv);
+    cfg_vm_free(vm);
+}
+
+/* --- the examples ------------------------------------------------------- */
+
+static int count_warnings(const char *file, const char *vm, const char *defaults)
+{
+    char path[1024], dpath[1024];
+    struct cfg_vm *v;
+    snprintf(path, sizeof(path), "%s/cfg/examples/%s", QF_SOURCE_DIR, file);
+    snprintf(dpath, sizeof(dpath), "%s/cfg/examples/%s", QF_SOURCE_DIR, defaults ? defaults : "");
+    int r = cfg_vm_load(path, vm, defaults ? dpath : NULL, &v, err, sizeof(err));
+    cr_assert_eq(r, 0, "%s [%s]: %s", file, vm, err);
+    int n = cfg_vm_info(v)->nwarnings;
+    cfg_vm_free(v);
+    return n;
+}
+
+Test(examples, all_load)
+{
+    cr_assert_eq(count_warnings("dts-sample.cfg", "vm0", NULL), 0);
+    cr_assert_eq(count_warnings("dts-sample.cfg", "vm0", "virt_global.cfg"), 2);
+    cr_assert_eq(count_warnings("wild/multi_vm.cfg", "vm0", NULL), 2);
+    cr_assert_eq(count_warnings("wild/multi_vm.cfg", "vm1", NULL), 2);
+    cr_assert_eq(count_warnings("wild/other_hypervisors.cfg", "vm0", NULL), 6);
+    cr_assert_eq(count_warnings("wild/comments.cfg", "vm0", NULL), 0);
+    cr_assert_eq(count_warnings("wild/passthrough.cfg", "vf_vm", NULL), 1);
+    cr_assert_eq(count_warnings("wild/passthrough.cfg", "emul_vm", NULL), 0);
+    cr_assert_eq(count_warnings("wild/usercmd.cfg", "mig_dst", NULL), 0);
+}

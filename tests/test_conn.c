@@ -1,0 +1,572 @@
+/* test_conn.c - the newline-delimited JSON transport (qmp/conn.h), against
+ * a scripted peer on the other end of a socketpair (driven from the test
+ * thread between loop turns) and real listening Unix sockets. */
+#include <criterion/criterion.h>
+
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include <uv.h>
+
+#include "qmp/conn.h"
+#include "testutil.h"
+
+#define MAXMSG 4096
+
+struct fx {
+    uv_loop_t loop;
+    uv_timer_t tick; /* wakes uv_run so run_until can check its deadline */
+    conn_t *c;
+    int peer;        /* our end of the socketpair, non-blocking */
+    char *msgs[MAXMSG];
+    int nmsg;
+    int nbad;
+    char bad_why[256];
+    int dead;
+    conn_err dead_err;
+    char dead_desc[400];
+    int connected;
+    int connect_code;
+    char connect_desc[400];
+    double connected_at;
+    int closed;
+    int writes_done;
+    int write_status;
+    char dir[256];
+};
+
+static struct fx F;
+
+static void on_tick(uv_timer_t *t) { (void)t; }
+
+static void on_msg(conn_t *c, json_t *msg, const char *why, void *data)
+{
+    struct fx *f = data;
+    (void)c;
+    if (!msg) {
+        f->nbad++;
+        snprintf(f->bad_why, sizeof(f->bad_why), "%s", why);
+        return;
+    }
+    cr_assert_lt(f->nmsg, MAXMSG);
+    f->msgs[f->nmsg++] = json_dump(msg, NULL);
+}
+
+static void on_dead(conn_t *c, const conn_err *err, void *data)
+{
+    struct fx *f = data;
+    (void)c;
+    cr_expect_eq(f->dead, 0, "on_dead must run once");
+    f->dead++;
+    f->dead_err = *err;
+    snprintf(f->dead_desc, sizeof(f->dead_desc), "%s", err->desc);
+}
+
+static void on_connect(conn_t *c, const conn_err *err, void *data)
+{
+    struct fx *f = data;
+    (void)c;
+    f->connected++;
+    f->connect_code = err ? err->code : 0;
+    snprintf(f->connect_desc, sizeof(f->connect_desc), "%s", err ? err->desc : "");
+    f->connected_at = tu_now_ms();
+}
+
+static void on_closed(conn_t *c, void *data)
+{
+    struct fx *f = data;
+    (void)c;
+    f->closed++;
+}
+
+static void on_write(conn_t *c, int status, void *data)
+{
+    struct fx *f = data;
+    (void)c;
+    f->writes_done++;
+    f->write_status = status;
+}
+
+static int run_until(int *flag, int ms)
+{
+    double end = tu_now_ms() + ms;
+    while (!*flag && tu_now_ms() < end)
+        uv_run(&F.loop, UV_RUN_ONCE);
+    return *flag;
+}
+
+static void spin(int ms)
+{
+    int never = 0;
+    run_until(&never, ms);
+}
+
+static void setup(void)
+{
+    memset(&F, 0, sizeof(F));
+    F.peer = -1;
+    cr_assert_eq(uv_loop_init(&F.loop), 0);
+    uv_timer_init(&F.loop, &F.tick);
+    uv_timer_start(&F.tick, on_tick, 5, 5);
+    cr_assert_eq(conn_new(&F.loop, on_msg, on_dead, &F, &F.c), 0);
+    cr_assert_eq(tu_mkdtemp(F.dir, sizeof(F.dir), "conn"), 0);
+}
+
+static void pair(void)
+{
+    int sv[2];
+    cr_assert_eq(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv), 0);
+    F.peer = sv[0];
+    fcntl(F.peer, F_SETFL, O_NONBLOCK);
+    cr_assert_eq(conn_attach_fd(F.c, sv[1]), 0);
+}
+
+static void teardown(void)
+{
+    if (!F.closed) {
+        conn_close(F.c, on_closed, &F);
+        conn_close(F.c, on_closed, &F); /* idempotent: no second callback */
+    }
+    uv_close((uv_handle_t *)&F.tick, NULL);
+    uv_run(&F.loop, UV_RUN_DEFAULT);
+    cr_expect_eq(F.closed, 1);
+    cr_expect_eq(uv_loop_close(&F.loop), 0, "handles left open");
+    if (F.peer >= 0)
+        close(F.peer);
+    for (int i = 0; i < F.nmsg; i++)
+        free(F.msgs[i]);
+    tu_rmtree(F.dir);
+}
+
+TestSuite(conn, .init = setup, .fini = teardown);
+
+static void peer_write(const void *buf, size_t len)
+{
+    const char *p = buf;
+    while (len) {
+        ssize_t n = write(F.peer, p, len);
+        if (n < 0 && errno == EAGAIN) {
+            spin(1);
+            continue;
+        }
+        cr_assert_gt(n, 0, "peer write: %s", strerror(errno));
+        p += n;
+        len -= (size_t)n;
+    }
+}
+
+static void peer_puts(const char *s) { peer_write(s, strlen(s)); }
+
+/* Read what the client wrote, running the loop meanwhile, until want bytes
+ * or ms pass. Returns the count. */
+static size_t peer_read(char *buf, size_t want, int ms)
+{
+    size_t got = 0;
+    double end = tu_now_ms() + ms;
+    while (got < want && tu_now_ms() < end) {
+        ssize_t n = read(F.peer, buf + got, want - got);
+        if (n > 0)
+            got += (size_t)n;
+        else
+            uv_run(&F.loop, UV_RUN_ONCE);
+    }
+    return got;
+}
+
+Test(conn, split_byte_by_byte)
+{
+    pair();
+    const char *text = "{\"a\":1}\n{\"b\":\"x\\ny\"}\r\n";
+    for (const char *p = text; *p; p++) {
+        peer_write(p, 1);
+        uv_run(&F.loop, UV_RUN_NOWAIT); /* one read per byte */
+    }
+    spin(20);
+    cr_assert_eq(F.nmsg, 2);
+    cr_expect_str_eq(F.msgs[0], "{\"a\":1}");
+    cr_expect_str_eq(F.msgs[1], "{\"b\":\"x\\ny\"}");
+    cr_expect_eq(conn_bytes_in(F.c), strlen(text));
+}
+
+Test(conn, many_lines_in_one_read)
+{
+    pair();
+    size_t cap = 1000 * 40, len = 0;
+    char *buf = malloc(cap);
+    for (int i = 0; i < 1000; i++)
+        len += (size_t)snprintf(buf + len, cap - len, "{\"n\":%d}\n", i);
+    peer_write(buf, len);
+    free(buf);
+    double end = tu_now_ms() + 3000;
+    while (F.nmsg < 1000 && tu_now_ms() < end)
+        uv_run(&F.loop, UV_RUN_ONCE);
+    cr_assert_eq(F.nmsg, 1000);
+    for (int i = 0; i < 1000; i++) {
+        char exp[32];
+        snprintf(exp, sizeof(exp), "{\"n\":%d}", i);
+        cr_expect_str_eq(F.msgs[i], exp);
+    }
+}
+
+Test(conn, blank_lines_and_crlf_are_ignored)
+{
+    pair();
+    peer_puts("\n\r\n   \n{\"k\":true}  \r\n\n");
+    spin(30);
+    cr_assert_eq(F.nmsg, 1);
+    cr_expect_str_eq(F.msgs[0], "{\"k\":true}");
+    cr_expect_eq(F.nbad, 0);
+}
+
+Test(conn, invalid_json_goes_to_owner)
+{
+    /* The conn reports a bad line and keeps going: whether that is fatal is
+     * the protocol's call (QMP: yes; the agent: resync). */
+    pair();
+    peer_puts("{not json}\n{\"ok\":1}\n");
+    spin(30);
+    cr_expect_eq(F.nbad, 1);
+    cr_expect(strlen(F.bad_why) > 0);
+    cr_assert_eq(F.nmsg, 1);
+    cr_expect_eq(conn_is_open(F.c), 1);
+}
+
+Test(conn, oversized_partial_line_is_a_clean_error)
+{
+    pair();
+    conn_set_max_input(F.c, 1024);
+    char big[2000];
+    memset(big, ' ', sizeof(big));
+    big[0] = '"';
+    peer_write(big, sizeof(big)); /* no newline: a line that never ends */
+    cr_assert(run_until(&F.dead, 1000));
+    cr_expect_eq(F.dead_err.code, -EMSGSIZE);
+    cr_expect(strstr(F.dead_desc, "1024"), "%s", F.dead_desc);
+    cr_expect_eq(conn_is_open(F.c), 0);
+    json_t *v = json_object();
+    cr_expect_eq(conn_send(F.c, v, NULL, NULL), -EMSGSIZE);
+    json_free(v);
+    cr_expect_eq(conn_error(F.c)->code, -EMSGSIZE);
+}
+
+Test(conn, oversized_complete_line_is_a_clean_error)
+{
+    pair();
+    conn_set_max_input(F.c, 64);
+    char line[200];
+    memset(line, ' ', sizeof(line));
+    memcpy(line, "{}", 2);
+    line[sizeof(line) - 1] = '\n';
+    peer_write(line, sizeof(line));
+    cr_assert(run_until(&F.dead, 1000));
+    cr_expect_eq(F.dead_err.code, -EMSGSIZE);
+    cr_expect_eq(F.nmsg, 0);
+}
+
+Test(conn, line_of_exactly_the_cap_is_fine)
+{
+    pair();
+    conn_set_max_input(F.c, 64);
+    char line[65];
+    memset(line, ' ', 64);
+    memcpy(line, "[1]", 3);
+    line[64] = '\n';
+    peer_write(line, sizeof(line));
+    spin(30);
+    cr_expect_eq(F.dead, 0);
+    cr_expect_eq(F.nmsg, 1);
+}
+
+Test(conn, eof_kills_and_later_sends_fail_at_once)
+{
+    pair();
+    peer_puts("{\"last\":1}\n");
+    close(F.peer);
+    F.peer = -1;
+    cr_assert(run_until(&F.dead, 1000));
+    cr_expect_eq(F.nmsg, 1, "data before EOF is delivered");
+    cr_expect_eq(F.dead_err.code, -ECONNRESET);
+    cr_expect_str_eq(F.dead_err.cls, CONN_ERR_DISCONNECTED);
+    cr_expect(strstr(F.dead_desc, "EOF"), "%s", F.dead_desc);
+    json_t *v = json_object();
+    cr_expect_eq(conn_send(F.c, v, NULL, NULL), -ECONNRESET);
+    cr_expect_eq(conn_send_raw(F.c, "x", 1, NULL, NULL), -ECONNRESET);
+    json_free(v);
+}
+
+Test(conn, label_prefixes_errors)
+{
+    conn_set_label(F.c, "QMP");
+    pair();
+    close(F.peer);
+    F.peer = -1;
+    cr_assert(run_until(&F.dead, 1000));
+    cr_expect(!strncmp(F.dead_desc, "QMP: ", 5), "%s", F.dead_desc);
+}
+
+Test(conn, send_writes_one_line)
+{
+    pair();
+    json_t *v = json_object();
+    json_set_str(v, "execute", "x\ny\"z");
+    cr_assert_eq(conn_send(F.c, v, on_write, &F), 0);
+    json_free(v); /* the caller's, even right after the call */
+    char buf[128] = "";
+    const char *exp = "{\"execute\":\"x\\ny\\\"z\"}\n";
+    size_t n = peer_read(buf, strlen(exp), 1000);
+    cr_expect_eq(n, strlen(exp));
+    cr_expect_str_eq(buf, exp);
+    run_until(&F.writes_done, 1000);
+    cr_expect_eq(F.write_status, 0);
+    cr_expect_eq(conn_bytes_out(F.c), strlen(exp));
+}
+
+Test(conn, big_send_survives_partial_writes)
+{
+    pair();
+    size_t big = 4u << 20;
+    char *s = malloc(big + 1);
+    for (size_t i = 0; i < big; i++)
+        s[i] = (char)('a' + i % 26);
+    s[big] = '\0';
+    json_t *v = json_string(s);
+    cr_assert_eq(conn_send(F.c, v, on_write, &F), 0);
+    json_free(v);
+    /* The kernel takes it in pieces; the peer drains it slowly. */
+    char *got = malloc(big + 3);
+    size_t n = 0;
+    double end = tu_now_ms() + 10000;
+    while (n < big + 3 && tu_now_ms() < end) {
+        ssize_t r = read(F.peer, got + n, 4096 < big + 3 - n ? 4096 : big + 3 - n);
+        if (r > 0)
+            n += (size_t)r;
+        else
+            uv_run(&F.loop, UV_RUN_ONCE);
+    }
+    cr_assert_eq(n, big + 3);
+    cr_expect_eq(got[0], '"');
+    cr_expect(!memcmp(got + 1, s, big));
+    cr_expect_eq(got[big + 1], '"');
+    cr_expect_eq(got[big + 2], '\n');
+    run_until(&F.writes_done, 1000);
+    cr_expect_eq(F.writes_done, 1);
+    cr_expect_eq(F.write_status, 0);
+    free(got);
+    free(s);
+}
+
+Test(conn, big_receive_in_pieces)
+{
+    pair();
+    size_t big = 3u << 20;
+    char *line = malloc(big + 4);
+    line[0] = '"';
+    memset(line + 1, 'q', big);
+    line[big + 1] = '"';
+    line[big + 2] = '\n';
+    /* the peer writes while the loop reads */
+    size_t off = 0;
+    double end = tu_now_ms() + 10000;
+    while (off < big + 3 && tu_now_ms() < end) {
+        ssize_t w = write(F.peer, line + off, big + 3 - off);
+        if (w > 0)
+            off += (size_t)w;
+        uv_run(&F.loop, UV_RUN_NOWAIT);
+    }
+    free(line);
+    spin(50);
+    cr_assert_eq(F.nmsg, 1);
+    cr_expect_eq(strlen(F.msgs[0]), big + 2);
+}
+
+Test(conn, discard_until_delimiter)
+{
+    pair();
+    conn_discard_until(F.c, 0xFF);
+    peer_puts("{\"stale\":1}\n{\"error\":\"x\"}\n{\"partial");
+    peer_puts("\xff{\"fresh\":2}\n{\"next\":3}\n");
+    spin(30);
+    cr_assert_eq(F.nmsg, 2);
+    cr_expect_str_eq(F.msgs[0], "{\"fresh\":2}");
+    cr_expect_str_eq(F.msgs[1], "{\"next\":3}");
+}
+
+Test(conn, discard_drops_buffered_partial_line)
+{
+    pair();
+    peer_puts("{\"half\":");
+    spin(20);
+    conn_discard_until(F.c, 0xFF);
+    peer_puts("1}\n\xff[7]\n");
+    spin(20);
+    cr_assert_eq(F.nmsg, 1);
+    cr_expect_str_eq(F.msgs[0], "[7]");
+    cr_expect_eq(F.nbad, 0);
+}
+
+Test(conn, feed_random_splits)
+{
+    pair();
+    const char *text = "{\"a\":[1,2,3]}\n\n{\"b\":{\"c\":\"\\u00e9\"}}\r\n[true]\n";
+    size_t len = strlen(text);
+    srand(7);
+    for (int round = 0; round < 50; round++) {
+        size_t off = 0;
+        while (off < len) {
+            size_t n = 1 + (size_t)rand() % 7;
+            if (n > len - off)
+                n = len - off;
+            cr_assert_eq(conn_feed(F.c, text + off, n), 0);
+            off += n;
+        }
+    }
+    cr_assert_eq(F.nmsg, 150);
+    for (int i = 0; i < 150; i += 3) {
+        cr_expect_str_eq(F.msgs[i], "{\"a\":[1,2,3]}");
+        cr_expect_str_eq(F.msgs[i + 1], "{\"b\":{\"c\":\"\xc3\xa9\"}}");
+        cr_expect_str_eq(F.msgs[i + 2], "[true]");
+    }
+}
+
+/* ---- connecting ---- */
+
+static int listen_on(const char *path, int do_listen)
+{
+    int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    cr_assert_geq(fd, 0);
+    struct sockaddr_un sa = { .sun_family = AF_UNIX };
+    snprintf(sa.sun_path, sizeof(sa.sun_path), "%s", path);
+    cr_assert_eq(bind(fd, (struct sockaddr *)&sa, sizeof(sa)), 0, "bind %s: %s", path, strerror(errno));
+    if (do_listen)
+        cr_assert_eq(listen(fd, 4), 0);
+    return fd;
+}
+
+struct later {
+    uv_timer_t t;
+    char path[300];
+    int fd;
+    int mode; /* 0: create listening socket, 1: listen on bound fd, 2: abort */
+};
+
+static void on_later(uv_timer_t *t)
+{
+    struct later *l = (struct later *)t;
+    if (l->mode == 0)
+        l->fd = listen_on(l->path, 1);
+    else if (l->mode == 1)
+        cr_assert_eq(listen(l->fd, 4), 0);
+    else
+        conn_abort(F.c);
+}
+
+Test(conn, connect_retries_until_socket_appears)
+{
+    struct later l = { .fd = -1, .mode = 0 };
+    snprintf(l.path, sizeof(l.path), "%s/late.sock", F.dir);
+    uv_timer_init(&F.loop, &l.t);
+    uv_timer_start(&l.t, on_later, 300, 0);
+    double t0 = tu_now_ms();
+    cr_assert_eq(conn_connect(F.c, l.path, 5000, on_connect, &F), 0);
+    cr_assert(run_until(&F.connected, 6000));
+    cr_expect_eq(F.connect_code, 0, "%s", F.connect_desc);
+    cr_expect_geq(F.connected_at - t0, 250);
+    cr_expect_lt(F.connected_at - t0, 1500);
+    cr_expect_eq(conn_is_open(F.c), 1);
+    /* and it works: the server side sees our line */
+    int s = accept(l.fd, NULL, NULL);
+    cr_assert_geq(s, 0);
+    F.peer = s;
+    fcntl(F.peer, F_SETFL, O_NONBLOCK);
+    json_t *v = json_array();
+    conn_send(F.c, v, NULL, NULL);
+    json_free(v);
+    char buf[8] = "";
+    cr_expect_eq(peer_read(buf, 3, 1000), 3);
+    cr_expect_str_eq(buf, "[]\n");
+    uv_close((uv_handle_t *)&l.t, NULL);
+    spin(10); /* l lives on this stack: let its close finish */
+    close(l.fd);
+}
+
+Test(conn, connect_retries_while_refused)
+{
+    struct later l = { .mode = 1 };
+    snprintf(l.path, sizeof(l.path), "%s/refuse.sock", F.dir);
+    l.fd = listen_on(l.path, 0); /* exists, but refuses */
+    uv_timer_init(&F.loop, &l.t);
+    uv_timer_start(&l.t, on_later, 200, 0);
+    cr_assert_eq(conn_connect(F.c, l.path, 5000, on_connect, &F), 0);
+    cr_assert(run_until(&F.connected, 6000));
+    cr_expect_eq(F.connect_code, 0, "%s", F.connect_desc);
+    uv_close((uv_handle_t *)&l.t, NULL);
+    spin(10); /* l lives on this stack: let its close finish */
+    close(l.fd);
+}
+
+Test(conn, connect_times_out)
+{
+    char path[300];
+    snprintf(path, sizeof(path), "%s/never.sock", F.dir);
+    double t0 = tu_now_ms();
+    cr_assert_eq(conn_connect(F.c, path, 300, on_connect, &F), 0);
+    cr_assert(run_until(&F.connected, 3000));
+    double took = tu_now_ms() - t0;
+    cr_expect_eq(F.connect_code, -ETIMEDOUT);
+    cr_expect(strstr(F.connect_desc, path), "%s", F.connect_desc);
+    cr_expect_geq(took, 280);
+    cr_expect_lt(took, 1000);
+    json_t *v = json_object();
+    cr_expect_eq(conn_send(F.c, v, NULL, NULL), -ETIMEDOUT);
+    json_free(v);
+}
+
+Test(conn, abort_stops_retrying_at_once)
+{
+    struct later l = { .mode = 2 };
+    char path[300];
+    snprintf(path, sizeof(path), "%s/gone.sock", F.dir);
+    uv_timer_init(&F.loop, &l.t);
+    uv_timer_start(&l.t, on_later, 100, 0);
+    double t0 = tu_now_ms();
+    cr_assert_eq(conn_connect(F.c, path, 10000, on_connect, &F), 0);
+    cr_assert(run_until(&F.connected, 3000));
+    cr_expect_eq(F.connect_code, -ECONNABORTED);
+    cr_expect_lt(tu_now_ms() - t0, 500);
+    uv_close((uv_handle_t *)&l.t, NULL);
+    spin(10); /* l lives on this stack: let its close finish */
+}
+
+Test(conn, close_while_connecting_cancels)
+{
+    char path[300];
+    snprintf(path, sizeof(path), "%s/none.sock", F.dir);
+    cr_assert_eq(conn_connect(F.c, path, 10000, on_connect, &F), 0);
+    spin(50);
+    conn_close(F.c, on_closed, &F);
+    cr_expect_eq(F.connected, 1);
+    cr_expect_eq(F.connect_code, -ECANCELED);
+    run_until(&F.closed, 1000);
+    cr_expect_eq(F.closed, 1);
+}
+
+Test(conn, bad_arguments)
+{
+    char path[200];
+    memset(path, 'x', sizeof(path) - 1);
+    path[sizeof(path) - 1] = '\0';
+    cr_expect_eq(conn_connect(F.c, path, 100, on_connect, &F), -ENAMETOOLONG);
+    pair();
+    cr_expect_eq(conn_connect(F.c, "/tmp/x", 100, on_connect, &F), -EBUSY);
+    int sv[2];
+    socketpair(AF_UNIX, SOCK_STREAM, 0, sv);
+    cr_expect_eq(conn_attach_fd(F.c, sv[0]), -EBUSY); /* and sv[0] is closed */
+    close(sv[1]);
+}
