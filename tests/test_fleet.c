@@ -1,0 +1,375 @@
+/* test_fleet.c - `qfleet up` end to end: the real binary, real QEMU (TCG),
+ * the real test guest from tools/mkguest. */
+#include <criterion/criterion.h>
+
+#include <errno.h>
+#include <fcntl.h>
+#include <libssh/libssh.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "qmp/json.h"
+#include "src/control.h"
+#include "src/fsutil.h"
+#include "testutil.h"
+
+#define QFLEET QF_BINARY_DIR "/src/qfleet"
+
+static char dir[256], run_dir[300], state_dir[300];
+
+static void setup(void)
+{
+    cr_assert_eq(tu_mkdtemp(dir, sizeof(dir), "fleet"), 0);
+    snprintf(run_dir, sizeof(run_dir), "%s/run", dir);
+    snprintf(state_dir, sizeof(state_dir), "%s/state", dir);
+    char k[512];
+    snprintf(k, sizeof(k), "%s/vmlinux", tu_guest_dir());
+    cr_assert_eq(access(k, R_OK), 0, "no test guest in %s: run tools/mkguest", tu_guest_dir());
+}
+
+static void teardown(void) { tu_rmtree(dir); }
+
+TestSuite(fleet, .init = setup, .fini = teardown, .timeout = 600);
+
+/* A cfg for the test guest; append replaces the kernel command line. */
+static void write_cfg(const char *path, const char *append, const char *extra)
+{
+    FILE *f = fopen(path, "w");
+    cr_assert(f);
+    fprintf(f,
+            "[vm0]\n"
+            "cpu =\n    model=qemu64,number=1;\n"
+            "mem =\n    size=256;\n"
+            "kernel =\n    file=%s/vmlinux,initrd=%s/initrd.img,append=%s;\n"
+            "login =\n    user=root,password=tester;\n"
+            "net =\n    type=nic,opt_model=e1000,opt_addr=1f;\n    type=user;\n"
+            "device =\n    driver=e1000,opt_id=pt_0;\n"
+            "enable_kvm =\n    enable=no;\n%s",
+            tu_guest_dir(), tu_guest_dir(), append, extra ? extra : "");
+    fclose(f);
+}
+
+/* Start qfleet with args; stdout to DIR/out.txt, stderr to DIR/err.txt. */
+static pid_t start_qfleet(char *const args[])
+{
+    char out[320], errp[320];
+    snprintf(out, sizeof(out), "%s/out.txt", dir);
+    snprintf(errp, sizeof(errp), "%s/err.txt", dir);
+    pid_t pid = fork();
+    cr_assert_geq(pid, 0);
+    if (pid == 0) {
+        int o = open(out, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+        int e = open(errp, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+        dup2(o, 1);
+        dup2(e, 2);
+        setenv("QFLEET_STATE_DIR", state_dir, 1);
+        execv(QFLEET, args);
+        _exit(127);
+    }
+    return pid;
+}
+
+static int wait_exit(pid_t pid, int timeout_ms)
+{
+    double end = tu_now_ms() + timeout_ms;
+    int st;
+    while (tu_now_ms() < end) {
+        pid_t r = waitpid(pid, &st, WNOHANG);
+        if (r == pid)
+            return WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
+        usleep(50000);
+    }
+    kill(pid, SIGKILL);
+    waitpid(pid, &st, 0);
+    return -1;
+}
+
+static char *slurp(const char *name)
+{
+    char p[320];
+    snprintf(p, sizeof(p), "%s/%s", dir, name);
+    char *s = fs_read_file(p, 1 << 24, NULL);
+    return s ? s : strdup("");
+}
+
+static json_t *registry(void)
+{
+    char p[400];
+    snprintf(p, sizeof(p), "%s/guests.json", run_dir);
+    size_t n;
+    char *s = fs_read_file(p, 1 << 24, &n);
+    json_t *v = s ? json_parse(s, n, NULL, 0) : NULL;
+    free(s);
+    return v;
+}
+
+static json_t *guest_of(json_t *reg, const char *name)
+{
+    json_t *gs = json_get(reg, "guests");
+    for (size_t i = 0; i < json_len(gs); i++)
+        if (!strcmp(json_get_str(json_at(gs, i), "name"), name))
+            return json_at(gs, i);
+    return NULL;
+}
+
+/* Wait until every guest in the registry is at least ready/failed. */
+static json_t *wait_settled(int n, int timeout_ms)
+{
+    double end = tu_now_ms() + timeout_ms;
+    while (tu_now_ms() < end) {
+        json_t *reg = registry();
+        json_t *gs = json_get(reg, "guests");
+        int settled = 0;
+        for (size_t i = 0; i < json_len(gs); i++) {
+            const char *st = json_get_str(json_at(gs, i), "state");
+            settled += !strcmp(st, "ready") || !strcmp(st, "failed");
+        }
+        if ((int)json_len(gs) == n && settled == n)
+            return reg;
+        json_free(reg);
+        usleep(200000);
+    }
+    return NULL;
+}
+
+static int alive(long long pid)
+{
+    char p[64], state = 0;
+    snprintf(p, sizeof(p), "/proc/%lld/stat", pid);
+    FILE *f = fopen(p, "r");
+    if (!f)
+        return 0;
+    int ok = fscanf(f, "%*d %*s %c", &state) == 1 && state != 'Z';
+    fclose(f);
+    return ok;
+}
+
+static int leases_held(const char *owner_part)
+{
+    char *args[] = { QFLEET, "leases", "--json", "--state-dir", state_dir, NULL };
+    pid_t pid = start_qfleet(args);
+    cr_assert_eq(wait_exit(pid, 10000), 0);
+    char *out = slurp("out.txt");
+    json_t *l = json_parse(out, strlen(out), NULL, 0);
+    free(out);
+    cr_assert(l, "qfleet leases --json printed no JSON");
+    int n = 0;
+    for (size_t i = 0; i < json_len(l); i++)
+        if (strstr(json_get_str(json_at(l, i), "owner"), owner_part))
+            n++;
+    json_free(l);
+    return n;
+}
+
+static void ssh_uname(int port, char *out, size_t outlen)
+{
+    ssh_session s = ssh_new();
+    int p = port;
+    ssh_options_set(s, SSH_OPTIONS_HOST, "127.0.0.1");
+    ssh_options_set(s, SSH_OPTIONS_PORT, &p);
+    ssh_options_set(s, SSH_OPTIONS_USER, "root");
+    ssh_options_set(s, SSH_OPTIONS_KNOWNHOSTS, "/dev/null");
+    cr_assert_eq(ssh_connect(s), SSH_OK, "ssh to port %d: %s", port, ssh_get_error(s));
+    cr_assert_eq(ssh_userauth_password(s, NULL, "tester"), SSH_AUTH_SUCCESS);
+    ssh_channel c = ssh_channel_new(s);
+    cr_assert_eq(ssh_channel_open_session(c), SSH_OK);
+    cr_assert_eq(ssh_channel_request_exec(c, "uname -r"), SSH_OK);
+    int n = ssh_channel_read_timeout(c, out, (uint32_t)outlen - 1, 0, 20000);
+    out[n > 0 ? n : 0] = '\0';
+    ssh_channel_close(c);
+    ssh_channel_free(c);
+    ssh_disconnect(s);
+    ssh_free(s);
+}
+
+Test(fleet, eight_guests_ready_and_distinct)
+{
+    char cfg[320];
+    snprintf(cfg, sizeof(cfg), "%s/guest.cfg", dir);
+    write_cfg(cfg, "console=ttyS0 quiet panic=-1", NULL);
+    char *args[] = { QFLEET, "up", cfg, "--count", "8", "--run-dir", run_dir, "-q", NULL };
+    pid_t pid = start_qfleet(args);
+    json_t *reg = wait_settled(8, 400000);
+    char *err = slurp("err.txt");
+    cr_assert(reg, "guests did not settle: %s", err);
+    json_t *gs = json_get(reg, "guests");
+    char macs[8][20], ctl[400];
+    long long vnc[8], port[8];
+    snprintf(ctl, sizeof(ctl), "%s/control.sock", run_dir);
+    for (int i = 0; i < 8; i++) {
+        json_t *g = json_at(gs, (size_t)i);
+        cr_assert_str_eq(json_get_str(g, "state"), "ready", "%s: %s", json_get_str(g, "name"),
+                         json_get_str(g, "reason"));
+        snprintf(macs[i], sizeof(macs[i]), "%s", json_str(json_at(json_get(g, "macs"), 0)));
+        vnc[i] = json_get_int(g, "vnc", -1);
+        port[i] = json_get_int(g, "ssh_port", -1);
+        cr_assert_str_eq(json_get_str(g, "ip"), "10.0.2.15");
+        for (int k = 0; k < i; k++) {
+            cr_assert_str_neq(macs[i], macs[k]);
+            cr_assert_neq(vnc[i], vnc[k]);
+            cr_assert_neq(port[i], port[k]);
+        }
+        /* pt_0 where QEMU itself reports it (asked on the inspection monitor). */
+        json_t *pt = json_at(json_get(g, "pci"), 0);
+        cr_assert_str_eq(json_get_str(pt, "id"), "pt_0");
+        cr_assert(strncmp(json_get_str(pt, "addr"), "0000:00:", 8) == 0);
+        /* The agent answers through the controller. */
+        json_t *req = json_object(), *rep = NULL;
+        json_set_str(req, "cmd", "qga");
+        json_set_str(req, "guest", json_get_str(g, "name"));
+        json_set_str(req, "execute", "guest-ping");
+        char e[256];
+        cr_assert_eq(control_request(ctl, req, &rep, 20000, e, sizeof(e)), 0, "%s", e);
+        cr_assert(json_get(rep, "return"), "guest-ping failed");
+        json_free(req);
+        json_free(rep);
+    }
+    /* SSH answers on two of them (all eight take long under TCG). */
+    for (int i = 0; i < 8; i += 7) {
+        char un[256];
+        ssh_uname((int)port[i], un, sizeof(un));
+        cr_assert(strstr(un, "amd64"), "uname -r said '%s'", un);
+    }
+    json_free(reg);
+    kill(pid, SIGINT);
+    cr_assert_eq(wait_exit(pid, 120000), 128 + SIGINT);
+    cr_assert_eq(leases_held("/vm0-"), 0);
+    free(err);
+}
+
+Test(fleet, killed_qemu_fails_alone)
+{
+    char cfg[320];
+    snprintf(cfg, sizeof(cfg), "%s/guest.cfg", dir);
+    write_cfg(cfg, "console=ttyS0 quiet panic=-1", NULL);
+    char *args[] = { QFLEET, "up", cfg, "--count", "3", "--run-dir", run_dir, "--no-ssh", "-q", NULL };
+    pid_t pid = start_qfleet(args);
+    /* Kill vm0-2's QEMU as soon as it runs, well before the guest is up. */
+    long long victim = 0;
+    for (int i = 0; i < 600 && !victim; i++) {
+        json_t *reg = registry();
+        json_t *g = guest_of(reg, "vm0-2");
+        const char *st = json_get_str(g, "state");
+        if (st && (!strcmp(st, "running") || !strcmp(st, "qmp-connected")))
+            victim = json_get_int(g, "pid", 0);
+        json_free(reg);
+        usleep(50000);
+    }
+    cr_assert_gt(victim, 0, "vm0-2 never reached running");
+    cr_assert_eq(kill((pid_t)victim, SIGKILL), 0);
+    json_t *reg = wait_settled(3, 300000);
+    cr_assert(reg);
+    json_t *g = guest_of(reg, "vm0-2");
+    cr_assert_str_eq(json_get_str(g, "state"), "failed");
+    cr_assert(strstr(json_get_str(g, "reason"), "SIGKILL"), "%s", json_get_str(g, "reason"));
+    cr_assert_str_eq(json_get_str(guest_of(reg, "vm0-1"), "state"), "ready");
+    cr_assert_str_eq(json_get_str(guest_of(reg, "vm0-3"), "state"), "ready");
+    json_free(reg);
+    cr_assert_eq(leases_held("/vm0-2"), 0, "the failed guest still holds leases");
+    cr_assert_gt(leases_held("/vm0-1"), 0);
+
+    /* qfleet down stops the rest through the control socket. */
+    char *down[] = { QFLEET, "down", run_dir, NULL };
+    pid_t d = start_qfleet(down);
+    cr_assert_eq(wait_exit(d, 120000), 0);
+    cr_assert_eq(wait_exit(pid, 30000), 1, "a failed guest makes 'up' exit 1");
+}
+
+Test(fleet, guest_without_agent_times_out_with_serial_tail)
+{
+    char cfg[320];
+    snprintf(cfg, sizeof(cfg), "%s/noagent.cfg", dir);
+    /* rdinit=/bin/sh: the kernel boots, but /init (and qemu-ga) never run. */
+    write_cfg(cfg, "console=ttyS0 panic=-1 rdinit=/bin/sh", NULL);
+    char *args[] = { QFLEET, "up", cfg, "--run-dir", run_dir, "--boot-timeout", "20", "--until-ready",
+                     "--json", "-q", NULL };
+    pid_t pid = start_qfleet(args);
+    cr_assert_eq(wait_exit(pid, 120000), 1);
+    char *out = slurp("out.txt");
+    json_t *res = json_parse(out, strlen(out), NULL, 0);
+    cr_assert(res, "no JSON result: %s", out);
+    json_t *g = guest_of(res, "vm0");
+    const char *reason = json_get_str(g, "reason");
+    cr_assert_str_eq(json_get_str(g, "state"), "failed");
+    cr_assert(strstr(reason, "timed out"), "%s", reason);
+    cr_assert(strstr(reason, "agent"), "%s", reason);
+    cr_assert(strstr(reason, "serial console"), "no serial tail in: %s", reason);
+    cr_assert_null(strstr(reason, "tester"), "the password leaked into the reason");
+    json_free(res);
+    free(out);
+    cr_assert_eq(leases_held("/vm0"), 0);
+}
+
+Test(fleet, sigterm_stops_every_guest)
+{
+    char cfg[320];
+    snprintf(cfg, sizeof(cfg), "%s/guest.cfg", dir);
+    write_cfg(cfg, "console=ttyS0 quiet panic=-1", NULL);
+    char *args[] = { QFLEET, "up", cfg, "--count", "2", "--run-dir", run_dir, "--no-ssh", "-q", NULL };
+    pid_t pid = start_qfleet(args);
+    json_t *reg = wait_settled(2, 300000);
+    cr_assert(reg);
+    long long pids[2];
+    for (int i = 0; i < 2; i++) {
+        json_t *g = json_at(json_get(reg, "guests"), (size_t)i);
+        cr_assert_str_eq(json_get_str(g, "state"), "ready");
+        pids[i] = json_get_int(g, "pid", 0);
+        cr_assert(alive(pids[i]));
+    }
+    json_free(reg);
+    kill(pid, SIGTERM);
+    cr_assert_eq(wait_exit(pid, 120000), 128 + SIGTERM);
+    for (int i = 0; i < 2; i++)
+        cr_assert_not(alive(pids[i]), "QEMU %lld outlived qfleet", pids[i]);
+    cr_assert_eq(leases_held("/vm0-"), 0);
+    /* The event log saw the whole way down. */
+    char p[400];
+    snprintf(p, sizeof(p), "%s/events.jsonl", run_dir);
+    char *ev = fs_read_file(p, 1 << 20, NULL);
+    cr_assert(ev && strstr(ev, "\"state\":\"stopped\""));
+    free(ev);
+}
+
+Test(fleet, kill9_controller_takes_qemu_along)
+{
+    char cfg[320];
+    snprintf(cfg, sizeof(cfg), "%s/guest.cfg", dir);
+    write_cfg(cfg, "console=ttyS0 quiet panic=-1", NULL);
+    char *args[] = { QFLEET, "up", cfg, "--run-dir", run_dir, "--no-ssh", "-q", NULL };
+    pid_t pid = start_qfleet(args);
+    long long qpid = 0;
+    for (int i = 0; i < 600 && !qpid; i++) {
+        json_t *reg = registry();
+        qpid = json_get_int(guest_of(reg, "vm0"), "pid", 0);
+        json_free(reg);
+        usleep(50000);
+    }
+    cr_assert_gt(qpid, 0);
+    kill(pid, SIGKILL);
+    wait_exit(pid, 10000);
+    for (int i = 0; i < 100 && alive(qpid); i++)
+        usleep(50000);
+    cr_assert_not(alive(qpid), "QEMU survived a kill -9 of its controller");
+    /* Its leases are reclaimed by the next operation of anyone. */
+    cr_assert_eq(leases_held("/vm0"), 0);
+}
+
+Test(fleet, bad_cfg_exits_2_naming_the_line)
+{
+    char cfg[320];
+    snprintf(cfg, sizeof(cfg), "%s/bad.cfg", dir);
+    FILE *f = fopen(cfg, "w");
+    fputs("[vm0]\nnet =\n    type=nic,opt_macaddr=zz:00:00:00:00:01;\n", f);
+    fclose(f);
+    char *args[] = { QFLEET, "up", cfg, "--run-dir", run_dir, "--until-ready", NULL };
+    pid_t pid = start_qfleet(args);
+    cr_assert_eq(wait_exit(pid, 30000), 2);
+    char *err = slurp("err.txt");
+    cr_assert(strstr(err, "bad.cfg:3:"), "%s", err);
+    free(err);
+}
