@@ -324,6 +324,8 @@ static void on_qmp_event(qmp_t *q, const qmp_event *ev, void *data)
             return;
         if (json_get_bool(ev->data, "open", 0)) {
             g->port_open = 1;
+            if (ev->seconds >= 0 && !g->port_open_ms)
+                g->port_open_ms = ev->seconds * 1000 + ev->microseconds / 1000 - g->started_ms;
             start_agent_sync(g);
         } else {
             g->port_open = 0;

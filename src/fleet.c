@@ -244,6 +244,9 @@ json_t *fguest_json(const fguest_t *g)
         if (g->t_ms[s] >= 0)
             json_set_int(t, guest_state_name(s), g->t_ms[s]);
     json_set(o, "timings_ms", t);
+    /* When QEMU (by its own clock) saw the guest open the agent port: what
+     * the controller's agent-connected time is measured against. */
+    json_set(o, "port_open_ms", g->port_open_ms ? json_int(g->port_open_ms) : json_null());
     return o;
 }
 

@@ -56,6 +56,7 @@ struct fguest {
     int stop_step;
     int got_shutdown;
 
+    long long port_open_ms;        /* QEMU's VSERPORT_CHANGE time, ms since started_ms */
     char ip[64];
     char ssh_host[64];
     int ssh_port;
