@@ -6,6 +6,7 @@
  * (proc.c) the moment it happens, in any phase. */
 #include "src/fleet_int.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <sched.h>
 #include <signal.h>
@@ -343,6 +344,9 @@ static void on_qmp_event(qmp_t *q, const qmp_event *ev, void *data)
     }
 }
 
+/* DTS pins the whole QEMU to the cpupin set (taskset) and vCPU i to
+ * cpupin[i]. Every thread QEMU has now gets the set; threads it makes later
+ * inherit it from their creator; then each vCPU thread gets its own CPU. */
 static void pin_cpus(fguest_t *g, const json_t *cpus)
 {
     const int *pin = g->vi->cpupin;
@@ -351,8 +355,15 @@ static void pin_cpus(fguest_t *g, const json_t *cpus)
     CPU_ZERO(&all);
     for (int i = 0; i < n; i++)
         CPU_SET(pin[i], &all);
-    if (sched_setaffinity(g->pid, sizeof(all), &all) < 0)
-        fprintf(stderr, "qfleet: %s: pinning QEMU to its cpupin set: %s\n", g->name, strerror(errno));
+    char path[64];
+    snprintf(path, sizeof(path), "/proc/%d/task", (int)g->pid);
+    DIR *d = opendir(path);
+    struct dirent *de;
+    while (d && (de = readdir(d)))
+        if (de->d_name[0] != '.' && sched_setaffinity((pid_t)atoi(de->d_name), sizeof(all), &all) < 0)
+            fprintf(stderr, "qfleet: %s: pinning QEMU thread %s: %s\n", g->name, de->d_name, strerror(errno));
+    if (d)
+        closedir(d);
     for (size_t i = 0; i < json_len(cpus); i++) {
         const json_t *c = json_at(cpus, i);
         long long tid = json_get_int(c, "thread-id", -1), idx = json_get_int(c, "cpu-index", (long long)i);

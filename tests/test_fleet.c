@@ -2,6 +2,8 @@
  * the real test guest from tools/mkguest. */
 #include <criterion/criterion.h>
 
+#include <dirent.h>
+
 #include <errno.h>
 #include <fcntl.h>
 #include <libssh/libssh.h>
@@ -372,4 +374,99 @@ Test(fleet, bad_cfg_exits_2_naming_the_line)
     char *err = slurp("err.txt");
     cr_assert(strstr(err, "bad.cfg:3:"), "%s", err);
     free(err);
+}
+
+/* Cpus_allowed_list of one thread of pid ("1", "0-1"). */
+static void allowed(long long pid, const char *tid, char *out, size_t outlen)
+{
+    char p[128], line[256];
+    snprintf(p, sizeof(p), "/proc/%lld/task/%s/status", pid, tid);
+    FILE *f = fopen(p, "r");
+    out[0] = '\0';
+    while (f && fgets(line, sizeof(line), f))
+        if (sscanf(line, "Cpus_allowed_list: %63s", out) == 1)
+            break;
+    if (f)
+        fclose(f);
+    (void)outlen;
+}
+
+Test(fleet, cpupin_pins_qemu_and_its_vcpus)
+{
+    long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
+    char cfg[320], pin[8];
+    snprintf(pin, sizeof(pin), "%ld", ncpu - 1); /* the last CPU: never the whole set */
+    snprintf(cfg, sizeof(cfg), "%s/pin.cfg", dir);
+    write_cfg(cfg, "console=ttyS0 quiet panic=-1", NULL);
+    FILE *f = fopen(cfg, "r+");
+    char text[4096] = { 0 };
+    cr_assert_gt(fread(text, 1, sizeof(text) - 1, f), 0);
+    fclose(f);
+    char *p = strstr(text, "number=1;");
+    cr_assert(p);
+    char fixed[4200];
+    snprintf(fixed, sizeof(fixed), "%.*snumber=1,cpupin=%s;%s", (int)(p - text), text, pin, p + 9);
+    f = fopen(cfg, "w");
+    fputs(fixed, f);
+    fclose(f);
+    char *args[] = { QFLEET, "up", cfg, "--run-dir", run_dir, "--no-ssh", "-q", NULL };
+    pid_t pid = start_qfleet(args);
+    json_t *reg = wait_settled(1, 120000);
+    cr_assert(reg);
+    json_t *g = guest_of(reg, "vm0");
+    cr_assert_str_eq(json_get_str(g, "state"), "ready", "%s", json_get_str(g, "reason"));
+    long long qpid = json_get_int(g, "pid", 0);
+    json_free(reg);
+    /* Every QEMU thread, vCPU included, runs only on the pinned CPU. */
+    char tdir[64];
+    snprintf(tdir, sizeof(tdir), "/proc/%lld/task", qpid);
+    DIR *d = opendir(tdir);
+    cr_assert(d);
+    struct dirent *de;
+    int threads = 0;
+    while ((de = readdir(d))) {
+        if (de->d_name[0] == '.')
+            continue;
+        char list[64];
+        allowed(qpid, de->d_name, list, sizeof(list));
+        cr_assert_str_eq(list, pin, "thread %s allowed on %s", de->d_name, list);
+        threads++;
+    }
+    closedir(d);
+    cr_assert_gt(threads, 1);
+    /* The pinned CPU is leased while the guest runs. */
+    cr_assert_gt(leases_held("/vm0"), 0);
+    kill(pid, SIGINT);
+    cr_assert_eq(wait_exit(pid, 60000), 128 + SIGINT);
+}
+
+Test(fleet, jobs_limits_concurrent_boots)
+{
+    char cfg[320];
+    snprintf(cfg, sizeof(cfg), "%s/guest.cfg", dir);
+    write_cfg(cfg, "console=ttyS0 quiet panic=-1", NULL);
+    char *args[] = { QFLEET, "up", cfg, "--count", "3", "--jobs", "1", "--run-dir", run_dir, "--no-ssh",
+                     "--until-ready", "-q", NULL };
+    pid_t pid = start_qfleet(args);
+    cr_assert_eq(wait_exit(pid, 300000), 0);
+    /* Replay events.jsonl: at no point more than one guest booting. */
+    char p[400];
+    snprintf(p, sizeof(p), "%s/events.jsonl", run_dir);
+    char *ev = fs_read_file(p, 1 << 20, NULL);
+    cr_assert(ev);
+    int booting = 0, peak = 0, readies = 0;
+    for (char *line = strtok(ev, "\n"); line; line = strtok(NULL, "\n")) {
+        json_t *e = json_parse(line, strlen(line), NULL, 0);
+        cr_assert(e, "bad event line: %s", line);
+        const char *st = json_get_str(e, "state");
+        if (!strcmp(st, "allocating"))
+            booting++;
+        else if (!strcmp(st, "ready") || !strcmp(st, "failed"))
+            booting--, readies += !strcmp(st, "ready");
+        peak = booting > peak ? booting : peak;
+        json_free(e);
+    }
+    free(ev);
+    cr_assert_eq(peak, 1);
+    cr_assert_eq(readies, 3);
 }
