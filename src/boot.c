@@ -296,13 +296,14 @@ static void on_proc_exit(proc_t *p, int code, int sig, void *data)
     }
     if (g->state == GS_STOPPED || g->state == GS_FAILED)
         return;
-    /* Let QMP and the agent drain what QEMU wrote before dying. */
+    if (retry_port_race(g))
+        return;
+    /* Stop connects still retrying; open channels drain what QEMU wrote
+     * before dying, then see EOF. */
     if (g->qmp)
         qmp_peer_exited(g->qmp);
     if (g->agent)
         agent_peer_exited(g->agent);
-    if (retry_port_race(g))
-        return;
     if (sig)
         fg_fail(g, "%s: QEMU (pid %d) was killed by signal %d (SIG%s) in state %s", g->name, (int)g->pid,
                 sig, sigabbrev_np(sig) ? sigabbrev_np(sig) : "?", guest_state_name(g->state));
@@ -435,7 +436,10 @@ static void on_qmp_ready(qmp_t *q, const conn_err *err, void *data)
     if (g->state != GS_LAUNCHING)
         return;
     if (err) {
-        fg_fail(g, "%s: QMP: %s", g->name, err->desc);
+        /* An aborted connect means QEMU exited: on_proc_exit reports that
+         * with the exit status, which says more. */
+        if (err->code != -ECONNABORTED)
+            fg_fail(g, "%s: %s", g->name, err->desc);
         return;
     }
     const qmp_greeting *gr = qmp_get_greeting(q);

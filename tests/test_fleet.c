@@ -470,3 +470,48 @@ Test(fleet, jobs_limits_concurrent_boots)
     cr_assert_eq(peak, 1);
     cr_assert_eq(readies, 3);
 }
+
+Test(fleet, port_race_gets_a_new_port_once)
+{
+    /* A true race (another process binding the forwarded port between the
+     * allocator's bind test and QEMU's bind) cannot be timed reliably, so a
+     * stand-in binary plays QEMU losing it once: it records its argv, prints
+     * the error QEMU prints, and exits; the second launch is the real QEMU. */
+    char cfg[320], wrap[320], mark[320];
+    snprintf(wrap, sizeof(wrap), "%s/qemu-wrap", dir);
+    snprintf(mark, sizeof(mark), "%s/first-argv", dir);
+    FILE *f = fopen(wrap, "w");
+    fprintf(f, "#!/bin/sh\n"
+               "if [ ! -e '%s' ]; then\n"
+               "  echo \"$@\" > '%s'\n"
+               "  echo 'qemu-system-x86_64: -netdev user,id=hostnet0: Could not set up host forwarding rule' >&2\n"
+               "  exit 1\n"
+               "fi\n"
+               "exec qemu-system-x86_64 \"$@\"\n", mark, mark);
+    fclose(f);
+    chmod(wrap, 0755);
+    char extra[400];
+    snprintf(extra, sizeof(extra), "qemu =\n    path=%s;\n", wrap);
+    snprintf(cfg, sizeof(cfg), "%s/race.cfg", dir);
+    write_cfg(cfg, "console=ttyS0 quiet panic=-1", extra);
+    char *args[] = { QFLEET, "up", cfg, "--run-dir", run_dir, "--no-ssh", "--until-ready", "--json", "-q", NULL };
+    pid_t pid = start_qfleet(args);
+    int code = wait_exit(pid, 120000);
+    char *errt = slurp("err.txt");
+    cr_assert_eq(code, 0, "exit %d: %s", code, errt);
+    free(errt);
+    char *out = slurp("out.txt");
+    json_t *res = json_parse(out, strlen(out), NULL, 0);
+    cr_assert(res, "%s", out);
+    json_t *g = guest_of(res, "vm0");
+    cr_assert_str_eq(json_get_str(g, "state"), "ready", "%s", json_get_str(g, "reason"));
+    long long port = json_get_int(g, "ssh_port", 0);
+    char *first = fs_read_file(mark, 1 << 16, NULL);
+    char want[64];
+    snprintf(want, sizeof(want), "127.0.0.1:%lld-:22", port);
+    cr_assert(first && !strstr(first, want), "the retry reused port %lld", port);
+    cr_assert(strstr(first, "hostfwd=tcp:127.0.0.1:"), "%s", first);
+    free(first);
+    json_free(res);
+    free(out);
+}
