@@ -5,6 +5,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/random.h>
 
 
 /* Write-completion context of a command without a reply: the command may
@@ -181,8 +182,10 @@ static long long new_sync_id(agent_t *a)
     if (a->test_ids)
         return a->next_test_id++;
     uint64_t r = 0;
-    if (uv_random(NULL, NULL, &r, sizeof(r), 0, NULL) < 0)
-        r = uv_hrtime() ^ (uintptr_t)a ^ (a->seq << 32);
+    /* GRND_NONBLOCK: never stall the loop on an entropy-starved guest host
+     * at boot; the id only has to differ from the previous ones. */
+    if (getrandom(&r, sizeof(r), GRND_NONBLOCK) != (ssize_t)sizeof(r))
+        r = uv_hrtime() ^ (uintptr_t)a ^ (a->seq << 32) ^ (uint64_t)a->sync_id * 0x9E3779B97F4A7C15u;
     /* Positive and exactly representable as a double, in case some layer
      * of a guest agent goes through floating point. */
     r &= (UINT64_C(1) << 53) - 1;

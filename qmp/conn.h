@@ -52,7 +52,8 @@ typedef void (*conn_connect_cb)(conn_t *c, const conn_err *err, void *data);
  * returns; take (json_take) or copy what must outlive it. The owner may
  * call conn_fail/conn_close/conn_discard_until from here. */
 typedef void (*conn_msg_cb)(conn_t *c, json_t *msg, const char *why, void *data);
-/* The connection died; called once. err->desc stays valid until close. */
+/* An open connection died; called once. (A failed connect is reported to
+ * the connect callback only.) err stays valid until the conn is closed. */
 typedef void (*conn_dead_cb)(conn_t *c, const conn_err *err, void *data);
 /* A write was handed to the kernel completely (status 0) or failed. */
 typedef void (*conn_write_cb)(conn_t *c, int status, void *data);
@@ -101,8 +102,9 @@ void conn_set_label(conn_t *c, const char *label);
  * A longer line kills the conn with -EMSGSIZE. */
 void conn_set_max_input(conn_t *c, size_t bytes);
 
-/* Kill the conn with code and a description (copied); no-op if already
- * dead. on_dead runs before this returns. */
+/* Kill an open conn with code, cls (kept by pointer: pass a constant such
+ * as CONN_ERR_PROTOCOL) and desc (copied); no-op unless open. on_dead runs
+ * before this returns. */
 void conn_fail(conn_t *c, int code, const char *cls, const char *desc);
 
 /* 1 when open and alive. */

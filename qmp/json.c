@@ -14,7 +14,9 @@
 #include <yajl/yajl_gen.h>
 #include <yajl/yajl_parse.h>
 
-#define JSON_MAX_DEPTH 256
+/* yajl's generator refuses a 128th level; parse no deeper, so every
+ * parsed tree can be dumped again. */
+#define JSON_MAX_DEPTH 127
 
 struct json {
     json_type type;
@@ -502,7 +504,11 @@ static int gen_value(yajl_gen g, const json_t *v, int depth)
     case JSON_NULL: return yajl_gen_null(g);
     case JSON_BOOL: return yajl_gen_bool(g, v->u.b);
     case JSON_INT: return yajl_gen_integer(g, v->u.i);
-    case JSON_DOUBLE: return yajl_gen_double(g, v->u.d);
+    case JSON_DOUBLE:
+        /* JSON has no NaN or infinity (1e400 parses to one): write null. */
+        if (v->u.d != v->u.d || v->u.d - v->u.d != 0)
+            return yajl_gen_null(g);
+        return yajl_gen_double(g, v->u.d);
     case JSON_STRING:
         return yajl_gen_string(g, (const unsigned char *)v->u.str.s, v->u.str.len);
     case JSON_ARRAY:

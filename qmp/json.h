@@ -27,6 +27,7 @@ json_t *json_parse(const char *buf, size_t len, char *err, size_t errlen);
 
 /* Serialize compactly (no newline). Returns a malloc'd NUL-terminated string
  * and its length in *len (len may be NULL); NULL only on allocation failure.
+ * NaN and infinities, which JSON cannot express, are written as null.
  * json_dump_pretty indents for people. */
 char *json_dump(const json_t *v, size_t *len);
 char *json_dump_pretty(const json_t *v, size_t *len);

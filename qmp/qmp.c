@@ -325,6 +325,8 @@ static void on_hs_timeout(uv_timer_t *t)
 static void start_handshake(qmp_t *q)
 {
     q->state = Q_GREETING;
+    if (!q->hs_deadline)
+        return; /* the caller set no limit */
     uint64_t now = uv_now(q->loop);
     uv_timer_start(&q->hs_timer, on_hs_timeout, q->hs_deadline > now ? q->hs_deadline - now : 0, 0);
 }

@@ -91,9 +91,10 @@ void qmp_set_max_input(qmp_t *q, size_t bytes);
 void qmp_set_dead_cb(qmp_t *q, qmp_dead_cb cb, void *data);
 
 /* Connect to QEMU's QMP socket, retrying while it does not exist yet or
- * refuses, then read the greeting and negotiate. timeout_ms (> 0) bounds
- * the whole handshake. cb runs exactly once (with -ECANCELED if the client
- * is closed first). */
+ * refuses, then read the greeting and negotiate. timeout_ms bounds the
+ * whole handshake (<= 0: no limit; then only qmp_peer_exited or qmp_close
+ * end a connect that keeps failing). cb runs exactly once (with -ECANCELED
+ * if the client is closed first). */
 int qmp_connect(qmp_t *q, const char *path, int timeout_ms, qmp_ready_cb cb, void *data);
 /* The same over an already connected socket; the client owns fd. */
 int qmp_attach_fd(qmp_t *q, int fd, int timeout_ms, qmp_ready_cb cb, void *data);
