@@ -467,7 +467,9 @@ static void start_next(ax_t *x)
     j->next = NULL;
     x->cur = j;
     x->t0 = guest__now_ms();
-    x->deadline = x->t0 + (j->kind == JOB_OPEN ? x->open_ms : j->timeout_ms);
+    if (j->kind == JOB_OPEN)
+        j->timeout_ms = x->open_ms;
+    x->deadline = x->t0 + j->timeout_ms;
     x->pid = x->handle = -1;
     x->fd = -1;
     int rc;

@@ -140,7 +140,9 @@ int guest_exec(guest_session_t *s, const char *cmd, int timeout_ms, guest_cb cb,
 /* Interactive shell (SSH only; -ENOTSUP on the agent). The shell starts on a
  * pty with the first send or expect and lives until the session closes or it
  * exits. Its output accumulates in a buffer of up to max_output bytes
- * (oldest dropped, NUL bytes dropped) that expect consumes. */
+ * (oldest dropped) that expect consumes. Terminal control sequences (ESC [
+ * ... and ESC ] ... as line editors send them) and NUL bytes are removed;
+ * line ends are the pty's "\r\n". */
 int guest_send(guest_session_t *s, const char *text, size_t len, guest_cb cb, void *data);
 /* Wait until the unconsumed shell output matches the POSIX extended regex
  * (REG_EXTENDED | REG_NEWLINE: '.' stops at newlines, ^ and $ match at

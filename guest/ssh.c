@@ -86,8 +86,10 @@ void ssh__fail(sshtp *t, guest_job *j, const char *what)
         guest__fail(j, t->name, -ECANCELED, step, "cancelled: session closed");
     else if (ssh__lost(t))
         guest__fail(j, t->name, -ENOTCONN, step, "%s", t->why);
-    else
+    else if (*ssh_get_error(t->ss))
         guest__fail(j, t->name, -EIO, step, "%s: %s", what, ssh_get_error(t->ss));
+    else /* libssh's blocking calls give up silently when their timeout ends */
+        guest__fail(j, t->name, -ETIMEDOUT, step, "%s: no answer from the guest in time", what);
 }
 
 static void set_timeout(ssh_session ss, int ms)
@@ -163,12 +165,47 @@ static int tcp_connect(sshtp *t, int ms, char *why, size_t whylen)
     return fd;
 }
 
-/* One attempt: TCP, then the SSH banner and key exchange. 0 with t->ss set,
- * or -errno; *retry says whether sshd may just not be up yet. */
-static int connect_once(sshtp *t, int ms, char *why, size_t whylen, int *retry)
+/* Wait up to ms for the server to say anything (its banner), without
+ * consuming it. 0 when there is data, -ETIMEDOUT, -ECONNRESET on EOF. */
+static int await_banner(sshtp *t, int fd, int ms)
+{
+    double end = guest__now_ms() + ms;
+    for (;;) {
+        struct pollfd p = {.fd = fd, .events = POLLIN};
+        if (poll(&p, 1, SLICE_MS) > 0) {
+            char c;
+            ssize_t n = recv(fd, &c, 1, MSG_PEEK);
+            if (n > 0)
+                return 0;
+            if (n == 0 || (errno != EAGAIN && errno != EINTR))
+                return -ECONNRESET;
+        }
+        if (ssh__stopping(t))
+            return -ECANCELED;
+        if (guest__now_ms() >= end)
+            return -ETIMEDOUT;
+    }
+}
+
+/* One attempt: TCP, the SSH banner within banner_ms, then the key exchange.
+ * 0 with t->ss set, or -errno with why filled; *retry says whether sshd may
+ * just not be up yet. */
+static int connect_once(sshtp *t, int banner_ms, char *why, size_t whylen, int *retry)
 {
     *retry = 0;
-    int fd = tcp_connect(t, ms, why, whylen);
+    int fd = tcp_connect(t, banner_ms, why, whylen);
+    if (fd >= 0) {
+        int rc = await_banner(t, fd, banner_ms);
+        if (rc < 0) {
+            close(fd);
+            snprintf(why, whylen, "%s",
+                     rc == -ETIMEDOUT    ? "no SSH banner yet (sshd not reachable?)"
+                     : rc == -ECONNRESET ? "closed before the SSH banner (sshd not up yet?)"
+                                         : "cancelled: session closed");
+            *retry = rc != -ECANCELED;
+            return rc;
+        }
+    }
     if (fd < 0) {
         *retry = fd == -ECONNREFUSED || fd == -ETIMEDOUT || fd == -ECONNRESET ||
                  fd == -EHOSTUNREACH || fd == -ENETUNREACH || fd == -EAGAIN;
@@ -199,7 +236,7 @@ static int connect_once(sshtp *t, int ms, char *why, size_t whylen, int *retry)
     ssh_options_set(ss, SSH_OPTIONS_KNOWNHOSTS, t->known_hosts);
     ssh_options_set(ss, SSH_OPTIONS_GLOBAL_KNOWNHOSTS, "/dev/null");
     ssh_options_set(ss, SSH_OPTIONS_PROCESS_CONFIG, &no);
-    set_timeout(ss, ms);
+    set_timeout(ss, t->io_timeout_ms);
     if (ssh_options_set(ss, SSH_OPTIONS_FD, &fd) < 0) {
         snprintf(why, whylen, "libssh refused the socket: %s", ssh_get_error(ss));
         close(dupfd);
@@ -214,18 +251,16 @@ static int connect_once(sshtp *t, int ms, char *why, size_t whylen, int *retry)
         t->ss = ss;
         return 0;
     }
-    /* No banner means nothing answered on the guest side: while a guest
-     * boots, QEMU's user network accepts the TCP connection and then drops
-     * it (or holds it) because nothing listens on port 22 yet. Dropbear also
+    /* No banner: the guest side went away before sshd spoke (dropbear
      * drops connections beyond its per-address limit of unauthenticated
-     * clients before the banner. Once a banner came, failing is final. */
+     * clients). A timeout: the guest is too slow yet. Both are worth another
+     * attempt; any other failure after a banner (no common algorithms, a
+     * protocol error) is final. */
     const char *err = ssh_get_error(ss);
-    *retry = ssh_get_serverbanner(ss) == NULL;
-    int rc = strstr(err, "imeout") ? -ETIMEDOUT : *retry ? -ECONNRESET : -EPROTO;
-    if (*retry)
-        snprintf(why, whylen, "no SSH banner (sshd not up yet?): %s", err);
-    else
-        snprintf(why, whylen, "%s", err);
+    int timeout = strstr(err, "imeout") != NULL, banner = ssh_get_serverbanner(ss) != NULL;
+    *retry = !banner || timeout;
+    int rc = timeout ? -ETIMEDOUT : banner ? -EPROTO : -ECONNRESET;
+    snprintf(why, whylen, "%s%s", banner ? "" : "closed before the SSH banner: ", err);
     ssh_free(ss);
     pthread_mutex_lock(&t->mu);
     close(t->sock);
@@ -391,8 +426,19 @@ static void do_connect(sshtp *t, guest_job *j)
         if (attempts && rem <= 0)
             break;
         attempts++;
-        int ms = rem < t->io_timeout_ms ? (int)(rem > 1000 ? rem : 1000) : t->io_timeout_ms;
-        rc = connect_once(t, ms, why, sizeof(why), &retry);
+        /* While the guest boots, QEMU's user network accepts our TCP
+         * connection and keeps retrying the guest side (the guest has no
+         * address before DHCP), so an attempt can sit waiting for a banner
+         * that only comes when slirp's next, ever later, SYN retransmission
+         * lands. A short banner wait, growing a little per attempt, gets in
+         * soon after sshd is reachable; the key exchange then has the full
+         * io timeout. */
+        int banner_ms = 1500 + 500 * (attempts - 1);
+        if (banner_ms > t->io_timeout_ms)
+            banner_ms = t->io_timeout_ms;
+        if (banner_ms > rem)
+            banner_ms = rem > 1000 ? (int)rem : 1000;
+        rc = connect_once(t, banner_ms, why, sizeof(why), &retry);
         if (rc == 0 || !retry)
             break;
         int pause = attempts < 4 ? 250 * attempts : 1000; /* sshd is usually seconds away */
@@ -406,7 +452,7 @@ static void do_connect(sshtp *t, guest_job *j)
         }
     }
     if (rc < 0) {
-        if (rc == -ECANCELED)
+        if (rc == -ECANCELED || !retry)
             guest__fail(j, t->name, rc, step, "%s", why);
         else
             guest__fail(j, t->name, rc, step, "%s (gave up after %d attempt%s in %.1f s)", why,
@@ -441,6 +487,7 @@ static void do_connect(sshtp *t, guest_job *j)
 static void keepalive(sshtp *t)
 {
     double t0 = guest__now_ms();
+    set_timeout(t->ss, t->io_timeout_ms); /* a step may have left a shorter one */
     ssh_send_keepalive(t->ss);
     if (ssh__lost(t))
         return;
@@ -483,6 +530,9 @@ static void run_job(sshtp *t, guest_job *j)
         ssh__step(j, step, sizeof(step));
         guest__fail(j, t->name, t->why_status ? t->why_status : -ENOTCONN, step, "%s", t->why);
     } else {
+        /* libssh's own waits inside this step end with the step, at most
+         * the io timeout. */
+        set_timeout(t->ss, j->timeout_ms < t->io_timeout_ms ? j->timeout_ms : t->io_timeout_ms);
         switch (j->kind) {
         case JOB_EXEC: ssh__exec(t, j, deadline); break;
         case JOB_SEND: ssh__send(t, j, deadline); break;

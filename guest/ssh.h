@@ -66,6 +66,7 @@ typedef struct sshtp {
     gbuf sh_buf;           /* unconsumed shell output */
     int sh_bol;            /* sh_buf starts at the beginning of a line */
     int sh_ended;          /* the shell sent EOF or closed its channel */
+    int sh_esc;            /* escape-sequence filter state, see sshchan.c */
     sftp_session sftp;
     struct ssh_channel_callbacks_struct sftp_cb;
     int sftp_state;        /* 0 untried, 1 usable, -1 absent */

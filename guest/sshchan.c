@@ -149,6 +149,21 @@ out:
     return rc;
 }
 
+/* After a timeout: ask sshd to KILL the command and give it a moment to
+ * report the end and close the channel itself. Closing our side first
+ * while the command dies makes dropbear 2022.83 abort the whole connection
+ * (failed assertion `!channel->sent_close`), taking the session with it. */
+static void kill_wait(sshtp *t, ssh_channel ch, run *r)
+{
+    if (ssh_channel_request_send_signal(ch, "KILL") != SSH_OK)
+        return;
+    int grace = t->io_timeout_ms < 3000 ? t->io_timeout_ms : 3000;
+    double end = guest__now_ms() + grace;
+    while (!r->closed && !ssh__stopping(t) && guest__now_ms() < end)
+        if (ssh__pump(t, SLICE_MS) < 0)
+            break;
+}
+
 /* Run cmd on a new exec channel, stdin from in_fd (or empty), output as r
  * says, until it exits or the deadline passes. 0 when it ran to its end (see
  * r), or -errno with j failed. On timeout the command gets SIGKILL (if the
@@ -183,8 +198,11 @@ static int run_channel(sshtp *t, guest_job *j, const char *cmd, int in_fd, run *
         rc = j->status;
         goto out;
     }
-    if (in_fd >= 0 && (rc = feed(t, j, ch, in_fd, deadline)) < 0)
+    if (in_fd >= 0 && (rc = feed(t, j, ch, in_fd, deadline)) < 0) {
+        if (rc == -ETIMEDOUT)
+            kill_wait(t, ch, r);
         goto out;
+    }
     /* An empty stdin, so a command that reads it does not hang. */
     if (!ssh_channel_is_closed(ch))
         ssh_channel_send_eof(ch);
@@ -196,9 +214,9 @@ static int run_channel(sshtp *t, guest_job *j, const char *cmd, int in_fd, run *
             break;
         }
         if (rem <= 0) {
-            ssh_channel_request_send_signal(ch, "KILL");
             fail_timeout(t, j, "");
             rc = -ETIMEDOUT;
+            kill_wait(t, ch, r);
             break;
         }
         if (ssh__pump(t, rem < SLICE_MS ? (int)rem + 1 : SLICE_MS) < 0) {
@@ -237,15 +255,50 @@ void ssh__exec(sshtp *t, guest_job *j, double deadline)
 
 /* ------------------------------------------------------------------ shell */
 
+/* Terminal control sequences the shell's line editor emits even for a
+ * "dumb" terminal (busybox asks for the cursor position with ESC [ 6 n after
+ * every prompt) would sit between the text and the patterns written for it.
+ * They are removed as they arrive; the state survives packet boundaries. */
+enum { ESC_NONE, ESC_SEEN, ESC_CSI, ESC_OSC, ESC_OSC_ESC };
+
+static int esc_step(int *st, unsigned char c)
+{
+    switch (*st) {
+    case ESC_SEEN:
+        *st = c == '[' ? ESC_CSI : c == ']' ? ESC_OSC : ESC_NONE;
+        return 0;
+    case ESC_CSI: /* parameters and intermediates, up to a final byte */
+        if (c >= 0x40 && c <= 0x7e)
+            *st = ESC_NONE;
+        return 0;
+    case ESC_OSC: /* up to BEL or ESC \ */
+        *st = c == 0x07 ? ESC_NONE : c == 0x1b ? ESC_OSC_ESC : ESC_OSC;
+        return 0;
+    case ESC_OSC_ESC:
+        *st = c == '\\' ? ESC_NONE : ESC_OSC;
+        return 0;
+    default:
+        if (c == 0x1b) {
+            *st = ESC_SEEN;
+            return 0;
+        }
+        return c != 0; /* NULs would end regexec's subject early */
+    }
+}
+
 static int sh_data(ssh_session ss, ssh_channel ch, void *d, uint32_t len, int is_stderr, void *u)
 {
     sshtp *t = u;
-    const char *p = d, *end = p + len;
-    while (p < end) { /* NULs would end regexec's subject early: drop them */
-        const char *z = memchr(p, 0, (size_t)(end - p));
-        size_t n = z ? (size_t)(z - p) : (size_t)(end - p);
-        gbuf_add(&t->sh_buf, p, n, t->max_output, 0);
-        p += n + (z ? 1 : 0);
+    const unsigned char *p = d;
+    char clean[1024];
+    size_t n = 0;
+    for (uint32_t i = 0; i < len; i++) {
+        if (esc_step(&t->sh_esc, p[i]))
+            clean[n++] = (char)p[i];
+        if (n == sizeof(clean) || (i + 1 == len && n)) {
+            gbuf_add(&t->sh_buf, clean, n, t->max_output, 0);
+            n = 0;
+        }
     }
     return (int)len;
 }
@@ -270,6 +323,7 @@ static int shell_open(sshtp *t, guest_job *j)
     shell_drop(t);
     gbuf_consume(&t->sh_buf, t->sh_buf.len);
     t->sh_bol = 1;
+    t->sh_esc = 0;
     ssh_channel ch = ssh_channel_new(t->ss);
     if (!ch || ssh_channel_open_session(ch) != SSH_OK) {
         ssh__fail(t, j, "cannot open a channel for the shell");

@@ -603,7 +603,9 @@ static int start_ssh(fguest_t *g)
     if (cfg_vm_ssh(g->vm, &g->res, &addr, &port) < 0)
         return 0;
     char kh[PATH_MAX];
-    snprintf(kh, sizeof(kh), "%s/known_hosts", g->f->run_dir);
+    /* Per guest, not per run: forwarded ports are reused by other guests
+     * within a run, and known_hosts keys entries by [host]:port. */
+    snprintf(kh, sizeof(kh), "%s/%s-known_hosts", g->f->run_dir, g->name);
     snprintf(g->ssh_host, sizeof(g->ssh_host), "%s", addr);
     g->ssh_port = port;
     int ms = ms_of(g->f->o.ssh_timeout_s, g->vi->login_timeout);

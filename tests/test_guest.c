@@ -632,7 +632,6 @@ Test(guest, refused_and_cancel)
     uv_timer_init(&loop, &tm);
     uv_timer_start(&tm, stop_loop, 500, 0); /* let sleep start */
     uv_run(&loop, UV_RUN_DEFAULT);
-    uv_close((uv_handle_t *)&tm, NULL);
     t0 = tu_now_ms();
     guest_close(s, on_closed, &closed);
     cr_assert_eq(guest_exec(s, "true", 1000, on_res, &r), -ESHUTDOWN);
@@ -643,6 +642,29 @@ Test(guest, refused_and_cancel)
     cr_assert(tu_now_ms() - t0 < 3000, "close took %.0f ms", tu_now_ms() - t0);
     res_free(&run);
     res_free(&queued);
+
+    /* The same over the agent, whose client lives on: a fresh session on it
+     * works right after. */
+    agent_t *a = agent_up(&loop, 1);
+    s = agent_session(&loop, a, 1);
+    closed = 0;
+    cr_assert_eq(guest_exec(s, "sleep 5", 30000, on_res, &run), 0);
+    cr_assert_eq(guest_exec(s, "true", 30000, on_res, &queued), 0);
+    uv_timer_start(&tm, stop_loop, 300, 0);
+    uv_run(&loop, UV_RUN_DEFAULT);
+    guest_close(s, on_closed, &closed);
+    wait_flag(&loop, &closed);
+    cr_assert_eq(run.status, -ECANCELED, "%d %s", run.status, run.error);
+    cr_assert_eq(queued.status, -ECANCELED, "%d %s", queued.status, queued.error);
+    res_free(&run);
+    res_free(&queued);
+    s = agent_session(&loop, a, 1);
+    exec_wait(&loop, s, "echo again", 30000, &run);
+    cr_assert_str_eq(run.out, "again\n", "%s", run.error);
+    res_free(&run);
+    close_session(&loop, s);
+    agent_down(&loop, a);
+    uv_close((uv_handle_t *)&tm, NULL);
     loop_done(&loop);
 }
 
