@@ -33,13 +33,15 @@ static const char *inst_name(const struct model *m, const struct cfg_res *res)
     return res && res->name ? res->name : m->name;
 }
 
-int cfg_run_path(const struct cfg_vm *vm, const struct cfg_res *res, enum cfg_run_file f,
-                 char *out, size_t outlen)
+int cfg_run_path(const struct cfg_vm *vm, const struct cfg_res *res, enum cfg_run_file f, char *out,
+                 size_t outlen)
 {
-    static const char *const suffix[] = { "qmp.sock", "qmp-inspect.sock", "qga.sock", "serial.log" };
+    static const char *const suffix[] = { "qmp.sock", "qmp-inspect.sock", "qga.sock",
+                                          "serial.log" };
     if ((unsigned)f > CFG_RUN_SERIAL || !res || !res->run_dir)
         return -EINVAL;
-    int n = snprintf(out, outlen, "%s/%s-%s", res->run_dir, inst_name(vm_model(vm), res), suffix[f]);
+    int n =
+        snprintf(out, outlen, "%s/%s-%s", res->run_dir, inst_name(vm_model(vm), res), suffix[f]);
     return n < 0 || (size_t)n >= outlen ? -ENAMETOOLONG : 0;
 }
 
@@ -66,9 +68,10 @@ int cfg_vm_ssh(const struct cfg_vm *vm, const struct cfg_res *res, const char **
 int cfg_tap_ifname(const struct cfg_vm *vm, const struct cfg_res *res, int nic, char out[16])
 {
     uint32_t h = 2166136261u; /* FNV-1a */
-    const char *parts[2] = { res && res->run_dir ? res->run_dir : "", inst_name(vm_model(vm), res) };
+    const char *parts[2] = { res && res->run_dir ? res->run_dir : "",
+                             inst_name(vm_model(vm), res) };
     for (int i = 0; i < 2; i++)
-        for (const char *p = parts[i]; ; p++) {
+        for (const char *p = parts[i];; p++) {
             h = (h ^ (unsigned char)*p) * 16777619u;
             if (!*p)
                 break;
@@ -161,8 +164,9 @@ static int check_res(const struct model *m, const struct cfg_res *res, char *err
         return FAIL("res: name '%s': expected letters, digits, '_', '.' and '-'", name);
     struct sockaddr_un sun;
     if (strlen(res->run_dir) + strlen(name) + sizeof("/-qmp-inspect.sock") > sizeof(sun.sun_path))
-        return FAIL("res: run_dir '%s' is too long for the VM's Unix socket paths (%zu bytes at most)",
-                    res->run_dir, sizeof(sun.sun_path) - 1);
+        return FAIL(
+            "res: run_dir '%s' is too long for the VM's Unix socket paths (%zu bytes at most)",
+            res->run_dir, sizeof(sun.sun_path) - 1);
     for (int i = 0; i < m->nmacs; i++) {
         char mac[18];
         if (mac_parse(res->macs[i], mac) < 0)
@@ -274,7 +278,8 @@ static void devices(struct av *a, const struct model *m, const struct cfg_res *r
             char id[16];
             snprintf(id, sizeof(id), "char%d", d->chr);
             sock_chardev(a, id, d->path, d->server ? ",server=on" : "");
-            sb_printf(&b, "type=vhost-user,id=netdev%d,chardev=char%d,vhostforce=on", d->chr, d->chr);
+            sb_printf(&b, "type=vhost-user,id=netdev%d,chardev=char%d,vhostforce=on", d->chr,
+                      d->chr);
             if (d->queues)
                 sb_printf(&b, ",queues=%d", d->queues);
             add2(a, "-netdev", &b);

@@ -37,12 +37,12 @@ struct cfg_needs {
     unsigned slots_taken; /* bit s set: guest slot s is fixed (machine,
                            * VGA at 02 when VNC is on, host_connect at 1f,
                            * the cfg's opt_addr); never hand it out */
-    int ports; /* res.ssh_port[0..ports): host ports of user-network forwards
-                * (hostfwd tcp:127.0.0.1:PORT-:22) not fixed by the cfg */
+    int ports;            /* res.ssh_port[0..ports): host ports of user-network forwards
+                           * (hostfwd tcp:127.0.0.1:PORT-:22) not fixed by the cfg */
     const char *port_for[CFG_NIC_MAX];
-    int vnc;          /* res.vnc: a display is wanted and the cfg fixes none */
-    int migrate_port; /* res.migrate_port: migration without a port */
-    int hugepages;    /* a hugetlbfs mount is needed (res.hugepage_dir) */
+    int vnc;           /* res.vnc: a display is wanted and the cfg fixes none */
+    int migrate_port;  /* res.migrate_port: migration without a port */
+    int hugepages;     /* a hugetlbfs mount is needed (res.hugepage_dir) */
     const int *cpupin; /* host CPUs the cfg pins to (lease them; the argv
                         * does not pin, the fleet does after start) */
     int ncpupin;
@@ -50,13 +50,13 @@ struct cfg_needs {
 
 /* The leased values. Unused entries are ignored. */
 struct cfg_res {
-    const char *run_dir; /* absolute: sockets and logs of the VM go here */
-    const char *name;    /* instance name for -name and the run-dir files
-                          * (e.g. "vm0-1"); NULL: the VM's name */
+    const char *run_dir;        /* absolute: sockets and logs of the VM go here */
+    const char *name;           /* instance name for -name and the run-dir files
+                                 * (e.g. "vm0-1"); NULL: the VM's name */
     char macs[CFG_MAC_MAX][18]; /* "02:5e:10:aa:bb:01", unicast */
     int pci_slot[CFG_SLOT_MAX]; /* guest slots 0x00-0x1f */
     int ssh_port[CFG_NIC_MAX];
-    int vnc;                    /* display N: 127.0.0.1:5900+N */
+    int vnc; /* display N: 127.0.0.1:5900+N */
     int migrate_port;
     const char *hugepage_dir; /* NULL: the first hugetlbfs mount in mounts_file */
     const char *mounts_file;  /* NULL: /proc/mounts */
@@ -78,8 +78,8 @@ enum cfg_run_file {
     CFG_RUN_QGA,         /* NAME-qga.sock: guest agent (only if qga) */
     CFG_RUN_SERIAL,      /* NAME-serial.log: serial console */
 };
-int cfg_run_path(const struct cfg_vm *vm, const struct cfg_res *res, enum cfg_run_file f,
-                 char *out, size_t outlen);
+int cfg_run_path(const struct cfg_vm *vm, const struct cfg_res *res, enum cfg_run_file f, char *out,
+                 size_t outlen);
 
 /* Host side of the host_connect NIC's forward (SSH): address and port
  * (fixed or res->ssh_port). -ENOENT if the VM has no such forward. */

@@ -56,7 +56,7 @@ struct model {
     int mfam, kvm;
     const char *cpu_model;
     int smp, cpupin[CFG_CPUPIN_MAX], ncpupin;
-    struct cfg_loc cpupin_loc;
+    struct cfg_loc cpupin_loc, cpu_model_loc;
     int mem_mb, hugepage;
     struct cfg_loc hugepage_loc;
     struct m_disk disks[CFG_DISK_MAX];
@@ -105,6 +105,40 @@ struct bctx {
     size_t errlen;
 };
 int model_key(struct bctx *b);
+
+/* The options of one group (list keys) or of all groups (other keys). */
+struct opts {
+    struct cfg_pair p[OPT_MAX];
+    int n;
+    unsigned used; /* bit i: p[i] was looked up */
+};
+int ko_all(struct bctx *b, struct opts *o);
+int ko_one(struct bctx *b, int gi, struct opts *o);
+const struct cfg_pair *ko_get(struct opts *o, const char *name); /* marks it used */
+void ko_done(struct bctx *b, struct opts *o, const char *what);  /* warns the unused */
+/* "FILE:L:C: error: KEY OPT: expected WHAT, got 'VAL'" (no value for login). */
+int ko_bad(struct bctx *b, const struct cfg_pair *p, const char *expected);
+/* Typed options: 1 present and valid, 0 absent, <0 error. */
+int ko_bool(struct bctx *b, struct opts *o, const char *name, int *out);
+int ko_int(struct bctx *b, struct opts *o, const char *name, long lo, long hi, int *out);
+int ko_str(struct bctx *b, struct opts *o, const char *name, const char **out);
+int ko_ident(struct bctx *b, struct opts *o, const char *name, const char *extra, const char **out);
+int ko_path(struct bctx *b, struct opts *o, const char *name, const char **out);
+int ko_mac(struct bctx *b, struct opts *o, const char *name, const char **out);
+int ko_slot(struct bctx *b, struct opts *o, const char *name, int *slot, int *fn,
+            struct cfg_loc *loc);
+struct cfg_loc ko_group_loc(struct bctx *b, int gi);
+int ko_one_of(const char *v, const char *const *list);
+#define TRY(x)                                                                                     \
+    do {                                                                                           \
+        int r_ = (x);                                                                              \
+        if (r_ < 0)                                                                                \
+            return r_;                                                                             \
+    } while (0)
+
+/* keys_net.c */
+int k_net(struct bctx *b);
+int k_device(struct bctx *b);
 void model_warn(struct model *m, struct cfg_loc loc, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 /* keys a cfg_vm_set appends to rather than replaces */

@@ -35,7 +35,7 @@ struct vstate {
     struct cfg_key *key; /* NULL: no key open */
     struct cfg_group *groups;
     int ngroups, gcap;
-    struct sbuf text;   /* open group */
+    struct sbuf text; /* open group */
     struct cfg_seg *segs;
     int nsegs, scap;
     int failed;
@@ -72,7 +72,8 @@ static int end_group(struct vstate *v, char *err, size_t errlen)
     trim_tail(v);
     if (v->text.len) {
         if (v->ngroups >= MAX_GROUPS)
-            return cfg_errf(err, errlen, (struct cfg_loc){ v->file, v->segs[0].line, v->segs[0].col },
+            return cfg_errf(err, errlen,
+                            (struct cfg_loc){ v->file, v->segs[0].line, v->segs[0].col },
                             "too many groups in key '%s' (at most %d)", v->key->name, MAX_GROUPS);
         if (ar_grow(v->a, (void **)&v->groups, sizeof(*v->groups), &v->gcap, v->ngroups + 1) < 0)
             return -ENOMEM;

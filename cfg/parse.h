@@ -36,9 +36,9 @@ struct cfg_group {
 };
 
 struct cfg_key {
-    const char *name;     /* lower case */
-    struct cfg_loc loc;   /* of the key name */
-    const char *dir;      /* directory relative paths resolve against */
+    const char *name;   /* lower case */
+    struct cfg_loc loc; /* of the key name */
+    const char *dir;    /* directory relative paths resolve against */
     const struct cfg_group *groups;
     int ngroups;
 };

@@ -22,11 +22,10 @@ struct arena {
     int failed;
 };
 
-void *ar_alloc(struct arena *a, size_t n);              /* zeroed */
+void *ar_alloc(struct arena *a, size_t n); /* zeroed */
 char *ar_strndup(struct arena *a, const char *s, size_t n);
 char *ar_strdup(struct arena *a, const char *s);
-char *ar_printf(struct arena *a, const char *fmt, ...)
-    __attribute__((format(printf, 2, 3)));
+char *ar_printf(struct arena *a, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 /* Grow an array of *cap elements of size el to hold at least need; the old
  * contents are copied (the old block stays in the arena). 0 or -ENOMEM. */
 int ar_grow(struct arena *a, void **arr, size_t el, int *cap, int need);

@@ -63,8 +63,8 @@ static int check_ids(struct model *m, char *err, size_t errlen)
     for (int i = 0; i < n; i++) {
         for (int k = 0; ours[k]; k++)
             if (!strcmp(ids[i].id, ours[k]))
-                return cfg_errf(err, errlen, ids[i].loc, "id '%s' is reserved for qfleet's own devices",
-                                ids[i].id);
+                return cfg_errf(err, errlen, ids[i].loc,
+                                "id '%s' is reserved for qfleet's own devices", ids[i].id);
         for (int j = 0; j < i; j++)
             if (!strcmp(ids[i].id, ids[j].id))
                 return cfg_errf(err, errlen, ids[i].loc, "id '%s' is used twice; first at %s:%d:%d",
@@ -84,22 +84,27 @@ static int check_netdevs(struct model *m, char *err, size_t errlen)
             char own[16];
             snprintf(own, sizeof(own), "net%d", j);
             if (!strcmp(nd, own))
-                return cfg_errf(err, errlen, d->netdev_loc,
-                                "device virtio-net-pci: opt_netdev=%s is the backend of net NIC %d; "
-                                "expected a netdev of its own (defined with usercmd)", nd, j);
+                return cfg_errf(
+                    err, errlen, d->netdev_loc,
+                    "device virtio-net-pci: opt_netdev=%s is the backend of net NIC %d; "
+                    "expected a netdev of its own (defined with usercmd)",
+                    nd, j);
         }
         for (int j = 0; j < m->ndevs; j++) {
             char own[16];
             snprintf(own, sizeof(own), "netdev%d", m->devs[j].chr);
             if (m->devs[j].kind == DK_VHOST_USER && !strcmp(nd, own))
-                return cfg_errf(err, errlen, d->netdev_loc,
-                                "device virtio-net-pci: opt_netdev=%s is the backend of a vhost-user "
-                                "device; expected a netdev of its own (defined with usercmd)", nd);
+                return cfg_errf(
+                    err, errlen, d->netdev_loc,
+                    "device virtio-net-pci: opt_netdev=%s is the backend of a vhost-user "
+                    "device; expected a netdev of its own (defined with usercmd)",
+                    nd);
             if (j < i && m->devs[j].kind == DK_VIRTIO && m->devs[j].netdev &&
                 !strcmp(m->devs[j].netdev, nd))
-                return cfg_errf(err, errlen, d->netdev_loc,
-                                "device virtio-net-pci: opt_netdev=%s is used twice; first at line %d",
-                                nd, m->devs[j].netdev_loc.line);
+                return cfg_errf(
+                    err, errlen, d->netdev_loc,
+                    "device virtio-net-pci: opt_netdev=%s is used twice; first at line %d", nd,
+                    m->devs[j].netdev_loc.line);
         }
         int found = 0;
         for (int j = 0; j + 1 < m->nusercmd && !found; j++) {
@@ -108,15 +113,18 @@ static int check_netdevs(struct model *m, char *err, size_t errlen)
             const char *a = m->usercmd[j + 1], *p = strstr(a, "id=");
             size_t l = strlen(nd);
             while (p && !found) {
-                if ((p == a || p[-1] == ',') && !strncmp(p + 3, nd, l) && (!p[3 + l] || p[3 + l] == ','))
+                if ((p == a || p[-1] == ',') && !strncmp(p + 3, nd, l) &&
+                    (!p[3 + l] || p[3 + l] == ','))
                     found = 1;
                 p = strstr(p + 3, "id=");
             }
         }
         if (!found)
-            model_warn(m, d->netdev_loc,
-                       "device virtio-net-pci: opt_netdev=%s names no -netdev of usercmd; QEMU will "
-                       "refuse to start unless one is added", nd);
+            model_warn(
+                m, d->netdev_loc,
+                "device virtio-net-pci: opt_netdev=%s names no -netdev of usercmd; QEMU will "
+                "refuse to start unless one is added",
+                nd);
     }
     return 0;
 }
@@ -167,14 +175,15 @@ static int place(struct model *m, char *err, size_t errlen)
         if (n->slot < 0)
             continue;
         const char *who = n->addr_loc.file ? ar_printf(&m->a, "NIC %s", n->id)
-                                            : "the default host_connect NIC (the VM has no net key)";
+                                           : "the default host_connect NIC (the VM has no net key)";
         int r = take_slot(&sm, n->slot, n->fn, who, n->addr_loc, err, errlen);
         if (r < 0) {
             if (i == m->host_connect && !n->addr_loc.file)
-                return cfg_errf(err, errlen, m->machine_loc.file ? m->machine_loc : n->loc,
-                                "machine %s keeps slot 1f for itself, where the default host_connect "
-                                "NIC must sit; expected machine type=pc, or a net key",
-                                m->machine);
+                return cfg_errf(
+                    err, errlen, m->machine_loc.file ? m->machine_loc : n->loc,
+                    "machine %s keeps slot 1f for itself, where the default host_connect "
+                    "NIC must sit; expected machine type=pc, or a net key",
+                    m->machine);
             return r;
         }
     }
@@ -193,30 +202,31 @@ static int place(struct model *m, char *err, size_t errlen)
             if (sm.owner[s][f])
                 taken |= 1u << s;
     m->slots_taken = taken;
-    int nfree = 32 - __builtin_popcount(taken), need = 0;
+    int nfree = 32 - __builtin_popcount(taken), need = 0, autos = m->qga;
     struct cfg_loc first = { 0 };
     for (int i = 0; i < m->nnics; i++)
+        if (m->nics[i].slot < 0 && !need++)
+            first = m->nics[i].loc;
+    for (int i = 0; i < m->ndevs; i++)
+        if (m->devs[i].slot < 0 && !need++)
+            first = m->devs[i].loc;
+    for (int i = 0; i < m->ndisks; i++)
+        autos += m->disks[i].iface && !strcmp(m->disks[i].iface, "virtio");
+    if (need + autos > nfree) /* also keeps nslots below CFG_SLOT_MAX */
+        return cfg_errf(err, errlen, first.file ? first : m->net_loc,
+                        "not enough guest PCI slots: %d devices need one (and %d more are placed "
+                        "by QEMU), %d are free",
+                        need, autos, nfree);
+    for (int i = 0; i < m->nnics; i++)
         if (m->nics[i].slot < 0) {
-            if (!need++)
-                first = m->nics[i].loc;
             m->nics[i].slot_need = m->nslots;
             m->slot_for[m->nslots++] = ar_printf(&m->a, "net %d %s", i, m->nics[i].id);
         }
     for (int i = 0; i < m->ndevs; i++)
         if (m->devs[i].slot < 0) {
-            if (!need++)
-                first = m->devs[i].loc;
             m->devs[i].slot_need = m->nslots;
             m->slot_for[m->nslots++] = ar_printf(&m->a, "device %d %s", i, m->devs[i].id);
         }
-    int autos = m->qga;
-    for (int i = 0; i < m->ndisks; i++)
-        autos += m->disks[i].iface && !strcmp(m->disks[i].iface, "virtio");
-    if (need + autos > nfree)
-        return cfg_errf(err, errlen, first.file ? first : m->net_loc,
-                        "not enough guest PCI slots: %d devices need one (and %d more are placed "
-                        "by QEMU), %d are free",
-                        need, autos, nfree);
     return 0;
 }
 
@@ -230,8 +240,8 @@ static void needs(struct model *m)
         }
         if (n->backend == BK_USER && n->hostfwd && !n->fwd_port) {
             n->port_need = m->nports;
-            m->port_for[m->nports++] =
-                ar_printf(&m->a, "net %d %s: %s forward to guest port %d", i, n->id, n->fwd_proto, n->fwd_gport);
+            m->port_for[m->nports++] = ar_printf(&m->a, "net %d %s: %s forward to guest port %d", i,
+                                                 n->id, n->fwd_proto, n->fwd_gport);
         }
     }
     for (int i = 0; i < m->ndevs; i++) {
@@ -267,19 +277,30 @@ static void export(struct model *m)
         struct m_nic *n = &m->nics[i];
         static const char *const bk[] = { "user", "tap", "bridge" };
         m->nic_info[i] = (struct cfg_nic_info){
-            .id = n->id, .model = n->model, .backend = bk[n->backend], .mac = n->mac,
-            .mac_need = n->mac_need, .slot = n->slot, .fn = n->fn, .slot_need = n->slot_need,
-            .hostfwd = n->backend == BK_USER && n->hostfwd, .fwd_addr = n->fwd_addr,
-            .fwd_port = n->fwd_port, .port_need = n->port_need, .fwd_guest_port = n->fwd_gport,
+            .id = n->id,
+            .model = n->model,
+            .backend = bk[n->backend],
+            .mac = n->mac,
+            .mac_need = n->mac_need,
+            .slot = n->slot,
+            .fn = n->fn,
+            .slot_need = n->slot_need,
+            .hostfwd = n->backend == BK_USER && n->hostfwd,
+            .fwd_addr = n->fwd_addr,
+            .fwd_port = n->fwd_port,
+            .port_need = n->port_need,
+            .fwd_guest_port = n->fwd_gport,
             .bridge = n->br,
         };
         if (pt_number(n->id) >= 0)
-            m->pt[m->npt++] = (struct cfg_pt){ n->id, n->model, NULL, n->slot, n->fn, n->slot_need };
+            m->pt[m->npt++] =
+                (struct cfg_pt){ n->id, n->model, NULL, n->slot, n->fn, n->slot_need };
     }
     for (int i = 0; i < m->ndevs; i++) {
         struct m_dev *d = &m->devs[i];
         if (pt_number(d->id) >= 0)
-            m->pt[m->npt++] = (struct cfg_pt){ d->id, d->driver, d->host, d->slot, d->fn, d->slot_need };
+            m->pt[m->npt++] =
+                (struct cfg_pt){ d->id, d->driver, d->host, d->slot, d->fn, d->slot_need };
     }
     vi->nics = m->nic_info;
     vi->nnics = m->nnics;
@@ -300,7 +321,8 @@ static int finish(struct model *m, const struct cfg_vm *vm, char *err, size_t er
     m->mfam = machine_family(m->machine);
     for (int i = 0; i < m->nnics; i++)
         if (m->nics[i].backend == BK_NONE) {
-            model_warn(m, m->nics[i].loc, "net: type=nic without a backend group after it; using user networking");
+            model_warn(m, m->nics[i].loc,
+                       "net: type=nic without a backend group after it; using user networking");
             nic_user(&m->nics[i]);
         }
     if (!m->had_net) {
@@ -321,8 +343,9 @@ static int finish(struct model *m, const struct cfg_vm *vm, char *err, size_t er
                     m->nics[i].id = "host_connect";
             }
         if (m->host_connect < 0)
-            model_warn(m, m->net_loc, "net: no NIC at PCI address 1f: the VM has no host_connect "
-                                      "interface (DTS reaches guests through 00:1f.0)");
+            model_warn(m, m->net_loc,
+                       "net: no NIC at PCI address 1f: the VM has no host_connect "
+                       "interface (DTS reaches guests through 00:1f.0)");
     }
     /* ids: pt_N for assigned devices, skipping numbers the cfg uses */
     int used[CFG_NIC_MAX + CFG_DEV_MAX], nused = 0, next = 0;
@@ -363,6 +386,11 @@ static int finish(struct model *m, const struct cfg_vm *vm, char *err, size_t er
     if (r < 0)
         return r;
     needs(m);
+    if (!m->kvm && m->cpu_model && !strcmp(m->cpu_model, "host")) {
+        model_warn(m, m->cpu_model_loc,
+                   "cpu: model=host needs KVM; using model=max since enable_kvm=no");
+        m->cpu_model = "max";
+    }
     if (m->ncpupin && m->smp && m->ncpupin != m->smp)
         model_warn(m, m->cpupin_loc, "cpu: cpupin lists %d host CPUs for number=%d vCPUs",
                    m->ncpupin, m->smp);
@@ -503,8 +531,9 @@ int cfg_vm_from_docs(const struct cfg_doc *suite, const char *vm_name,
         for (int i = 0; i < cfg_doc_nsections(defaults); i++) {
             const struct cfg_section *s = cfg_doc_section_at(defaults, i);
             if (s != kvm)
-                pre_warn(vm, ar_printf(&vm->a, "%s:%d:%d: warning: section [%s] ignored: qfleet "
-                                              "takes its defaults from [KVM]",
+                pre_warn(vm, ar_printf(&vm->a,
+                                       "%s:%d:%d: warning: section [%s] ignored: qfleet "
+                                       "takes its defaults from [KVM]",
                                        dfile, s->loc.line, s->loc.col, s->name));
         }
         for (int i = 0; i < kvm->nkeys && r == 0; i++) {

@@ -23,9 +23,9 @@
 
 #include "cfg/parse.h"
 
-#define CFG_NAME_MAX 64    /* VM names: [A-Za-z0-9_.-], used in file names */
-#define CFG_NIC_MAX 16     /* net NICs per VM, host_connect included */
-#define CFG_DEV_MAX 28     /* device entries per VM */
+#define CFG_NAME_MAX 64 /* VM names: [A-Za-z0-9_.-], used in file names */
+#define CFG_NIC_MAX 16  /* net NICs per VM, host_connect included */
+#define CFG_DEV_MAX 28  /* device entries per VM */
 #define CFG_DISK_MAX 16
 #define CFG_CPUPIN_MAX 256
 #define CFG_MAC_MAX (CFG_NIC_MAX + CFG_DEV_MAX)
@@ -53,15 +53,15 @@ struct cfg_nic_info {
     const char *backend; /* "user", "tap", "bridge" */
     const char *mac;     /* fixed by the cfg, or NULL: res->macs[mac_need] */
     int mac_need;
-    int slot, fn;        /* as in cfg_pt */
+    int slot, fn; /* as in cfg_pt */
     int slot_need;
     /* user backend with a forward (always, unless opt_hostfwd says otherwise) */
-    int hostfwd;         /* 1 if this NIC forwards a host port */
-    const char *fwd_addr;  /* host address, "127.0.0.1" unless given */
-    int fwd_port;        /* fixed host port, or 0: res->ssh_port[port_need] */
+    int hostfwd;          /* 1 if this NIC forwards a host port */
+    const char *fwd_addr; /* host address, "127.0.0.1" unless given */
+    int fwd_port;         /* fixed host port, or 0: res->ssh_port[port_need] */
     int port_need;
-    int fwd_guest_port;  /* 22 unless given */
-    const char *bridge;  /* tap/bridge: opt_br ("br0" by default) */
+    int fwd_guest_port; /* 22 unless given */
+    const char *bridge; /* tap/bridge: opt_br ("br0" by default) */
 };
 
 struct cfg_vm_info {
@@ -78,15 +78,15 @@ struct cfg_vm_info {
     int smp;              /* vCPUs (0: QEMU's default, 1) */
     const int *cpupin;    /* host CPUs to pin to (pinning is the fleet's job) */
     int ncpupin;
-    int mem_mb;           /* 1024 unless the cfg says */
+    int mem_mb; /* 1024 unless the cfg says */
     int hugepage;
-    int host_connect;     /* index into nics of the host_connect NIC, or -1 */
+    int host_connect; /* index into nics of the host_connect NIC, or -1 */
     const struct cfg_nic_info *nics;
     int nnics;
     const struct cfg_pt *pt; /* in cfg order */
     int npt;
-    int migrate;          /* started with -incoming */
-    int vnc;              /* -1 disabled, -2 allocated (res->vnc), else display */
+    int migrate;                 /* started with -incoming */
+    int vnc;                     /* -1 disabled, -2 allocated (res->vnc), else display */
     const char *const *warnings; /* "FILE:LINE:COL: warning: ..." */
     int nwarnings;
 };
@@ -98,8 +98,7 @@ int cfg_vm_load(const char *cfg_path, const char *vm_name, const char *defaults_
 /* The same from parsed documents (defaults may be NULL), for callers that
  * load many VMs of one file. The VM keeps no reference to the documents. */
 int cfg_vm_from_docs(const struct cfg_doc *suite, const char *vm_name,
-                     const struct cfg_doc *defaults, struct cfg_vm **out, char *err,
-                     size_t errlen);
+                     const struct cfg_doc *defaults, struct cfg_vm **out, char *err, size_t errlen);
 void cfg_vm_free(struct cfg_vm *vm);
 
 /* DTS's set_vm_*: parse value with the file grammar and validate the whole

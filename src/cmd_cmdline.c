@@ -14,24 +14,25 @@
 
 static void usage(FILE *f)
 {
-    fprintf(f,
-            "usage: qfleet cmdline CFG VM [--defaults FILE] [--run-dir DIR] [--json]\n"
-            "\n"
-            "Print the QEMU command line of VM (a [section] of the DTS cfg file CFG)\n"
-            "without launching anything: one argument per line, shell-quoted.\n"
-            "MACs, host ports, the VNC display and guest PCI slots, which the fleet\n"
-            "leases at launch, are previews (first free guesses). The login password\n"
-            "is never printed.\n"
-            "\n"
-            "  --defaults FILE  global defaults merged under CFG (the [KVM] section\n"
-            "                   of a DTS virt_global.cfg)\n"
-            "  --run-dir DIR    directory for the VM's sockets and logs\n"
-            "                   (default: $TMPDIR/qfleet-preview)\n"
-            "  --json           {\"vm\":..., \"argv\":[...], \"warnings\":[...], \"preview\":{...}}\n"
-            "  -h, --help       this text\n"
-            "\n"
-            "Warnings go to stderr. Exit status: 0 ok, 2 usage or cfg error (the\n"
-            "message names FILE:LINE:COL), 3 host or internal error.\n");
+    fprintf(
+        f,
+        "usage: qfleet cmdline CFG VM [--defaults FILE] [--run-dir DIR] [--json]\n"
+        "\n"
+        "Print the QEMU command line of VM (a [section] of the DTS cfg file CFG)\n"
+        "without launching anything: one argument per line, shell-quoted.\n"
+        "MACs, host ports, the VNC display and guest PCI slots, which the fleet\n"
+        "leases at launch, are previews (first free guesses). The login password\n"
+        "is never printed.\n"
+        "\n"
+        "  --defaults FILE  global defaults merged under CFG (the [KVM] section\n"
+        "                   of a DTS virt_global.cfg)\n"
+        "  --run-dir DIR    directory for the VM's sockets and logs\n"
+        "                   (default: $TMPDIR/qfleet-preview)\n"
+        "  --json           {\"vm\":..., \"argv\":[...], \"warnings\":[...], \"preview\":{...}}\n"
+        "  -h, --help       this text\n"
+        "\n"
+        "Warnings go to stderr. Exit status: 0 ok, 2 usage or cfg error (the\n"
+        "message names FILE:LINE:COL), 3 host or internal error.\n");
 }
 
 static const char *opt_value(int argc, char **argv, int *i, const char *name)
@@ -93,7 +94,8 @@ static void preview_comments(const struct cfg_needs *nd, const struct cfg_res *r
     for (int i = 0; i < nd->macs; i++)
         printf("#   mac %s for %s\n", res->macs[i], nd->mac_for[i]);
     for (int i = 0; i < nd->slots; i++)
-        printf("#   guest pci slot %02x for %s\n", (unsigned)res->pci_slot[i] & 0xffu, nd->slot_for[i]);
+        printf("#   guest pci slot %02x for %s\n", (unsigned)res->pci_slot[i] & 0xffu,
+               nd->slot_for[i]);
     for (int i = 0; i < nd->ports; i++)
         printf("#   host port %d for %s\n", res->ssh_port[i], nd->port_for[i]);
     if (nd->vnc)

@@ -484,3 +484,52 @@ Test(argv, shell_quoting_for_people)
                         "    '' \\\n    a,b=c:d\n");
     free(s);
 }
+
+Test(argv, host_cpu_model_under_tcg)
+{
+    struct cfg_vm *vm = vm_of("[vm0]\n" TCG "cpu = model=host\nqga = enable=no\n");
+    const struct cfg_vm_info *vi = cfg_vm_info(vm);
+    cr_assert_eq(vi->nwarnings, 1);
+    cr_assert_str_eq(vi->warnings[0],
+                     F ":3:13: warning: cpu: model=host needs KVM; using model=max since enable_kvm=no");
+    struct cfg_res res;
+    res_fill(&res);
+    golden_res(vm, &res, HEAD("tcg") "-cpu\nmax\n" MEM "-nodefaults\n" VNC7 MONS HC1);
+    cfg_vm_free(vm);
+}
+
+Test(argv, dts_spellings_and_ignored_options)
+{
+    struct cfg_vm *vm = vm_of("[vm0]\n" TCG "qga = enable=no\nvnc = disable=yes\n"
+                              "machine = machine=pc,opt_gic_version=3\n"
+                              "migration = port=4444\n"
+                              "net = type=nic,opt_addr=1f;type=user;type=nic;type=tap,opt_br=br1\n"
+                              "device = driver=vhost-user,opt_path=/v,opt_mac=00:00:20:00:00:20,"
+                              "opt_queue=4,opt_server=server\n");
+    const struct cfg_vm_info *vi = cfg_vm_info(vm);
+    cr_assert_eq(vi->nwarnings, 3);
+    cr_assert_str_eq(vi->warnings[0],
+                     F ":5:22: warning: machine: opt_gic_version is for Arm machines; ignored");
+    cr_assert_str_eq(vi->warnings[1], F ":6:1: warning: migration: ignored without enable=yes");
+    cr_assert_str_eq(vi->warnings[2],
+                     F ":7:56: warning: net: tap opt_br=br1 is not on the QEMU command line: the "
+                       "tap script (/etc/qemu-ifup) must add the tap to the bridge");
+    cr_assert_str_eq(vi->nics[1].bridge, "br1");
+    struct cfg_res res;
+    res_fill(&res);
+    char tap[16], want[4096];
+    cfg_tap_ifname(vm, &res, 1, tap);
+    snprintf(want, sizeof(want),
+             HEAD("tcg") MEM
+             "-object\nmemory-backend-memfd,id=mem,size=1024M,share=on\n-numa\nnode,memdev=mem\n"
+             "-nodefaults\n-display\nnone\n" MONS HC1
+             "-netdev\ntap,id=net1,ifname=%s,script=/etc/qemu-ifup,downscript=/etc/qemu-ifdown\n"
+             "-device\ne1000,netdev=net1,id=nic1,mac=52:54:00:00:00:02,addr=03.0\n"
+             "-chardev\nsocket,id=char0,path=/v,server=on\n"
+             "-netdev\ntype=vhost-user,id=netdev0,chardev=char0,vhostforce=on,queues=4\n"
+             "-device\nvirtio-net-pci,netdev=netdev0,id=vhostuser0,mac=00:00:20:00:00:20,"
+             "addr=04.0,mq=on,vectors=10\n",
+             tap);
+    golden_res(vm, &res, want);
+    cfg_vm_free(vm);
+}

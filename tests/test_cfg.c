@@ -275,6 +275,7 @@ Test(errors, each_kind_of_bad_value)
     load_err("[vm0]\ndisk = file=a.img,opt_if=nvme\n",
              F ":2:26: error: disk opt_if: expected ide, scsi, virtio, sd, mtd, floppy, pflash or none, got 'nvme'");
     load_err("[vm0]\nkernel = initrd=/boot/initrd\n", F ":2:1: error: kernel: expected file=PATH");
+    load_err("[vm0]\nkernel = file=/k,kernel_img=/k\n", F ":2:18: error: kernel: give file= or kernel_img=, not both");
     load_err("[vm0]\nvnc = displayNum=-1\n",
              F ":2:18: error: vnc displayNum: expected a whole number from 0 to 59635, got '-1'");
     load_err("[vm0]\nmigration = enable=yes,port=70000\n",
@@ -560,4 +561,16 @@ Test(examples, all_load)
     cr_assert_eq(count_warnings("wild/passthrough.cfg", "vf_vm", NULL), 1);
     cr_assert_eq(count_warnings("wild/passthrough.cfg", "emul_vm", NULL), 0);
     cr_assert_eq(count_warnings("wild/usercmd.cfg", "mig_dst", NULL), 0);
+}
+
+Test(errors, more_nics_and_devices_than_slots)
+{
+    char text[8192] = "[vm0]\nnet =\n";
+    for (int i = 0; i < 16; i++)
+        strcat(text, "    type=nic;type=user\n");
+    strcat(text, "device =\n");
+    for (int i = 0; i < 28; i++)
+        strcat(text, "    driver=e1000\n");
+    load_err(text, F ":3:5: error: not enough guest PCI slots: 44 devices need one (and 1 more are "
+                   "placed by QEMU), 29 are free");
 }

@@ -20,6 +20,7 @@
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
+#include <netinet/in.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -29,6 +30,8 @@
 #include "testutil.h"
 
 static char dir[256], run[512], err[1024];
+static const char *qemu_log; /* of the QEMU running now, shown on failures */
+static void dump_log(const char *log);
 
 static void setup(void)
 {
@@ -49,6 +52,8 @@ struct qmp {
     size_t len;
 };
 
+static char why[1200]; /* why qmp_read gave nothing */
+
 static json_t *qmp_read(struct qmp *q, int ms)
 {
     double end = tu_now_ms() + ms;
@@ -57,17 +62,23 @@ static json_t *qmp_read(struct qmp *q, int ms)
         if (nl) {
             size_t n = (size_t)(nl - q->buf) + 1;
             json_t *j = json_parse(q->buf, n - 1, err, sizeof(err));
+            if (!j)
+                snprintf(why, sizeof(why), "bad JSON (%s): %.*s", err, (int)n, q->buf);
             memmove(q->buf, q->buf + n, q->len - n);
             q->len -= n;
             return j;
         }
         int left = (int)(end - tu_now_ms());
         struct pollfd p = { q->fd, POLLIN, 0 };
-        if (left <= 0 || poll(&p, 1, left) <= 0 || q->len == sizeof(q->buf))
+        if (left <= 0 || poll(&p, 1, left) <= 0 || q->len == sizeof(q->buf)) {
+            snprintf(why, sizeof(why), "timeout");
             return NULL;
+        }
         ssize_t r = read(q->fd, q->buf + q->len, sizeof(q->buf) - q->len);
-        if (r <= 0)
+        if (r <= 0) {
+            snprintf(why, sizeof(why), "read: %s", r ? strerror(errno) : "end of file");
             return NULL;
+        }
         q->len += (size_t)r;
     }
 }
@@ -79,13 +90,16 @@ static json_t *qmp_cmd(struct qmp *q, const char *cmd)
     cr_assert_eq(write(q->fd, cmd, n), (ssize_t)n);
     for (;;) {
         json_t *j = qmp_read(q, 20000);
-        cr_assert_not_null(j, "no QMP reply to %s", cmd);
+        if (!j && qemu_log)
+            dump_log(qemu_log);
+        cr_assert_not_null(j, "no QMP reply to %s: %s", cmd, why);
         if (!json_get(j, "event"))
             return j;
         json_free(j);
     }
 }
 
+/* Connect and negotiate. 0, or -errno / -EPIPE when QEMU went away. */
 static int qmp_connect(struct qmp *q, const char *path)
 {
     q->len = 0;
@@ -94,15 +108,23 @@ static int qmp_connect(struct qmp *q, const char *path)
     if (strlen(path) >= sizeof(sa.sun_path))
         return -ENAMETOOLONG;
     memcpy(sa.sun_path, path, strlen(path) + 1);
-    if (connect(q->fd, (struct sockaddr *)&sa, sizeof(sa)) < 0)
-        return -errno;
+    /* the socket file appears at bind(), a moment before listen() */
+    double end = tu_now_ms() + 10000;
+    while (connect(q->fd, (struct sockaddr *)&sa, sizeof(sa)) < 0) {
+        if ((errno != ECONNREFUSED && errno != ENOENT) || tu_now_ms() > end)
+            return -errno;
+        usleep(10000);
+    }
     json_t *greet = qmp_read(q, 20000);
-    cr_assert_not_null(json_get(greet, "QMP"), "no QMP greeting");
+    int ok = json_get(greet, "QMP") != NULL;
     json_free(greet);
-    json_t *r = qmp_cmd(q, "{\"execute\":\"qmp_capabilities\"}\n");
-    cr_assert_not_null(json_get(r, "return"));
+    static const char caps[] = "{\"execute\":\"qmp_capabilities\"}\n";
+    if (!ok || write(q->fd, caps, sizeof(caps) - 1) != (ssize_t)sizeof(caps) - 1)
+        return -EPIPE;
+    json_t *r = qmp_read(q, 20000);
+    ok = json_get(r, "return") != NULL;
     json_free(r);
-    return 0;
+    return ok ? 0 : -EPIPE;
 }
 
 /* --- running QEMU ------------------------------------------------------- */
@@ -126,7 +148,78 @@ static void dump_log(const char *log)
     cr_log_error("QEMU output:\n%s", buf);
 }
 
-static void start(struct cfg_vm *vm, struct cfg_res *res, struct run *rn)
+static int log_has(const char *log, const char *what)
+{
+    char buf[8192];
+    int fd = open(log, O_RDONLY);
+    ssize_t n = fd >= 0 ? read(fd, buf, sizeof(buf) - 1) : 0;
+    if (fd >= 0)
+        close(fd);
+    buf[n > 0 ? n : 0] = 0;
+    return strstr(buf, what) != NULL;
+}
+
+/* QEMU died because a host port the preview guessed was taken meanwhile
+ * (other tests on this host lease VNC displays and ports too)? */
+static int port_race(const char *log)
+{
+    return log_has(log, "in use") || log_has(log, "host forwarding");
+}
+
+static int bindable(int port)
+{
+    int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    struct sockaddr_in sa = { .sin_family = AF_INET, .sin_port = htons((uint16_t)port),
+                              .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
+    int ok = bind(fd, (struct sockaddr *)&sa, sizeof(sa)) == 0;
+    close(fd);
+    return ok;
+}
+
+/* Move host ports and the display away from the ranges the fleet's own
+ * tests lease from, to random free ones. */
+static void pick_ports(struct cfg_vm *vm, struct cfg_res *res)
+{
+    static unsigned seed;
+    if (!seed)
+        seed = (unsigned)getpid() ^ (unsigned)tu_now_ms();
+    struct cfg_needs nd;
+    cfg_vm_needs(vm, &nd);
+    int port = 40000 + (int)(rand_r(&seed) % 20000);
+    for (int i = 0; i < nd.ports; i++) {
+        while (!bindable(port))
+            port++;
+        res->ssh_port[i] = port++;
+    }
+    if (nd.migrate_port) {
+        while (!bindable(port))
+            port++;
+        res->migrate_port = port++;
+    }
+    if (nd.vnc) {
+        int d = 200 + (int)(rand_r(&seed) % 2000);
+        while (!bindable(5900 + d))
+            d++;
+        res->vnc = d;
+    }
+}
+
+static void reap(pid_t pid, int ms)
+{
+    int st;
+    double end = tu_now_ms() + ms;
+    while (waitpid(pid, &st, WNOHANG) == 0) {
+        if (tu_now_ms() > end) {
+            kill(pid, SIGKILL);
+            waitpid(pid, &st, 0);
+            return;
+        }
+        usleep(20000);
+    }
+}
+
+/* 0 once QEMU answered query-pci, -EAGAIN after a port race. */
+static int try_start(struct cfg_vm *vm, struct cfg_res *res, struct run *rn)
 {
     char **argv;
     cr_assert_eq(cfg_argv_build(vm, res, &argv, err, sizeof(err)), 0, "build: %s", err);
@@ -137,6 +230,7 @@ static void start(struct cfg_vm *vm, struct cfg_res *res, struct run *rn)
     memcpy(full, argv, sizeof(char *) * (size_t)n);
     full[n] = "-S";
     snprintf(rn->log, sizeof(rn->log), "%s/qemu.log", dir);
+    qemu_log = rn->log;
     rn->pid = fork();
     cr_assert_geq(rn->pid, 0);
     if (rn->pid == 0) {
@@ -154,16 +248,38 @@ static void start(struct cfg_vm *vm, struct cfg_res *res, struct run *rn)
     while (access(qmp, F_OK) != 0) {
         int st;
         if (waitpid(rn->pid, &st, WNOHANG) == rn->pid) {
+            if (port_race(rn->log))
+                return -EAGAIN;
             dump_log(rn->log);
             cr_assert_fail("QEMU exited (status %d) before its QMP socket appeared", st);
         }
         cr_assert_lt(tu_now_ms(), end, "no QMP socket %s", qmp);
         usleep(20000);
     }
-    cr_assert_eq(qmp_connect(&rn->q, qmp), 0);
+    if (qmp_connect(&rn->q, qmp) < 0) {
+        close(rn->q.fd);
+        reap(rn->pid, 5000);
+        if (port_race(rn->log))
+            return -EAGAIN;
+        dump_log(rn->log);
+        cr_assert_fail("QMP handshake failed: %s", why);
+    }
     rn->reply = qmp_cmd(&rn->q, "{\"execute\":\"query-pci\"}\n");
     rn->pci = json_get(json_at(json_get(rn->reply, "return"), 0), "devices");
     cr_assert_not_null(rn->pci, "query-pci gave no devices");
+    return 0;
+}
+
+static void start(struct cfg_vm *vm, struct cfg_res *res, struct run *rn)
+{
+    for (int attempt = 0; attempt < 5; attempt++) {
+        pick_ports(vm, res);
+        if (try_start(vm, res, rn) == 0)
+            return;
+        cr_log_warn("a host port was taken before QEMU bound it; trying others");
+    }
+    dump_log(rn->log);
+    cr_assert_fail("QEMU kept losing its host ports to other processes");
 }
 
 static void stop(struct run *rn)

@@ -1,0 +1,294 @@
+/* keys_net.c - the net and device keys: NICs with their backends, assigned
+ * devices, virtio and vhost-user network devices. */
+#include <errno.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "cfg/model.h"
+
+static const char *const nic_models[] = {
+    "e1000",    "e1000-82540em", "e1000-82544gc",  "e1000-82545em", "e1000e",
+    "i82550",   "i82551",        "i82557a",        "i82557b",       "i82557c",
+    "i82558a",  "i82558b",       "i82559a",        "i82559b",       "i82559c",
+    "i82559er", "i82562",        "i82801",         "ne2k_pci",      "pcnet",
+    "rtl8139",  "tulip",         "virtio-net-pci", "vmxnet3",       NULL
+};
+#define NIC_MODELS "e1000, e1000e, virtio (virtio-net-pci), rtl8139, vmxnet3, i82559er, ..."
+
+static int new_nic(struct bctx *b, struct cfg_loc loc)
+{
+    struct model *m = b->m;
+    if (m->nnics >= CFG_NIC_MAX)
+        return cfg_errf(b->err, b->errlen, loc, "net: more than %d NICs", CFG_NIC_MAX);
+    struct m_nic *n = &m->nics[m->nnics];
+    memset(n, 0, sizeof(*n));
+    n->loc = loc;
+    n->model = "e1000";
+    n->slot = -1;
+    n->mac_need = n->slot_need = n->port_need = -1;
+    n->backend = BK_NONE;
+    return m->nnics++;
+}
+
+static int parse_hostfwd(struct bctx *b, const struct cfg_pair *p, struct m_nic *n)
+{
+    static const char *const expect = "[tcp|udp]:[HOSTADDR]:[HOSTPORT]-[GUESTADDR]:[GUESTPORT]";
+    char f[5][64];
+    const char *s = p->val;
+    const char seps[4] = { ':', ':', '-', ':' };
+    for (int i = 0; i < 5; i++) {
+        const char *e = i < 4 ? strchr(s, seps[i]) : s + strlen(s);
+        if (!e || e - s >= 64)
+            return ko_bad(b, p, expect);
+        snprintf(f[i], sizeof(f[i]), "%.*s", (int)(e - s), s);
+        s = *e ? e + 1 : e;
+    }
+    long port;
+    if (*f[0] && strcmp(f[0], "tcp") && strcmp(f[0], "udp"))
+        return ko_bad(b, p, expect);
+    for (int i = 1; i <= 3; i += 2)
+        if (*f[i] && !is_ident(f[i], "."))
+            return ko_bad(b, p, expect);
+    n->fwd_proto = ar_strdup(&b->m->a, *f[0] ? f[0] : "tcp");
+    n->fwd_addr = ar_strdup(&b->m->a, *f[1] ? f[1] : "127.0.0.1");
+    n->fwd_gaddr = ar_strdup(&b->m->a, f[3]);
+    n->fwd_port = 0;
+    if (*f[2]) {
+        if (int_parse(f[2], 1, 65535, &port) < 0)
+            return ko_bad(b, p, expect);
+        n->fwd_port = (int)port;
+    }
+    n->fwd_gport = 22;
+    if (*f[4]) {
+        if (int_parse(f[4], 1, 65535, &port) < 0)
+            return ko_bad(b, p, expect);
+        n->fwd_gport = (int)port;
+    }
+    return 0;
+}
+
+static int script_opt(struct bctx *b, struct opts *o, const char *name, const char **out)
+{
+    const struct cfg_pair *p = ko_get(o, name);
+    if (!p)
+        return 0;
+    if (!*p->val)
+        return ko_bad(b, p, "a script path or no");
+    *out = !strcmp(p->val, "no") ? "no" : path_resolve(&b->m->a, b->k->dir, p->val);
+    return 1;
+}
+
+static int net_backend(struct bctx *b, struct opts *o, int gi, const char *type)
+{
+    struct model *m = b->m;
+    struct cfg_loc loc = ko_group_loc(b, gi);
+    int i = m->pending_nic;
+    if (i < 0 || m->nics[i].backend != BK_NONE) {
+        TRY(i = new_nic(b, loc));
+        model_warn(m, loc, "net: type=%s has no type=nic group before it; adding an e1000 NIC",
+                   type);
+    }
+    m->pending_nic = -1;
+    struct m_nic *n = &m->nics[i];
+    const struct cfg_pair *p;
+    n->backend_loc = loc;
+    if (!strcmp(type, "user")) {
+        n->backend = BK_USER;
+        n->hostfwd = 1;
+        n->fwd_proto = "tcp";
+        n->fwd_addr = "127.0.0.1";
+        n->fwd_gaddr = "";
+        n->fwd_gport = 22;
+        if ((p = ko_get(o, "opt_hostfwd")) && *p->val)
+            TRY(parse_hostfwd(b, p, n));
+    } else {
+        n->backend = !strcmp(type, "tap") ? BK_TAP : BK_BRIDGE;
+        n->br = "br0";
+        if ((p = ko_get(o, "opt_br"))) {
+            if (!is_ident(p->val, "_.-") || strlen(p->val) > 15)
+                return ko_bad(b, p, "a bridge interface name (at most 15 characters)");
+            n->br = p->val;
+        }
+        if (n->backend == BK_TAP) {
+            n->script = "/etc/qemu-ifup";
+            n->downscript = "/etc/qemu-ifdown";
+            TRY(script_opt(b, o, "opt_script", &n->script));
+            TRY(script_opt(b, o, "opt_downscript", &n->downscript));
+            if (p)
+                model_warn(m, p->opt_loc,
+                           "net: tap opt_br=%s is not on the QEMU command line: the tap script "
+                           "(%s) must add the tap to the bridge",
+                           n->br, n->script);
+        }
+    }
+    return 0;
+}
+
+int k_net(struct bctx *b)
+{
+    struct model *m = b->m;
+    m->had_net = 1;
+    m->net_loc = b->k->loc;
+    for (int gi = 0; gi < b->k->ngroups; gi++) {
+        struct opts o;
+        const struct cfg_pair *p, *t;
+        int vlan = 0;
+        TRY(ko_one(b, gi, &o));
+        t = ko_get(&o, "type");
+        if (!t)
+            return cfg_errf(b->err, b->errlen, ko_group_loc(b, gi),
+                            "net: expected type=nic, user, tap or bridge in each group");
+        TRY(ko_int(b, &o, "opt_vlan", 0, 4095, &vlan));
+        if (vlan)
+            model_warn(
+                m, ko_get(&o, "opt_vlan")->val_loc,
+                "net: opt_vlan=%d ignored: each nic is paired with the backend group after it",
+                vlan);
+        if (!strcmp(t->val, "nic")) {
+            int i;
+            TRY(i = new_nic(b, ko_group_loc(b, gi)));
+            struct m_nic *n = &m->nics[i];
+            if ((p = ko_get(&o, "opt_model"))) {
+                if (!strcmp(p->val, "virtio"))
+                    n->model = "virtio-net-pci";
+                else if (ko_one_of(p->val, nic_models))
+                    n->model = p->val;
+                else
+                    return ko_bad(b, p, "a NIC model: " NIC_MODELS);
+            }
+            TRY(ko_mac(b, &o, "opt_macaddr", &n->mac));
+            TRY(ko_slot(b, &o, "opt_addr", &n->slot, &n->fn, &n->addr_loc));
+            TRY(ko_ident(b, &o, "opt_name", "_.-", &n->id));
+            int vr = ko_int(b, &o, "opt_vectors", 1, 2048, &n->vectors);
+            TRY(vr);
+            if (vr == 1 && strcmp(n->model, "virtio-net-pci")) {
+                model_warn(m, ko_get(&o, "opt_vectors")->opt_loc,
+                           "net: opt_vectors ignored: %s has no MSI-X vectors", n->model);
+                n->vectors = 0;
+            }
+            m->pending_nic = i;
+        } else if (!strcmp(t->val, "user") || !strcmp(t->val, "tap") || !strcmp(t->val, "bridge")) {
+            TRY(net_backend(b, &o, gi, t->val));
+        } else {
+            return ko_bad(b, t, "nic, user, tap or bridge");
+        }
+        ko_done(b, &o, "net");
+    }
+    return 0;
+}
+
+static int new_dev(struct bctx *b, int gi, const char *driver, int kind)
+{
+    struct model *m = b->m;
+    if (m->ndevs >= CFG_DEV_MAX)
+        return cfg_errf(b->err, b->errlen, ko_group_loc(b, gi), "device: more than %d devices",
+                        CFG_DEV_MAX);
+    struct m_dev *d = &m->devs[m->ndevs];
+    memset(d, 0, sizeof(*d));
+    d->loc = ko_group_loc(b, gi);
+    d->kind = kind;
+    d->driver = d->cfg_driver = driver;
+    d->slot = -1;
+    d->mac_need = d->slot_need = -1;
+    return m->ndevs++;
+}
+
+static int virtio_opts(struct bctx *b, struct opts *o, struct m_dev *d)
+{
+    const struct cfg_pair *p;
+    TRY(ko_mac(b, o, "opt_mac", &d->mac));
+    TRY(ko_ident(b, o, "opt_bus", "_.-", &d->bus));
+    TRY(ko_str(b, o, "opt_settings", &d->settings));
+    int v;
+    if ((p = ko_get(o, "opt_legacy"))) {
+        TRY(ko_bool(b, o, "opt_legacy", &v));
+        d->legacy = v ? "on" : "off";
+    }
+    return 0;
+}
+
+int k_device(struct bctx *b)
+{
+    struct model *m = b->m;
+    for (int gi = 0; gi < b->k->ngroups; gi++) {
+        struct opts o;
+        const struct cfg_pair *drv, *p;
+        int i;
+        TRY(ko_one(b, gi, &o));
+        if (!(drv = ko_get(&o, "driver")))
+            return cfg_errf(b->err, b->errlen, ko_group_loc(b, gi),
+                            "device: expected driver=... in each group");
+        const char *v = drv->val;
+        if (!strcmp(v, "pci-assign") || !strcmp(v, "vfio-pci")) {
+            TRY(i = new_dev(b, gi, "vfio-pci", DK_VFIO));
+            struct m_dev *d = &m->devs[i];
+            d->cfg_driver = v;
+            if (!strcmp(v, "pci-assign"))
+                model_warn(
+                    m, drv->val_loc,
+                    "device: pci-assign (legacy KVM assignment) is gone from QEMU; using vfio-pci");
+            if (!(p = ko_get(&o, "opt_host")))
+                return cfg_errf(b->err, b->errlen, d->loc,
+                                "device %s: expected opt_host=BB:DD.F (the host PCI device)", v);
+            char bdf[13];
+            if (bdf_parse(p->val, bdf) < 0)
+                return ko_bad(b, p, "a host PCI address like 07:10.0 or 0000:07:10.0");
+            d->host = ar_strdup(&m->a, bdf);
+        } else if (!strcmp(v, "virtio-net-pci")) {
+            TRY(i = new_dev(b, gi, v, DK_VIRTIO));
+            struct m_dev *d = &m->devs[i];
+            if ((p = ko_get(&o, "opt_netdev"))) {
+                if (!is_ident(p->val, "_.-"))
+                    return ko_bad(b, p, "a netdev id");
+                d->netdev = p->val;
+                d->netdev_loc = p->val_loc;
+            }
+            TRY(virtio_opts(b, &o, d));
+        } else if (!strcmp(v, "vhost-user")) {
+            TRY(i = new_dev(b, gi, "virtio-net-pci", DK_VHOST_USER));
+            struct m_dev *d = &m->devs[i];
+            d->cfg_driver = v;
+            d->chr = m->nvhost++;
+            if (ko_path(b, &o, "opt_path", &d->path) <= 0)
+                return cfg_errf(b->err, b->errlen, d->loc,
+                                "device vhost-user: expected opt_path=SOCKET (non-empty)");
+            const struct cfg_pair *q1 = ko_get(&o, "opt_queues"), *q2 = ko_get(&o, "opt_queue");
+            if (q1 && q2)
+                return cfg_errf(b->err, b->errlen, q2->opt_loc,
+                                "device vhost-user: give opt_queues= or opt_queue=, not both");
+            TRY(ko_int(b, &o, q2 ? "opt_queue" : "opt_queues", 1, 256, &d->queues));
+            if ((p = ko_get(&o, "opt_server")) && str_ieq(p->val, "server"))
+                d->server = 1; /* DTS passes the word through */
+            else
+                TRY(ko_bool(b, &o, "opt_server", &d->server));
+            TRY(virtio_opts(b, &o, d));
+        } else if (!strcmp(v, "vhost-cuse")) {
+            return cfg_errf(b->err, b->errlen, drv->val_loc,
+                            "device driver: vhost-cuse (CUSE vhost over tap) is gone from current "
+                            "QEMU and DPDK; expected vhost-user");
+        } else if (!strcmp(v, "virtio") || ko_one_of(v, nic_models)) {
+            TRY(i = new_dev(b, gi, !strcmp(v, "virtio") ? "virtio-net-pci" : v, DK_EMUL));
+            TRY(virtio_opts(b, &o, &m->devs[i]));
+            if (strcmp(m->devs[i].driver, "virtio-net-pci") &&
+                (m->devs[i].legacy || m->devs[i].settings))
+                model_warn(
+                    m, m->devs[i].loc,
+                    "device %s: opt_legacy/opt_settings apply to virtio only; passed on as given",
+                    v);
+        } else {
+            return ko_bad(
+                b, drv,
+                "pci-assign, vfio-pci, virtio-net-pci, vhost-user or a NIC model (" NIC_MODELS ")");
+        }
+        struct m_dev *d = &m->devs[i];
+        TRY(ko_slot(b, &o, "opt_addr", &d->slot, &d->fn, &d->addr_loc));
+        if ((p = ko_get(&o, "opt_id"))) {
+            if (!is_ident(p->val, "_.-"))
+                return ko_bad(b, p, "a device id of letters, digits, '_', '.' and '-'");
+            d->id = p->val;
+            d->id_loc = p->val_loc;
+        }
+        ko_done(b, &o, "device");
+    }
+    return 0;
+}
