@@ -115,7 +115,7 @@ static int take_leases(fguest_t *g, char *err, size_t errlen)
     }
     rc = alloc_commit(st, err, errlen);
     if (rc == 0)
-        g->leased = 1;
+        g->leased = g->had_leases = 1;
     return rc;
 }
 

@@ -362,7 +362,10 @@ int control_request(const char *path, const json_t *req, json_t **reply_out, int
         }
         int left = (int)(end - now_ms());
         struct pollfd p = { .fd = fd, .events = POLLIN };
-        if (left <= 0 || poll(&p, 1, left) == 0) {
+        int pr = left > 0 ? poll(&p, 1, left) : 0;
+        if (pr < 0 && errno == EINTR)
+            continue; /* the deadline is rechecked above */
+        if (pr <= 0) {
             rc = -ETIMEDOUT;
             snprintf(err, errlen, "%s: no reply within %d ms", path, timeout_ms);
             break;

@@ -63,6 +63,19 @@ static int write_controller(fleet_t *f, char *err, size_t errlen)
     return rc;
 }
 
+/* A run dir given with --run-dir lives outside STATE/runs; a symlink there
+ * lets `qfleet down`, `qmpctl list` and friends find it like any other. */
+static void link_run(fleet_t *f)
+{
+    char abs[PATH_MAX], runs[PATH_MAX], link[PATH_MAX];
+    snprintf(runs, sizeof(runs), "%s/runs", f->state_dir);
+    if (!realpath(f->run_dir, abs) || fs_mkdir_p(runs, 0700, 0) < 0)
+        return;
+    snprintf(link, sizeof(link), "%s/%s", runs, f->run_id);
+    if (strncmp(abs, runs, strlen(runs)) != 0 && symlink(abs, link) < 0)
+        fprintf(stderr, "qfleet: %s: %s\n", link, strerror(errno));
+}
+
 int fleet_new(uv_loop_t *loop, const fleet_opts *o, fleet_event_cb cb, void *data, fleet_t **out,
               char *err, size_t errlen)
 {
@@ -99,6 +112,8 @@ int fleet_new(uv_loop_t *loop, const fleet_opts *o, fleet_event_cb cb, void *dat
         if (rc < 0)
             snprintf(err, errlen, "run dir %s: %s", f->run_dir, strerror(-rc));
     }
+    if (rc == 0 && o->run_dir)
+        link_run(f);
     if (rc == 0)
         rc = alloc_store_open(&f->store, f->state_dir, NULL, err, errlen);
     if (rc == 0)
@@ -207,16 +222,16 @@ json_t *fguest_json(const fguest_t *g)
     json_t *macs = json_array();
     for (int i = 0; i < g->vi->nnics; i++) {
         const struct cfg_nic_info *n = &g->vi->nics[i];
-        const char *mac = n->mac ? n->mac : (g->leased ? g->res.macs[n->mac_need] : NULL);
+        const char *mac = n->mac ? n->mac : (g->had_leases ? g->res.macs[n->mac_need] : NULL);
         if (mac)
             json_append(macs, json_string(mac));
     }
     json_set(o, "macs", macs);
-    int vnc = g->vi->vnc == -2 ? (g->leased ? g->res.vnc : -1) : g->vi->vnc;
+    int vnc = g->vi->vnc == -2 ? (g->had_leases ? g->res.vnc : -1) : g->vi->vnc;
     json_set(o, "vnc", vnc >= 0 ? json_int(vnc) : json_null());
     const char *addr;
     int port = 0;
-    if (g->leased && cfg_vm_ssh(g->vm, &g->res, &addr, &port) < 0)
+    if (!g->had_leases || cfg_vm_ssh(g->vm, &g->res, &addr, &port) < 0)
         port = 0;
     json_set(o, "ssh_port", port > 0 ? json_int(port) : json_null());
     json_set(o, "ip", g->ip[0] ? json_string(g->ip) : json_null());
@@ -398,3 +413,26 @@ struct agent *fguest_agent(const fguest_t *g)
 {
     return g->state >= GS_AGENT_CONNECTED && g->state <= GS_READY ? g->agent : NULL;
 }
+
+/* ---- accessors for the suite runner ---- */
+
+struct qmp *fguest_qmp(const fguest_t *g)
+{
+    return g->state >= GS_QMP_CONNECTED && g->state <= GS_READY ? g->qmp : NULL;
+}
+
+int fguest_ssh_target(const fguest_t *g, const char **host, int *port, const char **user,
+                      const char **password)
+{
+    const char *addr;
+    int p = 0;
+    if (!g->leased || !g->vi->user || cfg_vm_ssh(g->vm, &g->res, &addr, &p) < 0 || p <= 0)
+        return -ENOENT;
+    *host = addr;
+    *port = p;
+    *user = g->vi->user;
+    *password = g->vi->password;
+    return 0;
+}
+
+const struct cfg_vm *fguest_vm(const fguest_t *g) { return g->vm; }

@@ -33,6 +33,7 @@ struct fguest {
     alloc_owner owner;
     alloc_range *pci;
     int leased;
+    int had_leases;                /* res holds what was leased (shown after release) */
 
     guest_state state;
     char reason[FG_REASON_MAX];

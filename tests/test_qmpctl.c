@@ -1,0 +1,631 @@
+/* test_qmpctl.c - qmpctl end to end: the real binary against a fleet of two
+ * real TCG guests started by the real `qfleet up`, against a bare QEMU
+ * (-s), and its usage errors. The fleet boots once, in one Test that walks
+ * through every command in an order where each step leaves the guests as
+ * the next one needs them (stop and kill come last).
+ *
+ * It needs only the JSON module (qfqmp) and testutil: tests/CMakeLists.txt
+ * sorts test_qmp* into the qfqmp group. */
+#include <criterion/criterion.h>
+
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "qmp/json.h"
+#include "testutil.h"
+
+#define QFLEET QF_BINARY_DIR "/src/qfleet"
+#define QMPCTL QF_BINARY_DIR "/tools/qmpctl"
+#define RELAY ".qmpctl"
+
+static char dir[256], run_dir[300], state_dir[300];
+static pid_t fleet_pid, bg_pids[4], qemu_pid;
+static int nout;
+
+static void setup(void)
+{
+    cr_assert_eq(tu_mkdtemp(dir, sizeof(dir), "qmpctl"), 0);
+    snprintf(state_dir, sizeof(state_dir), "%s/state", dir);
+    mkdir(state_dir, 0700);
+    /* Under STATE/runs, where "the latest run" is looked for: a --run-dir
+     * elsewhere is found only by naming it. */
+    snprintf(run_dir, sizeof(run_dir), "%s/runs/fleet", state_dir);
+}
+
+/* Whatever a failed assertion left running goes down here: qfleet stops
+ * its guests on SIGTERM (and QEMU dies with it on SIGKILL anyway). */
+static void reap(pid_t *pid, int sig, int ms)
+{
+    if (*pid <= 0)
+        return;
+    kill(*pid, sig);
+    for (int i = 0; i < ms / 50 && waitpid(*pid, NULL, WNOHANG) == 0; i++)
+        usleep(50000);
+    if (waitpid(*pid, NULL, WNOHANG) == 0) {
+        kill(*pid, SIGKILL);
+        waitpid(*pid, NULL, 0);
+    }
+    *pid = 0;
+}
+
+static void teardown(void)
+{
+    for (int i = 0; i < 4; i++)
+        reap(&bg_pids[i], SIGINT, 3000);
+    reap(&qemu_pid, SIGKILL, 1000);
+    reap(&fleet_pid, SIGTERM, 60000);
+    tu_rmtree(dir);
+}
+
+TestSuite(qmpctl, .init = setup, .fini = teardown, .timeout = 400);
+
+/* ---- running things ---- */
+
+static pid_t spawn(char *const argv[], const char *out, const char *err)
+{
+    pid_t pid = fork();
+    cr_assert_geq(pid, 0);
+    if (pid == 0) {
+        int o = open(out, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+        int e = open(err, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+        int n = open("/dev/null", O_RDONLY);
+        dup2(n, 0);
+        dup2(o, 1);
+        dup2(e, 2);
+        setenv("QFLEET_STATE_DIR", state_dir, 1);
+        execv(argv[0], argv);
+        _exit(127);
+    }
+    return pid;
+}
+
+static int wait_exit(pid_t pid, int timeout_ms)
+{
+    double end = tu_now_ms() + timeout_ms;
+    int st;
+    while (tu_now_ms() < end) {
+        if (waitpid(pid, &st, WNOHANG) == pid)
+            return WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
+        usleep(20000);
+    }
+    kill(pid, SIGKILL);
+    waitpid(pid, &st, 0);
+    return -1;
+}
+
+/* A whole file as a string; "" when missing. */
+static char *slurp(const char *path)
+{
+    FILE *f = fopen(path, "r");
+    size_t n = 0, cap = 4096;
+    char *s = malloc(cap);
+    cr_assert(s);
+    while (f) {
+        if (n + 1 >= cap) {
+            cap *= 2;
+            s = realloc(s, cap);
+            cr_assert(s);
+        }
+        size_t r = fread(s + n, 1, cap - n - 1, f);
+        if (r == 0)
+            break;
+        n += r;
+    }
+    if (f)
+        fclose(f);
+    s[n] = '\0';
+    return s;
+}
+
+struct res {
+    int rc;
+    char *out, *err;
+};
+
+static void res_free(struct res *r)
+{
+    free(r->out);
+    free(r->err);
+}
+
+/* qmpctl ARGS... (NULL-terminated); waits up to 120 s. */
+static struct res qmpctl(const char *first, ...)
+{
+    char *argv[32] = { QMPCTL };
+    int n = 1;
+    va_list ap;
+    va_start(ap, first);
+    for (const char *a = first; a && n < 31; a = va_arg(ap, const char *))
+        argv[n++] = (char *)a;
+    va_end(ap);
+    argv[n] = NULL;
+    char out[320], err[320];
+    snprintf(out, sizeof(out), "%s/out.%d", dir, nout);
+    snprintf(err, sizeof(err), "%s/err.%d", dir, nout++);
+    struct res r = { .rc = wait_exit(spawn(argv, out, err), 120000) };
+    r.out = slurp(out);
+    r.err = slurp(err);
+    return r;
+}
+
+/* qmpctl ARGS... that must exit with rc and print want on stdout (or
+ * stderr when want_err); returns stdout for more checks. */
+#define EXPECT(rc_, want, want_err, ...)                                                          \
+    do {                                                                                      \
+        struct res r_ = qmpctl(__VA_ARGS__, NULL);                                            \
+        cr_assert_eq(r_.rc, rc_, "qmpctl %s: exit %d, wanted %d\nstdout: %s\nstderr: %s",     \
+                     #__VA_ARGS__, r_.rc, rc_, r_.out, r_.err);                               \
+        if (want)                                                                             \
+            cr_assert(strstr(want_err ? r_.err : r_.out, want ? want : ""),                   \
+                      "qmpctl %s: no '%s' in\nstdout: %s\nstderr: %s", #__VA_ARGS__, want,    \
+                      r_.out, r_.err);                                                        \
+        res_free(&r_);                                                                        \
+    } while (0)
+
+static json_t *parse(const char *s)
+{
+    json_t *v = json_parse(s, strlen(s), NULL, 0);
+    cr_assert(v, "not JSON: %s", s);
+    return v;
+}
+
+/* qmpctl ARGS... that must succeed with JSON on stdout. */
+static json_t *qmpctl_json(const char *first, ...)
+{
+    char *argv[32] = { QMPCTL };
+    int n = 1;
+    va_list ap;
+    va_start(ap, first);
+    for (const char *a = first; a && n < 30; a = va_arg(ap, const char *))
+        argv[n++] = (char *)a;
+    va_end(ap);
+    argv[n++] = "--json";
+    argv[n] = NULL;
+    char out[320], err[320];
+    snprintf(out, sizeof(out), "%s/out.%d", dir, nout);
+    snprintf(err, sizeof(err), "%s/err.%d", dir, nout++);
+    int rc = wait_exit(spawn(argv, out, err), 120000);
+    char *o = slurp(out), *e = slurp(err);
+    cr_assert_eq(rc, 0, "qmpctl %s ... --json: exit %d: %s", first, rc, e);
+    json_t *v = parse(o);
+    free(o);
+    free(e);
+    return v;
+}
+
+static pid_t *bg_slot(void)
+{
+    for (int i = 0; i < 4; i++)
+        if (bg_pids[i] <= 0)
+            return &bg_pids[i];
+    cr_assert_fail("too many background children");
+    return NULL;
+}
+
+/* A long-running qmpctl; stdout to DIR/NAME.out, stderr to DIR/NAME.err. */
+static pid_t *background(const char *name, char *const argv[])
+{
+    char out[320], err[320];
+    snprintf(out, sizeof(out), "%s/%s.out", dir, name);
+    snprintf(err, sizeof(err), "%s/%s.err", dir, name);
+    pid_t *slot = bg_slot();
+    *slot = spawn(argv, out, err);
+    return slot;
+}
+
+static char *bg_output(const char *name, const char *ext)
+{
+    char p[320];
+    snprintf(p, sizeof(p), "%s/%s.%s", dir, name, ext);
+    return slurp(p);
+}
+
+/* Wait until the background output has every one of the words. */
+static int wait_output(const char *name, const char *const *words, int ms)
+{
+    double end = tu_now_ms() + ms;
+    while (tu_now_ms() < end) {
+        char *s = bg_output(name, "out");
+        int all = 1;
+        for (const char *const *w = words; *w && all; w++)
+            all = strstr(s, *w) != NULL;
+        free(s);
+        if (all)
+            return 1;
+        usleep(50000);
+    }
+    return 0;
+}
+
+static int finish_bg(pid_t *slot, int sig, int ms)
+{
+    if (sig)
+        kill(*slot, sig);
+    int rc = wait_exit(*slot, ms);
+    *slot = 0;
+    return rc;
+}
+
+static int alive(long long pid)
+{
+    char p[64], state = 0;
+    snprintf(p, sizeof(p), "/proc/%lld/stat", pid);
+    FILE *f = fopen(p, "r");
+    if (!f)
+        return 0;
+    int ok = fscanf(f, "%*d %*s %c", &state) == 1 && state != 'Z';
+    fclose(f);
+    return ok;
+}
+
+/* ---- the fleet ---- */
+
+static json_t *registry(void)
+{
+    char p[400];
+    snprintf(p, sizeof(p), "%s/guests.json", run_dir);
+    char *s = slurp(p);
+    json_t *v = json_parse(s, strlen(s), NULL, 0);
+    free(s);
+    return v;
+}
+
+static const json_t *guest_of(const json_t *reg, const char *name)
+{
+    const json_t *gs = json_get(reg, "guests");
+    for (size_t i = 0; i < json_len(gs); i++)
+        if (!strcmp(json_get_str(json_at(gs, i), "name"), name))
+            return json_at(gs, i);
+    return NULL;
+}
+
+static const char *state_of(const json_t *reg, const char *name)
+{
+    const char *s = json_get_str(guest_of(reg, name), "state");
+    return s ? s : "";
+}
+
+/* Wait until guest name is in one of the states (NULL-terminated). */
+static json_t *wait_state(const char *name, const char *const *states, int ms)
+{
+    double end = tu_now_ms() + ms;
+    while (tu_now_ms() < end) {
+        json_t *reg = registry();
+        for (const char *const *s = states; reg && *s; s++)
+            if (!strcmp(state_of(reg, name), *s))
+                return reg;
+        json_free(reg);
+        usleep(200000);
+    }
+    return NULL;
+}
+
+static void start_fleet(void)
+{
+    char k[512], cfg[320];
+    snprintf(k, sizeof(k), "%s/vmlinux", tu_guest_dir());
+    cr_assert_eq(access(k, R_OK), 0, "no test guest in %s: run tools/mkguest", tu_guest_dir());
+    snprintf(cfg, sizeof(cfg), "%s/guest.cfg", dir);
+    FILE *f = fopen(cfg, "w");
+    cr_assert(f);
+    fprintf(f,
+            "[vm0]\n"
+            "cpu =\n    model=qemu64,number=1;\n"
+            "mem =\n    size=256;\n"
+            "kernel =\n    file=%s/vmlinux,initrd=%s/initrd.img,append=console=ttyS0 quiet panic=-1;\n"
+            "login =\n    user=root,password=tester;\n"
+            "net =\n    type=nic,opt_model=e1000,opt_addr=1f;\n    type=user;\n"
+            "device =\n    driver=e1000,opt_id=pt_0;\n"
+            "qga =\n    enable=yes;\n"
+            "enable_kvm =\n    enable=no;\n",
+            tu_guest_dir(), tu_guest_dir());
+    fclose(f);
+    char out[320], err[320];
+    snprintf(out, sizeof(out), "%s/fleet.out", dir);
+    snprintf(err, sizeof(err), "%s/fleet.err", dir);
+    char *args[] = { QFLEET, "up", cfg, "--count", "2", "--run-dir", run_dir, "--no-ssh", "-q", NULL };
+    fleet_pid = spawn(args, out, err);
+    static const char *const ready[] = { "ready", "failed", NULL };
+    for (int i = 1; i <= 2; i++) {
+        char name[16];
+        snprintf(name, sizeof(name), "vm0-%d", i);
+        json_t *reg = wait_state(name, ready, 240000);
+        char *e = slurp(err);
+        cr_assert(reg, "%s did not come up: %s", name, e);
+        cr_assert_str_eq(state_of(reg, name), "ready", "%s: %s", name,
+                         json_get_str(guest_of(reg, name), "reason"));
+        free(e);
+        json_free(reg);
+    }
+}
+
+static void check_list(const json_t *reg)
+{
+    const json_t *g1 = guest_of(reg, "vm0-1");
+    char pid[32], vnc[16];
+    snprintf(pid, sizeof(pid), "%lld", json_get_int(g1, "pid", 0));
+    snprintf(vnc, sizeof(vnc), ":%lld", json_get_int(g1, "vnc", 0));
+    const char *mac = json_str(json_at(json_get(g1, "macs"), 0));
+    struct res r = qmpctl("list", NULL);
+    cr_assert_eq(r.rc, 0, "%s", r.err);
+    const char *want[] = { "NAME", "STATE", "UPTIME", "vm0-1", "vm0-2", "ready", "10.0.2.15", pid, vnc, mac };
+    for (size_t i = 0; i < sizeof(want) / sizeof(want[0]); i++)
+        cr_assert(strstr(r.out, want[i]), "list lacks '%s':\n%s", want[i], r.out);
+    res_free(&r);
+
+    json_t *v = qmpctl_json("list", NULL);
+    cr_assert(json_get_bool(v, "live", 0));
+    cr_assert_eq(json_len(json_get(v, "guests")), 2);
+    cr_assert_gt(json_get_int(json_at(json_get(v, "guests"), 0), "uptime_ms", -1), 0);
+    json_free(v);
+    EXPECT(0, json_get_str(reg, "run"), 0, "list", "--all");
+    EXPECT(0, "vm0-2", 0, "list", "--run-dir", run_dir);
+}
+
+static void check_status_pci_ifaces(const json_t *reg)
+{
+    EXPECT(0, "responding", 0, "status", "vm0-1");
+    json_t *v = qmpctl_json("status", "vm0-1", NULL);
+    cr_assert_str_eq(json_get_str(json_get(v, "qmp"), "status"), "running");
+    cr_assert(json_get_bool(json_get(v, "agent"), "ok", 0));
+    cr_assert_geq(json_get_int(json_get(v, "timings_ms"), "ready", -1), 0);
+    cr_assert_geq(json_get_int(json_get(v, "timings_ms"), "qmp-connected", -1), 0);
+    json_free(v);
+    struct res r = qmpctl("status", "vm0-2", NULL);
+    cr_assert_eq(r.rc, 0);
+    for (const char *w[] = { "running", "agent-connected", "net-ready", "pci-mapped", NULL }, **p = w; *p; p++)
+        cr_assert(strstr(r.out, *p), "status lacks '%s':\n%s", *p, r.out);
+    res_free(&r);
+
+    const char *addr = json_get_str(json_at(json_get(guest_of(reg, "vm0-1"), "pci"), 0), "addr");
+    cr_assert(addr);
+    EXPECT(0, addr, 0, "pci", "vm0-1");
+    EXPECT(0, "ok", 0, "pci", "vm0-1", "--check");
+    v = qmpctl_json("pci", "vm0-1", "--check", NULL);
+    cr_assert_str_eq(json_get_str(json_at(v, 0), "id"), "pt_0");
+    cr_assert(json_get_bool(json_at(v, 0), "ok", 0));
+    json_free(v);
+
+    r = qmpctl("ifaces", "vm0-1", NULL);
+    cr_assert_eq(r.rc, 0, "%s", r.err);
+    const char *hc = strstr(r.out, "host_connect");
+    cr_assert(hc && strstr(hc, "10.0.2.15"), "ifaces:\n%s", r.out);
+    res_free(&r);
+    v = qmpctl_json("ifaces", "vm0-2", NULL);
+    int found = 0;
+    for (size_t i = 0; i < json_len(v); i++) {
+        const json_t *ifc = json_at(v, i);
+        const json_t *a = json_get(ifc, "ip-addresses");
+        for (size_t k = 0; k < json_len(a); k++)
+            found += !strcmp(json_get_str(ifc, "name"), "host_connect") &&
+                     !strcmp(json_get_str(json_at(a, k), "ip-address"), "10.0.2.15");
+    }
+    cr_assert_eq(found, 1);
+    json_free(v);
+}
+
+static void check_raw(void)
+{
+    EXPECT(0, "\"running\"", 0, "qmp", "vm0-1", "query-status");
+    json_t *v = qmpctl_json("qmp", "vm0-1", "{\"execute\":\"query-status\"}", NULL);
+    cr_assert(json_get_bool(v, "running", 0));
+    json_free(v);
+    /* key=value arguments; text returns print as text. */
+    EXPECT(0, "7.", 0, "qmp", "vm0-2", "human-monitor-command", "command-line=info version");
+    EXPECT(1, "CommandNotFound", 1, "qmp", "vm0-1", "no-such-command");
+    EXPECT(0, "supported_commands", 0, "qga", "vm0-1", "guest-info");
+    EXPECT(0, NULL, 0, "qga", "vm0-2", "{\"execute\":\"guest-ping\"}");
+    EXPECT(1, "vm0-1", 1, "qga", "vm0-1", "guest-no-such-command");
+    EXPECT(0, "qfleet-guest:", 0, "console", "vm0-1");
+    struct res r = qmpctl("console", "vm0-1", "-n", "1", NULL);
+    cr_assert_eq(r.rc, 0);
+    int lines = 0;
+    for (const char *p = r.out; *p; p++)
+        lines += *p == '\n';
+    cr_assert(strstr(r.out, "qfleet-guest:") && lines <= 1, "-n 1 printed: %s", r.out);
+    res_free(&r);
+    r = qmpctl("status", "vm9", NULL);
+    cr_assert_eq(r.rc, 1);
+    cr_assert(strstr(r.err, "no guest 'vm9' in run") && strstr(r.err, "vm0-1, vm0-2"), "%s", r.err);
+    res_free(&r);
+}
+
+/* events holds the inspection monitor and shares it, so qmp still works. */
+static void check_events(void)
+{
+    char relay[400];
+    snprintf(relay, sizeof(relay), "%s/vm0-1-qmp-inspect.sock" RELAY, run_dir);
+    char *args[] = { QMPCTL, "events", "vm0-1", "--json", NULL };
+    pid_t *ev = background("events", args);
+    cr_assert_eq(tu_wait_path(relay, 20000), 0, "events never shared the monitor");
+    EXPECT(0, NULL, 0, "qmp", "vm0-1", "stop");
+    json_t *v = qmpctl_json("qmp", "vm0-1", "query-status", NULL);
+    cr_assert_str_eq(json_get_str(v, "status"), "paused");
+    json_free(v);
+    EXPECT(0, NULL, 0, "qmp", "vm0-1", "cont");
+    static const char *const want[] = { "\"STOP\"", "\"RESUME\"", NULL };
+    cr_assert(wait_output("events", want, 10000), "no STOP and RESUME");
+    cr_assert_eq(finish_bg(ev, SIGINT, 10000), 0);
+    char *out = bg_output("events", "out");
+    char *line = out, *nl;
+    int stop = 0, resume = 0;
+    for (; (nl = strchr(line, '\n')); line = nl + 1) {
+        json_t *e = json_parse(line, (size_t)(nl - line), NULL, 0);
+        cr_assert(e, "not a JSON line: %.*s", (int)(nl - line), line);
+        cr_assert_str_eq(json_get_str(e, "guest"), "vm0-1");
+        cr_assert_gt(json_get_int(json_get(e, "timestamp"), "seconds", 0), 0);
+        stop += !strcmp(json_get_str(e, "event"), "STOP");
+        resume += !strcmp(json_get_str(e, "event"), "RESUME") && stop;
+        json_free(e);
+    }
+    free(out);
+    cr_assert(stop == 1 && resume == 1, "STOP %d, RESUME after it %d", stop, resume);
+    cr_assert_neq(access(relay, F_OK), 0, "the relay socket outlived its qmpctl");
+}
+
+static void check_stop(void)
+{
+    char *args[] = { QMPCTL, "console", "-f", "vm0-2", NULL };
+    pid_t *con = background("console", args);
+    static const char *const want[] = { "qfleet-guest:", NULL };
+    cr_assert(wait_output("console", want, 10000));
+    EXPECT(0, "vm0-2 stopped", 0, "stop", "vm0-2");
+    json_t *reg = registry();
+    cr_assert_str_eq(state_of(reg, "vm0-2"), "stopped");
+    json_free(reg);
+    cr_assert_eq(finish_bg(con, 0, 10000), 0, "console -f did not end with its guest");
+    char *e = bg_output("console", "err");
+    cr_assert(strstr(e, "stopped"), "%s", e);
+    free(e);
+    EXPECT(1, "stopped", 1, "status", "vm0-2");
+    EXPECT(1, "stopped", 1, "qmp", "vm0-2", "query-status");
+}
+
+static void check_killed(const json_t *reg)
+{
+    long long pid = json_get_int(guest_of(reg, "vm0-1"), "pid", 0);
+    cr_assert_gt(pid, 0);
+    cr_assert_eq(kill((pid_t)pid, SIGKILL), 0);
+    /* At once, whether or not the controller has noticed yet. */
+    struct res r = qmpctl("qmp", "vm0-1", "query-status", NULL);
+    cr_assert_eq(r.rc, 1, "%s", r.out);
+    cr_assert(strstr(r.err, "vm0-1:") && (strstr(r.err, "exited") || strstr(r.err, "failed")), "%s", r.err);
+    res_free(&r);
+    static const char *const failed[] = { "failed", NULL };
+    json_t *now = wait_state("vm0-1", failed, 30000);
+    cr_assert(now);
+    json_free(now);
+    EXPECT(1, "SIGKILL", 1, "status", "vm0-1");
+    EXPECT(1, "failed", 1, "qmp", "vm0-1", "query-status");
+    EXPECT(0, "vm0-1 failed:", 0, "list");
+}
+
+/* The cfg's login password appears in nothing qmpctl printed. */
+static void check_no_password(void)
+{
+    char p[320];
+    for (int i = 0; i < nout; i++) {
+        for (int k = 0; k < 2; k++) {
+            snprintf(p, sizeof(p), "%s/%s.%d", dir, k ? "err" : "out", i);
+            char *s = slurp(p);
+            cr_assert_null(strstr(s, "tester"), "%s shows the password:\n%s", p, s);
+            free(s);
+        }
+    }
+    static const char *const bg[] = { "events.out", "events.err", "console.out", "console.err" };
+    for (size_t i = 0; i < sizeof(bg) / sizeof(bg[0]); i++) {
+        snprintf(p, sizeof(p), "%s/%s", dir, bg[i]);
+        char *s = slurp(p);
+        cr_assert_null(strstr(s, "tester"), "%s shows the password", p);
+        free(s);
+    }
+}
+
+Test(qmpctl, fleet_end_to_end)
+{
+    double t0 = tu_now_ms();
+    start_fleet();
+    double t_up = tu_now_ms();
+    json_t *reg = registry();
+    check_list(reg);
+    check_status_pci_ifaces(reg);
+    check_raw();
+    check_events();
+    check_stop();
+    check_killed(reg);
+
+    char *down[] = { QFLEET, "down", run_dir, NULL };
+    char o[320], e[320];
+    snprintf(o, sizeof(o), "%s/down.out", dir);
+    snprintf(e, sizeof(e), "%s/down.err", dir);
+    cr_assert_eq(wait_exit(spawn(down, o, e), 120000), 0);
+    cr_assert_eq(wait_exit(fleet_pid, 30000), 1, "a failed guest makes 'up' exit 1");
+    fleet_pid = 0;
+    EXPECT(1, "has finished", 1, "status", "vm0-1", "--run-dir", run_dir);
+    EXPECT(0, "stopped", 0, "list", "--run-dir", run_dir);
+    EXPECT(1, "no running qfleet run", 1, "list");
+    for (int i = 1; i <= 2; i++) {
+        char name[16];
+        snprintf(name, sizeof(name), "vm0-%d", i);
+        long long pid = json_get_int(guest_of(reg, name), "pid", 0);
+        cr_assert_not(alive(pid), "QEMU of %s (%lld) still runs", name, pid);
+    }
+    json_free(reg);
+    for (int i = 0; i < 4; i++)
+        cr_assert_eq(bg_pids[i], 0);
+    check_no_password();
+    cr_log_info("fleet up in %.1fs, all checks in %.1fs", (t_up - t0) / 1000, (tu_now_ms() - t_up) / 1000);
+}
+
+/* ---- any QEMU (-s) ---- */
+
+Test(qmpctl, bare_qemu_socket)
+{
+    char sock[320], relay[340], out[320], err[320];
+    snprintf(sock, sizeof(sock), "%s/bare.sock", dir);
+    snprintf(relay, sizeof(relay), "%s" RELAY, sock);
+    snprintf(out, sizeof(out), "%s/qemu.out", dir);
+    snprintf(err, sizeof(err), "%s/qemu.err", dir);
+    char qmp[400];
+    snprintf(qmp, sizeof(qmp), "unix:%s,server=on,wait=off", sock);
+    char *q[] = { "/usr/bin/qemu-system-x86_64", "-machine", "none", "-nodefaults", "-display", "none",
+                  "-qmp", qmp, NULL };
+    qemu_pid = spawn(q, out, err);
+    cr_assert_eq(tu_wait_path(sock, 10000), 0);
+
+    EXPECT(0, "\"status\"", 0, "-s", sock, "qmp", "query-status");
+    json_t *v = qmpctl_json("-s", sock, "qmp", "{\"execute\":\"query-version\"}", NULL);
+    cr_assert_geq(json_get_int(json_get(v, "qemu"), "major", 0), 2);
+    json_free(v);
+    EXPECT(0, "running", 0, "-s", sock, "status");
+    EXPECT(1, "CommandNotFound", 1, "-s", sock, "qmp", "no-such-command");
+
+    char *args[] = { QMPCTL, "-s", sock, "events", "--json", NULL };
+    pid_t *ev = background("bare-events", args);
+    cr_assert_eq(tu_wait_path(relay, 10000), 0);
+    EXPECT(0, NULL, 0, "-s", sock, "qmp", "stop");
+    EXPECT(0, NULL, 0, "-s", sock, "qmp", "cont");
+    static const char *const want[] = { "\"STOP\"", "\"RESUME\"", NULL };
+    cr_assert(wait_output("bare-events", want, 10000));
+    /* QEMU goes away under the follower: it says so and exits 1. */
+    reap(&qemu_pid, SIGKILL, 1000);
+    cr_assert_eq(finish_bg(ev, 0, 10000), 1);
+    char *e = bg_output("bare-events", "err");
+    cr_assert(strstr(e, "closed"), "%s", e);
+    free(e);
+    EXPECT(1, "QEMU exited?", 1, "-s", sock, "qmp", "query-status");
+    EXPECT(1, "no socket", 1, "-s", "/nonexistent/qmp.sock", "qmp", "query-status");
+}
+
+/* ---- usage ---- */
+
+Test(qmpctl, usage_and_no_run)
+{
+    EXPECT(2, "usage", 1, NULL);
+    EXPECT(2, "no command 'bogus'", 1, "bogus");
+    EXPECT(2, "needs a guest name", 1, "status");
+    EXPECT(2, "unexpected argument", 1, "list", "extra");
+    EXPECT(2, "missing the command", 1, "qmp", "vm0");
+    EXPECT(2, "not valid JSON", 1, "qmp", "vm0", "{\"execute\":");
+    EXPECT(2, "key=value", 1, "qga", "vm0", "guest-ping", "oops");
+    EXPECT(2, "-s works with", 1, "-s", "/tmp/x.sock", "list");
+    EXPECT(2, "--all is for list", 1, "--all", "status", "vm0");
+    EXPECT(2, "--timeout", 1, "--timeout", "soon", "list");
+    EXPECT(2, "for console", 1, "-f", "status", "vm0");
+    EXPECT(2, NULL, 0, "--no-such-option");
+    EXPECT(0, "commands:", 0, "--help");
+    EXPECT(0, "usage: qmpctl [options] status VM", 0, "status", "--help");
+    EXPECT(0, "Ctrl-C", 0, "help", "events");
+    /* An empty state dir: nothing to inspect. */
+    EXPECT(1, "no running qfleet run", 1, "list");
+    EXPECT(1, "no running qfleet run", 1, "status", "vm0");
+    EXPECT(0, "[]", 0, "list", "--all", "--json");
+}

@@ -1,0 +1,489 @@
+/* qmpctl_show.c - the qmpctl commands that mostly read the registry:
+ * list, status (plus query-status and a guest-ping), pci (plus query-pci
+ * with --check), and the aligned tables they print for people. */
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "src/runs.h"
+#include "tools/qmpctl_int.h"
+
+#define QMP_TIMEOUT_MS 10000
+#define PING_TIMEOUT_MS 5000
+
+static long long now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static const char *fmt_dur(long long ms, char *buf, size_t len)
+{
+    if (ms < 0)
+        snprintf(buf, len, "-");
+    else if (ms < 1000)
+        snprintf(buf, len, "%lldms", ms);
+    else if (ms < 60000)
+        snprintf(buf, len, "%.1fs", ms / 1000.0);
+    else if (ms < 3600000)
+        snprintf(buf, len, "%lldm%02llds", ms / 60000, ms / 1000 % 60);
+    else if (ms < 86400000)
+        snprintf(buf, len, "%lldh%02lldm", ms / 3600000, ms / 60000 % 60);
+    else
+        snprintf(buf, len, "%lldd%02lldh", ms / 86400000, ms / 3600000 % 24);
+    return buf;
+}
+
+/* An aligned table: cells are copied; columns are as wide as their widest
+ * cell, two spaces apart, the last one unpadded. A row that cannot be
+ * stored (no memory) is dropped whole, so columns never shift. */
+struct table {
+    int ncols;
+    size_t n, cap;
+    char **cells;
+};
+
+static void table_row(struct table *t, ...)
+{
+    if (t->n + (size_t)t->ncols > t->cap) {
+        size_t cap = t->cap ? t->cap * 2 : 64;
+        while (cap < t->n + (size_t)t->ncols)
+            cap *= 2;
+        char **nc = realloc(t->cells, cap * sizeof(*nc));
+        if (!nc)
+            return;
+        t->cells = nc;
+        t->cap = cap;
+    }
+    va_list ap;
+    va_start(ap, t);
+    for (int i = 0; i < t->ncols; i++) {
+        const char *s = va_arg(ap, const char *);
+        t->cells[t->n++] = strdup(s && *s ? s : "-");
+    }
+    va_end(ap);
+}
+
+static void table_free(struct table *t)
+{
+    for (size_t i = 0; i < t->n; i++)
+        free(t->cells[i]);
+    free(t->cells);
+    t->cells = NULL;
+    t->n = t->cap = 0;
+}
+
+static void table_print(struct table *t)
+{
+    size_t w[16] = { 0 };
+    for (size_t i = 0; i < t->n; i++) {
+        size_t l = t->cells[i] ? strlen(t->cells[i]) : 0;
+        if (l > w[i % (size_t)t->ncols])
+            w[i % (size_t)t->ncols] = l;
+    }
+    for (size_t i = 0; i < t->n; i++) {
+        int col = (int)(i % (size_t)t->ncols);
+        const char *s = t->cells[i] ? t->cells[i] : "";
+        if (col == t->ncols - 1)
+            printf("%s\n", s);
+        else
+            printf("%-*s  ", (int)w[col], s);
+    }
+    table_free(t);
+    fflush(stdout);
+}
+
+/* ---- list ---- */
+
+static long long uptime_ms(const json_t *g, int live)
+{
+    const char *st = json_get_str(g, "state");
+    long long started = json_get_int(g, "started_ms", -1);
+    if (!live || started <= 0 || !st || qc_state_is_down(st) || !strcmp(st, "allocating"))
+        return -1;
+    return now_ms() - started;
+}
+
+static json_t *run_json(const struct qc_guest *r)
+{
+    json_t *o = json_object();
+    json_set_str(o, "run", r->run_id);
+    json_set_str(o, "run_dir", r->run_dir);
+    json_set_bool(o, "live", r->live);
+    json_t *gs = json_copy(json_get(r->reg, "guests"));
+    for (size_t i = 0; i < json_len(gs); i++) {
+        json_t *g = json_at(gs, i);
+        long long up = uptime_ms(g, r->live);
+        json_set(g, "uptime_ms", up >= 0 ? json_int(up) : json_null());
+    }
+    json_set(o, "guests", gs);
+    return o;
+}
+
+static void list_rows(struct table *t, const struct qc_guest *r, int with_run)
+{
+    const json_t *gs = json_get(r->reg, "guests");
+    for (size_t i = 0; i < json_len(gs); i++) {
+        const json_t *g = json_at(gs, i);
+        char pid[24] = "", macs[256] = "", vnc[16] = "", ssh[16] = "", up[32];
+        long long v;
+        if ((v = json_get_int(g, "pid", 0)) > 0 && !qc_state_is_down(json_get_str(g, "state")))
+            snprintf(pid, sizeof(pid), "%lld", v);
+        if ((v = json_get_int(g, "vnc", -1)) >= 0)
+            snprintf(vnc, sizeof(vnc), ":%lld", v);
+        if ((v = json_get_int(g, "ssh_port", 0)) > 0)
+            snprintf(ssh, sizeof(ssh), "%lld", v);
+        const json_t *m = json_get(g, "macs");
+        size_t off = 0;
+        for (size_t k = 0; k < json_len(m) && off < sizeof(macs); k++)
+            off += (size_t)snprintf(macs + off, sizeof(macs) - off, "%s%s", k ? "," : "",
+                                    json_str(json_at(m, k)));
+        fmt_dur(uptime_ms(g, r->live), up, sizeof(up));
+        const char *name = json_get_str(g, "name"), *st = json_get_str(g, "state");
+        /* A guest that is down no longer has the address it had. */
+        const char *ip = qc_state_is_down(st) ? NULL : json_get_str(g, "ip");
+        if (with_run)
+            table_row(t, r->run_id, name, st, pid, macs, vnc, ssh, ip, up);
+        else
+            table_row(t, name, st, pid, macs, vnc, ssh, ip, up);
+    }
+}
+
+static void list_reasons(const struct qc_guest *r)
+{
+    const json_t *gs = json_get(r->reg, "guests");
+    for (size_t i = 0; i < json_len(gs); i++) {
+        const json_t *g = json_at(gs, i);
+        const char *st = json_get_str(g, "state");
+        char line[512];
+        if (st && !strcmp(st, "failed"))
+            printf("%s failed: %s\n", json_get_str(g, "name"), qc_reason_line(g, line, sizeof(line)));
+    }
+}
+
+struct live_runs {
+    char (*dirs)[PATH_MAX];
+    size_t n, cap;
+};
+
+static void collect_run(const char *dir, void *data)
+{
+    struct live_runs *lr = data;
+    if (lr->n == lr->cap) {
+        size_t cap = lr->cap ? lr->cap * 2 : 8;
+        char (*nd)[PATH_MAX] = realloc(lr->dirs, cap * sizeof(*nd));
+        if (!nd)
+            return;
+        lr->dirs = nd;
+        lr->cap = cap;
+    }
+    snprintf(lr->dirs[lr->n++], PATH_MAX, "%s", dir);
+}
+
+int qc_cmd_list(const struct qc_opts *o)
+{
+    struct qc_guest *runs = NULL;
+    size_t n = 0;
+    if (o->all) {
+        struct live_runs lr = { 0 };
+        char err[512];
+        if (runs_each(o->state_dir, 1, collect_run, &lr, err, sizeof(err)) < 0) {
+            fprintf(stderr, "%s: %s\n", qc_prog, err);
+            return QC_FAIL;
+        }
+        runs = calloc(lr.n ? lr.n : 1, sizeof(*runs));
+        for (size_t i = 0; runs && i < lr.n; i++) {
+            struct qc_opts one = *o;
+            one.run = lr.dirs[i];
+            if (qc_run_open(&one, &runs[n]) == QC_OK)
+                n++;
+        }
+        free(lr.dirs);
+        if (!runs)
+            return QC_FAIL;
+        if (n == 0 && !o->json)
+            fprintf(stderr, "%s: no running qfleet run on this host\n", qc_prog);
+    } else {
+        runs = calloc(1, sizeof(*runs));
+        if (!runs || qc_run_open(o, &runs[0]) != QC_OK) {
+            free(runs);
+            return QC_FAIL;
+        }
+        n = 1;
+    }
+    if (o->json) {
+        json_t *v = o->all ? json_array() : run_json(&runs[0]);
+        for (size_t i = 0; o->all && i < n; i++)
+            json_append(v, run_json(&runs[i]));
+        qc_print_json(v, 0);
+        json_free(v);
+    } else if (n > 0) {
+        struct table t = { .ncols = o->all ? 9 : 8 };
+        if (o->all)
+            table_row(&t, "RUN", "NAME", "STATE", "PID", "MACS", "VNC", "SSH", "IP", "UPTIME");
+        else
+            table_row(&t, "NAME", "STATE", "PID", "MACS", "VNC", "SSH", "IP", "UPTIME");
+        for (size_t i = 0; i < n; i++)
+            list_rows(&t, &runs[i], o->all);
+        table_print(&t);
+        for (size_t i = 0; i < n; i++)
+            list_reasons(&runs[i]);
+        if (!o->all && !runs[0].live)
+            fprintf(stderr, "%s: run %s has finished; this is its last registry\n", qc_prog,
+                    runs[0].run_id);
+    }
+    for (size_t i = 0; i < n; i++)
+        qc_guest_close(&runs[i]);
+    free(runs);
+    return QC_OK;
+}
+
+/* ---- status ---- */
+
+static const char *const phases[] = {
+    "allocating", "launching", "qmp-connected", "running", "agent-connected", "net-ready",
+    "pci-mapped", "ssh-ready", "ready", "stopping", "stopped", "failed", NULL,
+};
+
+static void print_timings(const json_t *t)
+{
+    struct table tb = { .ncols = 3 };
+    table_row(&tb, "PHASE", "AT", "TOOK");
+    long long prev = -1;
+    for (int i = 0; phases[i]; i++) {
+        long long at = json_get_int(t, phases[i], -1);
+        if (at < 0)
+            continue;
+        char a[32], d[32];
+        table_row(&tb, phases[i], fmt_dur(at, a, sizeof(a)), fmt_dur(prev >= 0 ? at - prev : -1, d, sizeof(d)));
+        prev = at;
+    }
+    table_print(&tb);
+}
+
+/* -s SOCK status: QEMU's own view only. */
+static int status_socket(const struct qc_opts *o)
+{
+    struct qc_target t = { .what = "socket" };
+    snprintf(t.sock, sizeof(t.sock), "%s", o->socket);
+    struct qc_result r;
+    qc_qmp_call(&t, "query-status", NULL, o->timeout_ms ? o->timeout_ms : QMP_TIMEOUT_MS, &r);
+    int rc = r.ret ? QC_OK : QC_FAIL;
+    if (!r.ret) {
+        fprintf(stderr, "%s: %s%s%s\n", qc_prog, r.remote ? r.cls : "", r.remote ? ": " : "", r.desc);
+    } else if (o->json) {
+        json_t *v = json_copy(r.ret);
+        json_set_str(v, "socket", o->socket);
+        json_set_str(v, "version", r.version);
+        qc_print_json(v, 0);
+        json_free(v);
+    } else {
+        printf("socket  %s\nqemu    %s  (QEMU %s)\n", o->socket, json_get_str(r.ret, "status"), r.version);
+    }
+    qc_result_clear(&r);
+    return rc;
+}
+
+static json_t *error_json(const char *cls, const char *desc)
+{
+    json_t *e = json_object();
+    json_set_str(e, "class", cls);
+    json_set_str(e, "desc", desc);
+    return e;
+}
+
+int qc_cmd_status(const struct qc_opts *o, const char *name)
+{
+    if (o->socket)
+        return status_socket(o);
+    struct qc_guest g;
+    if (qc_guest_open(o, name, 1, &g) != QC_OK)
+        return QC_FAIL;
+    struct qc_target t;
+    qc_guest_target(&g, &t);
+    struct qc_result r = { 0 };
+    char why[600] = "";
+    /* A guest the registry already knows is down has no monitor to ask. */
+    if (qc_state_is_down(json_get_str(g.g, "state")))
+        qc_guest_why_gone(&g, why, sizeof(why));
+    else if (qc_qmp_call(&t, "query-status", NULL, o->timeout_ms ? o->timeout_ms : QMP_TIMEOUT_MS, &r) < 0 &&
+             !r.remote)
+        qc_guest_why_gone(&g, why, sizeof(why));
+    /* The agent, through the controller (the only one talking to it). */
+    json_t *ping = NULL;
+    double ping_ms = -1;
+    if (r.ret) {
+        json_t *req = json_object();
+        json_set_str(req, "cmd", "qga");
+        json_set_str(req, "guest", name);
+        json_set_str(req, "execute", "guest-ping");
+        json_set_int(req, "timeout_ms", PING_TIMEOUT_MS);
+        struct timespec a, b;
+        clock_gettime(CLOCK_MONOTONIC, &a);
+        if (qc_control(&g, req, PING_TIMEOUT_MS + 2000, &ping) != QC_OK) {
+            json_free(req);
+            json_free(ping);
+            qc_result_clear(&r);
+            qc_guest_close(&g);
+            return QC_FAIL;
+        }
+        clock_gettime(CLOCK_MONOTONIC, &b);
+        ping_ms = (b.tv_sec - a.tv_sec) * 1e3 + (b.tv_nsec - a.tv_nsec) / 1e6;
+        json_free(req);
+    }
+    const json_t *perr = json_get(ping, "error");
+    const json_t *e = g.g;
+    long long up = uptime_ms(e, g.live);
+    char line[512], d[32];
+    if (o->json) {
+        json_t *v = json_object();
+        json_set_str(v, "name", name);
+        json_set_str(v, "vm", json_get_str(e, "vm"));
+        json_set_str(v, "run", g.run_id);
+        json_set_str(v, "state", json_get_str(e, "state"));
+        json_set(v, "reason", json_copy(json_get(e, "reason")));
+        json_set(v, "pid", json_copy(json_get(e, "pid")));
+        json_t *q = r.ret ? json_copy(r.ret) : json_object();
+        if (r.ret)
+            json_set_str(q, "version", r.version);
+        else
+            json_set(q, "error", error_json(r.remote ? r.cls : "Gone", why[0] ? why : r.desc));
+        json_set(v, "qmp", q);
+        json_t *ag = json_object();
+        json_set_bool(ag, "ok", ping && !perr);
+        if (ping && !perr)
+            json_set_int(ag, "ping_ms", (long long)ping_ms);
+        else if (perr)
+            json_set(ag, "error", json_copy(perr));
+        json_set(v, "agent", ag);
+        json_set(v, "ip", json_copy(json_get(e, "ip")));
+        json_set(v, "started_ms", json_copy(json_get(e, "started_ms")));
+        json_set(v, "uptime_ms", up >= 0 ? json_int(up) : json_null());
+        json_set(v, "timings_ms", json_copy(json_get(e, "timings_ms")));
+        qc_print_json(v, 0);
+        json_free(v);
+    } else {
+        printf("guest    %s  (vm %s, run %s)\n", name, json_get_str(e, "vm"), g.run_id);
+        printf("state    %s\n", json_get_str(e, "state"));
+        if (json_get_str(e, "reason"))
+            printf("reason   %s\n", qc_reason_line(e, line, sizeof(line)));
+        if (r.ret)
+            printf("qemu     %s  (pid %lld, QEMU %s)\n", json_get_str(r.ret, "status"),
+                   json_get_int(e, "pid", 0), r.version);
+        else
+            printf("qemu     -  (%s)\n", why[0] ? why : r.remote ? r.cls : "not answering");
+        if (!ping)
+            printf("agent    -\n");
+        else if (perr)
+            printf("agent    %s\n", json_get_str(perr, "desc"));
+        else
+            printf("agent    responding  (guest-ping %.0f ms through the controller)\n", ping_ms);
+        printf("ip       %s\n", json_get_str(e, "ip") ? json_get_str(e, "ip") : "-");
+        printf("uptime   %s\n\n", fmt_dur(up, d, sizeof(d)));
+        print_timings(json_get(e, "timings_ms"));
+    }
+    int rc = r.ret ? QC_OK : QC_FAIL;
+    if (!r.ret && r.remote)
+        fprintf(stderr, "%s: %s: query-status: %s: %s\n", qc_prog, name, r.cls, r.desc);
+    else if (!r.ret)
+        fprintf(stderr, "%s: %s: %s\n", qc_prog, name, why[0] ? why : r.desc);
+    json_free(ping);
+    qc_result_clear(&r);
+    qc_guest_close(&g);
+    return rc;
+}
+
+/* ---- pci ---- */
+
+/* Where QEMU has the device with qdev id id, per query-pci. */
+static const json_t *pci_lookup(const json_t *buses, const char *id, char *addr, size_t addrlen)
+{
+    for (size_t b = 0; b < json_len(buses); b++) {
+        const json_t *bus = json_at(buses, b);
+        const json_t *devs = json_get(bus, "devices");
+        for (size_t d = 0; d < json_len(devs); d++) {
+            const json_t *dev = json_at(devs, d);
+            const char *qid = json_get_str(dev, "qdev_id");
+            if (!qid || strcmp(qid, id))
+                continue;
+            snprintf(addr, addrlen, "0000:%02llx:%02llx.%llx", json_get_int(bus, "bus", 0),
+                     json_get_int(dev, "slot", 0), json_get_int(dev, "function", 0));
+            return dev;
+        }
+    }
+    return NULL;
+}
+
+int qc_cmd_pci(const struct qc_opts *o, const char *name)
+{
+    struct qc_guest g;
+    if (qc_guest_open(o, name, o->check, &g) != QC_OK)
+        return QC_FAIL;
+    const json_t *pts = json_get(g.g, "pci");
+    struct qc_result r = { 0 };
+    if (o->check) {
+        struct qc_target t;
+        qc_guest_target(&g, &t);
+        if (qc_qmp_call(&t, "query-pci", NULL, o->timeout_ms ? o->timeout_ms : QMP_TIMEOUT_MS, &r) < 0) {
+            char why[600] = "";
+            if (!r.remote)
+                qc_guest_why_gone(&g, why, sizeof(why));
+            fprintf(stderr, "%s: %s: query-pci: %s\n", qc_prog, name, why[0] ? why : r.desc);
+            qc_result_clear(&r);
+            qc_guest_close(&g);
+            return QC_FAIL;
+        }
+    }
+    int bad = 0;
+    json_t *out = json_array();
+    struct table t = { .ncols = o->check ? 5 : 3 };
+    if (o->check)
+        table_row(&t, "ID", "GUEST", "HOST", "QEMU", "DEVICE");
+    else
+        table_row(&t, "ID", "GUEST", "HOST");
+    for (size_t i = 0; i < json_len(pts); i++) {
+        const json_t *p = json_at(pts, i);
+        const char *id = json_get_str(p, "id"), *addr = json_get_str(p, "addr");
+        const char *host = json_get_str(p, "host");
+        json_t *row = json_copy(p);
+        char seen[32] = "", check[64] = "", dev[160] = "";
+        if (o->check) {
+            const json_t *d = pci_lookup(r.ret, id ? id : "", seen, sizeof(seen));
+            int ok = d && addr && !strcmp(seen, addr);
+            bad += !ok;
+            snprintf(check, sizeof(check), "%s%s", !d ? "missing" : ok ? "ok" : "at ", d && !ok ? seen : "");
+            const json_t *ids = json_get(d, "id");
+            const char *desc = json_get_str(json_get(d, "class_info"), "desc");
+            if (d)
+                snprintf(dev, sizeof(dev), "%04llx:%04llx %s", json_get_int(ids, "vendor", 0),
+                         json_get_int(ids, "device", 0), desc ? desc : "");
+            json_set(row, "qemu_addr", d ? json_string(seen) : json_null());
+            json_set_bool(row, "ok", ok);
+            if (d) {
+                json_set_int(row, "vendor_id", json_get_int(ids, "vendor", 0));
+                json_set_int(row, "device_id", json_get_int(ids, "device", 0));
+            }
+            table_row(&t, id, addr, host, check, dev);
+        } else {
+            table_row(&t, id, addr, host);
+        }
+        json_append(out, row);
+    }
+    if (o->json)
+        qc_print_json(out, 0);
+    else if (json_len(pts) == 0)
+        printf("%s has no pt_N devices\n", name);
+    else
+        table_print(&t);
+    table_free(&t);
+    if (bad)
+        fprintf(stderr, "%s: %s: %d device(s) not where the registry says\n", qc_prog, name, bad);
+    json_free(out);
+    qc_result_clear(&r);
+    qc_guest_close(&g);
+    return bad ? QC_FAIL : QC_OK;
+}
+
