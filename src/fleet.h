@@ -93,4 +93,18 @@ void fguest_stop(fguest_t *g, fguest_done_cb cb, void *data);
  * socket's raw agent commands). */
 struct agent *fguest_agent(const fguest_t *g);
 
+/* ---- accessors for the suite runner ---- */
+
+struct qmp;
+/* The guest's QMP client from qmp-connected to ready, else NULL. Commands
+ * may be sent on it; it stays the fleet's (never close it). */
+struct qmp *fguest_qmp(const fguest_t *g);
+/* Where SSH reaches the guest once it has leases: host address and port
+ * of the host_connect forward and the cfg's login (password NULL if none;
+ * never print it). -ENOENT without a forward or login, or before leases. */
+int fguest_ssh_target(const fguest_t *g, const char **host, int *port, const char **user,
+                      const char **password);
+/* The cfg VM of the guest (facts via cfg_vm_info, masking via cfg_vm_mask). */
+const struct cfg_vm *fguest_vm(const fguest_t *g);
+
 #endif
