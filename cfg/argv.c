@@ -26,6 +26,30 @@ void cfg_vm_needs(const struct cfg_vm *vm, struct cfg_needs *out)
     out->hugepages = m->hugepage;
     out->cpupin = m->cpupin;
     out->ncpupin = m->ncpupin;
+    out->vfs = m->nvfs;
+    for (int i = 0; i < m->ndevs; i++) {
+        const struct m_dev *d = &m->devs[i];
+        if (!d->pool)
+            continue;
+        out->vf_pool[d->vf_need] = d->pool;
+        out->vf_for[d->vf_need] = m->vf_for[d->vf_need];
+        out->vf_mac[d->vf_need] = d->mac;
+        out->vf_mac_need[d->vf_need] = d->mac_need;
+    }
+}
+
+const char *cfg_vf_mac(const struct cfg_needs *nd, const struct cfg_res *res, int k)
+{
+    if (k < 0 || k >= nd->vfs)
+        return NULL;
+    return nd->vf_mac[k] ? nd->vf_mac[k] : res ? res->macs[nd->vf_mac_need[k]] : NULL;
+}
+
+/* The canonical form of a leased VF's address: 0 or -EINVAL. */
+static int vf_host(const struct cfg_res *res, int k, char out[13])
+{
+    const char *h = res->vf_host[k];
+    return memchr(h, '\0', sizeof(res->vf_host[k])) && bdf_parse(h, out) == 0 ? 0 : -EINVAL;
 }
 
 static const char *inst_name(const struct model *m, const struct cfg_res *res)
@@ -189,6 +213,12 @@ static int check_res(const struct model *m, const struct cfg_res *res, char *err
         return FAIL("res: vnc=%d is not a display number", res->vnc);
     if (m->migrate && !m->migrate_port && (res->migrate_port < 1 || res->migrate_port > 65535))
         return FAIL("res: migrate_port=%d is not a port", res->migrate_port);
+    for (int i = 0; i < m->nvfs; i++) {
+        char bdf[13];
+        if (vf_host(res, i, bdf) < 0)
+            return FAIL("res: vf_host[%d] '%.12s' (for %s) is not a host PCI address", i,
+                        res->vf_host[i], m->vf_for[i]);
+    }
     return 0;
 #undef FAIL
 }
@@ -285,13 +315,17 @@ static void devices(struct av *a, const struct model *m, const struct cfg_res *r
             add2(a, "-netdev", &b);
         }
         sb_add(&b, d->driver);
-        if (d->kind == DK_VFIO)
+        char bdf[13];
+        if (d->kind == DK_VFIO && d->pool && vf_host(res, d->vf_need, bdf) == 0)
+            sb_printf(&b, ",host=%s", bdf); /* checked by check_res */
+        else if (d->kind == DK_VFIO)
             sb_printf(&b, ",host=%s", d->host);
         if (d->kind == DK_VHOST_USER)
             sb_printf(&b, ",netdev=netdev%d", d->chr);
         if (d->kind == DK_VIRTIO && d->netdev)
             sb_printf(&b, ",netdev=%s", d->netdev);
         sb_printf(&b, ",id=%s", d->id);
+        /* vfio-pci has no mac property: a pool VF's MAC is set on the host */
         if (d->kind != DK_VFIO)
             sb_printf(&b, ",mac=%s", d->mac ? d->mac : res->macs[d->mac_need]);
         if (d->bus)

@@ -14,6 +14,9 @@
  *                                       into res.pci_slot[i]
  *   for (int i = 0; i < nd.ports; i++)  a host port into res.ssh_port[i]
  *   if (nd.vnc) res.vnc = display;  if (nd.migrate_port) res.migrate_port = port;
+ *   for (int k = 0; k < nd.vfs; k++)    a VF of pool nd.vf_pool[k], given the
+ *                                       MAC cfg_vf_mac(&nd, &res, k), into
+ *                                       res.vf_host[k]
  *   char **argv;
  *   if (cfg_argv_build(vm, &res, &argv, err, sizeof(err)) == 0)
  *       spawn argv[0] with argv; cfg_argv_free(argv);
@@ -46,6 +49,13 @@ struct cfg_needs {
     const int *cpupin; /* host CPUs the cfg pins to (lease them; the argv
                         * does not pin, the fleet does after start) */
     int ncpupin;
+    int vfs; /* res.vf_host[0..vfs): vfio-pci devices with opt_pool */
+    const char *vf_pool[CFG_DEV_MAX]; /* the pool of VF k (cfg_vm_vf_pool) */
+    const char *vf_for[CFG_DEV_MAX];  /* "device 0 pt_0" */
+    /* The MAC VF k gets (set on the VF before launch, what the guest sees):
+     * the cfg's opt_mac, or NULL: res.macs[vf_mac_need[k]] (cfg_vf_mac). */
+    const char *vf_mac[CFG_DEV_MAX];
+    int vf_mac_need[CFG_DEV_MAX];
 };
 
 /* The leased values. Unused entries are ignored. */
@@ -60,6 +70,7 @@ struct cfg_res {
     int migrate_port;
     const char *hugepage_dir; /* NULL: the first hugetlbfs mount in mounts_file */
     const char *mounts_file;  /* NULL: /proc/mounts */
+    char vf_host[CFG_DEV_MAX][13]; /* VF k's host PCI address "0000:3b:02.1" */
 };
 
 void cfg_vm_needs(const struct cfg_vm *vm, struct cfg_needs *out);
@@ -84,6 +95,8 @@ int cfg_run_path(const struct cfg_vm *vm, const struct cfg_res *res, enum cfg_ru
 /* Host side of the host_connect NIC's forward (SSH): address and port
  * (fixed or res->ssh_port). -ENOENT if the VM has no such forward. */
 int cfg_vm_ssh(const struct cfg_vm *vm, const struct cfg_res *res, const char **addr, int *port);
+/* The guest MAC of VF k: nd->vf_mac[k] or res->macs[nd->vf_mac_need[k]]. */
+const char *cfg_vf_mac(const struct cfg_needs *nd, const struct cfg_res *res, int k);
 /* Guest slot of a pt entry or NIC (fixed, or from res). */
 int cfg_pt_slot(const struct cfg_pt *pt, const struct cfg_res *res);
 /* The tap ifname argv gives NIC i ("qfXXXXXXXXtN": a hash of run dir and
@@ -99,9 +112,14 @@ int cfg_hugetlbfs_find(const char *mounts_file, char *out, size_t outlen);
 #define CFG_PREVIEW_MAC "52:54:00:ff:ff:%02x" /* printf pattern, index */
 #define CFG_PREVIEW_SSH_FIRST 20000
 #define CFG_PREVIEW_MIGRATE_FIRST 30000
+/* VF k's placeholder host address: printf pattern of k / 8 and k % 8. PCI
+ * domain ffff marks it as no real device; the fleet takes a free VF of the
+ * pool at launch. */
+#define CFG_PREVIEW_VF "ffff:ff:%02x.%x"
 /* Fill res with guesses: MACs from CFG_PREVIEW_MAC, first-fit PCI slots,
- * the lowest ports and VNC display that bind on 127.0.0.1 right now. Not
- * leases: two previews may guess the same values. */
+ * the lowest ports and VNC display that bind on 127.0.0.1 right now, VF
+ * placeholders from CFG_PREVIEW_VF. Not leases: two previews may guess the
+ * same values. */
 int cfg_res_preview(const struct cfg_vm *vm, const char *run_dir, struct cfg_res *res, char *err,
                     size_t errlen);
 

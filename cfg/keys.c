@@ -547,6 +547,7 @@ static const struct keydef {
     { "migration", 0, k_migration },
     { "usercmd", 1, k_usercmd },
     { "start", 0, k_start },
+    { "vf_pool", 1, k_vf_pool },
 };
 
 /* Keys DTS knows that qfleet does not act on, with the reason. */

@@ -1,5 +1,6 @@
 /* keys_net.c - the net and device keys: NICs with their backends, assigned
- * devices, virtio and vhost-user network devices. */
+ * devices (a fixed host device or a VF from a vf_pool), virtio and
+ * vhost-user network devices; the vf_pool key. */
 #include <errno.h>
 #include <stdio.h>
 #include <string.h>
@@ -189,7 +190,7 @@ static int new_dev(struct bctx *b, int gi, const char *driver, int kind)
     d->kind = kind;
     d->driver = d->cfg_driver = driver;
     d->slot = -1;
-    d->mac_need = d->slot_need = -1;
+    d->mac_need = d->slot_need = d->vf_need = -1;
     return m->ndevs++;
 }
 
@@ -227,13 +228,32 @@ int k_device(struct bctx *b)
                 model_warn(
                     m, drv->val_loc,
                     "device: pci-assign (legacy KVM assignment) is gone from QEMU; using vfio-pci");
-            if (!(p = ko_get(&o, "opt_host")))
+            const struct cfg_pair *pool = ko_get(&o, "opt_pool");
+            p = ko_get(&o, "opt_host");
+            if (p && pool)
+                return cfg_errf(b->err, b->errlen, pool->opt_loc,
+                                "device %s: give opt_host= or opt_pool=, not both", v);
+            if (!p && !pool)
                 return cfg_errf(b->err, b->errlen, d->loc,
-                                "device %s: expected opt_host=BB:DD.F (the host PCI device)", v);
-            char bdf[13];
-            if (bdf_parse(p->val, bdf) < 0)
-                return ko_bad(b, p, "a host PCI address like 07:10.0 or 0000:07:10.0");
-            d->host = ar_strdup(&m->a, bdf);
+                                "device %s: expected opt_host=BB:DD.F (the host PCI device) or "
+                                "opt_pool=POOL (a VF of a vf_pool)",
+                                v);
+            if (pool) {
+                /* The pool may be defined by a later key (the VM's section
+                 * after the defaults'): vm.c checks the name once all are in. */
+                if (!is_ident(pool->val, "_.-"))
+                    return ko_bad(b, pool, "a vf_pool name");
+                d->pool = pool->val;
+                d->pool_loc = pool->val_loc;
+                /* The VF's MAC is set on the host before launch, so the cfg
+                 * may fix the one the guest sees, as for any NIC. */
+                TRY(ko_mac(b, &o, "opt_mac", &d->mac));
+            } else {
+                char bdf[13];
+                if (bdf_parse(p->val, bdf) < 0)
+                    return ko_bad(b, p, "a host PCI address like 07:10.0 or 0000:07:10.0");
+                d->host = ar_strdup(&m->a, bdf);
+            }
         } else if (!strcmp(v, "virtio-net-pci")) {
             TRY(i = new_dev(b, gi, v, DK_VIRTIO));
             struct m_dev *d = &m->devs[i];
@@ -289,6 +309,87 @@ int k_device(struct bctx *b)
             d->id_loc = p->val_loc;
         }
         ko_done(b, &o, "device");
+    }
+    return 0;
+}
+
+/* Split the space separated PF list of p into pl, checking each name. */
+static int pool_pfs(struct bctx *b, const struct cfg_pair *p, struct m_pool *pl)
+{
+    const char *s = p->val;
+    pl->npf = 0;
+    while (*s) {
+        while (*s == ' ' || *s == '\t')
+            s++;
+        if (!*s)
+            break;
+        const char *e = s;
+        while (*e && *e != ' ' && *e != '\t')
+            e++;
+        struct cfg_loc at = loc_add(p->val_loc, (int)(s - p->val));
+        char name[32];
+        snprintf(name, sizeof(name), "%.*s", (int)(e - s), s);
+        /* IFNAMSIZ: 15 characters; no '/' or leading '.' (they name sysfs dirs) */
+        if ((size_t)(e - s) > 15 || !is_ident(name, "_.-") || name[0] == '.')
+            return cfg_errf(b->err, b->errlen, at,
+                            "vf_pool pf: expected PF netdev names (at most 15 letters, digits, "
+                            "'_', '.', '-') separated by spaces, got '%.*s'",
+                            (int)(e - s), s);
+        for (int i = 0; i < pl->npf; i++)
+            if (!strcmp(pl->pf[i], name))
+                return cfg_errf(b->err, b->errlen, at, "vf_pool pf: PF %s is listed twice", name);
+        if (pl->npf >= CFG_VF_PF_MAX)
+            return cfg_errf(b->err, b->errlen, at, "vf_pool pf: more than %d PFs", CFG_VF_PF_MAX);
+        pl->pf[pl->npf++] = ar_strdup(&b->m->a, name);
+        s = e;
+    }
+    if (!pl->npf)
+        return ko_bad(b, p, "PF netdev names separated by spaces");
+    return 0;
+}
+
+/* vf_pool = name=POOL,pf=PF1 PF2; one pool per group. The VFs themselves
+ * are found in sysfs when a guest is launched, not here: the cfg stays
+ * loadable (qfleet cmdline) on hosts without them. */
+int k_vf_pool(struct bctx *b)
+{
+    struct model *m = b->m;
+    for (int gi = 0; gi < b->k->ngroups; gi++) {
+        struct opts o;
+        const struct cfg_pair *name, *pf;
+        TRY(ko_one(b, gi, &o));
+        name = ko_get(&o, "name");
+        pf = ko_get(&o, "pf");
+        if (!name || !pf)
+            return cfg_errf(b->err, b->errlen, ko_group_loc(b, gi),
+                            "vf_pool: expected name=POOL,pf=PF1 PF2 in each group");
+        if (!is_ident(name->val, "_.-") || strlen(name->val) > CFG_VF_POOL_NAME_MAX)
+            return ko_bad(b, name, "a pool name of letters, digits, '_', '.' and '-' (at most 63)");
+        for (int i = 0; i < m->npools; i++)
+            if (!strcmp(m->pools[i].name, name->val))
+                return cfg_errf(b->err, b->errlen, name->val_loc,
+                                "vf_pool: pool '%s' is defined twice; first at %s:%d:%d",
+                                name->val, m->pools[i].loc.file, m->pools[i].loc.line,
+                                m->pools[i].loc.col);
+        if (m->npools >= CFG_VF_POOL_MAX)
+            return cfg_errf(b->err, b->errlen, ko_group_loc(b, gi), "vf_pool: more than %d pools",
+                            CFG_VF_POOL_MAX);
+        struct m_pool *pl = &m->pools[m->npools];
+        memset(pl, 0, sizeof(*pl));
+        pl->name = name->val;
+        pl->loc = name->val_loc;
+        TRY(pool_pfs(b, pf, pl));
+        /* Leases keep a VF to one guest either way; the warning is for the
+         * person who expected two pools to be disjoint. */
+        for (int i = 0; i < m->npools; i++)
+            for (int j = 0; j < m->pools[i].npf; j++)
+                for (int k = 0; k < pl->npf; k++)
+                    if (!strcmp(m->pools[i].pf[j], pl->pf[k]))
+                        model_warn(m, pf->val_loc,
+                                   "vf_pool: PF %s is also in pool %s; the two pools share its VFs",
+                                   pl->pf[k], m->pools[i].name);
+        m->npools++;
+        ko_done(b, &o, "vf_pool");
     }
     return 0;
 }

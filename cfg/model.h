@@ -33,7 +33,10 @@ struct m_dev {
     const char *driver; /* qdev driver on the command line */
     const char *cfg_driver;
     const char *id;
-    const char *host;   /* vfio */
+    const char *host;   /* vfio opt_host */
+    const char *pool;   /* vfio opt_pool: a VF of this vf_pool, leased at launch */
+    struct cfg_loc pool_loc;
+    int vf_need;        /* pool: res->vf_host[vf_need] */
     const char *netdev; /* virtio opt_netdev */
     const char *mac;
     int mac_need;
@@ -42,6 +45,13 @@ struct m_dev {
     const char *path; /* vhost-user socket */
     int queues, server, chr;
     const char *settings, *legacy;
+};
+
+struct m_pool {
+    struct cfg_loc loc; /* of the name value */
+    const char *name;
+    const char *pf[CFG_VF_PF_MAX];
+    int npf;
 };
 
 struct m_disk {
@@ -68,13 +78,16 @@ struct model {
     struct cfg_loc net_loc;
     struct m_dev devs[CFG_DEV_MAX];
     int ndevs, nvhost;
+    struct m_pool pools[CFG_VF_POOL_MAX];
+    int npools;
     int vnc, qga, migrate, migrate_port;
     char **usercmd;
     int nusercmd, ucap;
     int wait_seconds, login_timeout;
     /* resource needs (vm.c) */
-    int nmacs, nslots, nports;
+    int nmacs, nslots, nports, nvfs;
     const char *mac_for[CFG_MAC_MAX], *slot_for[CFG_SLOT_MAX], *port_for[CFG_NIC_MAX];
+    const char *vf_for[CFG_DEV_MAX];
     unsigned slots_taken;
     /* warnings */
     const char **warn;
@@ -84,6 +97,7 @@ struct model {
     struct cfg_nic_info nic_info[CFG_NIC_MAX];
     struct cfg_pt pt[CFG_NIC_MAX + CFG_DEV_MAX];
     int npt;
+    struct cfg_vf_pool pool_info[CFG_VF_POOL_MAX];
 };
 
 struct cfg_vm {
@@ -139,6 +153,7 @@ int ko_one_of(const char *v, const char *const *list);
 /* keys_net.c */
 int k_net(struct bctx *b);
 int k_device(struct bctx *b);
+int k_vf_pool(struct bctx *b);
 void model_warn(struct model *m, struct cfg_loc loc, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 /* keys a cfg_vm_set appends to rather than replaces */

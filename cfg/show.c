@@ -78,6 +78,9 @@ int cfg_res_preview(const struct cfg_vm *vm, const char *run_dir, struct cfg_res
         int p = free_port(CFG_PREVIEW_MIGRATE_FIRST, taken, nd.ports);
         res->migrate_port = p < 0 ? CFG_PREVIEW_MIGRATE_FIRST : p;
     }
+    for (int k = 0; k < nd.vfs; k++)
+        snprintf(res->vf_host[k], sizeof(res->vf_host[k]), CFG_PREVIEW_VF, (unsigned)k / 8,
+                 (unsigned)k % 8);
     return 0;
 }
 
@@ -162,8 +165,20 @@ json_t *cfg_vm_json(const struct cfg_vm *vm, const struct cfg_res *res)
         json_t *j = json_object();
         json_set(j, "id", jstr_masked(vm, p->id));
         json_set(j, "driver", json_string(p->driver));
-        json_set(j, "host", p->host ? json_string(p->host) : json_null());
+        const char *host = p->host ? p->host : p->pool && res ? res->vf_host[p->vf_need] : NULL;
+        json_set(j, "host", host ? json_string(host) : json_null());
+        json_set(j, "pool", jstr_masked(vm, p->pool));
         json_set(j, "addr", jaddr(cfg_pt_slot(p, res), p->fn));
+        json_append(a, j);
+    }
+    json_set(o, "vf_pools", a = json_array());
+    for (int i = 0; a && i < vi->nvf_pools; i++) {
+        const struct cfg_vf_pool *p = &vi->vf_pools[i];
+        json_t *j = json_object(), *pfs = json_array();
+        json_set(j, "name", jstr_masked(vm, p->name));
+        for (int k = 0; pfs && k < p->npf; k++)
+            json_append(pfs, jstr_masked(vm, p->pf[k]));
+        json_set(j, "pf", pfs);
         json_append(a, j);
     }
     json_set(o, "warnings", a = json_array());

@@ -230,6 +230,33 @@ static int place(struct model *m, char *err, size_t errlen)
     return 0;
 }
 
+/* Every opt_pool names a vf_pool of the VM (defaults and section merged). */
+static int check_pools(struct model *m, char *err, size_t errlen)
+{
+    for (int i = 0; i < m->ndevs; i++) {
+        const struct m_dev *d = &m->devs[i];
+        int found = 0;
+        for (int j = 0; d->pool && j < m->npools && !found; j++)
+            found = !strcmp(m->pools[j].name, d->pool);
+        if (!d->pool || found)
+            continue;
+        if (!m->npools)
+            return cfg_errf(err, errlen, d->pool_loc,
+                            "device %s: opt_pool=%s names no vf_pool; expected a vf_pool = "
+                            "name=%s,pf=PF... key (in the VM's section or the defaults' [KVM])",
+                            d->cfg_driver, d->pool, d->pool);
+        struct sbuf names = { 0 };
+        for (int j = 0; j < m->npools; j++)
+            sb_printf(&names, "%s%s", j ? ", " : "", m->pools[j].name);
+        int r = cfg_errf(err, errlen, d->pool_loc,
+                         "device %s: opt_pool=%s names no vf_pool; expected one of: %s",
+                         d->cfg_driver, d->pool, names.s ? names.s : "");
+        sb_free(&names);
+        return r;
+    }
+    return 0;
+}
+
 static void needs(struct model *m)
 {
     for (int i = 0; i < m->nnics; i++) {
@@ -246,9 +273,15 @@ static void needs(struct model *m)
     }
     for (int i = 0; i < m->ndevs; i++) {
         struct m_dev *d = &m->devs[i];
-        if (d->kind != DK_VFIO && !d->mac) {
+        /* A pool VF gets a MAC like any NIC: it is set on the VF before
+         * launch. A fixed host device keeps whatever MAC it has. */
+        if ((d->kind != DK_VFIO || d->pool) && !d->mac) {
             d->mac_need = m->nmacs;
             m->mac_for[m->nmacs++] = ar_printf(&m->a, "device %d %s", i, d->id);
+        }
+        if (d->pool) {
+            d->vf_need = m->nvfs;
+            m->vf_for[m->nvfs++] = ar_printf(&m->a, "device %d %s", i, d->id);
         }
     }
 }
@@ -293,15 +326,29 @@ static void export(struct model *m)
             .bridge = n->br,
         };
         if (pt_number(n->id) >= 0)
-            m->pt[m->npt++] =
-                (struct cfg_pt){ n->id, n->model, NULL, n->slot, n->fn, n->slot_need };
+            m->pt[m->npt++] = (struct cfg_pt){ .id = n->id,
+                                               .driver = n->model,
+                                               .slot = n->slot,
+                                               .fn = n->fn,
+                                               .slot_need = n->slot_need,
+                                               .vf_need = -1 };
     }
     for (int i = 0; i < m->ndevs; i++) {
         struct m_dev *d = &m->devs[i];
         if (pt_number(d->id) >= 0)
-            m->pt[m->npt++] =
-                (struct cfg_pt){ d->id, d->driver, d->host, d->slot, d->fn, d->slot_need };
+            m->pt[m->npt++] = (struct cfg_pt){ .id = d->id,
+                                               .driver = d->driver,
+                                               .host = d->host,
+                                               .slot = d->slot,
+                                               .fn = d->fn,
+                                               .slot_need = d->slot_need,
+                                               .pool = d->pool,
+                                               .vf_need = d->vf_need };
     }
+    for (int i = 0; i < m->npools; i++)
+        m->pool_info[i] = (struct cfg_vf_pool){ m->pools[i].name, m->pools[i].pf, m->pools[i].npf };
+    vi->vf_pools = m->pool_info;
+    vi->nvf_pools = m->npools;
     vi->nics = m->nic_info;
     vi->nnics = m->nnics;
     vi->pt = m->pt;
@@ -381,6 +428,8 @@ static int finish(struct model *m, const struct cfg_vm *vm, char *err, size_t er
     int r = check_ids(m, err, errlen);
     if (r == 0)
         r = check_netdevs(m, err, errlen);
+    if (r == 0)
+        r = check_pools(m, err, errlen);
     if (r == 0)
         r = place(m, err, errlen);
     if (r < 0)
@@ -654,6 +703,15 @@ int cfg_vm_clear(struct cfg_vm *vm, const char *key, char *err, size_t errlen)
 }
 
 const struct cfg_vm_info *cfg_vm_info(const struct cfg_vm *vm) { return &vm->m->info; }
+
+const struct cfg_vf_pool *cfg_vm_vf_pool(const struct cfg_vm *vm, const char *name)
+{
+    const struct cfg_vm_info *vi = &vm->m->info;
+    for (int i = 0; name && i < vi->nvf_pools; i++)
+        if (!strcmp(vi->vf_pools[i].name, name))
+            return &vi->vf_pools[i];
+    return NULL;
+}
 
 char *cfg_vm_mask(const struct cfg_vm *vm, const char *s)
 {

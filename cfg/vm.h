@@ -30,6 +30,9 @@
 #define CFG_CPUPIN_MAX 256
 #define CFG_MAC_MAX (CFG_NIC_MAX + CFG_DEV_MAX)
 #define CFG_SLOT_MAX 32
+#define CFG_VF_POOL_MAX 16 /* vf_pool groups per VM */
+#define CFG_VF_PF_MAX 16   /* PFs per pool (as alloc_vf.h's ALLOC_VF_MAX_PF) */
+#define CFG_VF_POOL_NAME_MAX 63
 
 struct cfg_vm;
 struct cfg_doc;
@@ -40,10 +43,21 @@ struct cfg_doc;
 struct cfg_pt {
     const char *id;     /* "pt_0" */
     const char *driver; /* "vfio-pci", "e1000", ... */
-    const char *host;   /* vfio: host BDF "0000:07:10.0"; else NULL */
+    const char *host;   /* vfio with opt_host: host BDF "0000:07:10.0"; else NULL */
     int slot, fn;       /* guest address 00:SLOT.FN; slot -1: it takes
                          * res->pci_slot[slot_need] (argv.h) */
     int slot_need;
+    const char *pool; /* vfio with opt_pool: the vf_pool's name; the VF is
+                       * leased at launch into res->vf_host[vf_need] */
+    int vf_need;      /* -1 unless pool */
+};
+
+/* An SR-IOV VF pool (vf_pool key): a name and the PF netdevs whose VFs it
+ * hands out (src/alloc_vf.h finds them in sysfs). */
+struct cfg_vf_pool {
+    const char *name;
+    const char *const *pf; /* npf netdev names, as in the cfg */
+    int npf;
 };
 
 /* NIC i of the VM (the net key's nic groups, or the default host_connect). */
@@ -87,6 +101,8 @@ struct cfg_vm_info {
     int npt;
     int migrate;                 /* started with -incoming */
     int vnc;                     /* -1 disabled, -2 allocated (res->vnc), else display */
+    const struct cfg_vf_pool *vf_pools; /* every vf_pool group, used or not */
+    int nvf_pools;
     const char *const *warnings; /* "FILE:LINE:COL: warning: ..." */
     int nwarnings;
 };
@@ -113,6 +129,9 @@ int cfg_vm_clear(struct cfg_vm *vm, const char *key, char *err, size_t errlen);
 
 /* Valid until the next cfg_vm_set/cfg_vm_clear/cfg_vm_free. */
 const struct cfg_vm_info *cfg_vm_info(const struct cfg_vm *vm);
+
+/* The VM's pool called name, or NULL. */
+const struct cfg_vf_pool *cfg_vm_vf_pool(const struct cfg_vm *vm, const char *name);
 
 /* A malloc'd copy of s with every occurrence of the VM's password replaced
  * by "********" (s itself if there is no password). NULL on ENOMEM. */

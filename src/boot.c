@@ -16,6 +16,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "src/alloc_vf.h"
 #include "src/fsutil.h"
 
 #define QMP_CONNECT_MS 30000
@@ -75,14 +76,68 @@ static void fg_set(fguest_t *g, guest_state s)
 
 /* ---- leases ---- */
 
+/* VF k of a guest is leased as NIC VF_NIC0 + k ("RUN/VM/nic200"): apart
+ * from the MAC leases of NICs (0, 1, ...) and fixed NIC MACs (100 + i). A
+ * VF with a fixed opt_mac has that MAC reserved under the same name. */
+#define VF_NIC0 200
+
+/* The allocator's view of the pool VF k comes from: the VM's vf_pool with
+ * the fleet's sysfs root and netlink. */
+static int vf_pool_of(fguest_t *g, int k, alloc_vf_pool *p, char *err, size_t errlen)
+{
+    const struct cfg_vf_pool *def = cfg_vm_vf_pool(g->vm, g->nd.vf_pool[k]);
+    if (!def) /* the cfg checked every opt_pool; this is a bug */
+        return snprintf(err, errlen, "no vf_pool %s", g->nd.vf_pool[k]), -EINVAL;
+    return alloc_vf_pool_init(p, def->name, def->pf, (size_t)def->npf, g->f->o.sysfs_root,
+                              g->f->o.vf_nl, err, errlen);
+}
+
 void fg_release(fguest_t *g)
 {
-    char err[256];
+    char err[512];
+    /* VFs first and one by one: each release puts the VF's own MAC back,
+     * which alloc_release_owner would not. Should a restore fail, the
+     * lease goes anyway and the saved MAC stays in the store for the next
+     * take or release on the pool to retry. */
+    for (int k = g->nvf - 1; k >= 0; k--) {
+        alloc_vf_pool p;
+        if (vf_pool_of(g, k, &p, err, sizeof(err)) < 0 ||
+            alloc_vf_release(g->f->store, &p, g->owner.name, VF_NIC0 + k, err, sizeof(err)) < 0)
+            fprintf(stderr, "qfleet: %s: releasing VF %s: %s\n", g->name, g->res.vf_host[k], err);
+    }
+    g->nvf = 0;
     if (g->leased && alloc_release_owner(g->f->store, g->owner.name, err, sizeof(err)) < 0)
         fprintf(stderr, "qfleet: %s: releasing leases: %s\n", g->name, err);
     g->leased = 0;
     alloc_range_free(g->pci);
     g->pci = NULL;
+}
+
+/* Take a VF for each opt_pool device and give it the guest's MAC. Not in
+ * the batch of the other leases, on purpose: outside a batch the VF's
+ * lease and its saved MAC are on disk before its MAC changes, so a
+ * controller killed at any point leaves what is needed to restore it; and
+ * a batch aborted after a VF's MAC changed would forget the saved MAC. A
+ * failure here fails the guest, whose release gives everything back. */
+static int take_vfs(fguest_t *g, char *err, size_t errlen)
+{
+    for (int k = 0; k < g->nd.vfs; k++) {
+        char why[512];
+        alloc_vf_pool p;
+        alloc_vf vf;
+        int rc = vf_pool_of(g, k, &p, why, sizeof(why));
+        if (rc == 0)
+            rc = alloc_vf_take(g->f->store, &p, &g->owner, VF_NIC0 + k,
+                               cfg_vf_mac(&g->nd, &g->res, k), &vf, why, sizeof(why));
+        if (rc < 0) {
+            snprintf(err, errlen, "a VF of pool %s for %s: %s", g->nd.vf_pool[k],
+                     g->nd.vf_for[k], why);
+            return rc;
+        }
+        snprintf(g->res.vf_host[k], sizeof(g->res.vf_host[k]), "%s", vf.pci);
+        g->nvf = k + 1;
+    }
+    return 0;
 }
 
 static int take_leases(fguest_t *g, char *err, size_t errlen)
@@ -109,6 +164,10 @@ static int take_leases(fguest_t *g, char *err, size_t errlen)
         rc = alloc_port(st, &g->owner, 30000, 39999, &g->res.migrate_port, err, errlen);
     if (rc == 0 && g->nd.ncpupin)
         rc = alloc_cpus(st, &g->owner, g->nd.cpupin, (size_t)g->nd.ncpupin, err, errlen);
+    for (int k = 0; rc == 0 && k < g->nd.vfs; k++)
+        if (g->nd.vf_mac[k]) /* the VF's MAC is real on the wire: keep it unique */
+            rc = alloc_reserve_mac(st, &g->owner, VF_NIC0 + k, g->nd.vf_mac[k], mflags, err,
+                                   errlen);
     if (rc < 0) {
         alloc_abort(st);
         return rc;
@@ -116,6 +175,8 @@ static int take_leases(fguest_t *g, char *err, size_t errlen)
     rc = alloc_commit(st, err, errlen);
     if (rc == 0)
         g->leased = g->had_leases = 1;
+    if (rc == 0)
+        rc = take_vfs(g, err, errlen);
     return rc;
 }
 
@@ -567,7 +628,10 @@ static void on_pci(qmp_t *q, const qmp_reply *r, void *data)
                 snprintf(g->pt[g->npt].id, sizeof(g->pt[0].id), "%s", qid);
                 snprintf(g->pt[g->npt].addr, sizeof(g->pt[0].addr), "0000:%02llx:%02llx.%llx", busn,
                          json_get_int(dev, "slot", 0), json_get_int(dev, "function", 0));
-                snprintf(g->pt[g->npt].host, sizeof(g->pt[0].host), "%s", vi->pt[k].host ? vi->pt[k].host : "");
+                const char *host = vi->pt[k].host ? vi->pt[k].host
+                                   : vi->pt[k].pool ? g->res.vf_host[vi->pt[k].vf_need] /* leased */
+                                                    : "";
+                snprintf(g->pt[g->npt].host, sizeof(g->pt[0].host), "%s", host);
                 g->npt++;
                 found = 1;
                 break;

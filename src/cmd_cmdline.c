@@ -1,6 +1,8 @@
 /* cmd_cmdline.c - `qfleet cmdline CFG VM`: the QEMU command line of a VM,
  * without launching it. What the fleet leases at launch (MACs, ports, the
- * VNC display, guest PCI slots) is filled with previews and said so. */
+ * VNC display, guest PCI slots, SR-IOV VFs) is filled with previews and
+ * said so. Nothing on the host is read for the VFs: the pools' PFs need
+ * not exist where the command line is previewed. */
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -21,8 +23,10 @@ static void usage(FILE *f)
         "Print the QEMU command line of VM (a [section] of the DTS cfg file CFG)\n"
         "without launching anything: one argument per line, shell-quoted.\n"
         "MACs, host ports, the VNC display and guest PCI slots, which the fleet\n"
-        "leases at launch, are previews (first free guesses). The login password\n"
-        "is never printed.\n"
+        "leases at launch, are previews (first free guesses). The host address of\n"
+        "a VF from a vf_pool (device driver=vfio-pci,opt_pool=POOL) is a\n"
+        "placeholder in PCI domain ffff: the fleet takes a free VF at launch.\n"
+        "The login password is never printed.\n"
         "\n"
         "  --defaults FILE  global defaults merged under CFG (the [KVM] section\n"
         "                   of a DTS virt_global.cfg)\n"
@@ -78,6 +82,16 @@ static json_t *preview_json(const struct cfg_needs *nd, const struct cfg_res *re
         json_set_str(e, "for", nd->port_for[i]);
         json_append(a, e);
     }
+    json_set(p, "vfs", a = json_array());
+    for (int i = 0; i < nd->vfs; i++) {
+        json_t *e = json_object();
+        json_set_str(e, "value", res->vf_host[i]);
+        json_set_str(e, "pool", nd->vf_pool[i]);
+        json_set_str(e, "mac", cfg_vf_mac(nd, res, i));
+        json_set_str(e, "for", nd->vf_for[i]);
+        json_set_str(e, "note", "placeholder: the fleet takes a free VF of the pool at launch");
+        json_append(a, e);
+    }
     json_set(p, "vnc", nd->vnc ? json_int(res->vnc) : json_null());
     json_set(p, "migrate_port", nd->migrate_port ? json_int(res->migrate_port) : json_null());
     json_set(p, "hugepage_dir", hugedir_note ? json_string(res->hugepage_dir) : json_null());
@@ -87,7 +101,8 @@ static json_t *preview_json(const struct cfg_needs *nd, const struct cfg_res *re
 static void preview_comments(const struct cfg_needs *nd, const struct cfg_res *res,
                              const char *hugedir_note)
 {
-    int any = nd->macs || nd->slots || nd->ports || nd->vnc || nd->migrate_port || hugedir_note;
+    int any = nd->macs || nd->slots || nd->ports || nd->vnc || nd->migrate_port || hugedir_note ||
+              nd->vfs;
     if (!any)
         return;
     printf("# previews (the fleet leases real values at launch):\n");
@@ -104,6 +119,9 @@ static void preview_comments(const struct cfg_needs *nd, const struct cfg_res *r
         printf("#   migration port %d\n", res->migrate_port);
     if (hugedir_note)
         printf("#   hugetlbfs %s (%s)\n", res->hugepage_dir, hugedir_note);
+    for (int i = 0; i < nd->vfs; i++)
+        printf("#   vf host %s for %s is a PLACEHOLDER: a free VF of pool %s, given MAC %s\n",
+               res->vf_host[i], nd->vf_for[i], nd->vf_pool[i], cfg_vf_mac(nd, res, i));
 }
 
 static int exit_code(int r) { return r == -ENOMEM || r == -EIO ? 3 : 2; }

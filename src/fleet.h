@@ -42,6 +42,7 @@ const char *guest_state_name(guest_state s);
 
 typedef struct fleet fleet_t;
 typedef struct fguest fguest_t;
+struct alloc_nl;
 
 typedef struct fleet_opts {
     const char *state_dir;   /* NULL: the host default (alloc.h) */
@@ -53,6 +54,11 @@ typedef struct fleet_opts {
     int ssh_timeout_s;       /* 0: the cfg's login_timeout */
     int stop_timeout_s;      /* agent shutdown -> SHUTDOWN event; 0: 20 */
     int no_ssh;              /* skip the ssh-ready phase */
+    /* SR-IOV VF pools (src/alloc_vf.h). Both are kept by pointer and must
+     * outlive the fleet. Tests point them at a fake sysfs tree and a
+     * netlink recorder; anything else leaves them NULL. */
+    const char *sysfs_root;        /* where the pools' PFs and VFs are; NULL: /sys */
+    const struct alloc_nl *vf_nl;  /* how VF MACs are set; NULL: the kernel */
 } fleet_opts;
 
 /* Every state change. reason is set for GS_FAILED. */

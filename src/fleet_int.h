@@ -34,6 +34,7 @@ struct fguest {
     alloc_range *pci;
     int leased;
     int had_leases;                /* res holds what was leased (shown after release) */
+    int nvf;                       /* VFs taken: res.vf_host[0..nvf), their MACs set */
 
     guest_state state;
     char reason[FG_REASON_MAX];

@@ -533,3 +533,72 @@ Test(argv, dts_spellings_and_ignored_options)
     golden_res(vm, &res, want);
     cfg_vm_free(vm);
 }
+
+/* --- VFs from SR-IOV pools ------------------------------------------------ */
+
+#define POOLS "vf_pool = name=net1,pf=ens1f0 ens1f1;name=net2,pf=ens2f0\n"
+
+Test(argv, vf_from_a_pool)
+{
+    struct cfg_vm *vm = vm_of("[vm0]\n" TCG "qga = enable=no\n" POOLS
+                              "device =\n"
+                              "    driver=vfio-pci,opt_pool=net1\n"
+                              "    driver=vfio-pci,opt_host=81:10.0\n"
+                              "    driver=pci-assign,opt_pool=net2,opt_mac=02:00:00:00:00:07,"
+                              "opt_addr=9,opt_id=pt_7\n");
+    struct cfg_res res;
+    res_fill(&res);
+    strcpy(res.vf_host[0], "0000:3b:02.1");
+    strcpy(res.vf_host[1], "3c:10.0"); /* canonicalised on the command line */
+    /* vfio-pci has no mac property: the VF's MAC is set on the host */
+    golden_res(vm, &res,
+        HEAD("tcg") MEM "-nodefaults\n" VNC7 MONS HC1
+        "-device\nvfio-pci,host=0000:3b:02.1,id=pt_0,addr=03.0\n"
+        "-device\nvfio-pci,host=0000:81:10.0,id=pt_1,addr=04.0\n"
+        "-device\nvfio-pci,host=0000:3c:10.0,id=pt_7,addr=09.0\n");
+    /* the VF's MAC lease comes after the host_connect NIC's */
+    struct cfg_needs nd;
+    cfg_vm_needs(vm, &nd);
+    cr_assert_eq(nd.macs, 2);
+    cr_assert_str_eq(cfg_vf_mac(&nd, &res, 0), "52:54:00:00:00:02");
+    cr_assert_str_eq(cfg_vf_mac(&nd, &res, 1), "02:00:00:00:00:07");
+
+    /* the model as JSON shows the pools and the leased host address */
+    json_t *j = cfg_vm_json(vm, &res);
+    char *s = json_dump(j, NULL);
+    cr_assert(strstr(s, "\"vf_pools\":[{\"name\":\"net1\",\"pf\":[\"ens1f0\",\"ens1f1\"]},"
+                        "{\"name\":\"net2\",\"pf\":[\"ens2f0\"]}]"), "%s", s);
+    cr_assert(strstr(s, "{\"id\":\"pt_0\",\"driver\":\"vfio-pci\",\"host\":\"0000:3b:02.1\","
+                        "\"pool\":\"net1\",\"addr\":\"0000:00:03.0\"}"), "%s", s);
+    cr_assert(strstr(s, "\"host\":\"0000:81:10.0\",\"pool\":null"), "%s", s);
+    free(s);
+    json_free(j);
+
+    /* a missing or bad VF address is a resource error naming the device */
+    char **argv;
+    res.vf_host[1][0] = '\0';
+    cr_assert_eq(cfg_argv_build(vm, &res, &argv, err, sizeof(err)), -EINVAL);
+    cr_assert_str_eq(err, "res: vf_host[1] '' (for device 2 pt_7) is not a host PCI address");
+    memset(res.vf_host[0], 'a', sizeof(res.vf_host[0])); /* no NUL */
+    cr_assert_eq(cfg_argv_build(vm, &res, &argv, err, sizeof(err)), -EINVAL);
+    cr_assert_str_eq(err, "res: vf_host[0] 'aaaaaaaaaaaa' (for device 0 pt_0) is not a host PCI address");
+    cfg_vm_free(vm);
+}
+
+Test(argv, vf_preview_is_a_placeholder)
+{
+    struct cfg_vm *vm = vm_of("[vm0]\n" POOLS "device = driver=vfio-pci,opt_pool=net2;"
+                              "driver=vfio-pci,opt_pool=net2\n");
+    struct cfg_res res;
+    cr_assert_eq(cfg_res_preview(vm, "/run/p", &res, err, sizeof(err)), 0, "%s", err);
+    cr_assert_str_eq(res.vf_host[0], "ffff:ff:00.0");
+    cr_assert_str_eq(res.vf_host[1], "ffff:ff:00.1");
+    char **argv;
+    cr_assert_eq(cfg_argv_build(vm, &res, &argv, err, sizeof(err)), 0, "%s", err);
+    int found = 0;
+    for (char **a = argv; *a; a++)
+        found += !strncmp(*a, "vfio-pci,host=ffff:ff:00.", 25);
+    cr_assert_eq(found, 2);
+    cfg_argv_free(argv);
+    cfg_vm_free(vm);
+}

@@ -264,7 +264,7 @@ Test(errors, each_kind_of_bad_value)
              F ":2:17: error: device driver: vhost-cuse (CUSE vhost over tap) is gone from current QEMU and DPDK; expected vhost-user");
     load_err("[vm0]\ndevice = opt_host=07:10.0\n", F ":2:10: error: device: expected driver=... in each group");
     load_err("[vm0]\ndevice = driver=pci-assign\n",
-             F ":2:10: error: device pci-assign: expected opt_host=BB:DD.F (the host PCI device)");
+             F ":2:10: error: device pci-assign: expected opt_host=BB:DD.F (the host PCI device) or opt_pool=POOL (a VF of a vf_pool)");
     load_err("[vm0]\ndevice = driver=vfio-pci,opt_host=07:10\n",
              F ":2:35: error: device opt_host: expected a host PCI address like 07:10.0 or 0000:07:10.0, got '07:10'");
     load_err("[vm0]\ndevice = driver=vhost-user,opt_mac=00:00:20:00:00:20\n",
@@ -573,4 +573,112 @@ Test(errors, more_nics_and_devices_than_slots)
         strcat(text, "    driver=e1000\n");
     load_err(text, F ":3:5: error: not enough guest PCI slots: 44 devices need one (and 1 more are "
                    "placed by QEMU), 29 are free");
+}
+
+/* --- SR-IOV VF pools ------------------------------------------------------ */
+
+Test(vf_pool, errors_name_the_place)
+{
+    load_err("[vm0]\nvf_pool = name=net1\n", F ":2:11: error: vf_pool: expected name=POOL,pf=PF1 PF2 in each group");
+    load_err("[vm0]\nvf_pool = pf=ens1f0\n", F ":2:11: error: vf_pool: expected name=POOL,pf=PF1 PF2 in each group");
+    load_err("[vm0]\nvf_pool = name=net 1,pf=ens1f0\n",
+             F ":2:16: error: vf_pool name: expected a pool name of letters, digits, '_', '.' and '-' (at most 63), got 'net 1'");
+    load_err("[vm0]\nvf_pool = name=net1,pf=\n", F ":2:24: error: vf_pool pf: expected PF netdev names separated by spaces, got ''");
+    load_err("[vm0]\nvf_pool = name=net1,pf=ens1f0 ens/1\n",
+             F ":2:31: error: vf_pool pf: expected PF netdev names (at most 15 letters, digits, '_', '.', '-') separated by spaces, got 'ens/1'");
+    load_err("[vm0]\nvf_pool = name=net1,pf=ens1f0 a23456789012345x\n",
+             F ":2:31: error: vf_pool pf: expected PF netdev names (at most 15 letters, digits, '_', '.', '-') separated by spaces, got 'a23456789012345x'");
+    load_err("[vm0]\nvf_pool = name=net1,pf=ens1f0  ens1f0\n", F ":2:32: error: vf_pool pf: PF ens1f0 is listed twice");
+    load_err("[vm0]\nvf_pool =\n    name=net1,pf=a\n    name=net1,pf=b\n",
+             F ":4:10: error: vf_pool: pool 'net1' is defined twice; first at " F ":3:10");
+    /* devices */
+    load_err("[vm0]\ndevice = driver=vfio-pci,opt_pool=net1\n",
+             F ":2:35: error: device vfio-pci: opt_pool=net1 names no vf_pool; expected a vf_pool = name=net1,pf=PF... key (in the VM's section or the defaults' [KVM])");
+    load_err("[vm0]\nvf_pool = name=a,pf=p0;name=b,pf=p1\ndevice = driver=pci-assign,opt_pool=c\n",
+             F ":3:37: error: device pci-assign: opt_pool=c names no vf_pool; expected one of: a, b");
+    load_err("[vm0]\nvf_pool = name=a,pf=p0\ndevice = driver=vfio-pci,opt_host=07:10.0,opt_pool=a\n",
+             F ":3:43: error: device vfio-pci: give opt_host= or opt_pool=, not both");
+    load_err("[vm0]\nvf_pool = name=a,pf=p0\ndevice = driver=vfio-pci,opt_pool=a b\n",
+             F ":3:35: error: device opt_pool: expected a vf_pool name, got 'a b'");
+    load_err("[vm0]\nvf_pool = name=a,pf=p0\ndevice = driver=vfio-pci,opt_pool=a,opt_mac=01:00:00:00:00:01\n",
+             F ":3:45: error: device opt_mac: expected a unicast MAC address (first octet even, not all zero), got '01:00:00:00:00:01'");
+}
+
+Test(vf_pool, pools_from_the_defaults_and_the_needs)
+{
+    struct cfg_vm *vm;
+    int r = load("[vm0]\n"
+                 "device =\n"
+                 "    driver=vfio-pci,opt_pool=net1\n"
+                 "    driver=vfio-pci,opt_host=81:10.0\n"
+                 "    driver=vfio-pci,opt_pool=net2,opt_mac=02:00:00:00:00:07,opt_addr=9\n",
+                 "vm0",
+                 "[KVM]\n"
+                 "vf_pool =\n"
+                 "    name=net1,pf=ens1f0 ens1f1;\n"
+                 "    name=net2,pf=ens2f0\n",
+                 &vm);
+    cr_assert_eq(r, 0, "%s", err);
+    const struct cfg_vm_info *vi = cfg_vm_info(vm);
+    cr_assert_eq(vi->nwarnings, 0, "%s", warnings(vm));
+    cr_assert_eq(vi->nvf_pools, 2);
+    cr_assert_str_eq(vi->vf_pools[0].name, "net1");
+    cr_assert_eq(vi->vf_pools[0].npf, 2);
+    cr_assert_str_eq(vi->vf_pools[0].pf[0], "ens1f0");
+    cr_assert_str_eq(vi->vf_pools[0].pf[1], "ens1f1");
+    cr_assert_eq(cfg_vm_vf_pool(vm, "net2"), &vi->vf_pools[1]);
+    cr_assert_null(cfg_vm_vf_pool(vm, "net3"));
+    cr_assert_eq(vi->npt, 3);
+    cr_assert_str_eq(vi->pt[0].id, "pt_0");
+    cr_assert_str_eq(vi->pt[0].pool, "net1");
+    cr_assert_null(vi->pt[0].host);
+    cr_assert_eq(vi->pt[0].vf_need, 0);
+    cr_assert_null(vi->pt[1].pool);
+    cr_assert_str_eq(vi->pt[1].host, "0000:81:10.0");
+    cr_assert_eq(vi->pt[1].vf_need, -1);
+    cr_assert_str_eq(vi->pt[2].pool, "net2");
+    cr_assert_eq(vi->pt[2].vf_need, 1);
+    cr_assert_eq(vi->pt[2].slot, 9);
+    struct cfg_needs nd;
+    cfg_vm_needs(vm, &nd);
+    cr_assert_eq(nd.vfs, 2);
+    cr_assert_str_eq(nd.vf_pool[0], "net1");
+    cr_assert_str_eq(nd.vf_for[0], "device 0 pt_0");
+    cr_assert_null(nd.vf_mac[0]);
+    /* a VF takes a MAC lease like a NIC; the fixed host device does not */
+    cr_assert_eq(nd.macs, 2);
+    cr_assert_eq(nd.vf_mac_need[0], 1);
+    cr_assert_str_eq(nd.mac_for[1], "device 0 pt_0");
+    cr_assert_str_eq(nd.vf_pool[1], "net2");
+    cr_assert_str_eq(nd.vf_for[1], "device 2 pt_2");
+    cr_assert_str_eq(nd.vf_mac[1], "02:00:00:00:00:07");
+    struct cfg_res res = { .run_dir = "/r" };
+    strcpy(res.macs[1], "52:54:00:00:00:02");
+    cr_assert_str_eq(cfg_vf_mac(&nd, &res, 0), "52:54:00:00:00:02");
+    cr_assert_str_eq(cfg_vf_mac(&nd, &res, 1), "02:00:00:00:00:07");
+    cr_assert_null(cfg_vf_mac(&nd, &res, 2));
+
+    /* set appends a pool (a list key, like device); the section's vf_pool
+     * replaces the defaults' whole, like every key */
+    cr_assert_eq(cfg_vm_set(vm, "vf_pool", "name=net3,pf=ens3f0", err, sizeof(err)), 0, "%s", err);
+    cr_assert_eq(cfg_vm_info(vm)->nvf_pools, 3);
+    cfg_vm_free(vm);
+    r = load("[vm0]\nvf_pool = name=mine,pf=eth9\ndevice = driver=vfio-pci,opt_pool=net1\n", "vm0",
+             "[KVM]\nvf_pool = name=net1,pf=ens1f0\n", &vm);
+    cr_assert_eq(r, -EINVAL);
+    cr_assert_str_eq(err, F ":3:35: error: device vfio-pci: opt_pool=net1 names no vf_pool; expected one of: mine");
+}
+
+Test(vf_pool, shared_pf_and_unknown_options_are_warned)
+{
+    struct cfg_vm *vm = load_ok("[vm0]\nvf_pool = name=a,pf=p0 p1;name=b,pf=p1,opt_x=1\n"
+                                "device = driver=vfio-pci,opt_host=07:10.0,opt_mac=02:00:00:00:00:01\n");
+    cr_assert_str_eq(warnings(vm),
+        F ":2:37: warning: vf_pool: PF p1 is also in pool a; the two pools share its VFs\n"
+        F ":2:40: warning: vf_pool: unknown option 'opt_x' ignored\n"
+        F ":3:43: warning: device: unknown option 'opt_mac' ignored\n");
+    struct cfg_needs nd;
+    cfg_vm_needs(vm, &nd);
+    cr_assert_eq(nd.vfs, 0);
+    cfg_vm_free(vm);
 }

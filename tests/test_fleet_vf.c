@@ -1,0 +1,558 @@
+/* test_fleet_vf.c - the fleet with SR-IOV VF pools: a guest whose cfg asks
+ * for `device = driver=vfio-pci,opt_pool=POOL` gets a free VF of the pool,
+ * the VF gets the guest's MAC, QEMU gets `-device vfio-pci,host=VF,id=pt_N`,
+ * and stopping or failing the guest puts the VF's own MAC back.
+ *
+ * There is NO SR-IOV hardware on the machines these tests run on. So the
+ * VFs are FAKE: a sysfs tree in a temp dir (a PF netdev with virtfnN links,
+ * the VFs' PCI devices and netdevs), handed to the fleet as
+ * fleet_opts.sysfs_root. Netlink is faked too: fleet_opts.vf_nl is a
+ * recorder that keeps every RTM_SETLINK request and plays the kernel by
+ * writing the new MAC into the fake VF's address file. QEMU cannot be given
+ * a fake VF (vfio would refuse it), so "QEMU" here is a stand-in script
+ * that records its argv and then waits to be stopped (or exits at once).
+ * Everything else - cfg, leases, the guest state machine on a libuv loop,
+ * the run dir - is the real thing, in this process. */
+#include <criterion/criterion.h>
+
+#include <errno.h>
+#include <linux/if_link.h>
+#include <linux/netlink.h>
+#include <linux/rtnetlink.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+#include <uv.h>
+
+#include "cfg/vm.h"
+#include "src/alloc.h"
+#include "src/alloc_vf.h"
+#include "src/fleet.h"
+#include "src/fsutil.h"
+#include "testutil.h"
+
+#define PF_IFINDEX 7
+#define VF_NETDEV "ens1f0v" /* VF i of the fake PF ens1f0 is ens1f0v<i> */
+
+static char dir[256], root[300], state[300], run[300], err[1024];
+
+static void setup(void)
+{
+    cr_assert_eq(tu_mkdtemp(dir, sizeof(dir), "fleetvf"), 0);
+    snprintf(root, sizeof(root), "%s/sys", dir);
+    snprintf(state, sizeof(state), "%s/state", dir);
+    snprintf(run, sizeof(run), "%s/run", dir);
+}
+
+static void teardown(void) { tu_rmtree(dir); }
+
+TestSuite(fleet_vf, .init = setup, .fini = teardown, .timeout = 120);
+
+/* --- files ------------------------------------------------------------ */
+
+static void vpath(char *out, size_t len, const char *fmt, va_list ap)
+{
+    int n = vsnprintf(out, len, fmt, ap);
+    cr_assert(n > 0 && (size_t)n < len);
+}
+
+static void mkdir_p(const char *fmt, ...)
+{
+    char p[1024];
+    va_list ap;
+    va_start(ap, fmt);
+    vpath(p, sizeof(p), fmt, ap);
+    va_end(ap);
+    cr_assert_eq(fs_mkdir_p(p, 0755, 0), 0, "%s", p);
+}
+
+static void write_file(const char *text, int mode, const char *fmt, ...)
+{
+    char p[1024];
+    va_list ap;
+    va_start(ap, fmt);
+    vpath(p, sizeof(p), fmt, ap);
+    va_end(ap);
+    FILE *f = fopen(p, "w");
+    cr_assert(f, "%s", p);
+    fputs(text, f);
+    fclose(f);
+    cr_assert_eq(chmod(p, (mode_t)mode), 0);
+}
+
+static void symlink_at(const char *target, const char *fmt, ...)
+{
+    char p[1024];
+    va_list ap;
+    va_start(ap, fmt);
+    vpath(p, sizeof(p), fmt, ap);
+    va_end(ap);
+    unlink(p);
+    cr_assert_eq(symlink(target, p), 0, "%s", p);
+}
+
+static char *read_text(const char *fmt, ...)
+{
+    char p[1024];
+    va_list ap;
+    va_start(ap, fmt);
+    vpath(p, sizeof(p), fmt, ap);
+    va_end(ap);
+    return fs_read_file(p, 1 << 20, NULL);
+}
+
+/* --- the fake sysfs: PF ens1f0 with nvf VFs ----------------------------
+ * VF i is PCI device 0000:3b:02.i, a host driver gave it netdev ens1f0vI
+ * with MAC aa:00:00:00:3b:0I, as a real ixgbe/i40e PF shows them:
+ *   class/net/ens1f0/{ifindex, device/virtfnI -> ../0000:3b:02.I}
+ *   bus/pci/devices/0000:3b:02.I/net/ens1f0vI/
+ *   class/net/ens1f0vI/{device -> ../../../bus/pci/devices/0000:3b:02.I, address} */
+static void fake_pf(int nvf)
+{
+    char t[128];
+    mkdir_p("%s/class/net/ens1f0/device/driver", root);
+    snprintf(t, sizeof(t), "%d\n", PF_IFINDEX);
+    write_file(t, 0644, "%s/class/net/ens1f0/ifindex", root);
+    for (int i = 0; i < nvf; i++) {
+        snprintf(t, sizeof(t), "../0000:3b:02.%d", i);
+        symlink_at(t, "%s/class/net/ens1f0/device/virtfn%d", root, i);
+        mkdir_p("%s/bus/pci/devices/0000:3b:02.%d/net/" VF_NETDEV "%d", root, i, i);
+        mkdir_p("%s/class/net/" VF_NETDEV "%d", root, i);
+        snprintf(t, sizeof(t), "../../../bus/pci/devices/0000:3b:02.%d", i);
+        symlink_at(t, "%s/class/net/" VF_NETDEV "%d/device", root, i);
+        snprintf(t, sizeof(t), "aa:00:00:00:3b:%02x\n", i);
+        write_file(t, 0644, "%s/class/net/" VF_NETDEV "%d/address", root, i);
+    }
+}
+
+/* --- the netlink recorder ---------------------------------------------- */
+
+typedef struct nlreq {
+    int ifindex, vf;
+    char mac[ALLOC_MAC_STRLEN];
+} nlreq;
+
+static struct {
+    nlreq r[16];
+    int n;
+    int answer; /* 0: ack; else the -errno the "kernel" answers */
+} rec;
+
+/* Decode RTM_SETLINK { ifinfomsg, IFLA_VFINFO_LIST { IFLA_VF_INFO {
+ * IFLA_VF_MAC } } } and, if acked, set the fake VF's MAC as the kernel
+ * would. */
+static int record(void *ctx, const void *buf, size_t len)
+{
+    (void)ctx;
+    const struct nlmsghdr *h = buf;
+    cr_assert_eq(h->nlmsg_len, len);
+    cr_assert_eq(h->nlmsg_type, RTM_SETLINK);
+    const struct ifinfomsg *ifi = NLMSG_DATA(h);
+    const struct rtattr *list = (const void *)((const char *)ifi + NLMSG_ALIGN(sizeof(*ifi)));
+    cr_assert_eq(list->rta_type & NLA_TYPE_MASK, IFLA_VFINFO_LIST);
+    const struct rtattr *info = RTA_DATA(list);
+    cr_assert_eq(info->rta_type & NLA_TYPE_MASK, IFLA_VF_INFO);
+    const struct rtattr *mac = RTA_DATA(info);
+    cr_assert_eq(mac->rta_type, IFLA_VF_MAC);
+    const struct ifla_vf_mac *vm = RTA_DATA(mac);
+    cr_assert_lt(rec.n, 16);
+    nlreq *r = &rec.r[rec.n++];
+    r->ifindex = ifi->ifi_index;
+    r->vf = (int)vm->vf;
+    alloc_mac_format(vm->mac, r->mac);
+    if (rec.answer)
+        return rec.answer;
+    char t[32];
+    snprintf(t, sizeof(t), "%s\n", r->mac);
+    write_file(t, 0644, "%s/class/net/" VF_NETDEV "%d/address", root, r->vf);
+    return 0;
+}
+
+static const alloc_nl recorder = { record, NULL };
+
+/* --- cfg and the QEMU stand-in -------------------------------------------- */
+
+/* The stand-in writes its arguments, one a line, to DIR/argv-NAME (QEMU's
+ * argv[2] is the instance name), then waits to be stopped, or fails. */
+static void write_qemu(const char *name, int stays)
+{
+    char s[512];
+    snprintf(s, sizeof(s),
+             "#!/bin/sh\n"
+             "# stand-in for QEMU: no real VF exists here for vfio-pci to open\n"
+             "out=\"$(dirname \"$0\")/argv-$2\"\n"
+             "printf '%%s\\n' \"$@\" > \"$out.tmp\" && mv \"$out.tmp\" \"$out\"\n"
+             "%s\n",
+             stays ? "exec sleep 600" : "echo 'stand-in: no VF here' >&2; exit 1");
+    write_file(s, 0755, "%s/%s", dir, name);
+}
+
+/* The pool is in the defaults' [KVM], where a DTS setup keeps host facts;
+ * the VM asks for a VF of it. extra: more device options. */
+static struct cfg_vm *vf_vm(const char *qemu, const char *extra)
+{
+    char text[1024];
+    write_file("[KVM]\nvf_pool = name=net1,pf=ens1f0\n", 0644, "%s/global.cfg", dir);
+    snprintf(text, sizeof(text),
+             "[vm0]\n"
+             "qemu = path=./%s\n"
+             "enable_kvm = enable=no\n"
+             "qga = enable=no\n"
+             "vnc = disable=yes\n"
+             "device = driver=vfio-pci,opt_pool=net1%s\n",
+             qemu, extra ? extra : "");
+    write_file(text, 0644, "%s/vm.cfg", dir);
+    char cfg[400], glob[400];
+    snprintf(cfg, sizeof(cfg), "%s/vm.cfg", dir);
+    snprintf(glob, sizeof(glob), "%s/global.cfg", dir);
+    struct cfg_vm *vm;
+    cr_assert_eq(cfg_vm_load(cfg, "vm0", glob, &vm, err, sizeof(err)), 0, "%s", err);
+    return vm;
+}
+
+/* --- the loop --------------------------------------------------------- */
+
+static uv_loop_t loop;
+
+static void tick(uv_timer_t *t) { (void)t; }
+
+/* Run the loop until pred holds or ms pass; returns pred. */
+static int run_until(int (*pred)(void *), void *arg, int ms)
+{
+    uv_timer_t t;
+    uv_timer_init(&loop, &t);
+    uv_timer_start(&t, tick, 20, 20); /* wakes UV_RUN_ONCE to re-check pred */
+    double end = tu_now_ms() + ms;
+    int ok;
+    while (!(ok = pred(arg)) && tu_now_ms() < end)
+        uv_run(&loop, UV_RUN_ONCE);
+    uv_close((uv_handle_t *)&t, NULL);
+    uv_run(&loop, UV_RUN_NOWAIT);
+    return ok;
+}
+
+static int flag_set(void *arg) { return *(int *)arg; }
+static void set_flag(fleet_t *f, void *data)
+{
+    (void)f;
+    *(int *)data = 1;
+}
+
+static fleet_t *fleet(void)
+{
+    cr_assert_eq(uv_loop_init(&loop), 0);
+    fleet_opts o = { .state_dir = state, .run_dir = run, .sysfs_root = root, .vf_nl = &recorder };
+    fleet_t *f;
+    cr_assert_eq(fleet_new(&loop, &o, NULL, NULL, &f, err, sizeof(err)), 0, "%s", err);
+    return f;
+}
+
+static void fleet_down(fleet_t *f)
+{
+    int stopped = 0, freed = 0;
+    fleet_stop_all(f, set_flag, &stopped);
+    cr_assert(run_until(flag_set, &stopped, 20000), "the fleet did not stop");
+    fleet_free(f, set_flag, &freed);
+    cr_assert(run_until(flag_set, &freed, 5000));
+    uv_run(&loop, UV_RUN_DEFAULT);
+    cr_assert_eq(uv_loop_close(&loop), 0, "handles left open");
+}
+
+struct want_state {
+    fleet_t *f;
+    const char *name;
+    guest_state s;
+};
+
+static int in_state(void *arg)
+{
+    struct want_state *w = arg;
+    fguest_t *g = fleet_find(w->f, w->name);
+    return g && fguest_state(g) == w->s;
+}
+
+static void wait_state(fleet_t *f, const char *name, guest_state s)
+{
+    struct want_state w = { f, name, s };
+    cr_assert(run_until(in_state, &w, 20000), "%s: %s, not %s (%s)", name,
+              guest_state_name(fguest_state(fleet_find(f, name))), guest_state_name(s),
+              fguest_reason(fleet_find(f, name)));
+}
+
+static int argv_written(void *name)
+{
+    char p[400];
+    snprintf(p, sizeof(p), "%s/argv-%s", dir, (const char *)name);
+    return access(p, R_OK) == 0;
+}
+
+/* The stand-in's argv, one argument a line. */
+static char *argv_of(const char *name)
+{
+    cr_assert(run_until(argv_written, (void *)name, 20000), "%s: QEMU never ran", name);
+    char *s = read_text("%s/argv-%s", dir, name);
+    cr_assert(s);
+    return s;
+}
+
+/* The host address in "-device vfio-pci,host=ADDR,id=pt_0,addr=..". */
+static void vf_of_argv(const char *argv, char out[13])
+{
+    const char *p = strstr(argv, "\nvfio-pci,host=");
+    cr_assert(p, "no vfio-pci device in:\n%s", argv);
+    p += strlen("\nvfio-pci,host=");
+    snprintf(out, 13, "%.12s", p);
+    cr_assert(!strncmp(p + 12, ",id=pt_0,addr=", 14), "%s", p);
+}
+
+/* --- leases --------------------------------------------------------------- */
+
+static alloc_lease *leases(size_t *n)
+{
+    alloc_store *s;
+    alloc_lease *l;
+    cr_assert_eq(alloc_store_open(&s, state, NULL, err, sizeof(err)), 0, "%s", err);
+    cr_assert_eq(alloc_list(s, &l, n, err, sizeof(err)), 0, "%s", err);
+    alloc_store_close(s);
+    return l;
+}
+
+/* How many leases of kind (NULL: any) have an owner containing part. */
+static int count_leases(const char *kind, const char *part)
+{
+    size_t n;
+    alloc_lease *l = leases(&n);
+    int c = 0;
+    for (size_t i = 0; i < n; i++)
+        c += (!kind || !strcmp(l[i].kind, kind)) && strstr(l[i].owner, part);
+    free(l);
+    return c;
+}
+
+/* The VF lease of guest name: its VF and the MAC it was given. */
+static void vf_lease(const char *name, char pci[13], char mac[ALLOC_MAC_STRLEN])
+{
+    char owner[64];
+    snprintf(owner, sizeof(owner), "/%s/nic", name);
+    size_t n;
+    alloc_lease *l = leases(&n);
+    int found = 0;
+    for (size_t i = 0; i < n; i++)
+        if (!strcmp(l[i].kind, "vf") && strstr(l[i].owner, owner)) {
+            snprintf(pci, 13, "%s", l[i].value);
+            snprintf(mac, ALLOC_MAC_STRLEN, "%s", l[i].data);
+            found++;
+        }
+    free(l);
+    cr_assert_eq(found, 1, "%s holds %d VF leases", name, found);
+}
+
+/* Guest name holds a "mac" lease of mac (the MAC allocator gave it out,
+ * so no other guest on the host can get it). */
+static int holds_mac(const char *name, const char *mac)
+{
+    char owner[64];
+    snprintf(owner, sizeof(owner), "/%s/nic", name);
+    size_t n;
+    alloc_lease *l = leases(&n);
+    int found = 0;
+    for (size_t i = 0; i < n; i++)
+        found |= !strcmp(l[i].kind, "mac") && !strcmp(l[i].value, mac) && strstr(l[i].owner, owner);
+    free(l);
+    return found;
+}
+
+/* No saved MAC is left behind in the store. */
+static void no_saved_macs(void)
+{
+    char *s = read_text("%s/leases.json", state);
+    cr_assert(s);
+    cr_assert_null(strstr(s, "vfmac:"), "%s", s);
+    free(s);
+}
+
+static void assert_req(int i, int vf, const char *mac)
+{
+    cr_assert_lt(i, rec.n);
+    cr_assert_eq(rec.r[i].ifindex, PF_IFINDEX);
+    cr_assert_eq(rec.r[i].vf, vf);
+    cr_assert_str_eq(rec.r[i].mac, mac);
+}
+
+static void stop_guest_cb(fguest_t *g, void *data)
+{
+    (void)g;
+    *(int *)data = 1;
+}
+
+/* --- tests ---------------------------------------------------------------- */
+
+Test(fleet_vf, vf_gets_the_guest_mac_and_it_is_restored_at_stop)
+{
+    fake_pf(2);
+    write_qemu("qemu-stay", 1);
+    fleet_t *f = fleet();
+    cr_assert_eq(fleet_add(f, vf_vm("qemu-stay", NULL), "vm0-1", err, sizeof(err)), 0, "%s", err);
+    fleet_start(f);
+    char *argv = argv_of("vm0-1");
+    char host[13], pci[13], mac[ALLOC_MAC_STRLEN];
+    vf_of_argv(argv, host);
+    cr_assert_str_eq(host, "0000:3b:02.0", "%s", argv);
+    free(argv);
+    cr_assert_eq(fguest_state(fleet_find(f, "vm0-1")), GS_LAUNCHING);
+
+    /* the VF QEMU got is the one leased, with the guest's MAC; that MAC is
+     * a MAC lease of the guest like any NIC's, and the netlink request set
+     * exactly it on VF 0 of the PF */
+    vf_lease("vm0-1", pci, mac);
+    cr_assert_str_eq(pci, host);
+    cr_assert(holds_mac("vm0-1", mac), "%s is not leased to the guest", mac);
+    cr_assert_eq(rec.n, 1);
+    assert_req(0, 0, mac);
+
+    int stopped = 0;
+    fguest_stop(fleet_find(f, "vm0-1"), stop_guest_cb, &stopped);
+    cr_assert(run_until(flag_set, &stopped, 20000));
+    cr_assert_eq(fguest_state(fleet_find(f, "vm0-1")), GS_STOPPED);
+    /* release: the VF's own MAC back, lease and saved MAC gone */
+    cr_assert_eq(rec.n, 2);
+    assert_req(1, 0, "aa:00:00:00:3b:00");
+    cr_assert_eq(count_leases(NULL, "/vm0-1"), 0);
+    no_saved_macs();
+    fleet_down(f);
+    cr_assert_eq(rec.n, 2);
+}
+
+Test(fleet_vf, qemu_failing_gives_the_vf_back)
+{
+    fake_pf(1);
+    write_qemu("qemu-fail", 0);
+    fleet_t *f = fleet();
+    cr_assert_eq(fleet_add(f, vf_vm("qemu-fail", NULL), "vm0", err, sizeof(err)), 0, "%s", err);
+    fleet_start(f);
+    wait_state(f, "vm0", GS_FAILED);
+    const char *why = fguest_reason(fleet_find(f, "vm0"));
+    cr_assert(strstr(why, "exited with status 1 in state launching"), "%s", why);
+    cr_assert(strstr(why, "stand-in: no VF here"), "%s", why); /* its stderr */
+    char *argv = argv_of("vm0");
+    cr_assert(strstr(argv, "\nvfio-pci,host=0000:3b:02.0,id=pt_0,addr="), "%s", argv);
+    free(argv);
+    cr_assert_eq(rec.n, 2);
+    assert_req(1, 0, "aa:00:00:00:3b:00");
+    cr_assert_str_neq(rec.r[0].mac, "aa:00:00:00:3b:00");
+    cr_assert_eq(count_leases(NULL, "/vm0"), 0);
+    no_saved_macs();
+    fleet_down(f);
+}
+
+Test(fleet_vf, two_guests_two_vfs_and_the_third_finds_the_pool_empty)
+{
+    fake_pf(2);
+    write_qemu("qemu-stay", 1);
+    fleet_t *f = fleet();
+    char name[16];
+    for (int i = 1; i <= 3; i++) {
+        snprintf(name, sizeof(name), "vm0-%d", i);
+        cr_assert_eq(fleet_add(f, vf_vm("qemu-stay", NULL), name, err, sizeof(err)), 0, "%s", err);
+    }
+    fleet_start(f);
+    wait_state(f, "vm0-3", GS_FAILED);
+    cr_assert_str_eq(fguest_reason(fleet_find(f, "vm0-3")),
+                     "vm0-3: allocating: a VF of pool net1 for device 0 pt_0: "
+                     "VF pool net1: all 2 VFs are leased");
+    char *a1 = argv_of("vm0-1"), *a2 = argv_of("vm0-2"), h1[13], h2[13], pci[13], mac[2][18];
+    vf_of_argv(a1, h1);
+    vf_of_argv(a2, h2);
+    free(a1);
+    free(a2);
+    cr_assert_str_neq(h1, h2);
+    cr_assert(!strcmp(h1, "0000:3b:02.0") || !strcmp(h2, "0000:3b:02.0"));
+    cr_assert(!strcmp(h1, "0000:3b:02.1") || !strcmp(h2, "0000:3b:02.1"));
+    vf_lease("vm0-1", pci, mac[0]);
+    cr_assert_str_eq(pci, h1);
+    vf_lease("vm0-2", pci, mac[1]);
+    cr_assert_str_eq(pci, h2);
+    cr_assert_str_neq(mac[0], mac[1]);
+    /* the third never touched a VF and holds nothing */
+    cr_assert(!argv_written("vm0-3"));
+    cr_assert_eq(rec.n, 2);
+    cr_assert_eq(count_leases(NULL, "/vm0-3"), 0);
+
+    fleet_down(f);
+    /* both VFs got their own MACs back */
+    cr_assert_eq(rec.n, 4);
+    int back = 0;
+    for (int i = 2; i < 4; i++) {
+        char want[18];
+        snprintf(want, sizeof(want), "aa:00:00:00:3b:%02x", rec.r[i].vf);
+        cr_assert_str_eq(rec.r[i].mac, want);
+        back |= 1 << rec.r[i].vf;
+    }
+    cr_assert_eq(back, 3);
+    cr_assert_eq(count_leases("vf", "/"), 0);
+    no_saved_macs();
+}
+
+Test(fleet_vf, netdev_and_pci_address_must_agree)
+{
+    fake_pf(2);
+    /* a broken tree: VF 0's PCI device lists netdev ens1f0v0, whose device
+     * link leads to VF 1's PCI device */
+    symlink_at("../../../bus/pci/devices/0000:3b:02.1", "%s/class/net/" VF_NETDEV "0/device", root);
+    write_qemu("qemu-stay", 1);
+    fleet_t *f = fleet();
+    cr_assert_eq(fleet_add(f, vf_vm("qemu-stay", NULL), "vm0", err, sizeof(err)), 0, "%s", err);
+    fleet_start(f);
+    wait_state(f, "vm0", GS_FAILED);
+    cr_assert_str_eq(fguest_reason(fleet_find(f, "vm0")),
+                     "vm0: allocating: a VF of pool net1 for device 0 pt_0: VF 0 of ens1f0: PCI "
+                     "device 0000:3b:02.0 lists netdev ens1f0v0, but ens1f0v0 belongs to "
+                     "0000:3b:02.1");
+    cr_assert(!argv_written("vm0"));
+    cr_assert_eq(rec.n, 0);
+    cr_assert_eq(count_leases(NULL, "/vm0"), 0);
+    fleet_down(f);
+}
+
+Test(fleet_vf, cfg_mac_is_reserved_and_set)
+{
+    fake_pf(1);
+    write_qemu("qemu-stay", 1);
+    fleet_t *f = fleet();
+    cr_assert_eq(fleet_add(f, vf_vm("qemu-stay", ",opt_mac=02:00:00:00:00:42"), "vm0", err,
+                           sizeof(err)), 0, "%s", err);
+    fleet_start(f);
+    free(argv_of("vm0"));
+    char pci[13], mac[ALLOC_MAC_STRLEN];
+    vf_lease("vm0", pci, mac);
+    cr_assert_str_eq(mac, "02:00:00:00:00:42");
+    cr_assert(holds_mac("vm0", "02:00:00:00:00:42"));
+    cr_assert_eq(rec.n, 1);
+    assert_req(0, 0, "02:00:00:00:00:42");
+    fleet_down(f);
+    cr_assert_eq(rec.n, 2);
+    assert_req(1, 0, "aa:00:00:00:3b:00");
+    cr_assert_eq(count_leases(NULL, "/vm0"), 0);
+}
+
+Test(fleet_vf, refused_mac_fails_the_guest_and_takes_nothing)
+{
+    fake_pf(1);
+    write_qemu("qemu-stay", 1);
+    rec.answer = -EPERM;
+    fleet_t *f = fleet();
+    cr_assert_eq(fleet_add(f, vf_vm("qemu-stay", NULL), "vm0", err, sizeof(err)), 0, "%s", err);
+    fleet_start(f);
+    wait_state(f, "vm0", GS_FAILED);
+    const char *why = fguest_reason(fleet_find(f, "vm0"));
+    cr_assert(strstr(why, "vm0: allocating: a VF of pool net1 for device 0 pt_0: set MAC "), "%s", why);
+    cr_assert(strstr(why, " on VF 0 of ens1f0 (0000:3b:02.0): Operation not permitted"), "%s", why);
+    cr_assert(!argv_written("vm0"));
+    cr_assert_eq(rec.n, 1); /* the refused request; nothing to restore */
+    cr_assert_eq(count_leases(NULL, "/vm0"), 0);
+    no_saved_macs();
+    fleet_down(f);
+}
