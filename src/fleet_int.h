@@ -95,13 +95,18 @@ void fleet_publish(fleet_t *f, fguest_t *g);   /* registry + events + cb */
 void fleet_guest_settled(fleet_t *f, fguest_t *g); /* a boot slot freed */
 long long fleet_now_ms(void);
 
+/* lease.c */
+int fg_place_devices(fguest_t *g, char *err, size_t errlen);
+int fg_take_leases(fguest_t *g, char *err, size_t errlen);
+int fg_renew_ports(fguest_t *g, char *err, size_t errlen);
+void fg_release(fguest_t *g);                  /* leases, VFs */
+
 /* boot.c */
 int fg_init(fleet_t *f, fguest_t *g);          /* timers */
 void fg_boot(fguest_t *g);
 void fg_stop(fguest_t *g);
 void fg_close(fguest_t *g, uv_close_cb cb);    /* handles; cb per handle */
 int fg_is_booting(const fguest_t *g);
-void fg_release(fguest_t *g);                  /* leases */
 /* Fail the guest: reason (with serial and stderr tails), kill, release. */
 void fg_fail(fguest_t *g, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
