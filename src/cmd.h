@@ -8,6 +8,9 @@
 int cmd_up(int argc, char **argv);
 int cmd_down(int argc, char **argv);
 
+/* cmd_run.c: test suites in parallel. */
+int cmd_run(int argc, char **argv);
+
 /* cmd_alloc.c: the host's lease store. */
 int cmd_leases(int argc, char **argv);
 int cmd_alloc(int argc, char **argv);

@@ -1,0 +1,904 @@
+/* suite.c - the suite file grammar (cfg/SUITES.md): [suite] keys, step
+ * blocks and [case NAME] sections of step lines with indented clauses.
+ *
+ * The file is read line by line; a line ending in '\' continues on the next
+ * one (as in a shell). Every element keeps the file:line:col it came from,
+ * so every error, including those found only when the cfg is resolved,
+ * names the place to fix. */
+#include "cfg/suite.h"
+
+#include <ctype.h>
+#include <errno.h>
+#include <regex.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "cfg/argv.h"
+#include "cfg/util.h"
+#include "cfg/vm.h"
+#include "qmp/json.h"
+
+#define SUITE_FILE_MAX (4 << 20)
+#define TIMEOUT_MAX_MS (24 * 3600 * 1000)
+
+/* One logical line: text joined over '\' continuations, and where each
+ * physical piece started. */
+struct seg {
+    int off, line, col;
+};
+
+struct lline {
+    char *text;
+    int len;
+    struct seg segs[32];
+    int nsegs;
+};
+
+struct block {
+    struct suite_case *c;      /* the case or set_up block being filled */
+    int cap;                   /* of c->steps */
+    int ecap;                  /* of the last step's expects */
+};
+
+struct pctx {
+    struct suite *s;
+    struct arena *a;
+    const char *file;
+    char *err;
+    size_t errlen;
+    int in_suite;              /* inside [suite] */
+    int seen_suite;
+    struct block blk;          /* c NULL: no step section open */
+    struct suite_case *cases;
+    int ncases, ccap;
+    struct cfg_loc keyloc[16]; /* first place of each [suite] key, line 0: unseen */
+};
+
+static struct cfg_loc loc_at(const struct pctx *p, const struct lline *l, int off)
+{
+    int i = 0;
+    while (i + 1 < l->nsegs && l->segs[i + 1].off <= off)
+        i++;
+    return (struct cfg_loc){ p->file, l->segs[i].line, l->segs[i].col + off - l->segs[i].off };
+}
+
+static int perr(struct pctx *p, const struct lline *l, int off, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+static int perr(struct pctx *p, const struct lline *l, int off, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    int rc = cfg_verrf(p->err, p->errlen, loc_at(p, l, off), fmt, ap);
+    va_end(ap);
+    return rc;
+}
+
+static int is_blank(char c) { return c == ' ' || c == '\t' || c == '\r' || c == '\f' || c == '\v'; }
+static int skip_ws(const char *t, int i) { while (t[i] && is_blank(t[i])) i++; return i; }
+static int is_namec(char c) { return isalnum((unsigned char)c) || c == '_' || c == '.' || c == '-'; }
+
+/* End of a run of name characters (plus extra) starting at i. */
+static int word_end(const char *t, int i, const char *extra)
+{
+    while (t[i] && (is_namec(t[i]) || (extra && strchr(extra, t[i]))))
+        i++;
+    return i;
+}
+
+static char *trimmed(struct arena *a, const char *t, int from, int to)
+{
+    while (from < to && is_blank(t[from]))
+        from++;
+    while (to > from && is_blank(t[to - 1]))
+        to--;
+    return ar_strndup(a, t + from, (size_t)(to - from));
+}
+
+/* "30", "30s", "500ms", "2m", "1.5s" -> ms; -1 if malformed or out of range. */
+static int parse_duration(const char *s)
+{
+    char *end;
+    double v = strtod(s, &end);
+    if (end == s || v < 0)
+        return -1;
+    double mult = 1000;
+    if (!strcmp(end, "ms"))
+        mult = 1;
+    else if (!strcmp(end, "m"))
+        mult = 60000;
+    else if (*end && strcmp(end, "s"))
+        return -1;
+    double ms = v * mult;
+    return ms > TIMEOUT_MAX_MS ? -1 : (int)(ms + 0.5);
+}
+
+/* ---- ${variables} ------------------------------------------------------ */
+
+static const char *const guest_fields[] = { "pid", "ip", "ssh_port", "vnc", "mac", "name",
+                                            "qmp", "serial", "state", NULL };
+static const char *const plain_vars[] = { "suite", "case", "run_dir", "tmp", "suite_dir",
+                                          "status_dir", NULL };
+
+/* Index of w[0..n) in the NULL-terminated list l, or -1. */
+static int find_word(const char *const *l, const char *w, size_t n)
+{
+    for (int i = 0; l[i]; i++)
+        if (strlen(l[i]) == n && !strncmp(l[i], w, n))
+            return i;
+    return -1;
+}
+
+/* Check every ${...} in text (starting at offset base of line l): syntax
+ * and names. Guest names are checked by suite_resolve. */
+static int check_vars(struct pctx *p, const struct lline *l, int base, const char *text)
+{
+    for (const char *q = text; (q = strstr(q, "${")); ) {
+        if (q > text && q[-1] == '$') { /* $${ is a literal ${ */
+            q += 2;
+            continue;
+        }
+        int off = base + (int)(q - text);
+        const char *end = strchr(q, '}');
+        if (!end)
+            return perr(p, l, off, "unterminated ${, expected ${NAME}");
+        const char *n = q + 2;
+        size_t len = (size_t)(end - n);
+        int ok = find_word(plain_vars, n, len) >= 0;
+        if (!ok && len > 6 && !strncmp(n, "guest.", 6)) {
+            const char *dot = memrchr(n + 6, '.', len - 6); /* guest names may hold dots */
+            ok = dot && dot > n + 6 && find_word(guest_fields, dot + 1, (size_t)(end - dot - 1)) >= 0;
+        }
+        if (!ok)
+            return perr(p, l, off, "unknown variable ${%.*s}, expected ${suite}, ${case}, ${run_dir}, "
+                        "${tmp}, ${suite_dir}, ${status_dir} or ${guest.NAME.FIELD} with FIELD one "
+                        "of pid, ip, ssh_port, vnc, mac, name, qmp, serial, state", (int)len, n);
+        q = end + 1;
+    }
+    return 0;
+}
+
+static const char *placeholder(const char *name, void *data)
+{
+    (void)name;
+    return data;
+}
+
+char *suite_expand(const char *text, suite_var_fn resolve, void *data, char *err, size_t errlen)
+{
+    struct sbuf b = { 0 };
+    const char *q = text;
+    for (const char *v; (v = strstr(q, "${")); ) {
+        if (v > q && v[-1] == '$') {
+            sb_addn(&b, q, (size_t)(v - q - 1));
+            sb_add(&b, "${");
+            q = v + 2;
+            continue;
+        }
+        sb_addn(&b, q, (size_t)(v - q));
+        const char *end = strchr(v, '}');
+        char name[256];
+        snprintf(name, sizeof(name), "%.*s", end ? (int)(end - v - 2) : 0, v + 2);
+        const char *val = end ? resolve(name, data) : NULL;
+        if (!val) {
+            snprintf(err, errlen, "unknown variable ${%s}", name);
+            sb_free(&b);
+            return NULL;
+        }
+        sb_add(&b, val);
+        q = end + 1;
+    }
+    sb_add(&b, q);
+    char *s = sb_take(&b);
+    if (!s)
+        snprintf(err, errlen, "out of memory");
+    return s;
+}
+
+/* ---- [suite] keys --------------------------------------------------------- */
+
+static const char *const suite_keys[] = { "name", "description", "cfg", "defaults", "vms", "setup",
+                                          "timeout", "boot_timeout", "transport", NULL };
+
+static int parse_vms(struct pctx *p, const struct lline *l, int off, const char *v)
+{
+    struct suite_vm *vms = NULL;
+    int n = 0, cap = 0;
+    const char *t = v;
+    int i = 0;
+    while (t[i]) {
+        i = skip_ws(t, i);
+        if (!t[i])
+            break;
+        int s0 = i;
+        int e = word_end(t, i, NULL);
+        if (e == s0)
+            return perr(p, l, off + i, "expected a VM section name in vms, e.g. 'vm0 * 4, vm1'");
+        int count = 1;
+        i = skip_ws(t, e);
+        if (t[i] == '*') {
+            i = skip_ws(t, i + 1);
+            int c0 = i;
+            while (isdigit((unsigned char)t[i]))
+                i++;
+            long c;
+            char num[16];
+            snprintf(num, sizeof(num), "%.*s", i - c0, t + c0);
+            if (i == c0 || int_parse(num, 1, SUITE_COUNT_MAX, &c) < 0)
+                return perr(p, l, off + c0, "expected a count from 1 to %d after '*'", SUITE_COUNT_MAX);
+            count = (int)c;
+            i = skip_ws(t, i);
+        }
+        if (t[i] && t[i] != ',')
+            return perr(p, l, off + i, "unexpected '%c' in vms, expected ',' between VMs", t[i]);
+        if (t[i] == ',')
+            i++;
+        for (int k = 0; k < n; k++)
+            if (find_word((const char *[]){ vms[k].section, NULL }, t + s0, (size_t)(e - s0)) == 0)
+                return perr(p, l, off + s0, "VM '%.*s' is listed twice in vms", e - s0, t + s0);
+        if (ar_grow(p->a, (void **)&vms, sizeof(*vms), &cap, n + 1) < 0)
+            return -ENOMEM;
+        vms[n].section = ar_strndup(p->a, t + s0, (size_t)(e - s0));
+        vms[n].count = count;
+        vms[n].loc = loc_at(p, l, off + s0);
+        n++;
+    }
+    if (n == 0)
+        return perr(p, l, off, "vms is empty, expected e.g. 'vm0 * 4, vm1'");
+    p->s->vms = vms;
+    p->s->nvms = n;
+    return 0;
+}
+
+static int suite_key(struct pctx *p, const struct lline *l, int i)
+{
+    const char *t = l->text;
+    int k0 = i, ke = word_end(t, i, NULL);
+    int eq = skip_ws(t, ke);
+    if (ke == k0 || t[eq] != '=')
+        return perr(p, l, k0, "expected 'key = value' in [suite]");
+    int which = find_word(suite_keys, t + k0, (size_t)(ke - k0));
+    if (which < 0)
+        return perr(p, l, k0, "unknown key '%.*s' in [suite], expected name, description, cfg, "
+                    "defaults, vms, setup, timeout, boot_timeout or transport", ke - k0, t + k0);
+    if (p->keyloc[which].line)
+        return perr(p, l, k0, "'%s' is given twice (first at line %d)", suite_keys[which],
+                    p->keyloc[which].line);
+    p->keyloc[which] = loc_at(p, l, k0);
+    int v0 = skip_ws(t, eq + 1);
+    const char *v = trimmed(p->a, t, v0, l->len);
+    struct suite *s = p->s;
+    const char *key = suite_keys[which];
+    if (!*v && strcmp(key, "description"))
+        return perr(p, l, v0, "'%s' has no value", key);
+    if (!strcmp(key, "name")) {
+        if (!is_ident(v, "_.-") || strlen(v) > SUITE_NAME_MAX)
+            return perr(p, l, v0, "suite name '%s': use 1-%d letters, digits, '_', '.', '-'", v,
+                        SUITE_NAME_MAX);
+        s->name = v;
+    } else if (!strcmp(key, "description")) {
+        s->description = v;
+    } else if (!strcmp(key, "cfg") || !strcmp(key, "defaults")) {
+        const char *path = path_resolve(p->a, s->dir, v);
+        if (!strcmp(key, "cfg")) {
+            s->cfg = path;
+            s->cfg_loc = loc_at(p, l, v0);
+        } else {
+            s->defaults = path;
+        }
+    } else if (!strcmp(key, "vms")) {
+        s->vms_loc = loc_at(p, l, v0);
+        return parse_vms(p, l, v0, v);
+    } else if (!strcmp(key, "setup")) {
+        if (strcmp(v, "all") && strcmp(v, "each"))
+            return perr(p, l, v0, "setup '%s', expected all (guests kept across cases, like "
+                        "set_up_all) or each (fresh guests for every case)", v);
+        s->setup_each = !strcmp(v, "each");
+    } else if (!strcmp(key, "timeout")) {
+        int ms = parse_duration(v);
+        if (ms <= 0)
+            return perr(p, l, v0, "timeout '%s', expected a duration like 30, 30s, 500ms or 2m", v);
+        s->timeout_ms = ms;
+    } else if (!strcmp(key, "boot_timeout")) {
+        int ms = parse_duration(v);
+        if (ms < 1000)
+            return perr(p, l, v0, "boot_timeout '%s', expected a duration of at least 1s", v);
+        s->boot_timeout_s = (ms + 999) / 1000;
+    } else if (!strcmp(key, "transport")) {
+        if (strcmp(v, "ssh") && strcmp(v, "agent"))
+            return perr(p, l, v0, "transport '%s', expected ssh or agent", v);
+        s->transport = !strcmp(v, "ssh") ? ST_SSH : ST_AGENT;
+    }
+    return 0;
+}
+
+/* ---- steps ------------------------------------------------------------------ */
+
+/* Indexed by the enums; "" at 0 never matches a word. */
+static const char *const verbs[] = { "", "run", "host", "qmp", "qga", "copy_to", "copy_from", "sleep", NULL };
+static const char *const ops[] = { "", "=", "!=", "~", "!~", NULL };
+static const char *const cmd_subjects[] = { "", "exit", "stdout", "stderr", "output", NULL };
+
+const char *suite_verb_name(enum suite_verb v) { return v >= SV_RUN && v <= SV_SLEEP ? verbs[v] : "?"; }
+
+/* One path argument of copy_to/copy_from: a word or a "quoted string". */
+static int path_arg(struct pctx *p, const struct lline *l, int *i, const char **out)
+{
+    const char *t = l->text;
+    int j = skip_ws(t, *i);
+    if (!t[j])
+        return perr(p, l, j, "expected two paths: SOURCE DESTINATION");
+    int s0 = j;
+    if (t[j] == '"') {
+        const char *q = strchr(t + j + 1, '"');
+        if (!q)
+            return perr(p, l, j, "unterminated \"");
+        *out = ar_strndup(p->a, t + j + 1, (size_t)(q - t - j - 1));
+        j = (int)(q - t) + 1;
+    } else {
+        while (t[j] && !is_blank(t[j]))
+            j++;
+        *out = ar_strndup(p->a, t + s0, (size_t)(j - s0));
+    }
+    if (!**out)
+        return perr(p, l, s0, "empty path");
+    *i = j;
+    return check_vars(p, l, s0, *out);
+}
+
+static int step_line(struct pctx *p, const struct lline *l, int i)
+{
+    const char *t = l->text;
+    struct suite_case *c = p->blk.c;
+    int v0 = i, ve = word_end(t, i, NULL);
+    int vi = find_word(verbs, t + v0, (size_t)(ve - v0));
+    enum suite_verb verb = vi > 0 ? (enum suite_verb)vi : 0;
+    if (!verb)
+        return perr(p, l, v0, "unknown step '%.*s', expected run, host, qmp, qga, copy_to, copy_from "
+                    "or sleep (or an indented expect/timeout clause)", ve - v0, t + v0);
+    if (ar_grow(p->a, (void **)&c->steps, sizeof(*c->steps), &p->blk.cap, c->nsteps + 1) < 0)
+        return -ENOMEM;
+    struct suite_step *st = (struct suite_step *)&c->steps[c->nsteps];
+    memset(st, 0, sizeof(*st));
+    st->verb = verb;
+    st->loc = loc_at(p, l, v0);
+    st->source = trimmed(p->a, t, v0, l->len);
+    p->blk.ecap = 0;
+    i = skip_ws(t, ve);
+    if (verb == SV_SLEEP) {
+        const char *d = trimmed(p->a, t, i, l->len);
+        if ((st->timeout_ms = parse_duration(d)) < 0)
+            return perr(p, l, i, "sleep '%s', expected a duration like 2, 2s or 500ms", d);
+        c->nsteps++;
+        return 0;
+    }
+    if (verb != SV_HOST) {
+        int g0 = i, ge = word_end(t, i, NULL);
+        if (ge == g0)
+            return perr(p, l, g0, "expected the guest after '%s', e.g. '%s vm0-1: ...'",
+                        suite_verb_name(verb), suite_verb_name(verb));
+        st->guest = ar_strndup(p->a, t + g0, (size_t)(ge - g0));
+        i = skip_ws(t, ge);
+        if (!strncmp(t + i, "via", 3) && is_blank(t[i + 3])) {
+            if (verb == SV_QMP || verb == SV_QGA)
+                return perr(p, l, i, "'via' is for run, copy_to and copy_from; %s has its own channel",
+                            suite_verb_name(verb));
+            int w0 = skip_ws(t, i + 3), we = word_end(t, w0, NULL);
+            if (we - w0 == 3 && !strncmp(t + w0, "ssh", 3))
+                st->via = ST_SSH;
+            else if (we - w0 == 5 && !strncmp(t + w0, "agent", 5))
+                st->via = ST_AGENT;
+            else
+                return perr(p, l, w0, "expected ssh or agent after 'via'");
+            i = skip_ws(t, we);
+        }
+    }
+    if (t[i] != ':')
+        return perr(p, l, i, "expected ':' before the %s", verb == SV_RUN || verb == SV_HOST ? "command"
+                    : verb == SV_QMP || verb == SV_QGA ? "command name" : "paths");
+    i = skip_ws(t, i + 1);
+    if (!t[i])
+        return perr(p, l, i, "nothing after ':'");
+    if (verb == SV_RUN || verb == SV_HOST) {
+        st->text = trimmed(p->a, t, i, l->len);
+        if (check_vars(p, l, i, st->text) < 0)
+            return -EINVAL;
+    } else if (verb == SV_QMP || verb == SV_QGA) {
+        int ce = word_end(t, i, NULL);
+        if (ce == i)
+            return perr(p, l, i, "expected a command name like query-status");
+        st->text = ar_strndup(p->a, t + i, (size_t)(ce - i));
+        int a0 = skip_ws(t, ce);
+        if (t[a0]) {
+            st->arg = trimmed(p->a, t, a0, l->len);
+            if (check_vars(p, l, a0, st->arg) < 0)
+                return -EINVAL;
+            /* ${...} becomes 0: valid inside a string and as a number. */
+            char perr_s[256];
+            char *probe = suite_expand(st->arg, placeholder, "0", perr_s, sizeof(perr_s));
+            json_t *j = probe ? json_parse(probe, strlen(probe), perr_s, sizeof(perr_s)) : NULL;
+            int is_obj = j && json_typeof(j) == JSON_OBJECT;
+            free(probe);
+            json_free(j);
+            if (!is_obj)
+                return perr(p, l, a0, "arguments must be one JSON object%s%s", j ? "" : ": ",
+                            j ? "" : perr_s);
+        }
+    } else {
+        if (path_arg(p, l, &i, &st->text) < 0 || path_arg(p, l, &i, &st->arg) < 0)
+            return -EINVAL;
+        i = skip_ws(t, i);
+        if (t[i])
+            return perr(p, l, i, "unexpected text after the destination (quote paths with spaces)");
+    }
+    c->nsteps++;
+    return 0;
+}
+
+static int clause_line(struct pctx *p, const struct lline *l, int i)
+{
+    const char *t = l->text;
+    struct suite_case *c = p->blk.c;
+    if (c->nsteps == 0)
+        return perr(p, l, i, "'%.*s' before any step: clauses belong to the step above them",
+                    word_end(t, i, NULL) - i, t + i);
+    struct suite_step *st = (struct suite_step *)&c->steps[c->nsteps - 1];
+    int w0 = i;
+    i = skip_ws(t, word_end(t, i, NULL));
+    if (t[w0] == 't') { /* timeout */
+        const char *d = trimmed(p->a, t, i, l->len);
+        int ms = parse_duration(d);
+        if (st->verb == SV_SLEEP)
+            return perr(p, l, w0, "sleep takes no timeout");
+        if (ms <= 0)
+            return perr(p, l, i, "timeout '%s', expected a duration like 30, 30s, 500ms or 2m", d);
+        st->timeout_ms = ms;
+        return 0;
+    }
+    if (st->verb == SV_SLEEP || st->verb == SV_COPY_TO || st->verb == SV_COPY_FROM)
+        return perr(p, l, w0, "%s steps take no expect clauses (they fail when the %s fails)",
+                    suite_verb_name(st->verb), st->verb == SV_SLEEP ? "sleep" : "copy");
+    struct suite_expect e = { 0 };
+    int s0 = i, se = i;
+    while (t[se] && !is_blank(t[se]))
+        se++;
+    char subj[256];
+    snprintf(subj, sizeof(subj), "%.*s", se - s0, t + s0);
+    int cmd = st->verb == SV_RUN || st->verb == SV_HOST;
+    if (!*subj)
+        return perr(p, l, s0, "expected 'expect SUBJECT OP VALUE'");
+    if (cmd) {
+        int k = find_word(cmd_subjects, subj, strlen(subj));
+        e.subject = k > 0 ? (enum suite_subject)k : 0;
+        if (!e.subject)
+            return perr(p, l, s0, "unknown subject '%s' for %s, expected exit, stdout, stderr or output",
+                        subj, suite_verb_name(st->verb));
+    } else if (!strcmp(subj, "error")) {
+        e.subject = SX_ERROR;
+    } else {
+        e.subject = SX_PATH;
+        for (const char *q = subj; *q; q++)
+            if (!is_namec(*q) && *q != '*')
+                return perr(p, l, s0 + (int)(q - subj), "bad character '%c' in path '%s', expected "
+                            "keys, indexes and * separated by '.'", *q, subj);
+        e.path = ar_strdup(p->a, subj);
+    }
+    int o0 = skip_ws(t, se), oe = o0;
+    while (t[oe] && !is_blank(t[oe]))
+        oe++;
+    int op = find_word(ops, t + o0, (size_t)(oe - o0));
+    e.op = op > 0 ? (enum suite_op)op : 0;
+    if (!e.op)
+        return perr(p, l, o0, "expected an operator after '%s': =, !=, ~ (regex) or !~", subj);
+    int x0 = skip_ws(t, oe);
+    e.value = trimmed(p->a, t, x0, l->len);
+    e.loc = loc_at(p, l, s0);
+    if (check_vars(p, l, x0, e.value) < 0)
+        return -EINVAL;
+    if (e.subject == SX_EXIT) {
+        long v;
+        if (e.op != SO_EQ && e.op != SO_NE)
+            return perr(p, l, o0, "exit takes = or !=");
+        if (int_parse(e.value, -1, 255, &v) < 0)
+            return perr(p, l, x0, "exit status '%s', expected a number from 0 to 255 (-1: killed)",
+                        e.value);
+        st->has_exit = 1;
+    }
+    if (e.op == SO_MATCH || e.op == SO_NOMATCH) {
+        char perr_s[256];
+        char *probe = suite_expand(e.value, placeholder, "x", perr_s, sizeof(perr_s));
+        regex_t re;
+        int rc = probe ? regcomp(&re, probe, REG_EXTENDED | REG_NEWLINE | REG_NOSUB) : REG_ESPACE;
+        free(probe);
+        if (rc != 0) {
+            regerror(rc, NULL, perr_s, sizeof(perr_s));
+            return perr(p, l, x0, "bad regular expression: %s", perr_s);
+        }
+        regfree(&re);
+    }
+    if (ar_grow(p->a, (void **)&st->ex, sizeof(e), &p->blk.ecap, st->nex + 1) < 0)
+        return -ENOMEM;
+    ((struct suite_expect *)st->ex)[st->nex++] = e;
+    return 0;
+}
+
+/* ---- sections ------------------------------------------------------------- */
+
+static int section(struct pctx *p, const struct lline *l, int i)
+{
+    const char *t = l->text;
+    const char *close = strchr(t + i, ']');
+    if (!close || t[skip_ws(t, (int)(close - t) + 1)])
+        return perr(p, l, i, "expected ']' at the end of the section line");
+    int n0 = skip_ws(t, i + 1), ne = (int)(close - t);
+    while (ne > n0 && is_blank(t[ne - 1]))
+        ne--;
+    char head[128];
+    snprintf(head, sizeof(head), "%.*s", ne - n0, t + n0);
+    p->in_suite = 0;
+    p->blk.c = NULL;
+    if (!strcmp(head, "suite")) {
+        if (p->seen_suite)
+            return perr(p, l, n0, "a second [suite] section");
+        p->seen_suite = p->in_suite = 1;
+        return 0;
+    }
+    struct suite *s = p->s;
+    struct { const char *name; struct suite_case *c; } blocks[] = {
+        { "set_up_all", &s->set_up_all }, { "set_up", &s->set_up }, { "tear_down", &s->tear_down } };
+    for (int k = 0; k < 3; k++) {
+        if (strcmp(head, blocks[k].name))
+            continue;
+        if (blocks[k].c->loc.line)
+            return perr(p, l, n0, "a second [%s] section", head);
+        blocks[k].c->loc = loc_at(p, l, n0);
+        blocks[k].c->name = "";
+        p->blk = (struct block){ blocks[k].c, 0, 0 };
+        return 0;
+    }
+    if (strncmp(head, "case", 4) || !is_blank(head[4]))
+        return perr(p, l, n0, "unknown section [%s], expected [suite], [set_up_all], [set_up], "
+                    "[tear_down] or [case NAME]", head);
+    int c0 = skip_ws(head, 4);
+    const char *name = head + c0;
+    if (!is_ident(name, "_.-") || strlen(name) > SUITE_NAME_MAX)
+        return perr(p, l, n0 + c0, "case name '%s': use 1-%d letters, digits, '_', '.', '-'", name,
+                    SUITE_NAME_MAX);
+    for (int k = 0; k < p->ncases; k++)
+        if (!strcmp(p->cases[k].name, name))
+            return perr(p, l, n0 + c0, "case '%s' is defined twice (first at line %d)", name,
+                        p->cases[k].loc.line);
+    if (ar_grow(p->a, (void **)&p->cases, sizeof(*p->cases), &p->ccap, p->ncases + 1) < 0)
+        return -ENOMEM;
+    struct suite_case *c = &p->cases[p->ncases++];
+    memset(c, 0, sizeof(*c));
+    c->name = ar_strdup(p->a, name);
+    c->loc = loc_at(p, l, n0 + c0);
+    p->blk = (struct block){ c, 0, 0 };
+    return 0;
+}
+
+static int logical_line(struct pctx *p, const struct lline *l)
+{
+    const char *t = l->text;
+    int i = skip_ws(t, 0);
+    if (!t[i] || t[i] == '#')
+        return 0;
+    if (t[i] == '[')
+        return section(p, l, i);
+    if (p->in_suite)
+        return suite_key(p, l, i);
+    if (!p->blk.c)
+        return perr(p, l, i, "text outside a section, expected [suite] or [case NAME] first");
+    int we = word_end(t, i, NULL);
+    if ((we - i == 6 && !strncmp(t + i, "expect", 6)) || (we - i == 7 && !strncmp(t + i, "timeout", 7)))
+        return clause_line(p, l, i);
+    return step_line(p, l, i);
+}
+
+/* ---- file ------------------------------------------------------------------- */
+
+static int parse_lines(struct pctx *p, const char *text, size_t len)
+{
+    struct sbuf b = { 0 };
+    struct lline l = { 0 };
+    int line = 1, rc = 0;
+    size_t pos = 0;
+    while (rc == 0 && pos < len) {
+        const char *nl = memchr(text + pos, '\n', len - pos);
+        size_t n = nl ? (size_t)(nl - (text + pos)) : len - pos;
+        size_t next = nl ? pos + n + 1 : len;
+        if (n && text[pos + n - 1] == '\r')
+            n--;
+        if (memchr(text + pos, '\0', n)) {
+            l.nsegs = 1;
+            l.segs[0] = (struct seg){ 0, line, 1 };
+            l.text = "";
+            rc = perr(p, &l, 0, "NUL byte in a suite file");
+            break;
+        }
+        if (l.nsegs < (int)(sizeof(l.segs) / sizeof(l.segs[0])))
+            l.segs[l.nsegs++] = (struct seg){ (int)b.len, line, 1 };
+        int cont = n && text[pos + n - 1] == '\\';
+        sb_addn(&b, text + pos, cont ? n - 1 : n);
+        pos = next;
+        line++;
+        if (cont && pos < len)
+            continue;
+        if (b.failed) {
+            rc = -ENOMEM;
+            break;
+        }
+        l.text = b.s ? b.s : "";
+        l.len = (int)b.len;
+        rc = logical_line(p, &l);
+        b.len = 0;
+        if (b.s)
+            b.s[0] = '\0';
+        l.nsegs = 0;
+    }
+    sb_free(&b);
+    return rc;
+}
+
+static int finish(struct pctx *p)
+{
+    struct suite *s = p->s;
+    struct cfg_loc top = { p->file, 1, 1 };
+    if (!p->seen_suite)
+        return cfg_errf(p->err, p->errlen, top, "no [suite] section; it names the cfg: "
+                        "'[suite]' then 'cfg = FILE.cfg'");
+    if (!s->cfg)
+        return cfg_errf(p->err, p->errlen, top, "[suite] has no 'cfg = FILE' (the DTS cfg of the VMs)");
+    if (p->ncases == 0)
+        return cfg_errf(p->err, p->errlen, top, "no [case NAME] section: a suite needs at least one case");
+    s->cases = p->cases;
+    s->ncases = p->ncases;
+    if (!s->name) {
+        const char *base = strrchr(p->file, '/');
+        base = base ? base + 1 : p->file;
+        size_t n = strlen(base);
+        if (n > 6 && !strcmp(base + n - 6, ".suite"))
+            n -= 6;
+        s->name = ar_strndup(p->a, base, n);
+        if (!is_ident(s->name, "_.-") || n > SUITE_NAME_MAX)
+            return cfg_errf(p->err, p->errlen, top, "the file name '%s' is no suite name: add "
+                            "'name = NAME' to [suite] ([A-Za-z0-9_.-], up to %d)", s->name,
+                            SUITE_NAME_MAX);
+    }
+    return ar_failed(p->a) ? -ENOMEM : 0;
+}
+
+int suite_parse(const char *path, const char *text, size_t len, struct suite **out, char *err,
+                size_t errlen)
+{
+    struct arena *a = calloc(1, sizeof(*a));
+    struct suite *s = a ? ar_alloc(a, sizeof(*s)) : NULL;
+    if (!s) {
+        free(a);
+        snprintf(err, errlen, "out of memory");
+        return -ENOMEM;
+    }
+    s->arena = a;
+    s->path = ar_strdup(a, path);
+    s->description = "";
+    s->timeout_ms = SUITE_TIMEOUT_DEFAULT_MS;
+    char *abs = realpath(path, NULL), cwd[4096];
+    const char *full = abs ? abs : path, *slash = strrchr(full, '/');
+    s->dir = slash ? ar_strndup(a, full, slash == full ? 1 : (size_t)(slash - full))
+                   : ar_strdup(a, getcwd(cwd, sizeof(cwd)) ? cwd : ".");
+    free(abs);
+    struct pctx p = { .s = s, .a = a, .file = s->path, .err = err, .errlen = errlen };
+    int rc = parse_lines(&p, text, len);
+    if (rc == 0)
+        rc = finish(&p);
+    if (rc == -ENOMEM)
+        snprintf(err, errlen, "out of memory");
+    if (rc < 0) {
+        suite_free(s);
+        return rc;
+    }
+    *out = s;
+    return 0;
+}
+
+int suite_load(const char *path, struct suite **out, char *err, size_t errlen)
+{
+    FILE *f = fopen(path, "rb");
+    if (!f) {
+        int e = errno;
+        snprintf(err, errlen, "%s: %s", path, strerror(e));
+        return -e;
+    }
+    char *buf = malloc(SUITE_FILE_MAX + 1);
+    size_t n = buf ? fread(buf, 1, SUITE_FILE_MAX + 1, f) : 0;
+    int bad = ferror(f);
+    fclose(f);
+    if (!buf || bad || n > SUITE_FILE_MAX) {
+        snprintf(err, errlen, "%s: %s", path, !buf ? "out of memory" : bad ? "read error"
+                 : "larger than 4 MiB");
+        free(buf);
+        return !buf ? -ENOMEM : bad ? -EIO : -EFBIG;
+    }
+    struct suite *s;
+    int rc = suite_parse(path, buf, n, &s, err, errlen);
+    free(buf);
+    if (rc == 0 && (rc = suite_resolve(s, err, errlen)) < 0)
+        suite_free(s);
+    if (rc == 0)
+        *out = s;
+    return rc;
+}
+
+void suite_free(struct suite *s)
+{
+    if (!s)
+        return;
+    cfg_doc_free(s->doc);
+    cfg_doc_free(s->defaults_doc);
+    struct arena *a = s->arena;
+    ar_free(a);
+    free(a);
+}
+
+/* ---- resolve ---------------------------------------------------------------- */
+
+static int guest_list(const struct suite *s, char *out, size_t len)
+{
+    size_t off = 0;
+    for (int i = 0; i < s->nguests && off < len; i++)
+        off += (size_t)snprintf(out + off, len - off, "%s%s", i ? ", " : "", s->guests[i].name);
+    return 0;
+}
+
+/* Every ${guest.NAME.FIELD} in text names a guest of the suite. */
+static int check_var_guests(const struct suite *s, const char *text, struct cfg_loc loc, char *err,
+                            size_t errlen)
+{
+    for (const char *q = text; text && (q = strstr(q, "${guest.")); q += 8) {
+        const char *n = q + 8, *end = strchr(n, '}');
+        const char *dot = end ? memrchr(n, '.', (size_t)(end - n)) : NULL;
+        char name[CFG_NAME_MAX + 16];
+        snprintf(name, sizeof(name), "%.*s", dot ? (int)(dot - n) : 0, n);
+        if (q > text && q[-1] == '$')
+            continue;
+        if (suite_guest_index(s, name) < 0) {
+            char all[512];
+            guest_list(s, all, sizeof(all));
+            return cfg_errf(err, errlen, loc, "${guest.%s...}: no guest '%s' in this suite "
+                            "(its guests: %s)", name, name, all);
+        }
+    }
+    return 0;
+}
+
+static int resolve_block(const struct suite *s, const struct suite_case *c, char *err, size_t errlen)
+{
+    for (int k = 0; k < c->nsteps; k++) {
+        const struct suite_step *st = &c->steps[k];
+        if (check_var_guests(s, st->text, st->loc, err, errlen) < 0 ||
+            check_var_guests(s, st->arg, st->loc, err, errlen) < 0)
+            return -EINVAL;
+        for (int x = 0; x < st->nex; x++)
+            if (check_var_guests(s, st->ex[x].value, st->ex[x].loc, err, errlen) < 0)
+                return -EINVAL;
+        if (!st->guest)
+            continue;
+        int gi = suite_guest_index(s, st->guest);
+        if (gi < 0) {
+            char all[512];
+            guest_list(s, all, sizeof(all));
+            return cfg_errf(err, errlen, st->loc, "no guest '%s' in this suite (its guests: %s)",
+                            st->guest, all);
+        }
+        const struct suite_guest *g = &s->guests[gi];
+        enum suite_transport t = st->verb == SV_QGA ? ST_AGENT : st->verb == SV_QMP ? 0
+                               : suite_step_transport(s, st, g->has_login);
+        if (t == ST_SSH && !g->has_login)
+            return cfg_errf(err, errlen, st->loc, "%s has no SSH login (its cfg needs a login key "
+                            "and a user-network forward); use 'via agent'", st->guest);
+        if (t == ST_AGENT && !g->has_agent)
+            return cfg_errf(err, errlen, st->loc, "%s has no guest agent (its cfg needs "
+                            "'qga = enable=yes')", st->guest);
+    }
+    return 0;
+}
+
+static int add_guests(struct suite *s, const struct suite_vm *v, struct suite_guest **gs, int *cap,
+                      char *err, size_t errlen)
+{
+    char e[1024];
+    if (!cfg_doc_section(s->doc, v->section))
+        return cfg_errf(err, errlen, v->loc, "no section [%s] in %s", v->section, s->cfg);
+    struct cfg_vm *vm;
+    if (cfg_vm_from_docs(s->doc, v->section, s->defaults_doc, &vm, e, sizeof(e)) < 0) {
+        snprintf(err, errlen, "%s", e);
+        return -EINVAL;
+    }
+    const struct cfg_vm_info *vi = cfg_vm_info(vm);
+    const char *addr;
+    int port, has_login = vi->user && cfg_vm_ssh(vm, NULL, &addr, &port) == 0;
+    int *pin = ar_alloc(s->arena, sizeof(int) * (size_t)(vi->ncpupin + 1));
+    if (pin && vi->ncpupin)
+        memcpy(pin, vi->cpupin, sizeof(int) * (size_t)vi->ncpupin);
+    const char **w = ar_alloc(s->arena, sizeof(char *) * (size_t)(s->nwarnings + vi->nwarnings + 1));
+    for (int i = 0; w && i < s->nwarnings; i++)
+        w[i] = s->warnings[i];
+    for (int i = 0; w && i < vi->nwarnings; i++)
+        w[s->nwarnings + i] = ar_strdup(s->arena, vi->warnings[i]);
+    if (w) {
+        s->warnings = w;
+        s->nwarnings += vi->nwarnings;
+    }
+    for (int k = 1; k <= v->count; k++) {
+        if (ar_grow(s->arena, (void **)gs, sizeof(**gs), cap, s->nguests + 1) < 0)
+            break;
+        struct suite_guest *g = &(*gs)[s->nguests];
+        g->name = v->count > 1 ? ar_printf(s->arena, "%s-%d", v->section, k) : ar_strdup(s->arena, v->section);
+        g->section = v->section;
+        g->mem_mb = vi->mem_mb;
+        g->cpupin = pin;
+        g->ncpupin = vi->ncpupin;
+        g->vnc = vi->vnc;
+        g->has_login = has_login;
+        g->has_agent = vi->qga;
+        s->guests = *gs;
+        if (suite_guest_index(s, g->name) >= 0) {
+            cfg_vm_free(vm);
+            return cfg_errf(err, errlen, v->loc, "two guests would be named '%s'", g->name);
+        }
+        s->nguests++;
+    }
+    cfg_vm_free(vm);
+    return ar_failed(s->arena) ? -ENOMEM : 0;
+}
+
+int suite_resolve(struct suite *s, char *err, size_t errlen)
+{
+    char e[1024];
+    if (cfg_doc_load(s->cfg, &s->doc, e, sizeof(e)) < 0)
+        return cfg_errf(err, errlen, s->cfg_loc, "cfg: %s", e);
+    if (s->defaults && cfg_doc_load(s->defaults, &s->defaults_doc, e, sizeof(e)) < 0)
+        return cfg_errf(err, errlen, s->cfg_loc, "defaults: %s", e);
+    if (s->nvms == 0) { /* every section of the cfg, once */
+        int n = cfg_doc_nsections(s->doc);
+        struct suite_vm *vms = ar_alloc(s->arena, sizeof(*vms) * (size_t)(n + 1));
+        for (int i = 0; vms && i < n; i++)
+            vms[i] = (struct suite_vm){ cfg_doc_section_at(s->doc, i)->name, 1, s->cfg_loc };
+        if (n == 0)
+            return cfg_errf(err, errlen, s->cfg_loc, "%s has no VM sections", s->cfg);
+        s->vms = vms;
+        s->nvms = vms ? n : 0;
+    }
+    struct suite_guest *gs = NULL;
+    int cap = 0, rc = 0;
+    for (int i = 0; rc == 0 && i < s->nvms; i++)
+        rc = add_guests(s, &s->vms[i], &gs, &cap, err, errlen);
+    const struct suite_case *blocks[3] = { &s->set_up_all, &s->set_up, &s->tear_down };
+    for (int i = 0; rc == 0 && i < 3; i++)
+        rc = resolve_block(s, blocks[i], err, errlen);
+    for (int i = 0; rc == 0 && i < s->ncases; i++)
+        rc = resolve_block(s, &s->cases[i], err, errlen);
+    if (rc == -ENOMEM)
+        snprintf(err, errlen, "out of memory");
+    return rc;
+}
+
+int suite_guest_index(const struct suite *s, const char *name)
+{
+    for (int i = 0; i < s->nguests; i++)
+        if (!strcmp(s->guests[i].name, name))
+            return i;
+    return -1;
+}
+
+enum suite_transport suite_step_transport(const struct suite *s, const struct suite_step *st,
+                                          int has_login)
+{
+    if (st->via != ST_DEFAULT)
+        return st->via;
+    if (s->transport != ST_DEFAULT)
+        return s->transport;
+    return has_login ? ST_SSH : ST_AGENT;
+}
