@@ -363,9 +363,11 @@ int cmd_down(int argc, char **argv)
         fprintf(stderr, "qfleet down: %s\n", err);
         return 1;
     }
-    for (int i = 0; i < timeout * 10 && runs_alive(dir, NULL); i++)
+    /* Done when the controller exits, or, for one suite of a `qfleet run`
+     * that goes on with others, when that fleet closed its control socket. */
+    for (int i = 0; i < timeout * 10 && runs_alive(dir, NULL) && access(sock, F_OK) == 0; i++)
         usleep(100000);
-    if (runs_alive(dir, NULL)) {
+    if (runs_alive(dir, NULL) && access(sock, F_OK) == 0) {
         fprintf(stderr, "qfleet down: controller %d still running after %d s\n", (int)pid, timeout);
         return 1;
     }

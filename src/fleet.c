@@ -98,7 +98,13 @@ int fleet_new(uv_loop_t *loop, const fleet_opts *o, fleet_event_cb cb, void *dat
         localtime_r(&now, &tm);
         char stamp[32];
         strftime(stamp, sizeof(stamp), "%Y%m%d-%H%M%S", &tm);
-        snprintf(f->run_id, sizeof(f->run_id), "%s-%d", stamp, (int)getpid());
+        /* Leases are owned by RUN/NAME: fleets of one process (a suite
+         * run starts several in the same second) need distinct run ids. */
+        static int seq;
+        if (seq++)
+            snprintf(f->run_id, sizeof(f->run_id), "%s-%d-%d", stamp, (int)getpid(), seq);
+        else
+            snprintf(f->run_id, sizeof(f->run_id), "%s-%d", stamp, (int)getpid());
         if (o->run_dir)
             snprintf(f->run_dir, sizeof(f->run_dir), "%s", o->run_dir);
         else
