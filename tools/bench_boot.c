@@ -9,6 +9,7 @@
  * QMP-connected by one loop: wall time and RSS. Controller peak RSS and
  * CPU seconds are from getrusage(RUSAGE_SELF), children excluded. */
 #include <errno.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -205,6 +206,8 @@ static json_t *bench_peers(int n, const char *dir)
 
 int main(int argc, char **argv)
 {
+    /* QEMU going away mid-write must be an error, not the end of us. */
+    signal(SIGPIPE, SIG_IGN);
     const char *counts = "1,4,8";
     int peers = 200, as_json = 0;
     for (int i = 1; i < argc; i++) {
