@@ -13,46 +13,8 @@
 #include <unistd.h>
 
 #include "src/fsutil.h"
+#include "cfg/util.h"
 #include "src/status.h"
-
-struct xbuf {
-    char *s;
-    size_t len, cap;
-    int failed;
-};
-
-static void xb_addn(struct xbuf *b, const char *s, size_t n)
-{
-    if (b->failed)
-        return;
-    if (b->len + n + 1 > b->cap) {
-        size_t cap = b->cap ? b->cap : 8192;
-        while (cap < b->len + n + 1)
-            cap *= 2;
-        char *p = realloc(b->s, cap);
-        if (!p) {
-            b->failed = 1;
-            return;
-        }
-        b->s = p;
-        b->cap = cap;
-    }
-    memcpy(b->s + b->len, s, n);
-    b->len += n;
-    b->s[b->len] = '\0';
-}
-
-static void xb_printf(struct xbuf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-static void xb_printf(struct xbuf *b, const char *fmt, ...)
-{
-    char tmp[1024];
-    va_list ap;
-    va_start(ap, fmt);
-    int n = vsnprintf(tmp, sizeof(tmp), fmt, ap);
-    va_end(ap);
-    if (n >= 0)
-        xb_addn(b, tmp, (size_t)n < sizeof(tmp) ? (size_t)n : sizeof(tmp) - 1);
-}
 
 /* Length of the valid UTF-8 sequence at p (n bytes left), 0 if invalid. */
 static size_t utf8_len(const unsigned char *p, size_t n)
@@ -86,7 +48,7 @@ static size_t utf8_len(const unsigned char *p, size_t n)
 
 /* Text or attribute content: escaped, and made valid XML 1.0 whatever a
  * command printed (control bytes and broken UTF-8 become '?'). */
-static void xb_text(struct xbuf *b, const char *s, int attr)
+static void xb_text(struct sbuf *b, const char *s, int attr)
 {
     const unsigned char *p = (const unsigned char *)(s ? s : "");
     size_t n = strlen((const char *)p);
@@ -94,32 +56,32 @@ static void xb_text(struct xbuf *b, const char *s, int attr)
         size_t run = 0;
         while (run < n && p[run] >= 0x20 && p[run] < 0x80 && !strchr("&<>\"'", p[run]))
             run++;
-        xb_addn(b, (const char *)p, run);
+        sb_addn(b, (const char *)p, run);
         p += run;
         n -= run;
         if (!n)
             break;
         size_t u = utf8_len(p, n);
         switch (*p) {
-        case '&': xb_addn(b, "&amp;", 5); break;
-        case '<': xb_addn(b, "&lt;", 4); break;
-        case '>': xb_addn(b, "&gt;", 4); break;
-        case '"': xb_addn(b, attr ? "&quot;" : "\"", attr ? 6 : 1); break;
-        case '\'': xb_addn(b, attr ? "&apos;" : "'", attr ? 6 : 1); break;
-        case '\n': xb_addn(b, attr ? "&#10;" : "\n", attr ? 5 : 1); break;
-        case '\t': xb_addn(b, attr ? "&#9;" : "\t", attr ? 4 : 1); break;
+        case '&': sb_addn(b, "&amp;", 5); break;
+        case '<': sb_addn(b, "&lt;", 4); break;
+        case '>': sb_addn(b, "&gt;", 4); break;
+        case '"': sb_addn(b, attr ? "&quot;" : "\"", attr ? 6 : 1); break;
+        case '\'': sb_addn(b, attr ? "&apos;" : "'", attr ? 6 : 1); break;
+        case '\n': sb_addn(b, attr ? "&#10;" : "\n", attr ? 5 : 1); break;
+        case '\t': sb_addn(b, attr ? "&#9;" : "\t", attr ? 4 : 1); break;
         case '\r': /* serial logs end lines in CR LF: keep the LF only */
             if (attr || n < 2 || p[1] != '\n')
-                xb_addn(b, "&#13;", 5);
+                sb_addn(b, "&#13;", 5);
             break;
         default:
             if (*p >= 0x80 && u > 1) {
-                xb_addn(b, (const char *)p, u);
+                sb_addn(b, (const char *)p, u);
                 p += u;
                 n -= u;
                 continue;
             }
-            xb_addn(b, "?", 1);
+            sb_addn(b, "?", 1);
         }
         p++;
         n--;
@@ -148,13 +110,13 @@ static void suite_counts(const st_suite *s, int n[RES_COUNT])
         n[s->cases[k].result]++;
 }
 
-static void render_case(struct xbuf *b, const st_suite *s, const st_case *c)
+static void render_case(struct sbuf *b, const st_suite *s, const st_case *c)
 {
-    xb_addn(b, "    <testcase name=\"", 20);
+    sb_addn(b, "    <testcase name=\"", 20);
     xb_text(b, c->name, 1);
-    xb_addn(b, "\" classname=\"", 13);
+    sb_addn(b, "\" classname=\"", 13);
     xb_text(b, s->name, 1);
-    xb_printf(b, "\" time=\"%.3f\">\n", case_secs(c));
+    sb_printf(b, "\" time=\"%.3f\">\n", case_secs(c));
     const char *tag = c->result == RES_FAILED ? "failure" : c->result == RES_ERROR ? "error"
                     : c->result == RES_SKIPPED || c->result == RES_PENDING || c->result == RES_RUNNING
                     ? "skipped" : NULL;
@@ -162,29 +124,29 @@ static void render_case(struct xbuf *b, const st_suite *s, const st_case *c)
         const char *type = c->result == RES_FAILED ? "ExpectationFailed"
                          : c->result == RES_ERROR ? "InfrastructureError" : NULL;
         const char *msg = c->message ? c->message : c->result == RES_SKIPPED ? "not run" : "did not finish";
-        xb_printf(b, "      <%s message=\"", tag);
+        sb_printf(b, "      <%s message=\"", tag);
         xb_text(b, msg, 1);
         if (type)
-            xb_printf(b, "\" type=\"%s", type);
+            sb_printf(b, "\" type=\"%s", type);
         if (c->detail && strcmp(tag, "skipped")) {
-            xb_addn(b, "\">", 2);
+            sb_addn(b, "\">", 2);
             xb_text(b, c->detail, 0);
-            xb_printf(b, "</%s>\n", tag);
+            sb_printf(b, "</%s>\n", tag);
         } else {
-            xb_addn(b, "\"/>\n", 4);
+            sb_addn(b, "\"/>\n", 4);
         }
     }
     if (c->log_len) {
-        xb_addn(b, "      <system-out>", 18);
+        sb_addn(b, "      <system-out>", 18);
         xb_text(b, c->log, 0);
-        xb_addn(b, "</system-out>\n", 14);
+        sb_addn(b, "</system-out>\n", 14);
     }
-    xb_addn(b, "    </testcase>\n", 16);
+    sb_addn(b, "    </testcase>\n", 16);
 }
 
 char *junit_render(const st_run *r)
 {
-    struct xbuf b = { 0 };
+    struct sbuf b = { 0 };
     char host[256] = "localhost", ts[64];
     gethostname(host, sizeof(host) - 1);
     int tot[RES_COUNT] = { 0 }, cases = 0;
@@ -198,10 +160,10 @@ char *junit_render(const st_run *r)
         for (int k = 0; k < r->suites[i]->ncases; k++)
             secs += case_secs(&r->suites[i]->cases[k]);
     }
-    xb_addn(&b, "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n", 39);
-    xb_addn(&b, "<testsuites name=\"qfleet run ", 29);
+    sb_addn(&b, "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n", 39);
+    sb_addn(&b, "<testsuites name=\"qfleet run ", 29);
     xb_text(&b, r->id, 1);
-    xb_printf(&b, "\" tests=\"%d\" failures=\"%d\" errors=\"%d\" skipped=\"%d\" time=\"%.3f\">\n", cases,
+    sb_printf(&b, "\" tests=\"%d\" failures=\"%d\" errors=\"%d\" skipped=\"%d\" time=\"%.3f\">\n", cases,
               tot[RES_FAILED], tot[RES_ERROR], tot[RES_SKIPPED] + tot[RES_PENDING] + tot[RES_RUNNING],
               secs);
     for (int i = 0; i < r->nsuites; i++) {
@@ -212,13 +174,13 @@ char *junit_render(const st_run *r)
         for (int k = 0; k < s->ncases; k++)
             ss += case_secs(&s->cases[k]);
         iso_time(ts, sizeof(ts), s->started_ms > 0 ? s->started_ms : r->started_ms);
-        xb_addn(&b, "  <testsuite name=\"", 19);
+        sb_addn(&b, "  <testsuite name=\"", 19);
         xb_text(&b, s->name, 1);
-        xb_printf(&b, "\" tests=\"%d\" failures=\"%d\" errors=\"%d\" skipped=\"%d\" time=\"%.3f\" "
+        sb_printf(&b, "\" tests=\"%d\" failures=\"%d\" errors=\"%d\" skipped=\"%d\" time=\"%.3f\" "
                   "timestamp=\"%s\" hostname=\"", s->ncases, n[RES_FAILED], n[RES_ERROR],
                   n[RES_SKIPPED] + n[RES_PENDING] + n[RES_RUNNING], ss, ts);
         xb_text(&b, host, 1);
-        xb_printf(&b, "\" id=\"%d\">\n    <properties>\n", i);
+        sb_printf(&b, "\" id=\"%d\">\n    <properties>\n", i);
         const char *props[][2] = { { "file", s->file }, { "run_dir", s->run_dir },
                                    { "setup", s->setup_each ? "each" : "all" },
                                    { "result", st_result_name(s->result) },
@@ -226,21 +188,17 @@ char *junit_render(const st_run *r)
         for (size_t p = 0; p < sizeof(props) / sizeof(props[0]); p++) {
             if (!props[p][1])
                 continue;
-            xb_printf(&b, "      <property name=\"%s\" value=\"", props[p][0]);
+            sb_printf(&b, "      <property name=\"%s\" value=\"", props[p][0]);
             xb_text(&b, props[p][1], 1);
-            xb_addn(&b, "\"/>\n", 4);
+            sb_addn(&b, "\"/>\n", 4);
         }
-        xb_addn(&b, "    </properties>\n", 18);
+        sb_addn(&b, "    </properties>\n", 18);
         for (int k = 0; k < s->ncases; k++)
             render_case(&b, s, &s->cases[k]);
-        xb_addn(&b, "  </testsuite>\n", 15);
+        sb_addn(&b, "  </testsuite>\n", 15);
     }
-    xb_addn(&b, "</testsuites>\n", 14);
-    if (b.failed) {
-        free(b.s);
-        return NULL;
-    }
-    return b.s;
+    sb_addn(&b, "</testsuites>\n", 14);
+    return sb_take(&b);
 }
 
 int junit_write(const st_run *r, const char *path, char *err, size_t errlen)

@@ -10,42 +10,10 @@
 #include "src/fleet.h"
 #include "src/fsutil.h"
 #include "src/status.h"
+#include "cfg/util.h"
 
 /* Boot times under TCG run from seconds to minutes. */
 static const double boot_buckets[] = { 5, 10, 15, 20, 30, 45, 60, 90, 120, 180, 300 };
-
-struct mbuf {
-    char *s;
-    size_t len, cap;
-    int failed;
-};
-
-static void mb_printf(struct mbuf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-static void mb_printf(struct mbuf *b, const char *fmt, ...)
-{
-    va_list ap;
-    va_start(ap, fmt);
-    int n = vsnprintf(NULL, 0, fmt, ap);
-    va_end(ap);
-    if (n < 0 || b->failed)
-        return;
-    if (b->len + (size_t)n + 1 > b->cap) {
-        size_t cap = b->cap ? b->cap : 4096;
-        while (cap < b->len + (size_t)n + 1)
-            cap *= 2;
-        char *p = realloc(b->s, cap);
-        if (!p) {
-            b->failed = 1;
-            return;
-        }
-        b->s = p;
-        b->cap = cap;
-    }
-    va_start(ap, fmt);
-    vsnprintf(b->s + b->len, (size_t)n + 1, fmt, ap);
-    va_end(ap);
-    b->len += (size_t)n;
-}
 
 /* Label values: escape \, " and newlines as the text format requires. */
 static void label_value(char *out, size_t len, const char *v)
@@ -67,18 +35,18 @@ static void label_value(char *out, size_t len, const char *v)
 
 char *metrics_render(const st_run *r)
 {
-    struct mbuf b = { 0 };
+    struct sbuf b = { 0 };
     char id[128], sd[PATH_MAX * 2];
     label_value(id, sizeof(id), r->id);
     label_value(sd, sizeof(sd), r->status_dir);
-    mb_printf(&b, "# HELP qfleet_run_info The qfleet run these metrics describe.\n"
+    sb_printf(&b, "# HELP qfleet_run_info The qfleet run these metrics describe.\n"
                   "# TYPE qfleet_run_info gauge\n"
                   "qfleet_run_info{run=\"%s\",status_dir=\"%s\",state=\"%s\"} 1\n", id, sd, r->state);
-    mb_printf(&b, "# HELP qfleet_run_start_time_seconds When the run started (epoch).\n"
+    sb_printf(&b, "# HELP qfleet_run_start_time_seconds When the run started (epoch).\n"
                   "# TYPE qfleet_run_start_time_seconds gauge\n"
                   "qfleet_run_start_time_seconds %.3f\n", r->started_ms / 1000.0);
     if (r->exit_code >= 0)
-        mb_printf(&b, "# HELP qfleet_run_exit_code The exit code of the finished run.\n"
+        sb_printf(&b, "# HELP qfleet_run_exit_code The exit code of the finished run.\n"
                       "# TYPE qfleet_run_exit_code gauge\nqfleet_run_exit_code %d\n", r->exit_code);
 
     int ng[GS_COUNT + 1] = { 0 };
@@ -91,31 +59,31 @@ char *metrics_render(const st_run *r)
                     idx = k;
             ng[idx]++;
         }
-    mb_printf(&b, "# HELP qfleet_guests Guests of the run by state (pending: not started yet).\n"
+    sb_printf(&b, "# HELP qfleet_guests Guests of the run by state (pending: not started yet).\n"
                   "# TYPE qfleet_guests gauge\nqfleet_guests{state=\"pending\"} %d\n", ng[GS_COUNT]);
     for (int k = 0; k < GS_COUNT; k++)
-        mb_printf(&b, "qfleet_guests{state=\"%s\"} %d\n", guest_state_name(k), ng[k]);
+        sb_printf(&b, "qfleet_guests{state=\"%s\"} %d\n", guest_state_name(k), ng[k]);
 
     int nc[RES_COUNT];
     status_case_counts(r, nc);
-    mb_printf(&b, "# HELP qfleet_cases Test cases of the run by result.\n# TYPE qfleet_cases gauge\n");
+    sb_printf(&b, "# HELP qfleet_cases Test cases of the run by result.\n# TYPE qfleet_cases gauge\n");
     for (int k = 0; k < RES_COUNT; k++)
-        mb_printf(&b, "qfleet_cases{result=\"%s\"} %d\n", st_result_name(k), nc[k]);
+        sb_printf(&b, "qfleet_cases{result=\"%s\"} %d\n", st_result_name(k), nc[k]);
 
     int ns[RES_COUNT] = { 0 }, retries = 0;
     for (int i = 0; i < r->nsuites; i++) {
         ns[r->suites[i]->result]++;
         retries += r->suites[i]->retries_used;
     }
-    mb_printf(&b, "# HELP qfleet_suites Suites of the run by result.\n# TYPE qfleet_suites gauge\n");
+    sb_printf(&b, "# HELP qfleet_suites Suites of the run by result.\n# TYPE qfleet_suites gauge\n");
     for (int k = 0; k < RES_COUNT; k++)
-        mb_printf(&b, "qfleet_suites{result=\"%s\"} %d\n", st_result_name(k), ns[k]);
-    mb_printf(&b, "# HELP qfleet_infra_retries_total Cases rerun after an infrastructure error.\n"
+        sb_printf(&b, "qfleet_suites{result=\"%s\"} %d\n", st_result_name(k), ns[k]);
+    sb_printf(&b, "# HELP qfleet_infra_retries_total Cases rerun after an infrastructure error.\n"
                   "# TYPE qfleet_infra_retries_total counter\nqfleet_infra_retries_total %d\n", retries);
-    mb_printf(&b, "# HELP qfleet_guests_in_use Guest slots held by running suites.\n"
+    sb_printf(&b, "# HELP qfleet_guests_in_use Guest slots held by running suites.\n"
                   "# TYPE qfleet_guests_in_use gauge\nqfleet_guests_in_use %d\n", r->guests_in_use);
 
-    mb_printf(&b, "# HELP qfleet_guest_boot_seconds Time from allocating to ready of each guest.\n"
+    sb_printf(&b, "# HELP qfleet_guest_boot_seconds Time from allocating to ready of each guest.\n"
                   "# TYPE qfleet_guest_boot_seconds histogram\n");
     double sum = 0;
     for (int i = 0; i < r->nboot; i++)
@@ -124,16 +92,12 @@ char *metrics_render(const st_run *r)
         int n = 0;
         for (int i = 0; i < r->nboot; i++)
             n += r->boot_s[i] <= boot_buckets[k];
-        mb_printf(&b, "qfleet_guest_boot_seconds_bucket{le=\"%g\"} %d\n", boot_buckets[k], n);
+        sb_printf(&b, "qfleet_guest_boot_seconds_bucket{le=\"%g\"} %d\n", boot_buckets[k], n);
     }
-    mb_printf(&b, "qfleet_guest_boot_seconds_bucket{le=\"+Inf\"} %d\n", r->nboot);
-    mb_printf(&b, "qfleet_guest_boot_seconds_sum %.3f\nqfleet_guest_boot_seconds_count %d\n", sum,
+    sb_printf(&b, "qfleet_guest_boot_seconds_bucket{le=\"+Inf\"} %d\n", r->nboot);
+    sb_printf(&b, "qfleet_guest_boot_seconds_sum %.3f\nqfleet_guest_boot_seconds_count %d\n", sum,
               r->nboot);
-    if (b.failed) {
-        free(b.s);
-        return NULL;
-    }
-    return b.s;
+    return sb_take(&b);
 }
 
 int metrics_write(const st_run *r, const char *path, char *err, size_t errlen)

@@ -9,38 +9,10 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "cfg/util.h"
+
 #define REPORT_STREAM_MAX (64 * 1024)  /* bytes of each stream a report shows */
 #define PATH_VALUES_MAX 256
-
-struct tbuf {
-    char *s;
-    size_t len, cap;
-};
-
-static void tb_add(struct tbuf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-static void tb_add(struct tbuf *b, const char *fmt, ...)
-{
-    va_list ap;
-    va_start(ap, fmt);
-    int n = vsnprintf(NULL, 0, fmt, ap);
-    va_end(ap);
-    if (n < 0)
-        return;
-    if (b->len + (size_t)n + 1 > b->cap) {
-        size_t cap = b->cap ? b->cap * 2 : 1024;
-        while (cap < b->len + (size_t)n + 1)
-            cap *= 2;
-        char *p = realloc(b->s, cap);
-        if (!p)
-            return;
-        b->s = p;
-        b->cap = cap;
-    }
-    va_start(ap, fmt);
-    vsnprintf(b->s + b->len, (size_t)n + 1, fmt, ap);
-    va_end(ap);
-    b->len += (size_t)n;
-}
 
 /* What a value looks like in a comparison: strings as they are, anything
  * else as compact JSON ("5", "true", "null", "{...}"). */
@@ -168,15 +140,15 @@ static int check_one(struct rsuite *s, const struct suite_expect *e, const step_
         else if (n > 1)
             snprintf(got + strlen(got), sizeof(got) - strlen(got), " and %d more", n - 1);
     } else {
-        struct tbuf b = { 0 };
+        struct sbuf b = { 0 };
         if (e->subject == SX_ERROR)
-            tb_add(&b, "%s", o->err_text ? o->err_text : "");
+            sb_printf(&b, "%s", o->err_text ? o->err_text : "");
         else
-            tb_add(&b, "%s%s", e->subject != SX_STDERR ? o->out ? o->out : "" : "",
+            sb_printf(&b, "%s%s", e->subject != SX_STDERR ? o->out ? o->out : "" : "",
                    e->subject != SX_STDOUT ? o->err ? o->err : "" : "");
         ok = text_holds(e->op, b.s ? b.s : "", want, why);
         sample(got, sizeof(got), b.s ? b.s : "");
-        free(b.s);
+        sb_free(&b);
     }
     if (!ok && !*why && asprintf(why, "expected %s %s %s, got %s", subj, op_names[e->op], want, got) < 0)
         *why = NULL;
@@ -219,40 +191,40 @@ int step_verdict(struct rsuite *s, const struct suite_step *st, const step_out *
     return ok;
 }
 
-static void add_stream(struct tbuf *b, const char *name, const char *text)
+static void add_stream(struct sbuf *b, const char *name, const char *text)
 {
     if (!text || !*text)
         return;
     size_t n = strlen(text);
     int cut = n > REPORT_STREAM_MAX;
-    tb_add(b, "%s:\n%.*s%s%s", name, (int)(cut ? REPORT_STREAM_MAX : n), text,
+    sb_printf(b, "%s:\n%.*s%s%s", name, (int)(cut ? REPORT_STREAM_MAX : n), text,
            text[(cut ? REPORT_STREAM_MAX : n) - 1] == '\n' ? "" : "\n",
            cut ? "[... cut; see the step's output in the guest or on the host]\n" : "");
 }
 
 char *step_report(struct rsuite *s, const struct suite_step *st, const step_out *o, int ok)
 {
-    struct tbuf b = { 0 };
-    tb_add(&b, "--- %s:%d: %s  [%s, %.2fs]\n", s->def->path, st->loc.line, st->source,
+    struct sbuf b = { 0 };
+    sb_printf(&b, "--- %s:%d: %s  [%s, %.2fs]\n", s->def->path, st->loc.line, st->source,
            ok ? "ok" : "FAILED", o->elapsed_ms / 1000.0);
     if (o->status < 0)
-        tb_add(&b, "error: %s\n", o->error ? o->error : "failed");
+        sb_printf(&b, "error: %s\n", o->error ? o->error : "failed");
     else if (o->timed_out)
-        tb_add(&b, "timed out%s%s\n", o->error ? ": " : "", o->error ? o->error : "");
+        sb_printf(&b, "timed out%s%s\n", o->error ? ": " : "", o->error ? o->error : "");
     if (st->verb == SV_RUN || st->verb == SV_HOST) {
         if (o->status == 0 && !o->timed_out) {
             if (o->signal[0])
-                tb_add(&b, "killed by SIG%s\n", o->signal);
+                sb_printf(&b, "killed by SIG%s\n", o->signal);
             else
-                tb_add(&b, "exit %d\n", o->exit_code);
+                sb_printf(&b, "exit %d\n", o->exit_code);
         }
         add_stream(&b, "stdout", o->out);
         add_stream(&b, "stderr", o->err);
         if (o->truncated)
-            tb_add(&b, "[output truncated at %u bytes]\n", STEP_OUTPUT_MAX);
+            sb_printf(&b, "[output truncated at %u bytes]\n", STEP_OUTPUT_MAX);
     } else if (st->verb == SV_QMP || st->verb == SV_QGA) {
         if (o->err_text)
-            tb_add(&b, "error reply: %s\n", o->err_text);
+            sb_printf(&b, "error reply: %s\n", o->err_text);
         if (o->ret) {
             char *j = json_dump_pretty(o->ret, NULL);
             add_stream(&b, "return", j);
@@ -260,6 +232,6 @@ char *step_report(struct rsuite *s, const struct suite_step *st, const step_out 
         }
     }
     char *m = rsuite_mask(s, b.s ? b.s : "");
-    free(b.s);
+    sb_free(&b);
     return m;
 }
