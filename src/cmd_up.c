@@ -185,9 +185,15 @@ static void on_down(control_t *c, void *data)
     stop_everything(u);
 }
 
-/* Load the cfg and add every requested instance; 0 or exit code 2. */
-static int add_guests(fleet_t *f, const char *cfg, const char *defaults, char **vms, int nvms,
-                      int count)
+struct inst {
+    struct cfg_vm *vm;
+    char name[CFG_NAME_MAX + 16];
+};
+
+/* Load the cfg and every requested instance before anything is created on
+ * the host, so a bad cfg leaves no run directory behind. 0 or exit code 2. */
+static int load_guests(const char *cfg, const char *defaults, char **vms, int nvms, int count,
+                       struct inst **out, int *nout)
 {
     char err[1024];
     struct cfg_doc *doc = NULL, *def = NULL;
@@ -198,28 +204,24 @@ static int add_guests(fleet_t *f, const char *cfg, const char *defaults, char **
         return 2;
     }
     int n = nvms ? nvms : cfg_doc_nsections(doc);
-    int rc = 0;
+    struct inst *in = calloc((size_t)(n > 0 ? n : 1) * (size_t)count, sizeof(*in));
+    int rc = in ? 0 : 2, k = 0;
     for (int i = 0; i < n && rc == 0; i++) {
         const char *name = nvms ? vms[i] : cfg_doc_section_at(doc, i)->name;
-        for (int k = 1; k <= count && rc == 0; k++) {
-            struct cfg_vm *vm;
-            if (cfg_vm_from_docs(doc, name, def, &vm, err, sizeof(err)) < 0) {
+        for (int c = 1; c <= count && rc == 0; c++) {
+            if (cfg_vm_from_docs(doc, name, def, &in[k].vm, err, sizeof(err)) < 0) {
                 fprintf(stderr, "qfleet: %s\n", err);
                 rc = 2;
                 break;
             }
-            const struct cfg_vm_info *vi = cfg_vm_info(vm);
-            for (int w = 0; k == 1 && w < vi->nwarnings; w++)
+            const struct cfg_vm_info *vi = cfg_vm_info(in[k].vm);
+            for (int w = 0; c == 1 && w < vi->nwarnings; w++)
                 fprintf(stderr, "%s\n", vi->warnings[w]);
-            char inst[CFG_NAME_MAX + 16];
             if (count > 1)
-                snprintf(inst, sizeof(inst), "%s-%d", vi->name, k);
+                snprintf(in[k].name, sizeof(in[k].name), "%s-%d", vi->name, c);
             else
-                snprintf(inst, sizeof(inst), "%s", vi->name);
-            if (fleet_add(f, vm, inst, err, sizeof(err)) < 0) {
-                fprintf(stderr, "qfleet: %s\n", err);
-                rc = 2;
-            }
+                snprintf(in[k].name, sizeof(in[k].name), "%s", vi->name);
+            k++;
         }
     }
     if (rc == 0 && n == 0) {
@@ -228,7 +230,15 @@ static int add_guests(fleet_t *f, const char *cfg, const char *defaults, char **
     }
     cfg_doc_free(doc);
     cfg_doc_free(def);
-    return rc;
+    if (rc != 0) {
+        for (int i = 0; in && i < k; i++)
+            cfg_vm_free(in[i].vm);
+        free(in);
+        return rc;
+    }
+    *out = in;
+    *nout = k;
+    return 0;
 }
 
 static int parse_int(const char *s, const char *what, int lo, int hi)
@@ -283,13 +293,26 @@ int cmd_up(int argc, char **argv)
     const char *cfg = argv[optind];
     fo.cfg_path = cfg;
 
+    struct inst *in;
+    int nin;
+    if (load_guests(cfg, defaults, argv + optind + 1, argc - optind - 1, count, &in, &nin) != 0)
+        return 2;
     char err[1024];
     u.loop = uv_default_loop();
     if (fleet_new(u.loop, &fo, on_event, &u, &u.f, err, sizeof(err)) < 0) {
         fprintf(stderr, "qfleet: %s\n", err);
+        for (int i = 0; i < nin; i++)
+            cfg_vm_free(in[i].vm);
+        free(in);
         return 3;
     }
-    int rc = add_guests(u.f, cfg, defaults, argv + optind + 1, argc - optind - 1, count);
+    int rc = 0;
+    for (int i = 0; i < nin; i++) /* the fleet owns each vm from here on */
+        if (fleet_add(u.f, in[i].vm, in[i].name, err, sizeof(err)) < 0 && rc == 0) {
+            fprintf(stderr, "qfleet: %s\n", err);
+            rc = 2;
+        }
+    free(in);
     char path[PATH_MAX];
     snprintf(path, sizeof(path), "%s/control.sock", fleet_run_dir(u.f));
     if (rc == 0 && control_start(u.loop, u.f, path, on_down, &u, &u.ctl, err, sizeof(err)) < 0) {

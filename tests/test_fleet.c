@@ -374,6 +374,7 @@ Test(fleet, bad_cfg_exits_2_naming_the_line)
     char *err = slurp("err.txt");
     cr_assert(strstr(err, "bad.cfg:3:"), "%s", err);
     free(err);
+    cr_assert_neq(access(run_dir, F_OK), 0, "a bad cfg left a run dir behind");
 }
 
 /* Cpus_allowed_list of one thread of pid ("1", "0-1"). */
