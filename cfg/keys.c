@@ -262,15 +262,7 @@ static int k_cpu(struct bctx *b)
     if ((p = ko_get(&o, "cpupin"))) {
         m->ncpupin = 0;
         m->cpupin_loc = p->val_loc;
-        const char *s = p->val;
-        while (*s) {
-            while (*s == ' ' || *s == '\t')
-                s++;
-            if (!*s)
-                break;
-            const char *e = s;
-            while (*e && *e != ' ' && *e != '\t')
-                e++;
+        for (const char *s = p->val, *e; word_next(&s, &e); s = e) {
             char tok[32];
             long v;
             struct cfg_loc at = loc_add(p->val_loc, (int)(s - p->val));
@@ -287,7 +279,6 @@ static int k_cpu(struct bctx *b)
                 return cfg_errf(b->err, b->errlen, at, "cpu cpupin: more than %d CPUs",
                                 CFG_CPUPIN_MAX);
             m->cpupin[m->ncpupin++] = (int)v;
-            s = e;
         }
     }
     ko_done(b, &o, "cpu");

@@ -316,16 +316,8 @@ int k_device(struct bctx *b)
 /* Split the space separated PF list of p into pl, checking each name. */
 static int pool_pfs(struct bctx *b, const struct cfg_pair *p, struct m_pool *pl)
 {
-    const char *s = p->val;
     pl->npf = 0;
-    while (*s) {
-        while (*s == ' ' || *s == '\t')
-            s++;
-        if (!*s)
-            break;
-        const char *e = s;
-        while (*e && *e != ' ' && *e != '\t')
-            e++;
+    for (const char *s = p->val, *e; word_next(&s, &e); s = e) {
         struct cfg_loc at = loc_add(p->val_loc, (int)(s - p->val));
         char name[32];
         snprintf(name, sizeof(name), "%.*s", (int)(e - s), s);
@@ -341,7 +333,6 @@ static int pool_pfs(struct bctx *b, const struct cfg_pair *p, struct m_pool *pl)
         if (pl->npf >= CFG_VF_PF_MAX)
             return cfg_errf(b->err, b->errlen, at, "vf_pool pf: more than %d PFs", CFG_VF_PF_MAX);
         pl->pf[pl->npf++] = ar_strdup(&b->m->a, name);
-        s = e;
     }
     if (!pl->npf)
         return ko_bad(b, p, "PF netdev names separated by spaces");

@@ -163,6 +163,35 @@ void sb_add_qemu(struct sbuf *b, const char *s)
     }
 }
 
+void sb_add_masked(struct sbuf *b, const char *s, const char *secret)
+{
+    if (!secret || !*secret) {
+        sb_add(b, s);
+        return;
+    }
+    size_t n = strlen(secret);
+    for (const char *hit; (hit = strstr(s, secret)); s = hit + n) {
+        sb_addn(b, s, (size_t)(hit - s));
+        sb_add(b, "********");
+    }
+    sb_add(b, s);
+}
+
+int word_next(const char **s, const char **end)
+{
+    const char *p = *s;
+    while (*p == ' ' || *p == '\t')
+        p++;
+    if (!*p)
+        return 0;
+    const char *e = p;
+    while (*e && *e != ' ' && *e != '\t')
+        e++;
+    *s = p;
+    *end = e;
+    return 1;
+}
+
 char *sb_take(struct sbuf *b)
 {
     if (b->failed) {

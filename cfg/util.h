@@ -44,6 +44,9 @@ void sb_addc(struct sbuf *b, char c);
 void sb_printf(struct sbuf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 /* Append s with every ',' doubled: QEMU's option-list escaping. */
 void sb_add_qemu(struct sbuf *b, const char *s);
+/* Append s with every occurrence of secret replaced by "********" (s as
+ * is when secret is NULL or empty). */
+void sb_add_masked(struct sbuf *b, const char *s, const char *secret);
 /* Take the string (caller frees); NULL on allocation failure. */
 char *sb_take(struct sbuf *b);
 void sb_free(struct sbuf *b);
@@ -67,6 +70,11 @@ int shell_split(struct arena *a, const char *s, char ***words, int *n, int *bad,
 /* Shell-safe quoting for people: the word itself when it has no special
  * characters, else '...' with embedded quotes as '\''. */
 void sb_add_shell(struct sbuf *b, const char *word);
+
+/* The next space- or tab-separated word at or after *s: 1 with *s at its
+ * start and *end just past it, or 0 at the end of the string. Iterate with
+ *   for (const char *s = text, *e; word_next(&s, &e); s = e) */
+int word_next(const char **s, const char **end);
 
 /* --- values ------------------------------------------------------------ */
 /* "aa:bb:cc:dd:ee:ff" hex; 0, -EINVAL (syntax) or -EDOM (multicast/zero).

@@ -451,17 +451,7 @@ static int finish(struct model *m, const struct cfg_vm *vm, char *err, size_t er
 static const char *mask_ar(struct model *m, const char *s)
 {
     struct sbuf b = { 0 };
-    size_t pl = strlen(m->password);
-    for (const char *p = s; *p;) {
-        const char *hit = strstr(p, m->password);
-        if (!hit) {
-            sb_add(&b, p);
-            break;
-        }
-        sb_addn(&b, p, (size_t)(hit - p));
-        sb_add(&b, "********");
-        p = hit + pl;
-    }
+    sb_add_masked(&b, s, m->password);
     const char *r = b.failed ? "(warning hidden: out of memory)" : ar_strdup(&m->a, b.s ? b.s : "");
     sb_free(&b);
     return r;
@@ -719,16 +709,6 @@ char *cfg_vm_mask(const struct cfg_vm *vm, const char *s)
     if (!pw || !*pw)
         return strdup(s);
     struct sbuf b = { 0 };
-    size_t pl = strlen(pw);
-    for (const char *p = s; *p;) {
-        const char *hit = strstr(p, pw);
-        if (!hit) {
-            sb_add(&b, p);
-            break;
-        }
-        sb_addn(&b, p, (size_t)(hit - p));
-        sb_add(&b, "********");
-        p = hit + pl;
-    }
+    sb_add_masked(&b, s, pw);
     return sb_take(&b);
 }

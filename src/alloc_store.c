@@ -520,20 +520,6 @@ static int has_durable(const alloc_store *s)
     return 0;
 }
 
-static int write_all(int fd, const char *buf, size_t len)
-{
-    while (len) {
-        ssize_t w = write(fd, buf, len);
-        if (w < 0 && errno == EINTR)
-            continue;
-        if (w < 0)
-            return -errno;
-        buf += w;
-        len -= (size_t)w;
-    }
-    return 0;
-}
-
 /* Write the table if it changed, then unlock. */
 static int commit(alloc_store *s, char *err, size_t errlen)
 {
@@ -552,7 +538,7 @@ static int commit(alloc_store *s, char *err, size_t errlen)
     int fd = openat(s->dirfd, TMP_NAME, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
     if (fd < 0)
         rc = -errno;
-    if (!rc && (rc = write_all(fd, buf, len)) < 0)
+    if (!rc && (rc = fs_write_all(fd, buf, len)) < 0)
         step = "write";
     /* Data before name: after a power cut the new name must not point at
      * blocks that were never written, if the table holds anything that

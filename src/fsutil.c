@@ -38,7 +38,7 @@ int fs_mkdir_p(const char *path, mode_t mode, int tighten)
     return 0;
 }
 
-static int write_all(int fd, const void *data, size_t len)
+int fs_write_all(int fd, const void *data, size_t len)
 {
     const char *p = data;
     while (len) {
@@ -68,7 +68,7 @@ int fs_write_atomic(const char *path, const void *data, size_t len, mode_t mode,
         snprintf(err, errlen, "%s: %s", tmp, strerror(e));
         return -e;
     }
-    int rc = write_all(fd, data, len);
+    int rc = fs_write_all(fd, data, len);
     if (rc == 0 && fsync(fd) < 0)
         rc = -errno;
     if (close(fd) < 0 && rc == 0)

@@ -9,6 +9,9 @@
  * directory is tightened to mode when tighten is set. 0 or -errno. */
 int fs_mkdir_p(const char *path, mode_t mode, int tighten);
 
+/* write(2) all of buf, retrying short writes and EINTR. 0 or -errno. */
+int fs_write_all(int fd, const void *buf, size_t len);
+
 /* Replace path with data so that readers see the old or the new content,
  * never a mix, even across kill -9 or power loss: write a temp file in the
  * same directory, fsync, rename, fsync the directory. A failed write (full

@@ -37,8 +37,7 @@ static long long now_ms(void)
 
 static char *xstrdup(const char *s) { return s ? strdup(s) : NULL; }
 
-static char *xprintf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-static char *xprintf(const char *fmt, ...)
+char *rs_printf(const char *fmt, ...)
 {
     va_list ap;
     va_start(ap, fmt);
@@ -54,7 +53,7 @@ static char *first_line(const char *text)
 {
     const char *t = text ? text : "";
     size_t n = strcspn(t, "\n");
-    return xprintf("%.*s", (int)(n > 300 ? 300 : n), t);
+    return rs_printf("%.*s", (int)(n > 300 ? 300 : n), t);
 }
 
 static void on_kick(uv_timer_t *t) { advance(t->data); }
@@ -287,7 +286,7 @@ static void infra_handle(struct rsuite *s)
                     r->o.retries, s->infra);
         st_case_reset(c);
         c->result = RES_PENDING;
-        c->message = xprintf("retrying after: %s", line);
+        c->message = rs_printf("retrying after: %s", line);
         ev_case(s, c, "retrying");
         free(c->message);
         c->message = NULL;
@@ -298,13 +297,13 @@ static void infra_handle(struct rsuite *s)
         c->result = RES_ERROR;
         free(c->message);
         free(c->detail);
-        c->message = xprintf("infrastructure error%s: %s", r->o.retries ? " (retries used up)" : "", line);
+        c->message = rs_printf("infrastructure error%s: %s", r->o.retries ? " (retries used up)" : "", line);
         c->detail = xstrdup(s->infra);
         st_case_log(c, "\n=== infrastructure error ===\n%s\n", s->infra);
         c->finished_ms = now_ms();
         ev_case(s, c, "error");
         status_say(&r->st, "%s/%s: ERROR: %s", s->st.name, c->name, line);
-        char *why = xprintf("not run: case %s hit an infrastructure error", c->name);
+        char *why = rs_printf("not run: case %s hit an infrastructure error", c->name);
         skip_rest(s, s->cur + 1, why);
         free(why);
         s->cur = s->st.ncases;
@@ -402,7 +401,7 @@ static void step_finish(struct rsuite *s)
         if (*part && !s->setup_all_failed)
             s->setup_all_failed = xstrdup(c->name);
         if (!c->message) {
-            c->message = xprintf("%s%s:%d: %s", part, s->def->path, st->loc.line, why ? why : "failed");
+            c->message = rs_printf("%s%s:%d: %s", part, s->def->path, st->loc.line, why ? why : "failed");
             c->detail = rep;
             rep = NULL;
         }
@@ -453,7 +452,7 @@ static void case_begin(struct rsuite *s)
     s->tear_from = s->nplan;
     plan_add(s, &d->tear_down);
     if (s->setup_all_failed) {
-        c->message = xprintf("not run: set_up_all failed (in case %s)", s->setup_all_failed);
+        c->message = rs_printf("not run: set_up_all failed (in case %s)", s->setup_all_failed);
         s->pc = s->nplan;
     }
     next_step(s);
@@ -522,7 +521,7 @@ static void suite_start(struct rsuite *s)
     if (fleet_new(r->loop, &fo, on_fleet_event, s, &s->f, err, sizeof(err)) < 0) {
         st_case *c = &s->st.cases[0];
         c->result = RES_ERROR;
-        c->message = xprintf("infrastructure error: %s", err);
+        c->message = rs_printf("infrastructure error: %s", err);
         skip_rest(s, 1, "not run: the suite could not start");
         suite_finish(s);
         return;
@@ -556,7 +555,7 @@ static void pump(struct runner *r)
 static void suite_finish(struct rsuite *s)
 {
     struct runner *r = s->r;
-    char *why = xprintf("not run%s%s", s->abort_why ? ": " : "", s->abort_why ? s->abort_why : "");
+    char *why = rs_printf("not run%s%s", s->abort_why ? ": " : "", s->abort_why ? s->abort_why : "");
     skip_rest(s, 0, why);
     free(why);
     int n[RES_COUNT] = { 0 };
@@ -633,7 +632,7 @@ void runner_start(runner_t *r, runner_done_cb cb, void *data)
         if (!s->never)
             continue;
         r->config_error = 1;
-        char *msg = xprintf("not run: the suite can never fit: %s", s->never);
+        char *msg = rs_printf("not run: the suite can never fit: %s", s->never);
         for (int k = 0; k < s->st.ncases; k++) {
             s->st.cases[k].result = RES_ERROR;
             s->st.cases[k].message = xstrdup(msg);
@@ -663,7 +662,7 @@ static void suite_abort(struct rsuite *s, const char *why)
         if (c && c->result == RES_RUNNING) {
             c->result = RES_ERROR;
             free(c->message);
-            c->message = xprintf("interrupted: %s", why);
+            c->message = rs_printf("interrupted: %s", why);
             c->finished_ms = now_ms();
             ev_case(s, c, "error");
         }

@@ -124,6 +124,8 @@ int step_verdict(struct rsuite *s, const struct suite_step *st, const step_out *
 /* The report of a step for the case log (malloc'd, masked). */
 char *step_report(struct rsuite *s, const struct suite_step *st, const step_out *o, int ok);
 void step_out_free(step_out *o);
+/* A malloc'd printf (runner.c); NULL on ENOMEM. */
+char *rs_printf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 /* A masked copy of text (passwords of the suite's VMs replaced). */
 char *rsuite_mask(const struct rsuite *s, const char *text);
 /* ${...} of the running case. */

@@ -15,6 +15,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "cfg/util.h"
 #include "qmp/agent.h"
 #include "qmp/qmp.h"
 
@@ -41,18 +42,6 @@ struct sjob {
 
 static double mono_ms(void) { return uv_hrtime() / 1e6; }
 
-static char *fmt(const char *f, ...) __attribute__((format(printf, 1, 2)));
-static char *fmt(const char *f, ...)
-{
-    va_list ap;
-    va_start(ap, f);
-    char *s = NULL;
-    if (vasprintf(&s, f, ap) < 0)
-        s = NULL;
-    va_end(ap);
-    return s;
-}
-
 void step_out_free(step_out *o)
 {
     if (!o)
@@ -71,30 +60,10 @@ char *rsuite_mask(const struct rsuite *s, const char *text)
         return NULL;
     char *cur = strdup(text);
     for (int i = 0; cur && i < s->npasswords; i++) {
-        const char *pw = s->passwords[i];
-        size_t pl = strlen(pw), n = 0;
-        for (const char *q = cur; (q = strstr(q, pw)); q += pl)
-            n++;
-        if (!n)
-            continue;
-        char *m = malloc(strlen(cur) + n * 8 + 1), *w = m;
-        if (!m) {
-            free(cur);
-            return NULL;
-        }
-        for (const char *q = cur, *hit; ; q = hit + pl) {
-            hit = strstr(q, pw);
-            size_t k = hit ? (size_t)(hit - q) : strlen(q);
-            memcpy(w, q, k);
-            w += k;
-            if (!hit)
-                break;
-            memcpy(w, "********", 8);
-            w += 8;
-        }
-        *w = '\0';
+        struct sbuf b = { 0 };
+        sb_add_masked(&b, cur, s->passwords[i]);
         free(cur);
-        cur = m;
+        cur = sb_take(&b);
     }
     return cur;
 }
@@ -308,9 +277,9 @@ static void host_start(struct sjob *j, const char *cmd, int timeout_ms)
         return;
     }
     memcpy(env, environ, ne * sizeof(char *));
-    char *mine[4] = { fmt("QF_SUITE=%s", s->def->name),
-                      fmt("QF_CASE=%s", s->cur < s->st.ncases ? s->st.cases[s->cur].name : ""),
-                      fmt("QF_RUN_DIR=%s", s->st.run_dir), fmt("QF_TMP=%s", s->tmp_dir) };
+    char *mine[4] = { rs_printf("QF_SUITE=%s", s->def->name),
+                      rs_printf("QF_CASE=%s", s->cur < s->st.ncases ? s->st.cases[s->cur].name : ""),
+                      rs_printf("QF_RUN_DIR=%s", s->st.run_dir), rs_printf("QF_TMP=%s", s->tmp_dir) };
     for (int i = 0; i < 4; i++)
         if (mine[i])
             env[ne++] = mine[i];
@@ -426,7 +395,7 @@ static void take_reply(struct sjob *j, const json_t *ret, const conn_err *err)
     if (!err) {
         o->ret = ret ? json_copy(ret) : json_null();
     } else if (err->code == -EREMOTEIO) {
-        o->err_text = fmt("%s: %s", err->cls ? err->cls : "Error", err->desc ? err->desc : "");
+        o->err_text = rs_printf("%s: %s", err->cls ? err->cls : "Error", err->desc ? err->desc : "");
     } else if (err->code == -ETIMEDOUT) {
         o->timed_out = 1;
         o->error = strdup(err->desc ? err->desc : "timed out");
@@ -453,7 +422,7 @@ static void on_agent_reply(agent_t *a, const json_t *ret, const conn_err *err, v
 /* A host path of a copy: relative ones are relative to the suite file. */
 static char *host_path(struct rsuite *s, const char *p)
 {
-    return p[0] == '/' ? strdup(p) : fmt("%s/%s", s->def->dir, p);
+    return p[0] == '/' ? strdup(p) : rs_printf("%s/%s", s->def->dir, p);
 }
 
 int step_start(struct rsuite *s, const struct suite_step *st, unsigned token, step_done_fn done)
