@@ -76,21 +76,6 @@ static pid_t start_qfleet(char *const args[])
     return pid;
 }
 
-static int wait_exit(pid_t pid, int timeout_ms)
-{
-    double end = tu_now_ms() + timeout_ms;
-    int st;
-    while (tu_now_ms() < end) {
-        pid_t r = waitpid(pid, &st, WNOHANG);
-        if (r == pid)
-            return WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
-        usleep(50000);
-    }
-    kill(pid, SIGKILL);
-    waitpid(pid, &st, 0);
-    return -1;
-}
-
 static char *slurp(const char *name)
 {
     char p[320];
@@ -139,23 +124,11 @@ static json_t *wait_settled(int n, int timeout_ms)
     return NULL;
 }
 
-static int alive(long long pid)
-{
-    char p[64], state = 0;
-    snprintf(p, sizeof(p), "/proc/%lld/stat", pid);
-    FILE *f = fopen(p, "r");
-    if (!f)
-        return 0;
-    int ok = fscanf(f, "%*d %*s %c", &state) == 1 && state != 'Z';
-    fclose(f);
-    return ok;
-}
-
 static int leases_held(const char *owner_part)
 {
     char *args[] = { QFLEET, "leases", "--json", "--state-dir", state_dir, NULL };
     pid_t pid = start_qfleet(args);
-    cr_assert_eq(wait_exit(pid, 10000), 0);
+    cr_assert_eq(tu_wait_exit(pid, 10000), 0);
     char *out = slurp("out.txt");
     json_t *l = json_parse(out, strlen(out), NULL, 0);
     free(out);
@@ -239,7 +212,7 @@ Test(fleet, eight_guests_ready_and_distinct)
     }
     json_free(reg);
     kill(pid, SIGINT);
-    cr_assert_eq(wait_exit(pid, 120000), 128 + SIGINT);
+    cr_assert_eq(tu_wait_exit(pid, 120000), 128 + SIGINT);
     cr_assert_eq(leases_held("/vm0-"), 0);
     free(err);
 }
@@ -278,8 +251,8 @@ Test(fleet, killed_qemu_fails_alone)
     /* qfleet down stops the rest through the control socket. */
     char *down[] = { QFLEET, "down", run_dir, NULL };
     pid_t d = start_qfleet(down);
-    cr_assert_eq(wait_exit(d, 120000), 0);
-    cr_assert_eq(wait_exit(pid, 30000), 1, "a failed guest makes 'up' exit 1");
+    cr_assert_eq(tu_wait_exit(d, 120000), 0);
+    cr_assert_eq(tu_wait_exit(pid, 30000), 1, "a failed guest makes 'up' exit 1");
 }
 
 Test(fleet, guest_without_agent_times_out_with_serial_tail)
@@ -291,7 +264,7 @@ Test(fleet, guest_without_agent_times_out_with_serial_tail)
     char *args[] = { QFLEET, "up", cfg, "--run-dir", run_dir, "--boot-timeout", "20", "--until-ready",
                      "--json", "-q", NULL };
     pid_t pid = start_qfleet(args);
-    cr_assert_eq(wait_exit(pid, 120000), 1);
+    cr_assert_eq(tu_wait_exit(pid, 120000), 1);
     char *out = slurp("out.txt");
     json_t *res = json_parse(out, strlen(out), NULL, 0);
     cr_assert(res, "no JSON result: %s", out);
@@ -321,13 +294,13 @@ Test(fleet, sigterm_stops_every_guest)
         json_t *g = json_at(json_get(reg, "guests"), (size_t)i);
         cr_assert_str_eq(json_get_str(g, "state"), "ready");
         pids[i] = json_get_int(g, "pid", 0);
-        cr_assert(alive(pids[i]));
+        cr_assert(tu_alive(pids[i]));
     }
     json_free(reg);
     kill(pid, SIGTERM);
-    cr_assert_eq(wait_exit(pid, 120000), 128 + SIGTERM);
+    cr_assert_eq(tu_wait_exit(pid, 120000), 128 + SIGTERM);
     for (int i = 0; i < 2; i++)
-        cr_assert_not(alive(pids[i]), "QEMU %lld outlived qfleet", pids[i]);
+        cr_assert_not(tu_alive(pids[i]), "QEMU %lld outlived qfleet", pids[i]);
     cr_assert_eq(leases_held("/vm0-"), 0);
     /* The event log saw the whole way down. */
     char p[400];
@@ -353,10 +326,10 @@ Test(fleet, kill9_controller_takes_qemu_along)
     }
     cr_assert_gt(qpid, 0);
     kill(pid, SIGKILL);
-    wait_exit(pid, 10000);
-    for (int i = 0; i < 100 && alive(qpid); i++)
+    tu_wait_exit(pid, 10000);
+    for (int i = 0; i < 100 && tu_alive(qpid); i++)
         usleep(50000);
-    cr_assert_not(alive(qpid), "QEMU survived a kill -9 of its controller");
+    cr_assert_not(tu_alive(qpid), "QEMU survived a kill -9 of its controller");
     /* Its leases are reclaimed by the next operation of anyone. */
     cr_assert_eq(leases_held("/vm0"), 0);
 }
@@ -370,7 +343,7 @@ Test(fleet, bad_cfg_exits_2_naming_the_line)
     fclose(f);
     char *args[] = { QFLEET, "up", cfg, "--run-dir", run_dir, "--until-ready", NULL };
     pid_t pid = start_qfleet(args);
-    cr_assert_eq(wait_exit(pid, 30000), 2);
+    cr_assert_eq(tu_wait_exit(pid, 30000), 2);
     char *err = slurp("err.txt");
     cr_assert(strstr(err, "bad.cfg:3:"), "%s", err);
     free(err);
@@ -438,7 +411,7 @@ Test(fleet, cpupin_pins_qemu_and_its_vcpus)
     /* The pinned CPU is leased while the guest runs. */
     cr_assert_gt(leases_held("/vm0"), 0);
     kill(pid, SIGINT);
-    cr_assert_eq(wait_exit(pid, 60000), 128 + SIGINT);
+    cr_assert_eq(tu_wait_exit(pid, 60000), 128 + SIGINT);
 }
 
 Test(fleet, jobs_limits_concurrent_boots)
@@ -449,7 +422,7 @@ Test(fleet, jobs_limits_concurrent_boots)
     char *args[] = { QFLEET, "up", cfg, "--count", "3", "--jobs", "1", "--run-dir", run_dir, "--no-ssh",
                      "--until-ready", "-q", NULL };
     pid_t pid = start_qfleet(args);
-    cr_assert_eq(wait_exit(pid, 300000), 0);
+    cr_assert_eq(tu_wait_exit(pid, 300000), 0);
     /* Replay events.jsonl: at no point more than one guest booting. */
     char p[400];
     snprintf(p, sizeof(p), "%s/events.jsonl", run_dir);
@@ -497,7 +470,7 @@ Test(fleet, port_race_gets_a_new_port_once)
     write_cfg(cfg, "console=ttyS0 quiet panic=-1", extra);
     char *args[] = { QFLEET, "up", cfg, "--run-dir", run_dir, "--no-ssh", "--until-ready", "--json", "-q", NULL };
     pid_t pid = start_qfleet(args);
-    int code = wait_exit(pid, 120000);
+    int code = tu_wait_exit(pid, 120000);
     char *errt = slurp("err.txt");
     cr_assert_eq(code, 0, "exit %d: %s", code, errt);
     free(errt);

@@ -87,20 +87,6 @@ static pid_t spawn(char *const argv[], const char *out, const char *err)
     return pid;
 }
 
-static int wait_exit(pid_t pid, int timeout_ms)
-{
-    double end = tu_now_ms() + timeout_ms;
-    int st;
-    while (tu_now_ms() < end) {
-        if (waitpid(pid, &st, WNOHANG) == pid)
-            return WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
-        usleep(20000);
-    }
-    kill(pid, SIGKILL);
-    waitpid(pid, &st, 0);
-    return -1;
-}
-
 /* A whole file as a string; "" when missing. */
 static char *slurp(const char *path)
 {
@@ -150,7 +136,7 @@ static struct res qmpctl(const char *first, ...)
     char out[320], err[320];
     snprintf(out, sizeof(out), "%s/out.%d", dir, nout);
     snprintf(err, sizeof(err), "%s/err.%d", dir, nout++);
-    struct res r = { .rc = wait_exit(spawn(argv, out, err), 120000) };
+    struct res r = { .rc = tu_wait_exit(spawn(argv, out, err), 120000) };
     r.out = slurp(out);
     r.err = slurp(err);
     return r;
@@ -192,7 +178,7 @@ static json_t *qmpctl_json(const char *first, ...)
     char out[320], err[320];
     snprintf(out, sizeof(out), "%s/out.%d", dir, nout);
     snprintf(err, sizeof(err), "%s/err.%d", dir, nout++);
-    int rc = wait_exit(spawn(argv, out, err), 120000);
+    int rc = tu_wait_exit(spawn(argv, out, err), 120000);
     char *o = slurp(out), *e = slurp(err);
     cr_assert_eq(rc, 0, "qmpctl %s ... --json: exit %d: %s", first, rc, e);
     json_t *v = parse(o);
@@ -249,21 +235,9 @@ static int finish_bg(pid_t *slot, int sig, int ms)
 {
     if (sig)
         kill(*slot, sig);
-    int rc = wait_exit(*slot, ms);
+    int rc = tu_wait_exit(*slot, ms);
     *slot = 0;
     return rc;
-}
-
-static int alive(long long pid)
-{
-    char p[64], state = 0;
-    snprintf(p, sizeof(p), "/proc/%lld/stat", pid);
-    FILE *f = fopen(p, "r");
-    if (!f)
-        return 0;
-    int ok = fscanf(f, "%*d %*s %c", &state) == 1 && state != 'Z';
-    fclose(f);
-    return ok;
 }
 
 /* ---- the fleet ---- */
@@ -546,8 +520,8 @@ Test(qmpctl, fleet_end_to_end)
     char o[320], e[320];
     snprintf(o, sizeof(o), "%s/down.out", dir);
     snprintf(e, sizeof(e), "%s/down.err", dir);
-    cr_assert_eq(wait_exit(spawn(down, o, e), 120000), 0);
-    cr_assert_eq(wait_exit(fleet_pid, 30000), 1, "a failed guest makes 'up' exit 1");
+    cr_assert_eq(tu_wait_exit(spawn(down, o, e), 120000), 0);
+    cr_assert_eq(tu_wait_exit(fleet_pid, 30000), 1, "a failed guest makes 'up' exit 1");
     fleet_pid = 0;
     EXPECT(1, "has finished", 1, "status", "vm0-1", "--run-dir", run_dir);
     EXPECT(0, "stopped", 0, "list", "--run-dir", run_dir);
@@ -556,7 +530,7 @@ Test(qmpctl, fleet_end_to_end)
         char name[16];
         snprintf(name, sizeof(name), "vm0-%d", i);
         long long pid = json_get_int(guest_of(reg, name), "pid", 0);
-        cr_assert_not(alive(pid), "QEMU of %s (%lld) still runs", name, pid);
+        cr_assert_not(tu_alive(pid), "QEMU of %s (%lld) still runs", name, pid);
     }
     json_free(reg);
     for (int i = 0; i < 4; i++)

@@ -100,23 +100,9 @@ static pid_t start(const char *tag, const char *const args[])
     return pid;
 }
 
-static int wait_exit(pid_t pid, int timeout_ms)
-{
-    double end = tu_now_ms() + timeout_ms;
-    int st;
-    while (tu_now_ms() < end) {
-        if (waitpid(pid, &st, WNOHANG) == pid)
-            return WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
-        usleep(50000);
-    }
-    kill(pid, SIGKILL);
-    waitpid(pid, &st, 0);
-    return -1;
-}
-
 static int run_qfleet(const char *tag, const char *const args[], int timeout_ms)
 {
-    return wait_exit(start(tag, args), timeout_ms);
+    return tu_wait_exit(start(tag, args), timeout_ms);
 }
 
 static int xmllint(const char *xml)
@@ -386,7 +372,7 @@ Test(run, failure_and_killed_qemu)
     const char *ka[] = { "run", "killed.suite", "--run-dir", rk, "--retries", "1", "--json", NULL };
     double t0 = tu_now_ms();
     pid_t pf = start("fails", fa), pk = start("killed", ka);
-    int rcf = wait_exit(pf, 300000), rck = wait_exit(pk, 300000);
+    int rcf = tu_wait_exit(pf, 300000), rck = tu_wait_exit(pk, 300000);
     double secs = (tu_now_ms() - t0) / 1000;
     char *ef = slurp("fails.err"), *ek = slurp("killed.err"), *ok = slurp("killed.out");
 
@@ -564,7 +550,7 @@ Test(run, live_table_on_a_tty)
     }
     buf[len] = '\0';
     close(master);
-    cr_assert_eq(wait_exit(pid, 10000), 2);
+    cr_assert_eq(tu_wait_exit(pid, 10000), 2);
     cr_assert(strstr(buf, "\033[J"), "no redraw in: %s", buf);
     cr_assert(strstr(buf, "SUITE") && strstr(buf, "big"), "%s", buf);
 }

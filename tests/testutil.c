@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 int tu_mkdtemp(char *out, size_t outlen, const char *tag)
@@ -43,6 +44,32 @@ double tu_now_ms(void)
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return ts.tv_sec * 1e3 + ts.tv_nsec / 1e6;
+}
+
+int tu_wait_exit(pid_t pid, int ms)
+{
+    double end = tu_now_ms() + ms;
+    int st;
+    while (tu_now_ms() < end) {
+        if (waitpid(pid, &st, WNOHANG) == pid)
+            return WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
+        usleep(20000);
+    }
+    kill(pid, SIGKILL);
+    waitpid(pid, &st, 0);
+    return -1;
+}
+
+int tu_alive(long long pid)
+{
+    char p[64], state = 0;
+    snprintf(p, sizeof(p), "/proc/%lld/stat", pid);
+    FILE *f = fopen(p, "r");
+    if (!f)
+        return 0;
+    int ok = fscanf(f, "%*d %*s %c", &state) == 1 && state != 'Z';
+    fclose(f);
+    return ok;
 }
 
 int tu_wait_path(const char *path, int ms)

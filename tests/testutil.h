@@ -14,6 +14,11 @@ void tu_rmtree(const char *path);
 const char *tu_guest_dir(void);
 /* Wait until path exists, up to ms milliseconds. 0 or -ETIMEDOUT. */
 int tu_wait_path(const char *path, int ms);
+/* Wait up to ms for child pid: its exit status, 128+signal if killed, or
+ * -1 after killing it when the time is up. */
+int tu_wait_exit(pid_t pid, int ms);
+/* 1 if pid runs (exists and is not a zombie). */
+int tu_alive(long long pid);
 /* Monotonic milliseconds. */
 double tu_now_ms(void);
 
