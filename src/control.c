@@ -81,6 +81,9 @@ static void reply(struct client *cl, const json_t *id, json_t *ret, const char *
         json_free(ret);
         return;
     }
+    /* A client that reads guests.json after our reply must see the change
+     * the reply reports. */
+    fleet_flush_registry(cl->ctl->f);
     json_t *r = json_object();
     if (id)
         json_set(r, "id", json_copy(id));

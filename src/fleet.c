@@ -141,6 +141,8 @@ int fleet_new(uv_loop_t *loop, const fleet_opts *o, fleet_event_cb cb, void *dat
         free(f);
         return rc;
     }
+    uv_timer_init(loop, &f->flush);
+    f->flush.data = f;
     *out = f;
     return 0;
 }
@@ -284,9 +286,32 @@ json_t *fleet_registry(const fleet_t *f)
     return o;
 }
 
-void fleet_publish(fleet_t *f, fguest_t *g)
+static void write_registry(fleet_t *f)
 {
     char err[256];
+    size_t n;
+    json_t *reg = fleet_registry(f);
+    char *s = json_dump_pretty(reg, &n);
+    json_free(reg);
+    char path[PATH_MAX];
+    snprintf(path, sizeof(path), "%s/guests.json", f->run_dir);
+    /* A failed rewrite (full disk) keeps the previous registry intact. */
+    if (s && fs_write_atomic(path, s, n, 0600, err, sizeof(err)) < 0)
+        fprintf(stderr, "qfleet: %s\n", err);
+    free(s);
+    f->registry_dirty = 0;
+}
+
+void fleet_flush_registry(fleet_t *f)
+{
+    if (f->registry_dirty)
+        write_registry(f);
+}
+
+static void on_flush(uv_timer_t *t) { fleet_flush_registry(t->data); }
+
+void fleet_publish(fleet_t *f, fguest_t *g)
+{
     json_t *ev = json_object();
     json_set_int(ev, "ts_ms", fleet_now_ms());
     json_set_str(ev, "run", f->run_id);
@@ -300,15 +325,11 @@ void fleet_publish(fleet_t *f, fguest_t *g)
         fprintf(stderr, "qfleet: events.jsonl: %s\n", strerror(errno));
     free(line);
 
-    json_t *reg = fleet_registry(f);
-    char *s = json_dump_pretty(reg, &n);
-    json_free(reg);
-    char path[PATH_MAX];
-    snprintf(path, sizeof(path), "%s/guests.json", f->run_dir);
-    /* A failed rewrite (full disk) keeps the previous registry intact. */
-    if (s && fs_write_atomic(path, s, n, 0600, err, sizeof(err)) < 0)
-        fprintf(stderr, "qfleet: %s\n", err);
-    free(s);
+    /* Several guests often change state in one loop turn: the registry is
+     * rewritten (and fsync'd) once for all of them, before the loop waits. */
+    f->registry_dirty = 1;
+    if (!uv_is_active((uv_handle_t *)&f->flush))
+        uv_timer_start(&f->flush, on_flush, 0, 0);
     if (f->cb)
         f->cb(f, g, g->state, f->data);
 }
@@ -373,29 +394,30 @@ static void free_all(fleet_t *f)
         cb(NULL, data);
 }
 
-static void on_handle_closed(uv_handle_t *h)
+static void closed_one(fleet_t *f)
 {
-    fguest_t *g = h->data;
-    if (--g->f->pending_closes == 0)
-        free_all(g->f);
+    if (--f->pending_closes == 0)
+        free_all(f);
 }
+
+static void on_guest_handle_closed(uv_handle_t *h) { closed_one(((fguest_t *)h->data)->f); }
+static void on_flush_closed(uv_handle_t *h) { closed_one(h->data); }
 
 void fleet_free(fleet_t *f, fleet_done_cb cb, void *data)
 {
     f->free_cb = cb;
     f->free_data = data;
-    if (f->n == 0) {
-        free_all(f);
-        return;
-    }
     for (size_t i = 0; i < f->n; i++) {
         fguest_t *g = f->g[i];
         if (g->state != GS_STOPPED && g->state != GS_FAILED)
             fg_fail(g, "%s: the controller shut down", g->name);
-        f->pending_closes += 3;
     }
+    /* Nothing published may be lost to the coalescing. */
+    fleet_flush_registry(f);
+    f->pending_closes = 1 + 3 * (int)f->n;
+    uv_close((uv_handle_t *)&f->flush, on_flush_closed);
     for (size_t i = 0; i < f->n; i++)
-        fg_close(f->g[i], on_handle_closed);
+        fg_close(f->g[i], on_guest_handle_closed);
 }
 
 const char *fleet_run_dir(const fleet_t *f) { return f->run_dir; }

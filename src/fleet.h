@@ -85,6 +85,9 @@ fguest_t *fleet_guest_at(const fleet_t *f, size_t i);
 fguest_t *fleet_find(const fleet_t *f, const char *name);
 /* 1 when no guest is queued or on its way to ready. */
 int fleet_settled(const fleet_t *f);
+/* Write guests.json now if a change is still pending (it is otherwise
+ * written once per loop turn): before telling anyone outside about one. */
+void fleet_flush_registry(fleet_t *f);
 /* guests.json as an object (caller frees). */
 json_t *fleet_registry(const fleet_t *f);
 

@@ -79,6 +79,8 @@ struct fleet {
     fguest_t **g;
     size_t n, cap;
     int evfd;                      /* events.jsonl, O_APPEND */
+    uv_timer_t flush;              /* writes guests.json once per loop turn */
+    int registry_dirty;
     int booting;                   /* guests between allocating and ready */
     fleet_event_cb cb;
     void *data;
