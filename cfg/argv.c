@@ -193,7 +193,7 @@ static int check_res(const struct model *m, const struct cfg_res *res, char *err
             res->run_dir, sizeof(sun.sun_path) - 1);
     for (int i = 0; i < m->nmacs; i++) {
         char mac[18];
-        if (mac_parse(res->macs[i], mac) < 0)
+        if (cfg_mac_parse(res->macs[i], mac) < 0)
             return FAIL("res: macs[%d] '%.17s' (for %s) is not a unicast MAC", i, res->macs[i],
                         m->mac_for[i]);
     }

@@ -27,7 +27,7 @@
 #include <stddef.h>
 
 #include "cfg/vm.h"
-#include "qmp/json.h"
+#include "base/json.h"
 
 /* What a VM needs before its command line can be built. The *_for strings
  * say what each entry is for ("net 0 host_connect", "device 1 vhost-user")

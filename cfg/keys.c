@@ -160,7 +160,7 @@ int ko_mac(struct bctx *b, struct opts *o, const char *name, const char **out)
     if (!p)
         return 0;
     char mac[18];
-    int r = mac_parse(p->val, mac);
+    int r = cfg_mac_parse(p->val, mac);
     if (r == -EDOM)
         return ko_bad(b, p, "a unicast MAC address (first octet even, not all zero)");
     if (r < 0)

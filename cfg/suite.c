@@ -18,7 +18,7 @@
 #include "cfg/argv.h"
 #include "cfg/util.h"
 #include "cfg/vm.h"
-#include "qmp/json.h"
+#include "base/json.h"
 
 #define SUITE_FILE_MAX (4 << 20)
 #define TIMEOUT_MAX_MS (24 * 3600 * 1000)

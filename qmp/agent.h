@@ -37,7 +37,7 @@
 #include <uv.h>
 
 #include "qmp/conn.h"
-#include "qmp/json.h"
+#include "base/json.h"
 
 typedef struct agent agent_t;
 

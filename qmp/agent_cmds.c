@@ -7,7 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "qmp/base64.h"
+#include "base/base64.h"
 
 /* ---- results ---- */
 

@@ -21,7 +21,7 @@
 
 #include <uv.h>
 
-#include "qmp/json.h"
+#include "base/json.h"
 
 /* An error as callbacks see it. code is a negative errno. cls is QEMU's
  * error class for errors the peer sent ("GenericError", "CommandNotFound",

@@ -33,7 +33,7 @@
 #include <uv.h>
 
 #include "qmp/conn.h"
-#include "qmp/json.h"
+#include "base/json.h"
 
 typedef struct qmp qmp_t;
 

@@ -11,7 +11,7 @@
 #include "cfg/argv.h"
 #include "cfg/parse.h"
 #include "cfg/vm.h"
-#include "qmp/json.h"
+#include "base/json.h"
 
 /* Deterministic resources: no port probing. */
 static void res_for(const struct cfg_vm *vm, struct cfg_res *res)

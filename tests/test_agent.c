@@ -15,7 +15,7 @@
 #include <uv.h>
 
 #include "qmp/agent.h"
-#include "qmp/base64.h"
+#include "base/base64.h"
 #include "testutil.h"
 
 /* ---- base64 ---- */

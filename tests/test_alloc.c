@@ -18,8 +18,8 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#include "qmp/json.h"
-#include "src/alloc.h"
+#include "base/json.h"
+#include "src/alloc/alloc.h"
 #include "tests/testutil.h"
 
 static char dir[512];
@@ -187,7 +187,7 @@ Test(alloc, hold_and_release_owner_tree)
 {
     alloc_store *s = open_dir();
     alloc_owner vm = owner("r1/vm", 0), vm2 = owner("r1/vm2", 0), other = owner("r2/vm", 0);
-    char mac[ALLOC_MAC_STRLEN];
+    char mac[MAC_STRLEN];
     cr_assert_eq(alloc_mac(s, &vm, 0, "02:00:00:", 0, mac, err, sizeof(err)), 0, "%s", err);
     cr_assert_eq(alloc_mac(s, &vm, 1, "02:00:00:", 0, mac, err, sizeof(err)), 0);
     cr_assert_eq(alloc_take(s, &vm, "cpu", "5", 0, NULL, err, sizeof(err)), 0);
@@ -411,7 +411,7 @@ Test(alloc, mac_host_prefix)
     alloc_opts opts = { .sysfs_root = root };
     alloc_store *s = open_opts(&opts);
     alloc_owner o = owner("p/vm", getpid());
-    char mac[ALLOC_MAC_STRLEN];
+    char mac[MAC_STRLEN];
     cr_assert_eq(alloc_mac(s, &o, 0, NULL, 0, mac, err, sizeof(err)), 0, "%s", err);
     cr_assert_eq(strncmp(mac, "a6:12:34:56:", 12), 0, "%s", mac);
     alloc_store_close(s);
@@ -427,7 +427,7 @@ Test(alloc, mac_same_owner_nic_same_mac)
 {
     alloc_store *s = open_dir();
     alloc_owner a = owner("r/vmA", getpid()), b = owner("r/vmB", getpid());
-    char m0[ALLOC_MAC_STRLEN], m0b[ALLOC_MAC_STRLEN], m1[ALLOC_MAC_STRLEN], mb[ALLOC_MAC_STRLEN];
+    char m0[MAC_STRLEN], m0b[MAC_STRLEN], m1[MAC_STRLEN], mb[MAC_STRLEN];
     cr_assert_eq(alloc_mac(s, &a, 0, "02:aa:", 0, m0, err, sizeof(err)), 0, "%s", err);
     cr_assert_eq(alloc_mac(s, &a, 0, "02:aa:", 0, m0b, err, sizeof(err)), 0);
     cr_assert_str_eq(m0, m0b);
@@ -448,14 +448,14 @@ Test(alloc, mac_random_bits)
     alloc_store *s = open_dir();
     alloc_owner o = owner("bits", getpid());
     for (int i = 0; i < 50; i++) {
-        char mac[ALLOC_MAC_STRLEN];
+        char mac[MAC_STRLEN];
         unsigned char m[6];
         cr_assert_eq(alloc_mac(s, &o, i, "", 0, mac, err, sizeof(err)), 0, "%s", err);
-        cr_assert_eq(alloc_mac_parse(mac, m), 0);
+        cr_assert_eq(mac_parse(mac, m), 0);
         cr_assert_eq(m[0] & 0x01, 0, "multicast %s", mac);
         cr_assert_eq(m[0] & 0x02, 0x02, "not locally administered %s", mac);
     }
-    char mac[ALLOC_MAC_STRLEN];
+    char mac[MAC_STRLEN];
     cr_assert_eq(alloc_mac(s, &o, 99, "03:00:", 0, mac, err, sizeof(err)), -EINVAL);
     cr_assert(strstr(err, "multicast"), "%s", err);
     cr_assert_eq(alloc_mac(s, &o, 99, "02:00:00:00:00:00", 0, mac, err, sizeof(err)), -EINVAL);
@@ -475,7 +475,7 @@ Test(alloc, mac_explicit_clash_names_owner)
     /* reserving another MAC for the same NIC replaces the old one */
     cr_assert_eq(alloc_reserve_mac(s, &a, 0, "02:00:00:00:00:0A", 0, err, sizeof(err)), 0);
     cr_assert_eq(count(s), 1);
-    char mac[ALLOC_MAC_STRLEN];
+    char mac[MAC_STRLEN];
     cr_assert_eq(alloc_mac(s, &a, 0, NULL, 0, mac, err, sizeof(err)), 0, "%s", err);
     cr_assert_str_eq(mac, "02:00:00:00:00:0a");
     cr_assert_eq(alloc_reserve_mac(s, &b, 2, "02:00:00:00:00:01", 0, err, sizeof(err)), 0);
@@ -490,7 +490,7 @@ Test(alloc, mac_shareable)
     alloc_store *s = open_dir();
     alloc_owner src = owner("mig/src", getpid()), dst = owner("mig/dst", getpid()),
                 third = owner("mig/other", getpid());
-    char mac[ALLOC_MAC_STRLEN];
+    char mac[MAC_STRLEN];
     cr_assert_eq(alloc_mac(s, &src, 0, "02:bb:", 0, mac, err, sizeof(err)), 0);
     /* not shareable yet on the source side */
     cr_assert_eq(alloc_reserve_mac(s, &dst, 0, mac, ALLOC_SHARED, err, sizeof(err)), -EEXIST);
@@ -504,7 +504,7 @@ Test(alloc, mac_shareable)
     cr_assert(strstr(err, "shareable"), "%s", err);
     /* random allocation never hands out a held MAC, shared or not */
     for (int i = 0; i < 20; i++) {
-        char m[ALLOC_MAC_STRLEN];
+        char m[MAC_STRLEN];
         cr_assert_eq(alloc_mac(s, &third, i, "02:bb:", 0, m, err, sizeof(err)), 0);
         cr_assert_str_neq(m, mac);
     }
@@ -518,15 +518,15 @@ Test(alloc, mac_exhausted)
     char seen[256] = { 0 };
     cr_assert_eq(alloc_begin(s, err, sizeof(err)), 0);
     for (int i = 0; i < 256; i++) {
-        char mac[ALLOC_MAC_STRLEN];
+        char mac[MAC_STRLEN];
         unsigned char m[6];
         cr_assert_eq(alloc_mac(s, &o, i, "02:11:22:33:44:", 0, mac, err, sizeof(err)), 0,
                      "nic %d: %s", i, err);
-        cr_assert_eq(alloc_mac_parse(mac, m), 0);
+        cr_assert_eq(mac_parse(mac, m), 0);
         cr_assert_eq(seen[m[5]], 0, "%s handed out twice", mac);
         seen[m[5]] = 1;
     }
-    char mac[ALLOC_MAC_STRLEN];
+    char mac[MAC_STRLEN];
     cr_assert_eq(alloc_mac(s, &o, 256, "02:11:22:33:44:", 0, mac, err, sizeof(err)), -ENOSPC);
     cr_assert(strstr(err, "all 256"), "%s", err);
     cr_assert_eq(alloc_commit(s, err, sizeof(err)), 0, "%s", err);
@@ -725,7 +725,7 @@ Test(alloc, cli_alloc_leases_free)
     unsigned char m[6];
     char mac[32];
     snprintf(mac, sizeof(mac), "%.17s", r->out);
-    cr_assert_eq(alloc_mac_parse(mac, m), 0, "output: %s", r->out);
+    cr_assert_eq(mac_parse(mac, m), 0, "output: %s", r->out);
     cr_assert_eq(strncmp(mac, "02:cc:", 6), 0);
     /* the same owner and NIC get the same MAC */
     r = qfleet("alloc", "mac", "--owner", "cli/vm", "--state-dir", dir, NULL);

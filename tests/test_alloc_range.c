@@ -5,8 +5,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "qmp/json.h"
-#include "src/alloc_range.h"
+#include "base/json.h"
+#include "src/alloc/range.h"
 
 static alloc_range *pool(const alloc_span *f, size_t n)
 {

@@ -31,7 +31,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "src/alloc.h"
+#include "src/alloc/alloc.h"
 #include "tests/testutil.h"
 
 #define NMAC 256
@@ -163,7 +163,7 @@ static void worker(int id, int cycles, held *log)
     uint64_t me = me_claim();
     size_t nlog = 0;
     for (int c = 0; cycles < 0 || c < cycles; c++) {
-        char mac[ALLOC_MAC_STRLEN];
+        char mac[MAC_STRLEN];
         unsigned char m[6];
         int d, p, rc = alloc_begin(s, err, sizeof(err));
         if (rc == 0)
@@ -181,7 +181,7 @@ static void worker(int id, int cycles, held *log)
             _exit(1);
         }
         double from = tu_now_ms();
-        alloc_mac_parse(mac, m);
+        mac_parse(mac, m);
         int vals[3] = { m[5], d - vnc0, p - port0 };
         claim(&sh->mac[vals[0]], me, "MAC", m[5]);
         claim(&sh->vnc[vals[1]], me, "display", d);

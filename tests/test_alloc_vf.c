@@ -20,8 +20,8 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#include "src/alloc.h"
-#include "src/alloc_vf.h"
+#include "src/alloc/alloc.h"
+#include "src/alloc/vf.h"
 #include "tests/testutil.h"
 
 static char dir[512], root[600], state[600], err[512];
@@ -163,8 +163,8 @@ static int record(void *ctx, const void *buf, size_t len)
 
 static void assert_req(const req *r, int ifindex, int vf, const char *mac)
 {
-    char text[ALLOC_MAC_STRLEN];
-    alloc_mac_format(r->mac, text);
+    char text[MAC_STRLEN];
+    mac_format(r->mac, text);
     cr_assert_eq(r->ifindex, ifindex);
     cr_assert_eq(r->vf, vf);
     cr_assert_str_eq(text, mac);

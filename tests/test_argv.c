@@ -10,7 +10,7 @@
 
 #include "cfg/argv.h"
 #include "cfg/vm.h"
-#include "qmp/json.h"
+#include "base/json.h"
 #include "testutil.h"
 
 #define F "/cfgdir/t.cfg"

@@ -26,7 +26,7 @@
 
 #include "cfg/argv.h"
 #include "cfg/vm.h"
-#include "qmp/json.h"
+#include "base/json.h"
 #include "testutil.h"
 
 static char dir[256], run[512], err[1024];

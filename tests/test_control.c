@@ -12,9 +12,9 @@
 #include <sys/un.h>
 #include <unistd.h>
 
-#include "qmp/json.h"
-#include "src/control.h"
-#include "src/fleet.h"
+#include "base/json.h"
+#include "src/ctl/control.h"
+#include "src/fleet/fleet.h"
 #include "testutil.h"
 
 static char dir[256], sock[320];

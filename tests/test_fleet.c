@@ -15,9 +15,9 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#include "qmp/json.h"
-#include "src/control.h"
-#include "src/fsutil.h"
+#include "base/json.h"
+#include "src/ctl/control.h"
+#include "base/fs.h"
 #include "testutil.h"
 
 #define QFLEET QF_BINARY_DIR "/src/qfleet"

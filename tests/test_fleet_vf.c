@@ -28,10 +28,10 @@
 #include <uv.h>
 
 #include "cfg/vm.h"
-#include "src/alloc.h"
-#include "src/alloc_vf.h"
-#include "src/fleet.h"
-#include "src/fsutil.h"
+#include "src/alloc/alloc.h"
+#include "src/alloc/vf.h"
+#include "src/fleet/fleet.h"
+#include "base/fs.h"
 #include "testutil.h"
 
 #define PF_IFINDEX 7
@@ -132,7 +132,7 @@ static void fake_pf(int nvf)
 
 typedef struct nlreq {
     int ifindex, vf;
-    char mac[ALLOC_MAC_STRLEN];
+    char mac[MAC_STRLEN];
 } nlreq;
 
 static struct {
@@ -162,7 +162,7 @@ static int record(void *ctx, const void *buf, size_t len)
     nlreq *r = &rec.r[rec.n++];
     r->ifindex = ifi->ifi_index;
     r->vf = (int)vm->vf;
-    alloc_mac_format(vm->mac, r->mac);
+    mac_format(vm->mac, r->mac);
     if (rec.answer)
         return rec.answer;
     char t[32];
@@ -333,7 +333,7 @@ static int count_leases(const char *kind, const char *part)
 }
 
 /* The VF lease of guest name: its VF and the MAC it was given. */
-static void vf_lease(const char *name, char pci[13], char mac[ALLOC_MAC_STRLEN])
+static void vf_lease(const char *name, char pci[13], char mac[MAC_STRLEN])
 {
     char owner[64];
     snprintf(owner, sizeof(owner), "/%s/nic", name);
@@ -343,7 +343,7 @@ static void vf_lease(const char *name, char pci[13], char mac[ALLOC_MAC_STRLEN])
     for (size_t i = 0; i < n; i++)
         if (!strcmp(l[i].kind, "vf") && strstr(l[i].owner, owner)) {
             snprintf(pci, 13, "%s", l[i].value);
-            snprintf(mac, ALLOC_MAC_STRLEN, "%s", l[i].data);
+            snprintf(mac, MAC_STRLEN, "%s", l[i].data);
             found++;
         }
     free(l);
@@ -398,7 +398,7 @@ Test(fleet_vf, vf_gets_the_guest_mac_and_it_is_restored_at_stop)
     cr_assert_eq(fleet_add(f, vf_vm("qemu-stay", NULL), "vm0-1", err, sizeof(err)), 0, "%s", err);
     fleet_start(f);
     char *argv = argv_of("vm0-1");
-    char host[13], pci[13], mac[ALLOC_MAC_STRLEN];
+    char host[13], pci[13], mac[MAC_STRLEN];
     vf_of_argv(argv, host);
     cr_assert_str_eq(host, "0000:3b:02.0", "%s", argv);
     free(argv);
@@ -526,7 +526,7 @@ Test(fleet_vf, cfg_mac_is_reserved_and_set)
                            sizeof(err)), 0, "%s", err);
     fleet_start(f);
     free(argv_of("vm0"));
-    char pci[13], mac[ALLOC_MAC_STRLEN];
+    char pci[13], mac[MAC_STRLEN];
     vf_lease("vm0", pci, mac);
     cr_assert_str_eq(mac, "02:00:00:00:00:42");
     cr_assert(holds_mac("vm0", "02:00:00:00:00:42"));

@@ -1,4 +1,4 @@
-/* test_json.c - the owned JSON tree (qmp/json.h): parse/dump round trips,
+/* test_json.c - the owned JSON tree (base/json.h): parse/dump round trips,
  * escaping, UTF-8, NUL bytes, integer range, nesting limits, errors. */
 #include <criterion/criterion.h>
 
@@ -8,7 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "qmp/json.h"
+#include "base/json.h"
 
 static json_t *parse_ok(const char *text)
 {

@@ -9,7 +9,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#include "src/proc.h"
+#include "base/proc.h"
 #include "testutil.h"
 
 struct outcome {

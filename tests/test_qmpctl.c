@@ -19,7 +19,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#include "qmp/json.h"
+#include "base/json.h"
 #include "testutil.h"
 
 #define QFLEET QF_BINARY_DIR "/src/qfleet"

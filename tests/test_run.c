@@ -19,9 +19,9 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#include "qmp/json.h"
-#include "src/fsutil.h"
-#include "src/status.h"
+#include "base/json.h"
+#include "base/fs.h"
+#include "src/status/status.h"
 #include "testutil.h"
 
 #define QFLEET QF_BINARY_DIR "/src/qfleet"

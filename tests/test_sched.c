@@ -4,7 +4,7 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "src/sched.h"
+#include "src/run/sched.h"
 
 static sched_limits limits(int jobs, long long mem, int ncpus)
 {

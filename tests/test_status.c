@@ -11,8 +11,8 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#include "src/fsutil.h"
-#include "src/status.h"
+#include "base/fs.h"
+#include "src/status/status.h"
 #include "testutil.h"
 
 static char dir[256];

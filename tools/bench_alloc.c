@@ -18,8 +18,8 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "qmp/json.h"
-#include "src/alloc.h"
+#include "base/json.h"
+#include "src/alloc/alloc.h"
 
 typedef struct result {
     const char *scenario;
@@ -66,7 +66,7 @@ static void worker(const char *dir, const char *scenario, int id, double until, 
             if (rc == 0)
                 rc = alloc_release(s, name, "bench", value, err, sizeof(err));
         } else {
-            char mac[ALLOC_MAC_STRLEN];
+            char mac[MAC_STRLEN];
             int d, p;
             rc = alloc_begin(s, err, sizeof(err));
             if (rc == 0)

@@ -17,10 +17,10 @@
 #include <unistd.h>
 
 #include "cfg/vm.h"
-#include "qmp/json.h"
+#include "base/json.h"
 #include "qmp/qmp.h"
-#include "src/fleet.h"
-#include "src/proc.h"
+#include "src/fleet/fleet.h"
+#include "base/proc.h"
 
 static double now_ms(void) { return uv_hrtime() / 1e6; }
 

@@ -19,7 +19,7 @@
 
 #include <uv.h>
 
-#include "qmp/json.h"
+#include "base/json.h"
 #include "qmp/qmp.h"
 
 #define PHASE_LIMIT_S 8.0

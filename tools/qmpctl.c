@@ -10,9 +10,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "src/control.h"
-#include "src/fsutil.h"
-#include "src/runs.h"
+#include "src/ctl/control.h"
+#include "base/fs.h"
+#include "src/ctl/runs.h"
 #include "tools/qmpctl_int.h"
 
 const char *qc_prog = "qmpctl";

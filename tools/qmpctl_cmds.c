@@ -14,7 +14,7 @@
 
 #include <uv.h>
 
-#include "src/runs.h"
+#include "src/ctl/runs.h"
 #include "tools/qmpctl_int.h"
 
 #define QMP_TIMEOUT_MS 10000

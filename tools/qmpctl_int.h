@@ -14,7 +14,7 @@
 #include <stddef.h>
 #include <sys/types.h>
 
-#include "qmp/json.h"
+#include "base/json.h"
 
 enum { QC_OK = 0, QC_FAIL = 1, QC_USAGE = 2 };
 

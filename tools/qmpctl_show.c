@@ -7,7 +7,7 @@
 #include <string.h>
 #include <time.h>
 
-#include "src/runs.h"
+#include "src/ctl/runs.h"
 #include "tools/qmpctl_int.h"
 
 #define QMP_TIMEOUT_MS 10000

@@ -1,0 +1,294 @@
+/* alloc_mac.c - guest MAC addresses, one per (VM instance, NIC index).
+ *
+ * Leases are keyed by owner: the lease of NIC n of "RUN/VM" belongs to
+ * "RUN/VM/nicn", so asking again returns the same MAC and each NIC has
+ * exactly one. A MAC may appear in two leases only when both are marked
+ * shareable: the source and destination of a migration carry one MAC. */
+#include "src/alloc/alloc_int.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/random.h>
+#include <sys/stat.h>
+
+#define RANDOM_TRIES 32
+
+static int read_line(const char *path, char *buf, size_t len)
+{
+    FILE *f = fopen(path, "re");
+    if (!f)
+        return -errno;
+    int rc = fgets(buf, (int)len, f) ? 0 : -EIO;
+    fclose(f);
+    buf[strcspn(buf, "\n")] = '\0';
+    return rc;
+}
+
+/* The MAC of the first NIC (by name) under root/class/net that is not
+ * loopback and not all-zero; NICs backed by a device first, since a
+ * bridge's or tunnel's address may change at every boot. */
+static int host_mac(const char *root, unsigned char mac[6], char *name, size_t namelen)
+{
+    char dir[4096], path[4096 + 320], line[128];
+    snprintf(dir, sizeof(dir), "%s/class/net", root);
+    struct dirent **ents;
+    int n = scandir(dir, &ents, NULL, alphasort);
+    if (n < 0)
+        return -errno;
+    int found = -ENODEV;
+    for (int pass = 0; pass < 2 && found < 0; pass++) {
+        for (int i = 0; i < n && found < 0; i++) {
+            const char *nm = ents[i]->d_name;
+            struct stat st;
+            if (nm[0] == '.' || !strcmp(nm, "lo"))
+                continue;
+            snprintf(path, sizeof(path), "%s/%s/device", dir, nm);
+            if (pass == 0 && stat(path, &st) < 0)
+                continue;
+            snprintf(path, sizeof(path), "%s/%s/address", dir, nm);
+            if (read_line(path, line, sizeof(line)) < 0 || mac_parse(line, mac) < 0)
+                continue; /* not Ethernet (e.g. InfiniBand's 20 octets) */
+            if (!(mac[0] | mac[1] | mac[2] | mac[3] | mac[4] | mac[5]))
+                continue;
+            snprintf(name, namelen, "%s", nm);
+            found = 0;
+        }
+    }
+    for (int i = 0; i < n; i++)
+        free(ents[i]);
+    free(ents);
+    return found;
+}
+
+int alloc_mac_host_prefix(const char *sysfs_root, char *out, size_t outlen, char *err,
+                          size_t errlen)
+{
+    unsigned char m[6];
+    char nic[256];
+    const char *root = sysfs_root ? sysfs_root : "/sys";
+    int rc = host_mac(root, m, nic, sizeof(nic));
+    if (rc < 0)
+        return store_errf(err, errlen, rc,
+                          "cannot derive a MAC prefix: no NIC with a MAC under %s/class/net; "
+                          "set mac_prefix",
+                          root);
+    /* The first octet keeps the vendor's high bits but is made locally
+     * administered (so it can never equal a burnt-in address) and unicast
+     * (a NIC's own address must not be a group address). The last three
+     * octets are the per-NIC serial: what tells two hosts apart. */
+    unsigned first = (m[0] | 0x02u) & ~0x01u;
+    if (snprintf(out, outlen, "%02x:%02x:%02x:%02x:", first, m[3], m[4], m[5]) >= (int)outlen)
+        return store_errf(err, errlen, -ENAMETOOLONG, "prefix buffer too small");
+    return 0;
+}
+
+static int nic_owner(const alloc_owner *o, int nic, char *out, char *err, size_t errlen)
+{
+    if (nic < 0 || nic > 9999)
+        return store_errf(err, errlen, -EINVAL, "bad NIC index %d", nic);
+    if (snprintf(out, ALLOC_OWNER_MAX, "%s/nic%d", o->name, nic) >= ALLOC_OWNER_MAX)
+        return store_errf(err, errlen, -ENAMETOOLONG, "owner name too long");
+    return 0;
+}
+
+/* Resolve the prefix into octets; explain errors. */
+static int get_prefix(alloc_store *s, const char *prefix, unsigned char *oct, char *err,
+                      size_t errlen)
+{
+    char host[32];
+    int derived = !prefix;
+    if (derived) {
+        int rc = alloc_mac_host_prefix(store_opts(s)->sysfs_root, host, sizeof(host), err, errlen);
+        if (rc < 0)
+            return rc;
+        prefix = host;
+    }
+    int k = mac_octets_parse(prefix, oct, 5);
+    if (k < 0)
+        return store_errf(err, errlen, -EINVAL,
+                          "bad MAC prefix '%s': want 0 to 5 octets like 02:11:22:", prefix);
+    /* A prefix from the cfg is used as given (the cfg may name a vendor
+     * OUI on purpose), but a multicast address cannot be a NIC's. */
+    if (k > 0 && (oct[0] & 0x01))
+        return store_errf(err, errlen, -EINVAL,
+                          "MAC prefix '%s' is multicast (bit 0 of the first octet is set)",
+                          prefix);
+    return k;
+}
+
+static uint64_t mac_u64(const unsigned char m[6])
+{
+    uint64_t v = 0;
+    for (int i = 0; i < 6; i++)
+        v = v << 8 | m[i];
+    return v;
+}
+
+static int cmp_u64(const void *a, const void *b)
+{
+    uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+    return x < y ? -1 : x > y;
+}
+
+/* After random tries failed the space is nearly full: list the leased
+ * suffixes under the prefix and take the first gap at or after a random
+ * point, so exhaustion is told apart from bad luck. */
+static int find_gap(alloc_store *s, const unsigned char *oct, int k, uint64_t start,
+                    unsigned char mac[6])
+{
+    int bits = 8 * (6 - k);
+    uint64_t space = (uint64_t)1 << bits, mask = space - 1;
+    uint64_t base = 0;
+    for (int i = 0; i < k; i++)
+        base = base << 8 | oct[i];
+    base <<= bits;
+    size_t n = 0, cap = store_count(s);
+    uint64_t *used = malloc((cap ? cap : 1) * sizeof(*used));
+    if (!used)
+        return -ENOMEM;
+    for (size_t i = 0; i < cap; i++) {
+        const alloc_lease *l = store_at(s, i);
+        unsigned char m[6];
+        if (!strcmp(l->kind, "mac") && mac_parse(l->value, m) == 0 &&
+            (mac_u64(m) & ~mask) == base)
+            used[n++] = mac_u64(m) & mask;
+    }
+    qsort(used, n, sizeof(*used), cmp_u64);
+    /* Count distinct leased suffixes (shared MACs appear twice). */
+    size_t distinct = 0;
+    for (size_t i = 0; i < n; i++)
+        distinct += i == 0 || used[i] != used[i - 1];
+    int rc = -ENOSPC;
+    if (distinct < space) {
+        /* Fewer than space are used, so a gap lies within distinct + 1
+         * steps of any starting point. */
+        uint64_t cand = start & mask;
+        while (bsearch(&cand, used, n, sizeof(*used), cmp_u64))
+            cand = (cand + 1) & mask;
+        uint64_t v = base | cand;
+        for (int b = 5; b >= 0; b--, v >>= 8)
+            mac[b] = (unsigned char)(v & 0xff);
+        rc = 0;
+    }
+    free(used);
+    return rc;
+}
+
+int alloc_mac(alloc_store *s, const alloc_owner *o, int nic, const char *prefix, unsigned flags,
+              char *out, char *err, size_t errlen)
+{
+    char owner[ALLOC_OWNER_MAX];
+    unsigned char oct[6];
+    int rc = nic_owner(o, nic, owner, err, errlen);
+    int k = rc < 0 ? rc : get_prefix(s, prefix, oct, err, errlen);
+    if (k < 0)
+        return k;
+    if ((rc = store_enter(s, err, errlen)) < 0)
+        return rc;
+    const alloc_lease *mine = store_find_owned(s, "mac", owner);
+    if (mine) {
+        snprintf(out, MAC_STRLEN, "%.17s", mine->value);
+        return store_leave(s, 0, err, errlen);
+    }
+    unsigned char mac[6];
+    char text[MAC_STRLEN];
+    rc = -ENOSPC;
+    for (int t = 0; t < RANDOM_TRIES && rc < 0; t++) {
+        memcpy(mac, oct, (size_t)k);
+        if (getrandom(mac + k, (size_t)(6 - k), 0) != 6 - k) {
+            rc = store_errf(err, errlen, -EIO, "getrandom: %s", strerror(errno));
+            return store_leave(s, rc, err, errlen);
+        }
+        if (k == 0)
+            mac[0] = (unsigned char)((mac[0] | 0x02) & ~0x01);
+        mac_format(mac, text);
+        if (!store_find(s, "mac", text))
+            rc = 0;
+    }
+    if (rc < 0 && k > 0) {
+        uint64_t r = 0;
+        if (getrandom(&r, sizeof(r), 0) != sizeof(r))
+            r = 0;
+        rc = find_gap(s, oct, k, r, mac);
+        if (rc == 0)
+            mac_format(mac, text);
+    }
+    if (rc < 0) {
+        char pfx[20] = "";
+        for (int i = 0; i < k; i++)
+            snprintf(pfx + 3 * i, sizeof(pfx) - 3 * (size_t)i, "%02x:", oct[i]);
+        if (rc == -ENOSPC && k > 0)
+            store_errf(err, errlen, rc, "no free MAC under prefix %s: all %llu are leased", pfx,
+                       1ULL << (8 * (6 - k)));
+        else
+            store_errf(err, errlen, rc, "no free MAC under prefix %s: %s", pfx[0] ? pfx : "(none)",
+                       strerror(-rc));
+        return store_leave(s, rc, err, errlen);
+    }
+    if ((rc = store_add(s, o, owner, "mac", text, flags, NULL)) < 0)
+        store_errf(err, errlen, rc, "lease MAC: %s", strerror(-rc));
+    else
+        snprintf(out, MAC_STRLEN, "%s", text);
+    return store_leave(s, rc, err, errlen);
+}
+
+int alloc_reserve_mac(alloc_store *s, const alloc_owner *o, int nic, const char *mac,
+                      unsigned flags, char *err, size_t errlen)
+{
+    char owner[ALLOC_OWNER_MAX], text[MAC_STRLEN];
+    unsigned char m[6];
+    int rc = nic_owner(o, nic, owner, err, errlen);
+    if (rc < 0)
+        return rc;
+    if (mac_parse(mac, m) < 0)
+        return store_errf(err, errlen, -EINVAL, "bad MAC address '%s'", mac ? mac : "");
+    if (m[0] & 0x01)
+        return store_errf(err, errlen, -EINVAL, "MAC %s is multicast", mac);
+    mac_format(m, text);
+    if ((rc = store_enter(s, err, errlen)) < 0)
+        return rc;
+    /* Check everything first: a failed reserve changes nothing. */
+    ssize_t same = -1, old = -1;
+    for (size_t i = 0; i < store_count(s) && rc == 0; i++) {
+        const alloc_lease *l = store_at(s, i);
+        if (strcmp(l->kind, "mac"))
+            continue;
+        if (!strcmp(l->owner, owner)) {
+            if (strcmp(l->value, text))
+                old = (ssize_t)i;
+            else
+                same = (ssize_t)i;
+        } else if (!strcmp(l->value, text) && !(flags & l->flags & ALLOC_SHARED)) {
+            char what[96];
+            snprintf(what, sizeof(what), "MAC %s", text);
+            rc = store_err_held(l, what, err, errlen);
+            const char *why = l->flags & ALLOC_SHARED ? "; reserve it as shareable to share it"
+                              : flags & ALLOC_SHARED  ? ", which does not share it"
+                                                      : "";
+            size_t used = err ? strlen(err) : 0;
+            if (err && used < errlen)
+                snprintf(err + used, errlen - used, "%s", why);
+        }
+    }
+    if (rc == 0 && same >= 0) {
+        /* Already ours: only the shareable mark may change. */
+        alloc_lease *l = store_at(s, (size_t)same);
+        if ((l->flags & ALLOC_SHARED) != (flags & ALLOC_SHARED)) {
+            l->flags = (l->flags & ~ALLOC_SHARED) | (flags & ALLOC_SHARED);
+            store_touch(s);
+        }
+    } else if (rc == 0) {
+        if ((rc = store_reserve(s, 1)) < 0)
+            store_errf(err, errlen, rc, "out of memory");
+        else {
+            if (old >= 0)
+                store_remove_at(s, (size_t)old);
+            store_add(s, o, owner, "mac", text, flags, NULL);
+        }
+    }
+    return store_leave(s, rc, err, errlen);
+}

@@ -1,0 +1,241 @@
+/* cmd_cmdline.c - `qfleet cmdline CFG VM`: the QEMU command line of a VM,
+ * without launching it. What the fleet leases at launch (MACs, ports, the
+ * VNC display, guest PCI slots, SR-IOV VFs) is filled with previews and
+ * said so. Nothing on the host is read for the VFs: the pools' PFs need
+ * not exist where the command line is previewed. */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "cfg/argv.h"
+#include "cfg/vm.h"
+#include "base/json.h"
+#include "src/cli/cmd.h"
+
+static void usage(FILE *f)
+{
+    fprintf(
+        f,
+        "usage: qfleet cmdline CFG VM [--defaults FILE] [--run-dir DIR] [--json]\n"
+        "\n"
+        "Print the QEMU command line of VM (a [section] of the DTS cfg file CFG)\n"
+        "without launching anything: one argument per line, shell-quoted.\n"
+        "MACs, host ports, the VNC display and guest PCI slots, which the fleet\n"
+        "leases at launch, are previews (first free guesses). The host address of\n"
+        "a VF from a vf_pool (device driver=vfio-pci,opt_pool=POOL) is a\n"
+        "placeholder in PCI domain ffff: the fleet takes a free VF at launch.\n"
+        "The login password is never printed.\n"
+        "\n"
+        "  --defaults FILE  global defaults merged under CFG (the [KVM] section\n"
+        "                   of a DTS virt_global.cfg)\n"
+        "  --run-dir DIR    directory for the VM's sockets and logs\n"
+        "                   (default: $TMPDIR/qfleet-preview)\n"
+        "  --json           {\"vm\":..., \"argv\":[...], \"warnings\":[...], \"preview\":{...}}\n"
+        "  -h, --help       this text\n"
+        "\n"
+        "Warnings go to stderr. Exit status: 0 ok, 2 usage or cfg error (the\n"
+        "message names FILE:LINE:COL), 3 host or internal error.\n");
+}
+
+static const char *opt_value(int argc, char **argv, int *i, const char *name)
+{
+    size_t n = strlen(name);
+    if (!strncmp(argv[*i], name, n) && argv[*i][n] == '=')
+        return argv[*i] + n + 1;
+    if (strcmp(argv[*i], name))
+        return NULL;
+    if (*i + 1 >= argc) {
+        fprintf(stderr, "qfleet cmdline: %s needs a value\n", name);
+        return "";
+    }
+    return argv[++*i];
+}
+
+static json_t *preview_json(const struct cfg_needs *nd, const struct cfg_res *res,
+                            const char *hugedir_note)
+{
+    json_t *p = json_object(), *a;
+    json_set_str(p, "note", "values here are previews: the fleet leases real ones at launch");
+    json_set_str(p, "run_dir", res->run_dir);
+    json_set(p, "macs", a = json_array());
+    for (int i = 0; i < nd->macs; i++) {
+        json_t *e = json_object();
+        json_set_str(e, "value", res->macs[i]);
+        json_set_str(e, "for", nd->mac_for[i]);
+        json_append(a, e);
+    }
+    json_set(p, "pci_slots", a = json_array());
+    for (int i = 0; i < nd->slots; i++) {
+        json_t *e = json_object();
+        char s[16];
+        snprintf(s, sizeof(s), "%02x", (unsigned)res->pci_slot[i] & 0xffu);
+        json_set_str(e, "value", s);
+        json_set_str(e, "for", nd->slot_for[i]);
+        json_append(a, e);
+    }
+    json_set(p, "ssh_ports", a = json_array());
+    for (int i = 0; i < nd->ports; i++) {
+        json_t *e = json_object();
+        json_set_int(e, "value", res->ssh_port[i]);
+        json_set_str(e, "for", nd->port_for[i]);
+        json_append(a, e);
+    }
+    json_set(p, "vfs", a = json_array());
+    for (int i = 0; i < nd->vfs; i++) {
+        json_t *e = json_object();
+        json_set_str(e, "value", res->vf_host[i]);
+        json_set_str(e, "pool", nd->vf_pool[i]);
+        json_set_str(e, "mac", cfg_vf_mac(nd, res, i));
+        json_set_str(e, "for", nd->vf_for[i]);
+        json_set_str(e, "note", "placeholder: the fleet takes a free VF of the pool at launch");
+        json_append(a, e);
+    }
+    json_set(p, "vnc", nd->vnc ? json_int(res->vnc) : json_null());
+    json_set(p, "migrate_port", nd->migrate_port ? json_int(res->migrate_port) : json_null());
+    json_set(p, "hugepage_dir", hugedir_note ? json_string(res->hugepage_dir) : json_null());
+    return p;
+}
+
+static void preview_comments(const struct cfg_needs *nd, const struct cfg_res *res,
+                             const char *hugedir_note)
+{
+    int any = nd->macs || nd->slots || nd->ports || nd->vnc || nd->migrate_port || hugedir_note ||
+              nd->vfs;
+    if (!any)
+        return;
+    printf("# previews (the fleet leases real values at launch):\n");
+    for (int i = 0; i < nd->macs; i++)
+        printf("#   mac %s for %s\n", res->macs[i], nd->mac_for[i]);
+    for (int i = 0; i < nd->slots; i++)
+        printf("#   guest pci slot %02x for %s\n", (unsigned)res->pci_slot[i] & 0xffu,
+               nd->slot_for[i]);
+    for (int i = 0; i < nd->ports; i++)
+        printf("#   host port %d for %s\n", res->ssh_port[i], nd->port_for[i]);
+    if (nd->vnc)
+        printf("#   vnc display %d (port %d)\n", res->vnc, 5900 + res->vnc);
+    if (nd->migrate_port)
+        printf("#   migration port %d\n", res->migrate_port);
+    if (hugedir_note)
+        printf("#   hugetlbfs %s (%s)\n", res->hugepage_dir, hugedir_note);
+    for (int i = 0; i < nd->vfs; i++)
+        printf("#   vf host %s for %s is a PLACEHOLDER: a free VF of pool %s, given MAC %s\n",
+               res->vf_host[i], nd->vf_for[i], nd->vf_pool[i], cfg_vf_mac(nd, res, i));
+}
+
+static int exit_code(int r) { return r == -ENOMEM || r == -EIO ? 3 : 2; }
+
+int cmd_cmdline(int argc, char **argv)
+{
+    const char *cfg = NULL, *name = NULL, *defaults = NULL, *run_dir = NULL;
+    int json = 0;
+    for (int i = 1; i < argc; i++) {
+        const char *v;
+        if (!strcmp(argv[i], "-h") || !strcmp(argv[i], "--help")) {
+            usage(stdout);
+            return 0;
+        } else if (!strcmp(argv[i], "--json")) {
+            json = 1;
+        } else if ((v = opt_value(argc, argv, &i, "--defaults"))) {
+            if (!*v)
+                return 2;
+            defaults = v;
+        } else if ((v = opt_value(argc, argv, &i, "--run-dir"))) {
+            if (!*v)
+                return 2;
+            run_dir = v;
+        } else if (argv[i][0] == '-' && argv[i][1]) {
+            fprintf(stderr, "qfleet cmdline: unknown option '%s'\n", argv[i]);
+            usage(stderr);
+            return 2;
+        } else if (!cfg) {
+            cfg = argv[i];
+        } else if (!name) {
+            name = argv[i];
+        } else {
+            fprintf(stderr, "qfleet cmdline: unexpected argument '%s'\n", argv[i]);
+            usage(stderr);
+            return 2;
+        }
+    }
+    if (!cfg || !name) {
+        usage(stderr);
+        return 2;
+    }
+
+    char err[1024], dir[4096], hugedir[4096];
+    if (!run_dir) {
+        const char *tmp = getenv("TMPDIR");
+        snprintf(dir, sizeof(dir), "%s/qfleet-preview", tmp && *tmp == '/' ? tmp : "/tmp");
+    } else if (run_dir[0] != '/') {
+        char cwd[2048];
+        if (!getcwd(cwd, sizeof(cwd))) {
+            perror("qfleet cmdline: getcwd");
+            return 3;
+        }
+        snprintf(dir, sizeof(dir), "%s/%s", cwd, run_dir);
+    } else {
+        snprintf(dir, sizeof(dir), "%s", run_dir);
+    }
+
+    struct cfg_vm *vm;
+    int r = cfg_vm_load(cfg, name, defaults, &vm, err, sizeof(err));
+    if (r < 0) {
+        fprintf(stderr, "%s\n", err);
+        return exit_code(r);
+    }
+    const struct cfg_vm_info *vi = cfg_vm_info(vm);
+    struct cfg_needs nd;
+    struct cfg_res res;
+    cfg_vm_needs(vm, &nd);
+    r = cfg_res_preview(vm, dir, &res, err, sizeof(err));
+    const char *hugedir_note = NULL;
+    if (r == 0 && nd.hugepages && cfg_hugetlbfs_find(NULL, hugedir, sizeof(hugedir)) < 0) {
+        res.hugepage_dir = "/dev/hugepages";
+        hugedir_note = "no hugetlbfs is mounted on this host; launching would fail";
+    }
+    char **qargv = NULL;
+    if (r == 0)
+        r = cfg_argv_build(vm, &res, &qargv, err, sizeof(err));
+    if (r < 0) {
+        fprintf(stderr, "%s\n", err);
+        cfg_vm_free(vm);
+        return r == -EINVAL ? 2 : 3;
+    }
+    for (int i = 0; i < vi->nwarnings; i++) {
+        char *m = cfg_vm_mask(vm, vi->warnings[i]);
+        fprintf(stderr, "%s\n", m ? m : "(out of memory)");
+        free(m);
+    }
+    int rc = 0;
+    if (json) {
+        json_t *o = json_object(), *vj = cfg_vm_json(vm, &res);
+        json_t *w = vj ? json_take(vj, "warnings") : NULL;
+        json_set(o, "vm", vj);
+        json_set(o, "argv", cfg_argv_json(vm, qargv));
+        json_set(o, "warnings", w ? w : json_array());
+        json_set(o, "preview", preview_json(&nd, &res, hugedir_note));
+        char *s = json_dump_pretty(o, NULL);
+        if (s)
+            printf("%s\n", s);
+        else
+            rc = 3;
+        free(s);
+        json_free(o);
+    } else {
+        char *s = cfg_argv_shell(vm, qargv);
+        printf("# VM %s ([%s] of %s)\n", vi->name, vi->section, cfg);
+        preview_comments(&nd, &res, hugedir_note);
+        if (s)
+            fputs(s, stdout);
+        else
+            rc = 3;
+        free(s);
+    }
+    if (fflush(stdout) != 0)
+        rc = 3;
+    cfg_argv_free(qargv);
+    cfg_vm_free(vm);
+    return rc;
+}

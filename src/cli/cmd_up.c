@@ -1,0 +1,399 @@
+/* cmd_up.c - `qfleet up`: boot guests from a cfg and follow them to ready;
+ * `qfleet down`: ask a running controller to stop its guests and exit. */
+#include <errno.h>
+#include <getopt.h>
+#include <limits.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "cfg/parse.h"
+#include "cfg/vm.h"
+#include "src/cli/cmd.h"
+#include "src/ctl/control.h"
+#include "src/fleet/fleet.h"
+#include "src/ctl/runs.h"
+
+static const char up_usage[] =
+    "usage: qfleet up CFG [VM...] [options]\n"
+    "\n"
+    "Launch the VMs of a DTS cfg (all its sections unless VMs are named) and\n"
+    "follow each guest to ready: agent up, DHCP address on host_connect, pt_N\n"
+    "devices mapped, SSH login when the cfg has one. Then print a table and\n"
+    "stay up until SIGINT/SIGTERM or 'qfleet down RUN'.\n"
+    "\n"
+    "options:\n"
+    "  --count N          N instances of each VM (NAME-1 .. NAME-N), own leases each\n"
+    "  --defaults FILE    global defaults ([KVM] section, like virt_global.cfg)\n"
+    "  --run-dir DIR      run directory (default STATE/runs/RUN)\n"
+    "  --state-dir DIR    host state dir (default $QFLEET_STATE_DIR, /var/lib/qfleet)\n"
+    "  --jobs J           boot at most J guests at once (default: all)\n"
+    "  --boot-timeout S   seconds from start to agent (default: the cfg's wait_seconds, 120)\n"
+    "  --net-timeout S    seconds from agent to a DHCP address (default 60)\n"
+    "  --no-ssh           skip the SSH login check\n"
+    "  --until-ready      stop the guests and exit once all are ready (0) or any failed (1)\n"
+    "  --json             print the result as JSON instead of a table\n"
+    "  -q, --quiet        no progress lines on stderr\n"
+    "\n"
+    "exit: 0 all ready, 1 a guest failed, 2 usage or cfg error, 3 setup error,\n"
+    "      128+N stopped by signal N\n";
+
+struct up {
+    uv_loop_t *loop;
+    fleet_t *f;
+    control_t *ctl;
+    uv_signal_t sig[3];
+    int json, quiet, until_ready;
+    int printed;
+    int signo;
+    int exit_code;
+    int stopping;
+};
+
+static const char *first_line(const char *s, char *buf, size_t len)
+{
+    snprintf(buf, len, "%s", s ? s : "");
+    char *nl = strchr(buf, '\n');
+    if (nl)
+        *nl = '\0';
+    return buf;
+}
+
+static void print_table(fleet_t *f)
+{
+    printf("%-16s %-10s %-17s %-4s %-6s %-15s %-22s %s\n", "NAME", "STATE", "MAC", "VNC", "SSH",
+           "IP", "PCI", "READY");
+    for (size_t i = 0; i < fleet_count(f); i++) {
+        json_t *g = fguest_json(fleet_guest_at(f, i));
+        char vnc[16] = "-", ssh[16] = "-", pci[256] = "", ready[32] = "-";
+        long long v = json_get_int(g, "vnc", -1), p = json_get_int(g, "ssh_port", -1);
+        if (v >= 0)
+            snprintf(vnc, sizeof(vnc), ":%lld", v);
+        if (p > 0)
+            snprintf(ssh, sizeof(ssh), "%lld", p);
+        const json_t *pts = json_get(g, "pci");
+        size_t off = 0;
+        for (size_t k = 0; k < json_len(pts) && off < sizeof(pci); k++)
+            off += (size_t)snprintf(pci + off, sizeof(pci) - off, "%s%s=%s", k ? "," : "",
+                                    json_get_str(json_at(pts, k), "id"),
+                                    json_get_str(json_at(pts, k), "addr") + 5 /* drop 0000: */);
+        long long r = json_get_int(json_get(g, "timings_ms"), "ready", -1);
+        if (r >= 0)
+            snprintf(ready, sizeof(ready), "%.1fs", r / 1000.0);
+        const char *mac = json_str(json_at(json_get(g, "macs"), 0));
+        const char *ip = json_get_str(g, "ip");
+        printf("%-16s %-10s %-17s %-4s %-6s %-15s %-22s %s\n", json_get_str(g, "name"),
+               json_get_str(g, "state"), mac ? mac : "-", vnc, ssh, ip ? ip : "-",
+               pci[0] ? pci : "-", ready);
+        json_free(g);
+    }
+    for (size_t i = 0; i < fleet_count(f); i++) {
+        fguest_t *g = fleet_guest_at(f, i);
+        if (fguest_state(g) == GS_FAILED)
+            printf("\n%s failed: %s\n", fguest_name(g), fguest_reason(g));
+    }
+    fflush(stdout);
+}
+
+static void print_result(struct up *u)
+{
+    if (u->json) {
+        json_t *reg = fleet_registry(u->f);
+        json_set_str(reg, "run_dir", fleet_run_dir(u->f));
+        char *s = json_dump_pretty(reg, NULL);
+        json_free(reg);
+        printf("%s\n", s ? s : "{}");
+        free(s);
+        fflush(stdout);
+    } else {
+        print_table(u->f);
+    }
+}
+
+static void on_freed(fleet_t *f, void *data)
+{
+    (void)f;
+    struct up *u = data;
+    for (int i = 0; i < 3; i++)
+        uv_close((uv_handle_t *)&u->sig[i], NULL);
+}
+
+static void on_all_stopped(fleet_t *f, void *data)
+{
+    struct up *u = data;
+    control_close(u->ctl);
+    u->ctl = NULL;
+    fleet_free(f, on_freed, u);
+}
+
+static void stop_everything(struct up *u)
+{
+    if (u->stopping)
+        return;
+    u->stopping = 1;
+    if (!u->quiet)
+        fprintf(stderr, "qfleet: stopping %zu guest(s)\n", fleet_count(u->f));
+    fleet_stop_all(u->f, on_all_stopped, u);
+}
+
+static void on_event(fleet_t *f, fguest_t *g, guest_state s, void *data)
+{
+    struct up *u = data;
+    if (!u->quiet) {
+        char line[256];
+        if (s == GS_FAILED)
+            fprintf(stderr, "qfleet: %s: failed: %s\n", fguest_name(g), first_line(fguest_reason(g), line, sizeof(line)));
+        else
+            fprintf(stderr, "qfleet: %s: %s\n", fguest_name(g), guest_state_name(s));
+    }
+    if (s == GS_FAILED && !u->stopping && u->exit_code == 0)
+        u->exit_code = 1;
+    if (!u->printed && !u->stopping && fleet_settled(f)) {
+        u->printed = 1;
+        print_result(u);
+        if (u->until_ready)
+            stop_everything(u);
+        else if (!u->quiet)
+            fprintf(stderr, "qfleet: run %s is up; stop it with Ctrl-C or 'qfleet down %s'\n",
+                    fleet_run_id(f), fleet_run_dir(f));
+    }
+}
+
+static void on_signal(uv_signal_t *h, int signo)
+{
+    struct up *u = h->data;
+    if (u->stopping) {
+        /* A second Ctrl-C: the user wants out now. The death signal of
+         * every QEMU child makes sure none survives us. */
+        fprintf(stderr, "qfleet: second signal, exiting at once\n");
+        _exit(128 + signo);
+    }
+    u->signo = signo;
+    stop_everything(u);
+}
+
+static void on_down(control_t *c, void *data)
+{
+    (void)c;
+    struct up *u = data;
+    if (!u->printed) {
+        u->printed = 1;
+        print_result(u);
+    }
+    stop_everything(u);
+}
+
+struct inst {
+    struct cfg_vm *vm;
+    char name[CFG_NAME_MAX + 16];
+};
+
+/* Load the cfg and every requested instance before anything is created on
+ * the host, so a bad cfg leaves no run directory behind. 0 or exit code 2. */
+static int load_guests(const char *cfg, const char *defaults, char **vms, int nvms, int count,
+                       struct inst **out, int *nout)
+{
+    char err[1024];
+    struct cfg_doc *doc = NULL, *def = NULL;
+    if (cfg_doc_load(cfg, &doc, err, sizeof(err)) < 0 ||
+        (defaults && cfg_doc_load(defaults, &def, err, sizeof(err)) < 0)) {
+        fprintf(stderr, "qfleet: %s\n", err);
+        cfg_doc_free(doc);
+        return 2;
+    }
+    int n = nvms ? nvms : cfg_doc_nsections(doc);
+    struct inst *in = calloc((size_t)(n > 0 ? n : 1) * (size_t)count, sizeof(*in));
+    int rc = in ? 0 : 2, k = 0;
+    for (int i = 0; i < n && rc == 0; i++) {
+        const char *name = nvms ? vms[i] : cfg_doc_section_at(doc, i)->name;
+        for (int c = 1; c <= count && rc == 0; c++) {
+            if (cfg_vm_from_docs(doc, name, def, &in[k].vm, err, sizeof(err)) < 0) {
+                fprintf(stderr, "qfleet: %s\n", err);
+                rc = 2;
+                break;
+            }
+            const struct cfg_vm_info *vi = cfg_vm_info(in[k].vm);
+            for (int w = 0; c == 1 && w < vi->nwarnings; w++)
+                fprintf(stderr, "%s\n", vi->warnings[w]);
+            if (count > 1)
+                snprintf(in[k].name, sizeof(in[k].name), "%s-%d", vi->name, c);
+            else
+                snprintf(in[k].name, sizeof(in[k].name), "%s", vi->name);
+            k++;
+        }
+    }
+    if (rc == 0 && n == 0) {
+        fprintf(stderr, "qfleet: %s has no VM sections\n", cfg);
+        rc = 2;
+    }
+    cfg_doc_free(doc);
+    cfg_doc_free(def);
+    if (rc != 0) {
+        for (int i = 0; in && i < k; i++)
+            cfg_vm_free(in[i].vm);
+        free(in);
+        return rc;
+    }
+    *out = in;
+    *nout = k;
+    return 0;
+}
+
+static int parse_int(const char *s, const char *what, int lo, int hi)
+{
+    char *end;
+    long v = strtol(s, &end, 10);
+    if (!*s || *end || v < lo || v > hi) {
+        fprintf(stderr, "qfleet: %s must be a number from %d to %d, not '%s'\n", what, lo, hi, s);
+        return -1;
+    }
+    return (int)v;
+}
+
+int cmd_up(int argc, char **argv)
+{
+    static const struct option opts[] = {
+        { "count", required_argument, 0, 'c' },       { "defaults", required_argument, 0, 'd' },
+        { "run-dir", required_argument, 0, 'r' },     { "state-dir", required_argument, 0, 's' },
+        { "jobs", required_argument, 0, 'j' },        { "boot-timeout", required_argument, 0, 'b' },
+        { "net-timeout", required_argument, 0, 'n' }, { "no-ssh", no_argument, 0, 'S' },
+        { "until-ready", no_argument, 0, 'u' },       { "json", no_argument, 0, 'J' },
+        { "quiet", no_argument, 0, 'q' },             { "help", no_argument, 0, 'h' },
+        { 0, 0, 0, 0 },
+    };
+    struct up u = { 0 };
+    fleet_opts fo = { 0 };
+    const char *defaults = NULL;
+    int count = 1, c;
+    optind = 1;
+    /* GNU getopt permutes: options may follow CFG and the VM names. */
+    while ((c = getopt_long(argc, argv, "qh", opts, NULL)) != -1) {
+        switch (c) {
+        case 'c': if ((count = parse_int(optarg, "--count", 1, 999)) < 0) return 2; break;
+        case 'd': defaults = optarg; break;
+        case 'r': fo.run_dir = optarg; break;
+        case 's': fo.state_dir = optarg; break;
+        case 'j': if ((fo.jobs = parse_int(optarg, "--jobs", 1, 100000)) < 0) return 2; break;
+        case 'b': if ((fo.boot_timeout_s = parse_int(optarg, "--boot-timeout", 1, 86400)) < 0) return 2; break;
+        case 'n': if ((fo.net_timeout_s = parse_int(optarg, "--net-timeout", 1, 86400)) < 0) return 2; break;
+        case 'S': fo.no_ssh = 1; break;
+        case 'u': u.until_ready = 1; break;
+        case 'J': u.json = 1; break;
+        case 'q': u.quiet = 1; break;
+        case 'h': fputs(up_usage, stdout); return 0;
+        default: fputs(up_usage, stderr); return 2;
+        }
+    }
+    if (optind >= argc) {
+        fputs(up_usage, stderr);
+        return 2;
+    }
+    const char *cfg = argv[optind];
+    fo.cfg_path = cfg;
+
+    struct inst *in;
+    int nin;
+    if (load_guests(cfg, defaults, argv + optind + 1, argc - optind - 1, count, &in, &nin) != 0)
+        return 2;
+    char err[1024];
+    u.loop = uv_default_loop();
+    if (fleet_new(u.loop, &fo, on_event, &u, &u.f, err, sizeof(err)) < 0) {
+        fprintf(stderr, "qfleet: %s\n", err);
+        for (int i = 0; i < nin; i++)
+            cfg_vm_free(in[i].vm);
+        free(in);
+        return 3;
+    }
+    int rc = 0;
+    for (int i = 0; i < nin; i++) /* the fleet owns each vm from here on */
+        if (fleet_add(u.f, in[i].vm, in[i].name, err, sizeof(err)) < 0 && rc == 0) {
+            fprintf(stderr, "qfleet: %s\n", err);
+            rc = 2;
+        }
+    free(in);
+    char path[PATH_MAX];
+    snprintf(path, sizeof(path), "%s/control.sock", fleet_run_dir(u.f));
+    if (rc == 0 && control_start(u.loop, u.f, path, on_down, &u, &u.ctl, err, sizeof(err)) < 0) {
+        fprintf(stderr, "qfleet: %s\n", err);
+        rc = 3;
+    }
+    if (rc != 0) {
+        fleet_free(u.f, NULL, NULL);
+        uv_run(u.loop, UV_RUN_DEFAULT);
+        return rc;
+    }
+    const int sigs[3] = { SIGINT, SIGTERM, SIGHUP };
+    for (int i = 0; i < 3; i++) {
+        uv_signal_init(u.loop, &u.sig[i]);
+        u.sig[i].data = &u;
+        uv_signal_start(&u.sig[i], on_signal, sigs[i]);
+    }
+    if (!u.quiet)
+        fprintf(stderr, "qfleet: run %s: %zu guest(s), run dir %s\n", fleet_run_id(u.f),
+                fleet_count(u.f), fleet_run_dir(u.f));
+    fleet_start(u.f);
+    uv_run(u.loop, UV_RUN_DEFAULT);
+    uv_loop_close(u.loop);
+    if (u.signo)
+        return 128 + u.signo;
+    return u.exit_code;
+}
+
+static const char down_usage[] =
+    "usage: qfleet down [RUN] [--state-dir DIR] [--timeout S]\n"
+    "\n"
+    "Ask the controller of RUN (a run id or run directory; default: the latest\n"
+    "live run) to stop its guests gracefully and exit, and wait until it has.\n";
+
+int cmd_down(int argc, char **argv)
+{
+    static const struct option opts[] = {
+        { "state-dir", required_argument, 0, 's' }, { "timeout", required_argument, 0, 't' },
+        { "help", no_argument, 0, 'h' },            { 0, 0, 0, 0 },
+    };
+    const char *state_dir = NULL;
+    int timeout = 120, c;
+    optind = 1;
+    while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
+        switch (c) {
+        case 's': state_dir = optarg; break;
+        case 't': if ((timeout = parse_int(optarg, "--timeout", 1, 86400)) < 0) return 2; break;
+        case 'h': fputs(down_usage, stdout); return 0;
+        default: fputs(down_usage, stderr); return 2;
+        }
+    }
+    char dir[PATH_MAX], err[512], sock[PATH_MAX + 16];
+    int rc = optind < argc ? runs_resolve(state_dir, argv[optind], dir, sizeof(dir), err, sizeof(err))
+                           : runs_latest(state_dir, dir, sizeof(dir), err, sizeof(err));
+    if (rc < 0) {
+        fprintf(stderr, "qfleet down: %s\n", err);
+        return 1;
+    }
+    pid_t pid;
+    if (!runs_alive(dir, &pid)) {
+        fprintf(stderr, "qfleet down: the run in %s has already finished\n", dir);
+        return 1;
+    }
+    snprintf(sock, sizeof(sock), "%s/control.sock", dir);
+    json_t *req = json_object(), *reply = NULL;
+    json_set_str(req, "cmd", "down");
+    rc = control_request(sock, req, &reply, 10000, err, sizeof(err));
+    json_free(req);
+    json_free(reply);
+    if (rc < 0) {
+        fprintf(stderr, "qfleet down: %s\n", err);
+        return 1;
+    }
+    /* Done when the controller exits, or, for one suite of a `qfleet run`
+     * that goes on with others, when that fleet closed its control socket. */
+    for (int i = 0; i < timeout * 10 && runs_alive(dir, NULL) && access(sock, F_OK) == 0; i++)
+        usleep(100000);
+    if (runs_alive(dir, NULL) && access(sock, F_OK) == 0) {
+        fprintf(stderr, "qfleet down: controller %d still running after %d s\n", (int)pid, timeout);
+        return 1;
+    }
+    printf("run %s stopped\n", dir);
+    return 0;
+}

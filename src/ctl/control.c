@@ -1,0 +1,381 @@
+/* control.c - control socket server on the fleet's loop, and a blocking
+ * one-shot client. Each accepted socket is framed by qmp/conn. */
+#include "src/ctl/control.h"
+#include "base/time.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "qmp/agent.h"
+#include "qmp/conn.h"
+
+#define QGA_DEFAULT_TIMEOUT_MS 30000
+
+struct client {
+    control_t *ctl;
+    conn_t *conn;
+    int refs;          /* the conn + each request in progress */
+    int dead;
+    struct client *next;
+};
+
+struct control {
+    uv_loop_t *loop;
+    fleet_t *f;
+    int fd;
+    uv_poll_t poll;
+    char path[sizeof(((struct sockaddr_un *)0)->sun_path)];
+    struct client *clients;
+    control_down_cb on_down;
+    void *data;
+    int closing;
+    int poll_closed;
+};
+
+struct request {
+    struct client *cl;
+    json_t *id;
+};
+
+static void client_unref(struct client *cl)
+{
+    if (--cl->refs > 0)
+        return;
+    control_t *c = cl->ctl;
+    for (struct client **p = &c->clients; *p; p = &(*p)->next)
+        if (*p == cl) {
+            *p = cl->next;
+            break;
+        }
+    free(cl);
+    /* The last client out frees a closed control. */
+    if (c->poll_closed && !c->clients)
+        free(c);
+}
+
+static void on_conn_closed(conn_t *conn, void *data)
+{
+    (void)conn;
+    client_unref(data);
+}
+
+static void client_drop(struct client *cl)
+{
+    if (cl->dead)
+        return;
+    cl->dead = 1;
+    conn_close(cl->conn, on_conn_closed, cl);
+}
+
+static void reply(struct client *cl, const json_t *id, json_t *ret, const char *cls, const char *desc)
+{
+    if (cl->dead) {
+        json_free(ret);
+        return;
+    }
+    /* A client that reads guests.json after our reply must see the change
+     * the reply reports. */
+    fleet_flush_registry(cl->ctl->f);
+    json_t *r = json_object();
+    if (id)
+        json_set(r, "id", json_copy(id));
+    if (cls) {
+        json_t *e = json_object();
+        json_set_str(e, "class", cls);
+        json_set_str(e, "desc", desc);
+        json_set(r, "error", e);
+        json_free(ret);
+    } else {
+        json_set(r, "return", ret ? ret : json_object());
+    }
+    conn_send(cl->conn, r, NULL, NULL);
+    json_free(r);
+}
+
+static struct request *request_new(struct client *cl, const json_t *id)
+{
+    struct request *rq = calloc(1, sizeof(*rq));
+    if (!rq)
+        return NULL;
+    rq->cl = cl;
+    rq->id = id ? json_copy(id) : NULL;
+    cl->refs++;
+    return rq;
+}
+
+static void request_done(struct request *rq)
+{
+    json_free(rq->id);
+    client_unref(rq->cl);
+    free(rq);
+}
+
+static void on_qga_reply(agent_t *a, const json_t *ret, const conn_err *err, void *data)
+{
+    struct request *rq = data;
+    (void)a;
+    if (err)
+        reply(rq->cl, rq->id, NULL, err->code == -ETIMEDOUT ? "Timeout" : "AgentError", err->desc);
+    else
+        reply(rq->cl, rq->id, ret ? json_copy(ret) : json_object(), NULL, NULL);
+    request_done(rq);
+}
+
+static void on_guest_stopped(fguest_t *g, void *data)
+{
+    struct request *rq = data;
+    if (fguest_state(g) == GS_FAILED)
+        reply(rq->cl, rq->id, NULL, "GuestFailed", fguest_reason(g));
+    else
+        reply(rq->cl, rq->id, json_object(), NULL, NULL);
+    request_done(rq);
+}
+
+static void handle(struct client *cl, const json_t *msg)
+{
+    control_t *c = cl->ctl;
+    const json_t *id = json_get(msg, "id");
+    const char *cmd = json_get_str(msg, "cmd");
+    if (!cmd) {
+        reply(cl, id, NULL, "BadRequest", "a request needs a \"cmd\" string");
+        return;
+    }
+    if (!strcmp(cmd, "status")) {
+        reply(cl, id, fleet_registry(c->f), NULL, NULL);
+        return;
+    }
+    if (!strcmp(cmd, "down")) {
+        reply(cl, id, json_object(), NULL, NULL);
+        if (c->on_down)
+            c->on_down(c, c->data);
+        return;
+    }
+    if (strcmp(cmd, "qga") && strcmp(cmd, "stop")) {
+        char desc[128];
+        snprintf(desc, sizeof(desc), "unknown cmd '%.60s' (status, qga, stop, down)", cmd);
+        reply(cl, id, NULL, "BadRequest", desc);
+        return;
+    }
+    const char *name = json_get_str(msg, "guest");
+    fguest_t *g = name ? fleet_find(c->f, name) : NULL;
+    if (!g) {
+        char desc[160];
+        snprintf(desc, sizeof(desc), "no guest named '%.100s' in this run", name ? name : "");
+        reply(cl, id, NULL, "NoSuchGuest", desc);
+        return;
+    }
+    struct request *rq = request_new(cl, id);
+    if (!rq) {
+        reply(cl, id, NULL, "BadRequest", "out of memory");
+        return;
+    }
+    if (!strcmp(cmd, "stop")) {
+        fguest_stop(g, on_guest_stopped, rq);
+        return;
+    }
+    agent_t *a = fguest_agent(g);
+    const char *execute = json_get_str(msg, "execute");
+    char desc[160];
+    if (!a || !execute) {
+        if (!a)
+            snprintf(desc, sizeof(desc), "%s: the agent is not connected (state %s)", fguest_name(g),
+                     guest_state_name(fguest_state(g)));
+        else
+            snprintf(desc, sizeof(desc), "qga needs an \"execute\" string");
+        reply(cl, id, NULL, a ? "BadRequest" : "GuestNotReady", desc);
+        request_done(rq);
+        return;
+    }
+    const json_t *args = json_get(msg, "arguments");
+    int timeout = (int)json_get_int(msg, "timeout_ms", QGA_DEFAULT_TIMEOUT_MS);
+    int rc = agent_execute(a, execute, args ? json_copy(args) : NULL, timeout, on_qga_reply, rq);
+    if (rc < 0) {
+        snprintf(desc, sizeof(desc), "%s: agent: %s", fguest_name(g), strerror(-rc));
+        reply(cl, id, NULL, "AgentError", desc);
+        request_done(rq);
+    }
+}
+
+static void on_msg(conn_t *conn, json_t *msg, const char *why, void *data)
+{
+    struct client *cl = data;
+    (void)conn;
+    if (!msg || json_typeof(msg) != JSON_OBJECT) {
+        reply(cl, NULL, NULL, "BadRequest", why ? why : "a request is a JSON object");
+        return;
+    }
+    handle(cl, msg);
+}
+
+static void on_dead(conn_t *conn, const conn_err *err, void *data)
+{
+    (void)conn;
+    (void)err;
+    client_drop(data);
+}
+
+static void on_accept(uv_poll_t *h, int status, int events)
+{
+    control_t *c = h->data;
+    (void)events;
+    if (status < 0)
+        return;
+    for (;;) {
+        int fd = accept4(c->fd, NULL, NULL, SOCK_CLOEXEC | SOCK_NONBLOCK);
+        if (fd < 0)
+            return; /* EAGAIN: drained; anything else: try on the next wake */
+        struct client *cl = calloc(1, sizeof(*cl));
+        if (!cl || conn_new(c->loop, on_msg, on_dead, cl, &cl->conn) < 0) {
+            free(cl);
+            close(fd);
+            continue;
+        }
+        cl->ctl = c;
+        cl->refs = 1;
+        conn_set_label(cl->conn, "control");
+        if (conn_attach_fd(cl->conn, fd) < 0) {
+            client_drop(cl);
+            continue;
+        }
+        cl->next = c->clients;
+        c->clients = cl;
+    }
+}
+
+int control_start(uv_loop_t *loop, fleet_t *f, const char *path, control_down_cb on_down,
+                  void *data, control_t **out, char *err, size_t errlen)
+{
+    struct sockaddr_un sa = { .sun_family = AF_UNIX };
+    if (strlen(path) >= sizeof(sa.sun_path)) {
+        snprintf(err, errlen, "%s: path too long for a Unix socket", path);
+        return -ENAMETOOLONG;
+    }
+    control_t *c = calloc(1, sizeof(*c));
+    if (!c)
+        return -ENOMEM;
+    strcpy(sa.sun_path, path);
+    strcpy(c->path, path);
+    unlink(path);
+    c->fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+    mode_t old = umask(0177); /* the socket is born 0600 */
+    int rc = c->fd < 0 || bind(c->fd, (struct sockaddr *)&sa, sizeof(sa)) < 0 || listen(c->fd, 64) < 0
+                 ? -errno : 0;
+    umask(old);
+    if (rc < 0) {
+        snprintf(err, errlen, "control socket %s: %s", path, strerror(-rc));
+        if (c->fd >= 0)
+            close(c->fd);
+        free(c);
+        return rc;
+    }
+    c->loop = loop;
+    c->f = f;
+    c->on_down = on_down;
+    c->data = data;
+    uv_poll_init(loop, &c->poll, c->fd);
+    c->poll.data = c;
+    uv_poll_start(&c->poll, UV_READABLE, on_accept);
+    *out = c;
+    return 0;
+}
+
+static void on_poll_closed(uv_handle_t *h)
+{
+    control_t *c = h->data;
+    close(c->fd);
+    c->poll_closed = 1;
+    /* Clients still closing (or with requests in flight) point at c; the
+     * last of them frees it. */
+    if (!c->clients)
+        free(c);
+}
+
+void control_close(control_t *c)
+{
+    if (!c || c->closing)
+        return;
+    c->closing = 1;
+    unlink(c->path);
+    for (struct client *cl = c->clients; cl; cl = cl->next)
+        client_drop(cl);
+    uv_close((uv_handle_t *)&c->poll, on_poll_closed);
+}
+
+/* ---- blocking client ---- */
+
+int control_request(const char *path, const json_t *req, json_t **reply_out, int timeout_ms,
+                    char *err, size_t errlen)
+{
+    struct sockaddr_un sa = { .sun_family = AF_UNIX };
+    if (strlen(path) >= sizeof(sa.sun_path)) {
+        snprintf(err, errlen, "%s: path too long", path);
+        return -ENAMETOOLONG;
+    }
+    strcpy(sa.sun_path, path);
+    int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (fd < 0 || connect(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0) {
+        int e = errno;
+        snprintf(err, errlen, "%s: %s (is the controller still running?)", path, strerror(e));
+        if (fd >= 0)
+            close(fd);
+        return -e;
+    }
+    size_t n;
+    char *line = json_dump(req, &n);
+    int rc = 0;
+    if (!line || write(fd, line, n) != (ssize_t)n || write(fd, "\n", 1) != 1) {
+        rc = -EIO;
+        snprintf(err, errlen, "%s: write failed", path);
+    }
+    free(line);
+    size_t cap = 65536, len = 0;
+    char *buf = rc == 0 ? malloc(cap) : NULL;
+    double end = time_mono_ms() + timeout_ms;
+    while (rc == 0) {
+        char *nl = buf ? memchr(buf, '\n', len) : NULL;
+        if (nl) {
+            *reply_out = json_parse(buf, (size_t)(nl - buf), err, errlen);
+            rc = *reply_out ? 0 : -EPROTO;
+            break;
+        }
+        if (!buf || len == cap) {
+            char *nb = cap < (64u << 20) ? realloc(buf, cap * 2) : NULL;
+            if (!nb) {
+                rc = -EMSGSIZE;
+                snprintf(err, errlen, "%s: reply too large", path);
+                break;
+            }
+            buf = nb;
+            cap *= 2;
+        }
+        int left = (int)(end - time_mono_ms());
+        struct pollfd p = { .fd = fd, .events = POLLIN };
+        int pr = left > 0 ? poll(&p, 1, left) : 0;
+        if (pr < 0 && errno == EINTR)
+            continue; /* the deadline is rechecked above */
+        if (pr <= 0) {
+            rc = -ETIMEDOUT;
+            snprintf(err, errlen, "%s: no reply within %d ms", path, timeout_ms);
+            break;
+        }
+        ssize_t r = read(fd, buf + len, cap - len);
+        if (r <= 0) {
+            rc = r == 0 ? -ECONNRESET : -errno;
+            snprintf(err, errlen, "%s: the controller closed the connection", path);
+            break;
+        }
+        len += (size_t)r;
+    }
+    free(buf);
+    close(fd);
+    return rc;
+}

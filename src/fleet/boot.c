@@ -1,0 +1,722 @@
+/* boot.c - one guest from leases to ready, and back down.
+ *
+ * Each phase is entered by an event (QMP ready, a reply, VSERPORT_CHANGE,
+ * agent sync) and bounded by phase_timer. The only polling is for the DHCP
+ * address, which nothing announces. QEMU's exit is seen through its pidfd
+ * (proc.c) the moment it happens, in any phase. */
+#include "src/fleet/fleet_int.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <sched.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "base/fs.h"
+
+#define QMP_CONNECT_MS 30000
+#define RUNNING_MS 15000
+#define PCI_MS 15000
+#define DHCP_POLL_MS 250
+#define QUIT_MS 3000
+#define TERM_GRACE_MS 3000
+#define TAIL_BYTES 1500
+
+static void fg_set(fguest_t *g, guest_state s);
+static void fg_next(fguest_t *g);
+static void on_phase_timeout(uv_timer_t *t);
+
+static int ms_of(int s, int fallback_s) { return (s > 0 ? s : fallback_s) * 1000; }
+
+static void phase_arm(fguest_t *g, int ms)
+{
+    uv_update_time(g->f->loop);
+    uv_timer_start(&g->phase_timer, on_phase_timeout, (uint64_t)ms, 0);
+}
+
+int fg_is_booting(const fguest_t *g)
+{
+    return g->state >= GS_ALLOCATING && g->state < GS_READY;
+}
+
+int fg_init(fleet_t *f, fguest_t *g)
+{
+    g->f = f;
+    for (int i = 0; i < GS_COUNT; i++)
+        g->t_ms[i] = -1;
+    uv_timer_init(f->loop, &g->phase_timer);
+    uv_timer_init(f->loop, &g->poll_timer);
+    uv_timer_init(f->loop, &g->stop_timer);
+    g->phase_timer.data = g->poll_timer.data = g->stop_timer.data = g;
+    return 0;
+}
+
+void fg_close(fguest_t *g, uv_close_cb cb)
+{
+    uv_close((uv_handle_t *)&g->phase_timer, cb);
+    uv_close((uv_handle_t *)&g->poll_timer, cb);
+    uv_close((uv_handle_t *)&g->stop_timer, cb);
+}
+
+static void fg_set(fguest_t *g, guest_state s)
+{
+    g->state = s;
+    if (s == GS_ALLOCATING) {
+        g->started_ms = time_wall_ms();
+        g->mono_start = uv_hrtime() / 1e6;
+    }
+    g->t_ms[s] = (long long)(uv_hrtime() / 1e6 - g->mono_start);
+    fleet_publish(g->f, g);
+}
+
+/* ---- failure ---- */
+
+static void close_clients(fguest_t *g)
+{
+    if (g->ssh) {
+        guest_close(g->ssh, NULL, NULL);
+        g->ssh = NULL;
+    }
+    if (g->agent) {
+        agent_peer_exited(g->agent);
+        agent_close(g->agent, NULL, NULL);
+        g->agent = NULL;
+    }
+    if (g->qmp) {
+        qmp_peer_exited(g->qmp);
+        qmp_close(g->qmp, NULL, NULL);
+        g->qmp = NULL;
+    }
+}
+
+static void proc_closed(proc_t *p, void *data) { (void)p; (void)data; }
+
+static void drop_proc(fguest_t *g)
+{
+    if (g->proc) {
+        proc_close(g->proc, proc_closed, NULL); /* kills the group if alive */
+        g->proc = NULL;
+    }
+}
+
+static void run_waiters(fguest_t *g)
+{
+    struct fg_waiter *w = g->waiters;
+    g->waiters = NULL;
+    while (w) {
+        struct fg_waiter *next = w->next;
+        if (w->cb)
+            w->cb(g, w->data);
+        free(w);
+        w = next;
+    }
+}
+
+static void append_tail(fguest_t *g, size_t *off, const char *label, const char *path)
+{
+    char *t = fs_tail(path, TAIL_BYTES);
+    if (t && *t) {
+        char *masked = cfg_vm_mask(g->vm, t);
+        *off += (size_t)snprintf(g->reason + *off, sizeof(g->reason) - *off,
+                                 "\n--- %s (tail) ---\n%s", label, masked ? masked : "");
+        free(masked);
+    }
+    free(t);
+    if (*off >= sizeof(g->reason))
+        *off = sizeof(g->reason) - 1;
+}
+
+void fg_fail(fguest_t *g, const char *fmt, ...)
+{
+    if (g->state == GS_FAILED || g->state == GS_STOPPED)
+        return;
+    int was_booting = fg_is_booting(g) || g->state == GS_QUEUED;
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(g->reason, sizeof(g->reason), fmt, ap);
+    va_end(ap);
+    size_t off = strlen(g->reason);
+    if (g->state >= GS_LAUNCHING) {
+        char path[PATH_MAX];
+        if (cfg_run_path(g->vm, &g->res, CFG_RUN_SERIAL, path, sizeof(path)) == 0)
+            append_tail(g, &off, "serial console", path);
+        snprintf(path, sizeof(path), "%s/%s-qemu.log", g->f->run_dir, g->name);
+        append_tail(g, &off, "QEMU stderr", path);
+    }
+    uv_timer_stop(&g->phase_timer);
+    uv_timer_stop(&g->poll_timer);
+    uv_timer_stop(&g->stop_timer);
+    close_clients(g);
+    drop_proc(g);
+    fg_release(g);
+    fg_set(g, GS_FAILED);
+    if (was_booting)
+        fleet_guest_settled(g->f, g);
+    run_waiters(g);
+}
+
+static void on_phase_timeout(uv_timer_t *t)
+{
+    fguest_t *g = t->data;
+    static const char *const what[GS_COUNT] = {
+        [GS_LAUNCHING] = "QMP socket did not come up",
+        [GS_QMP_CONNECTED] = "QEMU did not report running",
+        [GS_RUNNING] = "guest agent never opened its port (the guest did not boot far enough)",
+        [GS_AGENT_CONNECTED] = "no DHCP address on host_connect",
+        [GS_NET_READY] = "query-pci did not answer",
+        [GS_PCI_MAPPED] = "SSH login did not succeed",
+    };
+    double in_state = (uv_hrtime() / 1e6 - g->mono_start - (double)g->t_ms[g->state]) / 1000;
+    fg_fail(g, "%s: timed out after %.0fs in state %s: %s", g->name, in_state,
+            guest_state_name(g->state), what[g->state] ? what[g->state] : "no progress");
+}
+
+/* ---- QEMU process ---- */
+
+static void launch(fguest_t *g);
+
+static int log_has(fguest_t *g, const char *needle)
+{
+    char path[PATH_MAX];
+    snprintf(path, sizeof(path), "%s/%s-qemu.log", g->f->run_dir, g->name);
+    char *t = fs_tail(path, 8192);
+    int has = t && strstr(t, needle);
+    free(t);
+    return has;
+}
+
+/* A forwarded port that another process bound between our bind test and
+ * QEMU's own bind: take fresh ports and try once more. */
+static int retry_port_race(fguest_t *g)
+{
+    if (g->port_retry_used || !g->nd.ports || g->state >= GS_RUNNING ||
+        !(log_has(g, "Could not set up host forwarding rule") || log_has(g, "Address already in use")))
+        return 0;
+    g->port_retry_used = 1;
+    char err[256];
+    if (fg_renew_ports(g, err, sizeof(err)) < 0) {
+        fg_fail(g, "%s: no port for the SSH forward after a port race: %s", g->name, err);
+        return 1;
+    }
+    fprintf(stderr, "qfleet: %s: host port taken by another process, retrying with port %d\n", g->name,
+            g->res.ssh_port[0]);
+    close_clients(g);
+    drop_proc(g);
+    g->agent_connected = g->port_open = g->syncing = 0;
+    launch(g);
+    return 1;
+}
+
+static void stop_finish(fguest_t *g);
+static void stop_advance(fguest_t *g);
+
+static void on_proc_exit(proc_t *p, int code, int sig, void *data)
+{
+    fguest_t *g = data;
+    (void)p;
+    if (g->state == GS_STOPPING) {
+        stop_finish(g);
+        return;
+    }
+    if (g->state == GS_STOPPED || g->state == GS_FAILED)
+        return;
+    if (retry_port_race(g))
+        return;
+    /* Stop connects still retrying; open channels drain what QEMU wrote
+     * before dying, then see EOF. */
+    if (g->qmp)
+        qmp_peer_exited(g->qmp);
+    if (g->agent)
+        agent_peer_exited(g->agent);
+    if (sig)
+        fg_fail(g, "%s: QEMU (pid %d) was killed by signal %d (SIG%s) in state %s", g->name, (int)g->pid,
+                sig, sigabbrev_np(sig) ? sigabbrev_np(sig) : "?", guest_state_name(g->state));
+    else
+        fg_fail(g, "%s: QEMU (pid %d) exited with status %d in state %s", g->name, (int)g->pid, code,
+                guest_state_name(g->state));
+}
+
+/* ---- QMP ---- */
+
+static void start_agent_sync(fguest_t *g);
+
+static void on_qmp_event(qmp_t *q, const qmp_event *ev, void *data)
+{
+    fguest_t *g = data;
+    (void)q;
+    if (!strcmp(ev->name, "VSERPORT_CHANGE")) {
+        const char *id = json_get_str(ev->data, "id");
+        if (!id || strcmp(id, "qga0port"))
+            return;
+        if (json_get_bool(ev->data, "open", 0)) {
+            g->port_open = 1;
+            if (ev->seconds >= 0 && !g->port_open_ms)
+                g->port_open_ms = ev->seconds * 1000 + ev->microseconds / 1000 - g->started_ms;
+            start_agent_sync(g);
+        } else {
+            g->port_open = 0;
+            if (g->agent)
+                agent_port_closed(g->agent);
+        }
+    } else if (!strcmp(ev->name, "SHUTDOWN")) {
+        g->got_shutdown = 1;
+        if (g->state == GS_STOPPING && g->stop_step == 1) {
+            /* The guest powered off and QEMU exits by itself; quit is the
+             * fallback should it not. */
+            uv_timer_stop(&g->stop_timer);
+            stop_advance(g);
+        }
+    }
+}
+
+/* DTS pins the whole QEMU to the cpupin set (taskset) and vCPU i to
+ * cpupin[i]. Every thread QEMU has now gets the set; threads it makes later
+ * inherit it from their creator; then each vCPU thread gets its own CPU. */
+static void pin_cpus(fguest_t *g, const json_t *cpus)
+{
+    const int *pin = g->vi->cpupin;
+    int n = g->vi->ncpupin;
+    cpu_set_t all;
+    CPU_ZERO(&all);
+    for (int i = 0; i < n; i++)
+        CPU_SET(pin[i], &all);
+    char path[64];
+    snprintf(path, sizeof(path), "/proc/%d/task", (int)g->pid);
+    DIR *d = opendir(path);
+    struct dirent *de;
+    while (d && (de = readdir(d)))
+        if (de->d_name[0] != '.' && sched_setaffinity((pid_t)atoi(de->d_name), sizeof(all), &all) < 0)
+            fprintf(stderr, "qfleet: %s: pinning QEMU thread %s: %s\n", g->name, de->d_name, strerror(errno));
+    if (d)
+        closedir(d);
+    for (size_t i = 0; i < json_len(cpus); i++) {
+        const json_t *c = json_at(cpus, i);
+        long long tid = json_get_int(c, "thread-id", -1), idx = json_get_int(c, "cpu-index", (long long)i);
+        if (tid <= 0)
+            continue;
+        cpu_set_t one;
+        CPU_ZERO(&one);
+        CPU_SET(pin[idx % n], &one);
+        if (sched_setaffinity((pid_t)tid, sizeof(one), &one) < 0)
+            fprintf(stderr, "qfleet: %s: pinning vCPU %lld: %s\n", g->name, idx, strerror(errno));
+    }
+}
+
+static void on_cpus(qmp_t *q, const qmp_reply *r, void *data)
+{
+    fguest_t *g = data;
+    (void)q;
+    if (r->err)
+        fprintf(stderr, "qfleet: %s: query-cpus-fast: %s\n", g->name, r->err->desc);
+    else if (g->state < GS_STOPPING)
+        pin_cpus(g, r->ret);
+}
+
+static void on_chardevs(qmp_t *q, const qmp_reply *r, void *data)
+{
+    fguest_t *g = data;
+    (void)q;
+    if (r->err || !fg_is_booting(g))
+        return;
+    /* The guest may have opened the port before we subscribed. */
+    for (size_t i = 0; i < json_len(r->ret); i++) {
+        const json_t *c = json_at(r->ret, i);
+        const char *label = json_get_str(c, "label");
+        if (label && !strcmp(label, "qga0") && json_get_bool(c, "frontend-open", 0)) {
+            g->port_open = 1;
+            start_agent_sync(g);
+        }
+    }
+}
+
+static void on_status(qmp_t *q, const qmp_reply *r, void *data)
+{
+    fguest_t *g = data;
+    if (g->state != GS_QMP_CONNECTED)
+        return;
+    if (r->err) {
+        fg_fail(g, "%s: query-status: %s", g->name, r->err->desc);
+        return;
+    }
+    const char *status = json_get_str(r->ret, "status");
+    if (!status || strcmp(status, "running")) {
+        fg_fail(g, "%s: QEMU is %s, not running", g->name, status ? status : "in an unknown state");
+        return;
+    }
+    fg_set(g, GS_RUNNING);
+    if (g->vi->ncpupin)
+        qmp_execute(q, "query-cpus-fast", NULL, 0, on_cpus, g);
+    if (g->vi->qga) {
+        phase_arm(g, ms_of(g->f->o.boot_timeout_s, g->vi->wait_seconds));
+        qmp_execute(q, "query-chardev", NULL, 0, on_chardevs, g);
+    } else {
+        fg_next(g);
+    }
+}
+
+static void on_qmp_ready(qmp_t *q, const conn_err *err, void *data)
+{
+    fguest_t *g = data;
+    if (g->state != GS_LAUNCHING)
+        return;
+    if (err) {
+        /* An aborted connect means QEMU exited: on_proc_exit reports that
+         * with the exit status, which says more. */
+        if (err->code != -ECONNABORTED)
+            fg_fail(g, "%s: %s", g->name, err->desc);
+        return;
+    }
+    const qmp_greeting *gr = qmp_get_greeting(q);
+    (void)gr;
+    qmp_subscribe(q, NULL, on_qmp_event, g);
+    fg_set(g, GS_QMP_CONNECTED);
+    phase_arm(g, RUNNING_MS);
+    qmp_execute(q, "query-status", NULL, 0, on_status, g);
+}
+
+static void on_qmp_dead(qmp_t *q, const conn_err *err, void *data)
+{
+    fguest_t *g = data;
+    (void)q;
+    /* EOF comes with QEMU's exit, which on_proc_exit reports with its
+     * status; only a protocol failure of a living QEMU is news here. */
+    if (fg_is_booting(g) && err->code != -ECONNRESET && proc_running(g->proc))
+        fg_fail(g, "%s: QMP connection lost: %s", g->name, err->desc);
+}
+
+/* ---- agent ---- */
+
+static void on_agent_connected(agent_t *a, const conn_err *err, void *data)
+{
+    fguest_t *g = data;
+    (void)a;
+    if (err) {
+        if (err->code != -ECANCELED && err->code != -ECONNABORTED && fg_is_booting(g))
+            fg_fail(g, "%s: agent socket: %s", g->name, err->desc);
+        return;
+    }
+    g->agent_connected = 1;
+    start_agent_sync(g);
+}
+
+static void on_ifaces(agent_t *a, const agent_iface *ifs, size_t n, const conn_err *err, void *data);
+
+static void poll_ifaces(uv_timer_t *t)
+{
+    fguest_t *g = t->data;
+    if (g->state == GS_AGENT_CONNECTED && g->agent)
+        agent_get_interfaces(g->agent, 5000, on_ifaces, g);
+}
+
+static void on_ifaces(agent_t *a, const agent_iface *ifs, size_t n, const conn_err *err, void *data)
+{
+    fguest_t *g = data;
+    (void)a;
+    if (g->state != GS_AGENT_CONNECTED)
+        return;
+    if (!err) {
+        const char *want = g->vi->nics[g->vi->host_connect].id;
+        for (size_t i = 0; i < n; i++) {
+            if (strcmp(ifs[i].name, want))
+                continue;
+            for (size_t k = 0; k < ifs[i].naddrs; k++) {
+                if (ifs[i].addrs[k].family == 4) {
+                    snprintf(g->ip, sizeof(g->ip), "%s", ifs[i].addrs[k].addr);
+                    fg_set(g, GS_NET_READY);
+                    fg_next(g);
+                    return;
+                }
+            }
+        }
+    }
+    /* No address yet (or a transient agent error): ask again shortly. */
+    uv_timer_start(&g->poll_timer, poll_ifaces, DHCP_POLL_MS, 0);
+}
+
+static void on_synced(agent_t *a, const conn_err *err, void *data)
+{
+    fguest_t *g = data;
+    (void)a;
+    g->syncing = 0;
+    if (g->state != GS_RUNNING)
+        return;
+    if (err) {
+        /* The port can flap while the guest's agent restarts; the next
+         * VSERPORT_CHANGE tries again. A dead channel fails the guest. */
+        if (g->agent && agent_error(g->agent))
+            fg_fail(g, "%s: agent: %s", g->name, err->desc);
+        else if (g->port_open)
+            start_agent_sync(g);
+        return;
+    }
+    fg_set(g, GS_AGENT_CONNECTED);
+    fg_next(g);
+}
+
+static void start_agent_sync(fguest_t *g)
+{
+    /* Never write to the agent before the guest opened its port. */
+    if (!g->agent || !g->agent_connected || !g->port_open || g->syncing || g->state != GS_RUNNING)
+        return;
+    g->syncing = 1;
+    if (agent_sync(g->agent, 0, on_synced, g) < 0)
+        g->syncing = 0;
+}
+
+/* ---- PCI map and SSH ---- */
+
+static void on_pci(qmp_t *q, const qmp_reply *r, void *data)
+{
+    fguest_t *g = data;
+    (void)q;
+    if (g->state != GS_NET_READY && g->state != GS_RUNNING && g->state != GS_AGENT_CONNECTED)
+        return;
+    if (r->err) {
+        fg_fail(g, "%s: query-pci: %s", g->name, r->err->desc);
+        return;
+    }
+    g->npt = 0;
+    const struct cfg_vm_info *vi = g->vi;
+    for (int k = 0; k < vi->npt && k < FG_PT_MAX; k++) {
+        int found = 0;
+        for (size_t b = 0; b < json_len(r->ret) && !found; b++) {
+            const json_t *bus = json_at(r->ret, b);
+            long long busn = json_get_int(bus, "bus", 0);
+            const json_t *devs = json_get(bus, "devices");
+            for (size_t d = 0; d < json_len(devs); d++) {
+                const json_t *dev = json_at(devs, d);
+                const char *qid = json_get_str(dev, "qdev_id");
+                if (!qid || strcmp(qid, vi->pt[k].id))
+                    continue;
+                snprintf(g->pt[g->npt].id, sizeof(g->pt[0].id), "%s", qid);
+                snprintf(g->pt[g->npt].addr, sizeof(g->pt[0].addr), "0000:%02llx:%02llx.%llx", busn,
+                         json_get_int(dev, "slot", 0), json_get_int(dev, "function", 0));
+                const char *host = vi->pt[k].host ? vi->pt[k].host
+                                   : vi->pt[k].pool ? g->res.vf_host[vi->pt[k].vf_need] /* leased */
+                                                    : "";
+                snprintf(g->pt[g->npt].host, sizeof(g->pt[0].host), "%s", host);
+                g->npt++;
+                found = 1;
+                break;
+            }
+        }
+        if (!found) {
+            fg_fail(g, "%s: %s is not in query-pci", g->name, vi->pt[k].id);
+            return;
+        }
+    }
+    fg_set(g, GS_PCI_MAPPED);
+    fg_next(g);
+}
+
+static void on_ssh(guest_session_t *s, const guest_result *r, void *data)
+{
+    fguest_t *g = data;
+    (void)s;
+    if (g->state != GS_PCI_MAPPED)
+        return;
+    if (r->status < 0) {
+        fg_fail(g, "%s", r->error ? r->error : "ssh failed");
+        return;
+    }
+    fg_set(g, GS_SSH_READY);
+    fg_next(g);
+}
+
+static int start_ssh(fguest_t *g)
+{
+    const char *addr;
+    int port;
+    if (cfg_vm_ssh(g->vm, &g->res, &addr, &port) < 0)
+        return 0;
+    char kh[PATH_MAX];
+    /* Per guest, not per run: forwarded ports are reused by other guests
+     * within a run, and known_hosts keys entries by [host]:port. */
+    snprintf(kh, sizeof(kh), "%s/%s-known_hosts", g->f->run_dir, g->name);
+    snprintf(g->ssh_host, sizeof(g->ssh_host), "%s", addr);
+    g->ssh_port = port;
+    int ms = ms_of(g->f->o.ssh_timeout_s, g->vi->login_timeout);
+    guest_opts o = {
+        .name = g->name,
+        .transport = GUEST_SSH,
+        .ssh = { .host = addr, .port = port, .user = g->vi->user, .password = g->vi->password,
+                 .known_hosts = kh, .connect_timeout_ms = ms },
+    };
+    if (guest_open(g->f->loop, &o, NULL, NULL, &g->ssh) < 0)
+        return -1;
+    phase_arm(g, ms + 5000);
+    if (guest_exec(g->ssh, "true", ms, on_ssh, g) < 0)
+        return -1;
+    return 1;
+}
+
+/* Move on from the state just reached to the next phase that applies. */
+static void fg_next(fguest_t *g)
+{
+    const struct cfg_vm_info *vi = g->vi;
+    switch (g->state) {
+    case GS_RUNNING:
+    case GS_AGENT_CONNECTED:
+        if (g->state == GS_AGENT_CONNECTED && vi->host_connect >= 0) {
+            phase_arm(g, ms_of(g->f->o.net_timeout_s, 60));
+            poll_ifaces(&g->poll_timer);
+            return;
+        }
+        /* fall through - no address to wait for */
+    case GS_NET_READY:
+        phase_arm(g, PCI_MS);
+        qmp_execute(g->qmp, "query-pci", NULL, PCI_MS, on_pci, g);
+        return;
+    case GS_PCI_MAPPED:
+        if (vi->user && !g->f->o.no_ssh) {
+            int rc = start_ssh(g);
+            if (rc < 0)
+                fg_fail(g, "%s: cannot start an SSH session", g->name);
+            if (rc != 0)
+                return;
+        }
+        /* fall through */
+    case GS_SSH_READY:
+        uv_timer_stop(&g->phase_timer);
+        fg_set(g, GS_READY);
+        fleet_guest_settled(g->f, g);
+        return;
+    default:
+        return;
+    }
+}
+
+/* ---- launch ---- */
+
+static void launch(fguest_t *g)
+{
+    fleet_t *f = g->f;
+    char err[512], path[PATH_MAX], **argv;
+    fg_set(g, GS_LAUNCHING);
+    if (cfg_argv_build(g->vm, &g->res, &argv, err, sizeof(err)) < 0) {
+        fg_fail(g, "%s: %s", g->name, err);
+        return;
+    }
+    snprintf(path, sizeof(path), "%s/%s-qemu.log", f->run_dir, g->name);
+    int rc = proc_spawn(f->loop, &g->proc, argv, path, on_proc_exit, g, err, sizeof(err));
+    cfg_argv_free(argv);
+    if (rc < 0) {
+        fg_fail(g, "%s: launching QEMU: %s", g->name, err);
+        return;
+    }
+    g->pid = proc_pid(g->proc);
+    phase_arm(g, QMP_CONNECT_MS);
+    if (qmp_new(f->loop, &g->qmp) < 0 ||
+        cfg_run_path(g->vm, &g->res, CFG_RUN_QMP, path, sizeof(path)) < 0) {
+        fg_fail(g, "%s: cannot set up the QMP client", g->name);
+        return;
+    }
+    qmp_set_dead_cb(g->qmp, on_qmp_dead, g);
+    rc = qmp_connect(g->qmp, path, QMP_CONNECT_MS, on_qmp_ready, g);
+    if (rc < 0) {
+        fg_fail(g, "%s: QMP connect to %s: %s", g->name, path, strerror(-rc));
+        return;
+    }
+    if (!g->vi->qga)
+        return;
+    /* Connecting to the agent chardev is harmless; writing waits for the
+     * guest to open its port (VSERPORT_CHANGE). */
+    if (agent_new(f->loop, &g->agent) < 0 ||
+        cfg_run_path(g->vm, &g->res, CFG_RUN_QGA, path, sizeof(path)) < 0 ||
+        agent_connect(g->agent, path, 0, on_agent_connected, g) < 0)
+        fg_fail(g, "%s: cannot set up the agent client", g->name);
+}
+
+void fg_boot(fguest_t *g)
+{
+    char err[512], owner[ALLOC_OWNER_MAX];
+    fg_set(g, GS_ALLOCATING);
+    snprintf(owner, sizeof(owner), "%s/%s", g->f->run_id, g->name);
+    if (alloc_owner_init(&g->owner, owner, getpid(), err, sizeof(err)) < 0) {
+        fg_fail(g, "%s: %s", g->name, err);
+        return;
+    }
+    cfg_vm_needs(g->vm, &g->nd);
+    memset(&g->res, 0, sizeof(g->res));
+    g->res.run_dir = g->f->run_dir;
+    g->res.name = g->name;
+    if (fg_place_devices(g, err, sizeof(err)) < 0 || fg_take_leases(g, err, sizeof(err)) < 0) {
+        fg_fail(g, "%s: allocating: %s", g->name, err);
+        return;
+    }
+    launch(g);
+}
+
+/* ---- stop ---- */
+
+static void stop_advance(fguest_t *g);
+
+static void on_stop_timer(uv_timer_t *t) { stop_advance(t->data); }
+
+static void stop_finish(fguest_t *g)
+{
+    uv_timer_stop(&g->stop_timer);
+    close_clients(g);
+    drop_proc(g);
+    fg_release(g);
+    fg_set(g, GS_STOPPED);
+    run_waiters(g);
+}
+
+/* Graceful stop: 1 agent guest-shutdown, waiting for QMP SHUTDOWN;
+ * 2 QMP quit; 3 SIGTERM, then SIGKILL after a grace period. Each step
+ * runs only if the one before did not end QEMU in time. */
+static void stop_advance(fguest_t *g)
+{
+    fleet_t *f = g->f;
+    uv_update_time(f->loop);
+    switch (++g->stop_step) {
+    case 1:
+        if (g->agent && agent_is_synced(g->agent) && !g->got_shutdown &&
+            agent_shutdown(g->agent, "powerdown", NULL, NULL) == 0) {
+            uv_timer_start(&g->stop_timer, on_stop_timer, (uint64_t)ms_of(f->o.stop_timeout_s, 20), 0);
+            return;
+        }
+        g->stop_step++;
+        /* fall through */
+    case 2:
+        if (g->qmp && qmp_is_ready(g->qmp) && qmp_execute(g->qmp, "quit", NULL, QUIT_MS, NULL, NULL) == 0) {
+            uv_timer_start(&g->stop_timer, on_stop_timer, QUIT_MS, 0);
+            return;
+        }
+        g->stop_step++;
+        /* fall through */
+    default:
+        if (g->proc && proc_running(g->proc))
+            proc_stop(g->proc, TERM_GRACE_MS);
+        else
+            stop_finish(g);
+    }
+}
+
+void fg_stop(fguest_t *g)
+{
+    if (g->state == GS_STOPPING)
+        return;
+    if (g->state == GS_STOPPED || g->state == GS_FAILED) {
+        run_waiters(g);
+        return;
+    }
+    int was_booting = fg_is_booting(g);
+    uv_timer_stop(&g->phase_timer);
+    uv_timer_stop(&g->poll_timer);
+    if (g->state == GS_QUEUED) {
+        fg_set(g, GS_STOPPED);
+        run_waiters(g);
+        return;
+    }
+    fg_set(g, GS_STOPPING);
+    if (was_booting)
+        fleet_guest_settled(g->f, g);
+    g->stop_step = 0;
+    stop_advance(g);
+}

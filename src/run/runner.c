@@ -1,0 +1,685 @@
+/* runner.c - suites in parallel (runner.h): admission, generations of
+ * guests, cases and their steps, infrastructure retries, the run's end.
+ *
+ * Every suite is a state machine driven from one place, advance(), which
+ * runs from the suite's own zero-delay timer. Fleet events, step results
+ * and session closes only record what happened and kick that timer, so no
+ * decision is ever taken inside the fleet's or a session's callback, where
+ * starting or stopping guests would re-enter code that is mid-change. */
+#include "src/run/run_int.h"
+#include "base/time.h"
+
+#include <errno.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "cfg/vm.h"
+#include "src/alloc/alloc.h"
+#include "base/fs.h"
+
+static void advance(struct rsuite *s);
+static void gen_stop(struct rsuite *s, enum rafter after);
+static void case_begin(struct rsuite *s);
+static void suite_finish(struct rsuite *s);
+static void check_done(struct runner *r);
+static void on_down(control_t *c, void *data);
+
+static char *xstrdup(const char *s) { return s ? strdup(s) : NULL; }
+
+char *rs_printf(const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    char *s = NULL;
+    if (vasprintf(&s, fmt, ap) < 0)
+        s = NULL;
+    va_end(ap);
+    return s;
+}
+
+/* The first line of text, at most 300 bytes: for messages and the table. */
+static char *first_line(const char *text)
+{
+    const char *t = text ? text : "";
+    size_t n = strcspn(t, "\n");
+    return rs_printf("%.*s", (int)(n > 300 ? 300 : n), t);
+}
+
+static void on_kick(uv_timer_t *t) { advance(t->data); }
+
+static void kick(struct rsuite *s)
+{
+    if (s->timers_open)
+        uv_timer_start(&s->kick, on_kick, 0, 0);
+}
+
+/* ---- events ------------------------------------------------------------------ */
+
+void rsuite_set_state(struct rsuite *s, const char *state, const char *reason)
+{
+    s->st.state = state;
+    free(s->st.reason);
+    s->st.reason = rsuite_mask(s, reason);
+    json_t *e = json_object();
+    json_set_str(e, "suite", s->st.name);
+    json_set_str(e, "state", state);
+    if (!strcmp(state, "done"))
+        json_set_str(e, "result", st_result_name(s->st.result));
+    json_set(e, "reason", json_string(s->st.reason));
+    status_event(&s->r->st, "suite", e);
+    status_changed(&s->r->st, !strcmp(state, "done"));
+}
+
+static void ev_case(struct rsuite *s, const st_case *c, const char *state)
+{
+    json_t *e = json_object();
+    json_set_str(e, "suite", s->st.name);
+    json_set_str(e, "case", c->name);
+    json_set_str(e, "state", state);
+    json_set_int(e, "attempt", c->attempts);
+    json_set(e, "reason", json_string(c->message));
+    if (c->finished_ms > 0 && c->started_ms > 0)
+        json_set_int(e, "elapsed_ms", c->finished_ms - c->started_ms);
+    status_event(&s->r->st, "case", e);
+    status_changed(&s->r->st, 1);
+}
+
+static void set_infra(struct rsuite *s, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void set_infra(struct rsuite *s, const char *fmt, ...)
+{
+    if (s->infra)
+        return;
+    va_list ap;
+    va_start(ap, fmt);
+    char *raw = NULL;
+    if (vasprintf(&raw, fmt, ap) < 0)
+        raw = NULL;
+    va_end(ap);
+    s->infra = rsuite_mask(s, raw ? raw : "infrastructure error");
+    free(raw);
+    kick(s);
+}
+
+/* ---- guests ------------------------------------------------------------------- */
+
+static void on_fleet_event(fleet_t *f, fguest_t *g, guest_state state, void *data)
+{
+    struct rsuite *s = data;
+    (void)f;
+    int i = 0;
+    while (i < s->def->nguests && s->g[i].g != g)
+        i++;
+    if (i == s->def->nguests)
+        return;
+    st_guest *sg = &s->st.guests[i];
+    json_free(sg->snap);
+    sg->snap = fguest_json(g);
+    json_t *e = json_object();
+    json_set_str(e, "suite", s->st.name);
+    json_set_str(e, "guest", sg->name);
+    json_set_str(e, "instance", fguest_name(g));
+    json_set_str(e, "state", guest_state_name(state));
+    json_set(e, "reason", state == GS_FAILED ? json_string(fguest_reason(g)) : json_null());
+    status_event(&s->r->st, "guest", e);
+    status_changed(&s->r->st, 0);
+    if (state == GS_READY && !s->g[i].ready_seen) {
+        s->g[i].ready_seen = 1;
+        long long ms = json_get_int(json_get(sg->snap, "timings_ms"), "ready", -1);
+        if (ms >= 0)
+            status_boot_time(&s->r->st, ms / 1000.0);
+    }
+    if (s->ph == P_BOOT || s->ph == P_RUN) {
+        if (state == GS_FAILED)
+            set_infra(s, "guest %s (%s) failed: %s", sg->name, fguest_name(g), fguest_reason(g));
+        else if (state == GS_STOPPING || state == GS_STOPPED)
+            set_infra(s, "guest %s (%s) was stopped from outside the suite", sg->name, fguest_name(g));
+    }
+    kick(s);
+}
+
+static void gen_start(struct rsuite *s)
+{
+    struct suite *d = s->def;
+    char err[1024], name[CFG_NAME_MAX + 16];
+    s->gen++;
+    free(s->infra);
+    s->infra = NULL;
+    free(s->setup_all_failed);
+    s->setup_all_failed = NULL;
+    s->setup_all_done = 0;
+    s->ph = P_BOOT;
+    rsuite_set_state(s, "booting", NULL);
+    for (int i = 0; i < d->nguests && !s->infra; i++) {
+        struct cfg_vm *vm;
+        if (cfg_vm_from_docs(d->doc, d->guests[i].section, d->defaults_doc, &vm, err, sizeof(err)) < 0) {
+            set_infra(s, "%s", err);
+            break;
+        }
+        rsuite_add_password(s, cfg_vm_info(vm)->password);
+        runner_instance_name(s->r, d->guests[i].name, name, sizeof(name));
+        if (fleet_add(s->f, vm, name, err, sizeof(err)) < 0) {
+            set_infra(s, "%s", err);
+            break;
+        }
+        s->g[i].g = fleet_find(s->f, name);
+        s->g[i].ready_seen = 0;
+        st_guest *sg = &s->st.guests[i];
+        snprintf(sg->instance, sizeof(sg->instance), "%s", name);
+        sg->boots++;
+        json_free(sg->snap);
+        sg->snap = fguest_json(s->g[i].g);
+    }
+    if (!s->infra)
+        fleet_start(s->f);
+    kick(s);
+}
+
+/* ---- stopping a generation -------------------------------------------------- */
+
+static void stop_dec(struct rsuite *s);
+
+static void on_session_closed(guest_session_t *gs, void *data)
+{
+    (void)gs;
+    stop_dec(data);
+}
+
+static void on_guest_stopped(fguest_t *g, void *data)
+{
+    (void)g;
+    stop_dec(data);
+}
+
+/* Sessions first (the agent ones borrow the fleet's agent client, which
+ * must outlive them), then the guests. The end is taken up by advance(). */
+static void stop_dec(struct rsuite *s)
+{
+    if (--s->pending > 0)
+        return;
+    if (s->stop_stage == 1) {
+        s->stop_stage = 2;
+        s->pending = 1;
+        for (int i = 0; i < s->def->nguests; i++) {
+            if (s->g[i].g) {
+                s->pending++;
+                fguest_stop(s->g[i].g, on_guest_stopped, s);
+            }
+        }
+        stop_dec(s);
+        return;
+    }
+    s->stop_stage = 3;
+    kick(s);
+}
+
+static void gen_stop(struct rsuite *s, enum rafter after)
+{
+    s->ph = P_STOP;
+    s->after = after;
+    s->st.current = -1;
+    rsuite_set_state(s, "stopping", NULL);
+    s->stop_stage = 1;
+    s->pending = 1;
+    for (int i = 0; i < s->def->nguests; i++) {
+        guest_session_t **ss[2] = { &s->g[i].ssh, &s->g[i].ag };
+        for (int k = 0; k < 2; k++) {
+            if (*ss[k]) {
+                s->pending++;
+                guest_close(*ss[k], on_session_closed, s);
+                *ss[k] = NULL;
+            }
+        }
+    }
+    stop_dec(s);
+}
+
+/* Forget the step in flight: its completion, when it comes, is stale. */
+static void drop_step(struct rsuite *s)
+{
+    s->token++;
+    s->busy = 0;
+    s->in_grace = 0;
+    uv_timer_stop(&s->grace);
+    step_out_free(s->done);
+    s->done = NULL;
+    step_cancel_all(s);
+}
+
+static void skip_rest(struct rsuite *s, int from, const char *why)
+{
+    for (int k = from; k < s->st.ncases; k++) {
+        st_case *c = &s->st.cases[k];
+        if (c->result != RES_PENDING && c->result != RES_RUNNING)
+            continue;
+        c->result = RES_SKIPPED;
+        free(c->message);
+        c->message = xstrdup(why);
+        ev_case(s, c, "skipped");
+    }
+}
+
+static void infra_handle(struct rsuite *s)
+{
+    struct runner *r = s->r;
+    drop_step(s);
+    if (s->cur >= s->st.ncases) {
+        gen_stop(s, A_FINISH);
+        return;
+    }
+    st_case *c = &s->st.cases[s->cur];
+    char *line = first_line(s->infra);
+    s->tries++;
+    if (s->tries <= r->o.retries) {
+        s->st.retries_used++;
+        st_case_log(c, "\n=== infrastructure error; retry %d of %d on fresh guests ===\n%s\n", s->tries,
+                    r->o.retries, s->infra);
+        st_case_reset(c);
+        c->result = RES_PENDING;
+        c->message = rs_printf("retrying after: %s", line);
+        ev_case(s, c, "retrying");
+        free(c->message);
+        c->message = NULL;
+        status_say(&r->st, "%s/%s: infrastructure error, retry %d/%d: %s", s->st.name, c->name,
+                   s->tries, r->o.retries, line);
+        gen_stop(s, A_NEXT_GEN);
+    } else {
+        c->result = RES_ERROR;
+        free(c->message);
+        free(c->detail);
+        c->message = rs_printf("infrastructure error%s: %s", r->o.retries ? " (retries used up)" : "", line);
+        c->detail = xstrdup(s->infra);
+        st_case_log(c, "\n=== infrastructure error ===\n%s\n", s->infra);
+        c->finished_ms = time_wall_ms();
+        ev_case(s, c, "error");
+        status_say(&r->st, "%s/%s: ERROR: %s", s->st.name, c->name, line);
+        char *why = rs_printf("not run: case %s hit an infrastructure error", c->name);
+        skip_rest(s, s->cur + 1, why);
+        free(why);
+        s->cur = s->st.ncases;
+        gen_stop(s, A_FINISH);
+    }
+    free(line);
+}
+
+/* ---- cases and steps --------------------------------------------------------- */
+
+static void on_grace(uv_timer_t *t)
+{
+    struct rsuite *s = t->data;
+    s->in_grace = 0;
+    advance(s);
+}
+
+static void on_step_done(struct rsuite *s, unsigned token, step_out *o)
+{
+    if (token != s->token || s->ph != P_RUN) {
+        step_out_free(o);
+        return;
+    }
+    s->busy = 0;
+    s->done = o;
+    /* A lost channel is judged after a grace period: if QEMU died, its exit
+     * (an infrastructure error) is reported by then; if not, the step failed. */
+    if (o->status < 0 && o->channel && !s->infra) {
+        s->in_grace = 1;
+        uv_timer_start(&s->grace, on_grace, STEP_GRACE_MS, 0);
+        return;
+    }
+    kick(s);
+}
+
+static void next_step(struct rsuite *s)
+{
+    if (s->pc >= s->nplan) {
+        st_case *c = &s->st.cases[s->cur];
+        c->result = c->message ? RES_FAILED : RES_PASSED;
+        c->finished_ms = time_wall_ms();
+        ev_case(s, c, st_result_name(c->result));
+        status_say(&s->r->st, "%s/%s: %s%s", s->st.name, c->name, c->message ? "FAILED: " : "passed",
+                   c->message ? c->message : "");
+        s->cur++;
+        s->tries = 0;
+        s->st.current = -1;
+        if (s->cur >= s->st.ncases)
+            gen_stop(s, A_FINISH);
+        else if (s->def->setup_each)
+            gen_stop(s, A_NEXT_GEN);
+        else
+            case_begin(s);
+        return;
+    }
+    s->busy = 1;
+    s->token++;
+    if (step_start(s, s->plan[s->pc], s->token, on_step_done) < 0)
+        set_infra(s, "out of memory");
+}
+
+static void step_finish(struct rsuite *s)
+{
+    step_out *o = s->done;
+    s->done = NULL;
+    const struct suite_step *st = s->plan[s->pc];
+    st_case *c = &s->st.cases[s->cur];
+    char *why = NULL;
+    int ok = step_verdict(s, st, o, &why);
+    char *rep = step_report(s, st, o, ok);
+    st_case_log(c, "%s", rep ? rep : "");
+    if (c->nsteps == c->steps_cap) {
+        int cap = c->steps_cap ? c->steps_cap * 2 : 8;
+        st_step *n = realloc(c->steps, sizeof(*n) * (size_t)cap);
+        if (n) {
+            c->steps = n;
+            c->steps_cap = cap;
+        }
+    }
+    if (c->nsteps < c->steps_cap)
+        c->steps[c->nsteps++] = (st_step){ rsuite_mask(s, st->source), st->loc.line,
+                                           ok ? RES_PASSED : RES_FAILED, o->elapsed_ms, xstrdup(why) };
+    json_t *e = json_object();
+    json_set_str(e, "suite", s->st.name);
+    json_set_str(e, "case", c->name);
+    json_set_int(e, "line", st->loc.line);
+    json_set(e, "source", json_string(c->nsteps ? c->steps[c->nsteps - 1].source : NULL));
+    json_set_str(e, "state", ok ? "passed" : "failed");
+    json_set_int(e, "elapsed_ms", (long long)o->elapsed_ms);
+    json_set(e, "reason", json_string(why));
+    status_event(&s->r->st, "step", e);
+    status_changed(&s->r->st, 0);
+    if (!ok) {
+        const char *part = s->pc < s->setup_all_to ? "set_up_all: " : "";
+        if (*part && !s->setup_all_failed)
+            s->setup_all_failed = xstrdup(c->name);
+        if (!c->message) {
+            c->message = rs_printf("%s%s:%d: %s", part, s->def->path, st->loc.line, why ? why : "failed");
+            c->detail = rep;
+            rep = NULL;
+        }
+        /* tear_down still runs after a failure, as in DTS. */
+        s->pc = s->pc < s->tear_from ? s->tear_from : s->pc + 1;
+    } else {
+        s->pc++;
+    }
+    free(rep);
+    free(why);
+    step_out_free(o);
+    next_step(s);
+}
+
+static void plan_add(struct rsuite *s, const struct suite_case *blk)
+{
+    for (int i = 0; i < blk->nsteps; i++)
+        s->plan[s->nplan++] = &blk->steps[i];
+}
+
+static void case_begin(struct rsuite *s)
+{
+    struct suite *d = s->def;
+    const struct suite_case *dc = &d->cases[s->cur];
+    st_case *c = &s->st.cases[s->cur];
+    s->st.current = s->cur;
+    if (c->attempts > 0)
+        st_case_log(c, "\n=== attempt %d ===\n", c->attempts + 1);
+    c->attempts++;
+    c->result = RES_RUNNING;
+    if (!c->started_ms)
+        c->started_ms = time_wall_ms();
+    ev_case(s, c, "running");
+    free(s->plan);
+    s->nplan = s->pc = 0;
+    s->plan = calloc((size_t)(d->set_up_all.nsteps + d->set_up.nsteps + dc->nsteps + d->tear_down.nsteps + 1),
+                     sizeof(*s->plan));
+    if (!s->plan) {
+        set_infra(s, "out of memory");
+        return;
+    }
+    if (!s->setup_all_done)
+        plan_add(s, &d->set_up_all);
+    s->setup_all_done = 1;
+    s->setup_all_to = s->nplan;
+    plan_add(s, &d->set_up);
+    plan_add(s, dc);
+    s->tear_from = s->nplan;
+    plan_add(s, &d->tear_down);
+    if (s->setup_all_failed) {
+        c->message = rs_printf("not run: set_up_all failed (in case %s)", s->setup_all_failed);
+        s->pc = s->nplan;
+    }
+    next_step(s);
+}
+
+/* ---- the suite's state machine ------------------------------------------------- */
+
+static void advance(struct rsuite *s)
+{
+    switch (s->ph) {
+    case P_BOOT:
+        if (s->infra) {
+            infra_handle(s);
+            return;
+        }
+        for (int i = 0; i < s->def->nguests; i++)
+            if (!s->g[i].g || fguest_state(s->g[i].g) != GS_READY)
+                return;
+        s->ph = P_RUN;
+        rsuite_set_state(s, "running", NULL);
+        case_begin(s);
+        return;
+    case P_RUN:
+        if (s->infra)
+            infra_handle(s);
+        else if (s->done && !s->in_grace)
+            step_finish(s);
+        return;
+    case P_STOP:
+        if (s->stop_stage != 3)
+            return;
+        s->stop_stage = 0;
+        if (s->after == A_NEXT_GEN && !s->aborted && !s->r->interrupted)
+            gen_start(s);
+        else
+            suite_finish(s);
+        return;
+    default:
+        return;
+    }
+}
+
+static void on_fleet_freed(fleet_t *f, void *data)
+{
+    struct rsuite *s = data;
+    (void)f;
+    s->r->fleets_open--;
+    check_done(s->r);
+}
+
+static void suite_start(struct rsuite *s)
+{
+    struct runner *r = s->r;
+    char err[1024], path[PATH_MAX + 32];
+    sched_take(&r->use, &s->need);
+    s->reserved = 1;
+    r->st.guests_in_use = r->use.guests;
+    r->st.mem_in_use_mb = r->use.mem_mb;
+    s->st.started_ms = time_wall_ms();
+    fleet_opts fo = {
+        .state_dir = r->o.state_dir,
+        .run_dir = s->st.run_dir,
+        .cfg_path = s->def->cfg,
+        .boot_timeout_s = r->o.boot_timeout_s ? r->o.boot_timeout_s : s->def->boot_timeout_s,
+    };
+    if (fleet_new(r->loop, &fo, on_fleet_event, s, &s->f, err, sizeof(err)) < 0) {
+        st_case *c = &s->st.cases[0];
+        c->result = RES_ERROR;
+        c->message = rs_printf("infrastructure error: %s", err);
+        skip_rest(s, 1, "not run: the suite could not start");
+        suite_finish(s);
+        return;
+    }
+    r->fleets_open++;
+    snprintf(s->tmp_dir, sizeof(s->tmp_dir), "%s/tmp", s->st.run_dir);
+    fs_mkdir_p(s->tmp_dir, 0700, 0);
+    snprintf(path, sizeof(path), "%s/control.sock", s->st.run_dir);
+    if (control_start(r->loop, s->f, path, on_down, s, &s->ctl, err, sizeof(err)) < 0)
+        status_say(&r->st, "qfleet: %s: no control socket: %s", s->st.name, err);
+    status_say(&r->st, "%s: starting %d guest(s) in %s", s->st.name, s->def->nguests, s->st.run_dir);
+    gen_start(s);
+}
+
+static void pump(struct runner *r)
+{
+    if (r->interrupted || !r->started)
+        return;
+    for (int i = 0; i < r->n; i++) {
+        struct rsuite *s = r->s[i];
+        if (s->ph != P_QUEUED)
+            continue;
+        char why[256];
+        if (sched_fits_now(&r->lim, &r->use, &s->need, why, sizeof(why)))
+            suite_start(s);
+        else if (!s->st.reason || strcmp(s->st.reason, why))
+            rsuite_set_state(s, "waiting", why);
+    }
+}
+
+static void suite_finish(struct rsuite *s)
+{
+    struct runner *r = s->r;
+    char *why = rs_printf("not run%s%s", s->abort_why ? ": " : "", s->abort_why ? s->abort_why : "");
+    skip_rest(s, 0, why);
+    free(why);
+    int n[RES_COUNT] = { 0 };
+    for (int k = 0; k < s->st.ncases; k++)
+        n[s->st.cases[k].result]++;
+    s->st.result = n[RES_ERROR] ? RES_ERROR : n[RES_FAILED] ? RES_FAILED
+                 : n[RES_PASSED] ? RES_PASSED : RES_SKIPPED;
+    s->st.finished_ms = time_wall_ms();
+    s->st.current = -1;
+    s->ph = P_DONE;
+    char *reason = xstrdup(s->never);
+    rsuite_set_state(s, "done", reason);
+    free(reason);
+    status_say(&r->st, "%s: %s (%d passed, %d failed, %d error, %d skipped)", s->st.name,
+               st_result_name(s->st.result), n[RES_PASSED], n[RES_FAILED], n[RES_ERROR], n[RES_SKIPPED]);
+    if (s->reserved) {
+        sched_release(&r->use, &s->need);
+        s->reserved = 0;
+        r->st.guests_in_use = r->use.guests;
+        r->st.mem_in_use_mb = r->use.mem_mb;
+    }
+    if (s->ctl)
+        control_close(s->ctl);
+    s->ctl = NULL;
+    if (s->f)
+        fleet_free(s->f, on_fleet_freed, s);
+    s->f = NULL;
+    if (s->timers_open) {
+        s->timers_open = 0;
+        uv_close((uv_handle_t *)&s->kick, NULL);
+        uv_close((uv_handle_t *)&s->grace, NULL);
+    }
+    r->finished++;
+    pump(r);
+    check_done(r);
+}
+
+/* ---- the run ------------------------------------------------------------------- */
+
+static void on_status_closed(st_run *st)
+{
+    struct runner *r = (struct runner *)((char *)st - offsetof(struct runner, st));
+    if (r->done_cb)
+        r->done_cb(r, r->done_data);
+}
+
+static void check_done(struct runner *r)
+{
+    if (!r->started || r->finished < r->n || r->fleets_open > 0 || r->st.finished_ms)
+        return;
+    r->st.finished_ms = time_wall_ms();
+    r->st.state = r->interrupted ? "interrupted" : "finished";
+    r->st.exit_code = runner_exit_code(r);
+    json_t *e = json_object();
+    json_set_str(e, "state", r->st.state);
+    json_set_int(e, "exit_code", r->st.exit_code);
+    status_event(&r->st, "run", e);
+    status_flush(&r->st);
+    status_close(&r->st, on_status_closed);
+}
+
+void runner_start(runner_t *r, runner_done_cb cb, void *data)
+{
+    r->done_cb = cb;
+    r->done_data = data;
+    r->started = 1;
+    char why[512];
+    for (int i = 0; i < r->n; i++) {
+        struct rsuite *s = r->s[i];
+        if (s->ph == P_DONE)
+            continue;
+        if (!s->never && sched_never_fits(&r->lim, &s->need, why, sizeof(why)))
+            s->never = strdup(why);
+        if (!s->never)
+            continue;
+        r->config_error = 1;
+        char *msg = rs_printf("not run: the suite can never fit: %s", s->never);
+        for (int k = 0; k < s->st.ncases; k++) {
+            s->st.cases[k].result = RES_ERROR;
+            s->st.cases[k].message = xstrdup(msg);
+        }
+        status_say(&r->st, "%s: can never fit: %s", s->st.name, s->never);
+        free(msg);
+        suite_finish(s);
+    }
+    pump(r);
+    status_changed(&r->st, 1);
+    check_done(r);
+}
+
+/* No more work for s: the case running ends as error, the rest is skipped
+ * (by suite_finish), the guests stop. */
+static void suite_abort(struct rsuite *s, const char *why)
+{
+    if (s->ph == P_DONE || s->aborted)
+        return;
+    s->aborted = 1;
+    s->abort_why = why;
+    if (s->ph == P_QUEUED) {
+        suite_finish(s);
+    } else if (s->ph == P_BOOT || s->ph == P_RUN) {
+        drop_step(s);
+        st_case *c = s->cur < s->st.ncases ? &s->st.cases[s->cur] : NULL;
+        if (c && c->result == RES_RUNNING) {
+            c->result = RES_ERROR;
+            free(c->message);
+            c->message = rs_printf("interrupted: %s", why);
+            c->finished_ms = time_wall_ms();
+            ev_case(s, c, "error");
+        }
+        gen_stop(s, A_FINISH);
+    }
+}
+
+/* `qfleet down SUITE_RUN_DIR` on the suite's control socket. */
+static void on_down(control_t *c, void *data)
+{
+    struct rsuite *s = data;
+    (void)c;
+    status_say(&s->r->st, "%s: stopped by qfleet down", s->st.name);
+    suite_abort(s, "qfleet down");
+}
+
+void runner_interrupt(runner_t *r, const char *why)
+{
+    if (r->interrupted)
+        return;
+    r->interrupted = why;
+    status_say(&r->st, "qfleet: %s: stopping every suite", why);
+    for (int i = 0; i < r->n; i++)
+        suite_abort(r->s[i], why);
+    check_done(r);
+}

@@ -1,0 +1,514 @@
+/* step.c - running one step of a case: a command on the host or in a
+ * guest, a QMP or agent command, a file copy or a sleep, with its
+ * ${variables} filled in. Judging the outcome is suite_verdict.c's.
+ *
+ * Each step runs as a job that owns a timer (and, for host commands, the
+ * process and its pipes). The job reports through the runner's callback
+ * once and is freed when its handles are closed, so a step abandoned by an
+ * infrastructure error can finish in its own time without anyone waiting. */
+#include "src/run/run_int.h"
+#include "base/time.h"
+
+#include <errno.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "base/str.h"
+#include "qmp/agent.h"
+#include "qmp/qmp.h"
+
+extern char **environ;
+
+struct sjob {
+    struct rsuite *s;
+    unsigned token;
+    step_done_fn done;
+    step_out *o;
+    double t0;
+    int reported;
+    int handles;
+    uv_timer_t timer;
+    struct sjob *next;           /* in s->jobs while listed */
+    int listed;
+    /* host commands */
+    uv_process_t proc;
+    uv_pipe_t pout, perr;
+    int pipes_open, exited, spawned, running;
+    char *bout, *berr;
+    size_t lout, lerr;
+};
+
+void step_out_free(step_out *o)
+{
+    if (!o)
+        return;
+    free(o->error);
+    free(o->out);
+    free(o->err);
+    free(o->err_text);
+    json_free(o->ret);
+    free(o);
+}
+
+char *rsuite_mask(const struct rsuite *s, const char *text)
+{
+    if (!text)
+        return NULL;
+    char *cur = strdup(text);
+    for (int i = 0; cur && i < s->npasswords; i++) {
+        struct sbuf b = { 0 };
+        sb_add_masked(&b, cur, s->passwords[i]);
+        free(cur);
+        cur = sb_take(&b);
+    }
+    return cur;
+}
+
+/* ---- ${variables} ------------------------------------------------------------ */
+
+struct vctx {
+    struct rsuite *s;
+    char buf[PATH_MAX + 64];
+};
+
+static const char *var(const char *name, void *data)
+{
+    struct vctx *v = data;
+    struct rsuite *s = v->s;
+    if (!strcmp(name, "suite"))
+        return s->def->name;
+    if (!strcmp(name, "case"))
+        return s->cur < s->st.ncases ? s->st.cases[s->cur].name : "";
+    if (!strcmp(name, "run_dir"))
+        return s->st.run_dir;
+    if (!strcmp(name, "tmp"))
+        return s->tmp_dir;
+    if (!strcmp(name, "suite_dir"))
+        return s->def->dir;
+    if (!strcmp(name, "status_dir"))
+        return s->r->st.status_dir;
+    if (strncmp(name, "guest.", 6))
+        return NULL;
+    const char *dot = strrchr(name, '.');
+    char gname[CFG_NAME_MAX + 16];
+    snprintf(gname, sizeof(gname), "%.*s", (int)(dot - name - 6), name + 6);
+    int gi = suite_guest_index(s->def, gname);
+    if (gi < 0)
+        return NULL;
+    const json_t *sn = s->st.guests[gi].snap;
+    const char *f = dot + 1, *inst = s->st.guests[gi].instance;
+    if (!strcmp(f, "name"))
+        return inst;
+    if (!strcmp(f, "qmp") || !strcmp(f, "serial")) {
+        snprintf(v->buf, sizeof(v->buf), "%s/%s-%s", s->st.run_dir, inst,
+                 *f == 'q' ? "qmp-inspect.sock" : "serial.log");
+        return v->buf;
+    }
+    const json_t *val = !strcmp(f, "mac") ? json_at(json_get(sn, "macs"), 0) : json_get(sn, f);
+    if (!val || json_typeof(val) == JSON_NULL)
+        return "";
+    if (json_typeof(val) == JSON_STRING)
+        return json_str(val);
+    long long n = 0;
+    json_as_int(val, &n);
+    snprintf(v->buf, sizeof(v->buf), "%lld", n);
+    return v->buf;
+}
+
+char *rsuite_expand(struct rsuite *s, const char *text, char *err, size_t errlen)
+{
+    struct vctx v = { .s = s };
+    return suite_expand(text ? text : "", var, &v, err, errlen);
+}
+
+/* ---- jobs ---------------------------------------------------------------------- */
+
+static void job_closed(uv_handle_t *h)
+{
+    struct sjob *j = h->data;
+    if (--j->handles > 0)
+        return;
+    free(j->bout);
+    free(j->berr);
+    step_out_free(j->o);
+    free(j);
+}
+
+static void unlist(struct sjob *j)
+{
+    if (!j->listed)
+        return;
+    for (struct sjob **p = &j->s->jobs; *p; p = &(*p)->next) {
+        if (*p == j) {
+            *p = j->next;
+            break;
+        }
+    }
+    j->listed = 0;
+}
+
+/* Hand the outcome over (once) and let the handles go. */
+static void job_end(struct sjob *j)
+{
+    if (j->reported)
+        return;
+    j->reported = 1;
+    unlist(j);
+    step_out *o = j->o;
+    j->o = NULL;
+    o->elapsed_ms = time_mono_ms() - j->t0;
+    j->done(j->s, j->token, o);
+    uv_close((uv_handle_t *)&j->timer, job_closed);
+    if (j->spawned)
+        uv_close((uv_handle_t *)&j->proc, job_closed);
+    if (j->pipes_open & 1)
+        uv_close((uv_handle_t *)&j->pout, job_closed);
+    if (j->pipes_open & 2)
+        uv_close((uv_handle_t *)&j->perr, job_closed);
+    j->pipes_open = 0;
+}
+
+static void on_soon(uv_timer_t *t) { job_end(t->data); }
+
+/* Report an error from the next loop turn (never inside step_start). */
+static void job_fail(struct sjob *j, int status, int channel, const char *msg)
+{
+    j->o->status = status < 0 ? status : -EINVAL;
+    j->o->channel = channel;
+    free(j->o->error);
+    j->o->error = strdup(msg);
+    uv_timer_start(&j->timer, on_soon, 0, 0);
+}
+
+static int is_channel(int status)
+{
+    return status == -ENOTCONN || status == -ECONNRESET || status == -ECONNREFUSED || status == -EPIPE ||
+           status == -ECANCELED || status == -ESHUTDOWN || status == -ECONNABORTED;
+}
+
+/* ---- host commands ------------------------------------------------------------- */
+
+static void host_maybe_end(struct sjob *j)
+{
+    if (!j->exited || j->pipes_open & 4 || j->pipes_open & 8)
+        return;
+    j->o->out = j->bout ? j->bout : strdup("");
+    j->o->err = j->berr ? j->berr : strdup("");
+    j->bout = j->berr = NULL;
+    job_end(j);
+}
+
+static void host_alloc(uv_handle_t *h, size_t sz, uv_buf_t *b)
+{
+    static char buf[65536];
+    (void)h;
+    (void)sz;
+    *b = uv_buf_init(buf, sizeof(buf)); /* copied out at once in host_read */
+}
+
+static void host_read(uv_stream_t *st, ssize_t n, const uv_buf_t *b)
+{
+    struct sjob *j = st->data;
+    int isout = st == (uv_stream_t *)&j->pout;
+    if (n < 0) {
+        uv_read_stop(st);
+        j->pipes_open &= isout ? ~4 : ~8;
+        host_maybe_end(j);
+        return;
+    }
+    char **buf = isout ? &j->bout : &j->berr;
+    size_t *len = isout ? &j->lout : &j->lerr;
+    size_t take = (size_t)n;
+    if (*len + take > STEP_OUTPUT_MAX) {
+        take = STEP_OUTPUT_MAX - *len;
+        j->o->truncated = 1;
+    }
+    char *p = realloc(*buf, *len + take + 1);
+    if (!p)
+        return;
+    memcpy(p + *len, b->base, take);
+    *len += take;
+    p[*len] = '\0';
+    *buf = p;
+}
+
+static void on_drain(uv_timer_t *t)
+{
+    /* It exited but a background child still holds the pipes open. */
+    struct sjob *j = t->data;
+    j->pipes_open &= ~12;
+    host_maybe_end(j);
+}
+
+static void host_exit(uv_process_t *p, int64_t status, int sig)
+{
+    struct sjob *j = p->data;
+    j->exited = 1;
+    j->running = 0;
+    j->o->exit_code = sig ? -1 : (int)status;
+    if (sig)
+        snprintf(j->o->signal, sizeof(j->o->signal), "%s", sigabbrev_np(sig) ? sigabbrev_np(sig) : "?");
+    uv_timer_start(&j->timer, on_drain, 1000, 0);
+    host_maybe_end(j);
+}
+
+static void host_timeout(uv_timer_t *t)
+{
+    struct sjob *j = t->data;
+    j->o->timed_out = 1;
+    if (j->running)
+        uv_kill(-j->proc.pid, SIGKILL);
+}
+
+static void host_start(struct sjob *j, const char *cmd, int timeout_ms)
+{
+    struct rsuite *s = j->s;
+    char *args[] = { "/bin/sh", "-c", (char *)cmd, NULL };
+    size_t ne = 0;
+    while (environ[ne])
+        ne++;
+    char **env = calloc(ne + 5, sizeof(char *));
+    if (!env) {
+        job_fail(j, -ENOMEM, 0, "out of memory");
+        return;
+    }
+    memcpy(env, environ, ne * sizeof(char *));
+    char *mine[4] = { rs_printf("QF_SUITE=%s", s->def->name),
+                      rs_printf("QF_CASE=%s", s->cur < s->st.ncases ? s->st.cases[s->cur].name : ""),
+                      rs_printf("QF_RUN_DIR=%s", s->st.run_dir), rs_printf("QF_TMP=%s", s->tmp_dir) };
+    for (int i = 0; i < 4; i++)
+        if (mine[i])
+            env[ne++] = mine[i];
+    uv_stdio_container_t io[3] = {
+        { .flags = UV_IGNORE },
+        { .flags = UV_CREATE_PIPE | UV_WRITABLE_PIPE, .data.stream = (uv_stream_t *)&j->pout },
+        { .flags = UV_CREATE_PIPE | UV_WRITABLE_PIPE, .data.stream = (uv_stream_t *)&j->perr },
+    };
+    uv_pipe_init(s->r->loop, &j->pout, 0);
+    uv_pipe_init(s->r->loop, &j->perr, 0);
+    j->pout.data = j->perr.data = j;
+    j->handles += 2;
+    j->pipes_open = 1 | 2;
+    /* Its own process group, so a timeout kills what the shell started too. */
+    uv_process_options_t po = { .exit_cb = host_exit, .file = args[0], .args = args, .env = env,
+                                .cwd = s->def->dir, .flags = UV_PROCESS_DETACHED,
+                                .stdio_count = 3, .stdio = io };
+    j->proc.data = j;
+    int rc = uv_spawn(s->r->loop, &j->proc, &po);
+    for (int i = 0; i < 4; i++)
+        free(mine[i]);
+    free(env);
+    j->spawned = 1; /* the handle needs closing even when spawning failed */
+    j->handles++;
+    if (rc < 0) {
+        char msg[256];
+        snprintf(msg, sizeof(msg), "cannot start /bin/sh: %s", uv_strerror(rc));
+        job_fail(j, rc, 0, msg);
+        return;
+    }
+    j->running = 1;
+    j->pipes_open |= 4 | 8;
+    uv_read_start((uv_stream_t *)&j->pout, host_alloc, host_read);
+    uv_read_start((uv_stream_t *)&j->perr, host_alloc, host_read);
+    uv_timer_start(&j->timer, host_timeout, (uint64_t)timeout_ms, 0);
+    j->next = s->jobs;
+    s->jobs = j;
+    j->listed = 1;
+}
+
+void step_cancel_all(struct rsuite *s)
+{
+    for (struct sjob *j = s->jobs, *next; j; j = next) {
+        next = j->next;
+        if (j->running) {
+            uv_kill(-j->proc.pid, SIGKILL); /* its exit ends the job */
+        } else if (!j->spawned) {
+            uv_timer_stop(&j->timer); /* a sleep: would keep the loop alive */
+            job_end(j);
+        }
+    }
+}
+
+/* ---- guests --------------------------------------------------------------------- */
+
+static guest_session_t *session(struct rsuite *s, int gi, enum suite_transport t, char *err,
+                                size_t errlen)
+{
+    struct rguest *rg = &s->g[gi];
+    guest_session_t **slot = t == ST_SSH ? &rg->ssh : &rg->ag;
+    if (*slot)
+        return *slot;
+    const char *name = s->def->guests[gi].name;
+    guest_opts o = { .name = name, .transport = t == ST_SSH ? GUEST_SSH : GUEST_AGENT,
+                     .max_output = STEP_OUTPUT_MAX };
+    char kh[PATH_MAX + 128];
+    if (t == ST_SSH) {
+        if (fguest_ssh_target(rg->g, &o.ssh.host, &o.ssh.port, &o.ssh.user, &o.ssh.password) < 0) {
+            snprintf(err, errlen, "%s: no SSH endpoint (guest %s)", name, guest_state_name(fguest_state(rg->g)));
+            return NULL;
+        }
+        /* Per instance: a later instance may get the same port and another key. */
+        snprintf(kh, sizeof(kh), "%s/%s-known_hosts", s->st.run_dir, fguest_name(rg->g));
+        o.ssh.known_hosts = kh;
+        o.ssh.connect_timeout_ms = 30000;
+    } else if (!(o.agent.client = fguest_agent(rg->g))) {
+        snprintf(err, errlen, "%s: the guest agent is not connected (guest %s)", name,
+                 guest_state_name(fguest_state(rg->g)));
+        return NULL;
+    }
+    int rc = guest_open(s->r->loop, &o, NULL, NULL, slot);
+    if (rc < 0) {
+        snprintf(err, errlen, "%s: cannot open a session: %s", name, strerror(-rc));
+        return NULL;
+    }
+    return *slot;
+}
+
+static void on_guest_result(guest_session_t *gs, const guest_result *r, void *data)
+{
+    struct sjob *j = data;
+    (void)gs;
+    step_out *o = j->o;
+    o->timed_out = r->timed_out;
+    o->exit_code = r->exit_code;
+    snprintf(o->signal, sizeof(o->signal), "%s", r->signal ? r->signal : "");
+    o->out = strdup(r->out ? r->out : "");
+    o->err = strdup(r->errout ? r->errout : "");
+    o->truncated = r->truncated;
+    if (r->status < 0 && !r->timed_out) {
+        o->status = r->status;
+        o->channel = is_channel(r->status);
+        o->error = strdup(r->error ? r->error : strerror(-r->status));
+    } else if (r->status < 0) {
+        o->error = strdup(r->error ? r->error : "timed out");
+    }
+    job_end(j);
+}
+
+static void take_reply(struct sjob *j, const json_t *ret, const conn_err *err)
+{
+    step_out *o = j->o;
+    if (!err) {
+        o->ret = ret ? json_copy(ret) : json_null();
+    } else if (err->code == -EREMOTEIO) {
+        o->err_text = rs_printf("%s: %s", err->cls ? err->cls : "Error", err->desc ? err->desc : "");
+    } else if (err->code == -ETIMEDOUT) {
+        o->timed_out = 1;
+        o->error = strdup(err->desc ? err->desc : "timed out");
+    } else {
+        o->status = err->code < 0 ? err->code : -EIO;
+        o->channel = 1;
+        o->error = strdup(err->desc ? err->desc : "connection lost");
+    }
+    job_end(j);
+}
+
+static void on_qmp_reply(qmp_t *q, const qmp_reply *r, void *data)
+{
+    (void)q;
+    take_reply(data, r->ret, r->err);
+}
+
+static void on_agent_reply(agent_t *a, const json_t *ret, const conn_err *err, void *data)
+{
+    (void)a;
+    take_reply(data, ret, err);
+}
+
+/* A host path of a copy: relative ones are relative to the suite file. */
+static char *host_path(struct rsuite *s, const char *p)
+{
+    return p[0] == '/' ? strdup(p) : rs_printf("%s/%s", s->def->dir, p);
+}
+
+int step_start(struct rsuite *s, const struct suite_step *st, unsigned token, step_done_fn done)
+{
+    struct sjob *j = calloc(1, sizeof(*j));
+    step_out *o = calloc(1, sizeof(*o));
+    if (!j || !o) {
+        free(j);
+        free(o);
+        return -ENOMEM;
+    }
+    j->s = s;
+    j->token = token;
+    j->done = done;
+    j->o = o;
+    o->exit_code = -1;
+    j->t0 = time_mono_ms();
+    uv_timer_init(s->r->loop, &j->timer);
+    j->timer.data = j;
+    j->handles = 1;
+    int timeout = st->timeout_ms > 0 ? st->timeout_ms : s->def->timeout_ms;
+    char err[1024];
+    char *a = NULL, *b = NULL;
+    if (!(a = rsuite_expand(s, st->text, err, sizeof(err))) ||
+        (st->arg && !(b = rsuite_expand(s, st->arg, err, sizeof(err))))) {
+        job_fail(j, -EINVAL, 0, err);
+        free(a);
+        return 0;
+    }
+    int gi = st->guest ? suite_guest_index(s->def, st->guest) : -1;
+    struct rguest *rg = gi >= 0 ? &s->g[gi] : NULL;
+    int rc = 0;
+    switch (st->verb) {
+    case SV_SLEEP:
+        j->next = s->jobs;
+        s->jobs = j;
+        j->listed = 1;
+        uv_timer_start(&j->timer, on_soon, (uint64_t)st->timeout_ms, 0);
+        break;
+    case SV_HOST:
+        host_start(j, a, timeout);
+        break;
+    case SV_QMP:
+    case SV_QGA: {
+        json_t *args = b ? json_parse(b, strlen(b), err, sizeof(err)) : NULL;
+        if (b && !args) {
+            job_fail(j, -EINVAL, 0, err);
+            break;
+        }
+        void *cl = st->verb == SV_QMP ? (void *)fguest_qmp(rg->g) : (void *)fguest_agent(rg->g);
+        if (!cl) {
+            json_free(args);
+            snprintf(err, sizeof(err), "%s: %s is not connected (guest %s)", st->guest,
+                     st->verb == SV_QMP ? "QMP" : "the guest agent", guest_state_name(fguest_state(rg->g)));
+            job_fail(j, -ENOTCONN, 1, err);
+            break;
+        }
+        rc = st->verb == SV_QMP ? qmp_execute(cl, a, args, timeout, on_qmp_reply, j)
+                                : agent_execute(cl, a, args, timeout, on_agent_reply, j);
+        if (rc < 0) {
+            snprintf(err, sizeof(err), "%s: %s: %s", st->guest, a, strerror(-rc));
+            job_fail(j, rc, 1, err);
+        }
+        break;
+    }
+    default: { /* run, copy_to, copy_from */
+        enum suite_transport t = suite_step_transport(s->def, st, s->def->guests[gi].has_login);
+        guest_session_t *gs = session(s, gi, t, err, sizeof(err));
+        if (!gs) {
+            job_fail(j, -ENOTCONN, 1, err);
+            break;
+        }
+        char *hp = st->verb == SV_COPY_TO ? host_path(s, a) : st->verb == SV_COPY_FROM ? host_path(s, b) : NULL;
+        if (st->verb == SV_RUN)
+            rc = guest_exec(gs, a, timeout, on_guest_result, j);
+        else if (st->verb == SV_COPY_TO)
+            rc = hp ? guest_copy_in(gs, hp, b, timeout, on_guest_result, j) : -ENOMEM;
+        else
+            rc = hp ? guest_copy_out(gs, a, hp, timeout, on_guest_result, j) : -ENOMEM;
+        free(hp);
+        if (rc < 0) {
+            snprintf(err, sizeof(err), "%s: %s", st->guest, strerror(-rc));
+            job_fail(j, rc, is_channel(rc), err);
+        }
+    }
+    }
+    free(a);
+    free(b);
+    return 0;
+}

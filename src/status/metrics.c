@@ -1,0 +1,113 @@
+/* metrics.c - metrics.prom: the run in Prometheus text format, for
+ * node_exporter's textfile collector (docs/status.md). Written atomically
+ * with status.json, so the collector never reads half a file. */
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "src/fleet/fleet.h"
+#include "base/fs.h"
+#include "src/status/status.h"
+#include "base/str.h"
+
+/* Boot times under TCG run from seconds to minutes. */
+static const double boot_buckets[] = { 5, 10, 15, 20, 30, 45, 60, 90, 120, 180, 300 };
+
+/* Label values: escape \, " and newlines as the text format requires. */
+static void label_value(char *out, size_t len, const char *v)
+{
+    size_t o = 0;
+    for (; v && *v && o + 3 < len; v++) {
+        if (*v == '\\' || *v == '"') {
+            out[o++] = '\\';
+            out[o++] = *v;
+        } else if (*v == '\n') {
+            out[o++] = '\\';
+            out[o++] = 'n';
+        } else {
+            out[o++] = *v;
+        }
+    }
+    out[o] = '\0';
+}
+
+char *metrics_render(const st_run *r)
+{
+    struct sbuf b = { 0 };
+    char id[128], sd[PATH_MAX * 2];
+    label_value(id, sizeof(id), r->id);
+    label_value(sd, sizeof(sd), r->status_dir);
+    sb_printf(&b, "# HELP qfleet_run_info The qfleet run these metrics describe.\n"
+                  "# TYPE qfleet_run_info gauge\n"
+                  "qfleet_run_info{run=\"%s\",status_dir=\"%s\",state=\"%s\"} 1\n", id, sd, r->state);
+    sb_printf(&b, "# HELP qfleet_run_start_time_seconds When the run started (epoch).\n"
+                  "# TYPE qfleet_run_start_time_seconds gauge\n"
+                  "qfleet_run_start_time_seconds %.3f\n", r->started_ms / 1000.0);
+    if (r->exit_code >= 0)
+        sb_printf(&b, "# HELP qfleet_run_exit_code The exit code of the finished run.\n"
+                      "# TYPE qfleet_run_exit_code gauge\nqfleet_run_exit_code %d\n", r->exit_code);
+
+    int ng[GS_COUNT + 1] = { 0 };
+    for (int i = 0; i < r->nsuites; i++)
+        for (int g = 0; g < r->suites[i]->nguests; g++) {
+            const char *st = json_get_str(r->suites[i]->guests[g].snap, "state");
+            int idx = GS_COUNT;
+            for (int k = 0; st && k < GS_COUNT; k++)
+                if (!strcmp(st, guest_state_name(k)))
+                    idx = k;
+            ng[idx]++;
+        }
+    sb_printf(&b, "# HELP qfleet_guests Guests of the run by state (pending: not started yet).\n"
+                  "# TYPE qfleet_guests gauge\nqfleet_guests{state=\"pending\"} %d\n", ng[GS_COUNT]);
+    for (int k = 0; k < GS_COUNT; k++)
+        sb_printf(&b, "qfleet_guests{state=\"%s\"} %d\n", guest_state_name(k), ng[k]);
+
+    int nc[RES_COUNT];
+    status_case_counts(r, nc);
+    sb_printf(&b, "# HELP qfleet_cases Test cases of the run by result.\n# TYPE qfleet_cases gauge\n");
+    for (int k = 0; k < RES_COUNT; k++)
+        sb_printf(&b, "qfleet_cases{result=\"%s\"} %d\n", st_result_name(k), nc[k]);
+
+    int ns[RES_COUNT] = { 0 }, retries = 0;
+    for (int i = 0; i < r->nsuites; i++) {
+        ns[r->suites[i]->result]++;
+        retries += r->suites[i]->retries_used;
+    }
+    sb_printf(&b, "# HELP qfleet_suites Suites of the run by result.\n# TYPE qfleet_suites gauge\n");
+    for (int k = 0; k < RES_COUNT; k++)
+        sb_printf(&b, "qfleet_suites{result=\"%s\"} %d\n", st_result_name(k), ns[k]);
+    sb_printf(&b, "# HELP qfleet_infra_retries_total Cases rerun after an infrastructure error.\n"
+                  "# TYPE qfleet_infra_retries_total counter\nqfleet_infra_retries_total %d\n", retries);
+    sb_printf(&b, "# HELP qfleet_guests_in_use Guest slots held by running suites.\n"
+                  "# TYPE qfleet_guests_in_use gauge\nqfleet_guests_in_use %d\n", r->guests_in_use);
+
+    sb_printf(&b, "# HELP qfleet_guest_boot_seconds Time from allocating to ready of each guest.\n"
+                  "# TYPE qfleet_guest_boot_seconds histogram\n");
+    double sum = 0;
+    for (int i = 0; i < r->nboot; i++)
+        sum += r->boot_s[i];
+    for (size_t k = 0; k < sizeof(boot_buckets) / sizeof(boot_buckets[0]); k++) {
+        int n = 0;
+        for (int i = 0; i < r->nboot; i++)
+            n += r->boot_s[i] <= boot_buckets[k];
+        sb_printf(&b, "qfleet_guest_boot_seconds_bucket{le=\"%g\"} %d\n", boot_buckets[k], n);
+    }
+    sb_printf(&b, "qfleet_guest_boot_seconds_bucket{le=\"+Inf\"} %d\n", r->nboot);
+    sb_printf(&b, "qfleet_guest_boot_seconds_sum %.3f\nqfleet_guest_boot_seconds_count %d\n", sum,
+              r->nboot);
+    return sb_take(&b);
+}
+
+int metrics_write(const st_run *r, const char *path, char *err, size_t errlen)
+{
+    char *t = metrics_render(r);
+    if (!t) {
+        snprintf(err, errlen, "%s: out of memory", path);
+        return -ENOMEM;
+    }
+    int rc = fs_write_atomic(path, t, strlen(t), 0644, err, errlen);
+    free(t);
+    return rc;
+}

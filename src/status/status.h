@@ -1,0 +1,155 @@
+/* status.h - what `qfleet run` reports (docs/status.md): the run model the
+ * runner fills, and the writers that publish it for dashboards and people.
+ *
+ *   status.json   the whole model, rewritten atomically after every change
+ *                 (before the loop next waits; the changes made since it
+ *                 last waited make one rewrite)
+ *   events.jsonl  every state change of the run, suites, cases, steps and
+ *                 guests, one JSON object a line, append-only
+ *   metrics.prom  Prometheus text format, rewritten with status.json
+ *   junit.xml     (junit.c) rewritten whenever a case ends
+ *   the terminal  a live table redrawn in place (at most 4 times a second)
+ *                 on a TTY, else one plain line per suite and case event
+ *
+ * Everything shown goes through the suite's password mask first (runner);
+ * nothing here ever sees a password. */
+#ifndef QF_STATUS_H
+#define QF_STATUS_H
+
+#include <limits.h>
+#include <stddef.h>
+#include <uv.h>
+
+#include "base/json.h"
+
+#define STATUS_VERSION 1
+
+typedef enum st_result {
+    RES_PENDING,
+    RES_RUNNING,
+    RES_PASSED,
+    RES_FAILED,   /* an expectation did not hold: the thing under test */
+    RES_ERROR,    /* infrastructure: QEMU died, boot timed out, ... */
+    RES_SKIPPED,  /* not run (interrupted, or the suite gave up) */
+    RES_COUNT
+} st_result;
+
+const char *st_result_name(st_result r);
+
+/* One executed step of a case (its last attempt). */
+typedef struct st_step {
+    char *source;       /* "run vm0-1: uname -r" */
+    int line;
+    st_result result;
+    double elapsed_ms;
+    char *message;      /* why it failed, or NULL */
+} st_step;
+
+typedef struct st_case {
+    const char *name;
+    st_result result;
+    int attempts;              /* times it started (retries after infra errors) */
+    long long started_ms, finished_ms;   /* epoch ms; 0 not yet */
+    char *message;             /* one line: why failed/error/skipped */
+    char *detail;              /* the failing step's report, or NULL */
+    char *log;                 /* every step's report: junit system-out */
+    size_t log_len, log_cap;
+    st_step *steps;
+    int nsteps, steps_cap;
+} st_case;
+
+typedef struct st_guest {
+    const char *name;          /* logical: "vm0-1" */
+    char instance[96];         /* current instance in its fleet, "" before the first */
+    int boots;                 /* instances started so far */
+    json_t *snap;              /* fguest_json of the current instance, or NULL */
+} st_guest;
+
+typedef struct st_suite {
+    const char *name, *file;
+    char run_dir[PATH_MAX];    /* the suite's fleet run dir */
+    int setup_each;
+    const char *state;         /* queued waiting booting running stopping done */
+    st_result result;
+    char *reason;              /* waiting for / why error */
+    long long started_ms, finished_ms;
+    int current;               /* index of the running case, -1 */
+    st_case *cases;
+    int ncases;
+    st_guest *guests;
+    int nguests;
+    int retries_used;
+} st_suite;
+
+typedef struct st_run {
+    char id[64];
+    char run_dir[PATH_MAX];
+    char status_dir[PATH_MAX];
+    char junit_path[PATH_MAX];
+    const char *state;         /* running, finished, interrupted */
+    long long started_ms, finished_ms;
+    int exit_code;             /* -1 while running */
+    int jobs, retries, shard_k, shard_n;
+    long long mem_budget_mb;
+    int guests_in_use;         /* reserved by admitted suites */
+    long long mem_in_use_mb;
+    st_suite **suites;
+    int nsuites;
+    double *boot_s;            /* allocating -> ready of every guest that got there */
+    int nboot, boot_cap;
+
+    /* status.c's own */
+    uv_loop_t *loop;
+    int evfd;
+    int dirty, junit_dirty;
+    int tty, quiet;
+    int drawn_lines;           /* table lines on screen */
+    uv_prepare_t flush;
+    uv_timer_t redraw;
+    int handles_open;
+    void (*close_cb)(struct st_run *r);
+    double last_draw_ms;
+    int rewrites;              /* status.json rewrites so far */
+} st_run;
+
+/* Open events.jsonl, start flushing. tty: draw the live table on stderr;
+ * quiet: neither table nor plain lines. */
+int status_open(st_run *r, uv_loop_t *loop, int tty, int quiet, char *err, size_t errlen);
+/* Append one event: ts_ms, run and kind are added; ev is consumed. */
+void status_event(st_run *r, const char *kind, json_t *ev);
+/* Something in the model changed: status.json and metrics.prom follow at
+ * the end of this loop turn, junit.xml too when junit is set. */
+void status_changed(st_run *r, int junit);
+/* A line for people: above the live table, or on stderr. */
+void status_say(st_run *r, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* Write everything now (the final state). */
+void status_flush(st_run *r);
+/* Stop the handles; cb when closed. */
+void status_close(st_run *r, void (*cb)(st_run *r));
+
+/* The status.json document. */
+json_t *status_json(const st_run *r);
+/* status_check.c: doc against the documented schema (required members,
+ * types, enum values, counts). 0, or -EINVAL naming the first problem. */
+int status_check(const json_t *doc, char *err, size_t errlen);
+/* Counts of cases by result over the run. */
+void status_case_counts(const st_run *r, int counts[RES_COUNT]);
+/* Record a boot time. */
+void status_boot_time(st_run *r, double seconds);
+
+/* Append text to a case's log (system-out); the log is capped. */
+void st_case_log(st_case *c, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+void st_case_reset(st_case *c);    /* drop steps, log, message: a new attempt */
+void st_suite_free(st_suite *s);   /* what the st_* fields own */
+
+/* junit.c */
+char *junit_render(const st_run *r);
+int junit_write(const st_run *r, const char *path, char *err, size_t errlen);
+/* metrics.c */
+char *metrics_render(const st_run *r);
+int metrics_write(const st_run *r, const char *path, char *err, size_t errlen);
+
+/* The live table's text for a terminal width (status.c; tests call it). */
+char *status_table(const st_run *r, int width);
+
+#endif
