@@ -306,6 +306,25 @@ Test(harden_user, run_dir_of_another_user_is_refused)
     victim_untouched(victim2);
 }
 
+/* Item 1: qfleet up refuses another user's state dir before it makes its
+ * default run dir (or anything else) in it. */
+Test(harden_user, up_refuses_state_dir_of_another_user)
+{
+    need_root();
+    evil_dir(state);
+    char *argv[] = { QFLEET, "up", cfg, "--state-dir", state, "--until-ready", "--no-ssh", NULL };
+    result r;
+    run_argv(&r, argv);
+    cr_assert_eq(r.status, 3, "exit %d\n%s%s", r.status, r.out, r.err);
+    char want[512];
+    snprintf(want, sizeof(want), "state dir %s is owned by uid %u (%s) with mode 0755", state,
+             (unsigned)evil_uid, evil);
+    cr_assert(strstr(r.err, want), "%s", r.err);
+    char runs[400];
+    snprintf(runs, sizeof(runs), "%s/runs", state);
+    cr_assert_neq(access(runs, F_OK), 0, "a run dir was made in the refused state dir");
+}
+
 /* Item 2: a sticky world-writable run dir is refused the same way. */
 Test(harden_user, world_writable_run_dir_is_refused)
 {
@@ -318,6 +337,30 @@ Test(harden_user, world_writable_run_dir_is_refused)
     cr_assert_eq(tu_wait_exit(as_evil(plant_links, &p), 60000), 0);
     result r;
     up(&r);
+    cr_assert_eq(r.status, 3, "exit %d\n%s%s", r.status, r.out, r.err);
+    cr_assert(strstr(r.err, "with mode 1777"), "%s", r.err);
+    victim_untouched(victim);
+}
+
+/* A status dir (qfleet run --status-dir) is a directory qfleet writes in
+ * too: a world-writable one with events.jsonl linked away is refused. */
+Test(harden_user, world_writable_status_dir_is_refused)
+{
+    need_root();
+    char sdir[400], events[480], suite[400];
+    snprintf(sdir, sizeof(sdir), "%s/status", dir);
+    snprintf(events, sizeof(events), "%s/events.jsonl", sdir);
+    snprintf(suite, sizeof(suite), "%s/one.suite", dir);
+    cr_assert_eq(mkdir(sdir, 0700), 0);
+    cr_assert_eq(chmod(sdir, 01777), 0);
+    struct plant p = { victim, { events, NULL } };
+    cr_assert_eq(tu_wait_exit(as_evil(plant_links, &p), 60000), 0);
+    const char text[] = "[suite]\ncfg = vm.cfg\nvms = vm0\nsetup = all\n\n[case one]\nrun vm0: true\n";
+    spit(suite, text, sizeof(text) - 1);
+    char *argv[] = { QFLEET, "run", suite, "--status-dir", sdir, "--state-dir", state,
+                     "--run-dir", run_dir, NULL };
+    result r;
+    run_argv(&r, argv);
     cr_assert_eq(r.status, 3, "exit %d\n%s%s", r.status, r.out, r.err);
     cr_assert(strstr(r.err, "with mode 1777"), "%s", r.err);
     victim_untouched(victim);

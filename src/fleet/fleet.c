@@ -108,6 +108,12 @@ int fleet_new(uv_loop_t *loop, const fleet_opts *o, fleet_event_cb cb, void *dat
         f->o.state_dir = f->state_dir;
         f->o.run_dir = f->run_dir;
         f->o.cfg_path = f->cfg_path;
+    }
+    /* The store checks the state dir before anything is made in it (the
+     * default run dir, the runs/ links). */
+    if (rc == 0)
+        rc = alloc_store_open(&f->store, f->state_dir, NULL, err, errlen);
+    if (rc == 0) {
         /* One of ours is tightened to 0700; one others own or can write
          * in is refused: links planted there would redirect our logs. */
         char why[768];
@@ -119,8 +125,6 @@ int fleet_new(uv_loop_t *loop, const fleet_opts *o, fleet_event_cb cb, void *dat
     }
     if (rc == 0 && o->run_dir)
         link_run(f);
-    if (rc == 0)
-        rc = alloc_store_open(&f->store, f->state_dir, NULL, err, errlen);
     if (rc == 0)
         rc = write_controller(f, err, errlen);
     if (rc == 0) {
