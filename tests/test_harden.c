@@ -434,6 +434,43 @@ Test(harden, run_dir_files_and_sockets_are_private)
     }
 }
 
+/* With a guest that boots to SSH: known_hosts, written by libssh, is 0600
+ * like everything else in the run dir (operator umask 022). */
+Test(harden, guest_run_dir_is_private, .timeout = 600)
+{
+    char k[512];
+    snprintf(k, sizeof(k), "%s/vmlinux", tu_guest_dir());
+    if (access(k, R_OK) < 0)
+        cr_skip("no test guest in %s: run tools/mkguest", tu_guest_dir());
+    char text[1024];
+    int n = snprintf(text, sizeof(text),
+                     "[vm0]\ncpu =\n    model=qemu64,number=1;\nmem =\n    size=256;\n"
+                     "kernel =\n    file=%s/vmlinux,initrd=%s/initrd.img,"
+                     "append=console=ttyS0 quiet panic=-1;\n"
+                     "login =\n    user=root,password=tester;\n"
+                     "net =\n    type=nic,opt_model=e1000,opt_addr=1f;\n    type=user;\n"
+                     "enable_kvm =\n    enable=no;\n",
+                     tu_guest_dir(), tu_guest_dir());
+    spit(cfg, text, (size_t)n);
+    char *argv[] = { QFLEET, "up", cfg, "--run-dir", run_dir, "--state-dir", state,
+                     "--until-ready", NULL };
+    result r;
+    run_argv(&r, argv);
+    cr_assert_eq(r.status, 0, "exit %d\n%s%s", r.status, r.out, r.err);
+    cr_assert_eq(mode_of(run_dir), 0700);
+    const char *names[] = { "vm0-known_hosts", "vm0-serial.log", "vm0-qemu.log", "events.jsonl",
+                            "guests.json" };
+    for (size_t i = 0; i < sizeof(names) / sizeof(*names); i++) {
+        char p[400];
+        snprintf(p, sizeof(p), "%s/%s", run_dir, names[i]);
+        cr_assert_eq(mode_of(p), 0600, "%s is %04o", names[i], (unsigned)mode_of(p));
+    }
+    char kh[400], buf[4096];
+    snprintf(kh, sizeof(kh), "%s/vm0-known_hosts", run_dir);
+    slurp(kh, buf, sizeof(buf));
+    cr_assert(strstr(buf, "[127.0.0.1]:"), "no host key was recorded: '%s'", buf);
+}
+
 static void on_exit_ignored(proc_t *p, int code, int sig, void *data)
 {
     (void)p, (void)code, (void)sig, (void)data;
