@@ -47,7 +47,8 @@ int fs_openat(int dfd, const char *name, int flags, mode_t mode);
  * the fd or -errno with a reason in err ("PATH: ..."). */
 int fs_open_in(const char *path, int flags, mode_t mode, char *err, size_t errlen);
 
-/* strerror, but -ELOOP from fs_openat reads as what it is. */
+/* The text of an fs_openat (or O_NOFOLLOW open) error: strerror, but
+ * -ELOOP reads as a symlink and -EINVAL as not a regular file. */
 const char *fs_strerror(int negerrno);
 
 /* write(2) all of buf, retrying short writes and EINTR. 0 or -errno. */

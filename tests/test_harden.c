@@ -502,6 +502,35 @@ Test(harden, qemu_sockets_are_0600)
     cr_assert_eq(mode_of(log), 0600);
 }
 
+/* fs_write_atomic's temp name is predictable: one planted as a link is
+ * replaced, never written through. */
+Test(harden, atomic_write_never_writes_through_a_planted_temp)
+{
+    char path[400], tmp[480], err[256];
+    snprintf(path, sizeof(path), "%s/status.json", dir);
+    snprintf(tmp, sizeof(tmp), "%s.tmp.%d", path, (int)getpid());
+    cr_assert_eq(symlink(victim, tmp), 0);
+    cr_assert_eq(fs_write_atomic(path, "{}", 2, 0600, err, sizeof(err)), 0, "%s", err);
+    victim_untouched(victim);
+    char buf[16];
+    slurp(path, buf, sizeof(buf));
+    cr_assert_str_eq(buf, "{}");
+    cr_assert_eq(mode_of(path), 0600);
+}
+
+/* fs_mkdir_p's tighten never chmods a directory of another user. */
+Test(harden, mkdir_p_leaves_another_users_dir_alone)
+{
+    if (geteuid() != 0)
+        cr_skip("needs root to chown a directory to nobody");
+    char sub[400];
+    snprintf(sub, sizeof(sub), "%s/theirs", dir);
+    cr_assert_eq(mkdir(sub, 0755), 0);
+    cr_assert_eq(chown(sub, 65534, 65534), 0);
+    cr_assert_eq(fs_mkdir_p(sub, 0700, 1), -EPERM);
+    cr_assert_eq(mode_of(sub), 0755);
+}
+
 /* Item 5: an empty table is not an empty table. */
 Test(harden, empty_lease_table_is_refused)
 {

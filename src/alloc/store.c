@@ -558,7 +558,7 @@ static int commit(alloc_store *s, char *err, size_t errlen)
         drop(s);
         return store_errf(err, errlen, rc,
                           "%s %s/" TMP_NAME ": %s (lease table left unchanged)", step, s->dir,
-                          fs_strerror(rc));
+                          fd < 0 ? fs_strerror(rc) : strerror(-rc));
     }
     /* Only hold leases and notes outlive a reboot (every other owner is
      * dead after one), so only their changes pay for a directory sync. */
