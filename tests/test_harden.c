@@ -403,6 +403,7 @@ Test(harden, links_in_own_run_dir_are_not_followed)
     const char *names[] = { "vm0-serial.log", "vm0-qemu.log" };
     for (int i = 0; i < 2; i++) {
         cr_assert_eq(fs_mkdir_p(run_dir, 0700, 0), 0);
+        cr_assert_eq(chmod(run_dir, 0755), 0); /* ours and looser: tightened */
         char link[400];
         snprintf(link, sizeof(link), "%s/%s", run_dir, names[i]);
         cr_assert_eq(symlink(victim, link), 0);
@@ -413,6 +414,7 @@ Test(harden, links_in_own_run_dir_are_not_followed)
         snprintf(want, sizeof(want), "%s: is a symbolic link", names[i]);
         cr_assert(strstr(r.out, want), "%s", r.out);
         victim_untouched(victim);
+        cr_assert_eq(mode_of(run_dir), 0700);
         tu_rmtree(run_dir);
     }
 }
