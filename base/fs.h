@@ -6,15 +6,58 @@
 #include <sys/types.h>
 
 /* mkdir -p with mode for every created component; an existing final
- * directory is tightened to mode when tighten is set. 0 or -errno. */
+ * directory is tightened to mode when tighten is set and it is ours (one of
+ * another user is -EPERM, and left as it is). 0 or -errno. */
 int fs_mkdir_p(const char *path, mode_t mode, int tighten);
+
+/* A directory qfleet writes in (state dir, run dir, status dir).
+ *
+ * Like OpenSSH's StrictModes and systemd's RuntimeDirectory: the directory
+ * must be owned by the effective user and not writable by group or others,
+ * so nobody else can plant a file or a symlink in it. Every file qfleet
+ * creates in one is then opened relative to the directory's fd with
+ * O_NOFOLLOW (fs_openat), temporaries also with O_EXCL: no name qfleet
+ * opens can be redirected elsewhere.
+ *
+ * The policy argument leaves room for the group-shared state dir of issue
+ * 19 (owned by root or the user, group qfleet, not world-writable); only
+ * FS_DIR_PRIVATE exists today. FS_DIR_TIGHTEN may be or'ed in. */
+enum {
+    FS_DIR_PRIVATE = 0,      /* owned by geteuid(), no group/other write */
+    FS_DIR_TIGHTEN = 1 << 8, /* an existing dir of ours gets mode (fchmod) */
+};
+
+/* Check the directory open as dfd (path only names it in err). 0, or
+ * -EPERM with a reason naming the owner and mode in err. */
+int fs_dir_check(int dfd, const char *path, unsigned policy, char *err, size_t errlen);
+
+/* mkdir -p path (created components get mode), open it and check it with
+ * fs_dir_check. Returns an O_DIRECTORY|O_CLOEXEC fd, or -errno with a
+ * reason in err ("PATH: ..."). */
+int fs_dir_open(const char *path, mode_t mode, unsigned policy, char *err, size_t errlen);
+
+/* openat(dfd, name, flags | O_NOFOLLOW | O_CLOEXEC, mode): a symlink at
+ * name is -ELOOP, never followed. Only a plain file or a directory that
+ * flags ask for (O_DIRECTORY) is accepted: anything else is -EINVAL. Returns
+ * the fd or -errno. */
+int fs_openat(int dfd, const char *name, int flags, mode_t mode);
+
+/* fs_openat for a caller that holds a path: opens path's directory, checks
+ * it with fs_dir_check(FS_DIR_PRIVATE) and opens the last component. Returns
+ * the fd or -errno with a reason in err ("PATH: ..."). */
+int fs_open_in(const char *path, int flags, mode_t mode, char *err, size_t errlen);
+
+/* The text of an fs_openat (or O_NOFOLLOW open) error: strerror, but
+ * -ELOOP reads as a symlink and -EINVAL as not a regular file. */
+const char *fs_strerror(int negerrno);
 
 /* write(2) all of buf, retrying short writes and EINTR. 0 or -errno. */
 int fs_write_all(int fd, const void *buf, size_t len);
 
 /* Replace path with data so that readers see the old or the new content,
  * never a mix, even across kill -9 or power loss: write a temp file in the
- * same directory, fsync, rename, fsync the directory. A failed write (full
+ * same directory (created O_EXCL|O_NOFOLLOW: a planted one is refused, never
+ * followed), fsync, rename, fsync the directory. A failed write (full
  * disk) leaves the old file untouched. 0 or -errno, reason in err. */
 int fs_write_atomic(const char *path, const void *data, size_t len, mode_t mode,
                     char *err, size_t errlen);
@@ -28,7 +71,12 @@ char *fs_read_file(const char *path, size_t max, size_t *len);
 int fs_append_line(int fd, const char *line, size_t len);
 
 /* Last max bytes of a file, starting at a line boundary where possible;
- * "" if missing. Caller frees. */
+ * "" if missing or a symlink. Caller frees. */
 char *fs_tail(const char *path, size_t max);
+
+/* fs_tail as text safe to show on a terminal: what a guest wrote (escape
+ * sequences such as ESC [6n, other control bytes, invalid UTF-8) becomes
+ * "\xNN"; newline and tab stay, a CR before LF is dropped. Caller frees. */
+char *fs_tail_text(const char *path, size_t max);
 
 #endif

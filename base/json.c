@@ -465,6 +465,9 @@ json_t *json_parse(const char *buf, size_t len, char *err, size_t errlen)
         return NULL;
     }
     yajl_status st = yajl_parse(h, (const unsigned char *)buf, len);
+    /* yajl's byte count restarts for complete_parse: an input that ends
+     * too early is wrong at its end, not at byte 1. */
+    size_t at = st == yajl_status_ok ? len : yajl_get_bytes_consumed(h);
     if (st == yajl_status_ok)
         st = yajl_complete_parse(h);
     json_t *root = ps->root;
@@ -479,8 +482,8 @@ json_t *json_parse(const char *buf, size_t len, char *err, size_t errlen)
                 char *nl;
                 if (m && (nl = strchr((char *)m, '\n')))
                     *nl = '\0';
-                snprintf(err, errlen, "invalid JSON at byte %zu: %s",
-                         yajl_get_bytes_consumed(h), m ? (char *)m : "parse error");
+                snprintf(err, errlen, "invalid JSON at byte %zu: %s", at,
+                         m ? (char *)m : "parse error");
                 if (m)
                     yajl_free_error(h, m);
             }

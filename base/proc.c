@@ -1,6 +1,7 @@
 /* proc.c - supervised children: fork/exec with a death signal, pidfd exit
  * notification, SIGTERM-then-SIGKILL stop. */
 #include "base/proc.h"
+#include "base/fs.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -9,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/prctl.h>
+#include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -81,13 +83,17 @@ int proc_spawn(uv_loop_t *loop, proc_t **out, char *const argv[], const char *lo
     char exe[4096];
     int rc = proc_which(argv[0], exe, sizeof(exe));
     if (rc < 0) {
-        snprintf(err, errlen, "%s: not found in PATH", argv[0]);
+        if (strchr(argv[0], '/'))
+            snprintf(err, errlen, "%s: %s", argv[0], strerror(-rc));
+        else
+            snprintf(err, errlen, "%s: not found in PATH", argv[0]);
         return rc;
     }
-    int logfd = open(log_path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0600);
+    /* The log is in a run dir: a planted symlink is refused, not followed. */
+    int logfd = open(log_path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
     if (logfd < 0) {
         rc = -errno;
-        snprintf(err, errlen, "%s: %s", log_path, strerror(errno));
+        snprintf(err, errlen, "%s: %s", log_path, fs_strerror(rc));
         return rc;
     }
     int nullfd = open("/dev/null", O_RDONLY | O_CLOEXEC);
@@ -124,6 +130,9 @@ int proc_spawn(uv_loop_t *loop, proc_t **out, char *const argv[], const char *lo
         sigprocmask(SIG_SETMASK, &none, NULL);
         /* Ignored signals survive exec; QEMU gets default dispositions. */
         signal(SIGPIPE, SIG_DFL);
+        /* Sockets, logs and files QEMU creates (QMP, agent, serial) are
+         * born 0600, whatever the controller's umask. */
+        umask(0177);
         dup2(nullfd, 0);
         dup2(logfd, 1);
         dup2(logfd, 2);

@@ -21,7 +21,9 @@ typedef void (*proc_exit_cb)(proc_t *p, int exit_status, int term_signal, void *
 typedef void (*proc_close_cb)(proc_t *p, void *data);
 
 /* Start argv[0] (resolved with PATH in the parent, never through a shell).
- * log_path is opened O_APPEND|O_CREAT 0600 for the child's stdout/stderr.
+ * log_path is opened O_APPEND|O_CREAT|O_NOFOLLOW 0600 for the child's
+ * stdout/stderr (a symlink there is an error). The child runs with umask
+ * 0177: every file and socket it creates is 0600.
  * Returns 0 or -errno with a reason in err. */
 int proc_spawn(uv_loop_t *loop, proc_t **out, char *const argv[], const char *log_path,
                proc_exit_cb cb, void *data, char *err, size_t errlen);

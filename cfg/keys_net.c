@@ -65,6 +65,10 @@ static int parse_hostfwd(struct bctx *b, const struct cfg_pair *p, struct m_nic 
             return ko_bad(b, p, expect);
         n->fwd_gport = (int)port;
     }
+    if (strcmp(n->fwd_addr, "127.0.0.1") && strcmp(n->fwd_addr, "localhost"))
+        model_warn(b->m, p->opt_loc,
+                   "net: opt_hostfwd listens on %s, not 127.0.0.1: other hosts can reach "
+                   "the guest's port %d", n->fwd_addr, n->fwd_gport);
     return 0;
 }
 

@@ -2,6 +2,7 @@
  * connecting (with retry while sshd starts), host keys, login, keepalive.
  * See ssh.h for why this is a worker thread and not non-blocking libssh. */
 #include "guest/ssh.h"
+#include "base/fs.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -293,6 +294,16 @@ static int check_host_key(sshtp *t, guest_job *j)
     char step[320], fp[160];
     snprintf(step, sizeof(step), "ssh host key check for [%s]:%d", t->host, t->port);
     pthread_mutex_lock(&known_hosts_mu);
+    /* libssh appends through fopen: it would follow a link and make the
+     * file 0644. It finds a plain 0600 file of ours in a private dir. */
+    char why[512];
+    int fd = fs_open_in(t->known_hosts, O_WRONLY | O_CREAT | O_APPEND, 0600, why, sizeof(why));
+    if (fd < 0) {
+        pthread_mutex_unlock(&known_hosts_mu);
+        guest__fail(j, t->name, fd, step, "%s", why);
+        return fd;
+    }
+    close(fd);
     enum ssh_known_hosts_e k = ssh_session_is_known_server(t->ss);
     int rc = 0;
     switch (k) {

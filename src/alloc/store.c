@@ -105,19 +105,22 @@ int alloc_store_open(alloc_store **out, const char *dir, const alloc_opts *opts,
         free(s);
         return store_errf(err, errlen, -ENAMETOOLONG, "state dir name too long");
     }
-    /* Never tighten an existing dir: --state-dir may name a shared one. */
-    int rc = fs_mkdir_p(s->dir, 0700, 0);
+    /* Never tighten an existing dir: refuse one others could write in (a
+     * planted leases.tmp link would have root overwrite any file). */
+    int rc = fs_dir_open(s->dir, 0700, FS_DIR_PRIVATE, err, errlen);
     if (rc < 0) {
         free(s);
-        return store_errf(err, errlen, rc, "state dir %s: %s", dir, strerror(-rc));
+        char why[768];
+        snprintf(why, sizeof(why), "%s", err ? err : "");
+        return store_errf(err, errlen, rc, "state dir %s", why);
     }
-    s->dirfd = open(s->dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-    if (s->dirfd >= 0)
-        s->lockfd = openat(s->dirfd, LOCK_NAME, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
-    if (s->dirfd < 0 || s->lockfd < 0) {
-        rc = -errno;
+    s->dirfd = rc;
+    s->lockfd = fs_openat(s->dirfd, LOCK_NAME, O_RDWR | O_CREAT, 0600);
+    if (s->lockfd < 0) {
+        rc = s->lockfd;
         alloc_store_close(s);
-        return store_errf(err, errlen, rc, "state dir %s: %s", dir, strerror(-rc));
+        return store_errf(err, errlen, rc, "state dir %s: " LOCK_NAME ": %s", dir,
+                          fs_strerror(rc));
     }
     s->opener = getpid();
     read_boot_id(s->boot_id, sizeof(s->boot_id));
@@ -264,7 +267,8 @@ static int lease_from_json(const json_t *o, alloc_lease *l)
     return 0;
 }
 
-/* Parse buf into the table. On error the table is left empty. */
+/* Parse buf into the table; a NULL buf is "no table yet". On error the
+ * table is left empty. */
 static int table_parse(alloc_store *s, const char *buf, size_t len, int *other_boot, char *err,
                        size_t errlen)
 {
@@ -272,9 +276,13 @@ static int table_parse(alloc_store *s, const char *buf, size_t len, int *other_b
     s->n = 0;
     notes_clear(s);
     *other_boot = 0;
-    if (len == 0)
-        return 0; /* never written by us: only a crash that lost data makes one */
-    json_t *root = json_parse(buf, len, why, sizeof(why));
+    if (!buf)
+        return 0;
+    /* An empty file is not an empty table: a table is never written
+     * without its header, so a crash lost what it held. */
+    json_t *root = len ? json_parse(buf, len, why, sizeof(why)) : NULL;
+    if (!len)
+        snprintf(why, sizeof(why), "the file is empty; a lease table never is");
     const json_t *arr = json_get(root, "leases"), *notes = json_get(root, "notes");
     int rc = 0;
     if (!root || json_typeof(root) != JSON_OBJECT || json_typeof(arr) != JSON_ARRAY) {
@@ -308,9 +316,9 @@ static int table_parse(alloc_store *s, const char *buf, size_t len, int *other_b
         s->n = 0;
         notes_clear(s);
         return store_errf(err, errlen, rc,
-                          "lease table %s/" TABLE_NAME " is unreadable (%s); move it away to "
-                          "start afresh",
-                          s->dir, why);
+                          "lease table %s/" TABLE_NAME " is unreadable (%s); to start afresh, "
+                          "forgetting its leases: mv %s/" TABLE_NAME " %s/" TABLE_NAME ".bad",
+                          s->dir, why, s->dir, s->dir);
     }
     return 0;
 }
@@ -356,9 +364,9 @@ static int read_file(alloc_store *s, char **buf, size_t *len, time_t *mtime)
     *buf = NULL;
     *len = 0;
     *mtime = 0;
-    int fd = openat(s->dirfd, TABLE_NAME, O_RDONLY | O_CLOEXEC);
+    int fd = fs_openat(s->dirfd, TABLE_NAME, O_RDONLY, 0);
     if (fd < 0)
-        return errno == ENOENT ? 0 : -errno;
+        return fd == -ENOENT ? 0 : fd; /* no table yet: *buf stays NULL */
     struct stat st;
     if (fstat(fd, &st) < 0) {
         int e = errno;
@@ -470,11 +478,12 @@ static int lock_load(alloc_store *s, char *err, size_t errlen)
     int rc = read_file(s, &buf, &len, &mtime), other_boot = 0;
     if (rc < 0) {
         unlock(s);
-        return store_errf(err, errlen, rc, "read %s/" TABLE_NAME ": %s", s->dir, strerror(-rc));
+        return store_errf(err, errlen, rc, "read %s/" TABLE_NAME ": %s", s->dir, fs_strerror(rc));
     }
-    if (!s->cache_valid || len != s->cache_len || (len && memcmp(buf, s->cache, len))) {
+    if (!s->cache_valid || !buf != !s->cache || len != s->cache_len ||
+        (len && memcmp(buf, s->cache, len))) {
         s->cache_valid = 0;
-        rc = table_parse(s, buf ? buf : "", len, &other_boot, err, errlen);
+        rc = table_parse(s, buf, len, &other_boot, err, errlen);
         if (rc < 0 && mtime < boot_time() &&
             renameat(s->dirfd, TABLE_NAME, s->dirfd, TABLE_NAME ".bad") == 0) {
             /* A power cut's casualty (see the top of this file): keep it
@@ -528,10 +537,10 @@ static int commit(alloc_store *s, char *err, size_t errlen)
         return store_errf(err, errlen, -ENOMEM, "out of memory writing the lease table");
     }
     const char *step = "create";
-    int rc = 0;
-    int fd = openat(s->dirfd, TMP_NAME, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
-    if (fd < 0)
-        rc = -errno;
+    /* Created anew (O_EXCL, O_NOFOLLOW): never a file or link found there. */
+    unlinkat(s->dirfd, TMP_NAME, 0);
+    int fd = fs_openat(s->dirfd, TMP_NAME, O_WRONLY | O_CREAT | O_EXCL, 0600);
+    int rc = fd < 0 ? fd : 0;
     if (!rc && (rc = fs_write_all(fd, buf, len)) < 0)
         step = "write";
     /* Data before name: after a power cut the new name must not point at
@@ -549,7 +558,7 @@ static int commit(alloc_store *s, char *err, size_t errlen)
         drop(s);
         return store_errf(err, errlen, rc,
                           "%s %s/" TMP_NAME ": %s (lease table left unchanged)", step, s->dir,
-                          strerror(-rc));
+                          fd < 0 ? fs_strerror(rc) : strerror(-rc));
     }
     /* Only hold leases and notes outlive a reboot (every other owner is
      * dead after one), so only their changes pay for a directory sync. */

@@ -118,7 +118,7 @@ static void run_waiters(fguest_t *g)
 
 static void append_tail(fguest_t *g, size_t *off, const char *label, const char *path)
 {
-    char *t = fs_tail(path, TAIL_BYTES);
+    char *t = fs_tail_text(path, TAIL_BYTES); /* the guest's bytes, made safe to print */
     if (t && *t) {
         char *masked = cfg_vm_mask(g->vm, t);
         *off += (size_t)snprintf(g->reason + *off, sizeof(g->reason) - *off,
@@ -600,6 +600,17 @@ static void launch(fguest_t *g)
     if (cfg_argv_build(g->vm, &g->res, &argv, err, sizeof(err)) < 0) {
         fg_fail(g, "%s: %s", g->name, err);
         return;
+    }
+    /* QEMU's -serial file: follows links and truncates: the file is made
+     * here first, 0600 and never through a link. */
+    if (cfg_run_path(g->vm, &g->res, CFG_RUN_SERIAL, path, sizeof(path)) == 0) {
+        int fd = fs_open_in(path, O_WRONLY | O_CREAT | O_TRUNC, 0600, err, sizeof(err));
+        if (fd < 0) {
+            cfg_argv_free(argv);
+            fg_fail(g, "%s: serial log %s", g->name, err);
+            return;
+        }
+        close(fd);
     }
     snprintf(path, sizeof(path), "%s/%s-qemu.log", f->run_dir, g->name);
     int rc = proc_spawn(f->loop, &g->proc, argv, path, on_proc_exit, g, err, sizeof(err));

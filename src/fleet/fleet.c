@@ -108,24 +108,31 @@ int fleet_new(uv_loop_t *loop, const fleet_opts *o, fleet_event_cb cb, void *dat
         f->o.state_dir = f->state_dir;
         f->o.run_dir = f->run_dir;
         f->o.cfg_path = f->cfg_path;
-        rc = fs_mkdir_p(f->run_dir, 0700, 1);
+    }
+    /* The store checks the state dir before anything is made in it (the
+     * default run dir, the runs/ links). */
+    if (rc == 0)
+        rc = alloc_store_open(&f->store, f->state_dir, NULL, err, errlen);
+    if (rc == 0) {
+        /* One of ours is tightened to 0700; one others own or can write
+         * in is refused: links planted there would redirect our logs. */
+        char why[768];
+        rc = fs_dir_open(f->run_dir, 0700, FS_DIR_PRIVATE | FS_DIR_TIGHTEN, why, sizeof(why));
         if (rc < 0)
-            snprintf(err, errlen, "run dir %s: %s", f->run_dir, strerror(-rc));
+            snprintf(err, errlen, "run dir %s", why);
+        else
+            close(rc), rc = 0;
     }
     if (rc == 0 && o->run_dir)
         link_run(f);
-    if (rc == 0)
-        rc = alloc_store_open(&f->store, f->state_dir, NULL, err, errlen);
     if (rc == 0)
         rc = write_controller(f, err, errlen);
     if (rc == 0) {
         char path[PATH_MAX];
         snprintf(path, sizeof(path), "%s/events.jsonl", f->run_dir);
-        f->evfd = open(path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
-        if (f->evfd < 0) {
-            rc = -errno;
-            snprintf(err, errlen, "%s: %s", path, strerror(errno));
-        }
+        f->evfd = fs_open_in(path, O_WRONLY | O_CREAT | O_APPEND, 0600, err, errlen);
+        if (f->evfd < 0)
+            rc = f->evfd;
     }
     if (rc < 0) {
         if (f->store)

@@ -494,12 +494,9 @@ int status_open(st_run *r, uv_loop_t *loop, int tty, int quiet, char *err, size_
         return rc;
     }
     snprintf(path, sizeof(path), "%s/events.jsonl", r->status_dir);
-    r->evfd = open(path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
-    if (r->evfd < 0) {
-        rc = -errno;
-        snprintf(err, errlen, "%s: %s", path, strerror(errno));
-        return rc;
-    }
+    r->evfd = fs_open_in(path, O_WRONLY | O_CREAT | O_APPEND, 0644, err, errlen);
+    if (r->evfd < 0)
+        return r->evfd;
     r->loop = loop;
     r->tty = tty && !quiet;
     r->quiet = quiet;
