@@ -50,25 +50,48 @@ static int machine_family(const char *m)
 static int check_ids(struct model *m, char *err, size_t errlen)
 {
     struct idloc {
-        const char *id;
+        const char *id, *what; /* what: the NIC or device an automatic id is for */
         struct cfg_loc loc;
+        int automatic;
     } ids[CFG_NIC_MAX + CFG_DEV_MAX];
     int n = 0;
     for (int i = 0; i < m->nnics; i++)
-        ids[n++] = (struct idloc){ m->nics[i].id, m->nics[i].loc };
+        ids[n++] = (struct idloc){ m->nics[i].id, ar_printf(&m->a, "net NIC %d", i), m->nics[i].loc,
+                                   m->nics[i].id_auto };
     for (int i = 0; i < m->ndevs; i++)
         ids[n++] = (struct idloc){ m->devs[i].id,
-                                   m->devs[i].id_loc.file ? m->devs[i].id_loc : m->devs[i].loc };
+                                   ar_printf(&m->a, "device %d (%s)", i, m->devs[i].cfg_driver),
+                                   m->devs[i].id_loc.file ? m->devs[i].id_loc : m->devs[i].loc,
+                                   m->devs[i].id_auto };
     static const char *const ours[] = { "vga0", "vser0", "qga0port", NULL };
     for (int i = 0; i < n; i++) {
         for (int k = 0; ours[k]; k++)
             if (!strcmp(ids[i].id, ours[k]))
                 return cfg_errf(err, errlen, ids[i].loc,
                                 "id '%s' is reserved for qfleet's own devices", ids[i].id);
-        for (int j = 0; j < i; j++)
-            if (!strcmp(ids[i].id, ids[j].id))
-                return cfg_errf(err, errlen, ids[i].loc, "id '%s' is used twice; first at %s:%d:%d",
-                                ids[i].id, ids[j].loc.file, ids[j].loc.line, ids[j].loc.col);
+        for (int c = 0; c < m->ncrypto; c++) {
+            char cid[16];
+            snprintf(cid, sizeof(cid), "crypto%d", c);
+            if (!strcmp(ids[i].id, cid))
+                return cfg_errf(err, errlen, ids[i].loc,
+                                "id '%s' is the id of crypto device %d (crypto key); choose "
+                                "another id",
+                                cid, c);
+        }
+        for (int j = 0; j < i; j++) {
+            if (strcmp(ids[i].id, ids[j].id))
+                continue;
+            if (ids[i].automatic != ids[j].automatic) { /* name the cfg's id, not ours */
+                const struct idloc *u = ids[i].automatic ? &ids[j] : &ids[i];
+                const struct idloc *a = ids[i].automatic ? &ids[i] : &ids[j];
+                return cfg_errf(err, errlen, u->loc,
+                                "id '%s' given here is also the id qfleet gives %s "
+                                "automatically; choose another id",
+                                u->id, a->what);
+            }
+            return cfg_errf(err, errlen, ids[i].loc, "id '%s' is used twice; first at %s:%d:%d",
+                            ids[i].id, ids[j].loc.file, ids[j].loc.line, ids[j].loc.col);
+        }
     }
     return 0;
 }
@@ -212,6 +235,7 @@ static int place(struct model *m, char *err, size_t errlen)
             first = m->devs[i].loc;
     for (int i = 0; i < m->ndisks; i++)
         autos += m->disks[i].iface && !strcmp(m->disks[i].iface, "virtio");
+    autos += m->ncrypto;
     if (need + autos > nfree) /* also keeps nslots below CFG_SLOT_MAX */
         return cfg_errf(err, errlen, first.file ? first : m->net_loc,
                         "not enough guest PCI slots: %d devices need one (and %d more are placed "
@@ -240,6 +264,16 @@ static int check_pools(struct model *m, char *err, size_t errlen)
             found = !strcmp(m->pools[j].name, d->pool);
         if (!d->pool || found)
             continue;
+        if (d->scene) { /* the cfg stays loadable; the fleet cannot lease it */
+            model_warn(m, d->pool_loc,
+                       "device %s: the VM has no vf_pool named %s, so the fleet cannot %s; "
+                       "expected vf_pool = name=%s,pf=PF (the PF netdev of DTS port %s) in "
+                       "[KVM]",
+                       d->cfg_driver, d->pool,
+                       d->whole_pf ? "pass the port through" : "lease a VF of it", d->pool,
+                       d->pool + (strncmp(d->pool, "port", 4) ? 0 : 4));
+            continue;
+        }
         if (!m->npools)
             return cfg_errf(err, errlen, d->pool_loc,
                             "device %s: opt_pool=%s names no vf_pool; expected a vf_pool = "
@@ -275,11 +309,14 @@ static void needs(struct model *m)
         struct m_dev *d = &m->devs[i];
         /* A pool VF gets a MAC like any NIC: it is set on the VF before
          * launch. A fixed host device keeps whatever MAC it has. */
-        if ((d->kind != DK_VFIO || d->pool) && !d->mac) {
+        if ((d->kind != DK_VFIO || (d->pool && !d->whole_pf)) && !d->mac) {
             d->mac_need = m->nmacs;
             m->mac_for[m->nmacs++] = ar_printf(&m->a, "device %d %s", i, d->id);
         }
-        if (d->pool) {
+        if (d->whole_pf) {
+            d->pf_need = m->npfs;
+            m->pf_for[m->npfs++] = ar_printf(&m->a, "device %d %s", i, d->id);
+        } else if (d->pool) {
             d->vf_need = m->nvfs;
             m->vf_for[m->nvfs++] = ar_printf(&m->a, "device %d %s", i, d->id);
         }
@@ -304,6 +341,15 @@ static void export(struct model *m)
     vi->mem_mb = m->mem_mb;
     vi->hugepage = m->hugepage;
     vi->host_connect = m->host_connect;
+    vi->control = m->control;
+    vi->numa = m->numa;
+    vi->skipcores = m->skipcores;
+    vi->nskipcores = m->nskip;
+    vi->qemu_paths = m->qemu_paths;
+    vi->nqemu_paths = m->nqemu;
+    vi->qemu = m->qemu;
+    vi->qemu_selected = m->qemu_selected;
+    vi->ncrypto = m->ncrypto;
     vi->migrate = m->migrate;
     vi->vnc = m->vnc;
     for (int i = 0; i < m->nnics; i++) {
@@ -324,6 +370,7 @@ static void export(struct model *m)
             .port_need = n->port_need,
             .fwd_guest_port = n->fwd_gport,
             .bridge = n->br,
+            .attach_bridge = n->backend == BK_TAP,
         };
         if (pt_number(n->id) >= 0)
             m->pt[m->npt++] = (struct cfg_pt){ .id = n->id,
@@ -331,7 +378,8 @@ static void export(struct model *m)
                                                .slot = n->slot,
                                                .fn = n->fn,
                                                .slot_need = n->slot_need,
-                                               .vf_need = -1 };
+                                               .vf_need = -1,
+                                               .pf_need = -1 };
     }
     for (int i = 0; i < m->ndevs; i++) {
         struct m_dev *d = &m->devs[i];
@@ -342,8 +390,10 @@ static void export(struct model *m)
                                                .slot = d->slot,
                                                .fn = d->fn,
                                                .slot_need = d->slot_need,
-                                               .pool = d->pool,
-                                               .vf_need = d->vf_need };
+                                               .pool = d->whole_pf ? NULL : d->pool,
+                                               .vf_need = d->vf_need,
+                                               .pf_pool = d->whole_pf ? d->pool : NULL,
+                                               .pf_need = d->pf_need };
     }
     for (int i = 0; i < m->npools; i++)
         m->pool_info[i] = (struct cfg_vf_pool){ m->pools[i].name, m->pools[i].pf, m->pools[i].npf };
@@ -357,6 +407,34 @@ static void export(struct model *m)
     vi->nwarnings = m->nwarn;
 }
 
+/* argv[0]: the selected path of the qemu key, by default its last. */
+static int select_qemu(struct model *m, const char *sel, char *err, size_t errlen)
+{
+    long v;
+    m->qemu_selected = m->nqemu ? m->nqemu - 1 : -1;
+    if (!sel)
+        return 0;
+    if (int_parse(sel, 0, 1 << 20, &v) == 0) {
+        if (v >= m->nqemu) {
+            if (err && errlen)
+                snprintf(err, errlen,
+                         "qemu path %ld: expected an index from 0 to %d (the qemu key has %d "
+                         "path%s) or a path",
+                         v, m->nqemu - 1, m->nqemu, m->nqemu == 1 ? "" : "s");
+            return -EINVAL;
+        }
+        m->qemu_selected = (int)v;
+        m->qemu = m->qemu_paths[v];
+        return 0;
+    }
+    m->qemu_selected = -1;
+    for (int i = 0; i < m->nqemu; i++)
+        if (!strcmp(m->qemu_paths[i], sel))
+            m->qemu_selected = i;
+    m->qemu = ar_strdup(&m->a, sel);
+    return 0;
+}
+
 static int finish(struct model *m, const struct cfg_vm *vm, char *err, size_t errlen)
 {
     if (m->name == m->section &&
@@ -366,12 +444,19 @@ static int finish(struct model *m, const struct cfg_vm *vm, char *err, size_t er
                         "it names sockets and logs), or a name key",
                         m->name, CFG_NAME_MAX);
     m->mfam = machine_family(m->machine);
-    for (int i = 0; i < m->nnics; i++)
-        if (m->nics[i].backend == BK_NONE) {
-            model_warn(m, m->nics[i].loc,
-                       "net: type=nic without a backend group after it; using user networking");
-            nic_user(&m->nics[i]);
+    static const char *const bkname[] = { "user", "tap", "bridge" };
+    for (int i = 0; i < m->nnics; i++) {
+        struct m_nic *n = &m->nics[i];
+        if (n->nic_pending)
+            model_warn(m, n->backend_loc,
+                       "net: type=%s has no type=nic group next to it; adding an e1000 NIC",
+                       bkname[n->backend]);
+        if (n->backend == BK_NONE) {
+            model_warn(m, n->loc,
+                       "net: type=nic has no backend group next to it; using user networking");
+            nic_user(n);
         }
+    }
     if (!m->had_net) {
         struct m_nic *n = &m->nics[m->nnics];
         memset(n, 0, sizeof(*n));
@@ -389,16 +474,24 @@ static int finish(struct model *m, const struct cfg_vm *vm, char *err, size_t er
                 if (!m->nics[i].id)
                     m->nics[i].id = "host_connect";
             }
-        if (m->host_connect < 0)
-            model_warn(m, m->net_loc,
-                       "net: no NIC at PCI address 1f: the VM has no host_connect "
-                       "interface (DTS reaches guests through 00:1f.0)");
     }
+    /* DTS reaches the guest through the hostfwd of the first user netdev,
+     * whatever slot its NIC sits in: that NIC is the control NIC. */
+    for (int i = 0; i < m->nnics && m->control < 0; i++)
+        if (m->nics[i].backend == BK_USER && m->nics[i].hostfwd)
+            m->control = i;
+    if (m->control < 0)
+        model_warn(m, m->net_loc,
+                   "net: no NIC has a user network backend with a host forward: qfleet cannot "
+                   "reach the guest over SSH (DTS reaches guests through the first user "
+                   "network's hostfwd)");
     /* ids: pt_N for assigned devices, skipping numbers the cfg uses */
     int used[CFG_NIC_MAX + CFG_DEV_MAX], nused = 0, next = 0;
     for (int i = 0; i < m->nnics; i++) {
-        if (!m->nics[i].id)
+        if (!m->nics[i].id) {
             m->nics[i].id = ar_printf(&m->a, "nic%d", i);
+            m->nics[i].id_auto = 1;
+        }
         if (pt_number(m->nics[i].id) >= 0)
             used[nused++] = pt_number(m->nics[i].id);
     }
@@ -409,6 +502,7 @@ static int finish(struct model *m, const struct cfg_vm *vm, char *err, size_t er
         struct m_dev *d = &m->devs[i];
         if (d->id)
             continue;
+        d->id_auto = 1;
         if (d->kind == DK_VFIO) {
             for (int again = 1; again;) {
                 again = 0;
@@ -425,7 +519,9 @@ static int finish(struct model *m, const struct cfg_vm *vm, char *err, size_t er
             d->id = ar_printf(&m->a, "dev%d", i);
         }
     }
-    int r = check_ids(m, err, errlen);
+    int r = select_qemu(m, vm->qemu_sel, err, errlen);
+    if (r == 0)
+        r = check_ids(m, err, errlen);
     if (r == 0)
         r = check_netdevs(m, err, errlen);
     if (r == 0)
@@ -440,6 +536,10 @@ static int finish(struct model *m, const struct cfg_vm *vm, char *err, size_t er
                    "cpu: model=host needs KVM; using model=max since enable_kvm=no");
         m->cpu_model = "max";
     }
+    if (!m->ncpupin && (m->numa != CFG_NUMA_NONE || m->nskip))
+        model_warn(m, m->cpu_loc,
+                   "cpu: numa=/skipcores= recorded but not acted on: qfleet does not choose "
+                   "host CPUs by NUMA node, so the VM runs unpinned (give cpupin= to pin it)");
     if (m->ncpupin && m->smp && m->ncpupin != m->smp)
         model_warn(m, m->cpupin_loc, "cpu: cpupin lists %d host CPUs for number=%d vCPUs",
                    m->ncpupin, m->smp);
@@ -480,7 +580,9 @@ static int build(const struct cfg_vm *vm, const struct cfg_key *const *keys, int
     m->qga = 1;
     m->wait_seconds = 120;
     m->login_timeout = 60;
-    m->host_connect = m->pending_nic = -1;
+    m->host_connect = m->pending_nic = m->pending_bk = m->control = -1;
+    m->numa = CFG_NUMA_NONE;
+    m->migrate_listen = "";
     for (int i = 0; i < vm->npre; i++)
         if (ar_grow(&m->a, (void **)&m->warn, sizeof(*m->warn), &m->wcap, m->nwarn + 1) == 0)
             m->warn[m->nwarn++] = vm->pre_warn[i];
@@ -575,10 +677,23 @@ int cfg_vm_from_docs(const struct cfg_doc *suite, const char *vm_name,
                                        "takes its defaults from [KVM]",
                                        dfile, s->loc.line, s->loc.col, s->name));
         }
+        /* DTS fills only keys the VM lacks, and never these: it sets them
+         * for every VM before it reads [KVM] (set_vm_default). */
+        static const char *const never[] = { "name",   "enable_kvm", "pid_file",
+                                             "daemon", "monitor",    "net", NULL };
         for (int i = 0; i < kvm->nkeys && r == 0; i++) {
             int over = 0;
             for (int j = 0; j < sec->nkeys; j++)
                 over |= !strcmp(sec->keys[j].name, kvm->keys[i].name);
+            if (ko_one_of(kvm->keys[i].name, never)) {
+                pre_warn(vm, ar_printf(&vm->a,
+                                       "%s:%d:%d: warning: [KVM] key '%s' ignored: DTS never takes "
+                                       "name, enable_kvm, pid_file, daemon, monitor or net from "
+                                       "the defaults",
+                                       dfile, kvm->keys[i].loc.line, kvm->keys[i].loc.col,
+                                       kvm->keys[i].name));
+                continue;
+            }
             if (!over)
                 r = add_key(vm, &kvm->keys[i], dfile);
         }
@@ -693,6 +808,18 @@ int cfg_vm_clear(struct cfg_vm *vm, const char *key, char *err, size_t errlen)
 }
 
 const struct cfg_vm_info *cfg_vm_info(const struct cfg_vm *vm) { return &vm->m->info; }
+
+int cfg_vm_select_qemu(struct cfg_vm *vm, const char *sel, char *err, size_t errlen)
+{
+    const char *old = vm->qemu_sel;
+    vm->qemu_sel = sel ? ar_strdup(&vm->a, sel) : NULL;
+    if (sel && !vm->qemu_sel)
+        return -ENOMEM;
+    int r = rebuild(vm, vm->keys, vm->nkeys, err, errlen);
+    if (r < 0)
+        vm->qemu_sel = old;
+    return r;
+}
 
 const struct cfg_vf_pool *cfg_vm_vf_pool(const struct cfg_vm *vm, const char *name)
 {
