@@ -181,4 +181,11 @@ int key_is_list(const char *name);
 /* vm.c */
 const struct model *vm_model(const struct cfg_vm *vm);
 
+/* check.c: 0 or -EINVAL with the message in err. */
+int cfg__check_ids(struct model *m, char *err, size_t errlen);
+int cfg__check_netdevs(struct model *m, char *err, size_t errlen);
+int cfg__check_pools(struct model *m, char *err, size_t errlen); /* scene pools: warned */
+/* Fix every NIC's and device's slot or make it a need; slots_taken. */
+int cfg__place(struct model *m, char *err, size_t errlen);
+
 #endif
