@@ -435,6 +435,12 @@ int cfg_vm_from_docs(const struct cfg_doc *suite, const char *vm_name,
     vm->dir = ar_strdup(&vm->a, cfg_doc_dir(suite));
     vm->section_loc = sec->loc;
     vm->section_loc.file = sfile;
+    if (sec->nkeys && !cfg_section_is_vm(sec))
+        pre_warn(vm, ar_printf(&vm->a,
+                               "%s:%d:%d: warning: section [%s] has no key of the VM grammar "
+                               "(cpu, mem, disk, net, device, ...): it looks like a suite's, "
+                               "scene's or test case's section, not a VM",
+                               sfile, sec->loc.line, sec->loc.col, sec->name));
     int r = 0;
     if (defaults) {
         const char *dfile = ar_strdup(&vm->a, cfg_doc_path(defaults));

@@ -904,4 +904,11 @@ Test(dts, vm_sections)
     cr_assert_eq(cfg_section_is_vm(cfg_doc_section(d, "vm1")), 1);
     cr_assert_eq(cfg_section_is_vm(cfg_doc_section(d, "test_x")), 0);
     cfg_doc_free(d);
+    /* loading one as a VM says what it looks like */
+    struct cfg_vm *vm;
+    cr_assert_eq(load("[suite]\nframe_size = 1024\n", "suite", NULL, &vm), 0, "%s", err);
+    cr_assert_str_eq(warnings(vm),
+        F ":1:2: warning: section [suite] has no key of the VM grammar (cpu, mem, disk, net, device, ...): it looks like a suite's, scene's or test case's section, not a VM\n"
+        F ":2:1: warning: unknown key 'frame_size' ignored\n");
+    cfg_vm_free(vm);
 }

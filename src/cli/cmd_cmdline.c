@@ -110,11 +110,15 @@ static json_t *preview_json(const struct cfg_needs *nd, const struct cfg_res *re
     return p;
 }
 
-static void preview_comments(const struct cfg_needs *nd, const struct cfg_res *res,
-                             const char *hugedir_note)
+static void preview_comments(const struct cfg_vm *vm, const struct cfg_needs *nd,
+                             const struct cfg_res *res, const char *hugedir_note)
 {
+    const struct cfg_vm_info *vi = cfg_vm_info(vm);
+    int taps = 0;
+    for (int i = 0; i < vi->nnics; i++)
+        taps += vi->nics[i].attach_bridge;
     int any = nd->macs || nd->slots || nd->ports || nd->vnc || nd->migrate_port || hugedir_note ||
-              nd->vfs || nd->pfs;
+              nd->vfs || nd->pfs || taps;
     if (!any)
         return;
     printf("# previews (the fleet leases real values at launch):\n");
@@ -134,6 +138,13 @@ static void preview_comments(const struct cfg_needs *nd, const struct cfg_res *r
     for (int i = 0; i < nd->vfs; i++)
         printf("#   vf host %s for %s is a PLACEHOLDER: a free VF of pool %s, given MAC %s\n",
                res->vf_host[i], nd->vf_for[i], nd->vf_pool[i], cfg_vf_mac(nd, res, i));
+    for (int i = 0; i < vi->nnics; i++)
+        if (vi->nics[i].attach_bridge) {
+            char ifn[16];
+            cfg_tap_ifname(vm, res, i, ifn);
+            printf("#   tap %s of %s joins bridge %s (the fleet attaches it)\n", ifn,
+                   vi->nics[i].id, vi->nics[i].bridge);
+        }
     for (int i = 0; i < nd->pfs; i++)
         printf("#   pf host %s for %s is a PLACEHOLDER: the PF of pool %s\n", res->pf_host[i],
                nd->pf_for[i], nd->pf_pool[i]);
@@ -250,7 +261,7 @@ int cmd_cmdline(int argc, char **argv)
     } else {
         char *s = cfg_argv_shell(vm, qargv);
         printf("# VM %s ([%s] of %s)\n", vi->name, vi->section, cfg);
-        preview_comments(&nd, &res, hugedir_note);
+        preview_comments(vm, &nd, &res, hugedir_note);
         if (s)
             fputs(s, stdout);
         else
