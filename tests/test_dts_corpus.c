@@ -86,9 +86,9 @@ struct result {
     char *out, *errout;
 };
 
-/* qfleet cmdline FILE SECTION [--defaults DEFAULTS] --json [extra] */
-static struct result cmdline(const char *file, const char *sec, const char *defaults,
-                             const char *extra1, const char *extra2)
+/* qfleet cmdline FILE SECTION [--defaults DEFAULTS] [--json] [extra] */
+static struct result cmdline_as(const char *file, const char *sec, const char *defaults, int json,
+                                const char *extra1, const char *extra2)
 {
     char outp[512], errp[512], rundir[512];
     snprintf(outp, sizeof(outp), "%s/out", tmp);
@@ -106,7 +106,8 @@ static struct result cmdline(const char *file, const char *sec, const char *defa
     }
     av[n++] = "--run-dir";
     av[n++] = rundir;
-    av[n++] = "--json";
+    if (json)
+        av[n++] = "--json";
     if (extra1)
         av[n++] = extra1;
     if (extra2)
@@ -130,6 +131,12 @@ static struct result cmdline(const char *file, const char *sec, const char *defa
     char jerr[256];
     r.j = json_parse(r.out, strlen(r.out), jerr, sizeof(jerr));
     return r;
+}
+
+static struct result cmdline(const char *file, const char *sec, const char *defaults,
+                             const char *extra1, const char *extra2)
+{
+    return cmdline_as(file, sec, defaults, 1, extra1, extra2);
 }
 
 static void result_free(struct result *r)
@@ -235,6 +242,8 @@ static int each_vm(const char *file, const char *defaults,
         struct result r = cmdline(file, s->name, defaults, NULL, NULL);
         cr_assert_eq(r.rc, 0, "%s [%s]: exit %d: %s", file, s->name, r.rc, r.errout);
         cr_assert_not_null(r.j, "%s [%s]: --json output is not JSON", file, s->name);
+        cr_assert_null(strstr(r.out, "tester"), "%s [%s]: the login password shows", file,
+                       s->name);
         const json_t *av = argv_of(&r);
         cr_assert_gt(json_len(av), 10, "%s [%s]: short argv", file, s->name);
         char what[1024];
@@ -248,6 +257,12 @@ static int each_vm(const char *file, const char *defaults,
         cr_assert_eq(arg_find(av, "-pidfile", 0), -1, "%s", what);
         if (more)
             more(file, s->name, &r);
+        result_free(&r);
+        /* the text form for people: a pasteable command, the password masked */
+        r = cmdline_as(file, s->name, defaults, 0, NULL, NULL);
+        cr_assert_eq(r.rc, 0, "%s: exit %d: %s", what, r.rc, r.errout);
+        cr_assert(!strncmp(r.out, "# VM ", 5), "%s: %s", what, r.out);
+        cr_assert_null(strstr(r.out, "tester"), "%s: the login password shows", what);
         result_free(&r);
         n++;
     }
