@@ -27,10 +27,17 @@ void cfg_vm_needs(const struct cfg_vm *vm, struct cfg_needs *out)
     out->cpupin = m->cpupin;
     out->ncpupin = m->ncpupin;
     out->vfs = m->nvfs;
+    out->pfs = m->npfs;
     for (int i = 0; i < m->ndevs; i++) {
         const struct m_dev *d = &m->devs[i];
+        if (d->whole_pf) {
+            out->pf_pool[d->pf_need] = d->pool;
+            out->pf_for[d->pf_need] = m->pf_for[d->pf_need];
+            continue;
+        }
         if (!d->pool)
             continue;
+        out->vf_index[d->vf_need] = d->vf_index;
         out->vf_pool[d->vf_need] = d->pool;
         out->vf_for[d->vf_need] = m->vf_for[d->vf_need];
         out->vf_mac[d->vf_need] = d->mac;
@@ -45,11 +52,15 @@ const char *cfg_vf_mac(const struct cfg_needs *nd, const struct cfg_res *res, in
     return nd->vf_mac[k] ? nd->vf_mac[k] : res ? res->macs[nd->vf_mac_need[k]] : NULL;
 }
 
-/* The canonical form of a leased VF's address: 0 or -EINVAL. */
+/* The canonical form of a leased VF's (or PF's) address: 0 or -EINVAL. */
+static int bdf_of(const char h[13], char out[13])
+{
+    return memchr(h, '\0', 13) && bdf_parse(h, out) == 0 ? 0 : -EINVAL;
+}
+
 static int vf_host(const struct cfg_res *res, int k, char out[13])
 {
-    const char *h = res->vf_host[k];
-    return memchr(h, '\0', sizeof(res->vf_host[k])) && bdf_parse(h, out) == 0 ? 0 : -EINVAL;
+    return bdf_of(res->vf_host[k], out);
 }
 
 static const char *inst_name(const struct model *m, const struct cfg_res *res)
@@ -79,14 +90,24 @@ int cfg_pt_slot(const struct cfg_pt *pt, const struct cfg_res *res)
 int cfg_vm_ssh(const struct cfg_vm *vm, const struct cfg_res *res, const char **addr, int *port)
 {
     const struct model *m = vm_model(vm);
-    if (m->host_connect < 0)
+    if (m->control < 0)
         return -ENOENT;
-    const struct m_nic *n = &m->nics[m->host_connect];
+    const struct m_nic *n = &m->nics[m->control];
     if (n->backend != BK_USER || !n->hostfwd)
         return -ENOENT;
     *addr = n->fwd_addr;
     *port = n->fwd_port ? n->fwd_port : res ? res->ssh_port[n->port_need] : 0;
     return 0;
+}
+
+int cfg_crypto_path(const struct cfg_vm *vm, const struct cfg_res *res, int i, char *out,
+                    size_t outlen)
+{
+    const struct model *m = vm_model(vm);
+    if (i < 0 || i >= m->ncrypto)
+        return -EINVAL;
+    int n = snprintf(out, outlen, "/tmp/%s_crypto%d.sock", inst_name(m, res), i);
+    return n < 0 || (size_t)n >= outlen ? -ENAMETOOLONG : 0;
 }
 
 int cfg_tap_ifname(const struct cfg_vm *vm, const struct cfg_res *res, int nic, char out[16])
@@ -219,6 +240,12 @@ static int check_res(const struct model *m, const struct cfg_res *res, char *err
             return FAIL("res: vf_host[%d] '%.12s' (for %s) is not a host PCI address", i,
                         res->vf_host[i], m->vf_for[i]);
     }
+    for (int i = 0; i < m->npfs; i++) {
+        char bdf[13];
+        if (bdf_of(res->pf_host[i], bdf) < 0)
+            return FAIL("res: pf_host[%d] '%.12s' (for %s) is not a host PCI address", i,
+                        res->pf_host[i], m->pf_for[i]);
+    }
     return 0;
 #undef FAIL
 }
@@ -299,6 +326,24 @@ static void nics(struct av *a, const struct cfg_vm *vm, const struct model *m,
     }
 }
 
+/* DTS's add_vm_crypto: per device a client chardev on the backend's
+ * socket, a cryptodev-vhost-user object and a virtio-crypto-pci. */
+static void crypto(struct av *a, const struct cfg_vm *vm, const struct model *m,
+                   const struct cfg_res *res)
+{
+    for (int i = 0; i < m->ncrypto; i++) {
+        char path[4096], id[24];
+        struct sbuf b = { 0 };
+        cfg_crypto_path(vm, res, i, path, sizeof(path));
+        snprintf(id, sizeof(id), "cryptochr%d", i);
+        sock_chardev(a, id, path, "");
+        sb_printf(&b, "cryptodev-vhost-user,id=cryptodev%d,chardev=cryptochr%d", i, i);
+        add2(a, "-object", &b);
+        sb_printf(&b, "virtio-crypto-pci,id=crypto%d,cryptodev=cryptodev%d", i, i);
+        add2(a, "-device", &b);
+    }
+}
+
 static void devices(struct av *a, const struct model *m, const struct cfg_res *res)
 {
     for (int i = 0; i < m->ndevs; i++) {
@@ -316,7 +361,9 @@ static void devices(struct av *a, const struct model *m, const struct cfg_res *r
         }
         sb_add(&b, d->driver);
         char bdf[13];
-        if (d->kind == DK_VFIO && d->pool && vf_host(res, d->vf_need, bdf) == 0)
+        if (d->whole_pf && bdf_of(res->pf_host[d->pf_need], bdf) == 0)
+            sb_printf(&b, ",host=%s", bdf); /* checked by check_res */
+        else if (d->kind == DK_VFIO && d->pool && vf_host(res, d->vf_need, bdf) == 0)
             sb_printf(&b, ",host=%s", bdf); /* checked by check_res */
         else if (d->kind == DK_VFIO)
             sb_printf(&b, ",host=%s", d->host);
@@ -418,8 +465,15 @@ int cfg_argv_build(const struct cfg_vm *vm, const struct cfg_res *res, char ***a
             sb_printf(&b, ",media=%s", d->media);
         add2(&a, "-drive", &b);
     }
+    for (int i = 0; i < m->npflash; i++) { /* DTS: -pflash FILE, a raw flash drive */
+        sb_add(&b, "file=");
+        sb_add_qemu(&b, m->pflash[i]);
+        sb_add(&b, ",if=pflash,format=raw");
+        add2(&a, "-drive", &b);
+    }
     nics(&a, vm, m, res);
     devices(&a, m, res);
+    crypto(&a, vm, m, res);
     if (m->qga) { /* after every device with a fixed slot: QEMU places it */
         add(&a, "-device");
         add(&a, "virtio-serial-pci,id=vser0");
@@ -429,7 +483,9 @@ int cfg_argv_build(const struct cfg_vm *vm, const struct cfg_res *res, char ***a
         add(&a, "virtserialport,bus=vser0.0,chardev=qga0,name=org.qemu.guest_agent.0,id=qga0port");
     }
     if (m->migrate) {
-        sb_printf(&b, "tcp:127.0.0.1:%d", m->migrate_port ? m->migrate_port : res->migrate_port);
+        /* DTS: tcp::PORT, every address (migration comes from another host) */
+        sb_printf(&b, "tcp:%s:%d", m->migrate_listen,
+                  m->migrate_port ? m->migrate_port : res->migrate_port);
         add2(&a, "-incoming", &b);
     }
     for (int i = 0; i < m->nusercmd; i++)

@@ -46,8 +46,9 @@ struct cfg_needs {
     int vnc;           /* res.vnc: a display is wanted and the cfg fixes none */
     int migrate_port;  /* res.migrate_port: migration without a port */
     int hugepages;     /* a hugetlbfs mount is needed (res.hugepage_dir) */
-    const int *cpupin; /* host CPUs the cfg pins to (lease them; the argv
-                        * does not pin, the fleet does after start) */
+    const int *cpupin; /* host CPUs the cfg pins to: lease them, make them
+                        * the QEMU child's affinity before exec (DTS: taskset
+                        * -c), then pin vCPU i to cpupin[i] */
     int ncpupin;
     int vfs; /* res.vf_host[0..vfs): vfio-pci devices with opt_pool */
     const char *vf_pool[CFG_DEV_MAX]; /* the pool of VF k (cfg_vm_vf_pool) */
@@ -56,6 +57,16 @@ struct cfg_needs {
      * the cfg's opt_mac, or NULL: res.macs[vf_mac_need[k]] (cfg_vf_mac). */
     const char *vf_mac[CFG_DEV_MAX];
     int vf_mac_need[CFG_DEV_MAX];
+    /* FLEET: DTS scene devices (vf_idx=N,pf_dev=P) name the VF number N
+     * under the PF; -1 for opt_pool devices (any free VF). The fleet may
+     * take any free VF of the pool; taking VF N when free matches DTS. */
+    int vf_index[CFG_DEV_MAX];
+    /* FLEET: whole PFs passed through (DTS scene pf_idx=P): res.pf_host[k]
+     * is the PCI address of the first PF of pool pf_pool[k] (its netdev's
+     * sysfs device), leased so that no VF of it is in use. */
+    int pfs;
+    const char *pf_pool[CFG_DEV_MAX];
+    const char *pf_for[CFG_DEV_MAX];
 };
 
 /* The leased values. Unused entries are ignored. */
@@ -71,6 +82,7 @@ struct cfg_res {
     const char *hugepage_dir; /* NULL: the first hugetlbfs mount in mounts_file */
     const char *mounts_file;  /* NULL: /proc/mounts */
     char vf_host[CFG_DEV_MAX][13]; /* VF k's host PCI address "0000:3b:02.1" */
+    char pf_host[CFG_DEV_MAX][13]; /* PF k's host PCI address */
 };
 
 void cfg_vm_needs(const struct cfg_vm *vm, struct cfg_needs *out);
@@ -92,8 +104,8 @@ enum cfg_run_file {
 int cfg_run_path(const struct cfg_vm *vm, const struct cfg_res *res, enum cfg_run_file f, char *out,
                  size_t outlen);
 
-/* Host side of the host_connect NIC's forward (SSH): address and port
- * (fixed or res->ssh_port). -ENOENT if the VM has no such forward. */
+/* Host side of the control NIC's forward (SSH; cfg_vm_info()->control):
+ * address and port (fixed or res->ssh_port). -ENOENT if the VM has none. */
 int cfg_vm_ssh(const struct cfg_vm *vm, const struct cfg_res *res, const char **addr, int *port);
 /* The guest MAC of VF k: nd->vf_mac[k] or res->macs[nd->vf_mac_need[k]]. */
 const char *cfg_vf_mac(const struct cfg_needs *nd, const struct cfg_res *res, int k);
@@ -102,6 +114,12 @@ int cfg_pt_slot(const struct cfg_pt *pt, const struct cfg_res *res);
 /* The tap ifname argv gives NIC i ("qfXXXXXXXXtN": a hash of run dir and
  * VM name, so unique per run, VM and NIC). out: 16 bytes. */
 int cfg_tap_ifname(const struct cfg_vm *vm, const struct cfg_res *res, int nic, char out[16]);
+
+/* The socket of crypto device i (0 <= i < ncrypto), as DTS names it:
+ * /tmp/NAME_cryptoI.sock. QEMU connects to it as a client: the host's
+ * vhost-user crypto backend (DPDK vhost_crypto) must listen there first. */
+int cfg_crypto_path(const struct cfg_vm *vm, const struct cfg_res *res, int i, char *out,
+                    size_t outlen);
 
 /* First hugetlbfs mount point in mounts_file (NULL: /proc/mounts). 0,
  * -ENOENT if there is none, or -errno reading the file. */
@@ -116,6 +134,7 @@ int cfg_hugetlbfs_find(const char *mounts_file, char *out, size_t outlen);
  * domain ffff marks it as no real device; the fleet takes a free VF of the
  * pool at launch. */
 #define CFG_PREVIEW_VF "ffff:ff:%02x.%x"
+#define CFG_PREVIEW_PF "ffff:fe:%02x.%x" /* PF k, likewise */
 /* Fill res with guesses: MACs from CFG_PREVIEW_MAC, first-fit PCI slots,
  * the lowest ports and VNC display that bind on 127.0.0.1 right now, VF
  * placeholders from CFG_PREVIEW_VF. Not leases: two previews may guess the

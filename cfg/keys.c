@@ -30,6 +30,16 @@ static int ko_add_group(struct bctx *b, const struct cfg_group *g, struct opts *
     if (r < 0)
         return r;
     for (int i = 0; i < n; i++) {
+        /* opt_settings holds QEMU properties, a comma list itself
+         * (opt_settings=mrg_rxbuf=on,mq=on): items after it that are not
+         * options of the cfg (opt_*, driver) continue its value. */
+        const struct cfg_pair *last = o->n ? &o->p[o->n - 1] : NULL;
+        if (last && str_ieq(last->opt, "opt_settings") && strncasecmp(tmp[i].opt, "opt_", 4) &&
+            !str_ieq(tmp[i].opt, "driver")) {
+            o->p[o->n - 1].val = ar_printf(&b->m->a, "%s%s%s=%s", last->val, *last->val ? "," : "",
+                                           tmp[i].opt, tmp[i].val);
+            continue;
+        }
         for (int j = 0; j < o->n; j++)
             if (str_ieq(o->p[j].opt, tmp[i].opt))
                 return cfg_errf(b->err, b->errlen, tmp[i].opt_loc,
@@ -84,6 +94,12 @@ int ko_bad(struct bctx *b, const struct cfg_pair *p, const char *expected)
     if (!strcmp(b->k->name, "login")) /* never echo what may be a password */
         return cfg_errf(b->err, b->errlen, p->val_loc, "%s %s: expected %s", b->k->name, p->opt,
                         expected);
+    const char *hash = strchr(p->val, '#');
+    if (hash && hash > p->val && (hash[-1] == ' ' || hash[-1] == '\t'))
+        return cfg_errf(b->err, b->errlen, p->val_loc,
+                        "%s %s: expected %s, got '%s' (inline comments are not allowed: '#' "
+                        "starts a comment only at the start of a line)",
+                        b->k->name, p->opt, expected, p->val);
     return cfg_errf(b->err, b->errlen, p->val_loc, "%s %s: expected %s, got '%s'", b->k->name,
                     p->opt, expected, p->val);
 }
@@ -149,7 +165,8 @@ int ko_path(struct bctx *b, struct opts *o, const char *name, const char **out)
     if (!p)
         return 0;
     if (!*p->val)
-        return ko_bad(b, p, "a path");
+        return cfg_errf(b->err, b->errlen, p->val_loc, "%s %s: is empty; expected a path",
+                        b->k->name, p->opt);
     *out = path_resolve(&b->m->a, b->k->dir, p->val);
     return 1;
 }
@@ -234,17 +251,56 @@ static int k_machine(struct bctx *b)
     return 0;
 }
 
+/* qemu = path=A; path=B; ...: DTS applies each group in turn, so the last
+ * path is the binary; its suites loop over the list (one case per QEMU).
+ * The model keeps them all; cfg_vm_select_qemu picks one. */
 static int k_qemu(struct bctx *b)
 {
-    struct opts o;
-    const struct cfg_pair *p;
-    TRY(ko_all(b, &o));
-    if ((p = ko_get(&o, "path"))) {
-        if (!*p->val)
-            return ko_bad(b, p, "the path of a QEMU binary");
-        b->m->qemu = strchr(p->val, '/') ? path_resolve(&b->m->a, b->k->dir, p->val) : p->val;
+    struct model *m = b->m;
+    m->nqemu = 0;
+    m->qemu_loc = b->k->loc;
+    for (int gi = 0; gi < b->k->ngroups; gi++) {
+        struct opts o;
+        const struct cfg_pair *p;
+        TRY(ko_one(b, gi, &o));
+        if ((p = ko_get(&o, "path"))) {
+            if (!*p->val)
+                return ko_bad(b, p, "the path of a QEMU binary");
+            if (m->nqemu >= CFG_QEMU_MAX)
+                return cfg_errf(b->err, b->errlen, p->opt_loc, "qemu: more than %d paths",
+                                CFG_QEMU_MAX);
+            m->qemu_paths[m->nqemu++] =
+                strchr(p->val, '/') ? path_resolve(&m->a, b->k->dir, p->val) : p->val;
+        }
+        ko_done(b, &o, "qemu");
     }
-    ko_done(b, &o, "qemu");
+    if (m->nqemu)
+        m->qemu = m->qemu_paths[m->nqemu - 1];
+    return 0;
+}
+
+/* A space separated list of host CPUs (cpupin, skipcores). */
+static int cpu_list(struct bctx *b, const struct cfg_pair *p, int *out, int *n)
+{
+    *n = 0;
+    for (const char *s = p->val, *e; word_next(&s, &e); s = e) {
+        char tok[32];
+        long v;
+        struct cfg_loc at = loc_add(p->val_loc, (int)(s - p->val));
+        snprintf(tok, sizeof(tok), "%.*s", (int)(e - s), s);
+        if ((size_t)(e - s) >= sizeof(tok) || int_parse(tok, 0, 65535, &v) < 0)
+            return cfg_errf(b->err, b->errlen, at,
+                            "cpu %s: expected host CPU numbers separated by spaces, got '%s'",
+                            p->opt, tok);
+        for (int i = 0; i < *n; i++)
+            if (out[i] == v)
+                return cfg_errf(b->err, b->errlen, at, "cpu %s: CPU %ld is listed twice", p->opt,
+                                v);
+        if (*n >= CFG_CPUPIN_MAX)
+            return cfg_errf(b->err, b->errlen, at, "cpu %s: more than %d CPUs", p->opt,
+                            CFG_CPUPIN_MAX);
+        out[(*n)++] = (int)v;
+    }
     return 0;
 }
 
@@ -252,36 +308,67 @@ static int k_cpu(struct bctx *b)
 {
     struct model *m = b->m;
     struct opts o;
-    const struct cfg_pair *p;
+    const struct cfg_pair *p, *p2;
     TRY(ko_all(b, &o));
+    m->cpu_loc = b->k->loc;
     const struct cfg_pair *mp = ko_get(&o, "model");
     if (mp)
         m->cpu_model_loc = mp->val_loc;
     TRY(ko_ident(b, &o, "model", "_.+-", &m->cpu_model));
     TRY(ko_int(b, &o, "number", 1, 255, &m->smp));
-    if ((p = ko_get(&o, "cpupin"))) {
-        m->ncpupin = 0;
+    p = ko_get(&o, "cpupin");
+    p2 = ko_get(&o, "cpu_pin"); /* DTS's scene files spell it so */
+    if (p && p2)
+        return cfg_errf(b->err, b->errlen, p2->opt_loc, "cpu: give cpupin= or cpu_pin=, not both");
+    if ((p = p ? p : p2)) {
         m->cpupin_loc = p->val_loc;
-        for (const char *s = p->val, *e; word_next(&s, &e); s = e) {
-            char tok[32];
-            long v;
-            struct cfg_loc at = loc_add(p->val_loc, (int)(s - p->val));
-            snprintf(tok, sizeof(tok), "%.*s", (int)(e - s), s);
-            if ((size_t)(e - s) >= sizeof(tok) || int_parse(tok, 0, 65535, &v) < 0)
-                return cfg_errf(
-                    b->err, b->errlen, at,
-                    "cpu cpupin: expected host CPU numbers separated by spaces, got '%s'", tok);
-            for (int i = 0; i < m->ncpupin; i++)
-                if (m->cpupin[i] == v)
-                    return cfg_errf(b->err, b->errlen, at, "cpu cpupin: CPU %ld is listed twice",
-                                    v);
-            if (m->ncpupin >= CFG_CPUPIN_MAX)
-                return cfg_errf(b->err, b->errlen, at, "cpu cpupin: more than %d CPUs",
-                                CFG_CPUPIN_MAX);
-            m->cpupin[m->ncpupin++] = (int)v;
-        }
+        TRY(cpu_list(b, p, m->cpupin, &m->ncpupin));
     }
+    if ((p = ko_get(&o, "skipcores")))
+        TRY(cpu_list(b, p, m->skipcores, &m->nskip));
+    if ((p = ko_get(&o, "numa"))) {
+        long v;
+        if (!strcmp(p->val, "auto"))
+            m->numa = CFG_NUMA_AUTO;
+        else if (int_parse(p->val, 0, 1023, &v) == 0)
+            m->numa = (int)v;
+        else
+            return ko_bad(b, p, "auto or a NUMA node number");
+    }
+    if ((p = ko_get(&o, "cpu_topo")))
+        model_warn(m, p->opt_loc, "cpu: cpu_topo ignored: qfleet gives the guest -smp N only");
+    if ((p = ko_get(&o, "numa_aware")))
+        model_warn(m, p->opt_loc, "cpu: numa_aware ignored: it is a libvirt setting in DTS");
     ko_done(b, &o, "cpu");
+    return 0;
+}
+
+/* QEMU's -m syntax: MiB, or a number with a K, M, G or T suffix. */
+static int mem_size(const char *v, long *mb)
+{
+    char num[24];
+    size_t n = strspn(v, "0123456789");
+    if (!n || n >= sizeof(num))
+        return -EINVAL;
+    memcpy(num, v, n);
+    num[n] = 0;
+    long x;
+    if (int_parse(num, 0, 1L << 50, &x) < 0)
+        return -EINVAL;
+    const char *suf = v + n;
+    if (!*suf || str_ieq(suf, "M") || str_ieq(suf, "MB") || str_ieq(suf, "MiB")) {
+        *mb = x;
+    } else if (str_ieq(suf, "G") || str_ieq(suf, "GB") || str_ieq(suf, "GiB")) {
+        *mb = x << 10;
+    } else if (str_ieq(suf, "T") || str_ieq(suf, "TB") || str_ieq(suf, "TiB")) {
+        *mb = x << 20;
+    } else if (str_ieq(suf, "K") || str_ieq(suf, "KB") || str_ieq(suf, "KiB")) {
+        if (x % 1024)
+            return -EINVAL;
+        *mb = x >> 10;
+    } else {
+        return -EINVAL;
+    }
     return 0;
 }
 
@@ -290,7 +377,14 @@ static int k_mem(struct bctx *b)
     struct opts o;
     const struct cfg_pair *p;
     TRY(ko_all(b, &o));
-    TRY(ko_int(b, &o, "size", 16, 4 << 20, &b->m->mem_mb));
+    if ((p = ko_get(&o, "size"))) {
+        long mb;
+        if (mem_size(p->val, &mb) < 0 || mb < 16 || mb > (4L << 20))
+            return ko_bad(b, p,
+                          "a memory size from 16 to 4194304 MiB: a number of MiB, or with a "
+                          "K, M, G or T suffix like 2G");
+        b->m->mem_mb = (int)mb;
+    }
     if ((p = ko_get(&o, "hugepage")))
         b->m->hugepage_loc = p->val_loc;
     TRY(ko_bool(b, &o, "hugepage", &b->m->hugepage));
@@ -321,7 +415,9 @@ static int k_disk(struct bctx *b)
                             CFG_DISK_MAX);
         struct m_disk *d = &m->disks[m->ndisks];
         d->index = -1;
-        if (ko_path(b, &o, "file", &d->file) <= 0)
+        int fr = ko_path(b, &o, "file", &d->file);
+        TRY(fr);
+        if (!fr)
             return cfg_errf(b->err, b->errlen, ko_group_loc(b, gi),
                             "disk: expected file=PATH in each group");
         TRY(ko_ident(b, &o, "opt_format", "_-", &d->format));
@@ -460,6 +556,14 @@ static int k_migration(struct bctx *b)
     b->m->migrate_port = 0;
     if ((p = ko_get(&o, "port")) && *p->val)
         TRY(ko_int(b, &o, "port", 1, 65535, &b->m->migrate_port));
+    /* DTS listens on every address (-incoming tcp::PORT): its suites
+     * migrate between hosts. listen= (qfleet's) narrows it. */
+    b->m->migrate_listen = "";
+    if ((p = ko_get(&o, "listen"))) {
+        if (*p->val && !is_ident(p->val, ".-"))
+            return ko_bad(b, p, "an IPv4 address or host name to listen on (empty: all)");
+        b->m->migrate_listen = p->val;
+    }
     if (!has)
         model_warn(b->m, b->k->loc, "migration: ignored without enable=yes");
     ko_done(b, &o, "migration");
@@ -514,6 +618,44 @@ static int k_start(struct bctx *b)
     return 0;
 }
 
+/* pflash = file=PATH; one flash drive per group (DTS: -pflash PATH). */
+static int k_pflash(struct bctx *b)
+{
+    struct model *m = b->m;
+    for (int gi = 0; gi < b->k->ngroups; gi++) {
+        struct opts o;
+        TRY(ko_one(b, gi, &o));
+        if (m->npflash >= CFG_PFLASH_MAX)
+            return cfg_errf(b->err, b->errlen, ko_group_loc(b, gi), "pflash: more than %d files",
+                            CFG_PFLASH_MAX);
+        int r = ko_path(b, &o, "file", &m->pflash[m->npflash]);
+        TRY(r);
+        if (!r)
+            return cfg_errf(b->err, b->errlen, ko_group_loc(b, gi),
+                            "pflash: expected file=PATH in each group");
+        m->npflash++;
+        ko_done(b, &o, "pflash");
+    }
+    return 0;
+}
+
+/* crypto = enable=yes,opt_num=N: N virtio-crypto devices, each on a
+ * vhost-user crypto backend at DTS's socket path (cfg_crypto_path). */
+static int k_crypto(struct bctx *b)
+{
+    struct opts o;
+    int en = 0, num = 1;
+    TRY(ko_all(b, &o));
+    int has = ko_bool(b, &o, "enable", &en);
+    TRY(has);
+    TRY(ko_int(b, &o, "opt_num", 1, CFG_CRYPTO_MAX, &num));
+    b->m->ncrypto = en ? num : 0;
+    if (!has)
+        model_warn(b->m, b->k->loc, "crypto: ignored without enable=yes");
+    ko_done(b, &o, "crypto");
+    return 0;
+}
+
 static const struct keydef {
     const char *name;
     int list;
@@ -539,6 +681,8 @@ static const struct keydef {
     { "usercmd", 1, k_usercmd },
     { "start", 0, k_start },
     { "vf_pool", 1, k_vf_pool },
+    { "pflash", 1, k_pflash },
+    { "crypto", 0, k_crypto },
 };
 
 /* Keys DTS knows that qfleet does not act on, with the reason. */
@@ -546,14 +690,29 @@ static const struct {
     const char *name, *why;
 } unsupported[] = {
     { "control", "qfleet controls guests through QMP, the guest agent and SSH" },
-    { "pflash", "firmware flash images are not supported (usercmd can add -drive if=pflash)" },
-    { "crypto", "vhost-user crypto devices are not supported" },
     { "pid_file", "qfleet runs QEMU as its child and needs no pid file" },
     { "virt_type", "it selects the hypervisor in DTS; qfleet runs QEMU/KVM" },
     { "os", "it belongs to another hypervisor's settings in DTS" },
     { "vif", "it belongs to DTS's Xen settings" },
-    { "def_driver", "it belongs to DTS's libvirt/Xen settings" },
+    { "def_driver", "it is DTS's guest port driver for KVM (driver_name, e.g. vfio-pci; "
+                    "driver_mode=noiommu), which DTS binds the guest's ports to; qfleet does "
+                    "not bind drivers inside guests (a suite step can)" },
+    { "dev_gen", "DTS's scenes create VFs here; qfleet does not create VFs: create them "
+                 "(sriov_numvfs) and bind them to vfio-pci before launch" },
 };
+
+int cfg_section_is_vm(const struct cfg_section *s)
+{
+    for (int k = 0; k < s->nkeys; k++) {
+        for (size_t i = 0; i < sizeof(keydefs) / sizeof(*keydefs); i++)
+            if (!strcmp(keydefs[i].name, s->keys[k].name))
+                return 1;
+        for (size_t i = 0; i < sizeof(unsupported) / sizeof(*unsupported); i++)
+            if (!strcmp(unsupported[i].name, s->keys[k].name))
+                return 1;
+    }
+    return 0;
+}
 
 int key_is_list(const char *name)
 {

@@ -83,6 +83,10 @@ static int script_opt(struct bctx *b, struct opts *o, const char *name, const ch
     return 1;
 }
 
+/* DTS pairs net groups by position (1st with 2nd, 3rd with 4th), in
+ * either order. Here a backend joins the nic group just before it, or
+ * waits for the nic group just after it (pending_bk); a group of the same
+ * kind as the one waiting leaves that one alone (finish() warns). */
 static int net_backend(struct bctx *b, struct opts *o, int gi, const char *type)
 {
     struct model *m = b->m;
@@ -90,8 +94,8 @@ static int net_backend(struct bctx *b, struct opts *o, int gi, const char *type)
     int i = m->pending_nic;
     if (i < 0 || m->nics[i].backend != BK_NONE) {
         TRY(i = new_nic(b, loc));
-        model_warn(m, loc, "net: type=%s has no type=nic group before it; adding an e1000 NIC",
-                   type);
+        m->nics[i].nic_pending = 1;
+        m->pending_bk = i;
     }
     m->pending_nic = -1;
     struct m_nic *n = &m->nics[i];
@@ -119,11 +123,6 @@ static int net_backend(struct bctx *b, struct opts *o, int gi, const char *type)
             n->downscript = "/etc/qemu-ifdown";
             TRY(script_opt(b, o, "opt_script", &n->script));
             TRY(script_opt(b, o, "opt_downscript", &n->downscript));
-            if (p)
-                model_warn(m, p->opt_loc,
-                           "net: tap opt_br=%s is not on the QEMU command line: the tap script "
-                           "(%s) must add the tap to the bridge",
-                           n->br, n->script);
         }
     }
     return 0;
@@ -145,13 +144,20 @@ int k_net(struct bctx *b)
                             "net: expected type=nic, user, tap or bridge in each group");
         TRY(ko_int(b, &o, "opt_vlan", 0, 4095, &vlan));
         if (vlan)
-            model_warn(
-                m, ko_get(&o, "opt_vlan")->val_loc,
-                "net: opt_vlan=%d ignored: each nic is paired with the backend group after it",
-                vlan);
+            model_warn(m, ko_get(&o, "opt_vlan")->val_loc,
+                       "net: opt_vlan=%d ignored: each nic is paired with the backend group next "
+                       "to it",
+                       vlan);
         if (!strcmp(t->val, "nic")) {
-            int i;
-            TRY(i = new_nic(b, ko_group_loc(b, gi)));
+            int i = m->pending_bk;
+            if (i >= 0) { /* the backend group before it waits for it */
+                m->nics[i].nic_pending = 0;
+                m->nics[i].loc = ko_group_loc(b, gi);
+                m->pending_bk = -1;
+            } else {
+                TRY(i = new_nic(b, ko_group_loc(b, gi)));
+                m->pending_nic = i;
+            }
             struct m_nic *n = &m->nics[i];
             if ((p = ko_get(&o, "opt_model"))) {
                 if (!strcmp(p->val, "virtio"))
@@ -171,8 +177,8 @@ int k_net(struct bctx *b)
                            "net: opt_vectors ignored: %s has no MSI-X vectors", n->model);
                 n->vectors = 0;
             }
-            m->pending_nic = i;
         } else if (!strcmp(t->val, "user") || !strcmp(t->val, "tap") || !strcmp(t->val, "bridge")) {
+            m->pending_bk = -1;
             TRY(net_backend(b, &o, gi, t->val));
         } else {
             return ko_bad(b, t, "nic, user, tap or bridge");
@@ -194,7 +200,7 @@ static int new_dev(struct bctx *b, int gi, const char *driver, int kind)
     d->kind = kind;
     d->driver = d->cfg_driver = driver;
     d->slot = -1;
-    d->mac_need = d->slot_need = d->vf_need = -1;
+    d->mac_need = d->slot_need = d->vf_need = d->pf_need = d->vf_index = -1;
     return m->ndevs++;
 }
 
@@ -212,6 +218,61 @@ static int virtio_opts(struct bctx *b, struct opts *o, struct m_dev *d)
     return 0;
 }
 
+/* The pool a scene device draws from: pf_dev/pf_idx=N is DTS's DUT port
+ * N, the vf_pool named portN; any other name is a vf_pool's name. */
+static int scene_pool(struct bctx *b, const struct cfg_pair *p, struct m_dev *d)
+{
+    long v;
+    if (int_parse(p->val, 0, 255, &v) == 0)
+        d->pool = ar_printf(&b->m->a, "port%ld", v);
+    else if (is_ident(p->val, "_.-") && strlen(p->val) <= CFG_VF_POOL_NAME_MAX)
+        d->pool = p->val;
+    else
+        return ko_bad(b, p, "a DTS port number (the vf_pool named portN) or a vf_pool name");
+    d->pool_loc = p->val_loc;
+    return 0;
+}
+
+/* DTS's scene form, as virt_scene.py rewrites it: vf_idx=N,pf_dev=P
+ * [,guestpci=auto|SLOT][,mac=MAC] is VF N of port P passed through;
+ * pf_idx=P[,guestpci=...] is port P itself. Here both draw from the
+ * vf_pool of port P (scene_pool), leased at launch like opt_pool. */
+static int scene_device(struct bctx *b, int gi, struct opts *o, int *out)
+{
+    struct model *m = b->m;
+    const struct cfg_pair *vf = ko_get(o, "vf_idx"), *pf = ko_get(o, "pf_idx"), *p;
+    int i;
+    if (vf && pf)
+        return cfg_errf(b->err, b->errlen, pf->opt_loc,
+                        "device: give vf_idx= (a VF of port pf_dev) or pf_idx= (the port "
+                        "itself), not both");
+    TRY(i = new_dev(b, gi, "vfio-pci", DK_VFIO));
+    struct m_dev *d = &m->devs[i];
+    d->scene = 1;
+    d->vf_index = -1;
+    if (vf) {
+        d->cfg_driver = "vf_idx";
+        TRY(ko_int(b, o, "vf_idx", 0, 255, &d->vf_index));
+        if (!(p = ko_get(o, "pf_dev")))
+            return cfg_errf(b->err, b->errlen, vf->opt_loc,
+                            "device vf_idx: expected pf_dev=PORT too (DTS's DUT port number "
+                            "whose VF this is)");
+        TRY(scene_pool(b, p, d));
+        TRY(ko_mac(b, o, "mac", &d->mac));
+    } else {
+        d->cfg_driver = "pf_idx";
+        d->whole_pf = 1;
+        TRY(scene_pool(b, pf, d));
+    }
+    if ((p = ko_get(o, "guestpci")) && strcmp(p->val, "auto")) {
+        if (slot_parse(p->val, &d->slot, &d->fn) < 0)
+            return ko_bad(b, p, "auto or a guest PCI slot like 05 or 05.0");
+        d->addr_loc = p->val_loc;
+    }
+    *out = i;
+    return 0;
+}
+
 int k_device(struct bctx *b)
 {
     struct model *m = b->m;
@@ -220,9 +281,17 @@ int k_device(struct bctx *b)
         const struct cfg_pair *drv, *p;
         int i;
         TRY(ko_one(b, gi, &o));
-        if (!(drv = ko_get(&o, "driver")))
-            return cfg_errf(b->err, b->errlen, ko_group_loc(b, gi),
-                            "device: expected driver=... in each group");
+        if (!(drv = ko_get(&o, "driver"))) {
+            if (!ko_get(&o, "vf_idx") && !ko_get(&o, "pf_idx"))
+                return cfg_errf(b->err, b->errlen, ko_group_loc(b, gi),
+                                "device: expected driver=... in each group (or DTS's scene "
+                                "form vf_idx=N,pf_dev=PORT or pf_idx=PORT)");
+            TRY(scene_device(b, gi, &o, &i));
+            TRY(ko_slot(b, &o, "opt_addr", &m->devs[i].slot, &m->devs[i].fn,
+                        &m->devs[i].addr_loc));
+            ko_done(b, &o, "device");
+            continue;
+        }
         const char *v = drv->val;
         if (!strcmp(v, "pci-assign") || !strcmp(v, "vfio-pci")) {
             TRY(i = new_dev(b, gi, "vfio-pci", DK_VFIO));

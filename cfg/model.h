@@ -25,6 +25,8 @@ struct m_nic {
     int hostfwd, fwd_port, port_need, fwd_gport;
     const char *fwd_proto, *fwd_addr, *fwd_gaddr;
     const char *br, *script, *downscript;
+    int id_auto;     /* id made by qfleet (nicN), not the cfg's */
+    int nic_pending; /* made for a backend group; the nic group may follow */
 };
 
 struct m_dev {
@@ -45,6 +47,11 @@ struct m_dev {
     const char *path; /* vhost-user socket */
     int queues, server, chr;
     const char *settings, *legacy;
+    int id_auto;  /* id made by qfleet (pt_N, vhostuserN, devN) */
+    int scene;    /* DTS scene form (vf_idx/pf_dev or pf_idx) */
+    int vf_index; /* scene vf_idx: DTS's VF number under the PF; -1 any */
+    int whole_pf; /* scene pf_idx: the pool's PF itself, res->pf_host[pf_need] */
+    int pf_need;
 };
 
 struct m_pool {
@@ -62,11 +69,17 @@ struct m_disk {
 struct model {
     struct arena a;
     const char *name, *section, *qemu, *machine;
+    const char *qemu_paths[CFG_QEMU_MAX]; /* every path= of the qemu key, in order */
+    int nqemu;
+    struct cfg_loc qemu_loc;
+    int qemu_selected; /* index into qemu_paths of argv[0], or -1 */
     struct cfg_loc machine_loc, name_loc;
     int mfam, kvm;
     const char *cpu_model;
     int smp, cpupin[CFG_CPUPIN_MAX], ncpupin;
-    struct cfg_loc cpupin_loc, cpu_model_loc;
+    int numa; /* CFG_NUMA_NONE, CFG_NUMA_AUTO or a node */
+    int skipcores[CFG_CPUPIN_MAX], nskip;
+    struct cfg_loc cpupin_loc, cpu_model_loc, cpu_loc;
     int mem_mb, hugepage;
     struct cfg_loc hugepage_loc;
     struct m_disk disks[CFG_DISK_MAX];
@@ -74,13 +87,18 @@ struct model {
     const char *kernel, *initrd, *append;
     const char *user, *password;
     struct m_nic nics[CFG_NIC_MAX];
-    int nnics, host_connect, pending_nic, had_net;
+    int nnics, host_connect, control, pending_nic, pending_bk, had_net;
     struct cfg_loc net_loc;
     struct m_dev devs[CFG_DEV_MAX];
-    int ndevs, nvhost;
+    int ndevs, nvhost, npfs;
+    const char *pf_for[CFG_DEV_MAX];
+    const char *pflash[CFG_PFLASH_MAX];
+    int npflash;
+    int ncrypto; /* crypto enable=yes: opt_num vhost-user crypto devices */
     struct m_pool pools[CFG_VF_POOL_MAX];
     int npools;
     int vnc, qga, migrate, migrate_port;
+    const char *migrate_listen; /* "" all addresses (DTS), else the address */
     char **usercmd;
     int nusercmd, ucap;
     int wait_seconds, login_timeout;
@@ -108,6 +126,7 @@ struct cfg_vm {
     int nkeys, kcap;
     const char **pre_warn; /* from loading: ignored defaults sections */
     int npre, pcap;
+    const char *qemu_sel; /* cfg_vm_select_qemu: "N" or a path; NULL: the last path */
     struct model *m;
 };
 
@@ -161,5 +180,12 @@ int key_is_list(const char *name);
 
 /* vm.c */
 const struct model *vm_model(const struct cfg_vm *vm);
+
+/* check.c: 0 or -EINVAL with the message in err. */
+int cfg__check_ids(struct model *m, char *err, size_t errlen);
+int cfg__check_netdevs(struct model *m, char *err, size_t errlen);
+int cfg__check_pools(struct model *m, char *err, size_t errlen); /* scene pools: warned */
+/* Fix every NIC's and device's slot or make it a need; slots_taken. */
+int cfg__place(struct model *m, char *err, size_t errlen);
 
 #endif

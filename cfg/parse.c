@@ -13,6 +13,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <unistd.h>
 
 #include "cfg/util.h"
@@ -395,6 +396,17 @@ struct cfg_loc cfg_group_loc(const struct cfg_group *g, const char *file, int of
     return (struct cfg_loc){ file, g->segs[k].line, g->segs[k].col + off - g->segs[k].off };
 }
 
+/* Options whose value is a list separated by spaces: a ',' in it makes
+ * the rest an item of its own. */
+static int is_space_list(const char *opt)
+{
+    static const char *const lists[] = { "cpupin", "cpu_pin", "skipcores", "pf", NULL };
+    for (int i = 0; lists[i]; i++)
+        if (!strcasecmp(opt, lists[i]))
+            return 1;
+    return 0;
+}
+
 int cfg_group_pairs(struct arena *a, const struct cfg_group *g, const char *file,
                     struct cfg_pair *out, int max, int *n, char *err, size_t errlen)
 {
@@ -412,6 +424,16 @@ int cfg_group_pairs(struct arena *a, const struct cfg_group *g, const char *file
         if (s == e)
             continue;
         const char *eq = memchr(t + s, '=', (size_t)(e - s));
+        if (!eq && (t[s] == '#' || t[s] == ';'))
+            return cfg_errf(err, errlen, cfg_group_loc(g, file, s),
+                            "expected OPTION=VALUE, got '%.*s': inline comments are not allowed "
+                            "('%c' starts a comment only at the start of a line)",
+                            e - s, t + s, t[s]);
+        if (!eq && cnt && is_space_list(out[cnt - 1].opt))
+            return cfg_errf(err, errlen, cfg_group_loc(g, file, s),
+                            "expected OPTION=VALUE (this item has no '='): %s is space-separated, "
+                            "like %s=%s %.*s",
+                            out[cnt - 1].opt, out[cnt - 1].opt, out[cnt - 1].val, e - s, t + s);
         if (!eq)
             return cfg_errf(err, errlen, cfg_group_loc(g, file, s),
                             "expected OPTION=VALUE (this item has no '=')");

@@ -81,7 +81,60 @@ int cfg_res_preview(const struct cfg_vm *vm, const char *run_dir, struct cfg_res
     for (int k = 0; k < nd.vfs; k++)
         snprintf(res->vf_host[k], sizeof(res->vf_host[k]), CFG_PREVIEW_VF, (unsigned)k / 8,
                  (unsigned)k % 8);
+    for (int k = 0; k < nd.pfs; k++)
+        snprintf(res->pf_host[k], sizeof(res->pf_host[k]), CFG_PREVIEW_PF, (unsigned)k / 8,
+                 (unsigned)k % 8);
     return 0;
+}
+
+/* Length of the valid UTF-8 sequence at p (at most n bytes), 0 if none. */
+static size_t utf8_len(const unsigned char *p, size_t n)
+{
+    size_t len;
+    unsigned min;
+    unsigned c = p[0];
+    if (c < 0x80)
+        return 1;
+    if (c >= 0xc2 && c <= 0xdf)
+        len = 2, min = 0x80, c &= 0x1f;
+    else if (c >= 0xe0 && c <= 0xef)
+        len = 3, min = 0x800, c &= 0x0f;
+    else if (c >= 0xf0 && c <= 0xf4)
+        len = 4, min = 0x10000, c &= 0x07;
+    else
+        return 0;
+    if (len > n)
+        return 0;
+    for (size_t i = 1; i < len; i++) {
+        if ((p[i] & 0xc0) != 0x80)
+            return 0;
+        c = (c << 6) | (p[i] & 0x3fu);
+    }
+    if (c < min || c > 0x10ffff || (c >= 0xd800 && c <= 0xdfff))
+        return 0;
+    return len;
+}
+
+/* s as valid UTF-8: every byte that is not part of a valid sequence (a
+ * Latin-1 path, say) becomes U+FFFD, so JSON output stays valid. */
+static char *utf8_clean(const char *s)
+{
+    struct sbuf b = { 0 };
+    size_t n = strlen(s);
+    for (size_t i = 0; i < n;) {
+        size_t l = utf8_len((const unsigned char *)s + i, n - i);
+        if (l) {
+            for (size_t k = 0; k < l; k++)
+                sb_addc(&b, s[i + k]);
+            i += l;
+        } else {
+            sb_add(&b, "\xef\xbf\xbd");
+            i++;
+        }
+    }
+    if (!b.s && !b.failed)
+        return strdup("");
+    return sb_take(&b);
 }
 
 /* --- JSON -------------------------------------------------------------- */
@@ -90,9 +143,10 @@ static json_t *jstr_masked(const struct cfg_vm *vm, const char *s)
 {
     if (!s)
         return json_null();
-    char *m = cfg_vm_mask(vm, s);
-    json_t *j = m ? json_string(m) : NULL;
+    char *m = cfg_vm_mask(vm, s), *u = m ? utf8_clean(m) : NULL;
+    json_t *j = u ? json_string(u) : NULL;
     free(m);
+    free(u);
     return j;
 }
 
@@ -115,12 +169,23 @@ json_t *cfg_vm_json(const struct cfg_vm *vm, const struct cfg_res *res)
     json_set(o, "name", jstr_masked(vm, res && res->name ? res->name : vi->name));
     json_set(o, "section", jstr_masked(vm, vi->section));
     json_set(o, "qemu", jstr_masked(vm, m->qemu));
+    json_set(o, "qemu_paths", a = json_array());
+    for (int i = 0; a && i < vi->nqemu_paths; i++)
+        json_append(a, jstr_masked(vm, vi->qemu_paths[i]));
+    json_set(o, "qemu_selected", vi->qemu_selected >= 0 ? json_int(vi->qemu_selected) : json_null());
     json_set(o, "machine", jstr_masked(vm, vi->machine));
     json_set_bool(o, "kvm", vi->kvm);
     json_set_int(o, "smp", vi->smp);
     json_set(o, "cpupin", a = json_array());
     for (int i = 0; a && i < vi->ncpupin; i++)
         json_append(a, json_int(vi->cpupin[i]));
+    if (vi->numa == CFG_NUMA_AUTO)
+        json_set_str(o, "numa", "auto");
+    else
+        json_set(o, "numa", vi->numa >= 0 ? json_int(vi->numa) : json_null());
+    json_set(o, "skipcores", a = json_array());
+    for (int i = 0; a && i < vi->nskipcores; i++)
+        json_append(a, json_int(vi->skipcores[i]));
     json_set_int(o, "mem_mb", vi->mem_mb);
     json_set_bool(o, "hugepage", vi->hugepage);
     json_set_bool(o, "qga", vi->qga);
@@ -131,6 +196,7 @@ json_t *cfg_vm_json(const struct cfg_vm *vm, const struct cfg_res *res)
     json_set(login, "password", vi->password ? json_string("********") : json_null());
     json_set(o, "login", login);
     json_set(o, "host_connect", vi->host_connect >= 0 ? json_int(vi->host_connect) : json_null());
+    json_set(o, "control", vi->control >= 0 ? json_int(vi->control) : json_null());
     if (vi->vnc == -1)
         json_set(o, "vnc", json_null());
     else if (vi->vnc >= 0 || res)
@@ -138,6 +204,12 @@ json_t *cfg_vm_json(const struct cfg_vm *vm, const struct cfg_res *res)
     else
         json_set_str(o, "vnc", "allocated");
     json_set_bool(o, "migrate", vi->migrate);
+    if (vi->migrate)
+        json_set(o, "migrate_listen", jstr_masked(vm, m->migrate_listen));
+    json_set_int(o, "crypto", vi->ncrypto);
+    json_set(o, "pflash", a = json_array());
+    for (int i = 0; a && i < m->npflash; i++)
+        json_append(a, jstr_masked(vm, m->pflash[i]));
     json_set(o, "nics", a = json_array());
     for (int i = 0; a && i < vi->nnics; i++) {
         const struct cfg_nic_info *n = &vi->nics[i];
@@ -157,6 +229,10 @@ json_t *cfg_vm_json(const struct cfg_vm *vm, const struct cfg_res *res)
             json_set_int(f, "guest_port", n->fwd_guest_port);
             json_set(j, "hostfwd", f);
         }
+        if (n->bridge) {
+            json_set(j, "bridge", jstr_masked(vm, n->bridge));
+            json_set_bool(j, "attach_bridge", n->attach_bridge);
+        }
         json_append(a, j);
     }
     json_set(o, "pt", a = json_array());
@@ -165,9 +241,14 @@ json_t *cfg_vm_json(const struct cfg_vm *vm, const struct cfg_res *res)
         json_t *j = json_object();
         json_set(j, "id", jstr_masked(vm, p->id));
         json_set(j, "driver", json_string(p->driver));
-        const char *host = p->host ? p->host : p->pool && res ? res->vf_host[p->vf_need] : NULL;
-        json_set(j, "host", host ? json_string(host) : json_null());
-        json_set(j, "pool", jstr_masked(vm, p->pool));
+        const char *host = p->host                ? p->host
+                           : p->pool && res        ? res->vf_host[p->vf_need]
+                           : p->pf_pool && res     ? res->pf_host[p->pf_need]
+                                                   : NULL;
+        json_set(j, "host", host ? jstr_masked(vm, host) : json_null());
+        json_set(j, "pool", jstr_masked(vm, p->pool ? p->pool : p->pf_pool));
+        if (p->pf_pool)
+            json_set_bool(j, "whole_pf", 1);
         json_set(j, "addr", jaddr(cfg_pt_slot(p, res), p->fn));
         json_append(a, j);
     }

@@ -47,216 +47,6 @@ static int machine_family(const char *m)
     return MF_OTHER;
 }
 
-static int check_ids(struct model *m, char *err, size_t errlen)
-{
-    struct idloc {
-        const char *id;
-        struct cfg_loc loc;
-    } ids[CFG_NIC_MAX + CFG_DEV_MAX];
-    int n = 0;
-    for (int i = 0; i < m->nnics; i++)
-        ids[n++] = (struct idloc){ m->nics[i].id, m->nics[i].loc };
-    for (int i = 0; i < m->ndevs; i++)
-        ids[n++] = (struct idloc){ m->devs[i].id,
-                                   m->devs[i].id_loc.file ? m->devs[i].id_loc : m->devs[i].loc };
-    static const char *const ours[] = { "vga0", "vser0", "qga0port", NULL };
-    for (int i = 0; i < n; i++) {
-        for (int k = 0; ours[k]; k++)
-            if (!strcmp(ids[i].id, ours[k]))
-                return cfg_errf(err, errlen, ids[i].loc,
-                                "id '%s' is reserved for qfleet's own devices", ids[i].id);
-        for (int j = 0; j < i; j++)
-            if (!strcmp(ids[i].id, ids[j].id))
-                return cfg_errf(err, errlen, ids[i].loc, "id '%s' is used twice; first at %s:%d:%d",
-                                ids[i].id, ids[j].loc.file, ids[j].loc.line, ids[j].loc.col);
-    }
-    return 0;
-}
-
-static int check_netdevs(struct model *m, char *err, size_t errlen)
-{
-    for (int i = 0; i < m->ndevs; i++) {
-        struct m_dev *d = &m->devs[i];
-        if (d->kind != DK_VIRTIO || !d->netdev)
-            continue;
-        const char *nd = d->netdev;
-        for (int j = 0; j < m->nnics; j++) {
-            char own[16];
-            snprintf(own, sizeof(own), "net%d", j);
-            if (!strcmp(nd, own))
-                return cfg_errf(
-                    err, errlen, d->netdev_loc,
-                    "device virtio-net-pci: opt_netdev=%s is the backend of net NIC %d; "
-                    "expected a netdev of its own (defined with usercmd)",
-                    nd, j);
-        }
-        for (int j = 0; j < m->ndevs; j++) {
-            char own[16];
-            snprintf(own, sizeof(own), "netdev%d", m->devs[j].chr);
-            if (m->devs[j].kind == DK_VHOST_USER && !strcmp(nd, own))
-                return cfg_errf(
-                    err, errlen, d->netdev_loc,
-                    "device virtio-net-pci: opt_netdev=%s is the backend of a vhost-user "
-                    "device; expected a netdev of its own (defined with usercmd)",
-                    nd);
-            if (j < i && m->devs[j].kind == DK_VIRTIO && m->devs[j].netdev &&
-                !strcmp(m->devs[j].netdev, nd))
-                return cfg_errf(
-                    err, errlen, d->netdev_loc,
-                    "device virtio-net-pci: opt_netdev=%s is used twice; first at line %d", nd,
-                    m->devs[j].netdev_loc.line);
-        }
-        int found = 0;
-        for (int j = 0; j + 1 < m->nusercmd && !found; j++) {
-            if (strcmp(m->usercmd[j], "-netdev"))
-                continue;
-            const char *a = m->usercmd[j + 1], *p = strstr(a, "id=");
-            size_t l = strlen(nd);
-            while (p && !found) {
-                if ((p == a || p[-1] == ',') && !strncmp(p + 3, nd, l) &&
-                    (!p[3 + l] || p[3 + l] == ','))
-                    found = 1;
-                p = strstr(p + 3, "id=");
-            }
-        }
-        if (!found)
-            model_warn(
-                m, d->netdev_loc,
-                "device virtio-net-pci: opt_netdev=%s names no -netdev of usercmd; QEMU will "
-                "refuse to start unless one is added",
-                nd);
-    }
-    return 0;
-}
-
-struct slotmap {
-    const char *owner[32][8];
-    struct cfg_loc loc[32][8];
-    int whole[32]; /* the machine (or VGA) owns every function */
-};
-
-static int take_slot(struct slotmap *sm, int slot, int fn, const char *who, struct cfg_loc loc,
-                     char *err, size_t errlen)
-{
-    int f = sm->whole[slot] ? 0 : fn;
-    const char *o = sm->owner[slot][f];
-    if (o) {
-        struct cfg_loc ol = sm->loc[slot][f];
-        if (ol.file)
-            return cfg_errf(err, errlen, loc, "PCI address %02x.%x is taken by %s at %s:%d:%d",
-                            slot, fn, o, ol.file, ol.line, ol.col);
-        return cfg_errf(err, errlen, loc, "PCI address %02x.%x is taken by %s", slot, fn, o);
-    }
-    sm->owner[slot][fn] = who;
-    sm->loc[slot][fn] = loc;
-    return 0;
-}
-
-static int place(struct model *m, char *err, size_t errlen)
-{
-    struct slotmap sm;
-    memset(&sm, 0, sizeof(sm));
-    sm.owner[0][0] = "the host bridge";
-    sm.whole[0] = 1;
-    if (m->mfam == MF_I440FX) {
-        sm.owner[1][0] = "the pc machine's PIIX3 (ISA, IDE, USB, ACPI)";
-        sm.whole[1] = 1;
-    }
-    if (m->mfam == MF_Q35) {
-        sm.owner[0x1f][0] = "the q35 machine's ICH9 (LPC, SATA, SMBus)";
-        sm.whole[0x1f] = 1;
-    }
-    if (m->vnc != -1) {
-        sm.owner[2][0] = "the VGA of the VNC display";
-        sm.whole[2] = 1;
-    }
-    for (int i = 0; i < m->nnics; i++) {
-        struct m_nic *n = &m->nics[i];
-        if (n->slot < 0)
-            continue;
-        const char *who = n->addr_loc.file ? ar_printf(&m->a, "NIC %s", n->id)
-                                           : "the default host_connect NIC (the VM has no net key)";
-        int r = take_slot(&sm, n->slot, n->fn, who, n->addr_loc, err, errlen);
-        if (r < 0) {
-            if (i == m->host_connect && !n->addr_loc.file)
-                return cfg_errf(
-                    err, errlen, m->machine_loc.file ? m->machine_loc : n->loc,
-                    "machine %s keeps slot 1f for itself, where the default host_connect "
-                    "NIC must sit; expected machine type=pc, or a net key",
-                    m->machine);
-            return r;
-        }
-    }
-    for (int i = 0; i < m->ndevs; i++) {
-        struct m_dev *d = &m->devs[i];
-        if (d->slot < 0)
-            continue;
-        const char *who = ar_printf(&m->a, "device %s", d->id);
-        int r = take_slot(&sm, d->slot, d->fn, who, d->addr_loc, err, errlen);
-        if (r < 0)
-            return r;
-    }
-    unsigned taken = 0;
-    for (int s = 0; s < 32; s++)
-        for (int f = 0; f < 8; f++)
-            if (sm.owner[s][f])
-                taken |= 1u << s;
-    m->slots_taken = taken;
-    int nfree = 32 - __builtin_popcount(taken), need = 0, autos = m->qga;
-    struct cfg_loc first = { 0 };
-    for (int i = 0; i < m->nnics; i++)
-        if (m->nics[i].slot < 0 && !need++)
-            first = m->nics[i].loc;
-    for (int i = 0; i < m->ndevs; i++)
-        if (m->devs[i].slot < 0 && !need++)
-            first = m->devs[i].loc;
-    for (int i = 0; i < m->ndisks; i++)
-        autos += m->disks[i].iface && !strcmp(m->disks[i].iface, "virtio");
-    if (need + autos > nfree) /* also keeps nslots below CFG_SLOT_MAX */
-        return cfg_errf(err, errlen, first.file ? first : m->net_loc,
-                        "not enough guest PCI slots: %d devices need one (and %d more are placed "
-                        "by QEMU), %d are free",
-                        need, autos, nfree);
-    for (int i = 0; i < m->nnics; i++)
-        if (m->nics[i].slot < 0) {
-            m->nics[i].slot_need = m->nslots;
-            m->slot_for[m->nslots++] = ar_printf(&m->a, "net %d %s", i, m->nics[i].id);
-        }
-    for (int i = 0; i < m->ndevs; i++)
-        if (m->devs[i].slot < 0) {
-            m->devs[i].slot_need = m->nslots;
-            m->slot_for[m->nslots++] = ar_printf(&m->a, "device %d %s", i, m->devs[i].id);
-        }
-    return 0;
-}
-
-/* Every opt_pool names a vf_pool of the VM (defaults and section merged). */
-static int check_pools(struct model *m, char *err, size_t errlen)
-{
-    for (int i = 0; i < m->ndevs; i++) {
-        const struct m_dev *d = &m->devs[i];
-        int found = 0;
-        for (int j = 0; d->pool && j < m->npools && !found; j++)
-            found = !strcmp(m->pools[j].name, d->pool);
-        if (!d->pool || found)
-            continue;
-        if (!m->npools)
-            return cfg_errf(err, errlen, d->pool_loc,
-                            "device %s: opt_pool=%s names no vf_pool; expected a vf_pool = "
-                            "name=%s,pf=PF... key (in the VM's section or the defaults' [KVM])",
-                            d->cfg_driver, d->pool, d->pool);
-        struct sbuf names = { 0 };
-        for (int j = 0; j < m->npools; j++)
-            sb_printf(&names, "%s%s", j ? ", " : "", m->pools[j].name);
-        int r = cfg_errf(err, errlen, d->pool_loc,
-                         "device %s: opt_pool=%s names no vf_pool; expected one of: %s",
-                         d->cfg_driver, d->pool, names.s ? names.s : "");
-        sb_free(&names);
-        return r;
-    }
-    return 0;
-}
-
 static void needs(struct model *m)
 {
     for (int i = 0; i < m->nnics; i++) {
@@ -275,11 +65,14 @@ static void needs(struct model *m)
         struct m_dev *d = &m->devs[i];
         /* A pool VF gets a MAC like any NIC: it is set on the VF before
          * launch. A fixed host device keeps whatever MAC it has. */
-        if ((d->kind != DK_VFIO || d->pool) && !d->mac) {
+        if ((d->kind != DK_VFIO || (d->pool && !d->whole_pf)) && !d->mac) {
             d->mac_need = m->nmacs;
             m->mac_for[m->nmacs++] = ar_printf(&m->a, "device %d %s", i, d->id);
         }
-        if (d->pool) {
+        if (d->whole_pf) {
+            d->pf_need = m->npfs;
+            m->pf_for[m->npfs++] = ar_printf(&m->a, "device %d %s", i, d->id);
+        } else if (d->pool) {
             d->vf_need = m->nvfs;
             m->vf_for[m->nvfs++] = ar_printf(&m->a, "device %d %s", i, d->id);
         }
@@ -304,6 +97,15 @@ static void export(struct model *m)
     vi->mem_mb = m->mem_mb;
     vi->hugepage = m->hugepage;
     vi->host_connect = m->host_connect;
+    vi->control = m->control;
+    vi->numa = m->numa;
+    vi->skipcores = m->skipcores;
+    vi->nskipcores = m->nskip;
+    vi->qemu_paths = m->qemu_paths;
+    vi->nqemu_paths = m->nqemu;
+    vi->qemu = m->qemu;
+    vi->qemu_selected = m->qemu_selected;
+    vi->ncrypto = m->ncrypto;
     vi->migrate = m->migrate;
     vi->vnc = m->vnc;
     for (int i = 0; i < m->nnics; i++) {
@@ -324,6 +126,7 @@ static void export(struct model *m)
             .port_need = n->port_need,
             .fwd_guest_port = n->fwd_gport,
             .bridge = n->br,
+            .attach_bridge = n->backend == BK_TAP,
         };
         if (pt_number(n->id) >= 0)
             m->pt[m->npt++] = (struct cfg_pt){ .id = n->id,
@@ -331,7 +134,8 @@ static void export(struct model *m)
                                                .slot = n->slot,
                                                .fn = n->fn,
                                                .slot_need = n->slot_need,
-                                               .vf_need = -1 };
+                                               .vf_need = -1,
+                                               .pf_need = -1 };
     }
     for (int i = 0; i < m->ndevs; i++) {
         struct m_dev *d = &m->devs[i];
@@ -342,8 +146,10 @@ static void export(struct model *m)
                                                .slot = d->slot,
                                                .fn = d->fn,
                                                .slot_need = d->slot_need,
-                                               .pool = d->pool,
-                                               .vf_need = d->vf_need };
+                                               .pool = d->whole_pf ? NULL : d->pool,
+                                               .vf_need = d->vf_need,
+                                               .pf_pool = d->whole_pf ? d->pool : NULL,
+                                               .pf_need = d->pf_need };
     }
     for (int i = 0; i < m->npools; i++)
         m->pool_info[i] = (struct cfg_vf_pool){ m->pools[i].name, m->pools[i].pf, m->pools[i].npf };
@@ -357,21 +163,51 @@ static void export(struct model *m)
     vi->nwarnings = m->nwarn;
 }
 
-static int finish(struct model *m, const struct cfg_vm *vm, char *err, size_t errlen)
+/* argv[0]: the selected path of the qemu key, by default its last. */
+static int select_qemu(struct model *m, const char *sel, char *err, size_t errlen)
 {
-    if (m->name == m->section &&
-        (!is_ident(m->name, "_.-") || strlen(m->name) > CFG_NAME_MAX || m->name[0] == '.'))
-        return cfg_errf(err, errlen, vm->section_loc,
-                        "VM name '%s': expected letters, digits, '_', '.' and '-' (at most %d; "
-                        "it names sockets and logs), or a name key",
-                        m->name, CFG_NAME_MAX);
-    m->mfam = machine_family(m->machine);
-    for (int i = 0; i < m->nnics; i++)
-        if (m->nics[i].backend == BK_NONE) {
-            model_warn(m, m->nics[i].loc,
-                       "net: type=nic without a backend group after it; using user networking");
-            nic_user(&m->nics[i]);
+    long v;
+    m->qemu_selected = m->nqemu ? m->nqemu - 1 : -1;
+    if (!sel)
+        return 0;
+    if (int_parse(sel, 0, 1 << 20, &v) == 0) {
+        if (v >= m->nqemu) {
+            if (err && errlen)
+                snprintf(err, errlen,
+                         "qemu path %ld: expected an index from 0 to %d (the qemu key has %d "
+                         "path%s) or a path",
+                         v, m->nqemu - 1, m->nqemu, m->nqemu == 1 ? "" : "s");
+            return -EINVAL;
         }
+        m->qemu_selected = (int)v;
+        m->qemu = m->qemu_paths[v];
+        return 0;
+    }
+    m->qemu_selected = -1;
+    for (int i = 0; i < m->nqemu; i++)
+        if (!strcmp(m->qemu_paths[i], sel))
+            m->qemu_selected = i;
+    m->qemu = ar_strdup(&m->a, sel);
+    return 0;
+}
+
+/* The NICs: lone groups get their other half, the default host_connect
+ * of a VM without net, the NIC at 1f named, the control NIC found. */
+static void finish_nics(struct model *m, const struct cfg_vm *vm)
+{
+    static const char *const bkname[] = { "user", "tap", "bridge" };
+    for (int i = 0; i < m->nnics; i++) {
+        struct m_nic *n = &m->nics[i];
+        if (n->nic_pending)
+            model_warn(m, n->backend_loc,
+                       "net: type=%s has no type=nic group next to it; adding an e1000 NIC",
+                       bkname[n->backend]);
+        if (n->backend == BK_NONE) {
+            model_warn(m, n->loc,
+                       "net: type=nic has no backend group next to it; using user networking");
+            nic_user(n);
+        }
+    }
     if (!m->had_net) {
         struct m_nic *n = &m->nics[m->nnics];
         memset(n, 0, sizeof(*n));
@@ -389,16 +225,29 @@ static int finish(struct model *m, const struct cfg_vm *vm, char *err, size_t er
                 if (!m->nics[i].id)
                     m->nics[i].id = "host_connect";
             }
-        if (m->host_connect < 0)
-            model_warn(m, m->net_loc,
-                       "net: no NIC at PCI address 1f: the VM has no host_connect "
-                       "interface (DTS reaches guests through 00:1f.0)");
     }
-    /* ids: pt_N for assigned devices, skipping numbers the cfg uses */
+    /* DTS reaches the guest through the hostfwd of the first user netdev,
+     * whatever slot its NIC sits in: that NIC is the control NIC. */
+    for (int i = 0; i < m->nnics && m->control < 0; i++)
+        if (m->nics[i].backend == BK_USER && m->nics[i].hostfwd)
+            m->control = i;
+    if (m->control < 0)
+        model_warn(m, m->net_loc,
+                   "net: no NIC has a user network backend with a host forward: qfleet cannot "
+                   "reach the guest over SSH (DTS reaches guests through the first user "
+                   "network's hostfwd)");
+}
+
+/* Ids the cfg leaves out: nicN, pt_N for assigned devices (skipping
+ * numbers the cfg uses), vhostuserK, devN. */
+static void auto_ids(struct model *m)
+{
     int used[CFG_NIC_MAX + CFG_DEV_MAX], nused = 0, next = 0;
     for (int i = 0; i < m->nnics; i++) {
-        if (!m->nics[i].id)
+        if (!m->nics[i].id) {
             m->nics[i].id = ar_printf(&m->a, "nic%d", i);
+            m->nics[i].id_auto = 1;
+        }
         if (pt_number(m->nics[i].id) >= 0)
             used[nused++] = pt_number(m->nics[i].id);
     }
@@ -409,6 +258,7 @@ static int finish(struct model *m, const struct cfg_vm *vm, char *err, size_t er
         struct m_dev *d = &m->devs[i];
         if (d->id)
             continue;
+        d->id_auto = 1;
         if (d->kind == DK_VFIO) {
             for (int again = 1; again;) {
                 again = 0;
@@ -425,13 +275,28 @@ static int finish(struct model *m, const struct cfg_vm *vm, char *err, size_t er
             d->id = ar_printf(&m->a, "dev%d", i);
         }
     }
-    int r = check_ids(m, err, errlen);
+}
+
+static int finish(struct model *m, const struct cfg_vm *vm, char *err, size_t errlen)
+{
+    if (m->name == m->section &&
+        (!is_ident(m->name, "_.-") || strlen(m->name) > CFG_NAME_MAX || m->name[0] == '.'))
+        return cfg_errf(err, errlen, vm->section_loc,
+                        "VM name '%s': expected letters, digits, '_', '.' and '-' (at most %d; "
+                        "it names sockets and logs), or a name key",
+                        m->name, CFG_NAME_MAX);
+    m->mfam = machine_family(m->machine);
+    finish_nics(m, vm);
+    auto_ids(m);
+    int r = select_qemu(m, vm->qemu_sel, err, errlen);
     if (r == 0)
-        r = check_netdevs(m, err, errlen);
+        r = cfg__check_ids(m, err, errlen);
     if (r == 0)
-        r = check_pools(m, err, errlen);
+        r = cfg__check_netdevs(m, err, errlen);
     if (r == 0)
-        r = place(m, err, errlen);
+        r = cfg__check_pools(m, err, errlen);
+    if (r == 0)
+        r = cfg__place(m, err, errlen);
     if (r < 0)
         return r;
     needs(m);
@@ -440,6 +305,10 @@ static int finish(struct model *m, const struct cfg_vm *vm, char *err, size_t er
                    "cpu: model=host needs KVM; using model=max since enable_kvm=no");
         m->cpu_model = "max";
     }
+    if (!m->ncpupin && (m->numa != CFG_NUMA_NONE || m->nskip))
+        model_warn(m, m->cpu_loc,
+                   "cpu: numa=/skipcores= recorded but not acted on: qfleet does not choose "
+                   "host CPUs by NUMA node, so the VM runs unpinned (give cpupin= to pin it)");
     if (m->ncpupin && m->smp && m->ncpupin != m->smp)
         model_warn(m, m->cpupin_loc, "cpu: cpupin lists %d host CPUs for number=%d vCPUs",
                    m->ncpupin, m->smp);
@@ -480,7 +349,9 @@ static int build(const struct cfg_vm *vm, const struct cfg_key *const *keys, int
     m->qga = 1;
     m->wait_seconds = 120;
     m->login_timeout = 60;
-    m->host_connect = m->pending_nic = -1;
+    m->host_connect = m->pending_nic = m->pending_bk = m->control = -1;
+    m->numa = CFG_NUMA_NONE;
+    m->migrate_listen = "";
     for (int i = 0; i < vm->npre; i++)
         if (ar_grow(&m->a, (void **)&m->warn, sizeof(*m->warn), &m->wcap, m->nwarn + 1) == 0)
             m->warn[m->nwarn++] = vm->pre_warn[i];
@@ -564,6 +435,12 @@ int cfg_vm_from_docs(const struct cfg_doc *suite, const char *vm_name,
     vm->dir = ar_strdup(&vm->a, cfg_doc_dir(suite));
     vm->section_loc = sec->loc;
     vm->section_loc.file = sfile;
+    if (sec->nkeys && !cfg_section_is_vm(sec))
+        pre_warn(vm, ar_printf(&vm->a,
+                               "%s:%d:%d: warning: section [%s] has no key of the VM grammar "
+                               "(cpu, mem, disk, net, device, ...): it looks like a suite's, "
+                               "scene's or test case's section, not a VM",
+                               sfile, sec->loc.line, sec->loc.col, sec->name));
     int r = 0;
     if (defaults) {
         const char *dfile = ar_strdup(&vm->a, cfg_doc_path(defaults));
@@ -575,10 +452,23 @@ int cfg_vm_from_docs(const struct cfg_doc *suite, const char *vm_name,
                                        "takes its defaults from [KVM]",
                                        dfile, s->loc.line, s->loc.col, s->name));
         }
+        /* DTS fills only keys the VM lacks, and never these: it sets them
+         * for every VM before it reads [KVM] (set_vm_default). */
+        static const char *const never[] = { "name",   "enable_kvm", "pid_file",
+                                             "daemon", "monitor",    "net", NULL };
         for (int i = 0; i < kvm->nkeys && r == 0; i++) {
             int over = 0;
             for (int j = 0; j < sec->nkeys; j++)
                 over |= !strcmp(sec->keys[j].name, kvm->keys[i].name);
+            if (ko_one_of(kvm->keys[i].name, never)) {
+                pre_warn(vm, ar_printf(&vm->a,
+                                       "%s:%d:%d: warning: [KVM] key '%s' ignored: DTS never takes "
+                                       "name, enable_kvm, pid_file, daemon, monitor or net from "
+                                       "the defaults",
+                                       dfile, kvm->keys[i].loc.line, kvm->keys[i].loc.col,
+                                       kvm->keys[i].name));
+                continue;
+            }
             if (!over)
                 r = add_key(vm, &kvm->keys[i], dfile);
         }
@@ -693,6 +583,18 @@ int cfg_vm_clear(struct cfg_vm *vm, const char *key, char *err, size_t errlen)
 }
 
 const struct cfg_vm_info *cfg_vm_info(const struct cfg_vm *vm) { return &vm->m->info; }
+
+int cfg_vm_select_qemu(struct cfg_vm *vm, const char *sel, char *err, size_t errlen)
+{
+    const char *old = vm->qemu_sel;
+    vm->qemu_sel = sel ? ar_strdup(&vm->a, sel) : NULL;
+    if (sel && !vm->qemu_sel)
+        return -ENOMEM;
+    int r = rebuild(vm, vm->keys, vm->nkeys, err, errlen);
+    if (r < 0)
+        vm->qemu_sel = old;
+    return r;
+}
 
 const struct cfg_vf_pool *cfg_vm_vf_pool(const struct cfg_vm *vm, const char *name)
 {

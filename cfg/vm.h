@@ -33,6 +33,11 @@
 #define CFG_VF_POOL_MAX 16 /* vf_pool groups per VM */
 #define CFG_VF_PF_MAX 16   /* PFs per pool (as alloc_vf.h's ALLOC_VF_MAX_PF) */
 #define CFG_VF_POOL_NAME_MAX 63
+#define CFG_QEMU_MAX 16  /* path= groups of the qemu key */
+#define CFG_PFLASH_MAX 4 /* pflash groups */
+#define CFG_CRYPTO_MAX 16
+#define CFG_NUMA_NONE (-1) /* cpu numa= absent */
+#define CFG_NUMA_AUTO (-2) /* cpu numa=auto: DTS takes the first DUT port's node */
 
 struct cfg_vm;
 struct cfg_doc;
@@ -50,6 +55,10 @@ struct cfg_pt {
     const char *pool; /* vfio with opt_pool: the vf_pool's name; the VF is
                        * leased at launch into res->vf_host[vf_need] */
     int vf_need;      /* -1 unless pool */
+    /* FLEET: a whole PF (DTS scene pf_idx=P): pool NULL, pf_pool the vf_pool
+     * whose first PF is passed through, its address res->pf_host[pf_need]. */
+    const char *pf_pool;
+    int pf_need; /* -1 unless pf_pool */
 };
 
 /* An SR-IOV VF pool (vf_pool key): a name and the PF netdevs whose VFs it
@@ -76,6 +85,12 @@ struct cfg_nic_info {
     int port_need;
     int fwd_guest_port; /* 22 unless given */
     const char *bridge; /* tap/bridge: opt_br ("br0" by default) */
+    /* FLEET: tap only. DTS writes an ifup script that adds the tap to
+     * bridge; qfleet never rewrites /etc/qemu-ifup, so after QEMU created
+     * the tap (cfg_tap_ifname) the fleet must set it up and make it a port
+     * of bridge (netlink IFLA_MASTER, as for VFs), failing the launch with
+     * "bridge BR does not exist" if /sys/class/net/BR/bridge is missing. */
+    int attach_bridge;
 };
 
 struct cfg_vm_info {
@@ -90,11 +105,37 @@ struct cfg_vm_info {
     int kvm;              /* enable_kvm */
     const char *machine;  /* "pc" by default */
     int smp;              /* vCPUs (0: QEMU's default, 1) */
-    const int *cpupin;    /* host CPUs to pin to (pinning is the fleet's job) */
+    /* FLEET: host CPUs to pin to. DTS starts QEMU under taskset -c CPUPIN:
+     * set this set as the affinity of the QEMU child before exec (so
+     * hugepage preallocation runs there too), then pin vCPU i to cpupin[i]. */
+    const int *cpupin;
     int ncpupin;
+    /* DTS scene CPU choice (cpu numa=, skipcores=): when cpupin is empty
+     * and numa is not CFG_NUMA_NONE, the fleet may lease smp CPUs of that
+     * node (CFG_NUMA_AUTO: the node of the VM's first passed-through
+     * device), never one of skipcores. qfleet's fleet does not do this yet:
+     * such a VM runs unpinned (warned). */
+    int numa;
+    const int *skipcores;
+    int nskipcores;
+    /* qemu key: every path= in cfg order (DTS suites loop over them, one
+     * case per QEMU); argv[0] is the selected one (cfg_vm_select_qemu),
+     * the last by default, as DTS. nqemu_paths 0: no qemu key. */
+    const char *const *qemu_paths;
+    int nqemu_paths;
+    int qemu_selected; /* index into qemu_paths, or -1 (default binary or a given path) */
+    const char *qemu;  /* argv[0] */
+    int ncrypto;       /* crypto key: vhost-user crypto devices (cfg_crypto_path) */
     int mem_mb; /* 1024 unless the cfg says */
     int hugepage;
-    int host_connect; /* index into nics of the host_connect NIC, or -1 */
+    int host_connect; /* index into nics of the NIC at PCI 1f (the name DTS's
+                       * guests give it), or -1 */
+    /* FLEET: index into nics of the control NIC, or -1: the NIC joined to
+     * the first user backend, whatever its slot (DTS reaches the guest
+     * through that netdev's hostfwd). SSH goes to its forward
+     * (cfg_vm_ssh); net-ready waits for a DHCP address on the guest
+     * interface with its MAC. -1: no user network, no SSH. */
+    int control;
     const struct cfg_nic_info *nics;
     int nnics;
     const struct cfg_pt *pt; /* in cfg order */
@@ -129,6 +170,17 @@ int cfg_vm_clear(struct cfg_vm *vm, const char *key, char *err, size_t errlen);
 
 /* Valid until the next cfg_vm_set/cfg_vm_clear/cfg_vm_free. */
 const struct cfg_vm_info *cfg_vm_info(const struct cfg_vm *vm);
+
+/* Pick the QEMU binary of a multi-path qemu key: sel is an index "N"
+ * (0-based, into qemu_paths) or a path (used as given). NULL goes back to
+ * the default, the last path. Kept across cfg_vm_set. -EINVAL for an index
+ * out of range. */
+int cfg_vm_select_qemu(struct cfg_vm *vm, const char *sel, char *err, size_t errlen);
+
+/* 1 if section s of a DTS cfg is a VM: it has at least one key of the VM
+ * grammar (cpu, mem, disk, net, device, qemu, ...). A suite's [suite],
+ * a scene's [scene] and per-case sections ([test_...]) are not. */
+int cfg_section_is_vm(const struct cfg_section *s);
 
 /* The VM's pool called name, or NULL. */
 const struct cfg_vf_pool *cfg_vm_vf_pool(const struct cfg_vm *vm, const char *name);

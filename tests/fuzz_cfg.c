@@ -35,6 +35,10 @@ static void res_for(const struct cfg_vm *vm, struct cfg_res *res)
         res->ssh_port[i] = 20000 + i;
     res->vnc = 5;
     res->migrate_port = 30000;
+    for (int k = 0; k < nd.vfs; k++)
+        snprintf(res->vf_host[k], sizeof(res->vf_host[k]), "0000:3b:%02x.%x", k / 8, k % 8);
+    for (int k = 0; k < nd.pfs; k++)
+        snprintf(res->pf_host[k], sizeof(res->pf_host[k]), "0000:5e:%02x.0", k);
 }
 
 static void exercise(struct cfg_vm *vm)
@@ -53,6 +57,19 @@ static void exercise(struct cfg_vm *vm)
     char *s = json_dump(j, NULL);
     free(s);
     json_free(j);
+    char p[256];
+    for (int i = 0; i < cfg_vm_info(vm)->ncrypto; i++)
+        cfg_crypto_path(vm, &res, i, p, sizeof(p));
+    /* every path of a multi-path qemu key, then one out of range */
+    int nq = cfg_vm_info(vm)->nqemu_paths;
+    for (int i = 0; i <= nq && i < 4; i++) {
+        char sel[8];
+        snprintf(sel, sizeof(sel), "%d", i);
+        if (cfg_vm_select_qemu(vm, sel, err, sizeof(err)) == 0 &&
+            cfg_argv_build(vm, &res, &argv, err, sizeof(err)) == 0)
+            cfg_argv_free(argv);
+    }
+    cfg_vm_select_qemu(vm, NULL, err, sizeof(err));
 }
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
@@ -63,6 +80,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         int n = cfg_doc_nsections(d);
         for (int i = 0; i < n && i < 8; i++) {
             struct cfg_vm *vm;
+            (void)cfg_section_is_vm(cfg_doc_section_at(d, i));
             if (cfg_vm_from_docs(d, cfg_doc_section_at(d, i)->name, i ? d : NULL, &vm, err,
                                  sizeof(err)) == 0) {
                 exercise(vm);
@@ -81,8 +99,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     if (cfg_doc_parse("/fuzz/b.cfg", base, sizeof(base) - 1, &d, err, sizeof(err)) == 0) {
         struct cfg_vm *vm;
         if (cfg_vm_from_docs(d, "vm0", NULL, &vm, err, sizeof(err)) == 0) {
-            static const char *const keys[] = { "device", "net", "usercmd", "cpu" };
-            if (cfg_vm_set(vm, keys[size % 4], text, err, sizeof(err)) == 0)
+            static const char *const keys[] = { "device", "net",    "usercmd", "cpu",
+                                                "qemu",   "crypto", "pflash",  "mem" };
+            if (cfg_vm_set(vm, keys[size % 8], text, err, sizeof(err)) == 0)
                 exercise(vm);
             cfg_vm_free(vm);
         }

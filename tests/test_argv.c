@@ -329,10 +329,13 @@ Test(argv, vnc_qga_migration_usercmd)
            "    cmd=-device virtio-rng-pci,id=rng0;\n"
            "    cmd=-fw_cfg \"name=opt/t,string=a b\" -global 'isa-debugcon.iobase=0x402' x\\ y \"q\\\"uote\"\n",
            HEAD("tcg") MEM "-nodefaults\n" VNC7 MONS HC1 QGA
-           "-incoming\ntcp:127.0.0.1:30001\n"
+           "-incoming\ntcp::30001\n"
            "-device\nvirtio-rng-pci,id=rng0\n"
            "-fw_cfg\nname=opt/t,string=a b\n-global\nisa-debugcon.iobase=0x402\nx y\nq\"uote\n");
     golden("[vm0]\n" TCG "migration = enable=yes,port=4444\nvnc =\n",
+           HEAD("tcg") MEM "-nodefaults\n" VNC7 MONS HC1 QGA "-incoming\ntcp::4444\n");
+    /* listen= narrows DTS's every-address listen */
+    golden("[vm0]\n" TCG "migration = enable=yes,port=4444,listen=127.0.0.1\nvnc =\n",
            HEAD("tcg") MEM "-nodefaults\n" VNC7 MONS HC1 QGA "-incoming\ntcp:127.0.0.1:4444\n");
 }
 
@@ -507,14 +510,14 @@ Test(argv, dts_spellings_and_ignored_options)
                               "device = driver=vhost-user,opt_path=/v,opt_mac=00:00:20:00:00:20,"
                               "opt_queue=4,opt_server=server\n");
     const struct cfg_vm_info *vi = cfg_vm_info(vm);
-    cr_assert_eq(vi->nwarnings, 3);
+    /* the tap's bridge is kept for the fleet to attach it, not warned */
+    cr_assert_eq(vi->nwarnings, 2);
     cr_assert_str_eq(vi->warnings[0],
                      F ":5:22: warning: machine: opt_gic_version is for Arm machines; ignored");
     cr_assert_str_eq(vi->warnings[1], F ":6:1: warning: migration: ignored without enable=yes");
-    cr_assert_str_eq(vi->warnings[2],
-                     F ":7:56: warning: net: tap opt_br=br1 is not on the QEMU command line: the "
-                       "tap script (/etc/qemu-ifup) must add the tap to the bridge");
     cr_assert_str_eq(vi->nics[1].bridge, "br1");
+    cr_assert_eq(vi->nics[1].attach_bridge, 1);
+    cr_assert_eq(vi->nics[0].attach_bridge, 0);
     struct cfg_res res;
     res_fill(&res);
     char tap[16], want[4096];
@@ -599,6 +602,110 @@ Test(argv, vf_preview_is_a_placeholder)
     for (char **a = argv; *a; a++)
         found += !strncmp(*a, "vfio-pci,host=ffff:ff:00.", 25);
     cr_assert_eq(found, 2);
+    cfg_argv_free(argv);
+    cfg_vm_free(vm);
+}
+
+/* --- DTS constructs (issue 12) ------------------------------------------- */
+
+Test(argv, net_groups_pair_in_either_order)
+{
+    /* user first: one NIC, as DTS pairs groups by position */
+    golden("[vm0]\n" TCG "net = type=user,opt_vlan=0;type=nic,opt_vlan=0,opt_model=virtio\n",
+           HEAD("tcg") MEM "-nodefaults\n" VNC7 MONS
+           "-netdev\nuser,id=net0,hostfwd=tcp:127.0.0.1:20001-:22\n"
+           "-device\nvirtio-net-pci,netdev=net0,id=nic0,mac=52:54:00:00:00:01,addr=03.0\n" QGA);
+    golden("[vm0]\n" TCG "net = type=user;type=nic;type=nic,opt_addr=1f;type=user\n",
+           HEAD("tcg") MEM "-nodefaults\n" VNC7 MONS
+           "-netdev\nuser,id=net0,hostfwd=tcp:127.0.0.1:20001-:22\n"
+           "-device\ne1000,netdev=net0,id=nic0,mac=52:54:00:00:00:01,addr=03.0\n"
+           "-netdev\nuser,id=net1,hostfwd=tcp:127.0.0.1:20002-:22\n"
+           "-device\ne1000,netdev=net1,id=host_connect,mac=52:54:00:00:00:02,addr=1f.0\n" QGA);
+}
+
+Test(argv, crypto_pflash_settings_and_memory_size)
+{
+    golden("[vm0]\n" TCG "qga = enable=no\nmem = size=2G\n"
+           "pflash = file=/fw/code.fd;file=./vars.fd\n"
+           "crypto = enable=yes,opt_num=2\n"
+           "device = driver=vhost-user,opt_path=/v,opt_mac=00:00:20:00:00:20,"
+           "opt_settings=mrg_rxbuf=on,mq=on,opt_legacy=no\n",
+           HEAD("tcg") "-m\n2048\n"
+           "-object\nmemory-backend-memfd,id=mem,size=2048M,share=on\n-numa\nnode,memdev=mem\n"
+           "-nodefaults\n" VNC7 MONS
+           "-drive\nfile=/fw/code.fd,if=pflash,format=raw\n"
+           "-drive\nfile=/cfgdir/vars.fd,if=pflash,format=raw\n" HC1
+           "-chardev\nsocket,id=char0,path=/v\n"
+           "-netdev\ntype=vhost-user,id=netdev0,chardev=char0,vhostforce=on\n"
+           "-device\nvirtio-net-pci,netdev=netdev0,id=vhostuser0,mac=00:00:20:00:00:20,"
+           "addr=03.0,disable-modern=off,mrg_rxbuf=on,mq=on\n"
+           "-chardev\nsocket,id=cryptochr0,path=/tmp/vm0_crypto0.sock\n"
+           "-object\ncryptodev-vhost-user,id=cryptodev0,chardev=cryptochr0\n"
+           "-device\nvirtio-crypto-pci,id=crypto0,cryptodev=cryptodev0\n"
+           "-chardev\nsocket,id=cryptochr1,path=/tmp/vm0_crypto1.sock\n"
+           "-object\ncryptodev-vhost-user,id=cryptodev1,chardev=cryptochr1\n"
+           "-device\nvirtio-crypto-pci,id=crypto1,cryptodev=cryptodev1\n");
+    /* the socket follows the instance name */
+    struct cfg_vm *vm = vm_of("[vm0]\ncrypto = enable=yes\n");
+    struct cfg_res res;
+    res_fill(&res);
+    res.name = "vm0-3";
+    char p[64];
+    cr_assert_eq(cfg_crypto_path(vm, &res, 0, p, sizeof(p)), 0);
+    cr_assert_str_eq(p, "/tmp/vm0-3_crypto0.sock");
+    cr_assert_eq(cfg_crypto_path(vm, &res, 1, p, sizeof(p)), -EINVAL);
+    cr_assert_eq(cfg_vm_info(vm)->ncrypto, 1);
+    cfg_vm_free(vm);
+}
+
+Test(argv, scene_vfs_and_pfs)
+{
+    struct cfg_vm *vm = vm_of("[vm0]\n" TCG "qga = enable=no\n"
+                              "vf_pool = name=port0,pf=ens1f0;name=port1,pf=ens2f0\n"
+                              "device =\n"
+                              "    vf_idx=0,pf_dev=0,guestpci=auto,mac=00:00:00:00:01:01;\n"
+                              "    pf_idx=1,guestpci=6;\n");
+    struct cfg_res res;
+    res_fill(&res);
+    strcpy(res.vf_host[0], "0000:3b:02.0");
+    strcpy(res.pf_host[0], "5e:00.0");
+    golden_res(vm, &res,
+        HEAD("tcg") MEM "-nodefaults\n" VNC7 MONS HC1
+        "-device\nvfio-pci,host=0000:3b:02.0,id=pt_0,addr=03.0\n"
+        "-device\nvfio-pci,host=0000:5e:00.0,id=pt_1,addr=06.0\n");
+    json_t *j = cfg_vm_json(vm, &res);
+    char *s = json_dump(j, NULL);
+    cr_assert(strstr(s, "{\"id\":\"pt_1\",\"driver\":\"vfio-pci\",\"host\":\"5e:00.0\","
+                        "\"pool\":\"port1\",\"whole_pf\":true,\"addr\":\"0000:00:06.0\"}"), "%s", s);
+    free(s);
+    json_free(j);
+    char **argv;
+    res.pf_host[0][0] = 0;
+    cr_assert_eq(cfg_argv_build(vm, &res, &argv, err, sizeof(err)), -EINVAL);
+    cr_assert_str_eq(err, "res: pf_host[0] '' (for device 1 pt_1) is not a host PCI address");
+    cr_assert_eq(cfg_res_preview(vm, "/run/p", &res, err, sizeof(err)), 0, "%s", err);
+    cr_assert_str_eq(res.pf_host[0], "ffff:fe:00.0");
+    cr_assert_str_eq(res.vf_host[0], "ffff:ff:00.0");
+    cfg_vm_free(vm);
+}
+
+Test(argv, json_stays_valid_with_non_utf8_bytes)
+{
+    struct cfg_vm *vm = vm_of("[vm0]\ndisk = file=/img/caf\xe9\xc3.img\nname = name=vm0\n");
+    struct cfg_res res;
+    res_fill(&res);
+    char **argv;
+    cr_assert_eq(cfg_argv_build(vm, &res, &argv, err, sizeof(err)), 0, "%s", err);
+    json_t *j = cfg_argv_json(vm, argv);
+    char *s = json_dump(j, NULL);
+    cr_assert_not_null(s);
+    cr_assert(strstr(s, "\"file=/img/caf\xef\xbf\xbd\xef\xbf\xbd.img\""), "%s", s);
+    char perr[128];
+    json_t *back = json_parse(s, strlen(s), perr, sizeof(perr));
+    cr_assert_not_null(back, "%s", perr);
+    json_free(back);
+    free(s);
+    json_free(j);
     cfg_argv_free(argv);
     cfg_vm_free(vm);
 }

@@ -630,3 +630,55 @@ Test(qemu, direct_kernel_boot)
     snprintf(text, sizeof(text), "[vm0]\nmem = size=256\nkernel = file=%s,initrd=%s,append=console=ttyS0 quiet\n", k, i);
     run_case(text, NULL);
 }
+
+static int pci_has(struct run *rn, const char *id)
+{
+    for (size_t i = 0; i < json_len(rn->pci); i++) {
+        const char *q = json_get_str(json_at(rn->pci, i), "qdev_id");
+        if (q && !strcmp(q, id))
+            return 1;
+    }
+    return 0;
+}
+
+Test(qemu, dts_crypto_pflash_pairs_migration)
+{
+    /* DTS's crypto devices are clients of a vhost-user crypto backend at
+     * /tmp/NAME_cryptoN.sock: the instance name keeps this test's own. */
+    char name[32], sock[2][128], flash[600];
+    snprintf(name, sizeof(name), "cq%d", (int)getpid());
+    struct vhu v[2];
+    for (int i = 0; i < 2; i++) {
+        snprintf(sock[i], sizeof(sock[i]), "/tmp/%s_crypto%d.sock", name, i);
+        unlink(sock[i]);
+        vhu_start(&v[i], sock[i]);
+    }
+    snprintf(flash, sizeof(flash), "%s/vars.fd", dir);
+    int fd = open(flash, O_WRONLY | O_CREAT, 0600);
+    cr_assert_eq(ftruncate(fd, 256 << 10), 0);
+    close(fd);
+    struct cfg_vm *vm = vm_from("[vm0]\n"
+                                "mem = size=128M\n"
+                                "net = type=user;type=nic,opt_model=virtio\n"
+                                "crypto = enable=yes,opt_num=2\n"
+                                "pflash = file=./vars.fd\n"
+                                "migration = enable=yes,listen=127.0.0.1\n");
+    struct cfg_res res;
+    cr_assert_eq(cfg_res_preview(vm, run, &res, err, sizeof(err)), 0, "%s", err);
+    res.name = name;
+    char p[128];
+    cr_assert_eq(cfg_crypto_path(vm, &res, 1, p, sizeof(p)), 0);
+    cr_assert_str_eq(p, sock[1]);
+    struct run rn;
+    start(vm, &res, &rn);
+    expect_model(&rn, vm, &res);
+    cr_assert(pci_has(&rn, "crypto0") && pci_has(&rn, "crypto1"), "no virtio-crypto devices");
+    cr_assert_eq(cfg_vm_info(vm)->control, 0); /* user first: one NIC */
+    cr_assert_eq(cfg_vm_info(vm)->nnics, 1);
+    stop(&rn);
+    for (int i = 0; i < 2; i++) {
+        vhu_stop(&v[i]);
+        unlink(sock[i]);
+    }
+    cfg_vm_free(vm);
+}

@@ -18,7 +18,8 @@ static void usage(FILE *f)
 {
     fprintf(
         f,
-        "usage: qfleet cmdline CFG VM [--defaults FILE] [--run-dir DIR] [--json]\n"
+        "usage: qfleet cmdline CFG VM [--defaults FILE] [--run-dir DIR] [--qemu-path N|PATH]\n"
+        "                     [--json]\n"
         "\n"
         "Print the QEMU command line of VM (a [section] of the DTS cfg file CFG)\n"
         "without launching anything: one argument per line, shell-quoted.\n"
@@ -32,6 +33,8 @@ static void usage(FILE *f)
         "                   of a DTS virt_global.cfg)\n"
         "  --run-dir DIR    directory for the VM's sockets and logs\n"
         "                   (default: $TMPDIR/qfleet-preview)\n"
+        "  --qemu-path N|PATH  the QEMU binary: path N (from 0) of a multi-path\n"
+        "                   qemu key, or PATH (default: the key's last path, as DTS)\n"
         "  --json           {\"vm\":..., \"argv\":[...], \"warnings\":[...], \"preview\":{...}}\n"
         "  -h, --help       this text\n"
         "\n"
@@ -92,17 +95,30 @@ static json_t *preview_json(const struct cfg_needs *nd, const struct cfg_res *re
         json_set_str(e, "note", "placeholder: the fleet takes a free VF of the pool at launch");
         json_append(a, e);
     }
+    json_set(p, "pfs", a = json_array());
+    for (int i = 0; i < nd->pfs; i++) {
+        json_t *e = json_object();
+        json_set_str(e, "value", res->pf_host[i]);
+        json_set_str(e, "pool", nd->pf_pool[i]);
+        json_set_str(e, "for", nd->pf_for[i]);
+        json_set_str(e, "note", "placeholder: the fleet passes the pool's PF at launch");
+        json_append(a, e);
+    }
     json_set(p, "vnc", nd->vnc ? json_int(res->vnc) : json_null());
     json_set(p, "migrate_port", nd->migrate_port ? json_int(res->migrate_port) : json_null());
     json_set(p, "hugepage_dir", hugedir_note ? json_string(res->hugepage_dir) : json_null());
     return p;
 }
 
-static void preview_comments(const struct cfg_needs *nd, const struct cfg_res *res,
-                             const char *hugedir_note)
+static void preview_comments(const struct cfg_vm *vm, const struct cfg_needs *nd,
+                             const struct cfg_res *res, const char *hugedir_note)
 {
+    const struct cfg_vm_info *vi = cfg_vm_info(vm);
+    int taps = 0;
+    for (int i = 0; i < vi->nnics; i++)
+        taps += vi->nics[i].attach_bridge;
     int any = nd->macs || nd->slots || nd->ports || nd->vnc || nd->migrate_port || hugedir_note ||
-              nd->vfs;
+              nd->vfs || nd->pfs || taps;
     if (!any)
         return;
     printf("# previews (the fleet leases real values at launch):\n");
@@ -122,13 +138,23 @@ static void preview_comments(const struct cfg_needs *nd, const struct cfg_res *r
     for (int i = 0; i < nd->vfs; i++)
         printf("#   vf host %s for %s is a PLACEHOLDER: a free VF of pool %s, given MAC %s\n",
                res->vf_host[i], nd->vf_for[i], nd->vf_pool[i], cfg_vf_mac(nd, res, i));
+    for (int i = 0; i < vi->nnics; i++)
+        if (vi->nics[i].attach_bridge) {
+            char ifn[16];
+            cfg_tap_ifname(vm, res, i, ifn);
+            printf("#   tap %s of %s joins bridge %s (the fleet attaches it)\n", ifn,
+                   vi->nics[i].id, vi->nics[i].bridge);
+        }
+    for (int i = 0; i < nd->pfs; i++)
+        printf("#   pf host %s for %s is a PLACEHOLDER: the PF of pool %s\n", res->pf_host[i],
+               nd->pf_for[i], nd->pf_pool[i]);
 }
 
 static int exit_code(int r) { return r == -ENOMEM || r == -EIO ? 3 : 2; }
 
 int cmd_cmdline(int argc, char **argv)
 {
-    const char *cfg = NULL, *name = NULL, *defaults = NULL, *run_dir = NULL;
+    const char *cfg = NULL, *name = NULL, *defaults = NULL, *run_dir = NULL, *qemu = NULL;
     int json = 0;
     for (int i = 1; i < argc; i++) {
         const char *v;
@@ -141,6 +167,10 @@ int cmd_cmdline(int argc, char **argv)
             if (!*v)
                 return 2;
             defaults = v;
+        } else if ((v = opt_value(argc, argv, &i, "--qemu-path"))) {
+            if (!*v)
+                return 2;
+            qemu = v;
         } else if ((v = opt_value(argc, argv, &i, "--run-dir"))) {
             if (!*v)
                 return 2;
@@ -185,6 +215,11 @@ int cmd_cmdline(int argc, char **argv)
         fprintf(stderr, "%s\n", err);
         return exit_code(r);
     }
+    if (qemu && (r = cfg_vm_select_qemu(vm, qemu, err, sizeof(err))) < 0) {
+        fprintf(stderr, "qfleet cmdline: --qemu-path: %s\n", err);
+        cfg_vm_free(vm);
+        return exit_code(r);
+    }
     const struct cfg_vm_info *vi = cfg_vm_info(vm);
     struct cfg_needs nd;
     struct cfg_res res;
@@ -226,7 +261,7 @@ int cmd_cmdline(int argc, char **argv)
     } else {
         char *s = cfg_argv_shell(vm, qargv);
         printf("# VM %s ([%s] of %s)\n", vi->name, vi->section, cfg);
-        preview_comments(&nd, &res, hugedir_note);
+        preview_comments(vm, &nd, &res, hugedir_note);
         if (s)
             fputs(s, stdout);
         else
