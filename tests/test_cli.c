@@ -15,6 +15,7 @@
 
 #include "base/fs.h"
 #include "base/json.h"
+#include "src/cli/cmd.h"
 #include "tests/testutil.h"
 
 #define QFLEET QF_BINARY_DIR "/src/qfleet"
@@ -381,4 +382,58 @@ Test(cli, down_and_qmpctl_without_a_live_run)
     EXPECT(1, NULL, want, QFLEET, "down", "no-such-run", "--state-dir", state);
     EXPECT(1, NULL, "qmpctl: no running qfleet run on this host", QMPCTL, "list");
     EXPECT(0, "[]", NULL, QMPCTL, "list", "--all", "--json");
+}
+
+/* ---- the parser itself ---- */
+
+Test(cli, parser_forms)
+{
+    cli_opt opts[] = { { "--state-dir", 0, 1, NULL }, { "--socket", 's', 1, NULL },
+                       { "--follow", 'f', 0, NULL },   { "--lines", 'n', 1, NULL },
+                       { "--json", 0, 0, NULL },       { NULL, 0, 0, NULL } };
+    char *argv[] = { "prog", "a", "--state=/st", "-fn5", "b", "-s", "SOCK", "--json", "--",
+                     "--follow", NULL };
+    cli_args ca;
+    cr_assert_eq(cli_parse("prog", 10, argv, opts, -1, &ca), 0);
+    cr_assert_not(ca.help);
+    cr_assert_eq(ca.npos, 3);
+    cr_assert_str_eq(ca.pos[0], "a");
+    cr_assert_str_eq(ca.pos[1], "b");
+    cr_assert_str_eq(ca.pos[2], "--follow", "after --, options are arguments");
+    cr_assert_str_eq(opts[0].value, "/st");
+    cr_assert_str_eq(opts[1].value, "SOCK");
+    cr_assert_str_eq(opts[2].value, "");
+    cr_assert_str_eq(opts[3].value, "5");
+    cr_assert_str_eq(opts[4].value, "");
+    long long n = 0;
+    cr_assert_eq(cli_number("prog", &opts[3], 0, 9, &n), 0);
+    cr_assert_eq(n, 5);
+    cr_assert_eq(cli_number("prog", &opts[3], 6, 9, &n), 2, "5 is out of 6..9");
+    cr_assert_eq(n, 5, "left alone on an error");
+    opts[3].value = NULL;
+    n = 42;
+    cr_assert_eq(cli_number("prog", &opts[3], 0, 9, &n), 0, "absent: nothing to check");
+    cr_assert_eq(n, 42);
+}
+
+Test(cli, parser_errors_and_help)
+{
+    cli_opt opts[] = { { "--jobs", 0, 1, NULL }, { "--json", 0, 0, NULL }, { NULL, 0, 0, NULL } };
+    cli_args ca;
+    char *amb[] = { "prog", "--j", "1", NULL };
+    cr_assert_eq(cli_parse("prog", 3, amb, opts, -1, &ca), 2);
+    char *flagval[] = { "prog", "--json=1", NULL };
+    cr_assert_eq(cli_parse("prog", 2, flagval, opts, -1, &ca), 2);
+    char *many[] = { "prog", "x", "y", NULL };
+    cr_assert_eq(cli_parse("prog", 3, many, opts, 1, &ca), 2);
+    char *help[] = { "prog", "x", "y", "--bogus", "-h", NULL };
+    cr_assert_eq(cli_parse("prog", 5, help, opts, 1, &ca), 0, "help wins");
+    cr_assert(ca.help);
+    opts[0].value = NULL;
+    char *prefix[] = { "prog", "--jo", "3", NULL };
+    cr_assert_eq(cli_parse("prog", 3, prefix, opts, 0, &ca), 0, "--jo: only --jobs");
+    cr_assert_str_eq(opts[0].value, "3");
+    cr_assert_eq(ca.npos, 0);
+    char *missing[] = { "prog", "--jobs", NULL };
+    cr_assert_eq(cli_parse("prog", 2, missing, opts, 0, &ca), 2);
 }
