@@ -448,8 +448,9 @@ int main(int argc, char **argv)
     }
     const struct cmd *c = find_cmd(args[0]);
     if (!c)
-        return usage_error(NULL, "no command '%s' (list, status, pci, ifaces, qmp, qga, events, console, stop)",
-                           args[0]);
+        return usage_error(
+            NULL, "no command '%s' (list, status, pci, ifaces, qmp, qga, events, console, stop)",
+            args[0]);
     if ((rc = check_opts(c, &o, nargs - 1)) != QC_OK)
         return rc;
     return run_cmd(c, &o, nargs - 1, args + 1);

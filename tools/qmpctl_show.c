@@ -380,7 +380,8 @@ static void status_print_text(const struct status *st)
         printf("qemu     %s  (pid %lld, QEMU %s)\n", json_get_str(st->r.ret, "status"),
                json_get_int(e, "pid", 0), st->r.version);
     else
-        printf("qemu     -  (%s)\n", st->why[0] ? st->why : st->r.remote ? st->r.cls : "not answering");
+        printf("qemu     -  (%s)\n",
+               st->why[0] ? st->why : st->r.remote ? st->r.cls : "not answering");
     if (!st->ping)
         printf("agent    -\n");
     else if (perr)

@@ -91,7 +91,8 @@ static json_t *leases_json(const alloc_lease *v, size_t n)
 int cmd_leases(int argc, char **argv)
 {
     enum { O_JSON, O_DIR };
-    cli_opt opts[] = { { "--json", 0, 0, NULL }, { "--state-dir", 0, 1, NULL }, { NULL, 0, 0, NULL } };
+    cli_opt opts[] = { { "--json", 0, 0, NULL }, { "--state-dir", 0, 1, NULL },
+                       { NULL, 0, 0, NULL } };
     cli_args ca;
     if (cli_parse("qfleet leases", argc, argv, opts, 0, &ca))
         return 2;

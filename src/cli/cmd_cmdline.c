@@ -133,7 +133,8 @@ static int cmdline_parse(int argc, char **argv, struct cmdline_args *a)
     const char *rd = opts[O_RUN_DIR].value;
     if (!rd) {
         const char *tmp = getenv("TMPDIR");
-        snprintf(a->run_dir, sizeof(a->run_dir), "%s/qfleet-preview", tmp && *tmp == '/' ? tmp : "/tmp");
+        snprintf(a->run_dir, sizeof(a->run_dir), "%s/qfleet-preview",
+                 tmp && *tmp == '/' ? tmp : "/tmp");
     } else if (rd[0] != '/') {
         char cwd[2048];
         if (!getcwd(cwd, sizeof(cwd))) {

@@ -109,11 +109,13 @@ static int run_parse(int argc, char **argv, struct run_args *a)
     enum { O_JOBS, O_MEM, O_RETRIES, O_SHARD, O_STATUS, O_JUNIT, O_RUN_DIR, O_STATE, O_BOOT,
            O_LIST, O_JSON, O_PLAIN, O_QUIET };
     cli_opt opts[] = {
-        { "--jobs", 0, 1, NULL },         { "--mem-budget", 0, 1, NULL }, { "--retries", 0, 1, NULL },
-        { "--shard", 0, 1, NULL },        { "--status-dir", 0, 1, NULL }, { "--junit", 0, 1, NULL },
+        { "--jobs", 0, 1, NULL },         { "--mem-budget", 0, 1, NULL },
+        { "--retries", 0, 1, NULL },      { "--shard", 0, 1, NULL },
+        { "--status-dir", 0, 1, NULL },   { "--junit", 0, 1, NULL },
         { "--run-dir", 0, 1, NULL },      { "--state-dir", 0, 1, NULL },
-        { "--boot-timeout", 0, 1, NULL }, { "--list", 0, 0, NULL },       { "--json", 0, 0, NULL },
-        { "--plain", 0, 0, NULL },        { "--quiet", 'q', 0, NULL },    { NULL, 0, 0, NULL },
+        { "--boot-timeout", 0, 1, NULL }, { "--list", 0, 0, NULL },
+        { "--json", 0, 0, NULL },         { "--plain", 0, 0, NULL },
+        { "--quiet", 'q', 0, NULL },      { NULL, 0, 0, NULL },
     };
     cli_args ca;
     if (cli_parse(P, argc, argv, opts, -1, &ca))
@@ -150,7 +152,8 @@ static int check_names(struct suite **defs, int n)
     for (int i = 0; i < n; i++)
         for (int k = 0; k < i; k++)
             if (!strcmp(defs[i]->name, defs[k]->name)) {
-                fprintf(stderr, "qfleet run: %s and %s are both suite '%s' (set 'name =' in [suite])\n",
+                fprintf(stderr,
+                        "qfleet run: %s and %s are both suite '%s' (set 'name =' in [suite])\n",
                         defs[k]->path, defs[i]->path, defs[i]->name);
                 return 2;
             }

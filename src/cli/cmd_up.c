@@ -408,7 +408,8 @@ static int down_run(const struct down_args *a, const char *dir)
     for (int i = 0; i < a->timeout * 10 && runs_alive(dir, NULL) && access(sock, F_OK) == 0; i++)
         usleep(100000);
     if (runs_alive(dir, NULL) && access(sock, F_OK) == 0) {
-        fprintf(stderr, "qfleet down: controller %d still running after %d s\n", (int)pid, a->timeout);
+        fprintf(stderr, "qfleet down: controller %d still running after %d s\n", (int)pid,
+                a->timeout);
         return 1;
     }
     return 0;
