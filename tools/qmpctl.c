@@ -4,12 +4,12 @@
  * inspection monitor for QEMU itself, the control socket for the agent and
  * for stopping. This file: options, help, dispatch, and finding runs and
  * guests. */
-#include <getopt.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "src/cli/cmd.h"
 #include "src/ctl/control.h"
 #include "base/fs.h"
 #include "src/ctl/runs.h"
@@ -293,6 +293,7 @@ static const char options_help[] =
     "  --json             JSON for machines instead of tables\n"
     "  --timeout S        seconds to wait for QEMU, the agent or the controller\n"
     "  -h, --help         help; 'qmpctl COMMAND --help' for one command\n"
+    "  --version          the qfleet version this qmpctl belongs to\n"
     "\nexit: 0 ok, 1 failure (no such guest, run finished, QEMU gone, QMP error), 2 usage\n";
 
 static void usage(FILE *f)
@@ -361,86 +362,96 @@ static int run_cmd(const struct cmd *c, const struct qc_opts *o, int argc, char 
     return qc_cmd_stop(o, vm);
 }
 
+/* The options of every command (they may come before or after it). */
+enum { O_RUN_DIR, O_RUN, O_STATE, O_SOCKET, O_ALL, O_JSON, O_FOLLOW, O_LINES, O_RAW, O_CHECK,
+       O_TIMEOUT, O_VERSION };
+
+static int parse_opts(int argc, char **argv, struct qc_opts *o, cli_args *ca, int *version)
+{
+    cli_opt opts[] = {
+        { "--run-dir", 0, 1, NULL }, { "--run", 0, 1, NULL },      { "--state-dir", 0, 1, NULL },
+        { "--socket", 's', 1, NULL }, { "--all", 0, 0, NULL },     { "--json", 0, 0, NULL },
+        { "--follow", 'f', 0, NULL }, { "--lines", 'n', 1, NULL }, { "--raw", 0, 0, NULL },
+        { "--check", 0, 0, NULL },   { "--timeout", 0, 1, NULL },  { "--version", 0, 0, NULL },
+        { NULL, 0, 0, NULL },
+    };
+    if (cli_parse(qc_prog, argc, argv, opts, -1, ca))
+        return QC_USAGE;
+    *o = (struct qc_opts){ .run = opts[O_RUN_DIR].value ? opts[O_RUN_DIR].value : opts[O_RUN].value,
+                           .state_dir = opts[O_STATE].value, .socket = opts[O_SOCKET].value,
+                           .all = !!opts[O_ALL].value, .json = !!opts[O_JSON].value,
+                           .follow = !!opts[O_FOLLOW].value, .raw = !!opts[O_RAW].value,
+                           .check = !!opts[O_CHECK].value, .lines = -1 };
+    *version = !!opts[O_VERSION].value;
+    long long lines = -1, secs = 0;
+    if (cli_number(qc_prog, &opts[O_LINES], 0, 1000000000, &lines) ||
+        cli_number(qc_prog, &opts[O_TIMEOUT], 1, 86400, &secs))
+        return QC_USAGE;
+    o->lines = (long)lines;
+    o->timeout_ms = (int)secs * 1000;
+    return QC_OK;
+}
+
+/* Options that do not fit command c, and a missing guest name. */
+static int check_opts(const struct cmd *c, const struct qc_opts *o, int nargs)
+{
+    if (o->socket && !(c->flags & SOCKET_OK))
+        return usage_error(c, "-s works with qmp, events and status, not %s", c->name);
+    if (o->socket && (o->run || o->state_dir))
+        return usage_error(c, "-s talks to one socket; --run-dir and --state-dir do not apply");
+    if (o->all && strcmp(c->name, "list"))
+        return usage_error(c, "--all is for list");
+    if (o->all && o->run)
+        return usage_error(c, "--all and --run-dir exclude each other");
+    if ((o->follow || o->raw || o->lines >= 0) && strcmp(c->name, "console"))
+        return usage_error(c, "-f, -n and --raw are for console");
+    if (o->check && strcmp(c->name, "pci"))
+        return usage_error(c, "--check is for pci");
+    if ((c->flags & NEEDS_VM) && !o->socket && nargs < 1)
+        return usage_error(c, "%s needs a guest name (see '%s list')", c->name, qc_prog);
+    return QC_OK;
+}
+
+/* --help, alone or with a command ("qmpctl help events" too). */
+static int help(int nargs, char **args)
+{
+    const struct cmd *c = nargs > 0 ? find_cmd(args[0]) : NULL;
+    if (nargs > 0 && !c)
+        return usage_error(NULL, "no command '%s'", args[0]);
+    if (c)
+        cmd_usage(stdout, c);
+    else
+        usage(stdout);
+    return QC_OK;
+}
+
 int main(int argc, char **argv)
 {
-    static const struct option lopts[] = {
-        { "run-dir", required_argument, 0, 'r' }, { "run", required_argument, 0, 'r' },
-        { "state-dir", required_argument, 0, 'S' }, { "socket", required_argument, 0, 's' },
-        { "all", no_argument, 0, 'a' },            { "json", no_argument, 0, 'J' },
-        { "follow", no_argument, 0, 'f' },         { "lines", required_argument, 0, 'n' },
-        { "raw", no_argument, 0, 'R' },            { "check", no_argument, 0, 'c' },
-        { "timeout", required_argument, 0, 't' },  { "help", no_argument, 0, 'h' },
-        { 0, 0, 0, 0 },
-    };
-    struct qc_opts o = { .lines = -1 };
-    int help = 0, ch;
-    char *end;
-    /* Options may come before or after the command (GNU getopt permutes). */
-    while ((ch = getopt_long(argc, argv, "s:fn:h", lopts, NULL)) != -1) {
-        switch (ch) {
-        case 'r': o.run = optarg; break;
-        case 'S': o.state_dir = optarg; break;
-        case 's': o.socket = optarg; break;
-        case 'a': o.all = 1; break;
-        case 'J': o.json = 1; break;
-        case 'f': o.follow = 1; break;
-        case 'R': o.raw = 1; break;
-        case 'c': o.check = 1; break;
-        case 'h': help = 1; break;
-        case 'n':
-            o.lines = strtol(optarg, &end, 10);
-            if (!*optarg || *end || o.lines < 0)
-                return usage_error(NULL, "--lines wants a number of lines, not '%s'", optarg);
-            break;
-        case 't': {
-            long s = strtol(optarg, &end, 10);
-            if (!*optarg || *end || s < 1 || s > 86400)
-                return usage_error(NULL, "--timeout wants seconds (1-86400), not '%s'", optarg);
-            o.timeout_ms = (int)s * 1000;
-            break;
-        }
-        default: usage(stderr); return QC_USAGE;
-        }
-    }
-    int nargs = argc - optind;
-    char **args = argv + optind;
-    if (nargs > 0 && !strcmp(args[0], "help")) {
-        help = 1;
-        nargs--;
-        args++;
-    }
-    const struct cmd *c = nargs > 0 ? find_cmd(args[0]) : NULL;
-    if (help) {
-        if (nargs > 0 && !c)
-            return usage_error(NULL, "no command '%s'", args[0]);
-        if (c)
-            cmd_usage(stdout, c);
-        else
-            usage(stdout);
+    struct qc_opts o;
+    cli_args ca;
+    int version, rc = parse_opts(argc, argv, &o, &ca, &version);
+    int nargs = ca.npos;
+    char **args = ca.pos;
+    if (rc != QC_OK)
+        return rc;
+    if (version && !ca.help) {
+        printf("%s %s\n", qc_prog, cli_version());
         return QC_OK;
     }
+    if (nargs > 0 && !strcmp(args[0], "help"))
+        return help(nargs - 1, args + 1);
+    if (ca.help)
+        return help(nargs, args);
     if (nargs == 0) {
         usage(stderr);
         return QC_USAGE;
     }
+    const struct cmd *c = find_cmd(args[0]);
     if (!c)
-        return usage_error(NULL, "no command '%s' (list, status, pci, ifaces, qmp, qga, events, console, stop)",
-                           args[0]);
-    nargs--;
-    args++;
-    if (o.socket && !(c->flags & SOCKET_OK))
-        return usage_error(c, "-s works with qmp, events and status, not %s", c->name);
-    if (o.socket && (o.run || o.state_dir))
-        return usage_error(c, "-s talks to one socket; --run-dir and --state-dir do not apply");
-    if (o.all && strcmp(c->name, "list"))
-        return usage_error(c, "--all is for list");
-    if (o.all && o.run)
-        return usage_error(c, "--all and --run-dir exclude each other");
-    if ((o.follow || o.raw || o.lines >= 0) && strcmp(c->name, "console"))
-        return usage_error(c, "-f, -n and --raw are for console");
-    if (o.check && strcmp(c->name, "pci"))
-        return usage_error(c, "--check is for pci");
-    if ((c->flags & NEEDS_VM) && !o.socket && nargs < 1)
-        return usage_error(c, "%s needs a guest name (see '%s list')", c->name, qc_prog);
-    return run_cmd(c, &o, nargs, args);
+        return usage_error(
+            NULL, "no command '%s' (list, status, pci, ifaces, qmp, qga, events, console, stop)",
+            args[0]);
+    if ((rc = check_opts(c, &o, nargs - 1)) != QC_OK)
+        return rc;
+    return run_cmd(c, &o, nargs - 1, args + 1);
 }

@@ -183,37 +183,62 @@ static void collect_run(const char *dir, void *data)
     snprintf(lr->dirs[lr->n++], PATH_MAX, "%s", dir);
 }
 
+/* The runs list shows: every live run (--all), or one. *runs is NULL on
+ * failure (said on stderr). */
+static size_t list_open(const struct qc_opts *o, struct qc_guest **runs)
+{
+    size_t n = 0;
+    if (!o->all) {
+        *runs = calloc(1, sizeof(**runs));
+        if (*runs && qc_run_open(o, &(*runs)[0]) == QC_OK)
+            return 1;
+        free(*runs);
+        *runs = NULL;
+        return 0;
+    }
+    struct live_runs lr = { 0 };
+    char err[512];
+    *runs = NULL;
+    if (runs_each(o->state_dir, 1, collect_run, &lr, err, sizeof(err)) < 0) {
+        fprintf(stderr, "%s: %s\n", qc_prog, err);
+        return 0;
+    }
+    *runs = calloc(lr.n ? lr.n : 1, sizeof(**runs));
+    for (size_t i = 0; *runs && i < lr.n; i++) {
+        struct qc_opts one = *o;
+        one.run = lr.dirs[i];
+        if (qc_run_open(&one, &(*runs)[n]) == QC_OK)
+            n++;
+    }
+    free(lr.dirs);
+    if (*runs && n == 0 && !o->json)
+        fprintf(stderr, "%s: no running qfleet run on this host\n", qc_prog);
+    return n;
+}
+
+static void list_print(const struct qc_opts *o, const struct qc_guest *runs, size_t n)
+{
+    struct table t = { .ncols = o->all ? 9 : 8 };
+    if (o->all)
+        table_row(&t, "RUN", "NAME", "STATE", "PID", "MACS", "VNC", "SSH", "IP", "UPTIME");
+    else
+        table_row(&t, "NAME", "STATE", "PID", "MACS", "VNC", "SSH", "IP", "UPTIME");
+    for (size_t i = 0; i < n; i++)
+        list_rows(&t, &runs[i], o->all);
+    table_print(&t);
+    for (size_t i = 0; i < n; i++)
+        list_reasons(&runs[i]);
+    if (!o->all && !runs[0].live)
+        fprintf(stderr, "%s: run %s has finished; this is its last registry\n", qc_prog,
+                runs[0].run_id);
+}
+
 int qc_cmd_list(const struct qc_opts *o)
 {
-    struct qc_guest *runs = NULL;
-    size_t n = 0;
-    if (o->all) {
-        struct live_runs lr = { 0 };
-        char err[512];
-        if (runs_each(o->state_dir, 1, collect_run, &lr, err, sizeof(err)) < 0) {
-            fprintf(stderr, "%s: %s\n", qc_prog, err);
-            return QC_FAIL;
-        }
-        runs = calloc(lr.n ? lr.n : 1, sizeof(*runs));
-        for (size_t i = 0; runs && i < lr.n; i++) {
-            struct qc_opts one = *o;
-            one.run = lr.dirs[i];
-            if (qc_run_open(&one, &runs[n]) == QC_OK)
-                n++;
-        }
-        free(lr.dirs);
-        if (!runs)
-            return QC_FAIL;
-        if (n == 0 && !o->json)
-            fprintf(stderr, "%s: no running qfleet run on this host\n", qc_prog);
-    } else {
-        runs = calloc(1, sizeof(*runs));
-        if (!runs || qc_run_open(o, &runs[0]) != QC_OK) {
-            free(runs);
-            return QC_FAIL;
-        }
-        n = 1;
-    }
+    struct qc_guest *runs;
+    size_t n = list_open(o, &runs);
+    if (!runs)
+        return QC_FAIL;
     if (o->json) {
         json_t *v = o->all ? json_array() : run_json(&runs[0]);
         for (size_t i = 0; o->all && i < n; i++)
@@ -221,19 +246,7 @@ int qc_cmd_list(const struct qc_opts *o)
         qc_print_json(v, 0);
         json_free(v);
     } else if (n > 0) {
-        struct table t = { .ncols = o->all ? 9 : 8 };
-        if (o->all)
-            table_row(&t, "RUN", "NAME", "STATE", "PID", "MACS", "VNC", "SSH", "IP", "UPTIME");
-        else
-            table_row(&t, "NAME", "STATE", "PID", "MACS", "VNC", "SSH", "IP", "UPTIME");
-        for (size_t i = 0; i < n; i++)
-            list_rows(&t, &runs[i], o->all);
-        table_print(&t);
-        for (size_t i = 0; i < n; i++)
-            list_reasons(&runs[i]);
-        if (!o->all && !runs[0].live)
-            fprintf(stderr, "%s: run %s has finished; this is its last registry\n", qc_prog,
-                    runs[0].run_id);
+        list_print(o, runs, n);
     }
     for (size_t i = 0; i < n; i++)
         qc_guest_close(&runs[i]);
@@ -295,104 +308,121 @@ static json_t *error_json(const char *cls, const char *desc)
     return e;
 }
 
+/* What status found out about one guest. */
+struct status {
+    const char *name;
+    struct qc_guest g;
+    struct qc_result r;  /* query-status */
+    char why[600];       /* why QEMU did not answer, when the registry knows */
+    json_t *ping;        /* the controller's reply to guest-ping, or NULL */
+    double ping_ms;
+};
+
+/* The agent, through the controller (the only one talking to it). */
+static int status_ping(struct status *st)
+{
+    json_t *req = json_object();
+    json_set_str(req, "cmd", "qga");
+    json_set_str(req, "guest", st->name);
+    json_set_str(req, "execute", "guest-ping");
+    json_set_int(req, "timeout_ms", PING_TIMEOUT_MS);
+    struct timespec a, b;
+    clock_gettime(CLOCK_MONOTONIC, &a);
+    int rc = qc_control(&st->g, req, PING_TIMEOUT_MS + 2000, &st->ping);
+    clock_gettime(CLOCK_MONOTONIC, &b);
+    json_free(req);
+    st->ping_ms = (b.tv_sec - a.tv_sec) * 1e3 + (b.tv_nsec - a.tv_nsec) / 1e6;
+    return rc;
+}
+
+static void status_print_json(const struct status *st)
+{
+    const json_t *e = st->g.g, *perr = json_get(st->ping, "error");
+    long long up = uptime_ms(e, st->g.live);
+    json_t *v = json_object();
+    json_set_str(v, "name", st->name);
+    json_set_str(v, "vm", json_get_str(e, "vm"));
+    json_set_str(v, "run", st->g.run_id);
+    json_set_str(v, "state", json_get_str(e, "state"));
+    json_set(v, "reason", json_copy(json_get(e, "reason")));
+    json_set(v, "pid", json_copy(json_get(e, "pid")));
+    json_t *q = st->r.ret ? json_copy(st->r.ret) : json_object();
+    if (st->r.ret)
+        json_set_str(q, "version", st->r.version);
+    else
+        json_set(q, "error", error_json(st->r.remote ? st->r.cls : "Gone",
+                                        st->why[0] ? st->why : st->r.desc));
+    json_set(v, "qmp", q);
+    json_t *ag = json_object();
+    json_set_bool(ag, "ok", st->ping && !perr);
+    if (st->ping && !perr)
+        json_set_int(ag, "ping_ms", (long long)st->ping_ms);
+    else if (perr)
+        json_set(ag, "error", json_copy(perr));
+    json_set(v, "agent", ag);
+    json_set(v, "ip", json_copy(json_get(e, "ip")));
+    json_set(v, "started_ms", json_copy(json_get(e, "started_ms")));
+    json_set(v, "uptime_ms", up >= 0 ? json_int(up) : json_null());
+    json_set(v, "timings_ms", json_copy(json_get(e, "timings_ms")));
+    qc_print_json(v, 0);
+    json_free(v);
+}
+
+static void status_print_text(const struct status *st)
+{
+    const json_t *e = st->g.g, *perr = json_get(st->ping, "error");
+    char line[512], d[32];
+    printf("guest    %s  (vm %s, run %s)\n", st->name, json_get_str(e, "vm"), st->g.run_id);
+    printf("state    %s\n", json_get_str(e, "state"));
+    if (json_get_str(e, "reason"))
+        printf("reason   %s\n", qc_reason_line(e, line, sizeof(line)));
+    if (st->r.ret)
+        printf("qemu     %s  (pid %lld, QEMU %s)\n", json_get_str(st->r.ret, "status"),
+               json_get_int(e, "pid", 0), st->r.version);
+    else
+        printf("qemu     -  (%s)\n",
+               st->why[0] ? st->why : st->r.remote ? st->r.cls : "not answering");
+    if (!st->ping)
+        printf("agent    -\n");
+    else if (perr)
+        printf("agent    %s\n", json_get_str(perr, "desc"));
+    else
+        printf("agent    responding  (guest-ping %.0f ms through the controller)\n", st->ping_ms);
+    printf("ip       %s\n", json_get_str(e, "ip") ? json_get_str(e, "ip") : "-");
+    printf("uptime   %s\n\n", fmt_dur(uptime_ms(e, st->g.live), d, sizeof(d)));
+    print_timings(json_get(e, "timings_ms"));
+}
+
 int qc_cmd_status(const struct qc_opts *o, const char *name)
 {
     if (o->socket)
         return status_socket(o);
-    struct qc_guest g;
-    if (qc_guest_open(o, name, 1, &g) != QC_OK)
+    struct status st = { .name = name };
+    if (qc_guest_open(o, name, 1, &st.g) != QC_OK)
         return QC_FAIL;
     struct qc_target t;
-    qc_guest_target(&g, &t);
-    struct qc_result r = { 0 };
-    char why[600] = "";
+    qc_guest_target(&st.g, &t);
     /* A guest the registry already knows is down has no monitor to ask. */
-    if (qc_state_is_down(json_get_str(g.g, "state")))
-        qc_guest_why_gone(&g, why, sizeof(why));
-    else if (qc_qmp_call(&t, "query-status", NULL, o->timeout_ms ? o->timeout_ms : QMP_TIMEOUT_MS, &r) < 0 &&
-             !r.remote)
-        qc_guest_why_gone(&g, why, sizeof(why));
-    /* The agent, through the controller (the only one talking to it). */
-    json_t *ping = NULL;
-    double ping_ms = -1;
-    if (r.ret) {
-        json_t *req = json_object();
-        json_set_str(req, "cmd", "qga");
-        json_set_str(req, "guest", name);
-        json_set_str(req, "execute", "guest-ping");
-        json_set_int(req, "timeout_ms", PING_TIMEOUT_MS);
-        struct timespec a, b;
-        clock_gettime(CLOCK_MONOTONIC, &a);
-        if (qc_control(&g, req, PING_TIMEOUT_MS + 2000, &ping) != QC_OK) {
-            json_free(req);
-            json_free(ping);
-            qc_result_clear(&r);
-            qc_guest_close(&g);
-            return QC_FAIL;
-        }
-        clock_gettime(CLOCK_MONOTONIC, &b);
-        ping_ms = (b.tv_sec - a.tv_sec) * 1e3 + (b.tv_nsec - a.tv_nsec) / 1e6;
-        json_free(req);
+    if (qc_state_is_down(json_get_str(st.g.g, "state")))
+        qc_guest_why_gone(&st.g, st.why, sizeof(st.why));
+    else if (qc_qmp_call(&t, "query-status", NULL, o->timeout_ms ? o->timeout_ms : QMP_TIMEOUT_MS,
+                         &st.r) < 0 && !st.r.remote)
+        qc_guest_why_gone(&st.g, st.why, sizeof(st.why));
+    int rc = st.r.ret && status_ping(&st) != QC_OK ? QC_FAIL : QC_OK;
+    if (rc == QC_OK) {
+        if (o->json)
+            status_print_json(&st);
+        else
+            status_print_text(&st);
+        rc = st.r.ret ? QC_OK : QC_FAIL;
+        if (!st.r.ret && st.r.remote)
+            fprintf(stderr, "%s: %s: query-status: %s: %s\n", qc_prog, name, st.r.cls, st.r.desc);
+        else if (!st.r.ret)
+            fprintf(stderr, "%s: %s: %s\n", qc_prog, name, st.why[0] ? st.why : st.r.desc);
     }
-    const json_t *perr = json_get(ping, "error");
-    const json_t *e = g.g;
-    long long up = uptime_ms(e, g.live);
-    char line[512], d[32];
-    if (o->json) {
-        json_t *v = json_object();
-        json_set_str(v, "name", name);
-        json_set_str(v, "vm", json_get_str(e, "vm"));
-        json_set_str(v, "run", g.run_id);
-        json_set_str(v, "state", json_get_str(e, "state"));
-        json_set(v, "reason", json_copy(json_get(e, "reason")));
-        json_set(v, "pid", json_copy(json_get(e, "pid")));
-        json_t *q = r.ret ? json_copy(r.ret) : json_object();
-        if (r.ret)
-            json_set_str(q, "version", r.version);
-        else
-            json_set(q, "error", error_json(r.remote ? r.cls : "Gone", why[0] ? why : r.desc));
-        json_set(v, "qmp", q);
-        json_t *ag = json_object();
-        json_set_bool(ag, "ok", ping && !perr);
-        if (ping && !perr)
-            json_set_int(ag, "ping_ms", (long long)ping_ms);
-        else if (perr)
-            json_set(ag, "error", json_copy(perr));
-        json_set(v, "agent", ag);
-        json_set(v, "ip", json_copy(json_get(e, "ip")));
-        json_set(v, "started_ms", json_copy(json_get(e, "started_ms")));
-        json_set(v, "uptime_ms", up >= 0 ? json_int(up) : json_null());
-        json_set(v, "timings_ms", json_copy(json_get(e, "timings_ms")));
-        qc_print_json(v, 0);
-        json_free(v);
-    } else {
-        printf("guest    %s  (vm %s, run %s)\n", name, json_get_str(e, "vm"), g.run_id);
-        printf("state    %s\n", json_get_str(e, "state"));
-        if (json_get_str(e, "reason"))
-            printf("reason   %s\n", qc_reason_line(e, line, sizeof(line)));
-        if (r.ret)
-            printf("qemu     %s  (pid %lld, QEMU %s)\n", json_get_str(r.ret, "status"),
-                   json_get_int(e, "pid", 0), r.version);
-        else
-            printf("qemu     -  (%s)\n", why[0] ? why : r.remote ? r.cls : "not answering");
-        if (!ping)
-            printf("agent    -\n");
-        else if (perr)
-            printf("agent    %s\n", json_get_str(perr, "desc"));
-        else
-            printf("agent    responding  (guest-ping %.0f ms through the controller)\n", ping_ms);
-        printf("ip       %s\n", json_get_str(e, "ip") ? json_get_str(e, "ip") : "-");
-        printf("uptime   %s\n\n", fmt_dur(up, d, sizeof(d)));
-        print_timings(json_get(e, "timings_ms"));
-    }
-    int rc = r.ret ? QC_OK : QC_FAIL;
-    if (!r.ret && r.remote)
-        fprintf(stderr, "%s: %s: query-status: %s: %s\n", qc_prog, name, r.cls, r.desc);
-    else if (!r.ret)
-        fprintf(stderr, "%s: %s: %s\n", qc_prog, name, why[0] ? why : r.desc);
-    json_free(ping);
-    qc_result_clear(&r);
-    qc_guest_close(&g);
+    json_free(st.ping);
+    qc_result_clear(&st.r);
+    qc_guest_close(&st.g);
     return rc;
 }
 
@@ -417,6 +447,44 @@ static const json_t *pci_lookup(const json_t *buses, const char *id, char *addr,
     return NULL;
 }
 
+/* --check of one pt_N device p against query-pci's buses: its table row
+ * and JSON row. 1 when QEMU has it where the registry says. */
+static int pci_check_row(struct table *t, const json_t *buses, const json_t *p, json_t *row)
+{
+    const char *id = json_get_str(p, "id"), *addr = json_get_str(p, "addr");
+    char seen[32] = "", check[64] = "", dev[160] = "";
+    const json_t *d = pci_lookup(buses, id ? id : "", seen, sizeof(seen));
+    int ok = d && addr && !strcmp(seen, addr);
+    snprintf(check, sizeof(check), "%s%s", !d ? "missing" : ok ? "ok" : "at ", d && !ok ? seen : "");
+    const json_t *ids = json_get(d, "id");
+    const char *desc = json_get_str(json_get(d, "class_info"), "desc");
+    if (d)
+        snprintf(dev, sizeof(dev), "%04llx:%04llx %s", json_get_int(ids, "vendor", 0),
+                 json_get_int(ids, "device", 0), desc ? desc : "");
+    json_set(row, "qemu_addr", d ? json_string(seen) : json_null());
+    json_set_bool(row, "ok", ok);
+    if (d) {
+        json_set_int(row, "vendor_id", json_get_int(ids, "vendor", 0));
+        json_set_int(row, "device_id", json_get_int(ids, "device", 0));
+    }
+    table_row(t, id, addr, json_get_str(p, "host"), check, dev);
+    return ok;
+}
+
+/* query-pci on the guest's monitor into r; QC_FAIL said on stderr. */
+static int pci_query(const struct qc_opts *o, struct qc_guest *g, struct qc_result *r)
+{
+    struct qc_target t;
+    qc_guest_target(g, &t);
+    if (qc_qmp_call(&t, "query-pci", NULL, o->timeout_ms ? o->timeout_ms : QMP_TIMEOUT_MS, r) == 0)
+        return QC_OK;
+    char why[600] = "";
+    if (!r->remote)
+        qc_guest_why_gone(g, why, sizeof(why));
+    fprintf(stderr, "%s: %s: query-pci: %s\n", qc_prog, g->name, why[0] ? why : r->desc);
+    return QC_FAIL;
+}
+
 int qc_cmd_pci(const struct qc_opts *o, const char *name)
 {
     struct qc_guest g;
@@ -424,18 +492,10 @@ int qc_cmd_pci(const struct qc_opts *o, const char *name)
         return QC_FAIL;
     const json_t *pts = json_get(g.g, "pci");
     struct qc_result r = { 0 };
-    if (o->check) {
-        struct qc_target t;
-        qc_guest_target(&g, &t);
-        if (qc_qmp_call(&t, "query-pci", NULL, o->timeout_ms ? o->timeout_ms : QMP_TIMEOUT_MS, &r) < 0) {
-            char why[600] = "";
-            if (!r.remote)
-                qc_guest_why_gone(&g, why, sizeof(why));
-            fprintf(stderr, "%s: %s: query-pci: %s\n", qc_prog, name, why[0] ? why : r.desc);
-            qc_result_clear(&r);
-            qc_guest_close(&g);
-            return QC_FAIL;
-        }
+    if (o->check && pci_query(o, &g, &r) != QC_OK) {
+        qc_result_clear(&r);
+        qc_guest_close(&g);
+        return QC_FAIL;
     }
     int bad = 0;
     json_t *out = json_array();
@@ -446,30 +506,11 @@ int qc_cmd_pci(const struct qc_opts *o, const char *name)
         table_row(&t, "ID", "GUEST", "HOST");
     for (size_t i = 0; i < json_len(pts); i++) {
         const json_t *p = json_at(pts, i);
-        const char *id = json_get_str(p, "id"), *addr = json_get_str(p, "addr");
-        const char *host = json_get_str(p, "host");
         json_t *row = json_copy(p);
-        char seen[32] = "", check[64] = "", dev[160] = "";
-        if (o->check) {
-            const json_t *d = pci_lookup(r.ret, id ? id : "", seen, sizeof(seen));
-            int ok = d && addr && !strcmp(seen, addr);
-            bad += !ok;
-            snprintf(check, sizeof(check), "%s%s", !d ? "missing" : ok ? "ok" : "at ", d && !ok ? seen : "");
-            const json_t *ids = json_get(d, "id");
-            const char *desc = json_get_str(json_get(d, "class_info"), "desc");
-            if (d)
-                snprintf(dev, sizeof(dev), "%04llx:%04llx %s", json_get_int(ids, "vendor", 0),
-                         json_get_int(ids, "device", 0), desc ? desc : "");
-            json_set(row, "qemu_addr", d ? json_string(seen) : json_null());
-            json_set_bool(row, "ok", ok);
-            if (d) {
-                json_set_int(row, "vendor_id", json_get_int(ids, "vendor", 0));
-                json_set_int(row, "device_id", json_get_int(ids, "device", 0));
-            }
-            table_row(&t, id, addr, host, check, dev);
-        } else {
-            table_row(&t, id, addr, host);
-        }
+        if (o->check)
+            bad += !pci_check_row(&t, r.ret, p, row);
+        else
+            table_row(&t, json_get_str(p, "id"), json_get_str(p, "addr"), json_get_str(p, "host"));
         json_append(out, row);
     }
     if (o->json)
@@ -486,4 +527,3 @@ int qc_cmd_pci(const struct qc_opts *o, const char *name)
     qc_guest_close(&g);
     return bad ? QC_FAIL : QC_OK;
 }
-

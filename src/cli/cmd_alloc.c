@@ -12,78 +12,6 @@
 #include "src/alloc/alloc_int.h"
 #include "src/cli/cmd.h"
 
-/* --- options -------------------------------------------------------- */
-
-typedef struct opt {
-    const char *name; /* "--owner" */
-    int takes_value;
-    const char *value; /* set when seen: the value, or "" for a flag */
-} opt;
-
-/* Match argv against opts; positional arguments go to pos[]. Returns 0 or
- * prints why to stderr and returns 2. */
-static int parse_opts(const char *cmd, int argc, char **argv, opt *opts, const char **pos,
-                      int maxpos, int *npos)
-{
-    *npos = 0;
-    for (int i = 1; i < argc; i++) {
-        const char *a = argv[i];
-        if (a[0] != '-' || !a[1]) {
-            if (*npos == maxpos) {
-                fprintf(stderr, "qfleet %s: unexpected argument '%s'\n", cmd, a);
-                return 2;
-            }
-            pos[(*npos)++] = a;
-            continue;
-        }
-        const char *eq = strchr(a, '=');
-        size_t len = eq ? (size_t)(eq - a) : strlen(a);
-        opt *o = NULL;
-        for (opt *p = opts; p->name; p++)
-            if (strlen(p->name) == len && !strncmp(p->name, a, len))
-                o = p;
-        if (!o) {
-            fprintf(stderr, "qfleet %s: unknown option '%.*s' (see --help)\n", cmd, (int)len, a);
-            return 2;
-        }
-        if (!o->takes_value) {
-            if (eq) {
-                fprintf(stderr, "qfleet %s: %s takes no value\n", cmd, o->name);
-                return 2;
-            }
-            o->value = "";
-        } else if (eq) {
-            o->value = eq + 1;
-        } else if (i + 1 < argc) {
-            o->value = argv[++i];
-        } else {
-            fprintf(stderr, "qfleet %s: %s needs a value\n", cmd, o->name);
-            return 2;
-        }
-    }
-    return 0;
-}
-
-static int has_help(int argc, char **argv)
-{
-    for (int i = 1; i < argc; i++)
-        if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h"))
-            return 1;
-    return 0;
-}
-
-/* A whole decimal int in [lo, hi]. */
-static int parse_int(const char *s, long lo, long hi, int *out)
-{
-    char *end;
-    errno = 0;
-    long v = strtol(s, &end, 10);
-    if (errno || end == s || *end || v < lo || v > hi)
-        return -1;
-    *out = (int)v;
-    return 0;
-}
-
 static int open_store(const char *cmd, const char *dir, alloc_store **s)
 {
     char err[512];
@@ -95,15 +23,7 @@ static int open_store(const char *cmd, const char *dir, alloc_store **s)
 
 static int print_json(json_t *v)
 {
-    char *text = v ? json_dump_pretty(v, NULL) : NULL;
-    json_free(v);
-    if (!text) {
-        fprintf(stderr, "qfleet: out of memory\n");
-        return 1;
-    }
-    printf("%s\n", text);
-    free(text);
-    return 0;
+    return cli_print_json(v) < 0 ? 1 : 0;
 }
 
 /* --- qfleet leases -------------------------------------------------- */
@@ -157,19 +77,29 @@ static void print_table(const alloc_lease *v, size_t n, const char *dir)
     }
 }
 
+static json_t *leases_json(const alloc_lease *v, size_t n)
+{
+    json_t *arr = json_array();
+    for (size_t i = 0; arr && i < n; i++)
+        if (json_append(arr, store_lease_json(&v[i])) < 0) {
+            json_free(arr);
+            arr = NULL;
+        }
+    return arr;
+}
+
 int cmd_leases(int argc, char **argv)
 {
-    if (has_help(argc, argv)) {
-        fputs(leases_help, stdout);
-        return 0;
-    }
-    opt opts[] = { { "--json", 0, NULL }, { "--state-dir", 1, NULL }, { NULL, 0, NULL } };
-    const char *pos[1];
-    int npos;
-    if (parse_opts("leases", argc, argv, opts, pos, 0, &npos))
+    enum { O_JSON, O_DIR };
+    cli_opt opts[] = { { "--json", 0, 0, NULL }, { "--state-dir", 0, 1, NULL },
+                       { NULL, 0, 0, NULL } };
+    cli_args ca;
+    if (cli_parse("qfleet leases", argc, argv, opts, 0, &ca))
         return 2;
+    if (ca.help)
+        return cli_help(leases_help);
     alloc_store *s;
-    if (open_store("leases", opts[1].value, &s) < 0)
+    if (open_store("leases", opts[O_DIR].value, &s) < 0)
         return 1;
     alloc_lease *v;
     size_t n;
@@ -181,17 +111,10 @@ int cmd_leases(int argc, char **argv)
         return 1;
     }
     int exit = 0;
-    if (opts[0].value) {
-        json_t *arr = json_array();
-        for (size_t i = 0; arr && i < n; i++)
-            if (json_append(arr, store_lease_json(&v[i])) < 0) {
-                json_free(arr);
-                arr = NULL;
-            }
-        exit = print_json(arr);
-    } else {
+    if (opts[O_JSON].value)
+        exit = print_json(leases_json(v, n));
+    else
         print_table(v, n, alloc_store_dir(s));
-    }
     free(v);
     alloc_store_close(s);
     return exit;
@@ -252,114 +175,140 @@ static int print_value(const char *kind, const char *value, int display, const a
     return print_json(obj);
 }
 
+/* What `qfleet alloc` was asked for. */
+struct alloc_args {
+    const char *kind, *owner, *dir, *prefix, *mac;
+    int json, shared, websocket;
+    int pid;           /* 0: held until `qfleet free` */
+    int nic;
+    int display, port; /* -1: the first free one */
+    int first, last;   /* --range */
+};
+
+enum { O_OWNER, O_HOLD, O_PID, O_DIR, O_JSON, O_NIC, O_PREFIX, O_MAC, O_SHARED, O_DISPLAY,
+       O_WS, O_RANGE, O_PORT };
+
+/* Options of one kind given for another are mistakes, not no-ops: the
+ * first such option, or NULL. */
+static const char *misplaced(const cli_opt *opts, const char *kind)
+{
+    static const struct { const char *kind; int from, to; } only[] = {
+        { "mac", O_NIC, O_SHARED }, { "vnc", O_DISPLAY, O_WS }, { "port", O_RANGE, O_PORT },
+    };
+    for (size_t k = 0; k < sizeof(only) / sizeof(only[0]); k++)
+        for (int i = only[k].from; strcmp(kind, only[k].kind) && i <= only[k].to; i++)
+            if (opts[i].value)
+                return opts[i].name;
+    return NULL;
+}
+
+static int alloc_numbers(const cli_opt *opts, struct alloc_args *a)
+{
+    static const char P[] = "qfleet alloc";
+    char tail;
+    if (cli_int(P, &opts[O_PID], 1, 0x7fffffff, &a->pid) ||
+        cli_int(P, &opts[O_NIC], 0, 9999, &a->nic) ||
+        cli_int(P, &opts[O_DISPLAY], 0, 65535 - 5900, &a->display) ||
+        cli_int(P, &opts[O_PORT], 1, 65535, &a->port))
+        return 2;
+    const char *r = opts[O_RANGE].value;
+    if (r && (sscanf(r, "%d-%d%c", &a->first, &a->last, &tail) != 2 || a->first < 1 ||
+              a->last > 65535 || a->first > a->last))
+        return cli_usage_error(P, "--range takes A-B with 1 <= A <= B <= 65535, not '%s'", r);
+    return 0;
+}
+
+static int alloc_parse(int argc, char **argv, struct alloc_args *a)
+{
+    static const char P[] = "qfleet alloc";
+    cli_opt opts[] = { { "--owner", 0, 1, NULL },   { "--hold", 0, 0, NULL },
+                       { "--pid", 0, 1, NULL },     { "--state-dir", 0, 1, NULL },
+                       { "--json", 0, 0, NULL },    { "--nic", 0, 1, NULL },
+                       { "--prefix", 0, 1, NULL },  { "--mac", 0, 1, NULL },
+                       { "--shared", 0, 0, NULL },  { "--display", 0, 1, NULL },
+                       { "--websocket", 0, 0, NULL }, { "--range", 0, 1, NULL },
+                       { "--port", 0, 1, NULL },    { NULL, 0, 0, NULL } };
+    cli_args ca;
+    if (cli_parse(P, argc, argv, opts, 1, &ca))
+        return 2;
+    if (ca.help)
+        return CLI_HELP;
+    *a = (struct alloc_args){ .kind = ca.npos ? ca.pos[0] : NULL, .owner = opts[O_OWNER].value,
+                              .dir = opts[O_DIR].value, .prefix = opts[O_PREFIX].value,
+                              .mac = opts[O_MAC].value, .json = !!opts[O_JSON].value,
+                              .shared = !!opts[O_SHARED].value, .websocket = !!opts[O_WS].value,
+                              .display = -1, .port = -1, .first = ALLOC_SSH_PORTS_FIRST,
+                              .last = ALLOC_SSH_PORTS_LAST };
+    const char *k = a->kind, *only;
+    if (!k || (strcmp(k, "mac") && strcmp(k, "vnc") && strcmp(k, "port")))
+        return cli_usage_error(P, "say what to allocate: mac, vnc or port");
+    if (!a->owner)
+        return cli_usage_error(P, "--owner NAME is required");
+    if (opts[O_HOLD].value && opts[O_PID].value)
+        return cli_usage_error(P, "--hold and --pid exclude each other");
+    if ((only = misplaced(opts, k)))
+        return cli_usage_error(P, "%s does not apply to %s", only, k);
+    if (alloc_numbers(opts, a))
+        return 2;
+    if (a->prefix && a->mac)
+        return cli_usage_error(P, "--prefix and --mac exclude each other");
+    if (!opts[O_PID].value && !opts[O_HOLD].value)
+        a->pid = (int)getppid(); /* see alloc_help: the script's shell */
+    return 0;
+}
+
+/* Take the lease a asks for; the allocated value goes to value. */
+static int take_lease(alloc_store *s, const alloc_owner *o, struct alloc_args *a,
+                      char *value, char *err, size_t errlen)
+{
+    unsigned shared = a->shared ? ALLOC_SHARED : 0, ws = a->websocket ? ALLOC_WEBSOCKET : 0;
+    int rc;
+    if (!strcmp(a->kind, "mac")) {
+        if (!a->mac)
+            return alloc_mac(s, o, a->nic, a->prefix, shared, value, err, errlen);
+        rc = alloc_reserve_mac(s, o, a->nic, a->mac, shared, err, errlen);
+        unsigned char m[6];
+        if (rc == 0 && mac_parse(a->mac, m) == 0)
+            mac_format(m, value);
+    } else if (!strcmp(a->kind, "vnc")) {
+        if (a->display >= 0)
+            rc = alloc_reserve_vnc(s, o, a->display, ws, err, errlen);
+        else
+            rc = alloc_vnc(s, o, ws, &a->display, err, errlen);
+        snprintf(value, ALLOC_VALUE_MAX, "%d", a->display);
+    } else {
+        if (a->port > 0)
+            rc = alloc_reserve_port(s, o, a->port, err, errlen);
+        else
+            rc = alloc_port(s, o, a->first, a->last, &a->port, err, errlen);
+        snprintf(value, ALLOC_VALUE_MAX, "%d", a->port);
+    }
+    return rc;
+}
+
 int cmd_alloc(int argc, char **argv)
 {
-    if (has_help(argc, argv)) {
-        fputs(alloc_help, stdout);
-        return 0;
-    }
-    enum { O_OWNER, O_HOLD, O_PID, O_DIR, O_JSON, O_NIC, O_PREFIX, O_MAC, O_SHARED, O_DISPLAY,
-           O_WS, O_RANGE, O_PORT };
-    opt opts[] = { { "--owner", 1, NULL },   { "--hold", 0, NULL },   { "--pid", 1, NULL },
-                   { "--state-dir", 1, NULL }, { "--json", 0, NULL }, { "--nic", 1, NULL },
-                   { "--prefix", 1, NULL },  { "--mac", 1, NULL },    { "--shared", 0, NULL },
-                   { "--display", 1, NULL }, { "--websocket", 0, NULL },
-                   { "--range", 1, NULL },   { "--port", 1, NULL },   { NULL, 0, NULL } };
-    const char *pos[1];
-    int npos;
-    if (parse_opts("alloc", argc, argv, opts, pos, 1, &npos))
-        return 2;
-    const char *kind = npos ? pos[0] : NULL;
-    const char *only = NULL;
-    if (!kind || (strcmp(kind, "mac") && strcmp(kind, "vnc") && strcmp(kind, "port"))) {
-        fprintf(stderr, "qfleet alloc: say what to allocate: mac, vnc or port (see --help)\n");
-        return 2;
-    }
-    if (!opts[O_OWNER].value) {
-        fprintf(stderr, "qfleet alloc: --owner NAME is required\n");
-        return 2;
-    }
-    if (opts[O_HOLD].value && opts[O_PID].value) {
-        fprintf(stderr, "qfleet alloc: --hold and --pid exclude each other\n");
-        return 2;
-    }
-    /* Options of one kind given for another are mistakes, not no-ops. */
-    if (strcmp(kind, "mac"))
-        for (int i = O_NIC; i <= O_SHARED; i++)
-            only = opts[i].value ? opts[i].name : only;
-    if (strcmp(kind, "vnc"))
-        for (int i = O_DISPLAY; i <= O_WS; i++)
-            only = opts[i].value ? opts[i].name : only;
-    if (strcmp(kind, "port"))
-        for (int i = O_RANGE; i <= O_PORT; i++)
-            only = opts[i].value ? opts[i].name : only;
-    if (only) {
-        fprintf(stderr, "qfleet alloc: %s does not apply to %s\n", only, kind);
-        return 2;
-    }
-    int pid = 0, nic = 0, display = -1, port = -1, first = ALLOC_SSH_PORTS_FIRST,
-        last = ALLOC_SSH_PORTS_LAST;
-    char tail;
-    if ((opts[O_PID].value && parse_int(opts[O_PID].value, 1, 0x7fffffff, &pid)) ||
-        (opts[O_NIC].value && parse_int(opts[O_NIC].value, 0, 9999, &nic)) ||
-        (opts[O_DISPLAY].value && parse_int(opts[O_DISPLAY].value, 0, 65535 - 5900, &display)) ||
-        (opts[O_PORT].value && parse_int(opts[O_PORT].value, 1, 65535, &port)) ||
-        (opts[O_RANGE].value &&
-         (sscanf(opts[O_RANGE].value, "%d-%d%c", &first, &last, &tail) != 2 || first < 1 ||
-          last > 65535 || first > last))) {
-        fprintf(stderr, "qfleet alloc: bad number in an option (see --help)\n");
-        return 2;
-    }
-    if (opts[O_PREFIX].value && opts[O_MAC].value) {
-        fprintf(stderr, "qfleet alloc: --prefix and --mac exclude each other\n");
-        return 2;
-    }
-    if (!opts[O_PID].value && !opts[O_HOLD].value)
-        pid = (int)getppid(); /* see alloc_help: the script's shell */
-
-    char err[512];
+    struct alloc_args a;
+    int rc = alloc_parse(argc, argv, &a);
+    if (rc)
+        return rc == CLI_HELP ? cli_help(alloc_help) : rc;
+    char err[512], value[ALLOC_VALUE_MAX] = "";
     alloc_owner o;
-    int orc = alloc_owner_init(&o, opts[O_OWNER].value, (pid_t)pid, err, sizeof(err));
-    if (orc < 0) {
+    rc = alloc_owner_init(&o, a.owner, (pid_t)a.pid, err, sizeof(err));
+    if (rc < 0) {
         fprintf(stderr, "qfleet alloc: %s\n", err);
-        return orc == -EINVAL ? 2 : 1; /* a bad name is a usage error */
+        return rc == -EINVAL ? 2 : 1; /* a bad name is a usage error */
     }
     alloc_store *s;
-    if (open_store("alloc", opts[O_DIR].value, &s) < 0)
+    if (open_store("alloc", a.dir, &s) < 0)
         return 1;
-    char value[ALLOC_VALUE_MAX];
-    unsigned shared = opts[O_SHARED].value ? ALLOC_SHARED : 0;
-    unsigned ws = opts[O_WS].value ? ALLOC_WEBSOCKET : 0;
-    int rc;
-    if (!strcmp(kind, "mac")) {
-        if (opts[O_MAC].value) {
-            rc = alloc_reserve_mac(s, &o, nic, opts[O_MAC].value, shared, err, sizeof(err));
-            unsigned char m[6];
-            if (rc == 0 && mac_parse(opts[O_MAC].value, m) == 0)
-                mac_format(m, value);
-        } else {
-            rc = alloc_mac(s, &o, nic, opts[O_PREFIX].value, shared, value, err, sizeof(err));
-        }
-    } else if (!strcmp(kind, "vnc")) {
-        if (display >= 0)
-            rc = alloc_reserve_vnc(s, &o, display, ws, err, sizeof(err));
-        else
-            rc = alloc_vnc(s, &o, ws, &display, err, sizeof(err));
-        snprintf(value, sizeof(value), "%d", display);
-    } else {
-        if (port > 0)
-            rc = alloc_reserve_port(s, &o, port, err, sizeof(err));
-        else
-            rc = alloc_port(s, &o, first, last, &port, err, sizeof(err));
-        snprintf(value, sizeof(value), "%d", port);
-    }
+    rc = take_lease(s, &o, &a, value, err, sizeof(err));
     alloc_store_close(s);
     if (rc < 0) {
         fprintf(stderr, "qfleet alloc: %s\n", err);
         return 1;
     }
-    return print_value(kind, value, strcmp(kind, "vnc") ? -1 : display, &o,
-                       opts[O_JSON].value != NULL);
+    return print_value(a.kind, value, strcmp(a.kind, "vnc") ? -1 : a.display, &o, a.json);
 }
 
 /* --- qfleet free ---------------------------------------------------- */
@@ -373,36 +322,33 @@ static const char free_help[] =
 
 int cmd_free(int argc, char **argv)
 {
-    if (has_help(argc, argv)) {
-        fputs(free_help, stdout);
-        return 0;
-    }
-    opt opts[] = { { "--owner", 1, NULL }, { "--json", 0, NULL }, { "--state-dir", 1, NULL },
-                   { NULL, 0, NULL } };
-    const char *pos[1];
-    int npos;
-    if (parse_opts("free", argc, argv, opts, pos, 0, &npos))
+    enum { O_FOWNER, O_FJSON, O_FDIR };
+    cli_opt opts[] = { { "--owner", 0, 1, NULL }, { "--json", 0, 0, NULL },
+                       { "--state-dir", 0, 1, NULL }, { NULL, 0, 0, NULL } };
+    cli_args ca;
+    if (cli_parse("qfleet free", argc, argv, opts, 0, &ca))
         return 2;
-    if (!opts[0].value || !*opts[0].value) {
-        fprintf(stderr, "qfleet free: --owner NAME is required\n");
-        return 2;
-    }
+    if (ca.help)
+        return cli_help(free_help);
+    const char *owner = opts[O_FOWNER].value;
+    if (!owner || !*owner)
+        return cli_usage_error("qfleet free", "--owner NAME is required");
     alloc_store *s;
-    if (open_store("free", opts[2].value, &s) < 0)
+    if (open_store("free", opts[O_FDIR].value, &s) < 0)
         return 1;
     char err[512];
-    int n = alloc_release_owner(s, opts[0].value, err, sizeof(err));
+    int n = alloc_release_owner(s, owner, err, sizeof(err));
     alloc_store_close(s);
     if (n < 0) {
         fprintf(stderr, "qfleet free: %s\n", err);
         return 1;
     }
-    if (!opts[1].value) {
-        printf("released %d lease%s of %s\n", n, n == 1 ? "" : "s", opts[0].value);
+    if (!opts[O_FJSON].value) {
+        printf("released %d lease%s of %s\n", n, n == 1 ? "" : "s", owner);
         return 0;
     }
     json_t *obj = json_object();
-    if (obj && (json_set_str(obj, "owner", opts[0].value) || json_set_int(obj, "released", n))) {
+    if (obj && (json_set_str(obj, "owner", owner) || json_set_int(obj, "released", n))) {
         json_free(obj);
         obj = NULL;
     }

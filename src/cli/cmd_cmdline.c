@@ -14,47 +14,29 @@
 #include "base/json.h"
 #include "src/cli/cmd.h"
 
-static void usage(FILE *f)
-{
-    fprintf(
-        f,
-        "usage: qfleet cmdline CFG VM [--defaults FILE] [--run-dir DIR] [--qemu-path N|PATH]\n"
-        "                     [--json]\n"
-        "\n"
-        "Print the QEMU command line of VM (a [section] of the DTS cfg file CFG)\n"
-        "without launching anything: one argument per line, shell-quoted.\n"
-        "MACs, host ports, the VNC display and guest PCI slots, which the fleet\n"
-        "leases at launch, are previews (first free guesses). The host address of\n"
-        "a VF from a vf_pool (device driver=vfio-pci,opt_pool=POOL) is a\n"
-        "placeholder in PCI domain ffff: the fleet takes a free VF at launch.\n"
-        "The login password is never printed.\n"
-        "\n"
-        "  --defaults FILE  global defaults merged under CFG (the [KVM] section\n"
-        "                   of a DTS virt_global.cfg)\n"
-        "  --run-dir DIR    directory for the VM's sockets and logs\n"
-        "                   (default: $TMPDIR/qfleet-preview)\n"
-        "  --qemu-path N|PATH  the QEMU binary: path N (from 0) of a multi-path\n"
-        "                   qemu key, or PATH (default: the key's last path, as DTS)\n"
-        "  --json           {\"vm\":..., \"argv\":[...], \"warnings\":[...], \"preview\":{...}}\n"
-        "  -h, --help       this text\n"
-        "\n"
-        "Warnings go to stderr. Exit status: 0 ok, 2 usage or cfg error (the\n"
-        "message names FILE:LINE:COL), 3 host or internal error.\n");
-}
-
-static const char *opt_value(int argc, char **argv, int *i, const char *name)
-{
-    size_t n = strlen(name);
-    if (!strncmp(argv[*i], name, n) && argv[*i][n] == '=')
-        return argv[*i] + n + 1;
-    if (strcmp(argv[*i], name))
-        return NULL;
-    if (*i + 1 >= argc) {
-        fprintf(stderr, "qfleet cmdline: %s needs a value\n", name);
-        return "";
-    }
-    return argv[++*i];
-}
+static const char cmdline_help[] =
+    "usage: qfleet cmdline CFG VM [--defaults FILE] [--run-dir DIR] [--qemu-path N|PATH]\n"
+    "                     [--json]\n"
+    "\n"
+    "Print the QEMU command line of VM (a [section] of the DTS cfg file CFG)\n"
+    "without launching anything: one argument per line, shell-quoted.\n"
+    "MACs, host ports, the VNC display and guest PCI slots, which the fleet\n"
+    "leases at launch, are previews (first free guesses). The host address of\n"
+    "a VF from a vf_pool (device driver=vfio-pci,opt_pool=POOL) is a\n"
+    "placeholder in PCI domain ffff: the fleet takes a free VF at launch.\n"
+    "The login password is never printed.\n"
+    "\n"
+    "  --defaults FILE  global defaults merged under CFG (the [KVM] section\n"
+    "                   of a DTS virt_global.cfg)\n"
+    "  --run-dir DIR    directory for the VM's sockets and logs\n"
+    "                   (default: $TMPDIR/qfleet-preview)\n"
+    "  --qemu-path N|PATH  the QEMU binary: path N (from 0) of a multi-path\n"
+    "                   qemu key, or PATH (default: the key's last path, as DTS)\n"
+    "  --json           {\"vm\":..., \"argv\":[...], \"warnings\":[...], \"preview\":{...}}\n"
+    "  -h, --help       this text\n"
+    "\n"
+    "Warnings go to stderr. Exit status: 0 ok, 2 usage or cfg error (the\n"
+    "message names FILE:LINE:COL), 3 host or internal error.\n";
 
 static json_t *preview_json(const struct cfg_needs *nd, const struct cfg_res *res,
                             const char *hugedir_note)
@@ -152,125 +134,135 @@ static void preview_comments(const struct cfg_vm *vm, const struct cfg_needs *nd
 
 static int exit_code(int r) { return r == -ENOMEM || r == -EIO ? 3 : 2; }
 
-int cmd_cmdline(int argc, char **argv)
-{
-    const char *cfg = NULL, *name = NULL, *defaults = NULL, *run_dir = NULL, *qemu = NULL;
-    int json = 0;
-    for (int i = 1; i < argc; i++) {
-        const char *v;
-        if (!strcmp(argv[i], "-h") || !strcmp(argv[i], "--help")) {
-            usage(stdout);
-            return 0;
-        } else if (!strcmp(argv[i], "--json")) {
-            json = 1;
-        } else if ((v = opt_value(argc, argv, &i, "--defaults"))) {
-            if (!*v)
-                return 2;
-            defaults = v;
-        } else if ((v = opt_value(argc, argv, &i, "--qemu-path"))) {
-            if (!*v)
-                return 2;
-            qemu = v;
-        } else if ((v = opt_value(argc, argv, &i, "--run-dir"))) {
-            if (!*v)
-                return 2;
-            run_dir = v;
-        } else if (argv[i][0] == '-' && argv[i][1]) {
-            fprintf(stderr, "qfleet cmdline: unknown option '%s'\n", argv[i]);
-            usage(stderr);
-            return 2;
-        } else if (!cfg) {
-            cfg = argv[i];
-        } else if (!name) {
-            name = argv[i];
-        } else {
-            fprintf(stderr, "qfleet cmdline: unexpected argument '%s'\n", argv[i]);
-            usage(stderr);
-            return 2;
-        }
-    }
-    if (!cfg || !name) {
-        usage(stderr);
-        return 2;
-    }
+/* What `qfleet cmdline` was asked for. */
+struct cmdline_args {
+    const char *cfg, *vm, *defaults, *qemu;
+    char run_dir[4096]; /* absolute */
+    int json;
+};
 
-    char err[1024], dir[4096], hugedir[4096];
-    if (!run_dir) {
+static int cmdline_parse(int argc, char **argv, struct cmdline_args *a)
+{
+    static const char P[] = "qfleet cmdline";
+    enum { O_DEFAULTS, O_RUN_DIR, O_QEMU, O_JSON };
+    cli_opt opts[] = { { "--defaults", 0, 1, NULL }, { "--run-dir", 0, 1, NULL },
+                       { "--qemu-path", 0, 1, NULL }, { "--json", 0, 0, NULL },
+                       { NULL, 0, 0, NULL } };
+    cli_args ca;
+    if (cli_parse(P, argc, argv, opts, 2, &ca))
+        return 2;
+    if (ca.help)
+        return CLI_HELP;
+    if (ca.npos < 2)
+        return cli_usage_error(P, "name the cfg file and the VM: qfleet cmdline CFG VM");
+    *a = (struct cmdline_args){ .cfg = ca.pos[0], .vm = ca.pos[1],
+                                .defaults = opts[O_DEFAULTS].value,
+                                .qemu = opts[O_QEMU].value, .json = !!opts[O_JSON].value };
+    const char *rd = opts[O_RUN_DIR].value;
+    if (!rd) {
         const char *tmp = getenv("TMPDIR");
-        snprintf(dir, sizeof(dir), "%s/qfleet-preview", tmp && *tmp == '/' ? tmp : "/tmp");
-    } else if (run_dir[0] != '/') {
+        snprintf(a->run_dir, sizeof(a->run_dir), "%s/qfleet-preview",
+                 tmp && *tmp == '/' ? tmp : "/tmp");
+    } else if (rd[0] != '/') {
         char cwd[2048];
         if (!getcwd(cwd, sizeof(cwd))) {
             perror("qfleet cmdline: getcwd");
             return 3;
         }
-        snprintf(dir, sizeof(dir), "%s/%s", cwd, run_dir);
+        snprintf(a->run_dir, sizeof(a->run_dir), "%s/%s", cwd, rd);
     } else {
-        snprintf(dir, sizeof(dir), "%s", run_dir);
+        snprintf(a->run_dir, sizeof(a->run_dir), "%s", rd);
     }
+    return 0;
+}
 
+/* The VM and its command line with previewed leases. */
+struct preview {
     struct cfg_vm *vm;
-    int r = cfg_vm_load(cfg, name, defaults, &vm, err, sizeof(err));
-    if (r < 0) {
-        fprintf(stderr, "%s\n", err);
-        return exit_code(r);
-    }
-    if (qemu && (r = cfg_vm_select_qemu(vm, qemu, err, sizeof(err))) < 0) {
-        fprintf(stderr, "qfleet cmdline: --qemu-path: %s\n", err);
-        cfg_vm_free(vm);
-        return exit_code(r);
-    }
-    const struct cfg_vm_info *vi = cfg_vm_info(vm);
     struct cfg_needs nd;
     struct cfg_res res;
-    cfg_vm_needs(vm, &nd);
-    r = cfg_res_preview(vm, dir, &res, err, sizeof(err));
-    const char *hugedir_note = NULL;
-    if (r == 0 && nd.hugepages && cfg_hugetlbfs_find(NULL, hugedir, sizeof(hugedir)) < 0) {
-        res.hugepage_dir = "/dev/hugepages";
-        hugedir_note = "no hugetlbfs is mounted on this host; launching would fail";
-    }
-    char **qargv = NULL;
-    if (r == 0)
-        r = cfg_argv_build(vm, &res, &qargv, err, sizeof(err));
+    const char *hugedir_note; /* why the hugetlbfs dir is a guess, or NULL */
+    char hugedir[4096];
+    char **qargv;
+};
+
+static void preview_free(struct preview *p)
+{
+    cfg_argv_free(p->qargv);
+    cfg_vm_free(p->vm);
+}
+
+/* Load the VM and build its argv; errors name FILE:LINE:COL. 0 or the
+ * exit code (2 cfg error, 3 host or internal error), said on stderr. */
+static int preview_load(const struct cmdline_args *a, struct preview *p)
+{
+    char err[1024];
+    memset(p, 0, sizeof(*p));
+    int r = cfg_vm_load(a->cfg, a->vm, a->defaults, &p->vm, err, sizeof(err));
     if (r < 0) {
         fprintf(stderr, "%s\n", err);
-        cfg_vm_free(vm);
+        return exit_code(r);
+    }
+    if (a->qemu && (r = cfg_vm_select_qemu(p->vm, a->qemu, err, sizeof(err))) < 0) {
+        fprintf(stderr, "qfleet cmdline: --qemu-path: %s\n", err);
+        cfg_vm_free(p->vm);
+        return exit_code(r);
+    }
+    cfg_vm_needs(p->vm, &p->nd);
+    r = cfg_res_preview(p->vm, a->run_dir, &p->res, err, sizeof(err));
+    if (r == 0 && p->nd.hugepages && cfg_hugetlbfs_find(NULL, p->hugedir, sizeof(p->hugedir)) < 0) {
+        p->res.hugepage_dir = "/dev/hugepages";
+        p->hugedir_note = "no hugetlbfs is mounted on this host; launching would fail";
+    }
+    if (r == 0)
+        r = cfg_argv_build(p->vm, &p->res, &p->qargv, err, sizeof(err));
+    if (r < 0) {
+        fprintf(stderr, "%s\n", err);
+        preview_free(p);
         return r == -EINVAL ? 2 : 3;
     }
+    const struct cfg_vm_info *vi = cfg_vm_info(p->vm);
     for (int i = 0; i < vi->nwarnings; i++) {
-        char *m = cfg_vm_mask(vm, vi->warnings[i]);
+        char *m = cfg_vm_mask(p->vm, vi->warnings[i]);
         fprintf(stderr, "%s\n", m ? m : "(out of memory)");
         free(m);
     }
-    int rc = 0;
-    if (json) {
-        json_t *o = json_object(), *vj = cfg_vm_json(vm, &res);
-        json_t *w = vj ? json_take(vj, "warnings") : NULL;
-        json_set(o, "vm", vj);
-        json_set(o, "argv", cfg_argv_json(vm, qargv));
-        json_set(o, "warnings", w ? w : json_array());
-        json_set(o, "preview", preview_json(&nd, &res, hugedir_note));
-        char *s = json_dump_pretty(o, NULL);
-        if (s)
-            printf("%s\n", s);
-        else
-            rc = 3;
-        free(s);
-        json_free(o);
-    } else {
-        char *s = cfg_argv_shell(vm, qargv);
-        printf("# VM %s ([%s] of %s)\n", vi->name, vi->section, cfg);
-        preview_comments(vm, &nd, &res, hugedir_note);
-        if (s)
-            fputs(s, stdout);
-        else
-            rc = 3;
-        free(s);
-    }
-    if (fflush(stdout) != 0)
-        rc = 3;
-    cfg_argv_free(qargv);
-    cfg_vm_free(vm);
+    return 0;
+}
+
+static int print_preview_json(const struct preview *p)
+{
+    json_t *o = json_object(), *vj = cfg_vm_json(p->vm, &p->res);
+    json_t *w = vj ? json_take(vj, "warnings") : NULL;
+    json_set(o, "vm", vj);
+    json_set(o, "argv", cfg_argv_json(p->vm, p->qargv));
+    json_set(o, "warnings", w ? w : json_array());
+    json_set(o, "preview", preview_json(&p->nd, &p->res, p->hugedir_note));
+    return cli_print_json(o) < 0 ? 3 : 0;
+}
+
+static int print_preview_text(const struct cmdline_args *a, const struct preview *p)
+{
+    const struct cfg_vm_info *vi = cfg_vm_info(p->vm);
+    char *s = cfg_argv_shell(p->vm, p->qargv);
+    printf("# VM %s ([%s] of %s)\n", vi->name, vi->section, a->cfg);
+    preview_comments(p->vm, &p->nd, &p->res, p->hugedir_note);
+    if (s)
+        fputs(s, stdout);
+    free(s);
+    return s && fflush(stdout) == 0 ? 0 : 3;
+}
+
+int cmd_cmdline(int argc, char **argv)
+{
+    struct cmdline_args a;
+    int rc = cmdline_parse(argc, argv, &a);
+    if (rc)
+        return rc == CLI_HELP ? cli_help(cmdline_help) : rc;
+    struct preview p;
+    if ((rc = preview_load(&a, &p)) != 0)
+        return rc;
+    rc = a.json ? print_preview_json(&p) : print_preview_text(&a, &p);
+    preview_free(&p);
     return rc;
 }

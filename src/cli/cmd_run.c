@@ -1,7 +1,6 @@
 /* cmd_run.c - `qfleet run`: test suites (cfg/SUITES.md) in parallel on one
  * loop, with status output for dashboards (docs/status.md). */
 #include <errno.h>
-#include <getopt.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -33,7 +32,7 @@ static const char run_usage[] =
     "  --run-dir DIR      run directory (default STATE/runs/RUN); suite SUITE uses DIR/SUITE\n"
     "  --state-dir DIR    host state dir (default $QFLEET_STATE_DIR, /var/lib/qfleet)\n"
     "  --boot-timeout S   seconds from start to agent, for every suite\n"
-    "  --list             print the suites this shard would run and exit\n"
+    "  --list             print the suites this shard would run and exit (--json: as JSON)\n"
     "  --json             print the final status.json on stdout instead of a summary\n"
     "  --plain            plain progress lines even on a terminal\n"
     "  -q, --quiet        no progress output\n"
@@ -66,18 +65,6 @@ static void on_done(runner_t *r, void *data)
         uv_close((uv_handle_t *)&u->sig[i], NULL);
 }
 
-static int parse_num(const char *s, const char *what, long long lo, long long hi, long long *out)
-{
-    char *end;
-    long long v = strtoll(s, &end, 10);
-    if (!*s || *end || v < lo || v > hi) {
-        fprintf(stderr, "qfleet run: %s must be a number from %lld to %lld, not '%s'\n", what, lo, hi, s);
-        return -1;
-    }
-    *out = v;
-    return 0;
-}
-
 static void summary(const st_run *st)
 {
     printf("%-24s %-8s %6s %6s %6s %7s %9s\n", "SUITE", "RESULT", "PASSED", "FAILED", "ERROR", "SKIPPED",
@@ -108,108 +95,145 @@ static void summary(const st_run *st)
     fflush(stdout);
 }
 
-int cmd_run(int argc, char **argv)
+/* What `qfleet run` was asked for. */
+struct run_args {
+    runner_opts ro;
+    int list, json, plain;
+    char **suites;
+    int nsuites;
+};
+
+static int run_parse(int argc, char **argv, struct run_args *a)
 {
-    static const struct option opts[] = {
-        { "jobs", required_argument, 0, 'j' },       { "mem-budget", required_argument, 0, 'm' },
-        { "retries", required_argument, 0, 'r' },    { "shard", required_argument, 0, 'S' },
-        { "status-dir", required_argument, 0, 'o' }, { "junit", required_argument, 0, 'x' },
-        { "run-dir", required_argument, 0, 'R' },    { "state-dir", required_argument, 0, 's' },
-        { "boot-timeout", required_argument, 0, 'b' }, { "list", no_argument, 0, 'l' },
-        { "json", no_argument, 0, 'J' },             { "plain", no_argument, 0, 'p' },
-        { "quiet", no_argument, 0, 'q' },            { "help", no_argument, 0, 'h' },
-        { 0, 0, 0, 0 },
+    static const char P[] = "qfleet run";
+    enum { O_JOBS, O_MEM, O_RETRIES, O_SHARD, O_STATUS, O_JUNIT, O_RUN_DIR, O_STATE, O_BOOT,
+           O_LIST, O_JSON, O_PLAIN, O_QUIET };
+    cli_opt opts[] = {
+        { "--jobs", 0, 1, NULL },         { "--mem-budget", 0, 1, NULL },
+        { "--retries", 0, 1, NULL },      { "--shard", 0, 1, NULL },
+        { "--status-dir", 0, 1, NULL },   { "--junit", 0, 1, NULL },
+        { "--run-dir", 0, 1, NULL },      { "--state-dir", 0, 1, NULL },
+        { "--boot-timeout", 0, 1, NULL }, { "--list", 0, 0, NULL },
+        { "--json", 0, 0, NULL },         { "--plain", 0, 0, NULL },
+        { "--quiet", 'q', 0, NULL },      { NULL, 0, 0, NULL },
     };
-    runner_opts ro = { .retries = 1 };
-    long long v;
-    int c, list = 0, json = 0, plain = 0;
+    cli_args ca;
+    if (cli_parse(P, argc, argv, opts, -1, &ca))
+        return 2;
+    if (ca.help)
+        return CLI_HELP;
     long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
-    ro.jobs = ncpu > 2 ? (int)ncpu * 2 : 4;
-    optind = 1;
-    while ((c = getopt_long(argc, argv, "qh", opts, NULL)) != -1) {
-        switch (c) {
-        case 'j': if (parse_num(optarg, "--jobs", 1, 100000, &v) < 0) return 2; ro.jobs = (int)v; break;
-        case 'm': if (parse_num(optarg, "--mem-budget", 1, 1LL << 40, &v) < 0) return 2; ro.mem_budget_mb = v; break;
-        case 'r': if (parse_num(optarg, "--retries", 0, 100, &v) < 0) return 2; ro.retries = (int)v; break;
-        case 'b': if (parse_num(optarg, "--boot-timeout", 1, 86400, &v) < 0) return 2; ro.boot_timeout_s = (int)v; break;
-        case 'S':
-            if (sched_shard_parse(optarg, &ro.shard_k, &ro.shard_n) < 0) {
-                fprintf(stderr, "qfleet run: --shard takes K/N with 1 <= K <= N, not '%s'\n", optarg);
+    runner_opts *ro = &a->ro;
+    *a = (struct run_args){ .ro = { .retries = 1, .jobs = ncpu > 2 ? (int)ncpu * 2 : 4 },
+                            .list = !!opts[O_LIST].value, .json = !!opts[O_JSON].value,
+                            .plain = !!opts[O_PLAIN].value, .suites = ca.pos, .nsuites = ca.npos };
+    ro->status_dir = opts[O_STATUS].value;
+    ro->junit_path = opts[O_JUNIT].value;
+    ro->run_dir = opts[O_RUN_DIR].value;
+    ro->state_dir = opts[O_STATE].value;
+    ro->quiet = !!opts[O_QUIET].value;
+    if (cli_int(P, &opts[O_JOBS], 1, 100000, &ro->jobs) ||
+        cli_number(P, &opts[O_MEM], 1, 1LL << 40, &ro->mem_budget_mb) ||
+        cli_int(P, &opts[O_RETRIES], 0, 100, &ro->retries) ||
+        cli_int(P, &opts[O_BOOT], 1, 86400, &ro->boot_timeout_s))
+        return 2;
+    const char *sh = opts[O_SHARD].value;
+    if (sh && sched_shard_parse(sh, &ro->shard_k, &ro->shard_n) < 0)
+        return cli_usage_error(P, "--shard takes K/N with 1 <= K <= N, not '%s'", sh);
+    if (a->nsuites == 0)
+        return cli_usage_error(P, "name at least one SUITE file");
+    return 0;
+}
+
+/* Two suites of one name would share a run subdirectory and a junit
+ * test suite. 0 or 2, said on stderr. */
+static int check_names(struct suite **defs, int n)
+{
+    for (int i = 0; i < n; i++)
+        for (int k = 0; k < i; k++)
+            if (!strcmp(defs[i]->name, defs[k]->name)) {
+                fprintf(stderr,
+                        "qfleet run: %s and %s are both suite '%s' (set 'name =' in [suite])\n",
+                        defs[k]->path, defs[i]->path, defs[i]->name);
                 return 2;
             }
-            break;
-        case 'o': ro.status_dir = optarg; break;
-        case 'x': ro.junit_path = optarg; break;
-        case 'R': ro.run_dir = optarg; break;
-        case 's': ro.state_dir = optarg; break;
-        case 'l': list = 1; break;
-        case 'J': json = 1; break;
-        case 'p': plain = 1; break;
-        case 'q': ro.quiet = 1; break;
-        case 'h': fputs(run_usage, stdout); return 0;
-        default: fputs(run_usage, stderr); return 2;
-        }
-    }
-    if (optind >= argc) {
-        fputs(run_usage, stderr);
-        return 2;
-    }
-    /* Every suite is loaded (and checked) on every shard: a broken suite
-     * fails the whole matrix the same way, not only the host it lands on. */
-    int n = argc - optind, bad = 0, kept = 0;
+    return 0;
+}
+
+/* Load every suite, then keep those of this shard in defs[0 .. *kept).
+ * Every suite is loaded (and checked) on every shard: a broken suite fails
+ * the whole matrix the same way, not only the host it lands on. Errors
+ * name FILE:LINE:COL. 0, or 2 (nothing left to free) or 3. */
+static int run_load(const struct run_args *a, struct suite ***out, int *kept)
+{
+    int n = a->nsuites, bad = 0;
     struct suite **defs = calloc((size_t)n, sizeof(*defs));
     if (!defs)
         return 3;
     char err[2048];
-    for (int i = 0; i < n; i++) {
-        if (suite_load(argv[optind + i], &defs[i], err, sizeof(err)) < 0) {
+    for (int i = 0; i < n; i++)
+        if (suite_load(a->suites[i], &defs[i], err, sizeof(err)) < 0) {
             fprintf(stderr, "qfleet run: %s\n", err);
             defs[i] = NULL;
             bad = 1;
         }
+    if (bad || check_names(defs, n)) {
+        for (int i = 0; i < n; i++)
+            suite_free(defs[i]);
+        free(defs);
+        return 2;
     }
-    /* Names are run subdirectories and junit test suites: unique. */
-    for (int i = 0; i < n && !bad; i++)
-        for (int k = 0; k < i && !bad; k++)
-            if (!strcmp(defs[i]->name, defs[k]->name)) {
-                fprintf(stderr, "qfleet run: %s and %s are both suite '%s' (set 'name =' in [suite])\n",
-                        defs[k]->path, defs[i]->path, defs[i]->name);
-                bad = 1;
-            }
-    for (int i = 0; i < n && !bad; i++) {
+    *kept = 0;
+    for (int i = 0; i < n; i++) {
         struct suite *s = defs[i];
-        if (ro.shard_n && sched_shard_of(s->name, ro.shard_n) != ro.shard_k - 1) {
+        if (a->ro.shard_n && sched_shard_of(s->name, a->ro.shard_n) != a->ro.shard_k - 1) {
             suite_free(s);
-            defs[i] = NULL;
             continue;
         }
-        for (int w = 0; !ro.quiet && !list && w < s->nwarnings; w++)
+        for (int w = 0; !a->ro.quiet && !a->list && w < s->nwarnings; w++)
             fprintf(stderr, "%s\n", s->warnings[w]);
-        defs[kept++] = s;
+        defs[(*kept)++] = s;
     }
-    if (bad || list) {
-        for (int i = 0; i < (bad ? n : kept); i++) {
-            if (list && defs[i])
-                printf("%s\t%s\n", defs[i]->name, defs[i]->path);
-            suite_free(defs[i]);
-        }
-        free(defs);
-        return bad ? 2 : 0;
-    }
+    *out = defs;
+    return 0;
+}
 
-    struct run u = { 0 };
-    uv_loop_t *loop = uv_default_loop();
-    ro.tty = !plain && !json && isatty(STDERR_FILENO) && getenv("TERM") && strcmp(getenv("TERM"), "dumb");
-    int rc = runner_new(loop, &ro, &u.r, err, sizeof(err));
+/* --list: the suites of this shard, as lines or as JSON. */
+static int run_list(const struct run_args *a, struct suite **defs, int n)
+{
+    json_t *arr = a->json ? json_array() : NULL;
+    for (int i = 0; i < n; i++) {
+        if (arr) {
+            json_t *o = json_object();
+            json_set_str(o, "name", defs[i]->name);
+            json_set_str(o, "path", defs[i]->path);
+            json_append(arr, o);
+        } else {
+            printf("%s\t%s\n", defs[i]->name, defs[i]->path);
+        }
+        suite_free(defs[i]);
+    }
+    free(defs);
+    return arr && cli_print_json(arr) < 0 ? 3 : 0;
+}
+
+/* A runner with every suite added (it owns them from here). 0, or the
+ * exit code with everything closed. */
+static int run_start(uv_loop_t *loop, struct run_args *a, struct suite **defs, int n, struct run *u)
+{
+    char err[2048];
+    a->ro.tty = !a->plain && !a->json && isatty(STDERR_FILENO) && getenv("TERM") &&
+                strcmp(getenv("TERM"), "dumb");
+    int rc = runner_new(loop, &a->ro, &u->r, err, sizeof(err));
     if (rc < 0) {
         fprintf(stderr, "qfleet run: %s\n", err);
-        for (int i = 0; i < kept; i++)
+        for (int i = 0; i < n; i++)
             suite_free(defs[i]);
         free(defs);
         return 3;
     }
-    for (int i = 0; i < kept; i++) {
-        if (rc == 0 && runner_add(u.r, defs[i], err, sizeof(err)) < 0) {
+    for (int i = 0; i < n; i++) {
+        if (rc == 0 && runner_add(u->r, defs[i], err, sizeof(err)) < 0) {
             fprintf(stderr, "qfleet run: %s\n", err);
             rc = -1;
         }
@@ -217,15 +241,46 @@ int cmd_run(int argc, char **argv)
             suite_free(defs[i]);
     }
     free(defs);
-    if (rc < 0) {
-        /* Nothing started: close what the runner opened and leave. */
-        runner_interrupt(u.r, "a configuration error");
-        runner_start(u.r, NULL, NULL);
-        uv_run(loop, UV_RUN_DEFAULT);
-        runner_free(u.r);
-        uv_loop_close(loop);
-        return 2;
+    if (rc == 0)
+        return 0;
+    /* Nothing started: close what the runner opened and leave. */
+    runner_interrupt(u->r, "a configuration error");
+    runner_start(u->r, NULL, NULL);
+    uv_run(loop, UV_RUN_DEFAULT);
+    runner_free(u->r);
+    uv_loop_close(loop);
+    return 2;
+}
+
+static void run_report(const struct run_args *a, runner_t *r)
+{
+    st_run *st = runner_status(r);
+    if (a->json) {
+        json_t *doc = status_json(st);
+        char *s = json_dump_pretty(doc, NULL);
+        json_free(doc);
+        printf("%s\n", s ? s : "{}");
+        free(s);
+    } else if (!a->ro.quiet) {
+        summary(st);
     }
+}
+
+int cmd_run(int argc, char **argv)
+{
+    struct run_args a;
+    int rc = run_parse(argc, argv, &a), n;
+    if (rc)
+        return rc == CLI_HELP ? cli_help(run_usage) : rc;
+    struct suite **defs;
+    if ((rc = run_load(&a, &defs, &n)) != 0)
+        return rc;
+    if (a.list)
+        return run_list(&a, defs, n);
+    struct run u = { 0 };
+    uv_loop_t *loop = uv_default_loop();
+    if ((rc = run_start(loop, &a, defs, n, &u)) != 0)
+        return rc;
     const int sigs[3] = { SIGINT, SIGTERM, SIGHUP };
     for (int i = 0; i < 3; i++) {
         uv_signal_init(loop, &u.sig[i]);
@@ -234,16 +289,7 @@ int cmd_run(int argc, char **argv)
     }
     runner_start(u.r, on_done, &u);
     uv_run(loop, UV_RUN_DEFAULT);
-    st_run *st = runner_status(u.r);
-    if (json) {
-        json_t *doc = status_json(st);
-        char *s = json_dump_pretty(doc, NULL);
-        json_free(doc);
-        printf("%s\n", s ? s : "{}");
-        free(s);
-    } else if (!ro.quiet) {
-        summary(st);
-    }
+    run_report(&a, u.r);
     int code = u.signo ? 128 + u.signo : runner_exit_code(u.r);
     runner_free(u.r);
     uv_loop_close(loop);

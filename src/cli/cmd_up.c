@@ -1,7 +1,6 @@
 /* cmd_up.c - `qfleet up`: boot guests from a cfg and follow them to ready;
  * `qfleet down`: ask a running controller to stop its guests and exit. */
 #include <errno.h>
-#include <getopt.h>
 #include <limits.h>
 #include <signal.h>
 #include <stdio.h>
@@ -241,65 +240,61 @@ static int load_guests(const char *cfg, const char *defaults, char **vms, int nv
     return 0;
 }
 
-static int parse_int(const char *s, const char *what, int lo, int hi)
+/* What `qfleet up` was asked for. */
+struct up_args {
+    fleet_opts fo;
+    const char *cfg, *defaults;
+    char **vms; /* the VMs named, or none: every section */
+    int nvms;
+    int count;
+    int json, quiet, until_ready;
+};
+
+static int up_parse(int argc, char **argv, struct up_args *a)
 {
-    char *end;
-    long v = strtol(s, &end, 10);
-    if (!*s || *end || v < lo || v > hi) {
-        fprintf(stderr, "qfleet: %s must be a number from %d to %d, not '%s'\n", what, lo, hi, s);
-        return -1;
-    }
-    return (int)v;
+    static const char P[] = "qfleet up";
+    enum { O_COUNT, O_DEFAULTS, O_RUN_DIR, O_STATE, O_JOBS, O_BOOT, O_NET, O_NO_SSH, O_UNTIL,
+           O_JSON, O_QUIET };
+    cli_opt opts[] = {
+        { "--count", 0, 1, NULL },        { "--defaults", 0, 1, NULL },
+        { "--run-dir", 0, 1, NULL },      { "--state-dir", 0, 1, NULL },
+        { "--jobs", 0, 1, NULL },         { "--boot-timeout", 0, 1, NULL },
+        { "--net-timeout", 0, 1, NULL },  { "--no-ssh", 0, 0, NULL },
+        { "--until-ready", 0, 0, NULL },  { "--json", 0, 0, NULL },
+        { "--quiet", 'q', 0, NULL },      { NULL, 0, 0, NULL },
+    };
+    cli_args ca;
+    /* Options may follow CFG and the VM names. */
+    if (cli_parse(P, argc, argv, opts, -1, &ca))
+        return 2;
+    if (ca.help)
+        return CLI_HELP;
+    *a = (struct up_args){ .defaults = opts[O_DEFAULTS].value, .count = 1,
+                           .json = !!opts[O_JSON].value, .quiet = !!opts[O_QUIET].value,
+                           .until_ready = !!opts[O_UNTIL].value };
+    fleet_opts *fo = &a->fo;
+    fo->run_dir = opts[O_RUN_DIR].value;
+    fo->state_dir = opts[O_STATE].value;
+    fo->no_ssh = !!opts[O_NO_SSH].value;
+    if (cli_int(P, &opts[O_COUNT], 1, 999, &a->count) ||
+        cli_int(P, &opts[O_JOBS], 1, 100000, &fo->jobs) ||
+        cli_int(P, &opts[O_BOOT], 1, 86400, &fo->boot_timeout_s) ||
+        cli_int(P, &opts[O_NET], 1, 86400, &fo->net_timeout_s))
+        return 2;
+    if (ca.npos == 0)
+        return cli_usage_error(P, "name the cfg file: qfleet up CFG [VM...]");
+    a->cfg = fo->cfg_path = ca.pos[0];
+    a->vms = ca.pos + 1;
+    a->nvms = ca.npos - 1;
+    return 0;
 }
 
-int cmd_up(int argc, char **argv)
+/* The fleet with every instance added and its control socket listening.
+ * 0, or the exit code with the fleet freed. */
+static int up_start(struct up *u, const struct up_args *a, struct inst *in, int nin)
 {
-    static const struct option opts[] = {
-        { "count", required_argument, 0, 'c' },       { "defaults", required_argument, 0, 'd' },
-        { "run-dir", required_argument, 0, 'r' },     { "state-dir", required_argument, 0, 's' },
-        { "jobs", required_argument, 0, 'j' },        { "boot-timeout", required_argument, 0, 'b' },
-        { "net-timeout", required_argument, 0, 'n' }, { "no-ssh", no_argument, 0, 'S' },
-        { "until-ready", no_argument, 0, 'u' },       { "json", no_argument, 0, 'J' },
-        { "quiet", no_argument, 0, 'q' },             { "help", no_argument, 0, 'h' },
-        { 0, 0, 0, 0 },
-    };
-    struct up u = { 0 };
-    fleet_opts fo = { 0 };
-    const char *defaults = NULL;
-    int count = 1, c;
-    optind = 1;
-    /* GNU getopt permutes: options may follow CFG and the VM names. */
-    while ((c = getopt_long(argc, argv, "qh", opts, NULL)) != -1) {
-        switch (c) {
-        case 'c': if ((count = parse_int(optarg, "--count", 1, 999)) < 0) return 2; break;
-        case 'd': defaults = optarg; break;
-        case 'r': fo.run_dir = optarg; break;
-        case 's': fo.state_dir = optarg; break;
-        case 'j': if ((fo.jobs = parse_int(optarg, "--jobs", 1, 100000)) < 0) return 2; break;
-        case 'b': if ((fo.boot_timeout_s = parse_int(optarg, "--boot-timeout", 1, 86400)) < 0) return 2; break;
-        case 'n': if ((fo.net_timeout_s = parse_int(optarg, "--net-timeout", 1, 86400)) < 0) return 2; break;
-        case 'S': fo.no_ssh = 1; break;
-        case 'u': u.until_ready = 1; break;
-        case 'J': u.json = 1; break;
-        case 'q': u.quiet = 1; break;
-        case 'h': fputs(up_usage, stdout); return 0;
-        default: fputs(up_usage, stderr); return 2;
-        }
-    }
-    if (optind >= argc) {
-        fputs(up_usage, stderr);
-        return 2;
-    }
-    const char *cfg = argv[optind];
-    fo.cfg_path = cfg;
-
-    struct inst *in;
-    int nin;
-    if (load_guests(cfg, defaults, argv + optind + 1, argc - optind - 1, count, &in, &nin) != 0)
-        return 2;
-    char err[1024];
-    u.loop = uv_default_loop();
-    if (fleet_new(u.loop, &fo, on_event, &u, &u.f, err, sizeof(err)) < 0) {
+    char err[1024], path[PATH_MAX];
+    if (fleet_new(u->loop, &a->fo, on_event, u, &u->f, err, sizeof(err)) < 0) {
         fprintf(stderr, "qfleet: %s\n", err);
         for (int i = 0; i < nin; i++)
             cfg_vm_free(in[i].vm);
@@ -308,22 +303,36 @@ int cmd_up(int argc, char **argv)
     }
     int rc = 0;
     for (int i = 0; i < nin; i++) /* the fleet owns each vm from here on */
-        if (fleet_add(u.f, in[i].vm, in[i].name, err, sizeof(err)) < 0 && rc == 0) {
+        if (fleet_add(u->f, in[i].vm, in[i].name, err, sizeof(err)) < 0 && rc == 0) {
             fprintf(stderr, "qfleet: %s\n", err);
             rc = 2;
         }
     free(in);
-    char path[PATH_MAX];
-    snprintf(path, sizeof(path), "%s/control.sock", fleet_run_dir(u.f));
-    if (rc == 0 && control_start(u.loop, u.f, path, on_down, &u, &u.ctl, err, sizeof(err)) < 0) {
+    snprintf(path, sizeof(path), "%s/control.sock", fleet_run_dir(u->f));
+    if (rc == 0 && control_start(u->loop, u->f, path, on_down, u, &u->ctl, err, sizeof(err)) < 0) {
         fprintf(stderr, "qfleet: %s\n", err);
         rc = 3;
     }
     if (rc != 0) {
-        fleet_free(u.f, NULL, NULL);
-        uv_run(u.loop, UV_RUN_DEFAULT);
-        return rc;
+        fleet_free(u->f, NULL, NULL);
+        uv_run(u->loop, UV_RUN_DEFAULT);
     }
+    return rc;
+}
+
+int cmd_up(int argc, char **argv)
+{
+    struct up_args a;
+    int rc = up_parse(argc, argv, &a), nin;
+    if (rc)
+        return rc == CLI_HELP ? cli_help(up_usage) : rc;
+    struct inst *in;
+    if (load_guests(a.cfg, a.defaults, a.vms, a.nvms, a.count, &in, &nin) != 0)
+        return 2;
+    struct up u = { .loop = uv_default_loop(), .json = a.json, .quiet = a.quiet,
+                    .until_ready = a.until_ready };
+    if ((rc = up_start(&u, &a, in, nin)) != 0)
+        return rc;
     const int sigs[3] = { SIGINT, SIGTERM, SIGHUP };
     for (int i = 0; i < 3; i++) {
         uv_signal_init(u.loop, &u.sig[i]);
@@ -342,35 +351,43 @@ int cmd_up(int argc, char **argv)
 }
 
 static const char down_usage[] =
-    "usage: qfleet down [RUN] [--state-dir DIR] [--timeout S]\n"
+    "usage: qfleet down [RUN] [--state-dir DIR] [--timeout S] [--json]\n"
     "\n"
     "Ask the controller of RUN (a run id or run directory; default: the latest\n"
-    "live run) to stop its guests gracefully and exit, and wait until it has.\n";
+    "live run) to stop its guests gracefully and exit, and wait until it has.\n"
+    "\n"
+    "  --state-dir DIR  host state dir (default $QFLEET_STATE_DIR, /var/lib/qfleet)\n"
+    "  --timeout S      seconds to wait for the controller (default 120)\n"
+    "  --json           print {\"run_dir\":..., \"stopped\":true} instead of a line\n"
+    "\n"
+    "exit: 0 stopped, 1 no such live run or the controller did not stop, 2 usage\n";
 
-int cmd_down(int argc, char **argv)
+/* What `qfleet down` was asked for. */
+struct down_args {
+    const char *state_dir, *run;
+    int timeout, json;
+};
+
+static int down_parse(int argc, char **argv, struct down_args *a)
 {
-    static const struct option opts[] = {
-        { "state-dir", required_argument, 0, 's' }, { "timeout", required_argument, 0, 't' },
-        { "help", no_argument, 0, 'h' },            { 0, 0, 0, 0 },
-    };
-    const char *state_dir = NULL;
-    int timeout = 120, c;
-    optind = 1;
-    while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
-        switch (c) {
-        case 's': state_dir = optarg; break;
-        case 't': if ((timeout = parse_int(optarg, "--timeout", 1, 86400)) < 0) return 2; break;
-        case 'h': fputs(down_usage, stdout); return 0;
-        default: fputs(down_usage, stderr); return 2;
-        }
-    }
-    char dir[PATH_MAX], err[512], sock[PATH_MAX + 16];
-    int rc = optind < argc ? runs_resolve(state_dir, argv[optind], dir, sizeof(dir), err, sizeof(err))
-                           : runs_latest(state_dir, dir, sizeof(dir), err, sizeof(err));
-    if (rc < 0) {
-        fprintf(stderr, "qfleet down: %s\n", err);
-        return 1;
-    }
+    static const char P[] = "qfleet down";
+    enum { O_STATE, O_TIMEOUT, O_JSON };
+    cli_opt opts[] = { { "--state-dir", 0, 1, NULL }, { "--timeout", 0, 1, NULL },
+                       { "--json", 0, 0, NULL }, { NULL, 0, 0, NULL } };
+    cli_args ca;
+    if (cli_parse(P, argc, argv, opts, 1, &ca))
+        return 2;
+    if (ca.help)
+        return CLI_HELP;
+    *a = (struct down_args){ .state_dir = opts[O_STATE].value, .run = ca.npos ? ca.pos[0] : NULL,
+                             .timeout = 120, .json = !!opts[O_JSON].value };
+    return cli_int(P, &opts[O_TIMEOUT], 1, 86400, &a->timeout);
+}
+
+/* Ask the controller of the run in dir to stop, and wait until it has. */
+static int down_run(const struct down_args *a, const char *dir)
+{
+    char err[512], sock[PATH_MAX + 16];
     pid_t pid;
     if (!runs_alive(dir, &pid)) {
         fprintf(stderr, "qfleet down: the run in %s has already finished\n", dir);
@@ -379,7 +396,7 @@ int cmd_down(int argc, char **argv)
     snprintf(sock, sizeof(sock), "%s/control.sock", dir);
     json_t *req = json_object(), *reply = NULL;
     json_set_str(req, "cmd", "down");
-    rc = control_request(sock, req, &reply, 10000, err, sizeof(err));
+    int rc = control_request(sock, req, &reply, 10000, err, sizeof(err));
     json_free(req);
     json_free(reply);
     if (rc < 0) {
@@ -388,12 +405,37 @@ int cmd_down(int argc, char **argv)
     }
     /* Done when the controller exits, or, for one suite of a `qfleet run`
      * that goes on with others, when that fleet closed its control socket. */
-    for (int i = 0; i < timeout * 10 && runs_alive(dir, NULL) && access(sock, F_OK) == 0; i++)
+    for (int i = 0; i < a->timeout * 10 && runs_alive(dir, NULL) && access(sock, F_OK) == 0; i++)
         usleep(100000);
     if (runs_alive(dir, NULL) && access(sock, F_OK) == 0) {
-        fprintf(stderr, "qfleet down: controller %d still running after %d s\n", (int)pid, timeout);
+        fprintf(stderr, "qfleet down: controller %d still running after %d s\n", (int)pid,
+                a->timeout);
         return 1;
     }
-    printf("run %s stopped\n", dir);
     return 0;
+}
+
+int cmd_down(int argc, char **argv)
+{
+    struct down_args a;
+    int rc = down_parse(argc, argv, &a);
+    if (rc)
+        return rc == CLI_HELP ? cli_help(down_usage) : rc;
+    char dir[PATH_MAX], err[512];
+    rc = a.run ? runs_resolve(a.state_dir, a.run, dir, sizeof(dir), err, sizeof(err))
+               : runs_latest(a.state_dir, dir, sizeof(dir), err, sizeof(err));
+    if (rc < 0) {
+        fprintf(stderr, "qfleet down: %s\n", err);
+        return 1;
+    }
+    if ((rc = down_run(&a, dir)) != 0)
+        return rc;
+    if (!a.json) {
+        printf("run %s stopped\n", dir);
+        return 0;
+    }
+    json_t *o = json_object();
+    json_set_str(o, "run_dir", dir);
+    json_set_bool(o, "stopped", 1);
+    return cli_print_json(o) < 0 ? 1 : 0;
 }

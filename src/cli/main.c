@@ -1,4 +1,4 @@
-/* main.c - the qfleet command: dispatch to subcommands (src/cmd_*.c). */
+/* main.c - the qfleet command: dispatch to subcommands (src/cli/cmd_*.c). */
 #include <signal.h>
 #include <stdio.h>
 #include <string.h>
@@ -26,7 +26,8 @@ static void usage(FILE *f)
     fprintf(f, "usage: qfleet COMMAND [ARGS]...\n\ncommands:\n");
     for (const struct cmd *c = cmds; c->name; c++)
         fprintf(f, "  %-10s %s\n", c->name, c->help);
-    fprintf(f, "\n'qfleet COMMAND --help' describes each command.\n");
+    fprintf(f, "\n'qfleet COMMAND --help' describes each command; 'qfleet --version' says which\n"
+               "qfleet this is.\n");
 }
 
 int main(int argc, char **argv)
@@ -40,6 +41,10 @@ int main(int argc, char **argv)
     }
     if (!strcmp(argv[1], "--help") || !strcmp(argv[1], "-h") || !strcmp(argv[1], "help")) {
         usage(stdout);
+        return 0;
+    }
+    if (!strcmp(argv[1], "--version")) {
+        printf("qfleet %s\n", cli_version());
         return 0;
     }
     for (const struct cmd *c = cmds; c->name; c++)

@@ -1,0 +1,9 @@
+/* version.c - what `qfleet --version` and `qmpctl --version` say. The
+ * numbers come from CMake at configure time (src/cli/CMakeLists.txt). */
+#include "src/cli/cmd.h"
+#include "qf_version.h"
+
+const char *cli_version(void)
+{
+    return QF_GIT_DESCRIBE[0] ? QF_VERSION " (git " QF_GIT_DESCRIBE ")" : QF_VERSION;
+}
