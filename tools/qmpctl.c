@@ -9,7 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "src/cli/cmd.h"
+#include "base/cli.h"
 #include "src/ctl/control.h"
 #include "base/fs.h"
 #include "src/ctl/runs.h"

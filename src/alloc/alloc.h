@@ -23,6 +23,7 @@
 #include <stddef.h>
 #include <sys/types.h>
 
+#include "base/json.h"
 #include "base/mac.h"
 
 #define ALLOC_OWNER_MAX 128 /* owner names, including the "/nicN" suffix */
@@ -116,6 +117,9 @@ int alloc_list(alloc_store *s, alloc_lease **out, size_t *n, char *err, size_t e
 /* The holder of (kind, value), copied to *out: 0, or -ENOENT if free. */
 int alloc_lookup(alloc_store *s, const char *kind, const char *value, alloc_lease *out,
                  char *err, size_t errlen);
+/* One lease as a JSON object: the on-disk form, which is also what
+ * `qfleet leases --json` prints. NULL on allocation failure. */
+json_t *alloc_lease_json(const alloc_lease *l);
 
 /* --- MAC addresses -------------------------------------------------- */
 

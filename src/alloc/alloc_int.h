@@ -76,9 +76,6 @@ int store_errf(char *err, size_t errlen, int rc, const char *fmt, ...)
 /* "owner holds it" error text: fills err with "<what> is held by <owner>
  * (pid N)" and returns -EEXIST. */
 int store_err_held(const alloc_lease *l, const char *what, char *err, size_t errlen);
-/* One lease as a JSON object: the on-disk form, which is also what
- * `qfleet leases --json` prints. NULL on allocation failure. */
-json_t *store_lease_json(const alloc_lease *l);
 
 /* Wall clock milliseconds. */
 

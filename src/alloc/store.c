@@ -169,7 +169,7 @@ const alloc_opts *store_opts(const alloc_store *s) { return &s->opts; }
 
 /* --- (de)serialization ---------------------------------------------- */
 
-json_t *store_lease_json(const alloc_lease *l)
+json_t *alloc_lease_json(const alloc_lease *l)
 {
     json_t *o = json_object();
     if (!o)
@@ -219,7 +219,7 @@ static char *table_dump(const alloc_store *s, size_t *len)
         rc |= json_set_int(root, "version", TABLE_VERSION);
         rc |= json_set_str(root, "boot_id", s->boot_id);
         for (size_t i = 0; i < s->n && !rc; i++) {
-            json_t *l = store_lease_json(&s->v[i]);
+            json_t *l = alloc_lease_json(&s->v[i]);
             rc |= !l || json_append(arr, l);
         }
         for (size_t i = 0; i < s->nnotes && !rc; i++)

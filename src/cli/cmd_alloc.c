@@ -9,7 +9,6 @@
 
 #include "base/json.h"
 #include "src/alloc/alloc.h"
-#include "src/alloc/alloc_int.h"
 #include "src/cli/cmd.h"
 
 static int open_store(const char *cmd, const char *dir, alloc_store **s)
@@ -81,7 +80,7 @@ static json_t *leases_json(const alloc_lease *v, size_t n)
 {
     json_t *arr = json_array();
     for (size_t i = 0; arr && i < n; i++)
-        if (json_append(arr, store_lease_json(&v[i])) < 0) {
+        if (json_append(arr, alloc_lease_json(&v[i])) < 0) {
             json_free(arr);
             arr = NULL;
         }

@@ -8,7 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "src/cli/cmd.h"
+#include "base/cli.h"
 
 struct parse {
     const char *prog;

@@ -1,6 +1,6 @@
 /* version.c - what `qfleet --version` and `qmpctl --version` say. The
- * numbers come from CMake at configure time (src/cli/CMakeLists.txt). */
-#include "src/cli/cmd.h"
+ * numbers come from CMake at configure time (base/CMakeLists.txt). */
+#include "base/cli.h"
 #include "qf_version.h"
 
 const char *cli_version(void)
