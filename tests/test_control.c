@@ -186,6 +186,7 @@ Test(control, client_reports_a_missing_controller)
 #include <poll.h>
 #include <signal.h>
 #include <sys/resource.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 
 #define QFLEET QF_BINARY_DIR "/src/qfleet"
@@ -544,4 +545,92 @@ Test(control, full_fd_table_does_not_spin, .timeout = 120)
     cr_assert_eq(json_get_int(r, "id", -1), 5);
     json_free(r);
     ctlr_stop(&c);
+}
+
+/* Issue 17 item 9: the suites of a live `qfleet run` are runs qmpctl and
+ * qfleet down find. The guest's kernel is a FIFO nobody writes: its QEMU
+ * waits in "launching", which keeps the suite (and its fleet) alive for
+ * as long as the test needs, at no CPU cost. */
+Test(control, qmpctl_finds_the_suites_of_a_live_qfleet_run, .timeout = 120)
+{
+    char base[256], state[320], run[400], csock[450], p[400];
+    cr_assert_eq(tu_mkdtemp(base, sizeof(base), "ctlrun"), 0);
+    snprintf(state, sizeof(state), "%s/state", base);
+    snprintf(run, sizeof(run), "%s/runs/r", state);
+    snprintf(csock, sizeof(csock), "%s/hold/control.sock", run);
+    mkdir(state, 0700);
+    snprintf(p, sizeof(p), "%s/kernel.fifo", base);
+    cr_assert_eq(mkfifo(p, 0600), 0);
+    snprintf(p, sizeof(p), "%s/fifo.cfg", base);
+    FILE *f = fopen(p, "w");
+    cr_assert(f);
+    fprintf(f, "[vm0]\nmem =\n    size=64;\nkernel =\n    file=%s/kernel.fifo;\n"
+               "enable_kvm =\n    enable=no;\n", base);
+    fclose(f);
+    snprintf(p, sizeof(p), "%s/hold.suite", base);
+    f = fopen(p, "w");
+    cr_assert(f);
+    fprintf(f, "[suite]\ncfg = %s/fifo.cfg\n[case a]\nhost: true\n", base);
+    fclose(f);
+    char *argv[] = { QFLEET, "run", p, "--state-dir", state, "--run-dir", run, "--plain", NULL };
+    pid_t pid = spawn_to(base, "run", argv, NULL, 0, 0);
+    int up = tu_wait_path(csock, 30000) == 0;
+    char *e = output_of(base, "run", "err");
+    cr_assert(up, "the suite has no control socket: %s", e);
+    free(e);
+
+    char *list[] = { QMPCTL, "list", "--json", NULL };
+    int rc = run_tool(base, "list", list, state, 0);
+    char *out = output_of(base, "list", "out"), *err = output_of(base, "list", "err");
+    cr_assert_eq(rc, 0, "qmpctl list: exit %d: %s", rc, err);
+    cr_assert(strstr(out, "\"vm0\""), "%s", out);
+    free(out);
+    free(err);
+    char *all[] = { QMPCTL, "list", "--all", "--json", NULL };
+    rc = run_tool(base, "all", all, state, 0);
+    out = output_of(base, "all", "out");
+    cr_assert_eq(rc, 0);
+    json_t *v = json_parse(out, strlen(out), NULL, 0);
+    cr_assert_eq(json_len(v), 1, "%s", out);
+    cr_assert(strstr(out, "\"vm0\""), "%s", out);
+    json_free(v);
+    free(out);
+    /* The top of the run names its suites. */
+    char *top[] = { QMPCTL, "list", "--run-dir", "r", NULL };
+    rc = run_tool(base, "top", top, state, 0);
+    err = output_of(base, "top", "err");
+    cr_assert_eq(rc, 1);
+    cr_assert(strstr(err, "r/SUITE (hold)"), "%s", err);
+    free(err);
+
+    kill(pid, SIGTERM);
+    cr_assert_geq(tu_wait_exit(pid, 60000), 0);
+    tu_rmtree(base);
+}
+
+/* Issue 17 item 11: STATE/runs that cannot be read is said so. */
+Test(control, unreadable_runs_dir_is_named, .timeout = 60)
+{
+    char base[256], state[320], runs[340];
+    cr_assert_eq(tu_mkdtemp(base, sizeof(base), "ctlacc"), 0);
+    snprintf(state, sizeof(state), "%s/state", base);
+    snprintf(runs, sizeof(runs), "%s/runs", state);
+    cr_assert_eq(mkdir(state, 0700), 0);
+    cr_assert_eq(mkdir(runs, 0000), 0);
+    /* Root reads anything: the tools run as nobody then, for whom the
+     * private base directory is as closed as runs/ is to others. */
+    char *down[] = { QFLEET, "down", "--state-dir", state, NULL };
+    char *list[] = { QMPCTL, "list", "--state-dir", state, NULL };
+    char *const *cmds[] = { down, list };
+    for (int i = 0; i < 2; i++) {
+        char tag[8];
+        snprintf(tag, sizeof(tag), "t%d", i);
+        int rc = run_tool(base, tag, cmds[i], NULL, 1);
+        char *err = output_of(base, tag, "err");
+        cr_assert_eq(rc, 1, "%s: exit %d: %s", cmds[i][0], rc, err);
+        cr_assert(strstr(err, runs) && strstr(err, strerror(EACCES)), "%s said: '%s'", cmds[i][0], err);
+        free(err);
+    }
+    chmod(runs, 0700);
+    tu_rmtree(base);
 }
