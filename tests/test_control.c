@@ -564,17 +564,24 @@ Test(control, qmpctl_finds_the_suites_of_a_live_qfleet_run, .timeout = 120)
     snprintf(p, sizeof(p), "%s/fifo.cfg", base);
     FILE *f = fopen(p, "w");
     cr_assert(f);
-    fprintf(f, "[vm0]\nmem =\n    size=64;\nkernel =\n    file=%s/kernel.fifo;\n"
-               "enable_kvm =\n    enable=no;\n", base);
+    for (int i = 0; i < 2; i++)
+        fprintf(f, "[vm%d]\nmem =\n    size=64;\nkernel =\n    file=%s/kernel.fifo;\n"
+                   "enable_kvm =\n    enable=no;\n", i, base);
     fclose(f);
-    snprintf(p, sizeof(p), "%s/hold.suite", base);
-    f = fopen(p, "w");
-    cr_assert(f);
-    fprintf(f, "[suite]\ncfg = %s/fifo.cfg\n[case a]\nhost: true\n", base);
-    fclose(f);
-    char *argv[] = { QFLEET, "run", p, "--state-dir", state, "--run-dir", run, "--plain", NULL };
+    /* Two suites, one guest each: vm0 in hold, vm1 in hold2. */
+    char s1[400], s2[400];
+    snprintf(s1, sizeof(s1), "%s/hold.suite", base);
+    snprintf(s2, sizeof(s2), "%s/hold2.suite", base);
+    for (int i = 0; i < 2; i++) {
+        f = fopen(i ? s2 : s1, "w");
+        cr_assert(f);
+        fprintf(f, "[suite]\ncfg = %s/fifo.cfg\nvms = vm%d\n[case a]\nhost: true\n", base, i);
+        fclose(f);
+    }
+    char *argv[] = { QFLEET, "run", s1, s2, "--state-dir", state, "--run-dir", run, "--plain", NULL };
     pid_t pid = spawn_to(base, "run", argv, NULL, 0, 0);
-    int up = tu_wait_path(csock, 30000) == 0;
+    snprintf(p, sizeof(p), "%s/hold2/control.sock", run);
+    int up = tu_wait_path(csock, 30000) == 0 && tu_wait_path(p, 30000) == 0;
     char *e = output_of(base, "run", "err");
     cr_assert(up, "the suite has no control socket: %s", e);
     free(e);
@@ -583,7 +590,7 @@ Test(control, qmpctl_finds_the_suites_of_a_live_qfleet_run, .timeout = 120)
     int rc = run_tool(base, "list", list, state, 0);
     char *out = output_of(base, "list", "out"), *err = output_of(base, "list", "err");
     cr_assert_eq(rc, 0, "qmpctl list: exit %d: %s", rc, err);
-    cr_assert(strstr(out, "\"vm0\""), "%s", out);
+    cr_assert(strstr(out, "\"vm0\"") || strstr(out, "\"vm1\""), "%s", out);
     free(out);
     free(err);
     char *all[] = { QMPCTL, "list", "--all", "--json", NULL };
@@ -591,16 +598,24 @@ Test(control, qmpctl_finds_the_suites_of_a_live_qfleet_run, .timeout = 120)
     out = output_of(base, "all", "out");
     cr_assert_eq(rc, 0);
     json_t *v = json_parse(out, strlen(out), NULL, 0);
-    cr_assert_eq(json_len(v), 1, "%s", out);
-    cr_assert(strstr(out, "\"vm0\""), "%s", out);
+    cr_assert_eq(json_len(v), 2, "%s", out);
+    cr_assert(strstr(out, "\"vm0\"") && strstr(out, "\"vm1\""), "%s", out);
     json_free(v);
     free(out);
+    /* A guest is found in whichever suite has it, not only the latest. */
+    for (int i = 0; i < 2; i++) {
+        char *pci[] = { QMPCTL, "pci", i ? "vm1" : "vm0", NULL };
+        rc = run_tool(base, "pci", pci, state, 0);
+        err = output_of(base, "pci", "err");
+        cr_assert_eq(rc, 0, "qmpctl pci %s: exit %d: %s", pci[2], rc, err);
+        free(err);
+    }
     /* The top of the run names its suites. */
     char *top[] = { QMPCTL, "list", "--run-dir", "r", NULL };
     rc = run_tool(base, "top", top, state, 0);
     err = output_of(base, "top", "err");
     cr_assert_eq(rc, 1);
-    cr_assert(strstr(err, "r/SUITE (hold)"), "%s", err);
+    cr_assert(strstr(err, "r/SUITE (") && strstr(err, "hold2"), "%s", err);
     free(err);
 
     kill(pid, SIGTERM);
