@@ -60,14 +60,23 @@ static int split(const char *path, char *dir, size_t dirlen, char *name, size_t 
     return 0;
 }
 
-/* sun_path for name in the directory dirfd: the path itself when it fits,
- * else the directory's /proc/self/fd link (it resolves like the directory). */
-static int address(const char *path, int dirfd, const char *name, struct sockaddr_un *sa,
-                   char *err, size_t errlen)
+static int proc_fd_works(int dirfd)
+{
+    char probe[64];
+    snprintf(probe, sizeof(probe), "/proc/self/fd/%d", dirfd);
+    return dirfd >= 0 && access(probe, F_OK) == 0;
+}
+
+/* sun_path for name in the directory dirfd: the directory's /proc/self/fd
+ * link (it resolves to exactly the directory we opened and checked) when
+ * via_dir or when path does not fit, else path itself. */
+static int address(const char *path, int dirfd, const char *name, int via_dir,
+                   struct sockaddr_un *sa, char *err, size_t errlen)
 {
     memset(sa, 0, sizeof(*sa));
     sa->sun_family = AF_UNIX;
-    if (strlen(path) < sizeof(sa->sun_path)) {
+    int fits = strlen(path) < sizeof(sa->sun_path);
+    if (fits && !(via_dir && proc_fd_works(dirfd))) {
         memcpy(sa->sun_path, path, strlen(path) + 1);
         return 0;
     }
@@ -77,9 +86,7 @@ static int address(const char *path, int dirfd, const char *name, struct sockadd
                  sizeof(sa->sun_path) - 1);
         return -ENAMETOOLONG;
     }
-    char probe[64];
-    snprintf(probe, sizeof(probe), "/proc/self/fd/%d", dirfd);
-    if (access(probe, F_OK) < 0) {
+    if (!proc_fd_works(dirfd)) {
         snprintf(err, errlen, "%s: %zu bytes is over the %zu of a Unix socket address, and /proc "
                  "is not mounted to reach it through its directory", path, strlen(path),
                  sizeof(sa->sun_path) - 1);
@@ -103,7 +110,7 @@ static int dial_at(const char *path, int dirfd, const char *name, int nonblock, 
                    char *err, size_t errlen)
 {
     struct sockaddr_un sa;
-    int rc = address(path, dirfd, name, &sa, err, errlen);
+    int rc = address(path, dirfd, name, 0, &sa, err, errlen);
     if (rc < 0)
         return rc;
     int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | (nonblock ? SOCK_NONBLOCK : 0), 0);
@@ -191,7 +198,7 @@ static int clear_stale(const char *path, int dirfd, const char *name, char *err,
 static int bind_private(struct listener *l, char *err, size_t errlen)
 {
     struct sockaddr_un sa;
-    int rc = address(l->path, l->dirfd, l->name, &sa, err, errlen);
+    int rc = address(l->path, l->dirfd, l->name, 1, &sa, err, errlen);
     if (rc < 0)
         return rc;
     int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);

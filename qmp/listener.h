@@ -7,9 +7,10 @@
  * table is full libuv's reserved spare descriptor lets it accept and close
  * the waiting connection, so a full fd table never spins the loop.
  *
- * Paths of any length: sun_path holds 107 bytes, so a socket path that does
- * not fit is bound and dialled as /proc/self/fd/DIR/NAME through an O_PATH
- * descriptor of its directory. Only NAME must be short.
+ * Paths of any length: sun_path holds 107 bytes, so the listener binds as
+ * /proc/self/fd/DIR/NAME through an O_PATH descriptor of the directory it
+ * checked (the plain path when /proc is missing and the path fits), and a
+ * dial does the same for a path that does not fit. Only NAME must be short.
  *
  * The socket is private: its directory must belong to us and must not be
  * writable by group or others (OpenSSH's StrictModes); the socket is born
