@@ -21,7 +21,7 @@ struct listener {
     uv_pipe_t pipe;
     uv_timer_t retry;
     int dirfd;              /* O_PATH descriptor of the socket's directory */
-    char name[64];          /* the socket's name in it */
+    char name[256];         /* the socket's name in it */
     char path[4096];        /* for messages */
     dev_t dev;              /* the socket file we made, to unlink only ours */
     ino_t ino;
@@ -127,7 +127,7 @@ static int dial_at(const char *path, int dirfd, const char *name, int nonblock, 
 
 int listener_dial(const char *path, int nonblock, int *fd, char *err, size_t errlen)
 {
-    char dir[4096], name[64];
+    char dir[4096], name[256];
     int rc = split(path, dir, sizeof(dir), name, sizeof(name), err, errlen);
     if (rc < 0)
         return rc;
