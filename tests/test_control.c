@@ -185,6 +185,7 @@ Test(control, client_reports_a_missing_controller)
 #include <fcntl.h>
 #include <poll.h>
 #include <signal.h>
+#include <sys/prctl.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
@@ -226,6 +227,8 @@ static pid_t spawn_to(const char *base, const char *tag, char *const argv[], con
             _exit(126);
         if (as_nobody && geteuid() == 0 && (setgid(65534) < 0 || setuid(65534) < 0))
             _exit(126);
+        /* Whatever a failed assertion leaves running ends with the test. */
+        prctl(PR_SET_PDEATHSIG, SIGTERM);
         execv(argv[0], argv);
         _exit(127);
     }
@@ -279,6 +282,18 @@ static void ctlr_start(struct ctlr *c, const char *sub, rlim_t nofile)
     char *e = output_of(c->base, "fleet", "err");
     cr_assert(up, "no control socket %s: %s", c->sock, e);
     free(e);
+    /* Settled: its one guest has failed (and the registry says so). */
+    char reg[700];
+    snprintf(reg, sizeof(reg), "%s/guests.json", c->run);
+    double end = tu_now_ms() + 30000;
+    char *txt = slurp_file(reg);
+    while (!strstr(txt, "\"failed\"") && tu_now_ms() < end) {
+        free(txt);
+        usleep(20000);
+        txt = slurp_file(reg);
+    }
+    cr_assert(strstr(txt, "\"failed\""), "vm0 never failed: %s", txt);
+    free(txt);
 }
 
 static int ctlr_stop(struct ctlr *c)
@@ -582,8 +597,23 @@ Test(control, qmpctl_finds_the_suites_of_a_live_qfleet_run, .timeout = 120)
     pid_t pid = spawn_to(base, "run", argv, NULL, 0, 0);
     snprintf(p, sizeof(p), "%s/hold2/control.sock", run);
     int up = tu_wait_path(csock, 30000) == 0 && tu_wait_path(p, 30000) == 0;
+    /* and each suite's registry shows its guest */
+    for (int i = 0; up && i < 2; i++) {
+        char reg[450], want[16];
+        snprintf(reg, sizeof(reg), "%s/%s/guests.json", run, i ? "hold2" : "hold");
+        snprintf(want, sizeof(want), "\"vm%d\"", i);
+        double end = tu_now_ms() + 30000;
+        char *txt = slurp_file(reg);
+        while (!strstr(txt, want) && tu_now_ms() < end) {
+            free(txt);
+            usleep(20000);
+            txt = slurp_file(reg);
+        }
+        up = strstr(txt, want) != NULL;
+        free(txt);
+    }
     char *e = output_of(base, "run", "err");
-    cr_assert(up, "the suite has no control socket: %s", e);
+    cr_assert(up, "the suites did not come up: %s", e);
     free(e);
 
     char *list[] = { QMPCTL, "list", "--json", NULL };
