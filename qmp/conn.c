@@ -60,6 +60,19 @@ struct conn {
     conn_close_cb close_cb;
     void *close_data;
     uint64_t bytes_in, bytes_out;
+
+    /* flow control and half-close */
+    int reading;      /* uv_read_start in effect */
+    int paused;       /* by the owner */
+    int out_blocked;  /* out_queued went over out_soft */
+    size_t out_queued, out_soft, out_hard;
+    conn_eof_cb on_eof;
+    int eof;          /* the peer shut down its side */
+    int eof_reported;
+    int shut;
+    uv_shutdown_t sreq;
+    conn_write_cb shut_cb;
+    void *shut_data;
 };
 
 struct wreq {
@@ -87,6 +100,11 @@ static void set_err(conn_t *c, int code, const char *cls, const char *desc)
 static int alive(const conn_t *c)
 {
     return c->state == C_OPEN && !c->closing;
+}
+
+static int held(const conn_t *c)
+{
+    return c->paused || c->out_blocked;
 }
 
 int conn_new(uv_loop_t *loop, conn_msg_cb on_msg, conn_dead_cb on_dead, void *data, conn_t **out)
@@ -232,6 +250,9 @@ static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
 }
 
 static void process(conn_t *c);
+static void deliver(conn_t *c, char *line, size_t len);
+
+static void update_reading(conn_t *c);
 
 static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
 {
@@ -240,6 +261,11 @@ static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
     if (nread > 0) {
         c->rlen += (size_t)nread;
         c->bytes_in += (uint64_t)nread;
+        process(c);
+        update_reading(c);
+    } else if (nread == UV_EOF && c->on_eof) {
+        c->eof = 1;
+        update_reading(c);
         process(c);
     } else if (nread == UV_EOF) {
         conn_fail(c, -ECONNRESET, CONN_ERR_DISCONNECTED, "connection closed by peer (EOF)");
@@ -253,6 +279,7 @@ static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
 static int start_reading(conn_t *c)
 {
     int rc = uv_read_start((uv_stream_t *)&c->pipe, on_alloc, on_read);
+    c->reading = rc == 0;
     if (rc < 0) {
         char desc[160];
         snprintf(desc, sizeof(desc), "cannot read from socket: %s", uv_strerror(rc));
@@ -370,6 +397,28 @@ int conn_attach_fd(conn_t *c, int fd)
     return start_reading(c);
 }
 
+int conn_accept(conn_t *c, uv_stream_t *server)
+{
+    if (!c || !server)
+        return -EINVAL;
+    if (c->closing || c->state != C_IDLE)
+        return c->closing ? -ECANCELED : -EBUSY;
+    int rc = uv_pipe_init(c->loop, &c->pipe, 0);
+    if (rc < 0)
+        return rc;
+    c->pipe.data = c;
+    c->pipe_inited = 1;
+    rc = uv_accept(server, (uv_stream_t *)&c->pipe);
+    if (rc < 0) {
+        c->state = C_DEAD;
+        set_err(c, rc, CONN_ERR_LOCAL, "cannot accept the connection");
+        close_pipe(c);
+        return rc;
+    }
+    c->state = C_OPEN;
+    return start_reading(c);
+}
+
 void conn_abort(conn_t *c)
 {
     if (!c || c->closing || (c->state != C_CONNECTING && c->state != C_WAIT))
@@ -380,6 +429,82 @@ void conn_abort(conn_t *c)
 }
 
 /* ---- input ---- */
+
+/* Read exactly while the conn may take input: open, not held, before EOF. */
+static void update_reading(conn_t *c)
+{
+    int want = alive(c) && !held(c) && !c->eof && c->pipe_inited && !c->pipe_closing;
+    if (want == c->reading)
+        return;
+    if (want) {
+        start_reading(c);
+        return;
+    }
+    c->reading = 0;
+    if (c->pipe_inited && !c->pipe_closing)
+        uv_read_stop((uv_stream_t *)&c->pipe);
+}
+
+static void on_resume(uv_timer_t *t)
+{
+    conn_t *c = t->data;
+    if (!alive(c) || held(c))
+        return;
+    process(c); /* the lines that waited */
+    update_reading(c);
+}
+
+/* Input may flow again: from the loop, not inside the caller's callback. */
+static void schedule_resume(conn_t *c)
+{
+    if (alive(c) && !held(c))
+        uv_timer_start(&c->timer, on_resume, 0, 0);
+}
+
+void conn_pause(conn_t *c)
+{
+    if (!c || c->paused)
+        return;
+    c->paused = 1;
+    update_reading(c);
+}
+
+void conn_resume(conn_t *c)
+{
+    if (!c || !c->paused)
+        return;
+    c->paused = 0;
+    schedule_resume(c);
+}
+
+void conn_set_eof_cb(conn_t *c, conn_eof_cb cb)
+{
+    if (c)
+        c->on_eof = cb;
+}
+
+void conn_set_handlers(conn_t *c, conn_msg_cb on_msg, conn_dead_cb on_dead, void *data)
+{
+    if (!c)
+        return;
+    c->on_msg = on_msg;
+    c->on_dead = on_dead;
+    c->data = data;
+}
+
+/* Input is over: the last line may lack its '\n'; then tell the owner. */
+static void finish_input(conn_t *c)
+{
+    if (!alive(c) || !c->eof || held(c) || c->eof_reported)
+        return;
+    if (c->rlen && !c->discard)
+        deliver(c, c->rbuf, c->rlen);
+    c->rlen = 0;
+    c->scan = 0;
+    c->eof_reported = 1;
+    if (alive(c) && c->on_eof)
+        c->on_eof(c, c->data);
+}
 
 static void deliver(conn_t *c, char *line, size_t len)
 {
@@ -408,7 +533,7 @@ static void process(conn_t *c)
     c->dispatching = 1;
     size_t pos = 0;
     int too_long = 0;
-    while (pos < c->rlen && alive(c)) {
+    while (pos < c->rlen && alive(c) && !held(c)) {
         if (c->discard) {
             char *d = memchr(c->rbuf + pos, c->delim, c->rlen - pos);
             if (!d) {
@@ -441,7 +566,8 @@ static void process(conn_t *c)
         if (c->discard)
             pos = c->rlen; /* all of it precedes the delimiter: junk */
         size_t rest = c->rlen - pos;
-        if (too_long || rest > c->max_input) {
+        /* Held input may hold whole lines; only an unfinished one counts. */
+        if (too_long || (!held(c) && rest > c->max_input)) {
             char desc[160];
             snprintf(desc, sizeof(desc), "input line exceeds the limit of %zu bytes", c->max_input);
             conn_fail(c, -EMSGSIZE, CONN_ERR_PROTOCOL, desc);
@@ -452,6 +578,7 @@ static void process(conn_t *c)
             c->scan = c->scan > pos ? c->scan - pos : 0;
         }
     }
+    finish_input(c);
     if (!alive(c)) {
         c->rlen = 0;
         c->scan = 0;
@@ -511,6 +638,7 @@ void conn_fail(conn_t *c, int code, const char *cls, const char *desc)
         return;
     c->state = C_DEAD;
     set_err(c, code, cls ? cls : CONN_ERR_DISCONNECTED, desc ? desc : uv_strerror(code));
+    c->reading = 0;
     if (c->pipe_inited && !c->pipe_closing)
         uv_read_stop((uv_stream_t *)&c->pipe);
     if (c->on_dead && !c->closing)
@@ -523,6 +651,11 @@ static void on_write(uv_write_t *req, int status)
 {
     struct wreq *w = req->data;
     conn_t *c = w->c;
+    c->out_queued -= w->len;
+    if (c->out_blocked && c->out_queued <= c->out_soft / 2) {
+        c->out_blocked = 0;
+        schedule_resume(c);
+    }
     if (status == 0) {
         c->bytes_out += w->len;
     } else if (status != UV_ECANCELED) {
@@ -545,6 +678,60 @@ static int send_state(const conn_t *c)
     if (c->state != C_OPEN)
         return -ENOTCONN;
     return 0;
+}
+
+/* A peer that does not read makes output pile up: hold its input past the
+ * soft limit (it gets no new replies), drop it past the hard one. */
+static int check_output(conn_t *c)
+{
+    if (c->out_hard && c->out_queued > c->out_hard) {
+        char desc[160];
+        snprintf(desc, sizeof(desc), "the peer does not read: %zu bytes of output queued (limit %zu)",
+                 c->out_queued, c->out_hard);
+        conn_fail(c, -ENOBUFS, CONN_ERR_PROTOCOL, desc);
+        return -ENOBUFS;
+    }
+    if (c->out_soft && c->out_queued > c->out_soft && !c->out_blocked) {
+        c->out_blocked = 1;
+        update_reading(c);
+    }
+    return 0;
+}
+
+void conn_set_output_limit(conn_t *c, size_t soft, size_t hard)
+{
+    if (!c)
+        return;
+    c->out_soft = soft;
+    c->out_hard = hard;
+}
+
+static void on_shutdown(uv_shutdown_t *req, int status)
+{
+    conn_t *c = req->data;
+    conn_write_cb cb = c->shut_cb;
+    c->shut_cb = NULL;
+    if (cb)
+        cb(c, status, c->shut_data);
+}
+
+int conn_shutdown(conn_t *c, conn_write_cb cb, void *data)
+{
+    if (!c)
+        return -EINVAL;
+    int rc = send_state(c);
+    if (rc < 0)
+        return rc;
+    if (c->shut)
+        return -EALREADY;
+    c->shut = 1;
+    c->shut_cb = cb;
+    c->shut_data = data;
+    c->sreq.data = c;
+    rc = uv_shutdown(&c->sreq, (uv_stream_t *)&c->pipe, on_shutdown);
+    if (rc < 0)
+        c->shut_cb = NULL;
+    return rc;
 }
 
 /* Queue buf (ours to free) plus an optional trailing newline. */
@@ -571,7 +758,8 @@ static int queue_write(conn_t *c, char *buf, size_t len, int nl, conn_write_cb c
         conn_fail(c, rc, CONN_ERR_DISCONNECTED, desc);
         return rc;
     }
-    return 0;
+    c->out_queued += w->len;
+    return check_output(c);
 }
 
 int conn_send(conn_t *c, const json_t *v, conn_write_cb cb, void *data)
@@ -623,3 +811,4 @@ const conn_err *conn_error(const conn_t *c)
 
 uint64_t conn_bytes_in(const conn_t *c) { return c ? c->bytes_in : 0; }
 uint64_t conn_bytes_out(const conn_t *c) { return c ? c->bytes_out : 0; }
+size_t conn_queued_out(const conn_t *c) { return c ? c->out_queued : 0; }

@@ -7,10 +7,17 @@
  * line as one JSON text and hands it to its owner; it writes JSON values as
  * one line each. Everything runs on one libuv loop; nothing blocks.
  *
- * A conn dies exactly once: on EOF, a read or write error, an input line
- * over the cap, or when its owner calls conn_fail(). It then stops reading,
- * reports the cause through on_dead, and every later write fails at once
- * with the same code. It is freed only by conn_close(), asynchronously.
+ * A conn dies exactly once: on EOF (unless its owner asked for half-close
+ * with conn_set_eof_cb), a read or write error, an input line over the cap,
+ * output over its hard limit, or when its owner calls conn_fail(). It then
+ * stops reading, reports the cause through on_dead, and every later write
+ * fails at once with the same code. It is freed only by conn_close(),
+ * asynchronously.
+ *
+ * Flow control, for servers (qmp/listener.h): input stops while the owner
+ * pauses it or while more output is queued than the soft output limit
+ * (the peer is not reading its replies); lines already buffered wait too.
+ * It resumes from the loop, never inside the call that allowed it.
  *
  * Error codes are negative errno values (as libuv uses on Unix). */
 #ifndef QF_CONN_H
@@ -58,11 +65,18 @@ typedef void (*conn_dead_cb)(conn_t *c, const conn_err *err, void *data);
 /* A write was handed to the kernel completely (status 0) or failed. */
 typedef void (*conn_write_cb)(conn_t *c, int status, void *data);
 typedef void (*conn_close_cb)(conn_t *c, void *data);
+/* The peer shut down its side (EOF) on a half-close conn; called once,
+ * after every line received before the EOF was delivered. */
+typedef void (*conn_eof_cb)(conn_t *c, void *data);
 
 /* Allocate an idle conn on loop. on_msg and on_dead are the owner's
  * handlers (either may be NULL); data goes to both. */
 int conn_new(uv_loop_t *loop, conn_msg_cb on_msg, conn_dead_cb on_dead, void *data,
              conn_t **out);
+
+/* Replace the owner's handlers and data (for a conn created by someone
+ * else, such as a listener, before it hands the conn over). */
+void conn_set_handlers(conn_t *c, conn_msg_cb on_msg, conn_dead_cb on_dead, void *data);
 
 /* Connect to the Unix socket at path. ENOENT, ECONNREFUSED and EAGAIN are
  * retried with a growing pause (10 ms up to 200 ms) until timeout_ms has
@@ -81,6 +95,32 @@ int conn_attach_fd(conn_t *c, int fd);
  * does nothing: the kernel still delivers what the peer wrote before it
  * died, then EOF, so no final event or reply is lost. */
 void conn_abort(conn_t *c);
+
+/* Adopt the connection waiting on a listening libuv stream (uv_accept).
+ * On failure the conn is dead (conn_error says why; on_dead is not called)
+ * and the waiting connection is dropped. */
+int conn_accept(conn_t *c, uv_stream_t *server);
+
+/* Half-close: EOF from the peer means "no more requests", not "gone". Input
+ * ends (buffered lines, and a last line without '\n', are still delivered),
+ * then cb runs; the conn stays open for writing until the owner closes it,
+ * usually from the callback of conn_shutdown. */
+void conn_set_eof_cb(conn_t *c, conn_eof_cb cb);
+
+/* After every write queued so far went out, shut down the write side (the
+ * peer reads EOF). cb (may be NULL) runs once with 0 or the error; close the
+ * conn from there. -ENOTCONN unless open, -EALREADY the second time. */
+int conn_shutdown(conn_t *c, conn_write_cb cb, void *data);
+
+/* Output limits in bytes queued but not yet taken by the kernel. Above soft,
+ * input is held until the queue drains to half of soft; above hard the conn
+ * dies with -ENOBUFS. 0 disables a limit (the default for both). */
+void conn_set_output_limit(conn_t *c, size_t soft, size_t hard);
+
+/* The owner holds input (for instance: too many requests in progress) and
+ * lets it go again. Not counted: one resume undoes any number of pauses. */
+void conn_pause(conn_t *c);
+void conn_resume(conn_t *c);
 
 /* Send v as one line (compact JSON + '\n'). v stays the caller's. cb (may
  * be NULL) runs when the kernel took all of it or the write failed. Returns
@@ -115,6 +155,8 @@ const conn_err *conn_error(const conn_t *c);
 /* Counters, for statistics. */
 uint64_t conn_bytes_in(const conn_t *c);
 uint64_t conn_bytes_out(const conn_t *c);
+/* Bytes handed to conn_send* whose write has not completed yet. */
+size_t conn_queued_out(const conn_t *c);
 
 /* Close and free the conn. Idempotent: later calls are ignored. Pending
  * connects complete with -ECANCELED, queued writes with UV_ECANCELED; then

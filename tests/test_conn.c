@@ -570,3 +570,193 @@ Test(conn, bad_arguments)
     cr_expect_eq(conn_attach_fd(F.c, sv[0]), -EBUSY); /* and sv[0] is closed */
     close(sv[1]);
 }
+
+/* ---- flow control, half-close, and the listener (qmp/listener.h) ---- */
+
+#include <sys/stat.h>
+
+#include "qmp/listener.h"
+
+static int eofs;
+
+static void on_eof_count(conn_t *c, void *data)
+{
+    (void)c;
+    (void)data;
+    eofs++;
+}
+
+/* Output counts from conn_send to its write callback, so the hard limit is
+ * checked before the loop ever runs. */
+Test(conn, output_over_the_hard_limit_kills_the_conn)
+{
+    pair();
+    conn_set_output_limit(F.c, 16384, 100000);
+    char big[40000];
+    memset(big, 'x', sizeof(big));
+    cr_assert_eq(conn_send_raw(F.c, big, sizeof(big), NULL, NULL), 0);
+    cr_assert_eq(conn_send_raw(F.c, big, sizeof(big), NULL, NULL), 0);
+    cr_assert_eq(conn_queued_out(F.c), 2 * sizeof(big));
+    cr_assert_eq(conn_send_raw(F.c, big, sizeof(big), NULL, NULL), -ENOBUFS);
+    cr_assert_eq(F.dead, 1);
+    cr_assert_eq(F.dead_err.code, -ENOBUFS);
+    cr_assert(strstr(F.dead_desc, "does not read"), "%s", F.dead_desc);
+    cr_assert_eq(conn_send_raw(F.c, "x", 1, NULL, NULL), -ENOBUFS);
+}
+
+/* A peer that does not read gets no new lines read from it (so no new
+ * replies) until its output drained; then the held lines come, in order. */
+Test(conn, input_waits_while_output_is_over_the_soft_limit)
+{
+    int sv[2];
+    cr_assert_eq(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv), 0);
+    int small = 4096;
+    setsockopt(sv[1], SOL_SOCKET, SO_SNDBUF, &small, sizeof(small));
+    F.peer = sv[0];
+    fcntl(F.peer, F_SETFL, O_NONBLOCK);
+    cr_assert_eq(conn_attach_fd(F.c, sv[1]), 0);
+    conn_set_output_limit(F.c, 8192, 0);
+    static char big[1 << 20];
+    memset(big, 'x', sizeof(big));
+    cr_assert_eq(conn_send_raw(F.c, big, sizeof(big), NULL, NULL), 0);
+    peer_puts("{\"n\":1}\n{\"n\":2}\n");
+    spin(200);
+    cr_assert_eq(F.nmsg, 0, "a line was read while %zu bytes of output waited", conn_queued_out(F.c));
+    static char sink[1 << 20];
+    cr_assert_eq(peer_read(sink, sizeof(big), 20000), sizeof(big));
+    cr_assert(run_until(&F.nmsg, 5000));
+    spin(50);
+    cr_assert_eq(F.nmsg, 2);
+    cr_assert_str_eq(F.msgs[0], "{\"n\":1}");
+    cr_assert_str_eq(F.msgs[1], "{\"n\":2}");
+}
+
+Test(conn, owner_pause_holds_buffered_lines)
+{
+    pair();
+    conn_pause(F.c);
+    peer_puts("{\"n\":1}\n");
+    spin(100);
+    cr_assert_eq(F.nmsg, 0);
+    conn_resume(F.c);
+    cr_assert_eq(F.nmsg, 0, "resume delivers from the loop, not in place");
+    cr_assert(run_until(&F.nmsg, 5000));
+    cr_assert_str_eq(F.msgs[0], "{\"n\":1}");
+}
+
+/* EOF on a half-close conn: every line (the last without '\n' too), then
+ * the EOF callback; the conn still writes, and shutdown flushes first. */
+Test(conn, half_close_answers_after_eof)
+{
+    pair();
+    eofs = 0;
+    conn_set_eof_cb(F.c, on_eof_count);
+    peer_puts("{\"a\":1}\n{\"b\":2}");
+    shutdown(F.peer, SHUT_WR);
+    cr_assert(run_until(&eofs, 5000));
+    cr_assert_eq(F.dead, 0);
+    cr_assert_eq(F.nmsg, 2);
+    cr_assert_str_eq(F.msgs[1], "{\"b\":2}");
+    cr_assert(conn_is_open(F.c));
+    static char big[300000];
+    memset(big, 'y', sizeof(big));
+    cr_assert_eq(conn_send_raw(F.c, big, sizeof(big), NULL, NULL), 0);
+    cr_assert_eq(conn_shutdown(F.c, on_write, &F), 0);
+    cr_assert_eq(conn_shutdown(F.c, on_write, &F), -EALREADY);
+    static char got[sizeof(big) + 1];
+    cr_assert_eq(peer_read(got, sizeof(big), 20000), sizeof(big));
+    cr_assert(run_until(&F.writes_done, 5000));
+    cr_assert_eq(F.write_status, 0);
+    cr_assert_eq(read(F.peer, got, 1), 0, "EOF after the last byte");
+}
+
+struct lfx {
+    conn_t *conns[8];
+    int n;
+    int closed;
+};
+
+static void on_listener_conn(listener_t *l, conn_t *c, void *data)
+{
+    struct lfx *x = data;
+    (void)l;
+    cr_assert_lt(x->n, 8);
+    conn_set_handlers(c, on_msg, NULL, &F);
+    x->conns[x->n++] = c;
+}
+
+static void on_listener_closed(listener_t *l, void *data)
+{
+    (void)l;
+    ((struct lfx *)data)->closed++;
+}
+
+static void listener_done(listener_t *l, struct lfx *x)
+{
+    listener_close(l, on_listener_closed, x);
+    for (int i = 0; i < x->n; i++)
+        conn_close(x->conns[i], NULL, NULL);
+    cr_assert(run_until(&x->closed, 5000));
+}
+
+/* A socket path of 200+ bytes, far over sun_path: served and dialled
+ * through the directory; the socket is 0600 and gone after close. */
+Test(conn, listener_serves_a_path_longer_than_sun_path)
+{
+    char d[512], path[600];
+    snprintf(d, sizeof(d), "%s/%0120d", F.dir, 0);
+    cr_assert_eq(mkdir(d, 0700), 0);
+    snprintf(d + strlen(d), sizeof(d) - strlen(d), "/%0100d", 1);
+    cr_assert_eq(mkdir(d, 0700), 0);
+    snprintf(path, sizeof(path), "%s/test.sock", d);
+    cr_assert_gt(strlen(path), 200);
+    struct lfx x = { 0 };
+    listener_t *l = NULL;
+    char err[512];
+    cr_assert_eq(listener_start(&F.loop, path, on_listener_conn, &x, &l, err, sizeof(err)), 0, "%s", err);
+    struct stat st;
+    cr_assert_eq(stat(path, &st), 0);
+    cr_assert(S_ISSOCK(st.st_mode));
+    cr_assert_eq(st.st_mode & 0777, 0600, "mode %o", st.st_mode & 0777);
+    int fd = -1;
+    cr_assert_eq(listener_dial(path, 0, &fd, err, sizeof(err)), 0, "%s", err);
+    cr_assert(run_until(&x.n, 5000));
+    cr_assert_eq(write(fd, "{\"hi\":1}\n", 9), 9);
+    cr_assert(run_until(&F.nmsg, 5000));
+    cr_assert_str_eq(F.msgs[0], "{\"hi\":1}");
+    close(fd);
+    listener_done(l, &x);
+    cr_assert_neq(stat(path, &st), 0, "the socket outlived its listener");
+}
+
+Test(conn, listener_refuses_a_directory_others_can_write)
+{
+    char d[300], path[340], err[512];
+    snprintf(d, sizeof(d), "%s/open", F.dir);
+    cr_assert_eq(mkdir(d, 0700), 0);
+    chmod(d, 0777);
+    snprintf(path, sizeof(path), "%s/x.sock", d);
+    listener_t *l = NULL;
+    struct lfx x = { 0 };
+    cr_assert_eq(listener_start(&F.loop, path, on_listener_conn, &x, &l, err, sizeof(err)), -EPERM);
+    cr_assert(strstr(err, "0777") && strstr(err, d), "%s", err);
+    cr_assert_neq(access(path, F_OK), 0);
+}
+
+/* A dead server's socket file is replaced; a live server's is not. */
+Test(conn, listener_replaces_a_stale_socket_not_a_live_one)
+{
+    char path[300], err[512];
+    snprintf(path, sizeof(path), "%s/s.sock", F.dir);
+    close(listen_on(path, 0)); /* bound, never listening: connect is refused */
+    struct lfx x = { 0 }, y = { 0 };
+    listener_t *l = NULL, *l2 = NULL;
+    cr_assert_eq(listener_start(&F.loop, path, on_listener_conn, &x, &l, err, sizeof(err)), 0, "%s", err);
+    cr_assert_eq(listener_start(&F.loop, path, on_listener_conn, &y, &l2, err, sizeof(err)), -EADDRINUSE);
+    cr_assert(strstr(err, "another process"), "%s", err);
+    int fd = -1;
+    cr_assert_eq(listener_dial(path, 1, &fd, err, sizeof(err)), 0, "%s", err);
+    cr_assert(run_until(&x.n, 5000));
+    close(fd);
+    listener_done(l, &x);
+}

@@ -111,12 +111,48 @@ int qc_run_open(const struct qc_opts *o, struct qc_guest *out)
     return QC_OK;
 }
 
+struct guest_search {
+    const char *name;
+    char dir[PATH_MAX];
+};
+
+static void search_run(const char *dir, void *data)
+{
+    struct guest_search *gs = data;
+    json_t *reg = gs->dir[0] ? NULL : read_registry(dir);
+    if (reg && find_guest(reg, gs->name))
+        snprintf(gs->dir, sizeof(gs->dir), "%s", dir);
+    json_free(reg);
+}
+
+/* Without --run-dir, a guest missing from the latest run may live in another
+ * live one (the suites of a `qfleet run` are runs of their own). */
+static void open_other_run(const struct qc_opts *o, const char *name, struct qc_guest *out)
+{
+    struct guest_search gs = { .name = name };
+    char err[512];
+    if (o->run || runs_each(o->state_dir, 1, search_run, &gs, err, sizeof(err)) <= 0 || !gs.dir[0])
+        return;
+    struct qc_opts one = *o;
+    struct qc_guest g;
+    one.run = gs.dir;
+    if (qc_run_open(&one, &g) != QC_OK)
+        return;
+    qc_guest_close(out);
+    *out = g;
+}
+
 int qc_guest_open(const struct qc_opts *o, const char *name, int need_live, struct qc_guest *out)
 {
     if (qc_run_open(o, out) != QC_OK)
         return QC_FAIL;
     out->name = name;
     out->g = find_guest(out->reg, name);
+    if (!out->g) {
+        open_other_run(o, name, out);
+        out->name = name;
+        out->g = find_guest(out->reg, name);
+    }
     if (!out->g) {
         const json_t *gs = json_get(out->reg, "guests");
         char list[1024] = "";

@@ -12,15 +12,13 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/socket.h>
-#include <sys/stat.h>
-#include <sys/un.h>
 #include <time.h>
 #include <unistd.h>
 
 #include <uv.h>
 
 #include "qmp/conn.h"
+#include "qmp/listener.h"
 #include "qmp/qmp.h"
 #include "tools/qmpctl_int.h"
 
@@ -28,20 +26,8 @@
  * full, a blocking connect would hang; this one fails with EAGAIN. */
 static int dial(const char *path, int *fd_out)
 {
-    struct sockaddr_un sa = { .sun_family = AF_UNIX };
-    if (strlen(path) >= sizeof(sa.sun_path))
-        return -ENAMETOOLONG;
-    memcpy(sa.sun_path, path, strlen(path) + 1);
-    int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
-    if (fd < 0)
-        return -errno;
-    if (connect(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0) {
-        int e = errno;
-        close(fd);
-        return -e;
-    }
-    *fd_out = fd;
-    return 0;
+    char err[64];
+    return listener_dial(path, 1, fd_out, err, sizeof(err));
 }
 
 /* The relay if one answers, else the monitor. On failure desc says why in
@@ -195,11 +181,9 @@ struct rclient {
 
 struct relay {
     qmp_t *q;        /* the monitor we hold */
-    int fd;
-    uv_poll_t poll;
-    char path[sizeof(((struct sockaddr_un *)0)->sun_path)];
+    listener_t *lsn;
     struct rclient *clients;
-    int poll_closed;
+    int lsn_closed;
 };
 
 struct rcmd {
@@ -209,7 +193,7 @@ struct rcmd {
 
 static void relay_maybe_free(struct relay *rl)
 {
-    if (rl->poll_closed && !rl->clients)
+    if (rl->lsn_closed && !rl->clients)
         free(rl);
 }
 
@@ -351,94 +335,62 @@ static void relay_greet(struct relay *rl, struct rclient *cl)
     client_send(cl, v, NULL);
 }
 
-static void relay_accept(uv_poll_t *h, int status, int events)
+static void relay_accept(listener_t *l, conn_t *conn, void *data)
 {
-    struct relay *rl = h->data;
-    (void)events;
-    if (status < 0)
+    struct relay *rl = data;
+    (void)l;
+    struct rclient *cl = calloc(1, sizeof(*cl));
+    if (!cl) {
+        conn_close(conn, NULL, NULL);
         return;
-    for (;;) {
-        int fd = accept4(rl->fd, NULL, NULL, SOCK_CLOEXEC | SOCK_NONBLOCK);
-        if (fd < 0)
-            return; /* EAGAIN: all taken */
-        struct rclient *cl = calloc(1, sizeof(*cl));
-        if (!cl || conn_new(h->loop, client_msg, client_dead, cl, &cl->conn) < 0) {
-            free(cl);
-            close(fd);
-            continue;
-        }
-        cl->rl = rl;
-        cl->refs = 1;
-        cl->next = rl->clients;
-        rl->clients = cl;
-        conn_set_label(cl->conn, "relay client");
-        if (conn_attach_fd(cl->conn, fd) < 0) {
-            client_drop(cl);
-            continue;
-        }
-        relay_greet(rl, cl);
     }
+    cl->rl = rl;
+    cl->conn = conn;
+    cl->refs = 1;
+    cl->next = rl->clients;
+    rl->clients = cl;
+    conn_set_handlers(conn, client_msg, client_dead, cl);
+    conn_set_label(conn, "relay client");
+    relay_greet(rl, cl);
 }
 
 /* Listen on path next to the monitor. Sharing is a convenience: when it
  * cannot be set up the follower still runs, with a warning. */
 static struct relay *relay_start(uv_loop_t *loop, qmp_t *q, const char *path)
 {
-    struct sockaddr_un sa = { .sun_family = AF_UNIX };
-    if (strlen(path) >= sizeof(sa.sun_path)) {
-        fprintf(stderr, "%s: not sharing the monitor: %s is too long for a socket\n", qc_prog, path);
-        return NULL;
-    }
-    memcpy(sa.sun_path, path, strlen(path) + 1);
-    int probe;
-    int rc = dial(path, &probe);
-    if (rc == 0) {
-        close(probe); /* another follower shares it already */
-        return NULL;
-    }
-    if (rc == -ECONNREFUSED)
-        unlink(path); /* left by a follower that was killed */
     struct relay *rl = calloc(1, sizeof(*rl));
     if (!rl)
         return NULL;
     rl->q = q;
-    memcpy(rl->path, path, strlen(path) + 1);
-    rl->fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
-    mode_t old = umask(0177); /* the socket is born 0600, like the control socket */
-    rc = rl->fd < 0 || bind(rl->fd, (struct sockaddr *)&sa, sizeof(sa)) < 0 || listen(rl->fd, 16) < 0
-             ? -errno : 0;
-    umask(old);
+    char err[1024];
+    int rc = listener_start(loop, path, relay_accept, rl, &rl->lsn, err, sizeof(err));
     if (rc < 0) {
-        fprintf(stderr, "%s: not sharing the monitor: %s: %s\n", qc_prog, path, strerror(-rc));
-        if (rl->fd >= 0)
-            close(rl->fd);
+        /* EADDRINUSE: another follower shares it already. */
+        if (rc != -EADDRINUSE)
+            fprintf(stderr, "%s: not sharing the monitor: %s\n", qc_prog, err);
         free(rl);
         return NULL;
     }
-    uv_poll_init(loop, &rl->poll, rl->fd);
-    rl->poll.data = rl;
-    uv_poll_start(&rl->poll, UV_READABLE, relay_accept);
     return rl;
 }
 
-static void relay_poll_closed(uv_handle_t *h)
+static void relay_lsn_closed(listener_t *l, void *data)
 {
-    struct relay *rl = h->data;
-    close(rl->fd);
-    rl->poll_closed = 1;
+    struct relay *rl = data;
+    (void)l;
+    rl->lsn_closed = 1;
     relay_maybe_free(rl);
 }
 
-/* Unlink first, so nobody new finds a relay that is going away. */
+/* The listener unlinks first, so nobody new finds a relay going away. */
 static void relay_close(struct relay *rl)
 {
     if (!rl)
         return;
     rl->q = NULL;
-    unlink(rl->path);
     for (struct rclient *cl = rl->clients; cl; cl = cl->next)
         client_drop(cl);
-    uv_close((uv_handle_t *)&rl->poll, relay_poll_closed);
+    listener_close(rl->lsn, relay_lsn_closed, rl);
 }
 
 static void relay_event(struct relay *rl, const qmp_event *ev)

@@ -1,44 +1,48 @@
 /* control.c - control socket server on the fleet's loop, and a blocking
- * one-shot client. Each accepted socket is framed by qmp/conn. */
+ * one-shot client. The socket is a qmp/listener; each client a qmp/conn.
+ *
+ * A client's EOF means "no more requests": what it asked is still answered,
+ * then its side is shut down. A client gets at most MAX_INFLIGHT requests in
+ * progress and, through the listener's output limits, no more replies than
+ * it reads; past that its input waits. */
 #include "src/ctl/control.h"
 #include "base/time.h"
 
 #include <errno.h>
-#include <fcntl.h>
 #include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/socket.h>
-#include <sys/stat.h>
-#include <sys/un.h>
 #include <time.h>
 #include <unistd.h>
 
 #include "qmp/agent.h"
 #include "qmp/conn.h"
+#include "qmp/listener.h"
 
 #define QGA_DEFAULT_TIMEOUT_MS 30000
+#define MAX_INFLIGHT 64
 
 struct client {
     control_t *ctl;
     conn_t *conn;
     int refs;          /* the conn + each request in progress */
+    int inflight;      /* requests in progress */
     int dead;
+    int eof;           /* the client sent its last request */
+    int shutting;
     struct client *next;
 };
 
 struct control {
     uv_loop_t *loop;
     fleet_t *f;
-    int fd;
-    uv_poll_t poll;
-    char path[sizeof(((struct sockaddr_un *)0)->sun_path)];
+    listener_t *lsn;
     struct client *clients;
     control_down_cb on_down;
     void *data;
     int closing;
-    int poll_closed;
+    int lsn_closed;
 };
 
 struct request {
@@ -58,7 +62,7 @@ static void client_unref(struct client *cl)
         }
     free(cl);
     /* The last client out frees a closed control. */
-    if (c->poll_closed && !c->clients)
+    if (c->lsn_closed && !c->clients)
         free(c);
 }
 
@@ -101,6 +105,31 @@ static void reply(struct client *cl, const json_t *id, json_t *ret, const char *
     json_free(r);
 }
 
+static void on_shut(conn_t *conn, int status, void *data)
+{
+    (void)conn;
+    (void)status;
+    client_drop(data);
+}
+
+/* After the client's EOF and the last reply: flush, shut down, close. */
+static void client_maybe_finish(struct client *cl)
+{
+    if (!cl->eof || cl->inflight || cl->dead || cl->shutting)
+        return;
+    cl->shutting = 1;
+    if (conn_shutdown(cl->conn, on_shut, cl) < 0)
+        client_drop(cl);
+}
+
+static void on_eof(conn_t *conn, void *data)
+{
+    struct client *cl = data;
+    (void)conn;
+    cl->eof = 1;
+    client_maybe_finish(cl);
+}
+
 static struct request *request_new(struct client *cl, const json_t *id)
 {
     struct request *rq = calloc(1, sizeof(*rq));
@@ -109,14 +138,20 @@ static struct request *request_new(struct client *cl, const json_t *id)
     rq->cl = cl;
     rq->id = id ? json_copy(id) : NULL;
     cl->refs++;
+    if (++cl->inflight >= MAX_INFLIGHT)
+        conn_pause(cl->conn);
     return rq;
 }
 
 static void request_done(struct request *rq)
 {
+    struct client *cl = rq->cl;
     json_free(rq->id);
-    client_unref(rq->cl);
     free(rq);
+    if (cl->inflight-- == MAX_INFLIGHT && !cl->dead)
+        conn_resume(cl->conn);
+    client_maybe_finish(cl);
+    client_unref(cl);
 }
 
 static void on_qga_reply(agent_t *a, const json_t *ret, const conn_err *err, void *data)
@@ -223,57 +258,35 @@ static void on_dead(conn_t *conn, const conn_err *err, void *data)
     client_drop(data);
 }
 
-static void on_accept(uv_poll_t *h, int status, int events)
+static void on_client(listener_t *l, conn_t *conn, void *data)
 {
-    control_t *c = h->data;
-    (void)events;
-    if (status < 0)
+    control_t *c = data;
+    (void)l;
+    struct client *cl = calloc(1, sizeof(*cl));
+    if (!cl) {
+        conn_close(conn, NULL, NULL);
         return;
-    for (;;) {
-        int fd = accept4(c->fd, NULL, NULL, SOCK_CLOEXEC | SOCK_NONBLOCK);
-        if (fd < 0)
-            return; /* EAGAIN: drained; anything else: try on the next wake */
-        struct client *cl = calloc(1, sizeof(*cl));
-        if (!cl || conn_new(c->loop, on_msg, on_dead, cl, &cl->conn) < 0) {
-            free(cl);
-            close(fd);
-            continue;
-        }
-        cl->ctl = c;
-        cl->refs = 1;
-        conn_set_label(cl->conn, "control");
-        if (conn_attach_fd(cl->conn, fd) < 0) {
-            client_drop(cl);
-            continue;
-        }
-        cl->next = c->clients;
-        c->clients = cl;
     }
+    cl->ctl = c;
+    cl->conn = conn;
+    cl->refs = 1;
+    conn_set_handlers(conn, on_msg, on_dead, cl);
+    conn_set_eof_cb(conn, on_eof);
+    conn_set_label(conn, "control");
+    cl->next = c->clients;
+    c->clients = cl;
 }
 
 int control_start(uv_loop_t *loop, fleet_t *f, const char *path, control_down_cb on_down,
                   void *data, control_t **out, char *err, size_t errlen)
 {
-    struct sockaddr_un sa = { .sun_family = AF_UNIX };
-    if (strlen(path) >= sizeof(sa.sun_path)) {
-        snprintf(err, errlen, "%s: path too long for a Unix socket", path);
-        return -ENAMETOOLONG;
-    }
     control_t *c = calloc(1, sizeof(*c));
     if (!c)
         return -ENOMEM;
-    strcpy(sa.sun_path, path);
-    strcpy(c->path, path);
-    unlink(path);
-    c->fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
-    mode_t old = umask(0177); /* the socket is born 0600 */
-    int rc = c->fd < 0 || bind(c->fd, (struct sockaddr *)&sa, sizeof(sa)) < 0 || listen(c->fd, 64) < 0
-                 ? -errno : 0;
-    umask(old);
+    char why[1024];
+    int rc = listener_start(loop, path, on_client, c, &c->lsn, why, sizeof(why));
     if (rc < 0) {
-        snprintf(err, errlen, "control socket %s: %s", path, strerror(-rc));
-        if (c->fd >= 0)
-            close(c->fd);
+        snprintf(err, errlen, "control socket %s", why);
         free(c);
         return rc;
     }
@@ -281,18 +294,15 @@ int control_start(uv_loop_t *loop, fleet_t *f, const char *path, control_down_cb
     c->f = f;
     c->on_down = on_down;
     c->data = data;
-    uv_poll_init(loop, &c->poll, c->fd);
-    c->poll.data = c;
-    uv_poll_start(&c->poll, UV_READABLE, on_accept);
     *out = c;
     return 0;
 }
 
-static void on_poll_closed(uv_handle_t *h)
+static void on_listener_closed(listener_t *l, void *data)
 {
-    control_t *c = h->data;
-    close(c->fd);
-    c->poll_closed = 1;
+    control_t *c = data;
+    (void)l;
+    c->lsn_closed = 1;
     /* Clients still closing (or with requests in flight) point at c; the
      * last of them frees it. */
     if (!c->clients)
@@ -304,10 +314,9 @@ void control_close(control_t *c)
     if (!c || c->closing)
         return;
     c->closing = 1;
-    unlink(c->path);
     for (struct client *cl = c->clients; cl; cl = cl->next)
         client_drop(cl);
-    uv_close((uv_handle_t *)&c->poll, on_poll_closed);
+    listener_close(c->lsn, on_listener_closed, c);
 }
 
 /* ---- blocking client ---- */
@@ -315,19 +324,12 @@ void control_close(control_t *c)
 int control_request(const char *path, const json_t *req, json_t **reply_out, int timeout_ms,
                     char *err, size_t errlen)
 {
-    struct sockaddr_un sa = { .sun_family = AF_UNIX };
-    if (strlen(path) >= sizeof(sa.sun_path)) {
-        snprintf(err, errlen, "%s: path too long", path);
-        return -ENAMETOOLONG;
-    }
-    strcpy(sa.sun_path, path);
-    int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    if (fd < 0 || connect(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0) {
-        int e = errno;
-        snprintf(err, errlen, "%s: %s (is the controller still running?)", path, strerror(e));
-        if (fd >= 0)
-            close(fd);
-        return -e;
+    int fd;
+    char why[1024];
+    int rc0 = listener_dial(path, 0, &fd, why, sizeof(why));
+    if (rc0 < 0) {
+        snprintf(err, errlen, "%s (is the controller still running?)", why);
+        return rc0;
     }
     size_t n;
     char *line = json_dump(req, &n);
