@@ -639,8 +639,6 @@ void fleet__guest_boot(fguest_t *g)
 
 /* ---- stop ---- */
 
-static void stop_next(fguest_t *g);
-
 static void on_stop_timer(uv_timer_t *t) { stop_next(t->data); }
 
 static void stop_finish(fguest_t *g)

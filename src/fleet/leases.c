@@ -1,4 +1,4 @@
-/* lease.c - what a guest holds while it lives: host leases (MACs, VNC,
+/* leases.c - what a guest holds while it lives: host leases (MACs, VNC,
  * ports, pinned CPUs), SR-IOV VFs, and its own guest PCI slot map. Taken
  * before launch, all or nothing; given back when it stops or fails. */
 #include "src/fleet/fleet_int.h"
