@@ -11,6 +11,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -24,11 +25,16 @@
 
 static char dir[256], run_dir[300], state_dir[300];
 
-static void setup(void)
+static void setup_dirs(void)
 {
     cr_assert_eq(tu_mkdtemp(dir, sizeof(dir), "fleet"), 0);
     snprintf(run_dir, sizeof(run_dir), "%s/run", dir);
     snprintf(state_dir, sizeof(state_dir), "%s/state", dir);
+}
+
+static void setup(void)
+{
+    setup_dirs();
     char k[512];
     snprintf(k, sizeof(k), "%s/vmlinux", tu_guest_dir());
     cr_assert_eq(access(k, R_OK), 0, "no test guest in %s: run tools/mkguest", tu_guest_dir());
@@ -37,6 +43,8 @@ static void setup(void)
 static void teardown(void) { tu_rmtree(dir); }
 
 TestSuite(fleet, .init = setup, .fini = teardown, .timeout = 600);
+/* Failures before any QEMU runs: no test guest needed. */
+TestSuite(fleet_setup, .init = setup_dirs, .fini = teardown, .timeout = 300);
 
 /* A cfg for the test guest; append replaces the kernel command line. */
 static void write_cfg(const char *path, const char *append, const char *extra)
@@ -56,8 +64,9 @@ static void write_cfg(const char *path, const char *append, const char *extra)
     fclose(f);
 }
 
-/* Start qfleet with args; stdout to DIR/out.txt, stderr to DIR/err.txt. */
-static pid_t start_qfleet(char *const args[])
+/* Start qfleet with args; stdout to DIR/out.txt, stderr to DIR/err.txt;
+ * its stack limited to stack bytes unless 0. */
+static pid_t start_qfleet_stack(char *const args[], rlim_t stack)
 {
     char out[320], errp[320];
     snprintf(out, sizeof(out), "%s/out.txt", dir);
@@ -70,11 +79,16 @@ static pid_t start_qfleet(char *const args[])
         dup2(o, 1);
         dup2(e, 2);
         setenv("QFLEET_STATE_DIR", state_dir, 1);
+        struct rlimit rl = { stack, stack };
+        if (stack && setrlimit(RLIMIT_STACK, &rl) < 0)
+            _exit(126);
         execv(QFLEET, args);
         _exit(127);
     }
     return pid;
 }
+
+static pid_t start_qfleet(char *const args[]) { return start_qfleet_stack(args, 0); }
 
 static char *slurp(const char *name)
 {
@@ -489,3 +503,75 @@ Test(fleet, port_race_gets_a_new_port_once)
     json_free(res);
     free(out);
 }
+
+/* A VM whose QEMU binary does not exist: every launch fails at once. */
+static void write_missing_qemu_cfg(const char *path)
+{
+    FILE *f = fopen(path, "w");
+    cr_assert(f);
+    fprintf(f, "[vm0]\n"
+               "cpu =\n    model=qemu64,number=1;\n"
+               "mem =\n    size=256;\n"
+               "qemu =\n    path=%s/no-such-qemu;\n"
+               "enable_kvm =\n    enable=no;\n", dir);
+    fclose(f);
+}
+
+/* Issue 17: a launch that fails synchronously used to boot the next guest
+ * from inside its own failure, one stack frame chain per guest, until the
+ * stack ran out (about 250 guests in 2 MiB). The fleet now schedules from
+ * its timer, in a loop: 900 of them fit in 1 MiB. */
+Test(fleet_setup, nine_hundred_synchronous_failures_in_a_small_stack)
+{
+    char cfg[320];
+    snprintf(cfg, sizeof(cfg), "%s/missing.cfg", dir);
+    write_missing_qemu_cfg(cfg);
+    char *args[] = { QFLEET, "up", cfg, "--count", "900", "--run-dir", run_dir, "--until-ready", "-q", NULL };
+    pid_t pid = start_qfleet_stack(args, 1 << 20);
+    int code = tu_wait_exit(pid, 240000);
+    char *errt = slurp("err.txt");
+    cr_assert_eq(code, 1, "exit %d (128+N: killed by signal N): %.2000s", code, errt);
+    free(errt);
+    json_t *reg = registry();
+    json_t *gs = json_get(reg, "guests");
+    cr_assert_eq(json_len(gs), 900);
+    for (size_t i = 0; i < json_len(gs); i++) {
+        const json_t *g = json_at(gs, i);
+        cr_assert_str_eq(json_get_str(g, "state"), "failed", "%s", json_get_str(g, "name"));
+        cr_assert(strstr(json_get_str(g, "reason"), "launching QEMU"), "%s: %s", json_get_str(g, "name"),
+                  json_get_str(g, "reason"));
+    }
+    json_free(reg);
+    cr_assert_eq(leases_held("/vm0-"), 0);
+}
+
+/* The control socket cannot be created (a directory is in its way): a
+ * setup error, exit 3, said once; the fleet freed once (it used to be freed
+ * twice with --until-ready, an abort in uv_close) and no guest booted or
+ * declared up on the way out. */
+static void control_socket_blocked(int until_ready)
+{
+    char cfg[320], sock[400], in[420];
+    snprintf(cfg, sizeof(cfg), "%s/missing.cfg", dir);
+    write_missing_qemu_cfg(cfg);
+    snprintf(sock, sizeof(sock), "%s/control.sock", run_dir);
+    cr_assert_eq(fs_mkdir_p(sock, 0700, 0), 0);
+    snprintf(in, sizeof(in), "%s/keep", sock);
+    char e[256];
+    cr_assert_eq(fs_write_atomic(in, "x", 1, 0600, e, sizeof(e)), 0, "%s", e);
+    char *args[] = { QFLEET, "up", cfg, "--count", "2", "--run-dir", run_dir, until_ready ? "--until-ready" : "--no-ssh",
+                     NULL };
+    pid_t pid = start_qfleet(args);
+    int code = tu_wait_exit(pid, 60000);
+    char *errt = slurp("err.txt"), *out = slurp("out.txt");
+    cr_assert_eq(code, 3, "exit %d: %s", code, errt);
+    cr_assert(strstr(errt, "control socket") && strstr(errt, sock), "%s", errt);
+    cr_assert_not(strstr(errt, "is up"), "%s", errt);
+    cr_assert_not(strstr(errt, "launching"), "a guest booted after the setup error: %s", errt);
+    cr_assert_str_eq(out, "", "a result table after a setup error: %s", out);
+    free(errt);
+    free(out);
+}
+
+Test(fleet_setup, control_socket_error_exits_3_with_until_ready) { control_socket_blocked(1); }
+Test(fleet_setup, control_socket_error_exits_3_without_until_ready) { control_socket_blocked(0); }

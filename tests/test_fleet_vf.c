@@ -264,7 +264,7 @@ static void fleet_down(fleet_t *f)
 struct want_state {
     fleet_t *f;
     const char *name;
-    guest_state s;
+    fleet_state s;
 };
 
 static int in_state(void *arg)
@@ -274,11 +274,11 @@ static int in_state(void *arg)
     return g && fguest_state(g) == w->s;
 }
 
-static void wait_state(fleet_t *f, const char *name, guest_state s)
+static void wait_state(fleet_t *f, const char *name, fleet_state s)
 {
     struct want_state w = { f, name, s };
     cr_assert(run_until(in_state, &w, 20000), "%s: %s, not %s (%s)", name,
-              guest_state_name(fguest_state(fleet_find(f, name))), guest_state_name(s),
+              fleet_state_name(fguest_state(fleet_find(f, name))), fleet_state_name(s),
               fguest_reason(fleet_find(f, name)));
 }
 

@@ -66,7 +66,7 @@ static void on_stopped(fleet_t *f, void *data)
     b->done = 1;
 }
 
-static void on_event(fleet_t *f, fguest_t *g, guest_state s, void *data)
+static void on_event(fleet_t *f, fguest_t *g, fleet_state s, void *data)
 {
     struct boot *b = data;
     if (s == GS_FAILED && !b->t_all) {

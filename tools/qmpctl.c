@@ -11,6 +11,7 @@
 
 #include "base/cli.h"
 #include "src/ctl/control.h"
+#include "src/fleet/fleet.h"
 #include "base/fs.h"
 #include "src/ctl/runs.h"
 #include "tools/qmpctl_int.h"
@@ -226,7 +227,7 @@ static int pid_alive(long long pid)
 
 int qc_state_is_down(const char *st)
 {
-    return st && (!strcmp(st, "stopping") || !strcmp(st, "stopped") || !strcmp(st, "failed"));
+    return fleet_state_from_name(st) >= GS_STOPPING;
 }
 
 void qc_guest_why_gone(struct qc_guest *g, char *out, size_t outlen)
@@ -238,13 +239,13 @@ void qc_guest_why_gone(struct qc_guest *g, char *out, size_t outlen)
     out[0] = '\0';
     if (!g->live)
         snprintf(out, outlen, "run %s has finished", g->run_id);
-    else if (st && !strcmp(st, "failed"))
+    else if (fleet_state_from_name(st) == GS_FAILED)
         snprintf(out, outlen, "the guest failed: %s", qc_reason_line(g->g, line, sizeof(line)));
     else if (qc_state_is_down(st))
         snprintf(out, outlen, "the guest is %s", st);
     else if (pid > 0 && !pid_alive(pid))
         snprintf(out, outlen, "QEMU (pid %lld) has exited; the controller will mark the guest failed", pid);
-    else if (st && (!strcmp(st, "queued") || !strcmp(st, "allocating") || !strcmp(st, "launching")))
+    else if (fleet_state_from_name(st) >= GS_QUEUED && fleet_state_from_name(st) <= GS_LAUNCHING)
         snprintf(out, outlen, "QEMU is still starting (state %s); try again in a moment", st);
 }
 

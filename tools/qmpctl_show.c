@@ -8,6 +8,7 @@
 #include <time.h>
 
 #include "src/ctl/runs.h"
+#include "src/fleet/fleet.h"
 #include "tools/qmpctl_int.h"
 
 #define QMP_TIMEOUT_MS 10000
@@ -102,7 +103,7 @@ static long long uptime_ms(const json_t *g, int live)
 {
     const char *st = json_get_str(g, "state");
     long long started = json_get_int(g, "started_ms", -1);
-    if (!live || started <= 0 || !st || qc_state_is_down(st) || !strcmp(st, "allocating"))
+    if (!live || started <= 0 || !st || qc_state_is_down(st) || fleet_state_from_name(st) == GS_ALLOCATING)
         return -1;
     return now_ms() - started;
 }
@@ -159,7 +160,7 @@ static void list_reasons(const struct qc_guest *r)
         const json_t *g = json_at(gs, i);
         const char *st = json_get_str(g, "state");
         char line[512];
-        if (st && !strcmp(st, "failed"))
+        if (fleet_state_from_name(st) == GS_FAILED)
             printf("%s failed: %s\n", json_get_str(g, "name"), qc_reason_line(g, line, sizeof(line)));
     }
 }
@@ -256,22 +257,19 @@ int qc_cmd_list(const struct qc_opts *o)
 
 /* ---- status ---- */
 
-static const char *const phases[] = {
-    "allocating", "launching", "qmp-connected", "running", "agent-connected", "net-ready",
-    "pci-mapped", "ssh-ready", "ready", "stopping", "stopped", "failed", NULL,
-};
-
+/* timings_ms has a member per state reached from allocating on. */
 static void print_timings(const json_t *t)
 {
     struct table tb = { .ncols = 3 };
     table_row(&tb, "PHASE", "AT", "TOOK");
     long long prev = -1;
-    for (int i = 0; phases[i]; i++) {
-        long long at = json_get_int(t, phases[i], -1);
+    for (int s = GS_ALLOCATING; s < GS_COUNT; s++) {
+        const char *phase = fleet_state_name(s);
+        long long at = json_get_int(t, phase, -1);
         if (at < 0)
             continue;
         char a[32], d[32];
-        table_row(&tb, phases[i], fmt_dur(at, a, sizeof(a)), fmt_dur(prev >= 0 ? at - prev : -1, d, sizeof(d)));
+        table_row(&tb, phase, fmt_dur(at, a, sizeof(a)), fmt_dur(prev >= 0 ? at - prev : -1, d, sizeof(d)));
         prev = at;
     }
     table_print(&tb);

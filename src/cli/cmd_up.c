@@ -137,7 +137,7 @@ static void stop_everything(struct up *u)
     fleet_stop_all(u->f, on_all_stopped, u);
 }
 
-static void on_event(fleet_t *f, fguest_t *g, guest_state s, void *data)
+static void on_event(fleet_t *f, fguest_t *g, fleet_state s, void *data)
 {
     struct up *u = data;
     if (!u->quiet) {
@@ -145,11 +145,16 @@ static void on_event(fleet_t *f, fguest_t *g, guest_state s, void *data)
         if (s == GS_FAILED)
             fprintf(stderr, "qfleet: %s: failed: %s\n", fguest_name(g), first_line(fguest_reason(g), line, sizeof(line)));
         else
-            fprintf(stderr, "qfleet: %s: %s\n", fguest_name(g), guest_state_name(s));
+            fprintf(stderr, "qfleet: %s: %s\n", fguest_name(g), fleet_state_name(s));
     }
     if (s == GS_FAILED && !u->stopping && u->exit_code == 0)
         u->exit_code = 1;
     if (!u->printed && !u->stopping && fleet_settled(f)) {
+        /* Events come in order but may trail the guests: those that failed
+         * by now count even if their event is still to come. */
+        for (size_t i = 0; i < fleet_count(f); i++)
+            if (fguest_state(fleet_guest_at(f, i)) == GS_FAILED)
+                u->exit_code = 1;
         u->printed = 1;
         print_result(u);
         if (u->until_ready)
@@ -314,6 +319,9 @@ static int up_start(struct up *u, const struct up_args *a, struct inst *in, int 
         rc = 3;
     }
     if (rc != 0) {
+        /* Once: the fleet calls no on_event after fleet_free, and with
+         * stopping set on_event would take no decision anyway. */
+        u->stopping = 1;
         fleet_free(u->f, NULL, NULL);
         uv_run(u->loop, UV_RUN_DEFAULT);
     }

@@ -223,7 +223,7 @@ static void handle(struct client *cl, const json_t *msg)
     if (!a || !execute) {
         if (!a)
             snprintf(desc, sizeof(desc), "%s: the agent is not connected (state %s)", fguest_name(g),
-                     guest_state_name(fguest_state(g)));
+                     fleet_state_name(fguest_state(g)));
         else
             snprintf(desc, sizeof(desc), "qga needs an \"execute\" string");
         reply(cl, id, NULL, a ? "BadRequest" : "GuestNotReady", desc);

@@ -1,5 +1,10 @@
 /* boot.c - one guest from leases to ready, and back down.
  *
+ * fleet.c drives it (fleet__guest_boot, _stop, _fail); every change of
+ * g->state goes back through fleet__guest_changed() alone, which decides
+ * nothing: whatever follows for the fleet (the next queued guest, the
+ * owner's callbacks) happens later, from the fleet's own timer.
+ *
  * Each phase is entered by an event (QMP ready, a reply, VSERPORT_CHANGE,
  * agent sync) and bounded by phase_timer. The only polling is for the DHCP
  * address, which nothing announces. QEMU's exit is seen through its pidfd
@@ -26,8 +31,8 @@
 #define TERM_GRACE_MS 3000
 #define TAIL_BYTES 1500
 
-static void fg_set(fguest_t *g, guest_state s);
-static void fg_next(fguest_t *g);
+static void set_state(fguest_t *g, fleet_state s);
+static void next_phase(fguest_t *g);
 static void on_phase_timeout(uv_timer_t *t);
 
 static int ms_of(int s, int fallback_s) { return (s > 0 ? s : fallback_s) * 1000; }
@@ -38,12 +43,12 @@ static void phase_arm(fguest_t *g, int ms)
     uv_timer_start(&g->phase_timer, on_phase_timeout, (uint64_t)ms, 0);
 }
 
-int fg_is_booting(const fguest_t *g)
+int fleet__guest_booting(const fguest_t *g)
 {
     return g->state >= GS_ALLOCATING && g->state < GS_READY;
 }
 
-int fg_init(fleet_t *f, fguest_t *g)
+void fleet__guest_init(fleet_t *f, fguest_t *g)
 {
     g->f = f;
     for (int i = 0; i < GS_COUNT; i++)
@@ -52,17 +57,16 @@ int fg_init(fleet_t *f, fguest_t *g)
     uv_timer_init(f->loop, &g->poll_timer);
     uv_timer_init(f->loop, &g->stop_timer);
     g->phase_timer.data = g->poll_timer.data = g->stop_timer.data = g;
-    return 0;
 }
 
-void fg_close(fguest_t *g, uv_close_cb cb)
+void fleet__guest_close(fguest_t *g, uv_close_cb cb)
 {
     uv_close((uv_handle_t *)&g->phase_timer, cb);
     uv_close((uv_handle_t *)&g->poll_timer, cb);
     uv_close((uv_handle_t *)&g->stop_timer, cb);
 }
 
-static void fg_set(fguest_t *g, guest_state s)
+static void set_state(fguest_t *g, fleet_state s)
 {
     g->state = s;
     if (s == GS_ALLOCATING) {
@@ -70,7 +74,7 @@ static void fg_set(fguest_t *g, guest_state s)
         g->mono_start = uv_hrtime() / 1e6;
     }
     g->t_ms[s] = (long long)(uv_hrtime() / 1e6 - g->mono_start);
-    fleet_publish(g->f, g);
+    fleet__guest_changed(g);
 }
 
 /* ---- failure ---- */
@@ -103,19 +107,6 @@ static void drop_proc(fguest_t *g)
     }
 }
 
-static void run_waiters(fguest_t *g)
-{
-    struct fg_waiter *w = g->waiters;
-    g->waiters = NULL;
-    while (w) {
-        struct fg_waiter *next = w->next;
-        if (w->cb)
-            w->cb(g, w->data);
-        free(w);
-        w = next;
-    }
-}
-
 static void append_tail(fguest_t *g, size_t *off, const char *label, const char *path)
 {
     char *t = fs_tail_text(path, TAIL_BYTES); /* the guest's bytes, made safe to print */
@@ -130,11 +121,10 @@ static void append_tail(fguest_t *g, size_t *off, const char *label, const char 
         *off = sizeof(g->reason) - 1;
 }
 
-void fg_fail(fguest_t *g, const char *fmt, ...)
+void fleet__guest_fail(fguest_t *g, const char *fmt, ...)
 {
     if (g->state == GS_FAILED || g->state == GS_STOPPED)
         return;
-    int was_booting = fg_is_booting(g) || g->state == GS_QUEUED;
     va_list ap;
     va_start(ap, fmt);
     vsnprintf(g->reason, sizeof(g->reason), fmt, ap);
@@ -152,11 +142,8 @@ void fg_fail(fguest_t *g, const char *fmt, ...)
     uv_timer_stop(&g->stop_timer);
     close_clients(g);
     drop_proc(g);
-    fg_release(g);
-    fg_set(g, GS_FAILED);
-    if (was_booting)
-        fleet_guest_settled(g->f, g);
-    run_waiters(g);
+    fleet__release(g);
+    set_state(g, GS_FAILED);
 }
 
 static void on_phase_timeout(uv_timer_t *t)
@@ -171,8 +158,8 @@ static void on_phase_timeout(uv_timer_t *t)
         [GS_PCI_MAPPED] = "SSH login did not succeed",
     };
     double in_state = (uv_hrtime() / 1e6 - g->mono_start - (double)g->t_ms[g->state]) / 1000;
-    fg_fail(g, "%s: timed out after %.0fs in state %s: %s", g->name, in_state,
-            guest_state_name(g->state), what[g->state] ? what[g->state] : "no progress");
+    fleet__guest_fail(g, "%s: timed out after %.0fs in state %s: %s", g->name, in_state,
+            fleet_state_name(g->state), what[g->state] ? what[g->state] : "no progress");
 }
 
 /* ---- QEMU process ---- */
@@ -198,8 +185,8 @@ static int retry_port_race(fguest_t *g)
         return 0;
     g->port_retry_used = 1;
     char err[256];
-    if (fg_renew_ports(g, err, sizeof(err)) < 0) {
-        fg_fail(g, "%s: no port for the SSH forward after a port race: %s", g->name, err);
+    if (fleet__renew_ports(g, err, sizeof(err)) < 0) {
+        fleet__guest_fail(g, "%s: no port for the SSH forward after a port race: %s", g->name, err);
         return 1;
     }
     fprintf(stderr, "qfleet: %s: host port taken by another process, retrying with port %d\n", g->name,
@@ -212,7 +199,7 @@ static int retry_port_race(fguest_t *g)
 }
 
 static void stop_finish(fguest_t *g);
-static void stop_advance(fguest_t *g);
+static void stop_next(fguest_t *g);
 
 static void on_proc_exit(proc_t *p, int code, int sig, void *data)
 {
@@ -233,11 +220,11 @@ static void on_proc_exit(proc_t *p, int code, int sig, void *data)
     if (g->agent)
         agent_peer_exited(g->agent);
     if (sig)
-        fg_fail(g, "%s: QEMU (pid %d) was killed by signal %d (SIG%s) in state %s", g->name, (int)g->pid,
-                sig, sigabbrev_np(sig) ? sigabbrev_np(sig) : "?", guest_state_name(g->state));
+        fleet__guest_fail(g, "%s: QEMU (pid %d) was killed by signal %d (SIG%s) in state %s", g->name, (int)g->pid,
+                sig, sigabbrev_np(sig) ? sigabbrev_np(sig) : "?", fleet_state_name(g->state));
     else
-        fg_fail(g, "%s: QEMU (pid %d) exited with status %d in state %s", g->name, (int)g->pid, code,
-                guest_state_name(g->state));
+        fleet__guest_fail(g, "%s: QEMU (pid %d) exited with status %d in state %s", g->name, (int)g->pid, code,
+                fleet_state_name(g->state));
 }
 
 /* ---- QMP ---- */
@@ -264,11 +251,11 @@ static void on_qmp_event(qmp_t *q, const qmp_event *ev, void *data)
         }
     } else if (!strcmp(ev->name, "SHUTDOWN")) {
         g->got_shutdown = 1;
-        if (g->state == GS_STOPPING && g->stop_step == 1) {
+        if (g->state == GS_STOPPING && g->stop_stage == STOP_AGENT) {
             /* The guest powered off and QEMU exits by itself; quit is the
              * fallback should it not. */
             uv_timer_stop(&g->stop_timer);
-            stop_advance(g);
+            stop_next(g);
         }
     }
 }
@@ -320,7 +307,7 @@ static void on_chardevs(qmp_t *q, const qmp_reply *r, void *data)
 {
     fguest_t *g = data;
     (void)q;
-    if (r->err || !fg_is_booting(g))
+    if (r->err || !fleet__guest_booting(g))
         return;
     /* The guest may have opened the port before we subscribed. */
     for (size_t i = 0; i < json_len(r->ret); i++) {
@@ -339,22 +326,22 @@ static void on_status(qmp_t *q, const qmp_reply *r, void *data)
     if (g->state != GS_QMP_CONNECTED)
         return;
     if (r->err) {
-        fg_fail(g, "%s: query-status: %s", g->name, r->err->desc);
+        fleet__guest_fail(g, "%s: query-status: %s", g->name, r->err->desc);
         return;
     }
     const char *status = json_get_str(r->ret, "status");
     if (!status || strcmp(status, "running")) {
-        fg_fail(g, "%s: QEMU is %s, not running", g->name, status ? status : "in an unknown state");
+        fleet__guest_fail(g, "%s: QEMU is %s, not running", g->name, status ? status : "in an unknown state");
         return;
     }
-    fg_set(g, GS_RUNNING);
+    set_state(g, GS_RUNNING);
     if (g->vi->ncpupin)
         qmp_execute(q, "query-cpus-fast", NULL, 0, on_cpus, g);
     if (g->vi->qga) {
         phase_arm(g, ms_of(g->f->o.boot_timeout_s, g->vi->wait_seconds));
         qmp_execute(q, "query-chardev", NULL, 0, on_chardevs, g);
     } else {
-        fg_next(g);
+        next_phase(g);
     }
 }
 
@@ -367,13 +354,13 @@ static void on_qmp_ready(qmp_t *q, const conn_err *err, void *data)
         /* An aborted connect means QEMU exited: on_proc_exit reports that
          * with the exit status, which says more. */
         if (err->code != -ECONNABORTED)
-            fg_fail(g, "%s: %s", g->name, err->desc);
+            fleet__guest_fail(g, "%s: %s", g->name, err->desc);
         return;
     }
     const qmp_greeting *gr = qmp_get_greeting(q);
     (void)gr;
     qmp_subscribe(q, NULL, on_qmp_event, g);
-    fg_set(g, GS_QMP_CONNECTED);
+    set_state(g, GS_QMP_CONNECTED);
     phase_arm(g, RUNNING_MS);
     qmp_execute(q, "query-status", NULL, 0, on_status, g);
 }
@@ -384,8 +371,8 @@ static void on_qmp_dead(qmp_t *q, const conn_err *err, void *data)
     (void)q;
     /* EOF comes with QEMU's exit, which on_proc_exit reports with its
      * status; only a protocol failure of a living QEMU is news here. */
-    if (fg_is_booting(g) && err->code != -ECONNRESET && proc_running(g->proc))
-        fg_fail(g, "%s: QMP connection lost: %s", g->name, err->desc);
+    if (fleet__guest_booting(g) && err->code != -ECONNRESET && proc_running(g->proc))
+        fleet__guest_fail(g, "%s: QMP connection lost: %s", g->name, err->desc);
 }
 
 /* ---- agent ---- */
@@ -395,8 +382,8 @@ static void on_agent_connected(agent_t *a, const conn_err *err, void *data)
     fguest_t *g = data;
     (void)a;
     if (err) {
-        if (err->code != -ECANCELED && err->code != -ECONNABORTED && fg_is_booting(g))
-            fg_fail(g, "%s: agent socket: %s", g->name, err->desc);
+        if (err->code != -ECANCELED && err->code != -ECONNABORTED && fleet__guest_booting(g))
+            fleet__guest_fail(g, "%s: agent socket: %s", g->name, err->desc);
         return;
     }
     g->agent_connected = 1;
@@ -426,8 +413,8 @@ static void on_ifaces(agent_t *a, const agent_iface *ifs, size_t n, const conn_e
             for (size_t k = 0; k < ifs[i].naddrs; k++) {
                 if (ifs[i].addrs[k].family == 4) {
                     snprintf(g->ip, sizeof(g->ip), "%s", ifs[i].addrs[k].addr);
-                    fg_set(g, GS_NET_READY);
-                    fg_next(g);
+                    set_state(g, GS_NET_READY);
+                    next_phase(g);
                     return;
                 }
             }
@@ -448,13 +435,13 @@ static void on_synced(agent_t *a, const conn_err *err, void *data)
         /* The port can flap while the guest's agent restarts; the next
          * VSERPORT_CHANGE tries again. A dead channel fails the guest. */
         if (g->agent && agent_error(g->agent))
-            fg_fail(g, "%s: agent: %s", g->name, err->desc);
+            fleet__guest_fail(g, "%s: agent: %s", g->name, err->desc);
         else if (g->port_open)
             start_agent_sync(g);
         return;
     }
-    fg_set(g, GS_AGENT_CONNECTED);
-    fg_next(g);
+    set_state(g, GS_AGENT_CONNECTED);
+    next_phase(g);
 }
 
 static void start_agent_sync(fguest_t *g)
@@ -476,12 +463,12 @@ static void on_pci(qmp_t *q, const qmp_reply *r, void *data)
     if (g->state != GS_NET_READY && g->state != GS_RUNNING && g->state != GS_AGENT_CONNECTED)
         return;
     if (r->err) {
-        fg_fail(g, "%s: query-pci: %s", g->name, r->err->desc);
+        fleet__guest_fail(g, "%s: query-pci: %s", g->name, r->err->desc);
         return;
     }
     g->npt = 0;
     const struct cfg_vm_info *vi = g->vi;
-    for (int k = 0; k < vi->npt && k < FG_PT_MAX; k++) {
+    for (int k = 0; k < vi->npt && k < FLEET_PT_MAX; k++) {
         int found = 0;
         for (size_t b = 0; b < json_len(r->ret) && !found; b++) {
             const json_t *bus = json_at(r->ret, b);
@@ -505,12 +492,12 @@ static void on_pci(qmp_t *q, const qmp_reply *r, void *data)
             }
         }
         if (!found) {
-            fg_fail(g, "%s: %s is not in query-pci", g->name, vi->pt[k].id);
+            fleet__guest_fail(g, "%s: %s is not in query-pci", g->name, vi->pt[k].id);
             return;
         }
     }
-    fg_set(g, GS_PCI_MAPPED);
-    fg_next(g);
+    set_state(g, GS_PCI_MAPPED);
+    next_phase(g);
 }
 
 static void on_ssh(guest_session_t *s, const guest_result *r, void *data)
@@ -520,11 +507,11 @@ static void on_ssh(guest_session_t *s, const guest_result *r, void *data)
     if (g->state != GS_PCI_MAPPED)
         return;
     if (r->status < 0) {
-        fg_fail(g, "%s", r->error ? r->error : "ssh failed");
+        fleet__guest_fail(g, "%s", r->error ? r->error : "ssh failed");
         return;
     }
-    fg_set(g, GS_SSH_READY);
-    fg_next(g);
+    set_state(g, GS_SSH_READY);
+    next_phase(g);
 }
 
 static int start_ssh(fguest_t *g)
@@ -555,7 +542,7 @@ static int start_ssh(fguest_t *g)
 }
 
 /* Move on from the state just reached to the next phase that applies. */
-static void fg_next(fguest_t *g)
+static void next_phase(fguest_t *g)
 {
     const struct cfg_vm_info *vi = g->vi;
     switch (g->state) {
@@ -575,15 +562,14 @@ static void fg_next(fguest_t *g)
         if (vi->user && !g->f->o.no_ssh) {
             int rc = start_ssh(g);
             if (rc < 0)
-                fg_fail(g, "%s: cannot start an SSH session", g->name);
+                fleet__guest_fail(g, "%s: cannot start an SSH session", g->name);
             if (rc != 0)
                 return;
         }
         /* fall through */
     case GS_SSH_READY:
         uv_timer_stop(&g->phase_timer);
-        fg_set(g, GS_READY);
-        fleet_guest_settled(g->f, g);
+        set_state(g, GS_READY);
         return;
     default:
         return;
@@ -596,9 +582,9 @@ static void launch(fguest_t *g)
 {
     fleet_t *f = g->f;
     char err[512], path[PATH_MAX], **argv;
-    fg_set(g, GS_LAUNCHING);
+    set_state(g, GS_LAUNCHING);
     if (cfg_argv_build(g->vm, &g->res, &argv, err, sizeof(err)) < 0) {
-        fg_fail(g, "%s: %s", g->name, err);
+        fleet__guest_fail(g, "%s: %s", g->name, err);
         return;
     }
     /* QEMU's -serial file: follows links and truncates: the file is made
@@ -607,7 +593,7 @@ static void launch(fguest_t *g)
         int fd = fs_open_in(path, O_WRONLY | O_CREAT | O_TRUNC, 0600, err, sizeof(err));
         if (fd < 0) {
             cfg_argv_free(argv);
-            fg_fail(g, "%s: serial log %s", g->name, err);
+            fleet__guest_fail(g, "%s: serial log %s", g->name, err);
             return;
         }
         close(fd);
@@ -616,20 +602,20 @@ static void launch(fguest_t *g)
     int rc = proc_spawn(f->loop, &g->proc, argv, path, on_proc_exit, g, err, sizeof(err));
     cfg_argv_free(argv);
     if (rc < 0) {
-        fg_fail(g, "%s: launching QEMU: %s", g->name, err);
+        fleet__guest_fail(g, "%s: launching QEMU: %s", g->name, err);
         return;
     }
     g->pid = proc_pid(g->proc);
     phase_arm(g, QMP_CONNECT_MS);
     if (qmp_new(f->loop, &g->qmp) < 0 ||
         cfg_run_path(g->vm, &g->res, CFG_RUN_QMP, path, sizeof(path)) < 0) {
-        fg_fail(g, "%s: cannot set up the QMP client", g->name);
+        fleet__guest_fail(g, "%s: cannot set up the QMP client", g->name);
         return;
     }
     qmp_set_dead_cb(g->qmp, on_qmp_dead, g);
     rc = qmp_connect(g->qmp, path, QMP_CONNECT_MS, on_qmp_ready, g);
     if (rc < 0) {
-        fg_fail(g, "%s: QMP connect to %s: %s", g->name, path, strerror(-rc));
+        fleet__guest_fail(g, "%s: QMP connect to %s: %s", g->name, path, strerror(-rc));
         return;
     }
     if (!g->vi->qga)
@@ -639,24 +625,24 @@ static void launch(fguest_t *g)
     if (agent_new(f->loop, &g->agent) < 0 ||
         cfg_run_path(g->vm, &g->res, CFG_RUN_QGA, path, sizeof(path)) < 0 ||
         agent_connect(g->agent, path, 0, on_agent_connected, g) < 0)
-        fg_fail(g, "%s: cannot set up the agent client", g->name);
+        fleet__guest_fail(g, "%s: cannot set up the agent client", g->name);
 }
 
-void fg_boot(fguest_t *g)
+void fleet__guest_boot(fguest_t *g)
 {
     char err[512], owner[ALLOC_OWNER_MAX];
-    fg_set(g, GS_ALLOCATING);
+    set_state(g, GS_ALLOCATING);
     snprintf(owner, sizeof(owner), "%s/%s", g->f->run_id, g->name);
     if (alloc_owner_init(&g->owner, owner, getpid(), err, sizeof(err)) < 0) {
-        fg_fail(g, "%s: %s", g->name, err);
+        fleet__guest_fail(g, "%s: %s", g->name, err);
         return;
     }
     cfg_vm_needs(g->vm, &g->nd);
     memset(&g->res, 0, sizeof(g->res));
     g->res.run_dir = g->f->run_dir;
     g->res.name = g->name;
-    if (fg_place_devices(g, err, sizeof(err)) < 0 || fg_take_leases(g, err, sizeof(err)) < 0) {
-        fg_fail(g, "%s: allocating: %s", g->name, err);
+    if (fleet__place_devices(g, err, sizeof(err)) < 0 || fleet__take_leases(g, err, sizeof(err)) < 0) {
+        fleet__guest_fail(g, "%s: allocating: %s", g->name, err);
         return;
     }
     launch(g);
@@ -664,70 +650,56 @@ void fg_boot(fguest_t *g)
 
 /* ---- stop ---- */
 
-static void stop_advance(fguest_t *g);
-
-static void on_stop_timer(uv_timer_t *t) { stop_advance(t->data); }
+static void on_stop_timer(uv_timer_t *t) { stop_next(t->data); }
 
 static void stop_finish(fguest_t *g)
 {
     uv_timer_stop(&g->stop_timer);
     close_clients(g);
     drop_proc(g);
-    fg_release(g);
-    fg_set(g, GS_STOPPED);
-    run_waiters(g);
+    fleet__release(g);
+    set_state(g, GS_STOPPED);
 }
 
-/* Graceful stop: 1 agent guest-shutdown, waiting for QMP SHUTDOWN;
- * 2 QMP quit; 3 SIGTERM, then SIGKILL after a grace period. Each step
- * runs only if the one before did not end QEMU in time. */
-static void stop_advance(fguest_t *g)
+/* On to the next stage of a graceful stop (enum stop_stage) that applies:
+ * a stage QEMU cannot take (no synced agent, no QMP) is skipped. */
+static void stop_next(fguest_t *g)
 {
     fleet_t *f = g->f;
     uv_update_time(f->loop);
-    switch (++g->stop_step) {
-    case 1:
+    if (g->stop_stage < STOP_AGENT) {
+        g->stop_stage = STOP_AGENT;
         if (g->agent && agent_is_synced(g->agent) && !g->got_shutdown &&
             agent_shutdown(g->agent, "powerdown", NULL, NULL) == 0) {
             uv_timer_start(&g->stop_timer, on_stop_timer, (uint64_t)ms_of(f->o.stop_timeout_s, 20), 0);
             return;
         }
-        g->stop_step++;
-        /* fall through */
-    case 2:
+    }
+    if (g->stop_stage < STOP_QUIT) {
+        g->stop_stage = STOP_QUIT;
         if (g->qmp && qmp_is_ready(g->qmp) && qmp_execute(g->qmp, "quit", NULL, QUIT_MS, NULL, NULL) == 0) {
             uv_timer_start(&g->stop_timer, on_stop_timer, QUIT_MS, 0);
             return;
         }
-        g->stop_step++;
-        /* fall through */
-    default:
-        if (g->proc && proc_running(g->proc))
-            proc_stop(g->proc, TERM_GRACE_MS);
-        else
-            stop_finish(g);
     }
+    g->stop_stage = STOP_KILL;
+    if (g->proc && proc_running(g->proc))
+        proc_stop(g->proc, TERM_GRACE_MS);
+    else
+        stop_finish(g);
 }
 
-void fg_stop(fguest_t *g)
+void fleet__guest_stop(fguest_t *g)
 {
-    if (g->state == GS_STOPPING)
+    if (g->state == GS_STOPPING || g->state == GS_STOPPED || g->state == GS_FAILED)
         return;
-    if (g->state == GS_STOPPED || g->state == GS_FAILED) {
-        run_waiters(g);
-        return;
-    }
-    int was_booting = fg_is_booting(g);
     uv_timer_stop(&g->phase_timer);
     uv_timer_stop(&g->poll_timer);
     if (g->state == GS_QUEUED) {
-        fg_set(g, GS_STOPPED);
-        run_waiters(g);
+        set_state(g, GS_STOPPED);
         return;
     }
-    fg_set(g, GS_STOPPING);
-    if (was_booting)
-        fleet_guest_settled(g->f, g);
-    g->stop_step = 0;
-    stop_advance(g);
+    set_state(g, GS_STOPPING);
+    g->stop_stage = STOP_NONE;
+    stop_next(g);
 }

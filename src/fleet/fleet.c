@@ -1,5 +1,15 @@
 /* fleet.c - the guests of one run: run directory, boot slots (--jobs),
- * registry (guests.json), event log (events.jsonl), stop-all. */
+ * registry (guests.json), event log (events.jsonl), stop-all.
+ *
+ * Every decision is taken in advance(), which runs from the fleet's own
+ * zero-delay timer (f->kick), the way src/run/runner.c drives its suites.
+ * A guest's machine (boot.c) only reports a change through
+ * fleet__guest_changed(), which records it and kicks: so starting the next
+ * queued guest never happens inside the QMP or process callback of the one
+ * that just failed, a failure that is synchronous does not recurse into
+ * the next boot (900 guests with a missing QEMU binary are one loop, not
+ * 900 nested frames), and the owner is never called back from inside a
+ * guest's callbacks or its own calls. */
 #include "src/fleet/fleet_int.h"
 #include "base/time.h"
 
@@ -30,10 +40,20 @@ static const char *const state_names[GS_COUNT] = {
     [GS_FAILED] = "failed",
 };
 
-const char *guest_state_name(guest_state s)
+const char *fleet_state_name(fleet_state s)
 {
     return s >= 0 && s < GS_COUNT ? state_names[s] : "?";
 }
+
+int fleet_state_from_name(const char *name)
+{
+    for (int s = 0; name && s < GS_COUNT; s++)
+        if (!strcmp(state_names[s], name))
+            return s;
+    return -1;
+}
+
+static void kick(fleet_t *f);
 
 static int write_controller(fleet_t *f, char *err, size_t errlen)
 {
@@ -142,8 +162,8 @@ int fleet_new(uv_loop_t *loop, const fleet_opts *o, fleet_event_cb cb, void *dat
         free(f);
         return rc;
     }
-    uv_timer_init(loop, &f->flush);
-    f->flush.data = f;
+    uv_timer_init(loop, &f->kick);
+    f->kick.data = f;
     *out = f;
     return 0;
 }
@@ -183,34 +203,13 @@ int fleet_add(fleet_t *f, struct cfg_vm *vm, const char *name, char *err, size_t
     snprintf(g->name, sizeof(g->name), "%s", name);
     g->vm = vm;
     g->vi = cfg_vm_info(vm);
-    fg_init(f, g);
+    fleet__guest_init(f, g);
     g->state = GS_QUEUED;
     f->g[f->n++] = g;
     return 0;
 }
 
-static void schedule(fleet_t *f)
-{
-    for (size_t i = 0; i < f->n && !f->stopping_all; i++) {
-        if (f->o.jobs > 0 && f->booting >= f->o.jobs)
-            return;
-        fguest_t *g = f->g[i];
-        if (g->state != GS_QUEUED)
-            continue;
-        f->booting++;
-        fg_boot(g);
-    }
-}
-
-void fleet_start(fleet_t *f) { schedule(f); }
-
-void fleet_guest_settled(fleet_t *f, fguest_t *g)
-{
-    (void)g;
-    if (f->booting > 0)
-        f->booting--;
-    schedule(f);
-}
+void fleet_start(fleet_t *f) { kick(f); }
 
 int fleet_settled(const fleet_t *f)
 {
@@ -225,7 +224,7 @@ json_t *fguest_json(const fguest_t *g)
     json_t *o = json_object();
     json_set_str(o, "name", g->name);
     json_set_str(o, "vm", g->vi->section);
-    json_set_str(o, "state", guest_state_name(g->state));
+    json_set_str(o, "state", fleet_state_name(g->state));
     json_set(o, "reason", g->reason[0] ? json_string(g->reason) : json_null());
     json_set(o, "pid", g->pid > 0 ? json_int(g->pid) : json_null());
     json_t *macs = json_array();
@@ -266,7 +265,7 @@ json_t *fguest_json(const fguest_t *g)
     json_t *t = json_object();
     for (int s = GS_ALLOCATING; s < GS_COUNT; s++)
         if (g->t_ms[s] >= 0)
-            json_set_int(t, guest_state_name(s), g->t_ms[s]);
+            json_set_int(t, fleet_state_name(s), g->t_ms[s]);
     json_set(o, "timings_ms", t);
     /* When QEMU (by its own clock) saw the guest open the agent port: what
      * the controller's agent-connected time is measured against. */
@@ -309,15 +308,15 @@ void fleet_flush_registry(fleet_t *f)
         write_registry(f);
 }
 
-static void on_flush(uv_timer_t *t) { fleet_flush_registry(t->data); }
+/* ---- records ---- */
 
-void fleet_publish(fleet_t *f, fguest_t *g)
+static void log_event(fleet_t *f, const fguest_t *g)
 {
     json_t *ev = json_object();
     json_set_int(ev, "ts_ms", time_wall_ms());
     json_set_str(ev, "run", f->run_id);
     json_set_str(ev, "guest", g->name);
-    json_set_str(ev, "state", guest_state_name(g->state));
+    json_set_str(ev, "state", fleet_state_name(g->state));
     json_set(ev, "reason", g->state == GS_FAILED ? json_string(g->reason) : json_null());
     size_t n;
     char *line = json_dump(ev, &n);
@@ -325,40 +324,146 @@ void fleet_publish(fleet_t *f, fguest_t *g)
     if (line && fs_append_line(f->evfd, line, n) < 0)
         fprintf(stderr, "qfleet: events.jsonl: %s\n", strerror(errno));
     free(line);
-
-    /* Several guests often change state in one loop turn: the registry is
-     * rewritten (and fsync'd) once for all of them, before the loop waits. */
-    f->registry_dirty = 1;
-    if (!uv_is_active((uv_handle_t *)&f->flush))
-        uv_timer_start(&f->flush, on_flush, 0, 0);
-    if (f->cb)
-        f->cb(f, g, g->state, f->data);
 }
 
-static void on_guest_stopped(fguest_t *g, void *data)
+static int queue_event(fleet_t *f, fguest_t *g)
 {
-    fleet_t *f = data;
-    (void)g;
-    if (!f->stopping_all)
+    if (f->nev == f->evcap) {
+        size_t cap = f->evcap ? f->evcap * 2 : 64;
+        struct fleet_event *ev = realloc(f->ev, cap * sizeof(*ev));
+        if (!ev)
+            return -ENOMEM;
+        f->ev = ev;
+        f->evcap = cap;
+    }
+    f->ev[f->nev++] = (struct fleet_event){ g, g->state };
+    return 0;
+}
+
+void fleet__guest_changed(fguest_t *g)
+{
+    fleet_t *f = g->f;
+    log_event(f, g);
+    /* Several guests often change state in one loop turn: the registry is
+     * rewritten (and fsync'd) once for all of them, after advance(). */
+    f->registry_dirty = 1;
+    if (f->freeing)
+        return;
+    if (f->cb && queue_event(f, g) < 0)
+        fprintf(stderr, "qfleet: %s: %s: out of memory, the owner misses this event\n", g->name,
+                fleet_state_name(g->state));
+    kick(f);
+}
+
+/* ---- decisions ---- */
+
+static int is_down(const fguest_t *g) { return g->state == GS_STOPPED || g->state == GS_FAILED; }
+
+/* Boot queued guests while --jobs allows. A boot that fails at once frees
+ * its slot at once: the loop goes on with the next guest, no recursion. */
+static void schedule(fleet_t *f)
+{
+    if (f->stopping_all)
+        return;
+    int booting = 0;
+    for (size_t i = 0; i < f->n; i++)
+        booting += fleet__guest_booting(f->g[i]);
+    for (size_t i = 0; i < f->n; i++) {
+        if (f->o.jobs > 0 && booting >= f->o.jobs)
+            return;
+        fguest_t *g = f->g[i];
+        if (g->state != GS_QUEUED)
+            continue;
+        fleet__guest_boot(g);
+        booting += fleet__guest_booting(g);
+    }
+}
+
+/* The owner's on_event, in order; those it causes are appended and told
+ * in the same loop. It may free the fleet: nothing after that. */
+static void tell_events(fleet_t *f)
+{
+    for (size_t i = 0; i < f->nev && !f->freeing; i++) {
+        struct fleet_event ev = f->ev[i];
+        if (f->cb)
+            f->cb(f, ev.g, ev.s, f->data);
+    }
+    if (!f->freeing)
+        f->nev = 0;
+}
+
+static void run_waiters(fguest_t *g)
+{
+    struct fleet_waiter *w = g->waiters;
+    g->waiters = NULL;
+    while (w) {
+        struct fleet_waiter *next = w->next;
+        if (w->cb)
+            w->cb(g, w->data);
+        free(w);
+        w = next;
+    }
+}
+
+static void tell_waiters(fleet_t *f)
+{
+    for (size_t i = 0; i < f->n && !f->freeing; i++)
+        if (f->g[i]->waiters && is_down(f->g[i]))
+            run_waiters(f->g[i]);
+}
+
+static void tell_stopped_all(fleet_t *f)
+{
+    if (!f->stopping_all || f->freeing)
         return;
     for (size_t i = 0; i < f->n; i++)
-        if (f->g[i]->state != GS_STOPPED && f->g[i]->state != GS_FAILED)
+        if (!is_down(f->g[i]))
             return;
     f->stopping_all = 0;
     if (f->stop_cb)
         f->stop_cb(f, f->stop_data);
 }
 
+/* Everything the fleet decides, from its timer. A callback of the owner
+ * may change guests (stop them, add some): another pass picks that up. */
+static void advance(fleet_t *f)
+{
+    f->advancing = 1;
+    do {
+        f->again = 0;
+        schedule(f);
+        tell_events(f);
+        tell_waiters(f);
+        tell_stopped_all(f);
+    } while (f->again && !f->freeing);
+    f->advancing = 0;
+    if (!f->freeing)
+        fleet_flush_registry(f);
+}
+
+static void on_kick(uv_timer_t *t) { advance(t->data); }
+
+static void kick(fleet_t *f)
+{
+    if (f->freeing)
+        return;
+    if (f->advancing)
+        f->again = 1;
+    else if (!uv_is_active((uv_handle_t *)&f->kick))
+        uv_timer_start(&f->kick, on_kick, 0, 0);
+}
+
 void fguest_stop(fguest_t *g, fguest_done_cb cb, void *data)
 {
-    struct fg_waiter *w = calloc(1, sizeof(*w));
+    struct fleet_waiter *w = calloc(1, sizeof(*w));
     if (w) {
         w->cb = cb;
         w->data = data;
         w->next = g->waiters;
         g->waiters = w;
     }
-    fg_stop(g);
+    fleet__guest_stop(g);
+    kick(g->f);
 }
 
 void fleet_stop_all(fleet_t *f, fleet_done_cb cb, void *data)
@@ -366,19 +471,14 @@ void fleet_stop_all(fleet_t *f, fleet_done_cb cb, void *data)
     f->stopping_all = 1;
     f->stop_cb = cb;
     f->stop_data = data;
-    /* Queued guests first, so a freed boot slot never starts one. */
     for (size_t i = 0; i < f->n; i++)
-        if (f->g[i]->state == GS_QUEUED)
-            fg_stop(f->g[i]);
-    for (size_t i = 0; i < f->n; i++)
-        fguest_stop(f->g[i], on_guest_stopped, f);
-    if (f->n == 0 || f->stopping_all) {
-        on_guest_stopped(NULL, f);
-    }
+        fleet__guest_stop(f->g[i]);
+    kick(f);
 }
 
 static void free_all(fleet_t *f)
 {
+    free(f->ev);
     for (size_t i = 0; i < f->n; i++) {
         cfg_vm_free(f->g[i]->vm);
         free(f->g[i]);
@@ -402,23 +502,25 @@ static void closed_one(fleet_t *f)
 }
 
 static void on_guest_handle_closed(uv_handle_t *h) { closed_one(((fguest_t *)h->data)->f); }
-static void on_flush_closed(uv_handle_t *h) { closed_one(h->data); }
+static void on_kick_closed(uv_handle_t *h) { closed_one(h->data); }
 
 void fleet_free(fleet_t *f, fleet_done_cb cb, void *data)
 {
+    if (f->freeing)
+        return;
+    f->freeing = 1;
     f->free_cb = cb;
     f->free_data = data;
-    for (size_t i = 0; i < f->n; i++) {
-        fguest_t *g = f->g[i];
-        if (g->state != GS_STOPPED && g->state != GS_FAILED)
-            fg_fail(g, "%s: the controller shut down", g->name);
-    }
-    /* Nothing published may be lost to the coalescing. */
-    fleet_flush_registry(f);
-    f->pending_closes = 1 + 3 * (int)f->n;
-    uv_close((uv_handle_t *)&f->flush, on_flush_closed);
     for (size_t i = 0; i < f->n; i++)
-        fg_close(f->g[i], on_guest_handle_closed);
+        fleet__guest_fail(f->g[i], "%s: the controller shut down", f->g[i]->name);
+    for (size_t i = 0; i < f->n; i++)
+        run_waiters(f->g[i]);
+    /* Nothing recorded may be lost to the coalescing. */
+    fleet_flush_registry(f);
+    f->pending_closes = 1 + FLEET_GUEST_HANDLES * (int)f->n;
+    uv_close((uv_handle_t *)&f->kick, on_kick_closed);
+    for (size_t i = 0; i < f->n; i++)
+        fleet__guest_close(f->g[i], on_guest_handle_closed);
 }
 
 const char *fleet_run_dir(const fleet_t *f) { return f->run_dir; }
@@ -435,7 +537,7 @@ fguest_t *fleet_find(const fleet_t *f, const char *name)
 }
 
 const char *fguest_name(const fguest_t *g) { return g->name; }
-guest_state fguest_state(const fguest_t *g) { return g->state; }
+fleet_state fguest_state(const fguest_t *g) { return g->state; }
 const char *fguest_reason(const fguest_t *g) { return g->reason; }
 
 struct agent *fguest_agent(const fguest_t *g)

@@ -7,11 +7,22 @@
  * flock of the host lease store.
  *
  *   fleet_t *f;
- *   fleet_new(loop, &opts, &f, err, sizeof(err));
+ *   fleet_new(loop, &opts, on_event, data, &f, err, sizeof(err));
  *   fleet_add(f, vm, "vm0-1", err, sizeof(err));   (vm is the fleet's now)
  *   fleet_start(f);
  *   ... on_event sees each guest reach GS_READY or GS_FAILED ...
- *   fleet_stop_all(f, done_cb, data);  then fleet_free(f). */
+ *   fleet_stop_all(f, done_cb, data);  then fleet_free(f).
+ *
+ * When things happen. The fleet takes its decisions (which queued guest
+ * boots next, who is told what) only from its own zero-delay timer, never
+ * inside a QMP, agent, process or SSH callback and never inside a call of
+ * the owner. So every callback below (on_event, fguest_stop's, the
+ * fleet_stop_all one) runs from that timer, after the change it reports,
+ * and may call any function of this header, fleet_free included. on_event
+ * sees every transition once and in order, but a guest may have moved on
+ * by then: fguest_state() and fleet_settled() tell the present. No
+ * function here calls back before it returns, but fleet_free, which runs
+ * the fguest_stop callbacks still waiting (and no on_event). */
 #ifndef QF_FLEET_H
 #define QF_FLEET_H
 
@@ -21,7 +32,9 @@
 #include "cfg/vm.h"
 #include "base/json.h"
 
-typedef enum guest_state {
+/* One guest's life. The order matters: states before GS_READY are the way
+ * there, the ones after it the way down. */
+typedef enum fleet_state {
     GS_QUEUED,          /* waiting for a --jobs slot */
     GS_ALLOCATING,      /* taking leases */
     GS_LAUNCHING,       /* QEMU spawned, QMP not yet up */
@@ -36,9 +49,13 @@ typedef enum guest_state {
     GS_STOPPED,
     GS_FAILED,
     GS_COUNT
-} guest_state;
+} fleet_state;
 
-const char *guest_state_name(guest_state s);
+/* The one name table of these states ("qmp-connected", ...): what
+ * guests.json, events.jsonl and status.json spell. */
+const char *fleet_state_name(fleet_state s);
+/* The state named name, or -1 for no state of a guest. */
+int fleet_state_from_name(const char *name);
 
 typedef struct fleet fleet_t;
 typedef struct fguest fguest_t;
@@ -61,8 +78,9 @@ typedef struct fleet_opts {
     const struct alloc_nl *vf_nl;  /* how VF MACs are set; NULL: the kernel */
 } fleet_opts;
 
-/* Every state change. reason is set for GS_FAILED. */
-typedef void (*fleet_event_cb)(fleet_t *f, fguest_t *g, guest_state s, void *data);
+/* Every state change, from the fleet's timer. fguest_reason is set for
+ * GS_FAILED. */
+typedef void (*fleet_event_cb)(fleet_t *f, fguest_t *g, fleet_state s, void *data);
 typedef void (*fleet_done_cb)(fleet_t *f, void *data);
 typedef void (*fguest_done_cb)(fguest_t *g, void *data);
 
@@ -71,11 +89,15 @@ int fleet_new(uv_loop_t *loop, const fleet_opts *o, fleet_event_cb cb, void *dat
 /* Add an instance of vm named name (unique in the fleet; [A-Za-z0-9_.-]).
  * The fleet owns vm from here on, also on failure. */
 int fleet_add(fleet_t *f, struct cfg_vm *vm, const char *name, char *err, size_t errlen);
-/* Boot every queued guest (up to jobs at a time). */
+/* Boot every queued guest (up to jobs at a time), from the next loop turn. */
 void fleet_start(fleet_t *f);
-/* Stop every guest gracefully; cb runs once none is left running. */
+/* Stop every guest gracefully; cb runs once none is left running (also
+ * when none was: from the loop, never before this returns). */
 void fleet_stop_all(fleet_t *f, fleet_done_cb cb, void *data);
-/* Free after everything stopped: closes handles, cb from the loop. */
+/* Free after everything stopped (a guest still up fails with "the
+ * controller shut down"): no on_event from here on; fguest_stop callbacks
+ * still waiting run before this returns; closes handles, cb from the loop.
+ * A second call does nothing. */
 void fleet_free(fleet_t *f, fleet_done_cb cb, void *data);
 
 const char *fleet_run_dir(const fleet_t *f);
@@ -92,11 +114,12 @@ void fleet_flush_registry(fleet_t *f);
 json_t *fleet_registry(const fleet_t *f);
 
 const char *fguest_name(const fguest_t *g);
-guest_state fguest_state(const fguest_t *g);
+fleet_state fguest_state(const fguest_t *g);
 const char *fguest_reason(const fguest_t *g);
 /* The registry entry of one guest (caller frees). */
 json_t *fguest_json(const fguest_t *g);
-/* Stop one guest gracefully; cb (may be NULL) when stopped or failed. */
+/* Stop one guest gracefully; cb (may be NULL) once it is stopped or
+ * failed, from the fleet's timer (also when it already was). */
 void fguest_stop(fguest_t *g, fguest_done_cb cb, void *data);
 /* The guest's agent client once connected, else NULL (for the control
  * socket's raw agent commands). */

@@ -1,5 +1,13 @@
-/* fleet_int.h - what fleet.c (the collection, run dir, registry) and
- * boot.c (one guest's state machine) share. Not for other modules. */
+/* fleet_int.h - what fleet.c (the set of guests, the scheduler, the run
+ * dir, the registry), boot.c (one guest's state machine) and leases.c (its
+ * leases) share. Not for other modules.
+ *
+ * The direction: fleet.c drives each guest through the fleet__guest_*
+ * functions of boot.c; boot.c reports every change of g->state back through
+ * fleet__guest_changed() alone, which records it and kicks the fleet's
+ * timer. Decisions (boot the next queued guest, tell the owner, end a
+ * stop-all) are taken there, in fleet.c's advance(), never inside the QMP,
+ * agent or process callback that caused the change. */
 #ifndef QF_FLEET_INT_H
 #define QF_FLEET_INT_H
 
@@ -15,13 +23,23 @@
 #include "src/fleet/fleet.h"
 #include "base/proc.h"
 
-#define FG_REASON_MAX 4096
-#define FG_PT_MAX (CFG_NIC_MAX + CFG_DEV_MAX)
+#define FLEET_REASON_MAX 4096
+#define FLEET_PT_MAX (CFG_NIC_MAX + CFG_DEV_MAX)
 
-struct fg_waiter {
+/* A graceful stop, stage after stage; each runs only if the one before did
+ * not end QEMU in time. */
+enum stop_stage {
+    STOP_NONE,   /* not stopping */
+    STOP_AGENT,  /* agent guest-shutdown sent, waiting for QMP SHUTDOWN */
+    STOP_QUIT,   /* QMP quit sent */
+    STOP_KILL,   /* SIGTERM, then SIGKILL after a grace period (proc_stop) */
+};
+
+/* A caller of fguest_stop, told from the fleet's timer. */
+struct fleet_waiter {
     fguest_done_cb cb;
     void *data;
-    struct fg_waiter *next;
+    struct fleet_waiter *next;
 };
 
 struct fguest {
@@ -37,8 +55,8 @@ struct fguest {
     int had_leases;                /* res holds what was leased (shown after release) */
     int nvf;                       /* VFs taken: res.vf_host[0..nvf), their MACs set */
 
-    guest_state state;
-    char reason[FG_REASON_MAX];
+    fleet_state state;
+    char reason[FLEET_REASON_MAX];
     long long started_ms;          /* wall clock at allocating */
     long long t_ms[GS_COUNT];      /* ms since started_ms; -1 not reached */
     double mono_start;             /* uv_hrtime based, for timings */
@@ -55,18 +73,24 @@ struct fguest {
 
     uv_timer_t phase_timer;        /* bounds the current phase */
     uv_timer_t poll_timer;         /* DHCP address polling */
-    uv_timer_t stop_timer;         /* steps of a graceful stop */
-    int stop_step;
+    uv_timer_t stop_timer;         /* bounds the current stop stage */
+    enum stop_stage stop_stage;
     int got_shutdown;
 
     long long port_open_ms;        /* QEMU's VSERPORT_CHANGE time, ms since started_ms */
     char ip[64];
     char ssh_host[64];
     int ssh_port;
-    struct { char id[32]; char addr[16]; char host[32]; } pt[FG_PT_MAX];
+    struct { char id[32]; char addr[16]; char host[32]; } pt[FLEET_PT_MAX];
     int npt;
 
-    struct fg_waiter *waiters;     /* fguest_stop callers */
+    struct fleet_waiter *waiters;  /* fguest_stop callers */
+};
+
+/* A transition the owner has not been told about yet. */
+struct fleet_event {
+    fguest_t *g;
+    fleet_state s;
 };
 
 struct fleet {
@@ -80,36 +104,42 @@ struct fleet {
     fguest_t **g;
     size_t n, cap;
     int evfd;                      /* events.jsonl, O_APPEND */
-    uv_timer_t flush;              /* writes guests.json once per loop turn */
+    uv_timer_t kick;               /* zero-delay: advance(), then guests.json */
+    int advancing;                 /* inside advance(): a kick means one more pass */
+    int again;
     int registry_dirty;
-    int booting;                   /* guests between allocating and ready */
+    struct fleet_event *ev;        /* for the owner, oldest first */
+    size_t nev, evcap;
     fleet_event_cb cb;
     void *data;
     int stopping_all;
     fleet_done_cb stop_cb;
     void *stop_data;
+    int freeing;                   /* fleet_free called: no scheduling, no on_event */
     int pending_closes;
     fleet_done_cb free_cb;
     void *free_data;
 };
 
-/* fleet.c */
-void fleet_publish(fleet_t *f, fguest_t *g);   /* registry + events + cb */
-void fleet_guest_settled(fleet_t *f, fguest_t *g); /* a boot slot freed */
+/* fleet.c: g->state changed. Records it (events.jsonl, guests.json, the
+ * owner's queue) and kicks the fleet; decides nothing. */
+void fleet__guest_changed(fguest_t *g);
 
-/* lease.c */
-int fg_place_devices(fguest_t *g, char *err, size_t errlen);
-int fg_take_leases(fguest_t *g, char *err, size_t errlen);
-int fg_renew_ports(fguest_t *g, char *err, size_t errlen);
-void fg_release(fguest_t *g);                  /* leases, VFs */
+/* leases.c */
+int fleet__place_devices(fguest_t *g, char *err, size_t errlen);
+int fleet__take_leases(fguest_t *g, char *err, size_t errlen);
+int fleet__renew_ports(fguest_t *g, char *err, size_t errlen);
+void fleet__release(fguest_t *g);                       /* leases, VFs */
 
-/* boot.c */
-int fg_init(fleet_t *f, fguest_t *g);          /* timers */
-void fg_boot(fguest_t *g);
-void fg_stop(fguest_t *g);
-void fg_close(fguest_t *g, uv_close_cb cb);    /* handles; cb per handle */
-int fg_is_booting(const fguest_t *g);
-/* Fail the guest: reason (with serial and stderr tails), kill, release. */
-void fg_fail(fguest_t *g, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* boot.c: one guest's machine, driven by fleet.c. */
+void fleet__guest_init(fleet_t *f, fguest_t *g);       /* timers */
+void fleet__guest_boot(fguest_t *g);                   /* queued -> allocating -> ... */
+void fleet__guest_stop(fguest_t *g);                   /* graceful; nothing if down */
+void fleet__guest_close(fguest_t *g, uv_close_cb cb);  /* handles; cb per handle */
+#define FLEET_GUEST_HANDLES 3
+int fleet__guest_booting(const fguest_t *g);           /* allocating .. before ready */
+/* Fail the guest: reason (with serial and stderr tails), kill, release.
+ * Nothing if it is already stopped or failed. */
+void fleet__guest_fail(fguest_t *g, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
 #endif

@@ -1,4 +1,4 @@
-/* lease.c - what a guest holds while it lives: host leases (MACs, VNC,
+/* leases.c - what a guest holds while it lives: host leases (MACs, VNC,
  * ports, pinned CPUs), SR-IOV VFs, and its own guest PCI slot map. Taken
  * before launch, all or nothing; given back when it stops or fails. */
 #include "src/fleet/fleet_int.h"
@@ -25,7 +25,7 @@ static int vf_pool_of(fguest_t *g, int k, alloc_vf_pool *p, char *err, size_t er
                               g->f->o.vf_nl, err, errlen);
 }
 
-void fg_release(fguest_t *g)
+void fleet__release(fguest_t *g)
 {
     char err[512];
     /* VFs first and one by one: each release puts the VF's own MAC back,
@@ -73,7 +73,7 @@ static int take_vfs(fguest_t *g, char *err, size_t errlen)
     return 0;
 }
 
-int fg_take_leases(fguest_t *g, char *err, size_t errlen)
+int fleet__take_leases(fguest_t *g, char *err, size_t errlen)
 {
     alloc_store *st = g->f->store;
     const struct cfg_vm_info *vi = g->vi;
@@ -116,7 +116,7 @@ int fg_take_leases(fguest_t *g, char *err, size_t errlen)
 /* Guest PCI slots are per guest: the fixed ones (machine, host_connect,
  * opt_addr) are reserved first, then every device without an address gets
  * the lowest free slot, so its address is known before launch. */
-int fg_place_devices(fguest_t *g, char *err, size_t errlen)
+int fleet__place_devices(fguest_t *g, char *err, size_t errlen)
 {
     char reserved[256] = "";
     size_t off = 0;
@@ -134,7 +134,7 @@ int fg_place_devices(fguest_t *g, char *err, size_t errlen)
 
 /* Another process bound a forwarded port between the allocator's bind
  * test and QEMU's own bind: trade each SSH port for a fresh one. */
-int fg_renew_ports(fguest_t *g, char *err, size_t errlen)
+int fleet__renew_ports(fguest_t *g, char *err, size_t errlen)
 {
     alloc_store *st = g->f->store;
     for (int k = 0; k < g->nd.ports; k++) {

@@ -107,7 +107,7 @@ static void set_infra(struct rsuite *s, const char *fmt, ...)
 
 /* ---- guests ------------------------------------------------------------------- */
 
-static void on_fleet_event(fleet_t *f, fguest_t *g, guest_state state, void *data)
+static void on_fleet_event(fleet_t *f, fguest_t *g, fleet_state state, void *data)
 {
     struct rsuite *s = data;
     (void)f;
@@ -123,7 +123,7 @@ static void on_fleet_event(fleet_t *f, fguest_t *g, guest_state state, void *dat
     json_set_str(e, "suite", s->st.name);
     json_set_str(e, "guest", sg->name);
     json_set_str(e, "instance", fguest_name(g));
-    json_set_str(e, "state", guest_state_name(state));
+    json_set_str(e, "state", fleet_state_name(state));
     json_set(e, "reason", state == GS_FAILED ? json_string(fguest_reason(g)) : json_null());
     status_event(&s->r->st, "guest", e);
     status_changed(&s->r->st, 0);

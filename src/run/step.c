@@ -347,7 +347,7 @@ static guest_session_t *session(struct rsuite *s, int gi, enum suite_transport t
     char kh[PATH_MAX + 128];
     if (t == ST_SSH) {
         if (fguest_ssh_target(rg->g, &o.ssh.host, &o.ssh.port, &o.ssh.user, &o.ssh.password) < 0) {
-            snprintf(err, errlen, "%s: no SSH endpoint (guest %s)", name, guest_state_name(fguest_state(rg->g)));
+            snprintf(err, errlen, "%s: no SSH endpoint (guest %s)", name, fleet_state_name(fguest_state(rg->g)));
             return NULL;
         }
         /* Per instance: a later instance may get the same port and another key. */
@@ -356,7 +356,7 @@ static guest_session_t *session(struct rsuite *s, int gi, enum suite_transport t
         o.ssh.connect_timeout_ms = 30000;
     } else if (!(o.agent.client = fguest_agent(rg->g))) {
         snprintf(err, errlen, "%s: the guest agent is not connected (guest %s)", name,
-                 guest_state_name(fguest_state(rg->g)));
+                 fleet_state_name(fguest_state(rg->g)));
         return NULL;
     }
     int rc = guest_open(s->r->loop, &o, NULL, NULL, slot);
@@ -475,7 +475,7 @@ int step_start(struct rsuite *s, const struct suite_step *st, unsigned token, st
         if (!cl) {
             json_free(args);
             snprintf(err, sizeof(err), "%s: %s is not connected (guest %s)", st->guest,
-                     st->verb == SV_QMP ? "QMP" : "the guest agent", guest_state_name(fguest_state(rg->g)));
+                     st->verb == SV_QMP ? "QMP" : "the guest agent", fleet_state_name(fguest_state(rg->g)));
             job_fail(j, -ENOTCONN, 1, err);
             break;
         }

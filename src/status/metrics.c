@@ -55,14 +55,14 @@ char *metrics_render(const st_run *r)
             const char *st = json_get_str(r->suites[i]->guests[g].snap, "state");
             int idx = GS_COUNT;
             for (int k = 0; st && k < GS_COUNT; k++)
-                if (!strcmp(st, guest_state_name(k)))
+                if (!strcmp(st, fleet_state_name(k)))
                     idx = k;
             ng[idx]++;
         }
     sb_printf(&b, "# HELP qfleet_guests Guests of the run by state (pending: not started yet).\n"
                   "# TYPE qfleet_guests gauge\nqfleet_guests{state=\"pending\"} %d\n", ng[GS_COUNT]);
     for (int k = 0; k < GS_COUNT; k++)
-        sb_printf(&b, "qfleet_guests{state=\"%s\"} %d\n", guest_state_name(k), ng[k]);
+        sb_printf(&b, "qfleet_guests{state=\"%s\"} %d\n", fleet_state_name(k), ng[k]);
 
     int nc[RES_COUNT];
     status_case_counts(r, nc);

@@ -244,7 +244,7 @@ json_t *status_json(const st_run *r)
             const char *st = json_get_str(s->guests[g].snap, "state");
             int idx = GS_COUNT; /* pending: no instance yet */
             for (int k = 0; st && k < GS_COUNT; k++)
-                if (!strcmp(st, guest_state_name(k)))
+                if (!strcmp(st, fleet_state_name(k)))
                     idx = k;
             ng[idx]++;
         }
@@ -257,7 +257,7 @@ json_t *status_json(const st_run *r)
         json_set_int(cc, result_names[k], nc[k]);
     json_set_int(gc, "pending", ng[GS_COUNT]);
     for (int k = 0; k < GS_COUNT; k++)
-        json_set_int(gc, guest_state_name(k), ng[k]);
+        json_set_int(gc, fleet_state_name(k), ng[k]);
     json_set(counts, "suites", sc);
     json_set(counts, "cases", cc);
     json_set(counts, "guests", gc);
@@ -309,7 +309,7 @@ static void guest_summary(const st_suite *s, char *out, size_t len)
         const char *st = json_get_str(s->guests[g].snap, "state");
         int idx = GS_COUNT;
         for (int k = 0; st && k < GS_COUNT; k++)
-            if (!strcmp(st, guest_state_name(k)))
+            if (!strcmp(st, fleet_state_name(k)))
                 idx = k;
         n[idx]++;
     }
@@ -318,7 +318,7 @@ static void guest_summary(const st_suite *s, char *out, size_t len)
     for (int k = GS_COUNT; k >= 0 && off < len; k--)
         if (n[k])
             off += (size_t)snprintf(out + off, len - off, "%s%d %s", off ? ", " : "", n[k],
-                                    k == GS_COUNT ? "pending" : guest_state_name(k));
+                                    k == GS_COUNT ? "pending" : fleet_state_name(k));
 }
 
 static void add_line(char **buf, size_t *len, size_t *cap, int width, const char *fmt, ...)
