@@ -390,6 +390,57 @@ Test(agent, timeout_forces_resync_and_drops_late_reply)
     down();
 }
 
+/* A resync must drop what the agent left half-written before it: here the
+ * start of a reply to the timed-out ping. If those bytes stayed in front
+ * of the agent's 0xFF, the sync reply would be glued to them, the 0xFF
+ * swallowed inside one bad line, and the sync would never complete. */
+Test(agent, resync_drops_stale_partial_line)
+{
+    attach();
+    do_sync();
+    cr_assert_eq(agent_ping(F.a, 150, on_done, SLOT(0)), 0);
+    cr_assert_eq(agent_get_info(F.a, 3000, on_info, SLOT(1)), 0);
+    expect_cmd_free("guest-ping");
+    peer_puts("{\"return\": {\"half"); /* and then the ping times out */
+    cr_assert(run_until(&F.r[0].done, 2000));
+    cr_expect_eq(F.r[0].code, -ETIMEDOUT);
+    long long id = expect_sync();
+    char buf[64];
+    snprintf(buf, sizeof(buf), "\xff{\"return\": %lld}\n", id);
+    peer_puts(buf);
+    json_free(expect_cmd("guest-info"));
+    peer_puts("{\"return\": {\"version\": \"2.0\", \"supported_commands\": []}}\n");
+    cr_assert(run_until(&F.r[1].done, 2000));
+    cr_expect_eq(F.r[1].code, 0, "%s", F.r[1].desc);
+    cr_expect_str_eq(F.version, "2.0");
+    down();
+}
+
+/* A reply nobody asked for, while idle, means replies and commands can no
+ * longer be paired: the next command must be preceded by a resync. */
+Test(agent, stray_reply_while_idle_forces_resync)
+{
+    attach();
+    do_sync();
+    peer_puts("{\"return\": {}}\n");
+    agent_stats st = { 0 };
+    for (double end = tu_now_ms() + 2000; !st.unexpected && tu_now_ms() < end;) {
+        spin(5);
+        agent_get_stats(F.a, &st);
+    }
+    cr_assert_eq(st.unexpected, 1, "the stray reply never arrived");
+    cr_expect_eq(agent_is_synced(F.a), 0);
+    cr_assert_eq(agent_ping(F.a, 2000, on_done, SLOT(0)), 0);
+    answer_sync(expect_sync());
+    expect_cmd_free("guest-ping");
+    peer_puts("{\"return\": {}}\n");
+    cr_assert(run_until(&F.r[0].done, 2000));
+    cr_expect_eq(F.r[0].code, 0, "%s", F.r[0].desc);
+    agent_get_stats(F.a, &st);
+    cr_expect_eq(st.syncs, 2);
+    down();
+}
+
 Test(agent, shutdown_completes_when_sent)
 {
     attach();
