@@ -182,6 +182,7 @@ void tu_loop_cleanup(tu_loop *l, tu_close_fn close_client)
 {
     if (l->down)
         return;
-    fprintf(stderr, "testutil: a test ended without tu_loop_down(); its close checks did not run\n");
+    fprintf(stderr, "testutil: the test did not reach tu_loop_down() (it failed first, or lacks "
+                    "the call): cleaning up without its close checks\n");
     tu_loop_finish(l, close_client);
 }
