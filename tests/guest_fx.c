@@ -34,7 +34,59 @@ static int tg_run(uv_loop_t *loop, int (*done)(void *), void *arg, int ms)
     return ok;
 }
 
-static int settled(void *arg) { return fleet_settled(arg); }
+/* While the guests boot, each also gets an SSH session of the test's own
+ * as soon as the fleet has leased its forwarded port: that exercises the
+ * connect retry while QEMU or sshd is not up yet (the fleet's own login
+ * comes only once the agent reported an address). */
+#define TG_MAX 8
+struct boot {
+    tg_fleet *t;
+    guest_session_t *s[TG_MAX];
+    res r[TG_MAX];
+    int opened[TG_MAX];
+    char kh[TG_MAX][300];
+};
+
+static int booted(void *arg)
+{
+    struct boot *b = arg;
+    int all = fleet_settled(b->t->f);
+    for (int i = 0; i < b->t->n; i++) {
+        const char *host, *user, *password;
+        int port;
+        if (!b->opened[i] && fguest_ssh_target(tg_guest(b->t, i), &host, &port, &user, &password) == 0) {
+            char name[16];
+            snprintf(name, sizeof(name), "vm%d", i);
+            snprintf(b->kh[i], sizeof(b->kh[i]), "%s/vm%d-early_known_hosts", b->t->dir, i);
+            guest_opts o = tg_ssh_opts(name, port, b->kh[i]);
+            o.ssh.connect_timeout_ms = BOOT_MS;
+            b->opened[i] = 1;
+            if (guest_open(b->t->loop, &o, on_res, &b->r[i], &b->s[i]) < 0)
+                b->r[i].done = 1; /* status 0 and no session: reported below */
+        }
+        /* a guest that failed will not log in: its failure is the news */
+        all &= b->r[i].done || fguest_state(tg_guest(b->t, i)) == GS_FAILED;
+    }
+    return all;
+}
+
+/* Every early session logged in; closes them. 0 or -1 with err. */
+static int boot_sessions_done(struct boot *b, char *err, size_t errlen)
+{
+    int rc = 0;
+    for (int i = 0; i < b->t->n; i++) {
+        if (rc == 0 && (!b->s[i] || !b->r[i].done || b->r[i].status != 0)) {
+            snprintf(err, errlen, "vm%d: SSH during boot: %s", i,
+                     !b->s[i] ? "guest_open failed" : !b->r[i].done ? "no login" : b->r[i].error);
+            rc = -1;
+        }
+        if (b->s[i])
+            close_session(b->t->loop, b->s[i]);
+        res_free(&b->r[i]);
+    }
+    return rc;
+}
+
 static int flag(void *arg) { return *(int *)arg; }
 static void set_flag(fleet_t *f, void *data)
 {
@@ -92,21 +144,32 @@ int tg_up(tg_fleet *t, uv_loop_t *loop, const char *dir, int n, char *err, size_
             return -1;
     }
     double t0 = tu_now_ms();
-    fleet_start(t->f);
-    if (!tg_run(loop, settled, t->f, BOOT_MS)) {
-        snprintf(err, errlen, "the guests did not settle within %d s; logs in %s", BOOT_MS / 1000,
-                 fleet_run_dir(t->f));
+    struct boot b = { .t = t };
+    if (n > TG_MAX) {
+        snprintf(err, errlen, "at most %d test guests", TG_MAX);
         return -1;
     }
-    for (int i = 0; i < n; i++) {
+    fleet_start(t->f);
+    int rc = tg_run(loop, booted, &b, BOOT_MS) ? 0 : -1;
+    if (rc < 0)
+        snprintf(err, errlen, "the guests did not settle within %d s; logs in %s", BOOT_MS / 1000,
+                 fleet_run_dir(t->f));
+    for (int i = 0; i < n && rc == 0; i++) {
         fguest_t *g = tg_guest(t, i);
         if (fguest_state(g) != GS_READY) {
             snprintf(err, errlen, "%s: %s; logs in %s", fguest_name(g),
                      fguest_reason(g) ? fguest_reason(g) : guest_state_name(fguest_state(g)),
                      fleet_run_dir(t->f));
-            return -1;
+            rc = -1;
         }
     }
+    char serr[400];
+    if (boot_sessions_done(&b, serr, sizeof(serr)) < 0 && rc == 0) {
+        snprintf(err, errlen, "%s", serr);
+        rc = -1;
+    }
+    if (rc < 0)
+        return -1;
     fprintf(stderr, "guest_fx: %d guest%s ready in %.1f s\n", n, n > 1 ? "s" : "",
             (tu_now_ms() - t0) / 1e3);
     return 0;

@@ -6,9 +6,11 @@
  * before Criterion runs any test, and stops them after. Criterion starts
  * every test in a fresh process (its globals reset), so the guests' SSH
  * ports and known_hosts files reach the tests through the environment.
- * The fleet spawns every QEMU with PR_SET_PDEATHSIG: none outlives the
- * binary. Sessions over the guest agent, whose one connection the fleet
- * holds, are in test_guest_agent.c. */
+ * While they boot, tg_up() also logs in to each over SSH as soon as the
+ * fleet has leased its port: that exercises the connect retry while sshd
+ * is not up yet. The fleet spawns every QEMU with PR_SET_PDEATHSIG: none
+ * outlives the binary. Sessions over the guest agent, whose one connection
+ * the fleet holds, are in test_guest_agent.c. */
 #include <criterion/criterion.h>
 #include <libssh/libssh.h>
 
