@@ -230,7 +230,7 @@ Test(agent, sync_split_byte_by_byte)
 Test(agent, sync_timeout)
 {
     attach();
-    double t0 = tu_now_ms();
+    double t0 = tu_clock_start(&F.l);
     cr_assert_eq(agent_sync(F.a, 200, on_synced, NULL), 0);
     expect_sync();
     cr_assert(run_until(&F.synced, 2000));

@@ -127,6 +127,12 @@ void tu_spin(tu_loop *l, int ms)
     tu_run_until(l, &never, ms);
 }
 
+double tu_clock_start(tu_loop *l)
+{
+    uv_update_time(&l->loop);
+    return tu_now_ms();
+}
+
 static void tu_on_exit(uv_process_t *p, int64_t status, int sig)
 {
     tu_loop *l = p->data;

@@ -59,6 +59,10 @@ int tu_run_until(tu_loop *l, const int *flag, int ms);
 int tu_run_until_n(tu_loop *l, const int *counter, int n, int ms);
 /* Run the loop for ms. */
 void tu_spin(tu_loop *l, int ms);
+/* Start a measurement: bring the loop's cached clock (libuv timers count
+ * from it, and it is stale after work outside the loop) up to date, and
+ * return tu_now_ms(). Take it before arming whatever is measured. */
+double tu_clock_start(tu_loop *l);
 /* Spawn argv (looked up in PATH) on the loop: stdin and stdout ignored,
  * stderr inherited. Asserts that it started. */
 void tu_spawn(tu_loop *l, char *const argv[]);
