@@ -1,5 +1,6 @@
 /* agent.c - qemu-guest-agent client. See agent.h for the protocol rules. */
 #include "qmp/agent_int.h"
+#include "qmp/test_hooks.h"
 
 #include <errno.h>
 #include <stdio.h>

@@ -180,9 +180,4 @@ void agent_get_stats(const agent_t *a, agent_stats *st);
  * NULL) runs from the loop and a is freed. Idempotent. */
 void agent_close(agent_t *a, agent_close_cb cb, void *data);
 
-/* Fuzzing and unit tests: process bytes as if the agent had sent them, and
- * make the next sync ids predictable (id, id+1, ...). */
-int agent_feed_for_test(agent_t *a, const void *buf, size_t len);
-void agent_set_sync_id_for_test(agent_t *a, long long id);
-
 #endif

@@ -1,5 +1,6 @@
 /* conn.c - newline-delimited JSON over a uv_pipe_t. See conn.h. */
 #include "qmp/conn.h"
+#include "qmp/test_hooks.h"
 
 #include <errno.h>
 #include <stdio.h>

@@ -163,8 +163,4 @@ size_t conn_queued_out(const conn_t *c);
  * cb (may be NULL) runs from the loop and the conn is freed. */
 void conn_close(conn_t *c, conn_close_cb cb, void *data);
 
-/* Process bytes as if they had been read from the socket. For unit tests
- * and fuzzing; returns 0 or the conn's error code once dead. */
-int conn_feed(conn_t *c, const void *buf, size_t len);
-
 #endif

@@ -1,5 +1,6 @@
 /* qmp.c - QMP client. See qmp.h. */
 #include "qmp/qmp.h"
+#include "qmp/test_hooks.h"
 
 #include <errno.h>
 #include <stdio.h>

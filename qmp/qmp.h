@@ -129,7 +129,4 @@ void qmp_get_stats(const qmp_t *q, qmp_stats *st);
  * Idempotent: later calls do nothing (their cb is not called). */
 void qmp_close(qmp_t *q, qmp_close_cb cb, void *data);
 
-/* Fuzzing and unit tests: process bytes as if QEMU had sent them. */
-int qmp_feed_for_test(qmp_t *q, const void *buf, size_t len);
-
 #endif

@@ -22,6 +22,7 @@
 
 #include "qmp/agent.h"
 #include "qmp/qmp.h"
+#include "qmp/test_hooks.h"
 
 static uv_loop_t loop;
 static int loop_ready;

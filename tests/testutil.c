@@ -1,5 +1,7 @@
 #include "testutil.h"
 
+#include <criterion/criterion.h>
+
 #include <errno.h>
 #include <ftw.h>
 #include <signal.h>
@@ -89,4 +91,104 @@ int tu_wait_path(const char *path, int ms)
 __attribute__((constructor)) static void tu_ignore_sigpipe(void)
 {
     signal(SIGPIPE, SIG_IGN);
+}
+
+/* ---- one libuv client under test ---- */
+
+static void tu_on_tick(uv_timer_t *t) { (void)t; }
+
+void tu_loop_init(tu_loop *l)
+{
+    memset(l, 0, sizeof(*l));
+    cr_assert_eq(uv_loop_init(&l->loop), 0);
+    uv_timer_init(&l->loop, &l->tick);
+    uv_timer_start(&l->tick, tu_on_tick, 5, 5);
+}
+
+int tu_run_until(tu_loop *l, const int *flag, int ms)
+{
+    double end = tu_now_ms() + ms;
+    while (!*flag && tu_now_ms() < end)
+        uv_run(&l->loop, UV_RUN_ONCE);
+    return *flag;
+}
+
+int tu_run_until_n(tu_loop *l, const int *counter, int n, int ms)
+{
+    double end = tu_now_ms() + ms;
+    while (*counter < n && tu_now_ms() < end)
+        uv_run(&l->loop, UV_RUN_ONCE);
+    return *counter >= n;
+}
+
+void tu_spin(tu_loop *l, int ms)
+{
+    int never = 0;
+    tu_run_until(l, &never, ms);
+}
+
+double tu_clock_start(tu_loop *l)
+{
+    uv_update_time(&l->loop);
+    return tu_now_ms();
+}
+
+static void tu_on_exit(uv_process_t *p, int64_t status, int sig)
+{
+    tu_loop *l = p->data;
+    l->proc_exited = 1;
+    l->proc_status = status;
+    l->proc_signal = sig;
+}
+
+void tu_spawn(tu_loop *l, char *const argv[])
+{
+    uv_stdio_container_t stdio[3] = {
+        { .flags = UV_IGNORE }, { .flags = UV_IGNORE }, { .flags = UV_INHERIT_FD, .data.fd = 2 } };
+    uv_process_options_t o = { .exit_cb = tu_on_exit, .file = argv[0], .args = (char **)argv,
+                               .stdio_count = 3, .stdio = stdio };
+    l->proc.data = l;
+    int rc = uv_spawn(&l->loop, &l->proc, &o);
+    cr_assert_eq(rc, 0, "spawn %s: %s", argv[0], uv_strerror(rc));
+    l->proc_spawned = 1;
+}
+
+/* Close the client and every handle of the fixture, then run the loop
+ * until nothing is left on it (bounded: a leaked active handle must not
+ * hang the test). 0, or what uv_loop_close said. */
+static int tu_loop_finish(tu_loop *l, tu_close_fn close_client)
+{
+    if (!l->closed && close_client) {
+        close_client();
+        close_client(); /* idempotent: no second callback, no crash */
+    }
+    if (l->proc_spawned && !l->proc_exited) {
+        uv_process_kill(&l->proc, SIGKILL);
+        tu_run_until(l, &l->proc_exited, 5000);
+    }
+    if (l->proc_spawned && !uv_is_closing((uv_handle_t *)&l->proc))
+        uv_close((uv_handle_t *)&l->proc, NULL);
+    if (!uv_is_closing((uv_handle_t *)&l->tick))
+        uv_close((uv_handle_t *)&l->tick, NULL);
+    double end = tu_now_ms() + 10000;
+    while (uv_loop_alive(&l->loop) && tu_now_ms() < end)
+        uv_run(&l->loop, UV_RUN_ONCE);
+    return uv_loop_close(&l->loop);
+}
+
+void tu_loop_down(tu_loop *l, tu_close_fn close_client)
+{
+    l->down = 1;
+    int rc = tu_loop_finish(l, close_client);
+    cr_assert_eq(l->closed, 1, "the client's close callback ran %d times, not once", l->closed);
+    cr_assert_eq(rc, 0, "handles left open on the loop: %s", uv_strerror(rc));
+}
+
+void tu_loop_cleanup(tu_loop *l, tu_close_fn close_client)
+{
+    if (l->down)
+        return;
+    fprintf(stderr, "testutil: the test did not reach tu_loop_down() (it failed first, or lacks "
+                    "the call): cleaning up without its close checks\n");
+    tu_loop_finish(l, close_client);
 }

@@ -3,7 +3,10 @@
 #define QF_TESTUTIL_H
 
 #include <stddef.h>
+#include <stdint.h>
 #include <sys/types.h>
+
+#include <uv.h>
 
 /* A fresh 0700 directory under $TMPDIR (or /tmp); path written to out. */
 int tu_mkdtemp(char *out, size_t outlen, const char *tag);
@@ -21,5 +24,53 @@ int tu_wait_exit(pid_t pid, int ms);
 int tu_alive(long long pid);
 /* Monotonic milliseconds. */
 double tu_now_ms(void);
+
+/* ---- one libuv client under test, on a loop of its own ----
+ *
+ * The fixture of test_conn, test_qmp and test_agent: a loop with a 5 ms
+ * tick (so tu_run_until wakes up to look at its deadline), the count of
+ * the client's close callback, and the peer process (QEMU, qemu-ga) when
+ * the test spawned one.
+ *
+ * Every test ends with tu_loop_down(): it closes the client (twice: close
+ * must be idempotent), kills the peer, runs the loop dry and asserts that
+ * the close callback ran exactly once and that no handle is left open.
+ * Those checks live in the test body because Criterion 2.4 prints a failed
+ * assert in a fixture's .fini but still passes the test. The .fini calls
+ * tu_loop_cleanup(), which only releases what a failed test left behind. */
+typedef struct tu_loop {
+    uv_loop_t loop;
+    uv_timer_t tick;
+    int closed;            /* the client's close callback counts here */
+    uv_process_t proc;     /* the peer, after tu_spawn */
+    int proc_spawned, proc_exited, proc_signal;
+    int64_t proc_status;
+    int down;              /* tu_loop_down ran */
+} tu_loop;
+
+/* Closes the client under test with a close callback that counts in
+ * tu_loop.closed. */
+typedef void (*tu_close_fn)(void);
+
+void tu_loop_init(tu_loop *l);
+/* Run the loop until *flag is set or ms pass; returns *flag. */
+int tu_run_until(tu_loop *l, const int *flag, int ms);
+/* Run the loop until *counter >= n or ms pass; 1 if it got there. */
+int tu_run_until_n(tu_loop *l, const int *counter, int n, int ms);
+/* Run the loop for ms. */
+void tu_spin(tu_loop *l, int ms);
+/* Start a measurement: bring the loop's cached clock (libuv timers count
+ * from it, and it is stale after work outside the loop) up to date, and
+ * return tu_now_ms(). Take it before arming whatever is measured. */
+double tu_clock_start(tu_loop *l);
+/* Spawn argv (looked up in PATH) on the loop: stdin and stdout ignored,
+ * stderr inherited. Asserts that it started. */
+void tu_spawn(tu_loop *l, char *const argv[]);
+/* The end of every test: see above. */
+void tu_loop_down(tu_loop *l, tu_close_fn close_client);
+/* For .fini: after a test that failed before tu_loop_down, close what is
+ * left without asserting anything; after one that passed, a warning if
+ * it never called tu_loop_down (its checks did not run). */
+void tu_loop_cleanup(tu_loop *l, tu_close_fn close_client);
 
 #endif
