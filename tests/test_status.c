@@ -54,12 +54,11 @@ static void setup(void)
     snprintf(run.run_dir, sizeof(run.run_dir), "%s", dir);
     snprintf(run.status_dir, sizeof(run.status_dir), "%s", dir);
     snprintf(run.junit_path, sizeof(run.junit_path), "%s/junit.xml", dir);
-    run.state = "running";
+    run.state = RUN_RUNNING;
     run.started_ms = 1700000000000;
     run.exit_code = -1;
     run.jobs = 4;
     run.retries = 1;
-    run.evfd = -1;
     run.suites = suites;
     run.nsuites = 2;
     run.boot_s = boots;
@@ -91,7 +90,7 @@ static void setup(void)
     sa.name = "alpha";
     sa.file = "suites/alpha.suite";
     snprintf(sa.run_dir, sizeof(sa.run_dir), "%s/alpha", dir);
-    sa.state = "running";
+    sa.state = SS_RUNNING;
     sa.result = RES_RUNNING;
     sa.started_ms = 1700000000100;
     sa.current = 4;
@@ -113,7 +112,7 @@ static void setup(void)
     sb.name = "beta";
     sb.file = "beta.suite";
     sb.setup_each = 1;
-    sb.state = "waiting";
+    sb.state = SS_WAITING;
     sb.result = RES_PENDING;
     sb.reason = strdup("waiting for 2 guest slots (0 of 4 free)");
     sb.current = -1;
@@ -271,7 +270,11 @@ Test(status, table_fits_the_terminal)
     free(t);
 }
 
-static void closed(st_run *r) { (void)r; }
+static void closed(status_t *st, void *data)
+{
+    (void)st;
+    ++*(int *)data;
+}
 
 static void on_tick(uv_timer_t *t) { uv_close((uv_handle_t *)t, NULL); }
 
@@ -280,20 +283,23 @@ Test(status, events_and_files)
     uv_loop_t loop;
     uv_loop_init(&loop);
     char err[256];
-    cr_assert_eq(status_open(&run, &loop, 0, 1, err, sizeof(err)), 0, "%s", err);
+    status_t *st = NULL;
+    cr_assert_eq(status_open(&run, &loop, 0, 1, &st, err, sizeof(err)), 0, "%s", err);
     json_t *e = json_object();
     json_set_str(e, "suite", "alpha");
     json_set_str(e, "state", "running");
-    status_event(&run, "suite", e);
-    status_event(&run, "run", json_object());
-    status_changed(&run, 1);
+    status_event(st, "suite", e);
+    status_event(st, "run", json_object());
+    status_changed(st, 1);
     /* The prepare handle writes the files before the loop waits again. */
     uv_timer_t tick;
     uv_timer_init(&loop, &tick);
     uv_timer_start(&tick, on_tick, 10, 0);
     uv_run(&loop, UV_RUN_DEFAULT);
-    status_close(&run, closed);
+    int nclosed = 0;
+    status_close(st, closed, &nclosed);
     uv_run(&loop, UV_RUN_DEFAULT);
+    cr_assert_eq(nclosed, 1, "the close callback runs exactly once");
     cr_assert_eq(uv_loop_close(&loop), 0);
     char p[400];
     snprintf(p, sizeof(p), "%s/events.jsonl", dir);

@@ -1,5 +1,5 @@
-/* alloc_store.c - the host-wide lease table: locking, loading, reclaiming
- * dead owners' leases and atomic rewrites. See alloc_store.h for the files.
+/* store.c - the host-wide lease table: locking, loading, reclaiming
+ * dead owners' leases and atomic rewrites. See alloc_int.h for the files.
  *
  * Why one table rewritten whole: a table of a few hundred leases is a few
  * tens of KB, so rewriting it is cheap, and rename(2) gives all-or-nothing
@@ -29,6 +29,64 @@
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
+
+/* --- processes ------------------------------------------------------ */
+
+int alloc_proc_start(pid_t pid, unsigned long long *start)
+{
+    char path[64], buf[1024];
+    if (pid <= 0)
+        return -EINVAL;
+    snprintf(path, sizeof(path), "/proc/%d/stat", (int)pid);
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return errno == ENOENT ? -ESRCH : -errno;
+    ssize_t r = read(fd, buf, sizeof(buf) - 1);
+    int e = errno;
+    close(fd);
+    if (r < 0)
+        return e == ESRCH ? -ESRCH : -e;
+    buf[r] = '\0';
+    /* comm (field 2) may hold spaces and parentheses: count from the last
+     * ')'. Field 3 is the state, field 22 the start time in clock ticks. */
+    char *p = strrchr(buf, ')');
+    if (!p || p[1] != ' ')
+        return -EIO;
+    p += 2;
+    char state = *p;
+    if (state == 'Z' || state == 'X')
+        return -ESRCH; /* a zombie holds nothing any more */
+    for (int field = 3; field < 22; field++) {
+        p = strchr(p, ' ');
+        if (!p)
+            return -EIO;
+        p++;
+    }
+    char *end;
+    errno = 0;
+    unsigned long long v = strtoull(p, &end, 10);
+    if (errno || end == p)
+        return -EIO;
+    *start = v;
+    return 0;
+}
+
+/* --- state dir ------------------------------------------------------ */
+
+int alloc_state_dir_default(char *out, size_t outlen)
+{
+    const char *env = getenv("QFLEET_STATE_DIR");
+    int n;
+    if (env && *env)
+        n = snprintf(out, outlen, "%s", env);
+    else if (geteuid() == 0)
+        n = snprintf(out, outlen, "/var/lib/qfleet");
+    else if ((env = getenv("XDG_RUNTIME_DIR")) && *env)
+        n = snprintf(out, outlen, "%s/qfleet", env);
+    else
+        return -ENOENT;
+    return n < 0 || (size_t)n >= outlen ? -ENAMETOOLONG : 0;
+}
 
 #define TABLE_NAME "leases.json"
 #define TMP_NAME "leases.tmp"
@@ -63,7 +121,7 @@ struct alloc_store {
     char sysfs_root[PATH_MAX];
 };
 
-int store_errf(char *err, size_t errlen, int rc, const char *fmt, ...)
+int alloc__errf(char *err, size_t errlen, int rc, const char *fmt, ...)
 {
     if (err && errlen) {
         va_list ap;
@@ -92,24 +150,24 @@ int alloc_store_open(alloc_store **out, const char *dir, const alloc_opts *opts,
     *out = NULL;
     if (!dir || !*dir) {
         if (alloc_state_dir_default(def, sizeof(def)) < 0)
-            return store_errf(err, errlen, -ENOENT,
+            return alloc__errf(err, errlen, -ENOENT,
                               "no state dir: set QFLEET_STATE_DIR or XDG_RUNTIME_DIR, or pass "
                               "--state-dir");
         dir = def;
     }
     alloc_store *s = calloc(1, sizeof(*s));
     if (!s)
-        return store_errf(err, errlen, -ENOMEM, "out of memory");
+        return alloc__errf(err, errlen, -ENOMEM, "out of memory");
     s->dirfd = s->lockfd = -1;
     if (snprintf(s->dir, sizeof(s->dir), "%s", dir) >= (int)sizeof(s->dir)) {
         free(s);
-        return store_errf(err, errlen, -ENAMETOOLONG, "state dir name too long");
+        return alloc__errf(err, errlen, -ENAMETOOLONG, "state dir name too long");
     }
     /* Never tighten an existing dir: --state-dir may name a shared one. */
     int rc = fs_mkdir_p(s->dir, 0700, 0);
     if (rc < 0) {
         free(s);
-        return store_errf(err, errlen, rc, "state dir %s: %s", dir, strerror(-rc));
+        return alloc__errf(err, errlen, rc, "state dir %s: %s", dir, strerror(-rc));
     }
     s->dirfd = open(s->dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
     if (s->dirfd >= 0)
@@ -117,7 +175,7 @@ int alloc_store_open(alloc_store **out, const char *dir, const alloc_opts *opts,
     if (s->dirfd < 0 || s->lockfd < 0) {
         rc = -errno;
         alloc_store_close(s);
-        return store_errf(err, errlen, rc, "state dir %s: %s", dir, strerror(-rc));
+        return alloc__errf(err, errlen, rc, "state dir %s: %s", dir, strerror(-rc));
     }
     s->opener = getpid();
     read_boot_id(s->boot_id, sizeof(s->boot_id));
@@ -162,11 +220,11 @@ void alloc_store_close(alloc_store *s)
 }
 
 const char *alloc_store_dir(const alloc_store *s) { return s->dir; }
-const alloc_opts *store_opts(const alloc_store *s) { return &s->opts; }
+const alloc_opts *alloc__opts(const alloc_store *s) { return &s->opts; }
 
 /* --- (de)serialization ---------------------------------------------- */
 
-json_t *store_lease_json(const alloc_lease *l)
+json_t *alloc_lease_json(const alloc_lease *l)
 {
     json_t *o = json_object();
     if (!o)
@@ -216,7 +274,7 @@ static char *table_dump(const alloc_store *s, size_t *len)
         rc |= json_set_int(root, "version", TABLE_VERSION);
         rc |= json_set_str(root, "boot_id", s->boot_id);
         for (size_t i = 0; i < s->n && !rc; i++) {
-            json_t *l = store_lease_json(&s->v[i]);
+            json_t *l = alloc_lease_json(&s->v[i]);
             rc |= !l || json_append(arr, l);
         }
         for (size_t i = 0; i < s->nnotes && !rc; i++)
@@ -286,7 +344,7 @@ static int table_parse(alloc_store *s, const char *buf, size_t len, int *other_b
         snprintf(why, sizeof(why), "version %lld, this qfleet reads %d",
                  json_get_int(root, "version", 0), TABLE_VERSION);
     }
-    if (!rc && (rc = store_reserve(s, json_len(arr))) < 0)
+    if (!rc && (rc = alloc__reserve(s, json_len(arr))) < 0)
         snprintf(why, sizeof(why), "out of memory");
     for (size_t i = 0; !rc && i < json_len(arr); i++) {
         if (lease_from_json(json_at(arr, i), &s->v[s->n]) < 0) {
@@ -298,7 +356,7 @@ static int table_parse(alloc_store *s, const char *buf, size_t len, int *other_b
     }
     for (size_t i = 0; !rc && json_typeof(notes) == JSON_OBJECT && i < json_len(notes); i++) {
         const char *val = json_str(json_at(notes, i));
-        if (val && (rc = store_note_set(s, json_key_at(notes, i), val)) < 0)
+        if (val && (rc = alloc__note_set(s, json_key_at(notes, i), val)) < 0)
             snprintf(why, sizeof(why), "note %zu: %s", i, strerror(-rc));
     }
     const char *boot = json_get_str(root, "boot_id");
@@ -307,7 +365,7 @@ static int table_parse(alloc_store *s, const char *buf, size_t len, int *other_b
     if (rc < 0) {
         s->n = 0;
         notes_clear(s);
-        return store_errf(err, errlen, rc,
+        return alloc__errf(err, errlen, rc,
                           "lease table %s/" TABLE_NAME " is unreadable (%s); move it away to "
                           "start afresh",
                           s->dir, why);
@@ -448,11 +506,11 @@ static void reclaim(alloc_store *s, int other_boot)
 static int lock_load(alloc_store *s, char *err, size_t errlen)
 {
     if (s->opener != getpid())
-        return store_errf(err, errlen, -ECHILD,
+        return alloc__errf(err, errlen, -ECHILD,
                           "lease store handle used after fork: open one in this process");
     while (flock(s->lockfd, LOCK_EX) < 0)
         if (errno != EINTR)
-            return store_errf(err, errlen, -errno, "lock %s/" LOCK_NAME ": %s", s->dir,
+            return alloc__errf(err, errlen, -errno, "lock %s/" LOCK_NAME ": %s", s->dir,
                               strerror(errno));
     s->locked = 1;
     s->dirty = s->durable = 0;
@@ -461,7 +519,7 @@ static int lock_load(alloc_store *s, char *err, size_t errlen)
     if (unlinkat(s->dirfd, TMP_NAME, 0) < 0 && errno != ENOENT) {
         int e = errno;
         unlock(s);
-        return store_errf(err, errlen, -e, "remove stale %s/" TMP_NAME ": %s", s->dir,
+        return alloc__errf(err, errlen, -e, "remove stale %s/" TMP_NAME ": %s", s->dir,
                           strerror(e));
     }
     char *buf;
@@ -470,7 +528,7 @@ static int lock_load(alloc_store *s, char *err, size_t errlen)
     int rc = read_file(s, &buf, &len, &mtime), other_boot = 0;
     if (rc < 0) {
         unlock(s);
-        return store_errf(err, errlen, rc, "read %s/" TABLE_NAME ": %s", s->dir, strerror(-rc));
+        return alloc__errf(err, errlen, rc, "read %s/" TABLE_NAME ": %s", s->dir, strerror(-rc));
     }
     if (!s->cache_valid || len != s->cache_len || (len && memcmp(buf, s->cache, len))) {
         s->cache_valid = 0;
@@ -525,7 +583,7 @@ static int commit(alloc_store *s, char *err, size_t errlen)
     char *buf = table_dump(s, &len);
     if (!buf) {
         drop(s);
-        return store_errf(err, errlen, -ENOMEM, "out of memory writing the lease table");
+        return alloc__errf(err, errlen, -ENOMEM, "out of memory writing the lease table");
     }
     const char *step = "create";
     int rc = 0;
@@ -547,7 +605,7 @@ static int commit(alloc_store *s, char *err, size_t errlen)
         unlinkat(s->dirfd, TMP_NAME, 0);
         free(buf);
         drop(s);
-        return store_errf(err, errlen, rc,
+        return alloc__errf(err, errlen, rc,
                           "%s %s/" TMP_NAME ": %s (lease table left unchanged)", step, s->dir,
                           strerror(-rc));
     }
@@ -566,12 +624,12 @@ static int commit(alloc_store *s, char *err, size_t errlen)
 
 /* --- batches -------------------------------------------------------- */
 
-int store_enter(alloc_store *s, char *err, size_t errlen)
+int alloc__enter(alloc_store *s, char *err, size_t errlen)
 {
     return s->batch ? 0 : lock_load(s, err, errlen);
 }
 
-int store_leave(alloc_store *s, int rc, char *err, size_t errlen)
+int alloc__leave(alloc_store *s, int rc, char *err, size_t errlen)
 {
     if (s->batch)
         return rc;
@@ -586,7 +644,7 @@ int store_leave(alloc_store *s, int rc, char *err, size_t errlen)
 int alloc_begin(alloc_store *s, char *err, size_t errlen)
 {
     if (s->batch)
-        return store_errf(err, errlen, -EBUSY, "a lease batch is already open");
+        return alloc__errf(err, errlen, -EBUSY, "a lease batch is already open");
     int rc = lock_load(s, err, errlen);
     if (rc == 0)
         s->batch = 1;
@@ -596,7 +654,7 @@ int alloc_begin(alloc_store *s, char *err, size_t errlen)
 int alloc_commit(alloc_store *s, char *err, size_t errlen)
 {
     if (!s->batch)
-        return store_errf(err, errlen, -EINVAL, "no lease batch is open");
+        return alloc__errf(err, errlen, -EINVAL, "no lease batch is open");
     s->batch = 0;
     return commit(s, err, errlen);
 }
@@ -609,11 +667,11 @@ void alloc_abort(alloc_store *s)
 
 /* --- the table ------------------------------------------------------ */
 
-int store_in_batch(const alloc_store *s) { return s->batch; }
-size_t store_count(const alloc_store *s) { return s->n; }
-alloc_lease *store_at(alloc_store *s, size_t i) { return &s->v[i]; }
+int alloc__in_batch(const alloc_store *s) { return s->batch; }
+size_t alloc__count(const alloc_store *s) { return s->n; }
+alloc_lease *alloc__at(alloc_store *s, size_t i) { return &s->v[i]; }
 
-alloc_lease *store_find(alloc_store *s, const char *kind, const char *value)
+alloc_lease *alloc__find(alloc_store *s, const char *kind, const char *value)
 {
     for (size_t i = 0; i < s->n; i++)
         if (!strcmp(s->v[i].value, value) && !strcmp(s->v[i].kind, kind))
@@ -621,7 +679,7 @@ alloc_lease *store_find(alloc_store *s, const char *kind, const char *value)
     return NULL;
 }
 
-alloc_lease *store_find_owned(alloc_store *s, const char *kind, const char *owner)
+alloc_lease *alloc__find_owned(alloc_store *s, const char *kind, const char *owner)
 {
     for (size_t i = 0; i < s->n; i++)
         if (!strcmp(s->v[i].owner, owner) && !strcmp(s->v[i].kind, kind))
@@ -629,7 +687,7 @@ alloc_lease *store_find_owned(alloc_store *s, const char *kind, const char *owne
     return NULL;
 }
 
-int store_reserve(alloc_store *s, size_t n)
+int alloc__reserve(alloc_store *s, size_t n)
 {
     if (s->cap - s->n >= n)
         return 0;
@@ -644,7 +702,7 @@ int store_reserve(alloc_store *s, size_t n)
     return 0;
 }
 
-int store_add(alloc_store *s, const alloc_owner *o, const char *owner, const char *kind,
+int alloc__add(alloc_store *s, const alloc_owner *o, const char *owner, const char *kind,
               const char *value, unsigned flags, const char *data)
 {
     if (!owner)
@@ -652,7 +710,7 @@ int store_add(alloc_store *s, const alloc_owner *o, const char *owner, const cha
     if (strlen(owner) >= ALLOC_OWNER_MAX || strlen(kind) >= ALLOC_KIND_MAX ||
         strlen(value) >= ALLOC_VALUE_MAX || (data && strlen(data) >= ALLOC_DATA_MAX))
         return -ENAMETOOLONG;
-    if (store_reserve(s, 1) < 0)
+    if (alloc__reserve(s, 1) < 0)
         return -ENOMEM;
     alloc_lease *l = &s->v[s->n++];
     memset(l, 0, sizeof(*l));
@@ -671,7 +729,7 @@ int store_add(alloc_store *s, const alloc_owner *o, const char *owner, const cha
     return 0;
 }
 
-void store_remove_at(alloc_store *s, size_t i)
+void alloc__remove_at(alloc_store *s, size_t i)
 {
     if (s->v[i].flags & ALLOC_HOLD)
         s->durable = 1;
@@ -681,13 +739,13 @@ void store_remove_at(alloc_store *s, size_t i)
     s->dirty = 1;
 }
 
-void store_touch(alloc_store *s)
+void alloc__touch(alloc_store *s)
 {
     s->dirty = 1;
     s->durable = 1;
 }
 
-const char *store_note_get(const alloc_store *s, const char *key)
+const char *alloc__note_get(const alloc_store *s, const char *key)
 {
     for (size_t i = 0; i < s->nnotes; i++)
         if (!strcmp(s->notes[i].key, key))
@@ -695,7 +753,7 @@ const char *store_note_get(const alloc_store *s, const char *key)
     return NULL;
 }
 
-int store_note_set(alloc_store *s, const char *key, const char *val)
+int alloc__note_set(alloc_store *s, const char *key, const char *val)
 {
     if (strlen(key) >= NOTE_MAX || strlen(val) >= NOTE_MAX)
         return -ENAMETOOLONG;
@@ -706,7 +764,7 @@ int store_note_set(alloc_store *s, const char *key, const char *val)
         if (!strcmp(s->notes[i].key, key)) {
             free(s->notes[i].val);
             s->notes[i].val = v;
-            store_touch(s);
+            alloc__touch(s);
             return 0;
         }
     char *k = strdup(key);
@@ -719,27 +777,27 @@ int store_note_set(alloc_store *s, const char *key, const char *val)
     s->notes = n;
     s->notes[s->nnotes].key = k;
     s->notes[s->nnotes++].val = v;
-    store_touch(s);
+    alloc__touch(s);
     return 0;
 }
 
-void store_note_del(alloc_store *s, const char *key)
+void alloc__note_del(alloc_store *s, const char *key)
 {
     for (size_t i = 0; i < s->nnotes; i++)
         if (!strcmp(s->notes[i].key, key)) {
             free(s->notes[i].key);
             free(s->notes[i].val);
             s->notes[i] = s->notes[--s->nnotes];
-            store_touch(s);
+            alloc__touch(s);
             return;
         }
 }
 
-int store_err_held(const alloc_lease *l, const char *what, char *err, size_t errlen)
+int alloc__err_held(const alloc_lease *l, const char *what, char *err, size_t errlen)
 {
     if (l->pid)
-        return store_errf(err, errlen, -EEXIST, "%s is held by %s (pid %d)", what, l->owner,
+        return alloc__errf(err, errlen, -EEXIST, "%s is held by %s (pid %d)", what, l->owner,
                           (int)l->pid);
-    return store_errf(err, errlen, -EEXIST, "%s is held by %s (held until freed)", what,
+    return alloc__errf(err, errlen, -EEXIST, "%s is held by %s (held until freed)", what,
                       l->owner);
 }

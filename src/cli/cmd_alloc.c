@@ -9,7 +9,6 @@
 
 #include "base/json.h"
 #include "src/alloc/alloc.h"
-#include "src/alloc/alloc_int.h"
 #include "src/cli/cmd.h"
 
 /* --- options -------------------------------------------------------- */
@@ -184,7 +183,7 @@ int cmd_leases(int argc, char **argv)
     if (opts[0].value) {
         json_t *arr = json_array();
         for (size_t i = 0; arr && i < n; i++)
-            if (json_append(arr, store_lease_json(&v[i])) < 0) {
+            if (json_append(arr, alloc_lease_json(&v[i])) < 0) {
                 json_free(arr);
                 arr = NULL;
             }

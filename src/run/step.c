@@ -41,7 +41,7 @@ struct sjob {
     size_t lout, lerr;
 };
 
-void step_out_free(step_out *o)
+void run__step_out_free(step_out *o)
 {
     if (!o)
         return;
@@ -53,7 +53,7 @@ void step_out_free(step_out *o)
     free(o);
 }
 
-char *rsuite_mask(const struct rsuite *s, const char *text)
+char *run__mask(const struct rsuite *s, const char *text)
 {
     if (!text)
         return NULL;
@@ -118,7 +118,7 @@ static const char *var(const char *name, void *data)
     return v->buf;
 }
 
-char *rsuite_expand(struct rsuite *s, const char *text, char *err, size_t errlen)
+char *run__expand(struct rsuite *s, const char *text, char *err, size_t errlen)
 {
     struct vctx v = { .s = s };
     return suite_expand(text ? text : "", var, &v, err, errlen);
@@ -133,7 +133,7 @@ static void job_closed(uv_handle_t *h)
         return;
     free(j->bout);
     free(j->berr);
-    step_out_free(j->o);
+    run__step_out_free(j->o);
     free(j);
 }
 
@@ -173,7 +173,7 @@ static void job_end(struct sjob *j)
 
 static void on_soon(uv_timer_t *t) { job_end(t->data); }
 
-/* Report an error from the next loop turn (never inside step_start). */
+/* Report an error from the next loop turn (never inside run__step_start). */
 static void job_fail(struct sjob *j, int status, int channel, const char *msg)
 {
     j->o->status = status < 0 ? status : -EINVAL;
@@ -276,9 +276,9 @@ static void host_start(struct sjob *j, const char *cmd, int timeout_ms)
         return;
     }
     memcpy(env, environ, ne * sizeof(char *));
-    char *mine[4] = { rs_printf("QF_SUITE=%s", s->def->name),
-                      rs_printf("QF_CASE=%s", s->cur < s->st.ncases ? s->st.cases[s->cur].name : ""),
-                      rs_printf("QF_RUN_DIR=%s", s->st.run_dir), rs_printf("QF_TMP=%s", s->tmp_dir) };
+    char *mine[4] = { str_printf("QF_SUITE=%s", s->def->name),
+                      str_printf("QF_CASE=%s", s->cur < s->st.ncases ? s->st.cases[s->cur].name : ""),
+                      str_printf("QF_RUN_DIR=%s", s->st.run_dir), str_printf("QF_TMP=%s", s->tmp_dir) };
     for (int i = 0; i < 4; i++)
         if (mine[i])
             env[ne++] = mine[i];
@@ -319,7 +319,7 @@ static void host_start(struct sjob *j, const char *cmd, int timeout_ms)
     j->listed = 1;
 }
 
-void step_cancel_all(struct rsuite *s)
+void run__step_cancel_all(struct rsuite *s)
 {
     for (struct sjob *j = s->jobs, *next; j; j = next) {
         next = j->next;
@@ -394,7 +394,7 @@ static void take_reply(struct sjob *j, const json_t *ret, const conn_err *err)
     if (!err) {
         o->ret = ret ? json_copy(ret) : json_null();
     } else if (err->code == -EREMOTEIO) {
-        o->err_text = rs_printf("%s: %s", err->cls ? err->cls : "Error", err->desc ? err->desc : "");
+        o->err_text = str_printf("%s: %s", err->cls ? err->cls : "Error", err->desc ? err->desc : "");
     } else if (err->code == -ETIMEDOUT) {
         o->timed_out = 1;
         o->error = strdup(err->desc ? err->desc : "timed out");
@@ -421,10 +421,10 @@ static void on_agent_reply(agent_t *a, const json_t *ret, const conn_err *err, v
 /* A host path of a copy: relative ones are relative to the suite file. */
 static char *host_path(struct rsuite *s, const char *p)
 {
-    return p[0] == '/' ? strdup(p) : rs_printf("%s/%s", s->def->dir, p);
+    return p[0] == '/' ? strdup(p) : str_printf("%s/%s", s->def->dir, p);
 }
 
-int step_start(struct rsuite *s, const struct suite_step *st, unsigned token, step_done_fn done)
+int run__step_start(struct rsuite *s, const struct suite_step *st, unsigned token, step_done_fn done)
 {
     struct sjob *j = calloc(1, sizeof(*j));
     step_out *o = calloc(1, sizeof(*o));
@@ -445,8 +445,8 @@ int step_start(struct rsuite *s, const struct suite_step *st, unsigned token, st
     int timeout = st->timeout_ms > 0 ? st->timeout_ms : s->def->timeout_ms;
     char err[1024];
     char *a = NULL, *b = NULL;
-    if (!(a = rsuite_expand(s, st->text, err, sizeof(err))) ||
-        (st->arg && !(b = rsuite_expand(s, st->arg, err, sizeof(err))))) {
+    if (!(a = run__expand(s, st->text, err, sizeof(err))) ||
+        (st->arg && !(b = run__expand(s, st->arg, err, sizeof(err))))) {
         job_fail(j, -EINVAL, 0, err);
         free(a);
         return 0;
