@@ -1,7 +1,8 @@
 /* alloc_int.h - the lease table behind alloc.h, for src/alloc's own files
- * only. Cross-file internals are alloc__name; store.c owns the table (and
- * the process and state dir helpers the rest of the module uses), the
- * allocator files call down into it, never the other way.
+ * only. Cross-file internals are alloc__name. The calls point one way:
+ * the allocators (lease.c, mac.c, port.c, cpu.c, vf.c) call store.c, which
+ * owns the table; both use host.c (process start times, the state dir),
+ * which calls nothing of the module.
  *
  * On disk, in the state dir:
  *   leases.lock  flock(LOCK_EX) target; never replaced or removed
