@@ -6,7 +6,7 @@
  * PR_SET_PDEATHSIG(SIGKILL): no child outlives a controller that was killed
  * with -9. Exit is noticed through a pidfd watched by uv_poll, so it is seen
  * at once without SIGCHLD games with libuv's own child reaping (which is why
- * nothing in qfleet uses uv_spawn).
+ * nothing in the controller uses uv_spawn).
  *
  * Lifetime: a proc_t exists from a successful proc_start/proc_spawn until
  * proc_close, which frees it asynchronously (its callback runs exactly once,

@@ -205,6 +205,8 @@ void runner_free(runner_t *r)
 {
     if (!r)
         return;
+    if (r->out) /* never started: its handles close (and it is freed) when the loop runs */
+        status_close(r->out, NULL, NULL);
     for (int i = 0; i < r->n; i++) {
         struct rsuite *s = r->s[i];
         st_suite_free(&s->st);

@@ -1,4 +1,4 @@
-/* suite_verdict.c - whether a step's outcome meets its expectations, and
+/* verdict.c - whether a step's outcome meets its expectations, and
  * the report of a step that goes into the case log (junit system-out). */
 #include "src/run/run_int.h"
 
