@@ -143,6 +143,14 @@ Test(status, document_matches_its_schema)
     cr_assert_eq(json_get_int(json_get(counts, "cases"), "failed", -1), 1);
     cr_assert_eq(json_get_int(json_get(counts, "guests"), "ready", -1), 1);
     cr_assert_eq(json_get_int(json_get(counts, "guests"), "pending", -1), 1);
+    /* Every suite state is counted under its one name, zeros included. */
+    const json_t *sc = json_get(counts, "suites");
+    cr_assert_eq(json_len(sc), 1 + SS_COUNT, "total and one count per state");
+    cr_assert_eq(json_get_int(sc, "running", -1), 1);
+    cr_assert_eq(json_get_int(sc, "waiting", -1), 1);
+    cr_assert_eq(json_get_int(sc, "queued", -1), 0);
+    cr_assert_str_eq(json_get_str(json_at(json_get(doc, "suites"), 1), "state"), "waiting");
+    cr_assert_str_eq(json_get_str(json_get(doc, "run"), "state"), "running");
     json_t *g = json_at(json_get(json_at(json_get(doc, "suites"), 0), "guests"), 0);
     cr_assert_str_eq(json_get_str(g, "mac"), "02:00:00:00:00:01");
     cr_assert_str_eq(json_get_str(g, "instance"), "vm0-1.2");
@@ -340,4 +348,20 @@ Test(status, case_log_is_capped)
     cr_assert_lt(c.log_len, 600 * 1024);
     cr_assert(strstr(c.log, "[log truncated]"));
     free(c.log);
+}
+
+/* One name per state, none missing or shared: status.json, events and the
+ * table all spell states through these. */
+Test(status, state_names_are_complete)
+{
+    for (int k = 0; k < SS_COUNT; k++) {
+        cr_assert(st_suite_state_name(k) && strcmp(st_suite_state_name(k), "?"), "suite state %d", k);
+        for (int j = 0; j < k; j++)
+            cr_assert_str_neq(st_suite_state_name(k), st_suite_state_name(j));
+    }
+    for (int k = 0; k < RUN_STATE_COUNT; k++)
+        cr_assert(st_run_state_name(k) && strcmp(st_run_state_name(k), "?"), "run state %d", k);
+    cr_assert_str_eq(st_suite_state_name(SS_WAITING), "waiting");
+    cr_assert_str_eq(st_suite_state_name(SS_COUNT), "?");
+    cr_assert_str_eq(st_run_state_name(RUN_INTERRUPTED), "interrupted");
 }

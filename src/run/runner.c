@@ -67,8 +67,11 @@ void run__suite_enter(struct rsuite *s, st_suite_state state, const char *reason
     status_changed(s->r->out, state == SS_DONE);
 }
 
-static void ev_case(struct rsuite *s, const st_case *c, const char *state)
+/* A case event: its state is its result's name, or "retrying" between
+ * attempts (when its result is pending again). */
+static void ev_case(struct rsuite *s, const st_case *c, int retrying)
 {
+    const char *state = retrying ? "retrying" : st_result_name(c->result);
     json_t *e = json_object();
     json_set_str(e, "suite", s->st.name);
     json_set_str(e, "case", c->name);
@@ -247,7 +250,7 @@ static void skip_rest(struct rsuite *s, int from, const char *why)
         c->result = RES_SKIPPED;
         free(c->message);
         c->message = xstrdup(why);
-        ev_case(s, c, "skipped");
+        ev_case(s, c, 0);
     }
 }
 
@@ -269,7 +272,7 @@ static void infra_handle(struct rsuite *s)
         st_case_reset(c);
         c->result = RES_PENDING;
         c->message = str_printf("retrying after: %s", line);
-        ev_case(s, c, "retrying");
+        ev_case(s, c, 1);
         free(c->message);
         c->message = NULL;
         status_say(r->out, "%s/%s: infrastructure error, retry %d/%d: %s", s->st.name, c->name,
@@ -283,7 +286,7 @@ static void infra_handle(struct rsuite *s)
         c->detail = xstrdup(s->infra);
         st_case_log(c, "\n=== infrastructure error ===\n%s\n", s->infra);
         c->finished_ms = time_wall_ms();
-        ev_case(s, c, "error");
+        ev_case(s, c, 0);
         status_say(r->out, "%s/%s: ERROR: %s", s->st.name, c->name, line);
         char *why = str_printf("not run: case %s hit an infrastructure error", c->name);
         skip_rest(s, s->cur + 1, why);
@@ -327,7 +330,7 @@ static void next_step(struct rsuite *s)
         st_case *c = &s->st.cases[s->cur];
         c->result = c->message ? RES_FAILED : RES_PASSED;
         c->finished_ms = time_wall_ms();
-        ev_case(s, c, st_result_name(c->result));
+        ev_case(s, c, 0);
         status_say(s->r->out, "%s/%s: %s%s", s->st.name, c->name, c->message ? "FAILED: " : "passed",
                    c->message ? c->message : "");
         s->cur++;
@@ -416,7 +419,7 @@ static void case_begin(struct rsuite *s)
     c->result = RES_RUNNING;
     if (!c->started_ms)
         c->started_ms = time_wall_ms();
-    ev_case(s, c, "running");
+    ev_case(s, c, 0);
     free(s->plan);
     s->nplan = s->pc = 0;
     s->plan = calloc((size_t)(d->set_up_all.nsteps + d->set_up.nsteps + dc->nsteps + d->tear_down.nsteps + 1),
@@ -646,7 +649,7 @@ static void suite_abort(struct rsuite *s, const char *why)
             free(c->message);
             c->message = str_printf("interrupted: %s", why);
             c->finished_ms = time_wall_ms();
-            ev_case(s, c, "error");
+            ev_case(s, c, 0);
         }
         gen_stop(s, A_FINISH);
     }
