@@ -306,3 +306,18 @@ void sb_add_shell(struct sbuf *b, const char *word)
     }
     sb_addc(b, '\'');
 }
+
+char *str_vprintf(const char *fmt, va_list ap)
+{
+    char *s = NULL;
+    return vasprintf(&s, fmt, ap) < 0 ? NULL : s;
+}
+
+char *str_printf(const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    char *s = str_vprintf(fmt, ap);
+    va_end(ap);
+    return s;
+}

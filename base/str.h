@@ -6,6 +6,7 @@
 #ifndef QF_BASE_STR_H
 #define QF_BASE_STR_H
 
+#include <stdarg.h>
 #include <stddef.h>
 
 /* --- arena ------------------------------------------------------------
@@ -45,6 +46,11 @@ void sb_add_masked(struct sbuf *b, const char *s, const char *secret);
 /* Take the string (caller frees); NULL on allocation failure. */
 char *sb_take(struct sbuf *b);
 void sb_free(struct sbuf *b);
+
+/* --- malloc'd printf ---------------------------------------------------- */
+/* The formatted string (caller frees), or NULL on allocation failure. */
+char *str_printf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+char *str_vprintf(const char *fmt, va_list ap) __attribute__((format(printf, 1, 0)));
 
 /* --- text -------------------------------------------------------------- */
 int str_ieq(const char *a, const char *b);

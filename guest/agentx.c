@@ -239,8 +239,8 @@ static void on_status(agent_t *a, const agent_exec_result *st, const conn_err *e
         return;
     }
     size_t cap = x->s->max_output;
-    gbuf_add(&j->out, st->out, st->out_len, cap, 1);
-    gbuf_add(&j->errout, st->errout, st->errout_len, cap, 1);
+    guest__buf_add(&j->out, st->out, st->out_len, cap, 1);
+    guest__buf_add(&j->errout, st->errout, st->errout_len, cap, 1);
     j->out.truncated |= st->out_truncated;
     j->errout.truncated |= st->errout_truncated;
     j->exit_code = st->exitcode;

@@ -17,10 +17,10 @@ typedef struct gbuf {
 
 /* Append, keeping at most cap bytes: the first cap (keep_head) or the last
  * cap (!keep_head). 0 or -ENOMEM. */
-int gbuf_add(gbuf *b, const void *d, size_t n, size_t cap, int keep_head);
+int guest__buf_add(gbuf *b, const void *d, size_t n, size_t cap, int keep_head);
 /* Remove the first n bytes. */
-void gbuf_consume(gbuf *b, size_t n);
-void gbuf_free(gbuf *b);
+void guest__buf_consume(gbuf *b, size_t n);
+void guest__buf_free(gbuf *b);
 
 typedef enum {
     JOB_OPEN,

@@ -19,7 +19,7 @@
 
 /* ------------------------------------------------------------------ gbuf */
 
-int gbuf_add(gbuf *b, const void *d, size_t n, size_t cap, int keep_head)
+int guest__buf_add(gbuf *b, const void *d, size_t n, size_t cap, int keep_head)
 {
     if (keep_head && b->len + n > cap) {
         b->truncated = 1;
@@ -31,7 +31,7 @@ int gbuf_add(gbuf *b, const void *d, size_t n, size_t cap, int keep_head)
         b->truncated = 1;
     }
     if (!keep_head && b->len + n > cap) {
-        gbuf_consume(b, b->len + n - cap);
+        guest__buf_consume(b, b->len + n - cap);
         b->truncated = 1;
     }
     if (b->len + n + 1 > b->cap) {
@@ -51,7 +51,7 @@ int gbuf_add(gbuf *b, const void *d, size_t n, size_t cap, int keep_head)
     return 0;
 }
 
-void gbuf_consume(gbuf *b, size_t n)
+void guest__buf_consume(gbuf *b, size_t n)
 {
     if (n >= b->len) {
         b->len = 0;
@@ -63,7 +63,7 @@ void gbuf_consume(gbuf *b, size_t n)
         b->p[b->len] = '\0';
 }
 
-void gbuf_free(gbuf *b)
+void guest__buf_free(gbuf *b)
 {
     free(b->p);
     memset(b, 0, sizeof(*b));
@@ -201,9 +201,9 @@ static void job_free(guest_job *j)
     free(j->arg);
     free(j->path);
     free(j->error);
-    gbuf_free(&j->out);
-    gbuf_free(&j->errout);
-    gbuf_free(&j->before);
+    guest__buf_free(&j->out);
+    guest__buf_free(&j->errout);
+    guest__buf_free(&j->before);
     free(j);
 }
 

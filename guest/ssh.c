@@ -634,7 +634,7 @@ static void *worker(void *arg)
     if (t->ev)
         ssh_event_free(t->ev);
     t->ev = NULL;
-    gbuf_free(&t->sh_buf);
+    guest__buf_free(&t->sh_buf);
     pthread_mutex_lock(&t->mu);
     t->exited = 1;
     pthread_mutex_unlock(&t->mu);

@@ -50,12 +50,12 @@ static int run_data(ssh_session ss, ssh_channel ch, void *d, uint32_t len, int i
 {
     run *r = u;
     if (is_stderr) {
-        gbuf_add(&r->j->errout, d, len, r->t->max_output, 1);
+        guest__buf_add(&r->j->errout, d, len, r->t->max_output, 1);
     } else if (r->out_fd >= 0) {
         if (!r->out_err)
             r->out_err = -write_all(r->out_fd, d, len);
     } else {
-        gbuf_add(&r->j->out, d, len, r->t->max_output, 1);
+        guest__buf_add(&r->j->out, d, len, r->t->max_output, 1);
     }
     return (int)len; /* always consumed: libssh then reopens the window */
 }
@@ -296,7 +296,7 @@ static int sh_data(ssh_session ss, ssh_channel ch, void *d, uint32_t len, int is
         if (esc_step(&t->sh_esc, p[i]))
             clean[n++] = (char)p[i];
         if (n == sizeof(clean) || (i + 1 == len && n)) {
-            gbuf_add(&t->sh_buf, clean, n, t->max_output, 0);
+            guest__buf_add(&t->sh_buf, clean, n, t->max_output, 0);
             n = 0;
         }
     }
@@ -321,7 +321,7 @@ static void shell_drop(sshtp *t)
 static int shell_open(sshtp *t, guest_job *j)
 {
     shell_drop(t);
-    gbuf_consume(&t->sh_buf, t->sh_buf.len);
+    guest__buf_consume(&t->sh_buf, t->sh_buf.len);
     t->sh_bol = 1;
     t->sh_esc = 0;
     ssh_channel ch = ssh_channel_new(t->ss);
@@ -387,18 +387,18 @@ void ssh__expect(sshtp *t, guest_job *j, double deadline)
         const char *p = t->sh_buf.p ? t->sh_buf.p : "";
         if (regexec(&j->re, p, 1, &m, t->sh_bol ? 0 : REG_NOTBOL) == 0) {
             size_t so = (size_t)m.rm_so, eo = (size_t)m.rm_eo;
-            gbuf_add(&j->before, p, so, (size_t)-1, 1);
-            gbuf_add(&j->out, p + so, eo - so, (size_t)-1, 1);
+            guest__buf_add(&j->before, p, so, (size_t)-1, 1);
+            guest__buf_add(&j->out, p + so, eo - so, (size_t)-1, 1);
             if (eo > 0)
                 t->sh_bol = p[eo - 1] == '\n';
-            gbuf_consume(&t->sh_buf, eo);
+            guest__buf_consume(&t->sh_buf, eo);
             return;
         }
         double rem = deadline - guest__now_ms();
         int ended = t->sh_ended;
         if (ended || rem <= 0 || ssh__stopping(t)) {
             /* Leave the output for the next expect; report what is there. */
-            gbuf_add(&j->before, p, t->sh_buf.len, (size_t)-1, 1);
+            guest__buf_add(&j->before, p, t->sh_buf.len, (size_t)-1, 1);
             guest__tail(p, t->sh_buf.len, TAIL, tail, sizeof(tail));
             ssh__step(j, step, sizeof(step));
             if (ssh__stopping(t)) {

@@ -118,13 +118,13 @@ static void free_cmd(struct acmd *k)
 static void complete_err(agent_t *a, struct acmd *k, const conn_err *e)
 {
     a->st.failed++;
-    agent_i_call_err(a, k, e);
+    agent__call_err(a, k, e);
     free_cmd(k);
 }
 
 static void complete_ok(agent_t *a, struct acmd *k, const json_t *ret)
 {
-    const char *bad = agent_i_call_ok(a, k, ret);
+    const char *bad = agent__call_ok(a, k, ret);
     if (bad) {
         char desc[200];
         snprintf(desc, sizeof(desc), "qemu-ga: malformed reply to %s: %s", k->name, bad);
@@ -540,7 +540,7 @@ static int is_noreply(const char *cmd)
 }
 
 /* Build the command; args is consumed. NULL with *rc set on failure. */
-struct acmd *agent_i_new_cmd(agent_t *a, const char *cmd, json_t *args, int timeout_ms,
+struct acmd *agent__new_cmd(agent_t *a, const char *cmd, json_t *args, int timeout_ms,
                              enum akind kind, int *rc)
 {
     *rc = 0;
@@ -581,7 +581,7 @@ nomem:
     return NULL;
 }
 
-int agent_i_enqueue(agent_t *a, struct acmd *k, void *data)
+int agent__enqueue(agent_t *a, struct acmd *k, void *data)
 {
     k->data = data;
     k->prev = a->tail;

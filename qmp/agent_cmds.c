@@ -11,7 +11,7 @@
 
 /* ---- results ---- */
 
-void agent_i_call_err(agent_t *a, struct acmd *k, const conn_err *e)
+void agent__call_err(agent_t *a, struct acmd *k, const conn_err *e)
 {
     if (!k->has_cb)
         return;
@@ -141,7 +141,7 @@ static const char *deliver_exec_status(agent_t *a, struct acmd *k, const json_t 
 }
 
 /* Hand a successful reply to k's callback in the shape its kind wants. */
-const char *agent_i_call_ok(agent_t *a, struct acmd *k, const json_t *ret)
+const char *agent__call_ok(agent_t *a, struct acmd *k, const json_t *ret)
 {
     if (!k->has_cb)
         return NULL;
@@ -185,12 +185,12 @@ const char *agent_i_call_ok(agent_t *a, struct acmd *k, const json_t *ret)
 #define SUBMIT(a, cmd, args, timeout, kind, member, cbfn, data)                 \
     do {                                                                         \
         int rc_;                                                                 \
-        struct acmd *k_ = agent_i_new_cmd((a), (cmd), (args), (timeout), (kind), &rc_); \
+        struct acmd *k_ = agent__new_cmd((a), (cmd), (args), (timeout), (kind), &rc_); \
         if (!k_)                                                                 \
             return rc_;                                                          \
         k_->cb.member = (cbfn);                                                  \
         k_->has_cb = (cbfn) != NULL;                                             \
-        return agent_i_enqueue((a), k_, (data));                                         \
+        return agent__enqueue((a), k_, (data));                                         \
     } while (0)
 
 int agent_execute(agent_t *a, const char *cmd, json_t *args, int timeout_ms, agent_reply_cb cb,
@@ -261,13 +261,13 @@ int agent_exec(agent_t *a, const agent_exec_opts *o, int timeout_ms, agent_int_c
         return -ENOMEM;
     }
     int rc2;
-    struct acmd *k = agent_i_new_cmd(a, "guest-exec", args, timeout_ms, K_INT, &rc2);
+    struct acmd *k = agent__new_cmd(a, "guest-exec", args, timeout_ms, K_INT, &rc2);
     if (!k)
         return rc2;
     k->int_key = "pid";
     k->cb.i = cb;
     k->has_cb = cb != NULL;
-    return agent_i_enqueue(a, k, data);
+    return agent__enqueue(a, k, data);
 }
 
 int agent_exec_status(agent_t *a, long long pid, int timeout_ms, agent_exec_status_cb cb,

@@ -44,15 +44,15 @@ struct acmd {
 
 /* agent.c: build a command (consumes args; NULL with *rc on failure, for
  * instance the connection's error once dead) and queue it for sending.
- * agent_i_enqueue always succeeds and returns 0. */
-struct acmd *agent_i_new_cmd(agent_t *a, const char *cmd, json_t *args, int timeout_ms,
+ * agent__enqueue always succeeds and returns 0. */
+struct acmd *agent__new_cmd(agent_t *a, const char *cmd, json_t *args, int timeout_ms,
                              enum akind kind, int *rc);
-int agent_i_enqueue(agent_t *a, struct acmd *k, void *data);
+int agent__enqueue(agent_t *a, struct acmd *k, void *data);
 
 /* agent_cmds.c: run k's callback with the error, or with ret decoded the
- * way k's kind wants. agent_i_call_ok returns NULL when it called back, or
+ * way k's kind wants. agent__call_ok returns NULL when it called back, or
  * why ret is malformed (then it did not call back). */
-void agent_i_call_err(agent_t *a, struct acmd *k, const conn_err *e);
-const char *agent_i_call_ok(agent_t *a, struct acmd *k, const json_t *ret);
+void agent__call_err(agent_t *a, struct acmd *k, const conn_err *e);
+const char *agent__call_ok(agent_t *a, struct acmd *k, const json_t *ret);
 
 #endif

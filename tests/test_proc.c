@@ -2,6 +2,8 @@
 #include <criterion/criterion.h>
 
 #include <errno.h>
+#include <limits.h>
+#include <poll.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -109,9 +111,18 @@ Test(proc, stop_sends_sigterm_then_sigkill)
      * setsid-free: 'timeout' ignores nothing, so use a program that traps:
      * 'sh' is only the test's payload here, never between qfleet and QEMU. */
     struct outcome o2 = { 0 };
-    char *argv2[] = { "sh", "-c", "trap '' TERM; sleep 30", NULL };
+    int armed[2];
+    cr_assert_eq(pipe(armed), 0);
+    char cmd[128];
+    snprintf(cmd, sizeof(cmd), "trap '' TERM; echo armed >/dev/fd/%d; exec sleep 30", armed[1]);
+    char *argv2[] = { "sh", "-c", cmd, NULL };
     cr_assert_eq(proc_spawn(uv_default_loop(), &p, argv2, "/dev/null", on_exit_cb, &o2, err, sizeof(err)), 0);
-    usleep(200000); /* let sh install its trap */
+    close(armed[1]);
+    /* sh says when its trap is installed (EOF instead if it died). */
+    char line[16] = { 0 };
+    cr_assert_gt(read(armed[0], line, sizeof(line) - 1), 0);
+    cr_assert_str_eq(line, "armed\n");
+    close(armed[0]);
     double t0 = tu_now_ms();
     proc_stop(p, 300);
     run_until_exit(&o2);
@@ -184,4 +195,164 @@ Test(proc, child_dies_with_a_killed_controller)
     cr_assert(gone, "child %d outlived its killed controller", (int)child);
     close(fds[0]);
     close(fds[1]);
+}
+
+/* ---- host commands: env, cwd, captured output, timeout, the group ---------- */
+
+struct captured {
+    struct outcome o;
+    char *out, *err;
+    int timed_out, truncated;
+};
+
+static void on_captured(proc_t *p, int code, int sig, void *data)
+{
+    struct captured *c = data;
+    c->out = proc_take_output(p, 1);
+    c->err = proc_take_output(p, 2);
+    c->timed_out = proc_timed_out(p);
+    c->truncated = proc_truncated(p);
+    on_exit_cb(p, code, sig, &c->o);
+}
+
+static proc_t *start_sh(const char *script, proc_opts *o, struct captured *c)
+{
+    char *argv[] = { "/bin/sh", "-c", (char *)script, NULL };
+    char err[256];
+    proc_t *p = NULL;
+    o->argv = argv;
+    int rc = proc_start(uv_default_loop(), o, on_captured, c, &p, err, sizeof(err));
+    cr_assert_eq(rc, 0, "%s", err);
+    return p;
+}
+
+static void captured_free(proc_t *p, struct captured *c)
+{
+    close_and_drain(p, &c->o);
+    free(c->out);
+    free(c->err);
+}
+
+Test(proc, captures_stdout_and_stderr_with_env_and_cwd)
+{
+    char dir[256], real[PATH_MAX];
+    cr_assert_eq(tu_mkdtemp(dir, sizeof(dir), "proc"), 0);
+    cr_assert(realpath(dir, real));
+    char *env[] = { "QF_TEST_VAR=forty two", "PATH=/usr/bin:/bin", NULL };
+    proc_opts o = { .env = env, .cwd = dir, .capture_max = 4096 };
+    struct captured c = { 0 };
+    proc_t *p = start_sh("echo \"out $QF_TEST_VAR\"; pwd -P; echo oops >&2; "
+                         "test -z \"$HOME\" && echo no-home; exit 3", &o, &c);
+    run_until_exit(&c.o);
+    cr_assert_eq(c.o.code, 3);
+    cr_assert_eq(c.o.sig, 0);
+    char want[PATH_MAX + 64];
+    snprintf(want, sizeof(want), "out forty two\n%s\nno-home\n", real);
+    cr_assert_str_eq(c.out, want, "the env replaces the parent's, the cwd is the one given");
+    cr_assert_str_eq(c.err, "oops\n");
+    cr_assert_not(c.timed_out);
+    cr_assert_not(c.truncated);
+    /* The output was handed over: a second take is empty. */
+    char *again = proc_take_output(p, 1);
+    cr_assert_str_eq(again, "");
+    free(again);
+    captured_free(p, &c);
+    tu_rmtree(dir);
+}
+
+Test(proc, capture_is_capped_and_says_so)
+{
+    proc_opts o = { .capture_max = 1000 };
+    struct captured c = { 0 };
+    proc_t *p = start_sh("head -c 300000 /dev/zero | tr '\\0' x; echo short >&2", &o, &c);
+    run_until_exit(&c.o);
+    cr_assert_eq(c.o.code, 0);
+    cr_assert_eq(strlen(c.out), 1000);
+    cr_assert_eq(strspn(c.out, "x"), 1000);
+    cr_assert_str_eq(c.err, "short\n");
+    cr_assert(c.truncated);
+    captured_free(p, &c);
+}
+
+Test(proc, timeout_kills_the_whole_group)
+{
+    /* The background sleep inherits the write end of gone: EOF on its
+     * read end means every process of the group is dead. */
+    int gone[2];
+    cr_assert_eq(pipe(gone), 0);
+    proc_opts o = { .capture_max = 4096, .timeout_ms = 200, .keep_group = 1 };
+    struct captured c = { 0 };
+    double t0 = tu_now_ms();
+    proc_t *p = start_sh("sleep 30 & echo started; wait", &o, &c);
+    close(gone[1]);
+    run_until_exit(&c.o);
+    cr_assert(c.timed_out);
+    cr_assert_eq(c.o.sig, SIGKILL);
+    cr_assert_eq(c.o.code, -1);
+    cr_assert_geq(c.o.at_ms - t0, 190);
+    cr_assert_str_eq(c.out, "started\n");
+    struct pollfd pf = { .fd = gone[0], .events = POLLIN };
+    char b;
+    /* The bound only keeps a failing test from hanging: EOF comes with the kill. */
+    cr_assert_eq(poll(&pf, 1, 10000), 1, "the background sleep survived the timeout");
+    cr_assert_eq(read(gone[0], &b, 1), 0);
+    close(gone[0]);
+    captured_free(p, &c);
+}
+
+/* What a command leaves running in the background: killed with the child
+ * by default (QEMU's helpers), left alone with keep_group (host steps). */
+Test(proc, the_group_at_exit)
+{
+    for (int keep = 0; keep < 2; keep++) {
+        int gone[2];
+        cr_assert_eq(pipe(gone), 0);
+        proc_opts o = { .capture_max = 4096, .keep_group = keep };
+        struct captured c = { 0 };
+        proc_t *p = start_sh("sleep 30 >/dev/null 2>&1 & echo $!", &o, &c);
+        close(gone[1]);
+        run_until_exit(&c.o);
+        cr_assert_eq(c.o.code, 0);
+        long long bg = atoll(c.out);
+        cr_assert_gt(bg, 0, "%s", c.out);
+        struct pollfd pf = { .fd = gone[0], .events = POLLIN };
+        if (keep) {
+            cr_assert(tu_alive(bg), "keep_group: the background job was killed");
+            cr_assert_eq(poll(&pf, 1, 0), 0);
+            kill((pid_t)bg, SIGKILL);
+        }
+        cr_assert_eq(poll(&pf, 1, 10000), 1, "the background job survived");
+        close(gone[0]);
+        captured_free(p, &c);
+    }
+}
+
+Test(proc, output_held_by_a_background_job_is_drained_for_a_while)
+{
+    /* The background sleep keeps stdout open: the exit is reported after
+     * the drain time with what was read, not after the sleep. */
+    proc_opts o = { .capture_max = 4096, .keep_group = 1 };
+    struct captured c = { 0 };
+    double t0 = tu_now_ms();
+    proc_t *p = start_sh("echo before; sleep 30 & echo $! >&2", &o, &c);
+    run_until_exit(&c.o);
+    cr_assert_eq(c.o.code, 0);
+    cr_assert_str_eq(c.out, "before\n");
+    cr_assert_geq(c.o.at_ms - t0, PROC_DRAIN_MS - 10);
+    long long bg = atoll(c.err);
+    cr_assert_gt(bg, 0);
+    kill((pid_t)bg, SIGKILL);
+    captured_free(p, &c);
+}
+
+Test(proc, bad_cwd_is_a_clear_error)
+{
+    char *argv[] = { "true", NULL };
+    proc_opts o = { .argv = argv, .cwd = "/nonexistent-dir", .capture_max = 64 };
+    char err[256];
+    proc_t *p;
+    struct captured c = { 0 };
+    int rc = proc_start(uv_default_loop(), &o, on_captured, &c, &p, err, sizeof(err));
+    cr_assert_eq(rc, -ENOENT);
+    cr_assert(strstr(err, "cwd /nonexistent-dir"), "%s", err);
 }

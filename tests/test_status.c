@@ -54,12 +54,11 @@ static void setup(void)
     snprintf(run.run_dir, sizeof(run.run_dir), "%s", dir);
     snprintf(run.status_dir, sizeof(run.status_dir), "%s", dir);
     snprintf(run.junit_path, sizeof(run.junit_path), "%s/junit.xml", dir);
-    run.state = "running";
+    run.state = RUN_RUNNING;
     run.started_ms = 1700000000000;
     run.exit_code = -1;
     run.jobs = 4;
     run.retries = 1;
-    run.evfd = -1;
     run.suites = suites;
     run.nsuites = 2;
     run.boot_s = boots;
@@ -91,7 +90,7 @@ static void setup(void)
     sa.name = "alpha";
     sa.file = "suites/alpha.suite";
     snprintf(sa.run_dir, sizeof(sa.run_dir), "%s/alpha", dir);
-    sa.state = "running";
+    sa.state = SS_RUNNING;
     sa.result = RES_RUNNING;
     sa.started_ms = 1700000000100;
     sa.current = 4;
@@ -113,7 +112,7 @@ static void setup(void)
     sb.name = "beta";
     sb.file = "beta.suite";
     sb.setup_each = 1;
-    sb.state = "waiting";
+    sb.state = SS_WAITING;
     sb.result = RES_PENDING;
     sb.reason = strdup("waiting for 2 guest slots (0 of 4 free)");
     sb.current = -1;
@@ -144,6 +143,14 @@ Test(status, document_matches_its_schema)
     cr_assert_eq(json_get_int(json_get(counts, "cases"), "failed", -1), 1);
     cr_assert_eq(json_get_int(json_get(counts, "guests"), "ready", -1), 1);
     cr_assert_eq(json_get_int(json_get(counts, "guests"), "pending", -1), 1);
+    /* Every suite state is counted under its one name, zeros included. */
+    const json_t *sc = json_get(counts, "suites");
+    cr_assert_eq(json_len(sc), 1 + SS_COUNT, "total and one count per state");
+    cr_assert_eq(json_get_int(sc, "running", -1), 1);
+    cr_assert_eq(json_get_int(sc, "waiting", -1), 1);
+    cr_assert_eq(json_get_int(sc, "queued", -1), 0);
+    cr_assert_str_eq(json_get_str(json_at(json_get(doc, "suites"), 1), "state"), "waiting");
+    cr_assert_str_eq(json_get_str(json_get(doc, "run"), "state"), "running");
     json_t *g = json_at(json_get(json_at(json_get(doc, "suites"), 0), "guests"), 0);
     cr_assert_str_eq(json_get_str(g, "mac"), "02:00:00:00:00:01");
     cr_assert_str_eq(json_get_str(g, "instance"), "vm0-1.2");
@@ -271,7 +278,11 @@ Test(status, table_fits_the_terminal)
     free(t);
 }
 
-static void closed(st_run *r) { (void)r; }
+static void closed(status_t *st, void *data)
+{
+    (void)st;
+    ++*(int *)data;
+}
 
 static void on_tick(uv_timer_t *t) { uv_close((uv_handle_t *)t, NULL); }
 
@@ -280,20 +291,23 @@ Test(status, events_and_files)
     uv_loop_t loop;
     uv_loop_init(&loop);
     char err[256];
-    cr_assert_eq(status_open(&run, &loop, 0, 1, err, sizeof(err)), 0, "%s", err);
+    status_t *st = NULL;
+    cr_assert_eq(status_open(&run, &loop, 0, 1, &st, err, sizeof(err)), 0, "%s", err);
     json_t *e = json_object();
     json_set_str(e, "suite", "alpha");
     json_set_str(e, "state", "running");
-    status_event(&run, "suite", e);
-    status_event(&run, "run", json_object());
-    status_changed(&run, 1);
+    status_event(st, "suite", e);
+    status_event(st, "run", json_object());
+    status_changed(st, 1);
     /* The prepare handle writes the files before the loop waits again. */
     uv_timer_t tick;
     uv_timer_init(&loop, &tick);
     uv_timer_start(&tick, on_tick, 10, 0);
     uv_run(&loop, UV_RUN_DEFAULT);
-    status_close(&run, closed);
+    int nclosed = 0;
+    status_close(st, closed, &nclosed);
     uv_run(&loop, UV_RUN_DEFAULT);
+    cr_assert_eq(nclosed, 1, "the close callback runs exactly once");
     cr_assert_eq(uv_loop_close(&loop), 0);
     char p[400];
     snprintf(p, sizeof(p), "%s/events.jsonl", dir);
@@ -334,4 +348,20 @@ Test(status, case_log_is_capped)
     cr_assert_lt(c.log_len, 600 * 1024);
     cr_assert(strstr(c.log, "[log truncated]"));
     free(c.log);
+}
+
+/* One name per state, none missing or shared: status.json, events and the
+ * table all spell states through these. */
+Test(status, state_names_are_complete)
+{
+    for (int k = 0; k < SS_COUNT; k++) {
+        cr_assert(st_suite_state_name(k) && strcmp(st_suite_state_name(k), "?"), "suite state %d", k);
+        for (int j = 0; j < k; j++)
+            cr_assert_str_neq(st_suite_state_name(k), st_suite_state_name(j));
+    }
+    for (int k = 0; k < RUN_STATE_COUNT; k++)
+        cr_assert(st_run_state_name(k) && strcmp(st_run_state_name(k), "?"), "run state %d", k);
+    cr_assert_str_eq(st_suite_state_name(SS_WAITING), "waiting");
+    cr_assert_str_eq(st_suite_state_name(SS_COUNT), "?");
+    cr_assert_str_eq(st_run_state_name(RUN_INTERRUPTED), "interrupted");
 }

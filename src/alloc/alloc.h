@@ -84,6 +84,9 @@ int alloc_state_dir_default(char *out, size_t outlen);
 int alloc_store_open(alloc_store **out, const char *dir, const alloc_opts *opts, char *err,
                      size_t errlen);
 void alloc_store_close(alloc_store *s);
+/* One lease as a JSON object: the on-disk form, which is also what
+ * `qfleet leases --json` prints. NULL on allocation failure. */
+json_t *alloc_lease_json(const alloc_lease *l);
 const char *alloc_store_dir(const alloc_store *s);
 
 /* Batches: between alloc_begin and alloc_commit every call below runs under

@@ -13,7 +13,7 @@ static const alloc_lease *cpu_lease(alloc_store *s, int cpu)
 {
     char v[16];
     snprintf(v, sizeof(v), "%d", cpu);
-    return store_find(s, "cpu", v);
+    return alloc__find(s, "cpu", v);
 }
 
 int alloc_cpus(alloc_store *s, const alloc_owner *o, const int *cpus, size_t n, char *err,
@@ -21,8 +21,8 @@ int alloc_cpus(alloc_store *s, const alloc_owner *o, const int *cpus, size_t n, 
 {
     for (size_t i = 0; i < n; i++)
         if (cpus[i] < 0 || cpus[i] >= CPU_SETSIZE)
-            return store_errf(err, errlen, -EINVAL, "bad CPU number %d", cpus[i]);
-    int rc = store_enter(s, err, errlen);
+            return alloc__errf(err, errlen, -EINVAL, "bad CPU number %d", cpus[i]);
+    int rc = alloc__enter(s, err, errlen);
     if (rc < 0)
         return rc;
     /* Check all before taking any. */
@@ -31,18 +31,18 @@ int alloc_cpus(alloc_store *s, const alloc_owner *o, const int *cpus, size_t n, 
         if (l && strcmp(l->owner, o->name)) {
             char what[32];
             snprintf(what, sizeof(what), "CPU %d", cpus[i]);
-            rc = store_err_held(l, what, err, errlen);
+            rc = alloc__err_held(l, what, err, errlen);
         }
     }
-    if (rc == 0 && store_reserve(s, n) < 0)
-        rc = store_errf(err, errlen, -ENOMEM, "out of memory");
+    if (rc == 0 && alloc__reserve(s, n) < 0)
+        rc = alloc__errf(err, errlen, -ENOMEM, "out of memory");
     for (size_t i = 0; i < n && rc == 0; i++) {
         char v[16];
         snprintf(v, sizeof(v), "%d", cpus[i]);
         if (!cpu_lease(s, cpus[i])) /* also skips repeats in cpus[] */
-            store_add(s, o, NULL, "cpu", v, 0, NULL);
+            alloc__add(s, o, NULL, "cpu", v, 0, NULL);
     }
-    return store_leave(s, rc, err, errlen);
+    return alloc__leave(s, rc, err, errlen);
 }
 
 int alloc_cpus_any(alloc_store *s, const alloc_owner *o, size_t n, int *out, char *err,
@@ -50,8 +50,8 @@ int alloc_cpus_any(alloc_store *s, const alloc_owner *o, size_t n, int *out, cha
 {
     cpu_set_t set;
     if (sched_getaffinity(0, sizeof(set), &set) < 0)
-        return store_errf(err, errlen, -errno, "sched_getaffinity: %s", strerror(errno));
-    int rc = store_enter(s, err, errlen);
+        return alloc__errf(err, errlen, -errno, "sched_getaffinity: %s", strerror(errno));
+    int rc = alloc__enter(s, err, errlen);
     if (rc < 0)
         return rc;
     size_t got = 0;
@@ -59,14 +59,14 @@ int alloc_cpus_any(alloc_store *s, const alloc_owner *o, size_t n, int *out, cha
         if (CPU_ISSET(c, &set) && !cpu_lease(s, c))
             out[got++] = c;
     if (got < n)
-        rc = store_errf(err, errlen, -ENOSPC, "only %zu of the %d usable CPUs are free, %zu wanted",
+        rc = alloc__errf(err, errlen, -ENOSPC, "only %zu of the %d usable CPUs are free, %zu wanted",
                         got, CPU_COUNT(&set), n);
-    else if (store_reserve(s, n) < 0)
-        rc = store_errf(err, errlen, -ENOMEM, "out of memory");
+    else if (alloc__reserve(s, n) < 0)
+        rc = alloc__errf(err, errlen, -ENOMEM, "out of memory");
     for (size_t i = 0; i < n && rc == 0; i++) {
         char v[16];
         snprintf(v, sizeof(v), "%d", out[i]);
-        store_add(s, o, NULL, "cpu", v, 0, NULL);
+        alloc__add(s, o, NULL, "cpu", v, 0, NULL);
     }
-    return store_leave(s, rc, err, errlen);
+    return alloc__leave(s, rc, err, errlen);
 }

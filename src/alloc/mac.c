@@ -72,7 +72,7 @@ int alloc_mac_host_prefix(const char *sysfs_root, char *out, size_t outlen, char
     const char *root = sysfs_root ? sysfs_root : "/sys";
     int rc = host_mac(root, m, nic, sizeof(nic));
     if (rc < 0)
-        return store_errf(err, errlen, rc,
+        return alloc__errf(err, errlen, rc,
                           "cannot derive a MAC prefix: no NIC with a MAC under %s/class/net; "
                           "set mac_prefix",
                           root);
@@ -82,16 +82,16 @@ int alloc_mac_host_prefix(const char *sysfs_root, char *out, size_t outlen, char
      * octets are the per-NIC serial: what tells two hosts apart. */
     unsigned first = (m[0] | 0x02u) & ~0x01u;
     if (snprintf(out, outlen, "%02x:%02x:%02x:%02x:", first, m[3], m[4], m[5]) >= (int)outlen)
-        return store_errf(err, errlen, -ENAMETOOLONG, "prefix buffer too small");
+        return alloc__errf(err, errlen, -ENAMETOOLONG, "prefix buffer too small");
     return 0;
 }
 
 static int nic_owner(const alloc_owner *o, int nic, char *out, char *err, size_t errlen)
 {
     if (nic < 0 || nic > 9999)
-        return store_errf(err, errlen, -EINVAL, "bad NIC index %d", nic);
+        return alloc__errf(err, errlen, -EINVAL, "bad NIC index %d", nic);
     if (snprintf(out, ALLOC_OWNER_MAX, "%s/nic%d", o->name, nic) >= ALLOC_OWNER_MAX)
-        return store_errf(err, errlen, -ENAMETOOLONG, "owner name too long");
+        return alloc__errf(err, errlen, -ENAMETOOLONG, "owner name too long");
     return 0;
 }
 
@@ -102,19 +102,19 @@ static int get_prefix(alloc_store *s, const char *prefix, unsigned char *oct, ch
     char host[32];
     int derived = !prefix;
     if (derived) {
-        int rc = alloc_mac_host_prefix(store_opts(s)->sysfs_root, host, sizeof(host), err, errlen);
+        int rc = alloc_mac_host_prefix(alloc__opts(s)->sysfs_root, host, sizeof(host), err, errlen);
         if (rc < 0)
             return rc;
         prefix = host;
     }
     int k = mac_octets_parse(prefix, oct, 5);
     if (k < 0)
-        return store_errf(err, errlen, -EINVAL,
+        return alloc__errf(err, errlen, -EINVAL,
                           "bad MAC prefix '%s': want 0 to 5 octets like 02:11:22:", prefix);
     /* A prefix from the cfg is used as given (the cfg may name a vendor
      * OUI on purpose), but a multicast address cannot be a NIC's. */
     if (k > 0 && (oct[0] & 0x01))
-        return store_errf(err, errlen, -EINVAL,
+        return alloc__errf(err, errlen, -EINVAL,
                           "MAC prefix '%s' is multicast (bit 0 of the first octet is set)",
                           prefix);
     return k;
@@ -146,12 +146,12 @@ static int find_gap(alloc_store *s, const unsigned char *oct, int k, uint64_t st
     for (int i = 0; i < k; i++)
         base = base << 8 | oct[i];
     base <<= bits;
-    size_t n = 0, cap = store_count(s);
+    size_t n = 0, cap = alloc__count(s);
     uint64_t *used = malloc((cap ? cap : 1) * sizeof(*used));
     if (!used)
         return -ENOMEM;
     for (size_t i = 0; i < cap; i++) {
-        const alloc_lease *l = store_at(s, i);
+        const alloc_lease *l = alloc__at(s, i);
         unsigned char m[6];
         if (!strcmp(l->kind, "mac") && mac_parse(l->value, m) == 0 &&
             (mac_u64(m) & ~mask) == base)
@@ -187,12 +187,12 @@ int alloc_mac(alloc_store *s, const alloc_owner *o, int nic, const char *prefix,
     int k = rc < 0 ? rc : get_prefix(s, prefix, oct, err, errlen);
     if (k < 0)
         return k;
-    if ((rc = store_enter(s, err, errlen)) < 0)
+    if ((rc = alloc__enter(s, err, errlen)) < 0)
         return rc;
-    const alloc_lease *mine = store_find_owned(s, "mac", owner);
+    const alloc_lease *mine = alloc__find_owned(s, "mac", owner);
     if (mine) {
         snprintf(out, MAC_STRLEN, "%.17s", mine->value);
-        return store_leave(s, 0, err, errlen);
+        return alloc__leave(s, 0, err, errlen);
     }
     unsigned char mac[6];
     char text[MAC_STRLEN];
@@ -200,13 +200,13 @@ int alloc_mac(alloc_store *s, const alloc_owner *o, int nic, const char *prefix,
     for (int t = 0; t < RANDOM_TRIES && rc < 0; t++) {
         memcpy(mac, oct, (size_t)k);
         if (getrandom(mac + k, (size_t)(6 - k), 0) != 6 - k) {
-            rc = store_errf(err, errlen, -EIO, "getrandom: %s", strerror(errno));
-            return store_leave(s, rc, err, errlen);
+            rc = alloc__errf(err, errlen, -EIO, "getrandom: %s", strerror(errno));
+            return alloc__leave(s, rc, err, errlen);
         }
         if (k == 0)
             mac[0] = (unsigned char)((mac[0] | 0x02) & ~0x01);
         mac_format(mac, text);
-        if (!store_find(s, "mac", text))
+        if (!alloc__find(s, "mac", text))
             rc = 0;
     }
     if (rc < 0 && k > 0) {
@@ -222,18 +222,18 @@ int alloc_mac(alloc_store *s, const alloc_owner *o, int nic, const char *prefix,
         for (int i = 0; i < k; i++)
             snprintf(pfx + 3 * i, sizeof(pfx) - 3 * (size_t)i, "%02x:", oct[i]);
         if (rc == -ENOSPC && k > 0)
-            store_errf(err, errlen, rc, "no free MAC under prefix %s: all %llu are leased", pfx,
+            alloc__errf(err, errlen, rc, "no free MAC under prefix %s: all %llu are leased", pfx,
                        1ULL << (8 * (6 - k)));
         else
-            store_errf(err, errlen, rc, "no free MAC under prefix %s: %s", pfx[0] ? pfx : "(none)",
+            alloc__errf(err, errlen, rc, "no free MAC under prefix %s: %s", pfx[0] ? pfx : "(none)",
                        strerror(-rc));
-        return store_leave(s, rc, err, errlen);
+        return alloc__leave(s, rc, err, errlen);
     }
-    if ((rc = store_add(s, o, owner, "mac", text, flags, NULL)) < 0)
-        store_errf(err, errlen, rc, "lease MAC: %s", strerror(-rc));
+    if ((rc = alloc__add(s, o, owner, "mac", text, flags, NULL)) < 0)
+        alloc__errf(err, errlen, rc, "lease MAC: %s", strerror(-rc));
     else
         snprintf(out, MAC_STRLEN, "%s", text);
-    return store_leave(s, rc, err, errlen);
+    return alloc__leave(s, rc, err, errlen);
 }
 
 int alloc_reserve_mac(alloc_store *s, const alloc_owner *o, int nic, const char *mac,
@@ -245,16 +245,16 @@ int alloc_reserve_mac(alloc_store *s, const alloc_owner *o, int nic, const char 
     if (rc < 0)
         return rc;
     if (mac_parse(mac, m) < 0)
-        return store_errf(err, errlen, -EINVAL, "bad MAC address '%s'", mac ? mac : "");
+        return alloc__errf(err, errlen, -EINVAL, "bad MAC address '%s'", mac ? mac : "");
     if (m[0] & 0x01)
-        return store_errf(err, errlen, -EINVAL, "MAC %s is multicast", mac);
+        return alloc__errf(err, errlen, -EINVAL, "MAC %s is multicast", mac);
     mac_format(m, text);
-    if ((rc = store_enter(s, err, errlen)) < 0)
+    if ((rc = alloc__enter(s, err, errlen)) < 0)
         return rc;
     /* Check everything first: a failed reserve changes nothing. */
     ssize_t same = -1, old = -1;
-    for (size_t i = 0; i < store_count(s) && rc == 0; i++) {
-        const alloc_lease *l = store_at(s, i);
+    for (size_t i = 0; i < alloc__count(s) && rc == 0; i++) {
+        const alloc_lease *l = alloc__at(s, i);
         if (strcmp(l->kind, "mac"))
             continue;
         if (!strcmp(l->owner, owner)) {
@@ -265,7 +265,7 @@ int alloc_reserve_mac(alloc_store *s, const alloc_owner *o, int nic, const char 
         } else if (!strcmp(l->value, text) && !(flags & l->flags & ALLOC_SHARED)) {
             char what[96];
             snprintf(what, sizeof(what), "MAC %s", text);
-            rc = store_err_held(l, what, err, errlen);
+            rc = alloc__err_held(l, what, err, errlen);
             const char *why = l->flags & ALLOC_SHARED ? "; reserve it as shareable to share it"
                               : flags & ALLOC_SHARED  ? ", which does not share it"
                                                       : "";
@@ -276,19 +276,19 @@ int alloc_reserve_mac(alloc_store *s, const alloc_owner *o, int nic, const char 
     }
     if (rc == 0 && same >= 0) {
         /* Already ours: only the shareable mark may change. */
-        alloc_lease *l = store_at(s, (size_t)same);
+        alloc_lease *l = alloc__at(s, (size_t)same);
         if ((l->flags & ALLOC_SHARED) != (flags & ALLOC_SHARED)) {
             l->flags = (l->flags & ~ALLOC_SHARED) | (flags & ALLOC_SHARED);
-            store_touch(s);
+            alloc__touch(s);
         }
     } else if (rc == 0) {
-        if ((rc = store_reserve(s, 1)) < 0)
-            store_errf(err, errlen, rc, "out of memory");
+        if ((rc = alloc__reserve(s, 1)) < 0)
+            alloc__errf(err, errlen, rc, "out of memory");
         else {
             if (old >= 0)
-                store_remove_at(s, (size_t)old);
-            store_add(s, o, owner, "mac", text, flags, NULL);
+                alloc__remove_at(s, (size_t)old);
+            alloc__add(s, o, owner, "mac", text, flags, NULL);
         }
     }
-    return store_leave(s, rc, err, errlen);
+    return alloc__leave(s, rc, err, errlen);
 }

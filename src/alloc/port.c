@@ -51,7 +51,7 @@ static const alloc_lease *port_lease(alloc_store *s, int port)
 {
     char v[16];
     snprintf(v, sizeof(v), "%d", port);
-    return store_find(s, "port", v);
+    return alloc__find(s, "port", v);
 }
 
 /* 0 if o may take port (free, or o's already), else -EEXIST/-EADDRINUSE
@@ -64,11 +64,11 @@ static int port_check(alloc_store *s, const char *owner, int port, int *mine, ch
     if (l && !*mine) {
         char what[32];
         snprintf(what, sizeof(what), "port %d", port);
-        return store_err_held(l, what, err, errlen);
+        return alloc__err_held(l, what, err, errlen);
     }
     /* A port we hold may already have its listener: no bind test then. */
-    if (!*mine && !alloc_port_bindable(store_opts(s)->listen, port))
-        return store_errf(err, errlen, -EADDRINUSE, "port %d is in use by a process outside qfleet",
+    if (!*mine && !alloc_port_bindable(alloc__opts(s)->listen, port))
+        return alloc__errf(err, errlen, -EADDRINUSE, "port %d is in use by a process outside qfleet",
                           port);
     return 0;
 }
@@ -77,7 +77,7 @@ static int add_port(alloc_store *s, const alloc_owner *o, int port, const char *
 {
     char v[16];
     snprintf(v, sizeof(v), "%d", port);
-    return store_add(s, o, NULL, "port", v, 0, why);
+    return alloc__add(s, o, NULL, "port", v, 0, why);
 }
 
 /* Checks for display n of o: the display lease and each port. */
@@ -86,11 +86,11 @@ static int vnc_check(alloc_store *s, const alloc_owner *o, int n, unsigned flags
 {
     char v[16];
     snprintf(v, sizeof(v), "%d", n);
-    const alloc_lease *l = store_find(s, "vnc", v);
+    const alloc_lease *l = alloc__find(s, "vnc", v);
     if (l && strcmp(l->owner, o->name)) {
         char what[32];
         snprintf(what, sizeof(what), "VNC display %d", n);
-        return store_err_held(l, what, err, errlen);
+        return alloc__err_held(l, what, err, errlen);
     }
     int rc = port_check(s, o->name, ALLOC_VNC_PORT_BASE + n, mine_vnc, err, errlen);
     *mine_ws = 1;
@@ -106,10 +106,10 @@ static int vnc_add(alloc_store *s, const alloc_owner *o, int n, int have_vnc, in
     char v[16], why[24];
     snprintf(v, sizeof(v), "%d", n);
     snprintf(why, sizeof(why), "vnc %d", n);
-    if (store_reserve(s, 3) < 0)
-        return store_errf(err, errlen, -ENOMEM, "out of memory");
+    if (alloc__reserve(s, 3) < 0)
+        return alloc__errf(err, errlen, -ENOMEM, "out of memory");
     if (!have_vnc)
-        store_add(s, o, NULL, "vnc", v, 0, NULL);
+        alloc__add(s, o, NULL, "vnc", v, 0, NULL);
     if (!mine_port)
         add_port(s, o, ALLOC_VNC_PORT_BASE + n, why);
     if (!mine_ws) {
@@ -124,17 +124,17 @@ static int display_ok(int n) { return n >= 0 && n <= 65535 - ALLOC_VNC_PORT_BASE
 int alloc_vnc(alloc_store *s, const alloc_owner *o, unsigned flags, int *display, char *err,
               size_t errlen)
 {
-    const alloc_opts *opt = store_opts(s);
+    const alloc_opts *opt = alloc__opts(s);
     if (!display_ok(opt->vnc_first) || !display_ok(opt->vnc_last) ||
         opt->vnc_first > opt->vnc_last ||
         ((flags & ALLOC_WEBSOCKET) && ALLOC_WS_PORT_BASE + opt->vnc_last > 65535))
-        return store_errf(err, errlen, -EINVAL, "bad VNC display range %d-%d", opt->vnc_first,
+        return alloc__errf(err, errlen, -EINVAL, "bad VNC display range %d-%d", opt->vnc_first,
                           opt->vnc_last);
-    int rc = store_enter(s, err, errlen);
+    int rc = alloc__enter(s, err, errlen);
     if (rc < 0)
         return rc;
     int mine_ws, mine_port;
-    const alloc_lease *have = store_find_owned(s, "vnc", o->name);
+    const alloc_lease *have = alloc__find_owned(s, "vnc", o->name);
     if (have) {
         /* One display per owner: hand back the one it has (and add the
          * websocket port if it is asked for now). */
@@ -144,7 +144,7 @@ int alloc_vnc(alloc_store *s, const alloc_owner *o, unsigned flags, int *display
             rc = vnc_add(s, o, n, 1, mine_port, mine_ws, err, errlen);
         if (rc == 0)
             *display = n;
-        return store_leave(s, rc, err, errlen);
+        return alloc__leave(s, rc, err, errlen);
     }
     rc = -ENOSPC;
     for (int n = opt->vnc_first; n <= opt->vnc_last && rc < 0; n++) {
@@ -155,9 +155,9 @@ int alloc_vnc(alloc_store *s, const alloc_owner *o, unsigned flags, int *display
         }
     }
     if (rc == -ENOSPC)
-        store_errf(err, errlen, rc, "no free VNC display in %d-%d", opt->vnc_first,
+        alloc__errf(err, errlen, rc, "no free VNC display in %d-%d", opt->vnc_first,
                    opt->vnc_last);
-    return store_leave(s, rc, err, errlen);
+    return alloc__leave(s, rc, err, errlen);
 }
 
 int alloc_reserve_vnc(alloc_store *s, const alloc_owner *o, int display, unsigned flags,
@@ -165,68 +165,68 @@ int alloc_reserve_vnc(alloc_store *s, const alloc_owner *o, int display, unsigne
 {
     if (!display_ok(display) ||
         ((flags & ALLOC_WEBSOCKET) && ALLOC_WS_PORT_BASE + display > 65535))
-        return store_errf(err, errlen, -EINVAL, "bad VNC display %d", display);
-    int rc = store_enter(s, err, errlen);
+        return alloc__errf(err, errlen, -EINVAL, "bad VNC display %d", display);
+    int rc = alloc__enter(s, err, errlen);
     if (rc < 0)
         return rc;
     int mine_ws, mine_port;
     rc = vnc_check(s, o, display, flags, &mine_ws, &mine_port, err, errlen);
-    const alloc_lease *have = store_find_owned(s, "vnc", o->name);
+    const alloc_lease *have = alloc__find_owned(s, "vnc", o->name);
     int same = have && atoi(have->value) == display;
-    if (rc == 0 && store_reserve(s, 3) < 0)
-        rc = store_errf(err, errlen, -ENOMEM, "out of memory");
+    if (rc == 0 && alloc__reserve(s, 3) < 0)
+        rc = alloc__errf(err, errlen, -ENOMEM, "out of memory");
     if (rc == 0 && have && !same) {
         /* The cfg names another display than the owner holds: the owner
          * moves to it, as a NIC does to a reserved MAC. */
         char old[ALLOC_VALUE_MAX], why[ALLOC_VALUE_MAX + 8];
         snprintf(old, sizeof(old), "%s", have->value);
         snprintf(why, sizeof(why), "vnc %s", old);
-        for (size_t i = store_count(s); i-- > 0;) {
-            const alloc_lease *l = store_at(s, i);
+        for (size_t i = alloc__count(s); i-- > 0;) {
+            const alloc_lease *l = alloc__at(s, i);
             if (!strcmp(l->owner, o->name) &&
                 ((!strcmp(l->kind, "vnc") && !strcmp(l->value, old)) ||
                  (!strcmp(l->kind, "port") && !strncmp(l->data, why, strlen(why)) &&
                   (l->data[strlen(why)] == '\0' || l->data[strlen(why)] == ' '))))
-                store_remove_at(s, i);
+                alloc__remove_at(s, i);
         }
     }
     if (rc == 0)
         rc = vnc_add(s, o, display, same, mine_port, mine_ws, err, errlen);
-    return store_leave(s, rc, err, errlen);
+    return alloc__leave(s, rc, err, errlen);
 }
 
 int alloc_port(alloc_store *s, const alloc_owner *o, int first, int last, int *port, char *err,
                size_t errlen)
 {
     if (first < 1 || last > 65535 || first > last)
-        return store_errf(err, errlen, -EINVAL, "bad port range %d-%d", first, last);
-    int rc = store_enter(s, err, errlen);
+        return alloc__errf(err, errlen, -EINVAL, "bad port range %d-%d", first, last);
+    int rc = alloc__enter(s, err, errlen);
     if (rc < 0)
         return rc;
     rc = -ENOSPC;
     for (int p = first; p <= last && rc < 0; p++) {
-        if (port_lease(s, p) || !alloc_port_bindable(store_opts(s)->listen, p))
+        if (port_lease(s, p) || !alloc_port_bindable(alloc__opts(s)->listen, p))
             continue;
         rc = add_port(s, o, p, NULL);
         if (rc == 0)
             *port = p;
         else
-            store_errf(err, errlen, rc, "lease port %d: %s", p, strerror(-rc));
+            alloc__errf(err, errlen, rc, "lease port %d: %s", p, strerror(-rc));
     }
     if (rc == -ENOSPC)
-        store_errf(err, errlen, rc, "no free port in %d-%d", first, last);
-    return store_leave(s, rc, err, errlen);
+        alloc__errf(err, errlen, rc, "no free port in %d-%d", first, last);
+    return alloc__leave(s, rc, err, errlen);
 }
 
 int alloc_reserve_port(alloc_store *s, const alloc_owner *o, int port, char *err, size_t errlen)
 {
     if (port < 1 || port > 65535)
-        return store_errf(err, errlen, -EINVAL, "bad port %d", port);
-    int rc = store_enter(s, err, errlen), mine = 0;
+        return alloc__errf(err, errlen, -EINVAL, "bad port %d", port);
+    int rc = alloc__enter(s, err, errlen), mine = 0;
     if (rc < 0)
         return rc;
     rc = port_check(s, o->name, port, &mine, err, errlen);
     if (rc == 0 && !mine && (rc = add_port(s, o, port, NULL)) < 0)
-        store_errf(err, errlen, rc, "lease port %d: %s", port, strerror(-rc));
-    return store_leave(s, rc, err, errlen);
+        alloc__errf(err, errlen, rc, "lease port %d: %s", port, strerror(-rc));
+    return alloc__leave(s, rc, err, errlen);
 }

@@ -1,5 +1,5 @@
-/* alloc_store.c - the host-wide lease table: locking, loading, reclaiming
- * dead owners' leases and atomic rewrites. See alloc_store.h for the files.
+/* store.c - the host-wide lease table: locking, loading, reclaiming
+ * dead owners' leases and atomic rewrites. See alloc_int.h for the files.
  *
  * Why one table rewritten whole: a table of a few hundred leases is a few
  * tens of KB, so rewriting it is cheap, and rename(2) gives all-or-nothing
@@ -63,7 +63,7 @@ struct alloc_store {
     char sysfs_root[PATH_MAX];
 };
 
-int store_errf(char *err, size_t errlen, int rc, const char *fmt, ...)
+int alloc__errf(char *err, size_t errlen, int rc, const char *fmt, ...)
 {
     if (err && errlen) {
         va_list ap;
@@ -92,18 +92,18 @@ int alloc_store_open(alloc_store **out, const char *dir, const alloc_opts *opts,
     *out = NULL;
     if (!dir || !*dir) {
         if (alloc_state_dir_default(def, sizeof(def)) < 0)
-            return store_errf(err, errlen, -ENOENT,
+            return alloc__errf(err, errlen, -ENOENT,
                               "no state dir: set QFLEET_STATE_DIR or XDG_RUNTIME_DIR, or pass "
                               "--state-dir");
         dir = def;
     }
     alloc_store *s = calloc(1, sizeof(*s));
     if (!s)
-        return store_errf(err, errlen, -ENOMEM, "out of memory");
+        return alloc__errf(err, errlen, -ENOMEM, "out of memory");
     s->dirfd = s->lockfd = -1;
     if (snprintf(s->dir, sizeof(s->dir), "%s", dir) >= (int)sizeof(s->dir)) {
         free(s);
-        return store_errf(err, errlen, -ENAMETOOLONG, "state dir name too long");
+        return alloc__errf(err, errlen, -ENAMETOOLONG, "state dir name too long");
     }
     /* Never tighten an existing dir: refuse one others could write in (a
      * planted leases.tmp link would have root overwrite any file). */
@@ -112,15 +112,15 @@ int alloc_store_open(alloc_store **out, const char *dir, const alloc_opts *opts,
         free(s);
         char why[768];
         snprintf(why, sizeof(why), "%s", err ? err : "");
-        return store_errf(err, errlen, rc, "state dir %s", why);
+        return alloc__errf(err, errlen, rc, "state dir %s", why);
     }
     s->dirfd = rc;
     s->lockfd = fs_openat(s->dirfd, LOCK_NAME, O_RDWR | O_CREAT, 0600);
     if (s->lockfd < 0) {
         rc = s->lockfd;
         alloc_store_close(s);
-        return store_errf(err, errlen, rc, "state dir %s: " LOCK_NAME ": %s", dir,
-                          fs_strerror(rc));
+        return alloc__errf(err, errlen, rc, "state dir %s: " LOCK_NAME ": %s", dir,
+                           fs_strerror(rc));
     }
     s->opener = getpid();
     read_boot_id(s->boot_id, sizeof(s->boot_id));
@@ -165,7 +165,7 @@ void alloc_store_close(alloc_store *s)
 }
 
 const char *alloc_store_dir(const alloc_store *s) { return s->dir; }
-const alloc_opts *store_opts(const alloc_store *s) { return &s->opts; }
+const alloc_opts *alloc__opts(const alloc_store *s) { return &s->opts; }
 
 /* --- (de)serialization ---------------------------------------------- */
 
@@ -294,7 +294,7 @@ static int table_parse(alloc_store *s, const char *buf, size_t len, int *other_b
         snprintf(why, sizeof(why), "version %lld, this qfleet reads %d",
                  json_get_int(root, "version", 0), TABLE_VERSION);
     }
-    if (!rc && (rc = store_reserve(s, json_len(arr))) < 0)
+    if (!rc && (rc = alloc__reserve(s, json_len(arr))) < 0)
         snprintf(why, sizeof(why), "out of memory");
     for (size_t i = 0; !rc && i < json_len(arr); i++) {
         if (lease_from_json(json_at(arr, i), &s->v[s->n]) < 0) {
@@ -306,7 +306,7 @@ static int table_parse(alloc_store *s, const char *buf, size_t len, int *other_b
     }
     for (size_t i = 0; !rc && json_typeof(notes) == JSON_OBJECT && i < json_len(notes); i++) {
         const char *val = json_str(json_at(notes, i));
-        if (val && (rc = store_note_set(s, json_key_at(notes, i), val)) < 0)
+        if (val && (rc = alloc__note_set(s, json_key_at(notes, i), val)) < 0)
             snprintf(why, sizeof(why), "note %zu: %s", i, strerror(-rc));
     }
     const char *boot = json_get_str(root, "boot_id");
@@ -315,10 +315,10 @@ static int table_parse(alloc_store *s, const char *buf, size_t len, int *other_b
     if (rc < 0) {
         s->n = 0;
         notes_clear(s);
-        return store_errf(err, errlen, rc,
-                          "lease table %s/" TABLE_NAME " is unreadable (%s); to start afresh, "
-                          "forgetting its leases: mv %s/" TABLE_NAME " %s/" TABLE_NAME ".bad",
-                          s->dir, why, s->dir, s->dir);
+        return alloc__errf(err, errlen, rc,
+                           "lease table %s/" TABLE_NAME " is unreadable (%s); to start afresh, "
+                           "forgetting its leases: mv %s/" TABLE_NAME " %s/" TABLE_NAME ".bad",
+                           s->dir, why, s->dir, s->dir);
     }
     return 0;
 }
@@ -456,11 +456,11 @@ static void reclaim(alloc_store *s, int other_boot)
 static int lock_load(alloc_store *s, char *err, size_t errlen)
 {
     if (s->opener != getpid())
-        return store_errf(err, errlen, -ECHILD,
+        return alloc__errf(err, errlen, -ECHILD,
                           "lease store handle used after fork: open one in this process");
     while (flock(s->lockfd, LOCK_EX) < 0)
         if (errno != EINTR)
-            return store_errf(err, errlen, -errno, "lock %s/" LOCK_NAME ": %s", s->dir,
+            return alloc__errf(err, errlen, -errno, "lock %s/" LOCK_NAME ": %s", s->dir,
                               strerror(errno));
     s->locked = 1;
     s->dirty = s->durable = 0;
@@ -469,7 +469,7 @@ static int lock_load(alloc_store *s, char *err, size_t errlen)
     if (unlinkat(s->dirfd, TMP_NAME, 0) < 0 && errno != ENOENT) {
         int e = errno;
         unlock(s);
-        return store_errf(err, errlen, -e, "remove stale %s/" TMP_NAME ": %s", s->dir,
+        return alloc__errf(err, errlen, -e, "remove stale %s/" TMP_NAME ": %s", s->dir,
                           strerror(e));
     }
     char *buf;
@@ -478,7 +478,7 @@ static int lock_load(alloc_store *s, char *err, size_t errlen)
     int rc = read_file(s, &buf, &len, &mtime), other_boot = 0;
     if (rc < 0) {
         unlock(s);
-        return store_errf(err, errlen, rc, "read %s/" TABLE_NAME ": %s", s->dir, fs_strerror(rc));
+        return alloc__errf(err, errlen, rc, "read %s/" TABLE_NAME ": %s", s->dir, fs_strerror(rc));
     }
     if (!s->cache_valid || !buf != !s->cache || len != s->cache_len ||
         (len && memcmp(buf, s->cache, len))) {
@@ -534,7 +534,7 @@ static int commit(alloc_store *s, char *err, size_t errlen)
     char *buf = table_dump(s, &len);
     if (!buf) {
         drop(s);
-        return store_errf(err, errlen, -ENOMEM, "out of memory writing the lease table");
+        return alloc__errf(err, errlen, -ENOMEM, "out of memory writing the lease table");
     }
     const char *step = "create";
     /* Created anew (O_EXCL, O_NOFOLLOW): never a file or link found there. */
@@ -556,7 +556,7 @@ static int commit(alloc_store *s, char *err, size_t errlen)
         unlinkat(s->dirfd, TMP_NAME, 0);
         free(buf);
         drop(s);
-        return store_errf(err, errlen, rc,
+        return alloc__errf(err, errlen, rc,
                           "%s %s/" TMP_NAME ": %s (lease table left unchanged)", step, s->dir,
                           fd < 0 ? fs_strerror(rc) : strerror(-rc));
     }
@@ -575,12 +575,12 @@ static int commit(alloc_store *s, char *err, size_t errlen)
 
 /* --- batches -------------------------------------------------------- */
 
-int store_enter(alloc_store *s, char *err, size_t errlen)
+int alloc__enter(alloc_store *s, char *err, size_t errlen)
 {
     return s->batch ? 0 : lock_load(s, err, errlen);
 }
 
-int store_leave(alloc_store *s, int rc, char *err, size_t errlen)
+int alloc__leave(alloc_store *s, int rc, char *err, size_t errlen)
 {
     if (s->batch)
         return rc;
@@ -595,7 +595,7 @@ int store_leave(alloc_store *s, int rc, char *err, size_t errlen)
 int alloc_begin(alloc_store *s, char *err, size_t errlen)
 {
     if (s->batch)
-        return store_errf(err, errlen, -EBUSY, "a lease batch is already open");
+        return alloc__errf(err, errlen, -EBUSY, "a lease batch is already open");
     int rc = lock_load(s, err, errlen);
     if (rc == 0)
         s->batch = 1;
@@ -605,7 +605,7 @@ int alloc_begin(alloc_store *s, char *err, size_t errlen)
 int alloc_commit(alloc_store *s, char *err, size_t errlen)
 {
     if (!s->batch)
-        return store_errf(err, errlen, -EINVAL, "no lease batch is open");
+        return alloc__errf(err, errlen, -EINVAL, "no lease batch is open");
     s->batch = 0;
     return commit(s, err, errlen);
 }
@@ -618,11 +618,11 @@ void alloc_abort(alloc_store *s)
 
 /* --- the table ------------------------------------------------------ */
 
-int store_in_batch(const alloc_store *s) { return s->batch; }
-size_t store_count(const alloc_store *s) { return s->n; }
-alloc_lease *store_at(alloc_store *s, size_t i) { return &s->v[i]; }
+int alloc__in_batch(const alloc_store *s) { return s->batch; }
+size_t alloc__count(const alloc_store *s) { return s->n; }
+alloc_lease *alloc__at(alloc_store *s, size_t i) { return &s->v[i]; }
 
-alloc_lease *store_find(alloc_store *s, const char *kind, const char *value)
+alloc_lease *alloc__find(alloc_store *s, const char *kind, const char *value)
 {
     for (size_t i = 0; i < s->n; i++)
         if (!strcmp(s->v[i].value, value) && !strcmp(s->v[i].kind, kind))
@@ -630,7 +630,7 @@ alloc_lease *store_find(alloc_store *s, const char *kind, const char *value)
     return NULL;
 }
 
-alloc_lease *store_find_owned(alloc_store *s, const char *kind, const char *owner)
+alloc_lease *alloc__find_owned(alloc_store *s, const char *kind, const char *owner)
 {
     for (size_t i = 0; i < s->n; i++)
         if (!strcmp(s->v[i].owner, owner) && !strcmp(s->v[i].kind, kind))
@@ -638,7 +638,7 @@ alloc_lease *store_find_owned(alloc_store *s, const char *kind, const char *owne
     return NULL;
 }
 
-int store_reserve(alloc_store *s, size_t n)
+int alloc__reserve(alloc_store *s, size_t n)
 {
     if (s->cap - s->n >= n)
         return 0;
@@ -653,7 +653,7 @@ int store_reserve(alloc_store *s, size_t n)
     return 0;
 }
 
-int store_add(alloc_store *s, const alloc_owner *o, const char *owner, const char *kind,
+int alloc__add(alloc_store *s, const alloc_owner *o, const char *owner, const char *kind,
               const char *value, unsigned flags, const char *data)
 {
     if (!owner)
@@ -661,7 +661,7 @@ int store_add(alloc_store *s, const alloc_owner *o, const char *owner, const cha
     if (strlen(owner) >= ALLOC_OWNER_MAX || strlen(kind) >= ALLOC_KIND_MAX ||
         strlen(value) >= ALLOC_VALUE_MAX || (data && strlen(data) >= ALLOC_DATA_MAX))
         return -ENAMETOOLONG;
-    if (store_reserve(s, 1) < 0)
+    if (alloc__reserve(s, 1) < 0)
         return -ENOMEM;
     alloc_lease *l = &s->v[s->n++];
     memset(l, 0, sizeof(*l));
@@ -680,7 +680,7 @@ int store_add(alloc_store *s, const alloc_owner *o, const char *owner, const cha
     return 0;
 }
 
-void store_remove_at(alloc_store *s, size_t i)
+void alloc__remove_at(alloc_store *s, size_t i)
 {
     if (s->v[i].flags & ALLOC_HOLD)
         s->durable = 1;
@@ -690,13 +690,13 @@ void store_remove_at(alloc_store *s, size_t i)
     s->dirty = 1;
 }
 
-void store_touch(alloc_store *s)
+void alloc__touch(alloc_store *s)
 {
     s->dirty = 1;
     s->durable = 1;
 }
 
-const char *store_note_get(const alloc_store *s, const char *key)
+const char *alloc__note_get(const alloc_store *s, const char *key)
 {
     for (size_t i = 0; i < s->nnotes; i++)
         if (!strcmp(s->notes[i].key, key))
@@ -704,7 +704,7 @@ const char *store_note_get(const alloc_store *s, const char *key)
     return NULL;
 }
 
-int store_note_set(alloc_store *s, const char *key, const char *val)
+int alloc__note_set(alloc_store *s, const char *key, const char *val)
 {
     if (strlen(key) >= NOTE_MAX || strlen(val) >= NOTE_MAX)
         return -ENAMETOOLONG;
@@ -715,7 +715,7 @@ int store_note_set(alloc_store *s, const char *key, const char *val)
         if (!strcmp(s->notes[i].key, key)) {
             free(s->notes[i].val);
             s->notes[i].val = v;
-            store_touch(s);
+            alloc__touch(s);
             return 0;
         }
     char *k = strdup(key);
@@ -728,27 +728,27 @@ int store_note_set(alloc_store *s, const char *key, const char *val)
     s->notes = n;
     s->notes[s->nnotes].key = k;
     s->notes[s->nnotes++].val = v;
-    store_touch(s);
+    alloc__touch(s);
     return 0;
 }
 
-void store_note_del(alloc_store *s, const char *key)
+void alloc__note_del(alloc_store *s, const char *key)
 {
     for (size_t i = 0; i < s->nnotes; i++)
         if (!strcmp(s->notes[i].key, key)) {
             free(s->notes[i].key);
             free(s->notes[i].val);
             s->notes[i] = s->notes[--s->nnotes];
-            store_touch(s);
+            alloc__touch(s);
             return;
         }
 }
 
-int store_err_held(const alloc_lease *l, const char *what, char *err, size_t errlen)
+int alloc__err_held(const alloc_lease *l, const char *what, char *err, size_t errlen)
 {
     if (l->pid)
-        return store_errf(err, errlen, -EEXIST, "%s is held by %s (pid %d)", what, l->owner,
+        return alloc__errf(err, errlen, -EEXIST, "%s is held by %s (pid %d)", what, l->owner,
                           (int)l->pid);
-    return store_errf(err, errlen, -EEXIST, "%s is held by %s (held until freed)", what,
+    return alloc__errf(err, errlen, -EEXIST, "%s is held by %s (held until freed)", what,
                       l->owner);
 }

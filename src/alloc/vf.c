@@ -190,12 +190,12 @@ static int scan_pf(const alloc_vf_pool *p, const char *pf, alloc_vf **v, size_t 
     int rc = read_str(path, line, sizeof(line));
     int ifindex = rc == 0 ? atoi(line) : 0;
     if (ifindex <= 0)
-        return store_errf(err, errlen, rc < 0 ? rc : -EINVAL, "PF %s of pool %s: no ifindex in %s",
+        return alloc__errf(err, errlen, rc < 0 ? rc : -EINVAL, "PF %s of pool %s: no ifindex in %s",
                           pf, p->name, path);
     snprintf(path, sizeof(path), "%s/class/net/%s/device", p->root, pf);
     DIR *d = opendir(path);
     if (!d)
-        return store_errf(err, errlen, -errno, "PF %s of pool %s: %s: %s", pf, p->name, path,
+        return alloc__errf(err, errlen, -errno, "PF %s of pool %s: %s: %s", pf, p->name, path,
                           strerror(errno));
     size_t first = *n;
     struct dirent *e;
@@ -209,7 +209,7 @@ static int scan_pf(const alloc_vf_pool *p, const char *pf, alloc_vf **v, size_t 
             continue;
         alloc_vf *nv = realloc(*v, (*n + 1) * sizeof(**v));
         if (!nv) {
-            rc = store_errf(err, errlen, -ENOMEM, "out of memory");
+            rc = alloc__errf(err, errlen, -ENOMEM, "out of memory");
             break;
         }
         *v = nv;
@@ -217,7 +217,7 @@ static int scan_pf(const alloc_vf_pool *p, const char *pf, alloc_vf **v, size_t 
         memset(f, 0, sizeof(*f));
         snprintf(path, sizeof(path), "%s/class/net/%s/device/%s", p->root, pf, e->d_name);
         if (link_base(path, f->pci, sizeof(f->pci)) < 0 || !pci_addr_ok(f->pci)) {
-            rc = store_errf(err, errlen, -EINVAL, "%s does not link to a PCI device", path);
+            rc = alloc__errf(err, errlen, -EINVAL, "%s does not link to a PCI device", path);
             break;
         }
         snprintf(f->pf, sizeof(f->pf), "%s", pf);
@@ -258,7 +258,7 @@ static int vf_resolve(const alloc_vf_pool *p, alloc_vf *f, char *err, size_t err
     snprintf(path, sizeof(path), "%s/class/net/%s/device", p->root, f->netdev);
     int rc = link_base(path, back, sizeof(back));
     if (rc < 0 || strcmp(back, f->pci))
-        return store_errf(err, errlen, -EINVAL,
+        return alloc__errf(err, errlen, -EINVAL,
                           "VF %d of %s: PCI device %s lists netdev %s, but %s belongs to %s",
                           f->vf, f->pf, f->pci, f->netdev, f->netdev, rc < 0 ? "no PCI device" : back);
     char mac[64];
@@ -276,22 +276,22 @@ int alloc_vf_pool_init(alloc_vf_pool *p, const char *name, const char *const *pf
 {
     memset(p, 0, sizeof(*p));
     if (!name || !*name || strlen(name) >= sizeof(p->name))
-        return store_errf(err, errlen, -EINVAL, "bad VF pool name");
+        return alloc__errf(err, errlen, -EINVAL, "bad VF pool name");
     snprintf(p->name, sizeof(p->name), "%s", name);
     if (n == 0 || n > ALLOC_VF_MAX_PF)
-        return store_errf(err, errlen, -EINVAL, "VF pool %s: want 1-%d PFs", name,
+        return alloc__errf(err, errlen, -EINVAL, "VF pool %s: want 1-%d PFs", name,
                           ALLOC_VF_MAX_PF);
     for (size_t i = 0; i < n; i++) {
         if (!pfs[i] || !*pfs[i] || strlen(pfs[i]) >= IFNAMSIZ || strchr(pfs[i], '/') ||
             pfs[i][0] == '.')
-            return store_errf(err, errlen, -EINVAL, "VF pool %s: bad PF name '%s'", name,
+            return alloc__errf(err, errlen, -EINVAL, "VF pool %s: bad PF name '%s'", name,
                               pfs[i] ? pfs[i] : "");
         strcpy(p->pf[i], pfs[i]);
     }
     p->npf = n;
     const char *root = sysfs_root ? sysfs_root : "/sys";
     if (strlen(root) >= sizeof(p->root))
-        return store_errf(err, errlen, -ENAMETOOLONG, "sysfs root too long");
+        return alloc__errf(err, errlen, -ENAMETOOLONG, "sysfs root too long");
     strcpy(p->root, root);
     if (nl)
         p->nl = *nl;
@@ -315,7 +315,7 @@ static int restore_note(alloc_store *s, alloc_vf_pool *p, const alloc_vf *f, con
     if (strcmp(mac, "-")) /* unknown: nothing to put back */
         rc = set_vf_mac(p, f->pf_ifindex, vf, mac);
     if (rc == 0 && note_key(f->pci, key, sizeof(key)) == 0)
-        store_note_del(s, key);
+        alloc__note_del(s, key);
     return rc;
 }
 
@@ -326,8 +326,8 @@ static int recover(alloc_store *s, alloc_vf_pool *p, const alloc_vf *vfs, size_t
     for (size_t i = 0; i < n; i++) {
         char key[64];
         const char *note;
-        if (note_key(vfs[i].pci, key, sizeof(key)) < 0 || !(note = store_note_get(s, key)) ||
-            store_find(s, "vf", vfs[i].pci))
+        if (note_key(vfs[i].pci, key, sizeof(key)) < 0 || !(note = alloc__note_get(s, key)) ||
+            alloc__find(s, "vf", vfs[i].pci))
             continue;
         char copy[128];
         snprintf(copy, sizeof(copy), "%s", note);
@@ -344,8 +344,8 @@ int alloc_vf_recover(alloc_store *s, alloc_vf_pool *p, char *err, size_t errlen)
     int rc = alloc_vf_scan(p, &vfs, &n, err, errlen);
     if (rc < 0)
         return rc;
-    if ((rc = store_enter(s, err, errlen)) == 0)
-        rc = store_leave(s, recover(s, p, vfs, n), err, errlen);
+    if ((rc = alloc__enter(s, err, errlen)) == 0)
+        rc = alloc__leave(s, recover(s, p, vfs, n), err, errlen);
     free(vfs);
     return rc;
 }
@@ -353,9 +353,9 @@ int alloc_vf_recover(alloc_store *s, alloc_vf_pool *p, char *err, size_t errlen)
 static int nic_owner(const char *owner, int nic, char *out, char *err, size_t errlen)
 {
     if (nic < 0 || nic > 9999)
-        return store_errf(err, errlen, -EINVAL, "bad NIC index %d", nic);
+        return alloc__errf(err, errlen, -EINVAL, "bad NIC index %d", nic);
     if (snprintf(out, ALLOC_OWNER_MAX, "%s/nic%d", owner, nic) >= ALLOC_OWNER_MAX)
-        return store_errf(err, errlen, -ENAMETOOLONG, "owner name too long");
+        return alloc__errf(err, errlen, -ENAMETOOLONG, "owner name too long");
     return 0;
 }
 
@@ -371,16 +371,16 @@ static const alloc_vf *vf_by_pci(const alloc_vf *vfs, size_t n, const char *pci)
  * not be set. */
 static void undo_take(alloc_store *s, const char *owner, const char *pci, int made_note)
 {
-    for (size_t i = 0; i < store_count(s); i++) {
-        const alloc_lease *l = store_at(s, i);
+    for (size_t i = 0; i < alloc__count(s); i++) {
+        const alloc_lease *l = alloc__at(s, i);
         if (!strcmp(l->kind, "vf") && !strcmp(l->value, pci) && !strcmp(l->owner, owner)) {
-            store_remove_at(s, i);
+            alloc__remove_at(s, i);
             break;
         }
     }
     char key[64];
     if (made_note && note_key(pci, key, sizeof(key)) == 0)
-        store_note_del(s, key);
+        alloc__note_del(s, key);
 }
 
 int alloc_vf_take(alloc_store *s, alloc_vf_pool *p, const alloc_owner *o, int nic,
@@ -392,22 +392,22 @@ int alloc_vf_take(alloc_store *s, alloc_vf_pool *p, const alloc_owner *o, int ni
     if (rc < 0)
         return rc;
     if (mac_parse(mac, m) < 0 || (m[0] & 1))
-        return store_errf(err, errlen, -EINVAL, "bad guest MAC '%s' for a VF", mac ? mac : "");
+        return alloc__errf(err, errlen, -EINVAL, "bad guest MAC '%s' for a VF", mac ? mac : "");
     mac_format(m, gmac);
     alloc_vf *vfs;
     size_t n;
     if ((rc = alloc_vf_scan(p, &vfs, &n, err, errlen)) < 0)
         return rc;
-    if ((rc = store_enter(s, err, errlen)) < 0) {
+    if ((rc = alloc__enter(s, err, errlen)) < 0) {
         free(vfs);
         return rc;
     }
     recover(s, p, vfs, n);
     alloc_vf pick;
-    alloc_lease *have = store_find_owned(s, "vf", owner);
+    alloc_lease *have = alloc__find_owned(s, "vf", owner);
     const alloc_vf *f = have ? vf_by_pci(vfs, n, have->value) : NULL;
     if (have && !f) {
-        rc = store_errf(err, errlen, -ENODEV, "%s holds VF %s, which is not in pool %s", owner,
+        rc = alloc__errf(err, errlen, -ENODEV, "%s holds VF %s, which is not in pool %s", owner,
                         have->value, p->name);
         goto leave;
     }
@@ -417,23 +417,23 @@ int alloc_vf_take(alloc_store *s, alloc_vf_pool *p, const alloc_owner *o, int ni
         snprintf(pick.mac, sizeof(pick.mac), "%.17s", have->data);
         if (strcmp(pick.mac, gmac)) {
             if ((rc = set_vf_mac(p, f->pf_ifindex, f->vf, gmac)) < 0) {
-                store_errf(err, errlen, rc, "set MAC of VF %s: %s", f->pci, strerror(-rc));
+                alloc__errf(err, errlen, rc, "set MAC of VF %s: %s", f->pci, strerror(-rc));
                 goto leave;
             }
             snprintf(have->data, sizeof(have->data), "%s", gmac);
-            store_touch(s);
+            alloc__touch(s);
         }
-        if (note_key(f->pci, key, sizeof(key)) == 0 && store_note_get(s, key))
-            sscanf(store_note_get(s, key), "%17s", pick.saved_mac);
+        if (note_key(f->pci, key, sizeof(key)) == 0 && alloc__note_get(s, key))
+            sscanf(alloc__note_get(s, key), "%17s", pick.saved_mac);
         if (!strcmp(pick.saved_mac, "-"))
             pick.saved_mac[0] = '\0';
         goto done;
     }
     for (size_t i = 0; i < n && !f; i++)
-        if (!store_find(s, "vf", vfs[i].pci))
+        if (!alloc__find(s, "vf", vfs[i].pci))
             f = &vfs[i];
     if (!f) {
-        rc = store_errf(err, errlen, -ENOSPC, "VF pool %s: all %zu VFs are leased", p->name, n);
+        rc = alloc__errf(err, errlen, -ENOSPC, "VF pool %s: all %zu VFs are leased", p->name, n);
         goto leave;
     }
     pick = *f;
@@ -442,21 +442,21 @@ int alloc_vf_take(alloc_store *s, alloc_vf_pool *p, const alloc_owner *o, int ni
     /* A note left by a dead owner whose restore failed still holds the
      * VF's original MAC: keep it rather than the MAC the VF has now. */
     note_key(pick.pci, key, sizeof(key));
-    const char *left = store_note_get(s, key);
+    const char *left = alloc__note_get(s, key);
     int made_note = !left;
     if (left && sscanf(left, "%17s", pick.saved_mac) == 1 && !strcmp(pick.saved_mac, "-"))
         pick.saved_mac[0] = '\0';
     snprintf(note, sizeof(note), "%s %s %d", pick.saved_mac[0] ? pick.saved_mac : "-", pick.pf,
              pick.vf);
-    if (store_reserve(s, 1) < 0 || (made_note && store_note_set(s, key, note) < 0)) {
-        rc = store_errf(err, errlen, -ENOMEM, "out of memory");
+    if (alloc__reserve(s, 1) < 0 || (made_note && alloc__note_set(s, key, note) < 0)) {
+        rc = alloc__errf(err, errlen, -ENOMEM, "out of memory");
         goto leave;
     }
-    store_add(s, o, owner, "vf", pick.pci, 0, gmac);
+    alloc__add(s, o, owner, "vf", pick.pci, 0, gmac);
     /* Outside a batch, make the lease and the saved MAC durable before the
      * VF changes: a crash in between then leaves a note to restore from. */
-    int two_phase = !store_in_batch(s);
-    if (two_phase && (rc = store_leave(s, 0, err, errlen)) < 0) {
+    int two_phase = !alloc__in_batch(s);
+    if (two_phase && (rc = alloc__leave(s, 0, err, errlen)) < 0) {
         free(vfs);
         return rc;
     }
@@ -465,13 +465,13 @@ int alloc_vf_take(alloc_store *s, alloc_vf_pool *p, const alloc_owner *o, int ni
         char why[160];
         snprintf(why, sizeof(why), "set MAC %s on VF %d of %s (%s): %s", gmac, pick.vf, pick.pf,
                  pick.pci, strerror(-rc));
-        if (!two_phase || store_enter(s, NULL, 0) == 0) {
+        if (!two_phase || alloc__enter(s, NULL, 0) == 0) {
             undo_take(s, owner, pick.pci, made_note);
             if (two_phase)
-                store_leave(s, 0, NULL, 0);
+                alloc__leave(s, 0, NULL, 0);
         }
         free(vfs);
-        return store_errf(err, errlen, rc, "%s", why);
+        return alloc__errf(err, errlen, rc, "%s", why);
     }
     snprintf(pick.mac, sizeof(pick.mac), "%s", gmac);
     if (two_phase) {
@@ -483,7 +483,7 @@ done:
     *out = pick;
 leave:
     free(vfs);
-    return store_leave(s, rc, err, errlen);
+    return alloc__leave(s, rc, err, errlen);
 }
 
 int alloc_vf_release(alloc_store *s, alloc_vf_pool *p, const char *owner, int nic, char *err,
@@ -497,30 +497,30 @@ int alloc_vf_release(alloc_store *s, alloc_vf_pool *p, const char *owner, int ni
     size_t n;
     if ((rc = alloc_vf_scan(p, &vfs, &n, err, errlen)) < 0)
         return rc;
-    if ((rc = store_enter(s, err, errlen)) < 0) {
+    if ((rc = alloc__enter(s, err, errlen)) < 0) {
         free(vfs);
         return rc;
     }
-    const alloc_lease *l = store_find_owned(s, "vf", name);
+    const alloc_lease *l = alloc__find_owned(s, "vf", name);
     if (!l) {
-        rc = store_errf(err, errlen, -ENOENT, "%s holds no VF", name);
+        rc = alloc__errf(err, errlen, -ENOENT, "%s holds no VF", name);
     } else {
         const alloc_vf *f = vf_by_pci(vfs, n, l->value);
         char pci[ALLOC_PCI_ADDR_LEN];
         snprintf(pci, sizeof(pci), "%.12s", l->value);
-        store_remove_at(s, (size_t)(l - store_at(s, 0)));
-        const char *saved = note_key(pci, key, sizeof(key)) == 0 ? store_note_get(s, key) : NULL;
+        alloc__remove_at(s, (size_t)(l - alloc__at(s, 0)));
+        const char *saved = note_key(pci, key, sizeof(key)) == 0 ? alloc__note_get(s, key) : NULL;
         if (saved)
             snprintf(note, sizeof(note), "%s", saved);
         int restore = !f ? -ENODEV : saved ? restore_note(s, p, f, note) : 0;
         if (restore < 0)
-            store_errf(err, errlen, restore,
+            alloc__errf(err, errlen, restore,
                        "VF %s released, but its MAC was not restored: %s (will retry)", pci,
                        strerror(-restore));
-        rc = store_leave(s, 0, err, errlen);
+        rc = alloc__leave(s, 0, err, errlen);
         free(vfs);
         return rc < 0 ? rc : restore;
     }
     free(vfs);
-    return store_leave(s, rc, err, errlen);
+    return alloc__leave(s, rc, err, errlen);
 }

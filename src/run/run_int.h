@@ -1,8 +1,14 @@
-/* suite_int.h - what runner.c (suites, generations of guests, cases) and
- * suite_step.c (one step: host, guest, QMP, agent, copy, sleep) share.
- * Not for other modules. */
-#ifndef QF_SUITE_INT_H
-#define QF_SUITE_INT_H
+/* run_int.h - what the files of src/run share: runner.c (suites,
+ * generations of guests, cases), suite.c (the run around them), step.c
+ * (one step: host, guest, QMP, agent, copy, sleep) and verdict.c (judging
+ * and reporting a step). Not for other modules. Cross-file internals are
+ * run__name; everything else is static to its file.
+ *
+ * A suite's state is its st.state (status.h's st_suite_state): the status
+ * shows it and advance() switches on it; run__suite_enter is the one place
+ * that changes it. */
+#ifndef QF_RUN_INT_H
+#define QF_RUN_INT_H
 
 #include <uv.h>
 
@@ -27,7 +33,6 @@ struct rguest {
 
 struct sjob;
 
-enum rphase { P_QUEUED, P_BOOT, P_RUN, P_STOP, P_DONE };
 enum rafter { A_NEXT_GEN, A_FINISH };
 
 /* The outcome of one step, whatever ran it. */
@@ -50,7 +55,6 @@ struct rsuite {
     struct runner *r;
     struct suite *def;
     sched_need need;
-    enum rphase ph;
     fleet_t *f;
     control_t *ctl;
     char tmp_dir[PATH_MAX];
@@ -78,7 +82,7 @@ struct rsuite {
     char *never;                 /* why it can never fit, or NULL */
 
     struct sjob *jobs;           /* host commands and sleeps in flight */
-    int pending;                 /* closes and stops of P_STOP */
+    int pending;                 /* closes and stops while SS_STOPPING */
     int stop_stage;
     enum rafter after;
 };
@@ -86,7 +90,8 @@ struct rsuite {
 struct runner {
     uv_loop_t *loop;
     runner_opts o;
-    st_run st;
+    st_run st;                   /* the model the status shows */
+    status_t *out;               /* its publisher; NULL once closed */
     sched_limits lim;
     sched_use use;
     struct rsuite **s;
@@ -101,34 +106,37 @@ struct runner {
     void *done_data;
 };
 
-/* runner.c */
-void rsuite_set_state(struct rsuite *s, const char *state, const char *reason);
-/* suite_run.c */
+/* runner.c: move s to state (its one transition point): the status
+ * model, an event and a rewrite; reason (masked) is why it waits or
+ * failed, or NULL. */
+void run__suite_enter(struct rsuite *s, st_suite_state state, const char *reason);
+
+/* suite.c */
 /* A name for a new instance of logical, unique in the whole run: fleets of
  * one process share a run id (time and pid) and leases are owned by
  * "RUN/NAME", so "vm0-1" of two suites must differ ("vm0-1", "vm0-1.2"). */
-void runner_instance_name(struct runner *r, const char *logical, char *out, size_t len);
+void run__instance_name(struct runner *r, const char *logical, char *out, size_t len);
 /* Remember a password to mask in everything the suite reports. */
-void rsuite_add_password(struct rsuite *s, const char *pw);
+void run__add_password(struct rsuite *s, const char *pw);
 
-/* suite_step.c */
+/* step.c */
 typedef void (*step_done_fn)(struct rsuite *s, unsigned token, step_out *o);
 /* Start st; done gets the outcome (also for errors found before starting),
- * never before step_start returned. -ENOMEM (and no callback) if it could
- * not even allocate its job. */
-int step_start(struct rsuite *s, const struct suite_step *st, unsigned token, step_done_fn done);
+ * never before run__step_start returned. -ENOMEM (and no callback) if it
+ * could not even allocate its job. */
+int run__step_start(struct rsuite *s, const struct suite_step *st, unsigned token, step_done_fn done);
 /* Kill this suite's host commands and sleeps (their completions are stale). */
-void step_cancel_all(struct rsuite *s);
-/* 1 if every expectation of st holds for o, else 0 and *why (malloc'd). */
-int step_verdict(struct rsuite *s, const struct suite_step *st, const step_out *o, char **why);
-/* The report of a step for the case log (malloc'd, masked). */
-char *step_report(struct rsuite *s, const struct suite_step *st, const step_out *o, int ok);
-void step_out_free(step_out *o);
-/* A malloc'd printf (runner.c); NULL on ENOMEM. */
-char *rs_printf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+void run__step_cancel_all(struct rsuite *s);
+void run__step_out_free(step_out *o);
 /* A masked copy of text (passwords of the suite's VMs replaced). */
-char *rsuite_mask(const struct rsuite *s, const char *text);
+char *run__mask(const struct rsuite *s, const char *text);
 /* ${...} of the running case. */
-char *rsuite_expand(struct rsuite *s, const char *text, char *err, size_t errlen);
+char *run__expand(struct rsuite *s, const char *text, char *err, size_t errlen);
+
+/* verdict.c */
+/* 1 if every expectation of st holds for o, else 0 and *why (malloc'd). */
+int run__step_verdict(struct rsuite *s, const struct suite_step *st, const step_out *o, char **why);
+/* The report of a step for the case log (malloc'd, masked). */
+char *run__step_report(struct rsuite *s, const struct suite_step *st, const step_out *o, int ok);
 
 #endif

@@ -11,7 +11,6 @@
 
 #include <errno.h>
 #include <stdarg.h>
-#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -21,6 +20,7 @@
 #include "cfg/vm.h"
 #include "src/alloc/alloc.h"
 #include "base/fs.h"
+#include "base/str.h"
 
 static void advance(struct rsuite *s);
 static void gen_stop(struct rsuite *s, enum rafter after);
@@ -31,24 +31,16 @@ static void on_down(control_t *c, void *data);
 
 static char *xstrdup(const char *s) { return s ? strdup(s) : NULL; }
 
-char *rs_printf(const char *fmt, ...)
-{
-    va_list ap;
-    va_start(ap, fmt);
-    char *s = NULL;
-    if (vasprintf(&s, fmt, ap) < 0)
-        s = NULL;
-    va_end(ap);
-    return s;
-}
-
 /* The first line of text, at most 300 bytes: for messages and the table. */
 static char *first_line(const char *text)
 {
     const char *t = text ? text : "";
     size_t n = strcspn(t, "\n");
-    return rs_printf("%.*s", (int)(n > 300 ? 300 : n), t);
+    return str_printf("%.*s", (int)(n > 300 ? 300 : n), t);
 }
+
+/* Not admitted yet (whether or not it was told it does not fit). */
+static int queued(const struct rsuite *s) { return s->st.state == SS_QUEUED || s->st.state == SS_WAITING; }
 
 static void on_kick(uv_timer_t *t) { advance(t->data); }
 
@@ -60,23 +52,26 @@ static void kick(struct rsuite *s)
 
 /* ---- events ------------------------------------------------------------------ */
 
-void rsuite_set_state(struct rsuite *s, const char *state, const char *reason)
+void run__suite_enter(struct rsuite *s, st_suite_state state, const char *reason)
 {
     s->st.state = state;
     free(s->st.reason);
-    s->st.reason = rsuite_mask(s, reason);
+    s->st.reason = run__mask(s, reason);
     json_t *e = json_object();
     json_set_str(e, "suite", s->st.name);
-    json_set_str(e, "state", state);
-    if (!strcmp(state, "done"))
+    json_set_str(e, "state", st_suite_state_name(state));
+    if (state == SS_DONE)
         json_set_str(e, "result", st_result_name(s->st.result));
     json_set(e, "reason", json_string(s->st.reason));
-    status_event(&s->r->st, "suite", e);
-    status_changed(&s->r->st, !strcmp(state, "done"));
+    status_event(s->r->out, "suite", e);
+    status_changed(s->r->out, state == SS_DONE);
 }
 
-static void ev_case(struct rsuite *s, const st_case *c, const char *state)
+/* A case event: its state is its result's name, or "retrying" between
+ * attempts (when its result is pending again). */
+static void ev_case(struct rsuite *s, const st_case *c, int retrying)
 {
+    const char *state = retrying ? "retrying" : st_result_name(c->result);
     json_t *e = json_object();
     json_set_str(e, "suite", s->st.name);
     json_set_str(e, "case", c->name);
@@ -85,8 +80,8 @@ static void ev_case(struct rsuite *s, const st_case *c, const char *state)
     json_set(e, "reason", json_string(c->message));
     if (c->finished_ms > 0 && c->started_ms > 0)
         json_set_int(e, "elapsed_ms", c->finished_ms - c->started_ms);
-    status_event(&s->r->st, "case", e);
-    status_changed(&s->r->st, 1);
+    status_event(s->r->out, "case", e);
+    status_changed(s->r->out, 1);
 }
 
 static void set_infra(struct rsuite *s, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
@@ -96,11 +91,9 @@ static void set_infra(struct rsuite *s, const char *fmt, ...)
         return;
     va_list ap;
     va_start(ap, fmt);
-    char *raw = NULL;
-    if (vasprintf(&raw, fmt, ap) < 0)
-        raw = NULL;
+    char *raw = str_vprintf(fmt, ap);
     va_end(ap);
-    s->infra = rsuite_mask(s, raw ? raw : "infrastructure error");
+    s->infra = run__mask(s, raw ? raw : "infrastructure error");
     free(raw);
     kick(s);
 }
@@ -125,15 +118,15 @@ static void on_fleet_event(fleet_t *f, fguest_t *g, fleet_state state, void *dat
     json_set_str(e, "instance", fguest_name(g));
     json_set_str(e, "state", fleet_state_name(state));
     json_set(e, "reason", state == GS_FAILED ? json_string(fguest_reason(g)) : json_null());
-    status_event(&s->r->st, "guest", e);
-    status_changed(&s->r->st, 0);
+    status_event(s->r->out, "guest", e);
+    status_changed(s->r->out, 0);
     if (state == GS_READY && !s->g[i].ready_seen) {
         s->g[i].ready_seen = 1;
         long long ms = json_get_int(json_get(sg->snap, "timings_ms"), "ready", -1);
         if (ms >= 0)
             status_boot_time(&s->r->st, ms / 1000.0);
     }
-    if (s->ph == P_BOOT || s->ph == P_RUN) {
+    if (s->st.state == SS_BOOTING || s->st.state == SS_RUNNING) {
         if (state == GS_FAILED)
             set_infra(s, "guest %s (%s) failed: %s", sg->name, fguest_name(g), fguest_reason(g));
         else if (state == GS_STOPPING || state == GS_STOPPED)
@@ -152,16 +145,15 @@ static void gen_start(struct rsuite *s)
     free(s->setup_all_failed);
     s->setup_all_failed = NULL;
     s->setup_all_done = 0;
-    s->ph = P_BOOT;
-    rsuite_set_state(s, "booting", NULL);
+    run__suite_enter(s, SS_BOOTING, NULL);
     for (int i = 0; i < d->nguests && !s->infra; i++) {
         struct cfg_vm *vm;
         if (cfg_vm_from_docs(d->doc, d->guests[i].section, d->defaults_doc, &vm, err, sizeof(err)) < 0) {
             set_infra(s, "%s", err);
             break;
         }
-        rsuite_add_password(s, cfg_vm_info(vm)->password);
-        runner_instance_name(s->r, d->guests[i].name, name, sizeof(name));
+        run__add_password(s, cfg_vm_info(vm)->password);
+        run__instance_name(s->r, d->guests[i].name, name, sizeof(name));
         if (fleet_add(s->f, vm, name, err, sizeof(err)) < 0) {
             set_infra(s, "%s", err);
             break;
@@ -219,10 +211,9 @@ static void stop_dec(struct rsuite *s)
 
 static void gen_stop(struct rsuite *s, enum rafter after)
 {
-    s->ph = P_STOP;
     s->after = after;
     s->st.current = -1;
-    rsuite_set_state(s, "stopping", NULL);
+    run__suite_enter(s, SS_STOPPING, NULL);
     s->stop_stage = 1;
     s->pending = 1;
     for (int i = 0; i < s->def->nguests; i++) {
@@ -245,9 +236,9 @@ static void drop_step(struct rsuite *s)
     s->busy = 0;
     s->in_grace = 0;
     uv_timer_stop(&s->grace);
-    step_out_free(s->done);
+    run__step_out_free(s->done);
     s->done = NULL;
-    step_cancel_all(s);
+    run__step_cancel_all(s);
 }
 
 static void skip_rest(struct rsuite *s, int from, const char *why)
@@ -259,7 +250,7 @@ static void skip_rest(struct rsuite *s, int from, const char *why)
         c->result = RES_SKIPPED;
         free(c->message);
         c->message = xstrdup(why);
-        ev_case(s, c, "skipped");
+        ev_case(s, c, 0);
     }
 }
 
@@ -280,24 +271,24 @@ static void infra_handle(struct rsuite *s)
                     r->o.retries, s->infra);
         st_case_reset(c);
         c->result = RES_PENDING;
-        c->message = rs_printf("retrying after: %s", line);
-        ev_case(s, c, "retrying");
+        c->message = str_printf("retrying after: %s", line);
+        ev_case(s, c, 1);
         free(c->message);
         c->message = NULL;
-        status_say(&r->st, "%s/%s: infrastructure error, retry %d/%d: %s", s->st.name, c->name,
+        status_say(r->out, "%s/%s: infrastructure error, retry %d/%d: %s", s->st.name, c->name,
                    s->tries, r->o.retries, line);
         gen_stop(s, A_NEXT_GEN);
     } else {
         c->result = RES_ERROR;
         free(c->message);
         free(c->detail);
-        c->message = rs_printf("infrastructure error%s: %s", r->o.retries ? " (retries used up)" : "", line);
+        c->message = str_printf("infrastructure error%s: %s", r->o.retries ? " (retries used up)" : "", line);
         c->detail = xstrdup(s->infra);
         st_case_log(c, "\n=== infrastructure error ===\n%s\n", s->infra);
         c->finished_ms = time_wall_ms();
-        ev_case(s, c, "error");
-        status_say(&r->st, "%s/%s: ERROR: %s", s->st.name, c->name, line);
-        char *why = rs_printf("not run: case %s hit an infrastructure error", c->name);
+        ev_case(s, c, 0);
+        status_say(r->out, "%s/%s: ERROR: %s", s->st.name, c->name, line);
+        char *why = str_printf("not run: case %s hit an infrastructure error", c->name);
         skip_rest(s, s->cur + 1, why);
         free(why);
         s->cur = s->st.ncases;
@@ -317,8 +308,8 @@ static void on_grace(uv_timer_t *t)
 
 static void on_step_done(struct rsuite *s, unsigned token, step_out *o)
 {
-    if (token != s->token || s->ph != P_RUN) {
-        step_out_free(o);
+    if (token != s->token || s->st.state != SS_RUNNING) {
+        run__step_out_free(o);
         return;
     }
     s->busy = 0;
@@ -339,8 +330,8 @@ static void next_step(struct rsuite *s)
         st_case *c = &s->st.cases[s->cur];
         c->result = c->message ? RES_FAILED : RES_PASSED;
         c->finished_ms = time_wall_ms();
-        ev_case(s, c, st_result_name(c->result));
-        status_say(&s->r->st, "%s/%s: %s%s", s->st.name, c->name, c->message ? "FAILED: " : "passed",
+        ev_case(s, c, 0);
+        status_say(s->r->out, "%s/%s: %s%s", s->st.name, c->name, c->message ? "FAILED: " : "passed",
                    c->message ? c->message : "");
         s->cur++;
         s->tries = 0;
@@ -355,7 +346,7 @@ static void next_step(struct rsuite *s)
     }
     s->busy = 1;
     s->token++;
-    if (step_start(s, s->plan[s->pc], s->token, on_step_done) < 0)
+    if (run__step_start(s, s->plan[s->pc], s->token, on_step_done) < 0)
         set_infra(s, "out of memory");
 }
 
@@ -366,8 +357,8 @@ static void step_finish(struct rsuite *s)
     const struct suite_step *st = s->plan[s->pc];
     st_case *c = &s->st.cases[s->cur];
     char *why = NULL;
-    int ok = step_verdict(s, st, o, &why);
-    char *rep = step_report(s, st, o, ok);
+    int ok = run__step_verdict(s, st, o, &why);
+    char *rep = run__step_report(s, st, o, ok);
     st_case_log(c, "%s", rep ? rep : "");
     if (c->nsteps == c->steps_cap) {
         int cap = c->steps_cap ? c->steps_cap * 2 : 8;
@@ -378,7 +369,7 @@ static void step_finish(struct rsuite *s)
         }
     }
     if (c->nsteps < c->steps_cap)
-        c->steps[c->nsteps++] = (st_step){ rsuite_mask(s, st->source), st->loc.line,
+        c->steps[c->nsteps++] = (st_step){ run__mask(s, st->source), st->loc.line,
                                            ok ? RES_PASSED : RES_FAILED, o->elapsed_ms, xstrdup(why) };
     json_t *e = json_object();
     json_set_str(e, "suite", s->st.name);
@@ -388,14 +379,14 @@ static void step_finish(struct rsuite *s)
     json_set_str(e, "state", ok ? "passed" : "failed");
     json_set_int(e, "elapsed_ms", (long long)o->elapsed_ms);
     json_set(e, "reason", json_string(why));
-    status_event(&s->r->st, "step", e);
-    status_changed(&s->r->st, 0);
+    status_event(s->r->out, "step", e);
+    status_changed(s->r->out, 0);
     if (!ok) {
         const char *part = s->pc < s->setup_all_to ? "set_up_all: " : "";
         if (*part && !s->setup_all_failed)
             s->setup_all_failed = xstrdup(c->name);
         if (!c->message) {
-            c->message = rs_printf("%s%s:%d: %s", part, s->def->path, st->loc.line, why ? why : "failed");
+            c->message = str_printf("%s%s:%d: %s", part, s->def->path, st->loc.line, why ? why : "failed");
             c->detail = rep;
             rep = NULL;
         }
@@ -406,7 +397,7 @@ static void step_finish(struct rsuite *s)
     }
     free(rep);
     free(why);
-    step_out_free(o);
+    run__step_out_free(o);
     next_step(s);
 }
 
@@ -428,7 +419,7 @@ static void case_begin(struct rsuite *s)
     c->result = RES_RUNNING;
     if (!c->started_ms)
         c->started_ms = time_wall_ms();
-    ev_case(s, c, "running");
+    ev_case(s, c, 0);
     free(s->plan);
     s->nplan = s->pc = 0;
     s->plan = calloc((size_t)(d->set_up_all.nsteps + d->set_up.nsteps + dc->nsteps + d->tear_down.nsteps + 1),
@@ -446,7 +437,7 @@ static void case_begin(struct rsuite *s)
     s->tear_from = s->nplan;
     plan_add(s, &d->tear_down);
     if (s->setup_all_failed) {
-        c->message = rs_printf("not run: set_up_all failed (in case %s)", s->setup_all_failed);
+        c->message = str_printf("not run: set_up_all failed (in case %s)", s->setup_all_failed);
         s->pc = s->nplan;
     }
     next_step(s);
@@ -456,8 +447,8 @@ static void case_begin(struct rsuite *s)
 
 static void advance(struct rsuite *s)
 {
-    switch (s->ph) {
-    case P_BOOT:
+    switch (s->st.state) {
+    case SS_BOOTING:
         if (s->infra) {
             infra_handle(s);
             return;
@@ -465,17 +456,16 @@ static void advance(struct rsuite *s)
         for (int i = 0; i < s->def->nguests; i++)
             if (!s->g[i].g || fguest_state(s->g[i].g) != GS_READY)
                 return;
-        s->ph = P_RUN;
-        rsuite_set_state(s, "running", NULL);
+        run__suite_enter(s, SS_RUNNING, NULL);
         case_begin(s);
         return;
-    case P_RUN:
+    case SS_RUNNING:
         if (s->infra)
             infra_handle(s);
         else if (s->done && !s->in_grace)
             step_finish(s);
         return;
-    case P_STOP:
+    case SS_STOPPING:
         if (s->stop_stage != 3)
             return;
         s->stop_stage = 0;
@@ -515,7 +505,7 @@ static void suite_start(struct rsuite *s)
     if (fleet_new(r->loop, &fo, on_fleet_event, s, &s->f, err, sizeof(err)) < 0) {
         st_case *c = &s->st.cases[0];
         c->result = RES_ERROR;
-        c->message = rs_printf("infrastructure error: %s", err);
+        c->message = str_printf("infrastructure error: %s", err);
         skip_rest(s, 1, "not run: the suite could not start");
         suite_finish(s);
         return;
@@ -525,8 +515,8 @@ static void suite_start(struct rsuite *s)
     fs_mkdir_p(s->tmp_dir, 0700, 0);
     snprintf(path, sizeof(path), "%s/control.sock", s->st.run_dir);
     if (control_start(r->loop, s->f, path, on_down, s, &s->ctl, err, sizeof(err)) < 0)
-        status_say(&r->st, "qfleet: %s: no control socket: %s", s->st.name, err);
-    status_say(&r->st, "%s: starting %d guest(s) in %s", s->st.name, s->def->nguests, s->st.run_dir);
+        status_say(r->out, "qfleet: %s: no control socket: %s", s->st.name, err);
+    status_say(r->out, "%s: starting %d guest(s) in %s", s->st.name, s->def->nguests, s->st.run_dir);
     gen_start(s);
 }
 
@@ -536,20 +526,20 @@ static void pump(struct runner *r)
         return;
     for (int i = 0; i < r->n; i++) {
         struct rsuite *s = r->s[i];
-        if (s->ph != P_QUEUED)
+        if (!queued(s))
             continue;
         char why[256];
         if (sched_fits_now(&r->lim, &r->use, &s->need, why, sizeof(why)))
             suite_start(s);
         else if (!s->st.reason || strcmp(s->st.reason, why))
-            rsuite_set_state(s, "waiting", why);
+            run__suite_enter(s, SS_WAITING, why);
     }
 }
 
 static void suite_finish(struct rsuite *s)
 {
     struct runner *r = s->r;
-    char *why = rs_printf("not run%s%s", s->abort_why ? ": " : "", s->abort_why ? s->abort_why : "");
+    char *why = str_printf("not run%s%s", s->abort_why ? ": " : "", s->abort_why ? s->abort_why : "");
     skip_rest(s, 0, why);
     free(why);
     int n[RES_COUNT] = { 0 };
@@ -559,11 +549,10 @@ static void suite_finish(struct rsuite *s)
                  : n[RES_PASSED] ? RES_PASSED : RES_SKIPPED;
     s->st.finished_ms = time_wall_ms();
     s->st.current = -1;
-    s->ph = P_DONE;
     char *reason = xstrdup(s->never);
-    rsuite_set_state(s, "done", reason);
+    run__suite_enter(s, SS_DONE, reason);
     free(reason);
-    status_say(&r->st, "%s: %s (%d passed, %d failed, %d error, %d skipped)", s->st.name,
+    status_say(r->out, "%s: %s (%d passed, %d failed, %d error, %d skipped)", s->st.name,
                st_result_name(s->st.result), n[RES_PASSED], n[RES_FAILED], n[RES_ERROR], n[RES_SKIPPED]);
     if (s->reserved) {
         sched_release(&r->use, &s->need);
@@ -589,9 +578,11 @@ static void suite_finish(struct rsuite *s)
 
 /* ---- the run ------------------------------------------------------------------- */
 
-static void on_status_closed(st_run *st)
+static void on_status_closed(status_t *st, void *data)
 {
-    struct runner *r = (struct runner *)((char *)st - offsetof(struct runner, st));
+    struct runner *r = data;
+    (void)st;
+    r->out = NULL;
     if (r->done_cb)
         r->done_cb(r, r->done_data);
 }
@@ -601,14 +592,14 @@ static void check_done(struct runner *r)
     if (!r->started || r->finished < r->n || r->fleets_open > 0 || r->st.finished_ms)
         return;
     r->st.finished_ms = time_wall_ms();
-    r->st.state = r->interrupted ? "interrupted" : "finished";
+    r->st.state = r->interrupted ? RUN_INTERRUPTED : RUN_FINISHED;
     r->st.exit_code = runner_exit_code(r);
     json_t *e = json_object();
-    json_set_str(e, "state", r->st.state);
+    json_set_str(e, "state", st_run_state_name(r->st.state));
     json_set_int(e, "exit_code", r->st.exit_code);
-    status_event(&r->st, "run", e);
-    status_flush(&r->st);
-    status_close(&r->st, on_status_closed);
+    status_event(r->out, "run", e);
+    status_flush(r->out);
+    status_close(r->out, on_status_closed, r);
 }
 
 void runner_start(runner_t *r, runner_done_cb cb, void *data)
@@ -619,24 +610,24 @@ void runner_start(runner_t *r, runner_done_cb cb, void *data)
     char why[512];
     for (int i = 0; i < r->n; i++) {
         struct rsuite *s = r->s[i];
-        if (s->ph == P_DONE)
+        if (s->st.state == SS_DONE)
             continue;
         if (!s->never && sched_never_fits(&r->lim, &s->need, why, sizeof(why)))
             s->never = strdup(why);
         if (!s->never)
             continue;
         r->config_error = 1;
-        char *msg = rs_printf("not run: the suite can never fit: %s", s->never);
+        char *msg = str_printf("not run: the suite can never fit: %s", s->never);
         for (int k = 0; k < s->st.ncases; k++) {
             s->st.cases[k].result = RES_ERROR;
             s->st.cases[k].message = xstrdup(msg);
         }
-        status_say(&r->st, "%s: can never fit: %s", s->st.name, s->never);
+        status_say(r->out, "%s: can never fit: %s", s->st.name, s->never);
         free(msg);
         suite_finish(s);
     }
     pump(r);
-    status_changed(&r->st, 1);
+    status_changed(r->out, 1);
     check_done(r);
 }
 
@@ -644,21 +635,21 @@ void runner_start(runner_t *r, runner_done_cb cb, void *data)
  * (by suite_finish), the guests stop. */
 static void suite_abort(struct rsuite *s, const char *why)
 {
-    if (s->ph == P_DONE || s->aborted)
+    if (s->st.state == SS_DONE || s->aborted)
         return;
     s->aborted = 1;
     s->abort_why = why;
-    if (s->ph == P_QUEUED) {
+    if (queued(s)) {
         suite_finish(s);
-    } else if (s->ph == P_BOOT || s->ph == P_RUN) {
+    } else if (s->st.state == SS_BOOTING || s->st.state == SS_RUNNING) {
         drop_step(s);
         st_case *c = s->cur < s->st.ncases ? &s->st.cases[s->cur] : NULL;
         if (c && c->result == RES_RUNNING) {
             c->result = RES_ERROR;
             free(c->message);
-            c->message = rs_printf("interrupted: %s", why);
+            c->message = str_printf("interrupted: %s", why);
             c->finished_ms = time_wall_ms();
-            ev_case(s, c, "error");
+            ev_case(s, c, 0);
         }
         gen_stop(s, A_FINISH);
     }
@@ -669,7 +660,7 @@ static void on_down(control_t *c, void *data)
 {
     struct rsuite *s = data;
     (void)c;
-    status_say(&s->r->st, "%s: stopped by qfleet down", s->st.name);
+    status_say(s->r->out, "%s: stopped by qfleet down", s->st.name);
     suite_abort(s, "qfleet down");
 }
 
@@ -678,7 +669,7 @@ void runner_interrupt(runner_t *r, const char *why)
     if (r->interrupted)
         return;
     r->interrupted = why;
-    status_say(&r->st, "qfleet: %s: stopping every suite", why);
+    status_say(r->out, "qfleet: %s: stopping every suite", why);
     for (int i = 0; i < r->n; i++)
         suite_abort(r->s[i], why);
     check_done(r);

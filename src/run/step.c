@@ -1,11 +1,12 @@
 /* step.c - running one step of a case: a command on the host or in a
  * guest, a QMP or agent command, a file copy or a sleep, with its
- * ${variables} filled in. Judging the outcome is suite_verdict.c's.
+ * ${variables} filled in. Judging the outcome is verdict.c's.
  *
- * Each step runs as a job that owns a timer (and, for host commands, the
- * process and its pipes). The job reports through the runner's callback
- * once and is freed when its handles are closed, so a step abandoned by an
- * infrastructure error can finish in its own time without anyone waiting. */
+ * Each step runs as a job that owns a timer (and, for host commands, a
+ * base/proc child with its output captured). The job reports through the
+ * runner's callback once and is freed when its timer and child are closed,
+ * so a step abandoned by an infrastructure error can finish in its own
+ * time without anyone waiting. */
 #include "src/run/run_int.h"
 #include "base/time.h"
 
@@ -16,6 +17,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "base/proc.h"
 #include "base/str.h"
 #include "qmp/agent.h"
 #include "qmp/qmp.h"
@@ -29,19 +31,14 @@ struct sjob {
     step_out *o;
     double t0;
     int reported;
-    int handles;
+    int handles;                 /* the timer, the child: freed when both closed */
     uv_timer_t timer;
     struct sjob *next;           /* in s->jobs while listed */
     int listed;
-    /* host commands */
-    uv_process_t proc;
-    uv_pipe_t pout, perr;
-    int pipes_open, exited, spawned, running;
-    char *bout, *berr;
-    size_t lout, lerr;
+    proc_t *proc;                /* host commands, once started */
 };
 
-void step_out_free(step_out *o)
+void run__step_out_free(step_out *o)
 {
     if (!o)
         return;
@@ -53,7 +50,7 @@ void step_out_free(step_out *o)
     free(o);
 }
 
-char *rsuite_mask(const struct rsuite *s, const char *text)
+char *run__mask(const struct rsuite *s, const char *text)
 {
     if (!text)
         return NULL;
@@ -118,7 +115,7 @@ static const char *var(const char *name, void *data)
     return v->buf;
 }
 
-char *rsuite_expand(struct rsuite *s, const char *text, char *err, size_t errlen)
+char *run__expand(struct rsuite *s, const char *text, char *err, size_t errlen)
 {
     struct vctx v = { .s = s };
     return suite_expand(text ? text : "", var, &v, err, errlen);
@@ -126,15 +123,20 @@ char *rsuite_expand(struct rsuite *s, const char *text, char *err, size_t errlen
 
 /* ---- jobs ---------------------------------------------------------------------- */
 
-static void job_closed(uv_handle_t *h)
+static void job_unref(struct sjob *j)
 {
-    struct sjob *j = h->data;
     if (--j->handles > 0)
         return;
-    free(j->bout);
-    free(j->berr);
-    step_out_free(j->o);
+    run__step_out_free(j->o);
     free(j);
+}
+
+static void job_closed(uv_handle_t *h) { job_unref(h->data); }
+
+static void job_proc_closed(proc_t *p, void *data)
+{
+    (void)p;
+    job_unref(data);
 }
 
 static void unlist(struct sjob *j)
@@ -162,18 +164,13 @@ static void job_end(struct sjob *j)
     o->elapsed_ms = time_mono_ms() - j->t0;
     j->done(j->s, j->token, o);
     uv_close((uv_handle_t *)&j->timer, job_closed);
-    if (j->spawned)
-        uv_close((uv_handle_t *)&j->proc, job_closed);
-    if (j->pipes_open & 1)
-        uv_close((uv_handle_t *)&j->pout, job_closed);
-    if (j->pipes_open & 2)
-        uv_close((uv_handle_t *)&j->perr, job_closed);
-    j->pipes_open = 0;
+    if (j->proc)
+        proc_close(j->proc, job_proc_closed, j);
 }
 
 static void on_soon(uv_timer_t *t) { job_end(t->data); }
 
-/* Report an error from the next loop turn (never inside step_start). */
+/* Report an error from the next loop turn (never inside run__step_start). */
 static void job_fail(struct sjob *j, int status, int channel, const char *msg)
 {
     j->o->status = status < 0 ? status : -EINVAL;
@@ -191,76 +188,18 @@ static int is_channel(int status)
 
 /* ---- host commands ------------------------------------------------------------- */
 
-static void host_maybe_end(struct sjob *j)
+static void host_exit(proc_t *p, int code, int sig, void *data)
 {
-    if (!j->exited || j->pipes_open & 4 || j->pipes_open & 8)
-        return;
-    j->o->out = j->bout ? j->bout : strdup("");
-    j->o->err = j->berr ? j->berr : strdup("");
-    j->bout = j->berr = NULL;
-    job_end(j);
-}
-
-static void host_alloc(uv_handle_t *h, size_t sz, uv_buf_t *b)
-{
-    static char buf[65536];
-    (void)h;
-    (void)sz;
-    *b = uv_buf_init(buf, sizeof(buf)); /* copied out at once in host_read */
-}
-
-static void host_read(uv_stream_t *st, ssize_t n, const uv_buf_t *b)
-{
-    struct sjob *j = st->data;
-    int isout = st == (uv_stream_t *)&j->pout;
-    if (n < 0) {
-        uv_read_stop(st);
-        j->pipes_open &= isout ? ~4 : ~8;
-        host_maybe_end(j);
-        return;
-    }
-    char **buf = isout ? &j->bout : &j->berr;
-    size_t *len = isout ? &j->lout : &j->lerr;
-    size_t take = (size_t)n;
-    if (*len + take > STEP_OUTPUT_MAX) {
-        take = STEP_OUTPUT_MAX - *len;
-        j->o->truncated = 1;
-    }
-    char *p = realloc(*buf, *len + take + 1);
-    if (!p)
-        return;
-    memcpy(p + *len, b->base, take);
-    *len += take;
-    p[*len] = '\0';
-    *buf = p;
-}
-
-static void on_drain(uv_timer_t *t)
-{
-    /* It exited but a background child still holds the pipes open. */
-    struct sjob *j = t->data;
-    j->pipes_open &= ~12;
-    host_maybe_end(j);
-}
-
-static void host_exit(uv_process_t *p, int64_t status, int sig)
-{
-    struct sjob *j = p->data;
-    j->exited = 1;
-    j->running = 0;
-    j->o->exit_code = sig ? -1 : (int)status;
+    struct sjob *j = data;
+    step_out *o = j->o;
+    o->exit_code = sig ? -1 : code;
     if (sig)
-        snprintf(j->o->signal, sizeof(j->o->signal), "%s", sigabbrev_np(sig) ? sigabbrev_np(sig) : "?");
-    uv_timer_start(&j->timer, on_drain, 1000, 0);
-    host_maybe_end(j);
-}
-
-static void host_timeout(uv_timer_t *t)
-{
-    struct sjob *j = t->data;
-    j->o->timed_out = 1;
-    if (j->running)
-        uv_kill(-j->proc.pid, SIGKILL);
+        snprintf(o->signal, sizeof(o->signal), "%s", sigabbrev_np(sig) ? sigabbrev_np(sig) : "?");
+    o->timed_out = proc_timed_out(p);
+    o->truncated = proc_truncated(p);
+    o->out = proc_take_output(p, 1);
+    o->err = proc_take_output(p, 2);
+    job_end(j);
 }
 
 static void host_start(struct sjob *j, const char *cmd, int timeout_ms)
@@ -276,56 +215,40 @@ static void host_start(struct sjob *j, const char *cmd, int timeout_ms)
         return;
     }
     memcpy(env, environ, ne * sizeof(char *));
-    char *mine[4] = { rs_printf("QF_SUITE=%s", s->def->name),
-                      rs_printf("QF_CASE=%s", s->cur < s->st.ncases ? s->st.cases[s->cur].name : ""),
-                      rs_printf("QF_RUN_DIR=%s", s->st.run_dir), rs_printf("QF_TMP=%s", s->tmp_dir) };
+    char *mine[4] = { str_printf("QF_SUITE=%s", s->def->name),
+                      str_printf("QF_CASE=%s", s->cur < s->st.ncases ? s->st.cases[s->cur].name : ""),
+                      str_printf("QF_RUN_DIR=%s", s->st.run_dir), str_printf("QF_TMP=%s", s->tmp_dir) };
     for (int i = 0; i < 4; i++)
         if (mine[i])
             env[ne++] = mine[i];
-    uv_stdio_container_t io[3] = {
-        { .flags = UV_IGNORE },
-        { .flags = UV_CREATE_PIPE | UV_WRITABLE_PIPE, .data.stream = (uv_stream_t *)&j->pout },
-        { .flags = UV_CREATE_PIPE | UV_WRITABLE_PIPE, .data.stream = (uv_stream_t *)&j->perr },
-    };
-    uv_pipe_init(s->r->loop, &j->pout, 0);
-    uv_pipe_init(s->r->loop, &j->perr, 0);
-    j->pout.data = j->perr.data = j;
-    j->handles += 2;
-    j->pipes_open = 1 | 2;
-    /* Its own process group, so a timeout kills what the shell started too. */
-    uv_process_options_t po = { .exit_cb = host_exit, .file = args[0], .args = args, .env = env,
-                                .cwd = s->def->dir, .flags = UV_PROCESS_DETACHED,
-                                .stdio_count = 3, .stdio = io };
-    j->proc.data = j;
-    int rc = uv_spawn(s->r->loop, &j->proc, &po);
+    /* Its own process group, so a timeout kills what the shell started
+     * too; background jobs it leaves behind are its business. */
+    proc_opts po = { .argv = args, .env = env, .cwd = s->def->dir, .capture_max = STEP_OUTPUT_MAX,
+                     .timeout_ms = (uint64_t)timeout_ms, .keep_group = 1 };
+    char perr[512];
+    int rc = proc_start(s->r->loop, &po, host_exit, j, &j->proc, perr, sizeof(perr));
     for (int i = 0; i < 4; i++)
         free(mine[i]);
     free(env);
-    j->spawned = 1; /* the handle needs closing even when spawning failed */
-    j->handles++;
     if (rc < 0) {
-        char msg[256];
-        snprintf(msg, sizeof(msg), "cannot start /bin/sh: %s", uv_strerror(rc));
+        char msg[600];
+        snprintf(msg, sizeof(msg), "cannot start /bin/sh: %s", perr);
         job_fail(j, rc, 0, msg);
         return;
     }
-    j->running = 1;
-    j->pipes_open |= 4 | 8;
-    uv_read_start((uv_stream_t *)&j->pout, host_alloc, host_read);
-    uv_read_start((uv_stream_t *)&j->perr, host_alloc, host_read);
-    uv_timer_start(&j->timer, host_timeout, (uint64_t)timeout_ms, 0);
+    j->handles++;
     j->next = s->jobs;
     s->jobs = j;
     j->listed = 1;
 }
 
-void step_cancel_all(struct rsuite *s)
+void run__step_cancel_all(struct rsuite *s)
 {
     for (struct sjob *j = s->jobs, *next; j; j = next) {
         next = j->next;
-        if (j->running) {
-            uv_kill(-j->proc.pid, SIGKILL); /* its exit ends the job */
-        } else if (!j->spawned) {
+        if (j->proc) {
+            proc_kill(j->proc, SIGKILL); /* its exit ends the job (-ESRCH: it is draining) */
+        } else {
             uv_timer_stop(&j->timer); /* a sleep: would keep the loop alive */
             job_end(j);
         }
@@ -394,7 +317,7 @@ static void take_reply(struct sjob *j, const json_t *ret, const conn_err *err)
     if (!err) {
         o->ret = ret ? json_copy(ret) : json_null();
     } else if (err->code == -EREMOTEIO) {
-        o->err_text = rs_printf("%s: %s", err->cls ? err->cls : "Error", err->desc ? err->desc : "");
+        o->err_text = str_printf("%s: %s", err->cls ? err->cls : "Error", err->desc ? err->desc : "");
     } else if (err->code == -ETIMEDOUT) {
         o->timed_out = 1;
         o->error = strdup(err->desc ? err->desc : "timed out");
@@ -421,10 +344,10 @@ static void on_agent_reply(agent_t *a, const json_t *ret, const conn_err *err, v
 /* A host path of a copy: relative ones are relative to the suite file. */
 static char *host_path(struct rsuite *s, const char *p)
 {
-    return p[0] == '/' ? strdup(p) : rs_printf("%s/%s", s->def->dir, p);
+    return p[0] == '/' ? strdup(p) : str_printf("%s/%s", s->def->dir, p);
 }
 
-int step_start(struct rsuite *s, const struct suite_step *st, unsigned token, step_done_fn done)
+int run__step_start(struct rsuite *s, const struct suite_step *st, unsigned token, step_done_fn done)
 {
     struct sjob *j = calloc(1, sizeof(*j));
     step_out *o = calloc(1, sizeof(*o));
@@ -445,8 +368,8 @@ int step_start(struct rsuite *s, const struct suite_step *st, unsigned token, st
     int timeout = st->timeout_ms > 0 ? st->timeout_ms : s->def->timeout_ms;
     char err[1024];
     char *a = NULL, *b = NULL;
-    if (!(a = rsuite_expand(s, st->text, err, sizeof(err))) ||
-        (st->arg && !(b = rsuite_expand(s, st->arg, err, sizeof(err))))) {
+    if (!(a = run__expand(s, st->text, err, sizeof(err))) ||
+        (st->arg && !(b = run__expand(s, st->arg, err, sizeof(err))))) {
         job_fail(j, -EINVAL, 0, err);
         free(a);
         return 0;

@@ -1,4 +1,4 @@
-/* suite_run.c - the run's setup and teardown around runner.c: the run
+/* suite.c - the run's setup and teardown around runner.c: the run
  * directory and status outputs, adding suites with what they need, the
  * instance names and passwords a run keeps, the exit code. */
 #include "src/run/run_int.h"
@@ -23,7 +23,7 @@ static int name_used(const struct runner *r, const char *n)
     return 0;
 }
 
-void runner_instance_name(struct runner *r, const char *logical, char *out, size_t len)
+void run__instance_name(struct runner *r, const char *logical, char *out, size_t len)
 {
     snprintf(out, len, "%s", logical);
     for (int k = 2; name_used(r, out); k++)
@@ -41,7 +41,7 @@ void runner_instance_name(struct runner *r, const char *logical, char *out, size
         r->nnames++;
 }
 
-void rsuite_add_password(struct rsuite *s, const char *pw)
+void run__add_password(struct rsuite *s, const char *pw)
 {
     if (!pw || !*pw)
         return;
@@ -66,8 +66,7 @@ int runner_new(uv_loop_t *loop, const runner_opts *o, runner_t **out, char *err,
     r->loop = loop;
     r->o = *o;
     r->st.exit_code = -1;
-    r->st.evfd = -1;
-    r->st.state = "running";
+    r->st.state = RUN_RUNNING;
     r->st.started_ms = time_wall_ms();
     time_t t = time(NULL);
     struct tm tm;
@@ -118,14 +117,14 @@ int runner_new(uv_loop_t *loop, const runner_opts *o, runner_t **out, char *err,
     r->st.retries = o->retries;
     r->st.shard_k = o->shard_k;
     r->st.shard_n = o->shard_n;
-    if ((rc = status_open(&r->st, loop, o->tty, o->quiet, err, errlen)) < 0) {
+    if ((rc = status_open(&r->st, loop, o->tty, o->quiet, &r->out, err, errlen)) < 0) {
         free(r);
         return rc;
     }
     json_t *e = json_object();
     json_set_str(e, "state", "started");
     json_set_str(e, "run_dir", r->st.run_dir);
-    status_event(&r->st, "run", e);
+    status_event(r->out, "run", e);
     *out = r;
     return 0;
 }
@@ -166,7 +165,6 @@ int runner_add(runner_t *r, struct suite *def, char *err, size_t errlen)
     s->st.name = def->name;
     s->st.file = def->path;
     s->st.setup_each = def->setup_each;
-    s->st.state = "queued";
     s->st.current = -1;
     s->st.ncases = def->ncases;
     s->st.nguests = def->nguests;
@@ -190,7 +188,7 @@ int runner_add(runner_t *r, struct suite *def, char *err, size_t errlen)
     r->st.suites[r->n] = &s->st;
     r->n++;
     r->st.nsuites = r->n;
-    rsuite_set_state(s, "queued", NULL);
+    run__suite_enter(s, SS_QUEUED, NULL);
     return 0;
 }
 
@@ -207,6 +205,8 @@ void runner_free(runner_t *r)
 {
     if (!r)
         return;
+    if (r->out) /* never started: its handles close (and it is freed) when the loop runs */
+        status_close(r->out, NULL, NULL);
     for (int i = 0; i < r->n; i++) {
         struct rsuite *s = r->s[i];
         st_suite_free(&s->st);
@@ -219,7 +219,7 @@ void runner_free(runner_t *r)
         free(s->infra);
         free(s->never);
         free(s->setup_all_failed);
-        step_out_free(s->done);
+        run__step_out_free(s->done);
         free(s);
     }
     for (int i = 0; i < r->nnames; i++)

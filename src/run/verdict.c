@@ -1,4 +1,4 @@
-/* suite_verdict.c - whether a step's outcome meets its expectations, and
+/* verdict.c - whether a step's outcome meets its expectations, and
  * the report of a step that goes into the case log (junit system-out). */
 #include "src/run/run_int.h"
 
@@ -107,7 +107,7 @@ static const char *const subj_names[] = { [SX_EXIT] = "exit", [SX_STDOUT] = "std
 static int check_one(struct rsuite *s, const struct suite_expect *e, const step_out *o, char **why)
 {
     char err[512], got[256];
-    char *want = rsuite_expand(s, e->value, err, sizeof(err));
+    char *want = run__expand(s, e->value, err, sizeof(err));
     if (!want) {
         *why = strdup(err);
         return 0;
@@ -156,7 +156,7 @@ static int check_one(struct rsuite *s, const struct suite_expect *e, const step_
     return ok;
 }
 
-int step_verdict(struct rsuite *s, const struct suite_step *st, const step_out *o, char **why)
+int run__step_verdict(struct rsuite *s, const struct suite_step *st, const step_out *o, char **why)
 {
     char *w = NULL;
     int ok = 1, timeout = st->timeout_ms > 0 ? st->timeout_ms : s->def->timeout_ms;
@@ -186,7 +186,7 @@ int step_verdict(struct rsuite *s, const struct suite_step *st, const step_out *
     }
     for (int i = 0; ok && i < st->nex; i++)
         ok = check_one(s, &st->ex[i], o, &w);
-    *why = ok ? NULL : rsuite_mask(s, w ? w : "failed");
+    *why = ok ? NULL : run__mask(s, w ? w : "failed");
     free(w);
     return ok;
 }
@@ -202,7 +202,7 @@ static void add_stream(struct sbuf *b, const char *name, const char *text)
            cut ? "[... cut; see the step's output in the guest or on the host]\n" : "");
 }
 
-char *step_report(struct rsuite *s, const struct suite_step *st, const step_out *o, int ok)
+char *run__step_report(struct rsuite *s, const struct suite_step *st, const step_out *o, int ok)
 {
     struct sbuf b = { 0 };
     sb_printf(&b, "--- %s:%d: %s  [%s, %.2fs]\n", s->def->path, st->loc.line, st->source,
@@ -231,7 +231,7 @@ char *step_report(struct rsuite *s, const struct suite_step *st, const step_out 
             free(j);
         }
     }
-    char *m = rsuite_mask(s, b.s ? b.s : "");
+    char *m = run__mask(s, b.s ? b.s : "");
     sb_free(&b);
     return m;
 }

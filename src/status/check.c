@@ -1,4 +1,4 @@
-/* status_check.c - status.json checked against its documented schema
+/* check.c - status.json checked against its documented schema
  * (docs/status.md): every required member present with its type, enums
  * within their values, counts consistent with the lists. The tests run it
  * on every rewrite a run makes; a dashboard author can run it on a sample. */
@@ -7,7 +7,7 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "src/status/status.h"
+#include "src/status/status_int.h"
 #include "src/fleet/fleet.h"
 
 /* A member: "name:T" with T one of s (string), i (integer), o (object),
@@ -33,9 +33,6 @@ static const char *const guest_spec[] = { "name:s", "instance:s?", "boots:i", "s
                                           "mac:s?", "macs:a", "pci:a", "serial:s?", "timings_ms:o",
                                           NULL };
 
-static const char *const run_states[] = { "running", "finished", "interrupted", NULL };
-static const char *const suite_states[] = { "queued", "waiting", "booting", "running", "stopping",
-                                            "done", NULL };
 static const char *const results[] = { "pending", "running", "passed", "failed", "error", "skipped",
                                        NULL };
 static const char *const setups[] = { "all", "each", NULL };
@@ -94,6 +91,17 @@ static int guest_state_ok(const json_t *g, const char *where, char *err, size_t 
     return one_of(g, "state", pending, where, err, errlen);
 }
 
+/* o's state is one of the model's names for a suite (or run) state. */
+static int state_of(const json_t *o, int run, const char *where, char *err, size_t errlen)
+{
+    const char *v = json_get_str(o, "state");
+    int n = run ? RUN_STATE_COUNT : SS_COUNT;
+    for (int k = 0; v && k < n; k++)
+        if (!strcmp(v, run ? st_run_state_name(k) : st_suite_state_name(k)))
+            return 0;
+    return bad(err, errlen, "%s.state: '%s' is not a documented value", where, v ? v : "(null)");
+}
+
 /* Every member of o is an integer (counts, timings). */
 static int all_ints(const json_t *o, const char *where, char *err, size_t errlen)
 {
@@ -109,7 +117,7 @@ static int check_suite(const json_t *s, const char *where, int *ncases, char *er
 {
     char w[160];
     if (members(s, suite_spec, where, err, errlen) < 0 || one_of(s, "setup", setups, where, err, errlen) < 0 ||
-        one_of(s, "state", suite_states, where, err, errlen) < 0 ||
+        state_of(s, 0, where, err, errlen) < 0 ||
         one_of(s, "result", results, where, err, errlen) < 0)
         return -EINVAL;
     const json_t *cs = json_get(s, "cases"), *gs = json_get(s, "guests");
@@ -153,7 +161,7 @@ int status_check(const json_t *doc, char *err, size_t errlen)
                    STATUS_VERSION);
     const json_t *run = json_get(doc, "run"), *counts = json_get(doc, "counts");
     if (members(run, run_spec, "run", err, errlen) < 0 ||
-        one_of(run, "state", run_states, "run", err, errlen) < 0 ||
+        state_of(run, 1, "run", err, errlen) < 0 ||
         members(json_get(run, "limits"), limits_spec, "run.limits", err, errlen) < 0 ||
         members(json_get(run, "in_use"), use_spec, "run.in_use", err, errlen) < 0 ||
         members(counts, counts_spec, "counts", err, errlen) < 0 ||

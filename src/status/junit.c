@@ -14,7 +14,7 @@
 
 #include "base/fs.h"
 #include "base/str.h"
-#include "src/status/status.h"
+#include "src/status/status_int.h"
 
 /* Length of the valid UTF-8 sequence at p (n bytes left), 0 if invalid. */
 static size_t utf8_len(const unsigned char *p, size_t n)

@@ -8,8 +8,7 @@
 #include <string.h>
 
 #include "src/fleet/fleet.h"
-#include "base/fs.h"
-#include "src/status/status.h"
+#include "src/status/status_int.h"
 #include "base/str.h"
 
 /* Boot times under TCG run from seconds to minutes. */
@@ -41,7 +40,7 @@ char *metrics_render(const st_run *r)
     label_value(sd, sizeof(sd), r->status_dir);
     sb_printf(&b, "# HELP qfleet_run_info The qfleet run these metrics describe.\n"
                   "# TYPE qfleet_run_info gauge\n"
-                  "qfleet_run_info{run=\"%s\",status_dir=\"%s\",state=\"%s\"} 1\n", id, sd, r->state);
+                  "qfleet_run_info{run=\"%s\",status_dir=\"%s\",state=\"%s\"} 1\n", id, sd, st_run_state_name(r->state));
     sb_printf(&b, "# HELP qfleet_run_start_time_seconds When the run started (epoch).\n"
                   "# TYPE qfleet_run_start_time_seconds gauge\n"
                   "qfleet_run_start_time_seconds %.3f\n", r->started_ms / 1000.0);
@@ -98,16 +97,4 @@ char *metrics_render(const st_run *r)
     sb_printf(&b, "qfleet_guest_boot_seconds_sum %.3f\nqfleet_guest_boot_seconds_count %d\n", sum,
               r->nboot);
     return sb_take(&b);
-}
-
-int metrics_write(const st_run *r, const char *path, char *err, size_t errlen)
-{
-    char *t = metrics_render(r);
-    if (!t) {
-        snprintf(err, errlen, "%s: out of memory", path);
-        return -ENOMEM;
-    }
-    int rc = fs_write_atomic(path, t, strlen(t), 0644, err, errlen);
-    free(t);
-    return rc;
 }

@@ -1,6 +1,7 @@
-/* status.c - status.json, events.jsonl and the terminal view of a run
- * (status.h, docs/status.md). */
-#include "src/status/status.h"
+/* status.c - the publisher (status.h, docs/status.md): status.json,
+ * events.jsonl and the terminal view of a run; it calls the renderers of
+ * junit.c and metrics.c, never the other way. */
+#include "src/status/status_int.h"
 #include "base/time.h"
 
 #include <errno.h>
@@ -16,105 +17,7 @@
 #include "src/fleet/fleet.h"
 #include "base/fs.h"
 
-#define CASE_LOG_MAX (512 * 1024)
 #define REDRAW_MS 250
-
-static const char *const result_names[RES_COUNT] = {
-    [RES_PENDING] = "pending", [RES_RUNNING] = "running", [RES_PASSED] = "passed",
-    [RES_FAILED] = "failed",   [RES_ERROR] = "error",     [RES_SKIPPED] = "skipped",
-};
-
-static const char *const suite_states[] = { "queued", "waiting", "booting", "running", "stopping",
-                                            "done", NULL };
-
-const char *st_result_name(st_result r) { return r < RES_COUNT ? result_names[r] : "?"; }
-
-/* ---- the model's own memory ---------------------------------------------- */
-
-void st_case_log(st_case *c, const char *fmt, ...)
-{
-    if (c->log_len >= CASE_LOG_MAX)
-        return;
-    va_list ap;
-    va_start(ap, fmt);
-    int n = vsnprintf(NULL, 0, fmt, ap);
-    va_end(ap);
-    if (n < 0)
-        return;
-    size_t need = c->log_len + (size_t)n + 1;
-    if (need > c->log_cap) {
-        size_t cap = c->log_cap ? c->log_cap : 1024;
-        while (cap < need)
-            cap *= 2;
-        char *p = realloc(c->log, cap);
-        if (!p)
-            return;
-        c->log = p;
-        c->log_cap = cap;
-    }
-    va_start(ap, fmt);
-    vsnprintf(c->log + c->log_len, (size_t)n + 1, fmt, ap);
-    va_end(ap);
-    c->log_len += (size_t)n;
-    if (c->log_len >= CASE_LOG_MAX) {
-        static const char cut[] = "\n[log truncated]\n";
-        memcpy(c->log + CASE_LOG_MAX - sizeof(cut), cut, sizeof(cut));
-        c->log_len = CASE_LOG_MAX - 1;
-    }
-}
-
-static void steps_free(st_case *c)
-{
-    for (int i = 0; i < c->nsteps; i++) {
-        free(c->steps[i].source);
-        free(c->steps[i].message);
-    }
-    free(c->steps);
-    c->steps = NULL;
-    c->nsteps = c->steps_cap = 0;
-}
-
-void st_case_reset(st_case *c)
-{
-    steps_free(c);
-    free(c->message);
-    free(c->detail);
-    c->message = c->detail = NULL;
-}
-
-void st_suite_free(st_suite *s)
-{
-    for (int i = 0; i < s->ncases; i++) {
-        st_case_reset(&s->cases[i]);
-        free(s->cases[i].log);
-    }
-    for (int i = 0; i < s->nguests; i++)
-        json_free(s->guests[i].snap);
-    free(s->cases);
-    free(s->guests);
-    free(s->reason);
-}
-
-void status_boot_time(st_run *r, double seconds)
-{
-    if (r->nboot == r->boot_cap) {
-        int cap = r->boot_cap ? r->boot_cap * 2 : 16;
-        double *b = realloc(r->boot_s, sizeof(*b) * (size_t)cap);
-        if (!b)
-            return;
-        r->boot_s = b;
-        r->boot_cap = cap;
-    }
-    r->boot_s[r->nboot++] = seconds;
-}
-
-void status_case_counts(const st_run *r, int counts[RES_COUNT])
-{
-    memset(counts, 0, sizeof(int) * RES_COUNT);
-    for (int i = 0; i < r->nsuites; i++)
-        for (int k = 0; k < r->suites[i]->ncases; k++)
-            counts[r->suites[i]->cases[k].result]++;
-}
 
 /* ---- status.json ------------------------------------------------------------ */
 
@@ -180,7 +83,7 @@ static json_t *suite_json(const st_suite *s)
     json_set_str(o, "file", s->file);
     json_set(o, "run_dir", s->run_dir[0] ? json_string(s->run_dir) : json_null());
     json_set_str(o, "setup", s->setup_each ? "each" : "all");
-    json_set_str(o, "state", s->state);
+    json_set_str(o, "state", st_suite_state_name(s->state));
     json_set_str(o, "result", st_result_name(s->result));
     json_set(o, "reason", json_string(s->reason));
     json_set(o, "started_ms", int_or_null(s->started_ms, s->started_ms > 0));
@@ -209,7 +112,7 @@ json_t *status_json(const st_run *r)
     json_set_str(run, "run_dir", r->run_dir);
     json_set_str(run, "status_dir", r->status_dir);
     json_set_str(run, "junit", r->junit_path);
-    json_set_str(run, "state", r->state);
+    json_set_str(run, "state", st_run_state_name(r->state));
     long long now = time_wall_ms();
     json_set_int(run, "started_ms", r->started_ms);
     json_set_int(run, "updated_ms", now);
@@ -231,14 +134,13 @@ json_t *status_json(const st_run *r)
     json_set(o, "run", run);
 
     json_t *counts = json_object(), *sc = json_object(), *cc = json_object(), *gc = json_object();
-    int ns[8] = { 0 }, nc[RES_COUNT], ng[GS_COUNT + 1] = { 0 };
+    int ns[SS_COUNT] = { 0 }, nc[RES_COUNT], ng[GS_COUNT + 1] = { 0 };
     status_case_counts(r, nc);
     int total_cases = 0;
     for (int i = 0; i < r->nsuites; i++) {
         const st_suite *s = r->suites[i];
-        for (int k = 0; suite_states[k]; k++)
-            if (!strcmp(s->state, suite_states[k]))
-                ns[k]++;
+        if (s->state < SS_COUNT)
+            ns[s->state]++;
         total_cases += s->ncases;
         for (int g = 0; g < s->nguests; g++) {
             const char *st = json_get_str(s->guests[g].snap, "state");
@@ -250,11 +152,11 @@ json_t *status_json(const st_run *r)
         }
     }
     json_set_int(sc, "total", r->nsuites);
-    for (int k = 0; suite_states[k]; k++)
-        json_set_int(sc, suite_states[k], ns[k]);
+    for (int k = 0; k < SS_COUNT; k++)
+        json_set_int(sc, st_suite_state_name(k), ns[k]);
     json_set_int(cc, "total", total_cases);
     for (int k = 0; k < RES_COUNT; k++)
-        json_set_int(cc, result_names[k], nc[k]);
+        json_set_int(cc, st_result_name(k), nc[k]);
     json_set_int(gc, "pending", ng[GS_COUNT]);
     for (int k = 0; k < GS_COUNT; k++)
         json_set_int(gc, fleet_state_name(k), ng[k]);
@@ -272,11 +174,11 @@ json_t *status_json(const st_run *r)
 
 /* ---- events ------------------------------------------------------------------- */
 
-void status_event(st_run *r, const char *kind, json_t *ev)
+void status_event(status_t *r, const char *kind, json_t *ev)
 {
     json_t *o = json_object();
     json_set_int(o, "ts_ms", time_wall_ms());
-    json_set_str(o, "run", r->id);
+    json_set_str(o, "run", r->m->id);
     json_set_str(o, "kind", kind);
     for (size_t i = 0; i < json_len(ev); i++)
         json_set(o, json_key_at(ev, i), json_copy(json_at(ev, i)));
@@ -381,10 +283,10 @@ char *status_table(const st_run *r, int width)
         fmt_elapsed(el, sizeof(el), s->started_ms > 0 ? (s->finished_ms > 0 ? s->finished_ms : time_wall_ms())
                                     - s->started_ms : -1);
         guest_summary(s, gs, sizeof(gs));
-        const char *state = !strcmp(s->state, "done") ? st_result_name(s->result) : s->state;
+        const char *state = s->state == SS_DONE ? st_result_name(s->result) : st_suite_state_name(s->state);
         add_line(&buf, &len, &cap, width, "%-20s %-9s %-7s %-8s %-9s %-22s %s", s->name, state, cases,
                  pfes, el, s->current >= 0 ? s->cases[s->current].name : "-",
-                 !strcmp(s->state, "waiting") && s->reason ? s->reason : gs[0] ? gs : "-");
+                 s->state == SS_WAITING && s->reason ? s->reason : gs[0] ? gs : "-");
     }
     return buf;
 }
@@ -395,17 +297,17 @@ static int term_width(void)
     return ioctl(STDERR_FILENO, TIOCGWINSZ, &ws) == 0 && ws.ws_col > 10 ? ws.ws_col : 100;
 }
 
-static void erase_table(st_run *r)
+static void erase_table(status_t *r)
 {
     if (r->drawn_lines > 0)
         fprintf(stderr, "\033[%dA\033[J", r->drawn_lines);
     r->drawn_lines = 0;
 }
 
-static void draw_table(st_run *r)
+static void draw_table(status_t *r)
 {
     r->last_draw_ms = time_mono_ms();
-    char *t = status_table(r, term_width());
+    char *t = status_table(r->m, term_width());
     erase_table(r);
     if (t) {
         fputs(t, stderr);
@@ -418,11 +320,11 @@ static void draw_table(st_run *r)
 
 static void on_redraw(uv_timer_t *t)
 {
-    st_run *r = t->data;
+    status_t *r = t->data;
     draw_table(r);
 }
 
-void status_say(st_run *r, const char *fmt, ...)
+void status_say(status_t *r, const char *fmt, ...)
 {
     if (r->quiet)
         return;
@@ -441,43 +343,42 @@ void status_say(st_run *r, const char *fmt, ...)
 
 /* ---- writing -------------------------------------------------------------------- */
 
-static void write_file(const st_run *r, const char *name, char *text)
+static void write_file(const status_t *r, const char *name, char *text)
 {
     char path[PATH_MAX + 32], err[512];
-    snprintf(path, sizeof(path), "%s/%s", r->status_dir, name);
+    snprintf(path, sizeof(path), "%s/%s", r->m->status_dir, name);
     if (!text || fs_write_atomic(path, text, strlen(text), 0644, err, sizeof(err)) < 0)
         fprintf(stderr, "qfleet: %s: %s\n", path, text ? err : "out of memory");
     free(text);
 }
 
-static void flush_now(st_run *r)
+static void flush_now(status_t *r)
 {
     if (r->dirty) {
         r->dirty = 0;
-        json_t *doc = status_json(r);
+        json_t *doc = status_json(r->m);
         write_file(r, "status.json", json_dump_pretty(doc, NULL));
         json_free(doc);
-        write_file(r, "metrics.prom", metrics_render(r));
-        r->rewrites++;
+        write_file(r, "metrics.prom", metrics_render(r->m));
     }
     if (r->junit_dirty) {
         r->junit_dirty = 0;
         char err[512];
-        if (junit_write(r, r->junit_path, err, sizeof(err)) < 0)
+        if (junit_write(r->m, r->m->junit_path, err, sizeof(err)) < 0)
             fprintf(stderr, "qfleet: %s\n", err);
     }
 }
 
 static void on_flush(uv_prepare_t *h) { flush_now(h->data); }
 
-void status_changed(st_run *r, int junit)
+void status_changed(status_t *r, int junit)
 {
     r->dirty = 1;
     if (junit)
         r->junit_dirty = 1;
 }
 
-void status_flush(st_run *r)
+void status_flush(status_t *r)
 {
     r->dirty = r->junit_dirty = 1;
     flush_now(r);
@@ -485,18 +386,28 @@ void status_flush(st_run *r)
         draw_table(r);
 }
 
-int status_open(st_run *r, uv_loop_t *loop, int tty, int quiet, char *err, size_t errlen)
+int status_open(st_run *m, uv_loop_t *loop, int tty, int quiet, status_t **out, char *err,
+                size_t errlen)
 {
     char path[PATH_MAX + 32];
-    int rc = fs_mkdir_p(r->status_dir, 0755, 0);
+    int rc = fs_mkdir_p(m->status_dir, 0755, 0);
     if (rc < 0) {
-        snprintf(err, errlen, "status dir %s: %s", r->status_dir, strerror(-rc));
+        snprintf(err, errlen, "status dir %s: %s", m->status_dir, strerror(-rc));
         return rc;
     }
-    snprintf(path, sizeof(path), "%s/events.jsonl", r->status_dir);
+    status_t *r = calloc(1, sizeof(*r));
+    if (!r) {
+        snprintf(err, errlen, "out of memory");
+        return -ENOMEM;
+    }
+    snprintf(path, sizeof(path), "%s/events.jsonl", m->status_dir);
     r->evfd = fs_open_in(path, O_WRONLY | O_CREAT | O_APPEND, 0644, err, errlen);
-    if (r->evfd < 0)
-        return r->evfd;
+    if (r->evfd < 0) {
+        rc = r->evfd;
+        free(r);
+        return rc;
+    }
+    r->m = m;
     r->loop = loop;
     r->tty = tty && !quiet;
     r->quiet = quiet;
@@ -516,29 +427,25 @@ int status_open(st_run *r, uv_loop_t *loop, int tty, int quiet, char *err, size_
     }
     r->handles_open = 2;
     r->dirty = 1;
+    *out = r;
     return 0;
 }
 
 static void on_closed(uv_handle_t *h)
 {
-    st_run *r = h->data;
-    if (--r->handles_open == 0) {
-        if (r->evfd >= 0)
-            close(r->evfd);
-        r->evfd = -1;
-        if (r->close_cb)
-            r->close_cb(r);
-    }
+    status_t *r = h->data;
+    if (--r->handles_open > 0)
+        return;
+    close(r->evfd);
+    if (r->close_cb)
+        r->close_cb(r, r->close_data);
+    free(r);
 }
 
-void status_close(st_run *r, void (*cb)(st_run *r))
+void status_close(status_t *r, status_close_cb cb, void *data)
 {
-    if (r->handles_open == 0) {
-        if (cb)
-            cb(r);
-        return;
-    }
     r->close_cb = cb;
+    r->close_data = data;
     uv_close((uv_handle_t *)&r->flush, on_closed);
     uv_close((uv_handle_t *)&r->redraw, on_closed);
 }

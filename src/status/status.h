@@ -1,5 +1,5 @@
 /* status.h - what `qfleet run` reports (docs/status.md): the run model the
- * runner fills, and the writers that publish it for dashboards and people.
+ * runner fills, and the publisher that writes it for dashboards and people.
  *
  *   status.json   the whole model, rewritten atomically after every change
  *                 (before the loop next waits; the changes made since it
@@ -10,6 +10,11 @@
  *   junit.xml     (junit.c) rewritten whenever a case ends
  *   the terminal  a live table redrawn in place (at most 4 times a second)
  *                 on a TTY, else one plain line per suite and case event
+ *
+ * The model (st_run and what hangs off it) is plain data the caller owns
+ * and fills; status_t, the publisher, is opaque: status_open creates it on
+ * a model that must outlive it, status_close frees it asynchronously (its
+ * callback runs exactly once, after the last handle closed).
  *
  * Everything shown goes through the suite's password mask first (runner);
  * nothing here ever sees a password. */
@@ -35,6 +40,29 @@ typedef enum st_result {
 } st_result;
 
 const char *st_result_name(st_result r);
+
+/* A suite's life (the runner drives it, in this order; waiting only
+ * between queued and booting, stopping -> booting for a new generation). */
+typedef enum st_suite_state {
+    SS_QUEUED,    /* not admitted yet */
+    SS_WAITING,   /* not admitted: does not fit now (reason says why) */
+    SS_BOOTING,   /* a generation of guests is starting */
+    SS_RUNNING,   /* cases run */
+    SS_STOPPING,  /* the generation's sessions and guests stop */
+    SS_DONE,      /* finished; result is final */
+    SS_COUNT
+} st_suite_state;
+
+const char *st_suite_state_name(st_suite_state s);
+
+typedef enum st_run_state {
+    RUN_RUNNING,
+    RUN_FINISHED,
+    RUN_INTERRUPTED,
+    RUN_STATE_COUNT
+} st_run_state;
+
+const char *st_run_state_name(st_run_state s);
 
 /* One executed step of a case (its last attempt). */
 typedef struct st_step {
@@ -69,7 +97,7 @@ typedef struct st_suite {
     const char *name, *file;
     char run_dir[PATH_MAX];    /* the suite's fleet run dir */
     int setup_each;
-    const char *state;         /* queued waiting booting running stopping done */
+    st_suite_state state;
     st_result result;
     char *reason;              /* waiting for / why error */
     long long started_ms, finished_ms;
@@ -86,7 +114,7 @@ typedef struct st_run {
     char run_dir[PATH_MAX];
     char status_dir[PATH_MAX];
     char junit_path[PATH_MAX];
-    const char *state;         /* running, finished, interrupted */
+    st_run_state state;
     long long started_ms, finished_ms;
     int exit_code;             /* -1 while running */
     int jobs, retries, shard_k, shard_n;
@@ -97,59 +125,52 @@ typedef struct st_run {
     int nsuites;
     double *boot_s;            /* allocating -> ready of every guest that got there */
     int nboot, boot_cap;
-
-    /* status.c's own */
-    uv_loop_t *loop;
-    int evfd;
-    int dirty, junit_dirty;
-    int tty, quiet;
-    int drawn_lines;           /* table lines on screen */
-    uv_prepare_t flush;
-    uv_timer_t redraw;
-    int handles_open;
-    void (*close_cb)(struct st_run *r);
-    double last_draw_ms;
-    int rewrites;              /* status.json rewrites so far */
 } st_run;
 
-/* Open events.jsonl, start flushing. tty: draw the live table on stderr;
- * quiet: neither table nor plain lines. */
-int status_open(st_run *r, uv_loop_t *loop, int tty, int quiet, char *err, size_t errlen);
+/* The publisher of one run model. */
+typedef struct status status_t;
+typedef void (*status_close_cb)(status_t *st, void *data);
+
+/* Open events.jsonl in model->status_dir and start flushing model on loop.
+ * tty: draw the live table on stderr; quiet: neither table nor plain lines.
+ * model must outlive the publisher. 0 or -errno (err says why). */
+int status_open(st_run *model, uv_loop_t *loop, int tty, int quiet, status_t **out, char *err,
+                size_t errlen);
 /* Append one event: ts_ms, run and kind are added; ev is consumed. */
-void status_event(st_run *r, const char *kind, json_t *ev);
+void status_event(status_t *st, const char *kind, json_t *ev);
 /* Something in the model changed: status.json and metrics.prom follow at
  * the end of this loop turn, junit.xml too when junit is set. */
-void status_changed(st_run *r, int junit);
+void status_changed(status_t *st, int junit);
 /* A line for people: above the live table, or on stderr. */
-void status_say(st_run *r, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+void status_say(status_t *st, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 /* Write everything now (the final state). */
-void status_flush(st_run *r);
-/* Stop the handles; cb when closed. */
-void status_close(st_run *r, void (*cb)(st_run *r));
+void status_flush(status_t *st);
+/* Stop the handles and free st; cb (may be NULL) once, when they closed. */
+void status_close(status_t *st, status_close_cb cb, void *data);
 
-/* The status.json document. */
-json_t *status_json(const st_run *r);
-/* status_check.c: doc against the documented schema (required members,
- * types, enum values, counts). 0, or -EINVAL naming the first problem. */
-int status_check(const json_t *doc, char *err, size_t errlen);
+/* model.c: names, counts and the model's own memory. */
 /* Counts of cases by result over the run. */
 void status_case_counts(const st_run *r, int counts[RES_COUNT]);
 /* Record a boot time. */
 void status_boot_time(st_run *r, double seconds);
-
 /* Append text to a case's log (system-out); the log is capped. */
 void st_case_log(st_case *c, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 void st_case_reset(st_case *c);    /* drop steps, log, message: a new attempt */
 void st_suite_free(st_suite *s);   /* what the st_* fields own */
 
+/* Renderings of a model (pure: they read it and touch nothing). */
+/* The status.json document (status.c). */
+json_t *status_json(const st_run *r);
+/* The live table's text for a terminal width (status.c). */
+char *status_table(const st_run *r, int width);
 /* junit.c */
 char *junit_render(const st_run *r);
 int junit_write(const st_run *r, const char *path, char *err, size_t errlen);
 /* metrics.c */
 char *metrics_render(const st_run *r);
-int metrics_write(const st_run *r, const char *path, char *err, size_t errlen);
 
-/* The live table's text for a terminal width (status.c; tests call it). */
-char *status_table(const st_run *r, int width);
+/* check.c: doc against the documented schema (required members,
+ * types, enum values, counts). 0, or -EINVAL naming the first problem. */
+int status_check(const json_t *doc, char *err, size_t errlen);
 
 #endif
