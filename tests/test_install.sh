@@ -7,6 +7,7 @@
 #   completion  tools/completion/qfleet.bash, sourced in bash: commands and
 #               options (checked against --help), VM names from a cfg, guest
 #               names of a run dir made by hand, run ids
+#   configure   a plain configure needs no criterion; QFLEET_TESTS=ON does
 #   install     `cmake --install` into a scratch prefix: the layout, and the
 #               installed qfleet and completion work
 #   deb         `cpack -G DEB`: Depends names the runtime packages; the .deb
@@ -205,6 +206,34 @@ EOF
   expect_eq "run ids from QFLEET_STATE_DIR" "$(QFLEET_STATE_DIR=$state comp "$S" qfleet down "")" "$run"
 }
 
+# ---------------------------------------------------------------- configure
+# Criterion is needed only with QFLEET_TESTS=ON: configure fresh trees with a
+# pkg-config path that has every .pc file of this host but criterion's.
+part_configure() {
+  local pc=$T/pc d f out dirs
+  mkdir "$pc"
+  IFS=: read -ra dirs <<<"$(pkg-config --variable pc_path pkg-config)"
+  for d in "${dirs[@]}"; do
+    for f in "$d"/*.pc; do
+      [[ -e $f && ${f##*/} != criterion.pc && ! -e $pc/${f##*/} ]] && ln -s "$f" "$pc/"
+    done
+  done
+  [[ ! -e $pc/criterion.pc ]] || fail "criterion.pc still visible"
+  if out=$(PKG_CONFIG_LIBDIR=$pc PKG_CONFIG_PATH= cmake -S "$SRC" -B "$T/plain" 2>&1); then
+    [[ $out == *"tests are not built (QFLEET_TESTS=OFF)"* ]] || fail "no message that tests are off: $out"
+    [[ ! -e $T/plain/tests ]] || fail "tests/ configured with QFLEET_TESTS=OFF"
+    ok "a plain configure needs no criterion and says the tests are off"
+  else
+    fail "a plain configure without criterion failed: $out"
+  fi
+  if out=$(PKG_CONFIG_LIBDIR=$pc PKG_CONFIG_PATH= cmake -S "$SRC" -B "$T/tests" -DQFLEET_TESTS=ON 2>&1); then
+    fail "QFLEET_TESTS=ON configured without criterion"
+  else
+    [[ $out == *"apt-get install libcriterion-dev"* ]] || fail "QFLEET_TESTS=ON failed without naming libcriterion-dev: $out"
+    ok "QFLEET_TESTS=ON without criterion fails naming libcriterion-dev"
+  fi
+}
+
 # ---------------------------------------------------------------- install
 part_install() {
   local P=$T/prefix f f0=$failures
@@ -292,8 +321,8 @@ part_deb() {
 }
 
 case ${1:-} in
-  man|completion|install|deb) "part_$1" ;;
-  *) echo "usage: tests/test_install.sh man|completion|install|deb" >&2; exit 2 ;;
+  man|completion|configure|install|deb) "part_$1" ;;
+  *) echo "usage: tests/test_install.sh man|completion|configure|install|deb" >&2; exit 2 ;;
 esac
 if ((failures)); then
   echo "$1: $failures failed" >&2
