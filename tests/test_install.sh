@@ -114,7 +114,7 @@ comp() {
     spec=$(complete -p "${1##*/}") || exit 1
     fn=${spec#*-F }; fn=${fn%% *}
     "$fn"
-    printf "%s\n" "${COMPREPLY[@]}"' x "$script" "$@" | sed '/^$/d' | sort | tr '\n' ' ' | sed 's/ $//'
+    printf "%s\n" "${COMPREPLY[@]}"' x "$script" "$@" | sed '/^$/d' | LC_ALL=C sort | tr '\n' ' ' | sed 's/ $//'
 }
 
 part_completion() {
@@ -163,6 +163,11 @@ part_completion() {
   expect_eq "VMs of a hand-made cfg" "$(comp "$S" qfleet up "$T/two.cfg" "")" "db web"
   expect_eq "VMs by prefix" "$(comp "$S" qfleet up "$T/two.cfg" w)" "web"
   expect_eq "cmdline takes one VM" "$(comp "$S" qfleet cmdline "$T/two.cfg" web "")" ""
+  # A section name is offered as it is, never expanded or globbed.
+  printf '[$(touch %s/pwned)]\n[${HOME}]\n[*]\n' "$T" >"$T/evil.cfg"
+  expect_eq "hostile section names are literal" "$(cd "$T" && comp "$S" qfleet up evil.cfg "")" \
+    "\$(touch $T/pwned) \${HOME} *"
+  [[ ! -e $T/pwned ]] || fail "completing a cfg ran a command from it"
   expect_eq "a missing cfg: no VMs" "$(comp "$S" qfleet up "$T/none.cfg" "")" ""
   mkdir "$T/files" && touch "$T/files/a.cfg" "$T/files/b.suite" "$T/files/c.txt"
   expect_eq "up: cfg files" "$(comp "$S" qfleet up "$T/files/")" "$T/files/a.cfg"
@@ -170,7 +175,7 @@ part_completion() {
 
   # Guest names: a run dir made by hand (docs/rundir.md), as qmpctl reads it.
   local state=$T/state run=20261122-101500-4242
-  mkdir -m 0700 -p "$state/runs/$run"
+  mkdir -m 0700 "$state" "$state/runs" "$state/runs/$run"
   local rd=$state/runs/$run
   printf '{"version":1,"run":"%s","pid":999999999,"start_time":1,"started_ms":1795000000000,"control":"control.sock","cfg":"%s"}\n' \
     "$run" "$cfg" >"$rd/controller.json"
@@ -219,14 +224,14 @@ part_configure() {
     done
   done
   [[ ! -e $pc/criterion.pc ]] || fail "criterion.pc still visible"
-  if out=$(PKG_CONFIG_LIBDIR=$pc PKG_CONFIG_PATH= cmake -S "$SRC" -B "$T/plain" 2>&1); then
+  if out=$(PKG_CONFIG_LIBDIR=$pc PKG_CONFIG_PATH='' cmake -S "$SRC" -B "$T/plain" 2>&1); then
     [[ $out == *"tests are not built (QFLEET_TESTS=OFF)"* ]] || fail "no message that tests are off: $out"
     [[ ! -e $T/plain/tests ]] || fail "tests/ configured with QFLEET_TESTS=OFF"
     ok "a plain configure needs no criterion and says the tests are off"
   else
     fail "a plain configure without criterion failed: $out"
   fi
-  if out=$(PKG_CONFIG_LIBDIR=$pc PKG_CONFIG_PATH= cmake -S "$SRC" -B "$T/tests" -DQFLEET_TESTS=ON 2>&1); then
+  if out=$(PKG_CONFIG_LIBDIR=$pc PKG_CONFIG_PATH='' cmake -S "$SRC" -B "$T/tests" -DQFLEET_TESTS=ON 2>&1); then
     fail "QFLEET_TESTS=ON configured without criterion"
   else
     [[ $out == *"apt-get install libcriterion-dev"* ]] || fail "QFLEET_TESTS=ON failed without naming libcriterion-dev: $out"
@@ -265,7 +270,7 @@ part_install() {
   expect_eq "installed completion for qmpctl" \
     "$(comp "$P/share/bash-completion/completions/qmpctl" qmpctl con)" "console"
   expect_eq "installed completion for qfleet" \
-    "$(comp "$P/share/bash-completion/completions/qfleet" qfleet do)" "down"
+    "$(comp "$P/share/bash-completion/completions/qfleet" qfleet "do")" "down"
 }
 
 # ---------------------------------------------------------------- deb
@@ -282,7 +287,7 @@ part_deb() {
   echo "Depends: $deps"
   local p
   for p in libuv1 libyajl2 libssh-4 qemu-system-x86; do
-    [[ ", $deps," =~ [,\ ]$p[\ ,] ]] || fail "Depends lacks $p"
+    [[ ", $deps," =~ [,\ ]${p}[\ ,] ]] || fail "Depends lacks $p"
     # A real Debian package name: known to apt or dpkg on this host.
     apt-cache show "$p" >/dev/null 2>&1 || dpkg-query -W "$p" >/dev/null 2>&1 || fail "$p is not a Debian package here"
   done

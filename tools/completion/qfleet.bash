@@ -11,9 +11,19 @@
 # --help`; tests/test_install.sh checks that every option those print is
 # offered here.
 
-_qfleet_reply() { # words... -> COMPREPLY, those that start with the current word
-  local IFS=$' \t\n'
-  COMPREPLY=($(compgen -W "$*" -- "$cur"))
+# Candidates are filtered here, not with `compgen -W`, which would expand
+# $(...) and ${...} in them: VM names come from whatever cfg is on the line.
+_qfleet_match() { # candidates on stdin, one a line -> COMPREPLY: those starting with $cur
+  local w
+  COMPREPLY=()
+  while IFS= read -r w; do
+    [[ -n $w && $w == "$cur"* ]] && COMPREPLY+=("$w")
+  done
+  return 0
+}
+
+_qfleet_reply() { # fixed words... -> COMPREPLY
+  _qfleet_match < <(printf '%s\n' "$@")
 }
 
 _qfleet_files() { # [glob] -> files (matching glob) and directories
@@ -117,7 +127,7 @@ _qfleet() {
       opts="--count --defaults --run-dir --state-dir --jobs --boot-timeout
         --net-timeout --no-ssh --until-ready --json -q --quiet --help"
       if [[ $cur != -* ]]; then
-        if ((${#pos[@]} == 0)); then _qfleet_files '*.cfg'; else _qfleet_reply $(_qfleet_cfg_vms "${pos[0]}"); fi
+        if ((${#pos[@]} == 0)); then _qfleet_files '*.cfg'; else _qfleet_match < <(_qfleet_cfg_vms "${pos[0]}"); fi
         return 0
       fi ;;
     cmdline)
@@ -125,7 +135,7 @@ _qfleet() {
       if [[ $cur != -* ]]; then
         case ${#pos[@]} in
           0) _qfleet_files '*.cfg' ;;
-          1) _qfleet_reply $(_qfleet_cfg_vms "${pos[0]}") ;;
+          1) _qfleet_match < <(_qfleet_cfg_vms "${pos[0]}") ;;
         esac
         return 0
       fi ;;
@@ -136,7 +146,7 @@ _qfleet() {
     down)
       opts="--state-dir --timeout --help"
       if [[ $cur != -* ]]; then
-        ((${#pos[@]} == 0)) && _qfleet_reply $(_qfleet_run_ids "$state_dir")
+        ((${#pos[@]} == 0)) && _qfleet_match < <(_qfleet_run_ids "$state_dir")
         return 0
       fi ;;
     leases) opts="--json --state-dir --help" ;;
@@ -179,9 +189,10 @@ _qmpctl() {
     -s|--socket) _qfleet_files; return 0 ;;
     --state-dir) _qfleet_dirs; return 0 ;;
     --run-dir)
+      _qfleet_match < <(_qfleet_run_ids "$state_dir")
       local IFS=$'\n'
       compopt -o filenames 2>/dev/null
-      COMPREPLY=($(compgen -W "$(_qfleet_run_ids "$state_dir")" -- "$cur") $(compgen -d -- "$cur"))
+      COMPREPLY+=($(compgen -d -- "$cur"))
       return 0 ;;
     --timeout|-n|--lines) return 0 ;;
   esac
@@ -205,7 +216,7 @@ _qmpctl() {
   if [[ $cmd != list && -z $sock ]] && ((${#pos[@]} == 0)); then
     local bin=${COMP_WORDS[0]/#\~/$HOME}
     type -P -- "$bin" >/dev/null || bin=qmpctl
-    _qfleet_reply $(_qfleet_guests "$bin" "$run_dir" "$state_dir")
+    _qfleet_match < <(_qfleet_guests "$bin" "$run_dir" "$state_dir")
   fi
   return 0
 }
