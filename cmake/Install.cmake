@@ -1,7 +1,7 @@
 # Install layout and the Debian package (included at the end of the top
 # CMakeLists.txt). `cmake --install BUILD [--prefix P]` puts:
 #   bin/                               qfleet, qmpctl
-#   share/man/man1, man5               qfleet.1 qmpctl.1, qfleet-cfg.5 qfleet-suite.5
+#   share/man/man1, man5               qfleet.1 qmpctl.1, qfleet-cfg.5 qfleet-suite.5 (.gz)
 #   share/bash-completion/completions  qfleet, qmpctl (one script, loaded by either name)
 #   share/doc/qfleet                   README.md, cfg.md, SUITES.md, docs/*.md, examples/
 # `cpack -G DEB --config BUILD/CPackConfig.cmake` packages the same tree under /usr.
@@ -9,10 +9,21 @@ include(GNUInstallDirs)
 
 install(TARGETS qfleet qmpctl RUNTIME DESTINATION ${CMAKE_INSTALL_BINDIR})
 
-install(FILES docs/man/qfleet.1 docs/man/qmpctl.1
-  DESTINATION ${CMAKE_INSTALL_MANDIR}/man1)
-install(FILES docs/man/qfleet-cfg.5 docs/man/qfleet-suite.5
-  DESTINATION ${CMAKE_INSTALL_MANDIR}/man5)
+# Man pages are installed gzipped (-n: no name or time stamp inside), as
+# Debian policy wants them in a package; man reads them either way.
+find_program(QF_GZIP gzip REQUIRED)
+set(qf_man_gz)
+foreach(page qfleet.1 qmpctl.1 qfleet-cfg.5 qfleet-suite.5)
+  set(gz ${CMAKE_BINARY_DIR}/man/${page}.gz)
+  add_custom_command(OUTPUT ${gz}
+    COMMAND ${CMAKE_COMMAND} -E make_directory ${CMAKE_BINARY_DIR}/man
+    COMMAND ${QF_GZIP} -9nc ${CMAKE_SOURCE_DIR}/docs/man/${page} > ${gz}
+    DEPENDS ${CMAKE_SOURCE_DIR}/docs/man/${page} VERBATIM)
+  string(REGEX REPLACE ".*\\.([1-9])$" "\\1" section ${page})
+  install(FILES ${gz} DESTINATION ${CMAKE_INSTALL_MANDIR}/man${section})
+  list(APPEND qf_man_gz ${gz})
+endforeach()
+add_custom_target(qfleet-man ALL DEPENDS ${qf_man_gz})
 
 # bash-completion loads completions/CMD the first time CMD is completed; the
 # script registers both commands, so it is installed under both names.

@@ -246,8 +246,8 @@ part_install() {
   for f in bin/qfleet bin/qmpctl; do
     [[ -x $P/$f && -f $P/$f ]] || fail "$f is not installed"
   done
-  for f in share/man/man1/qfleet.1 share/man/man1/qmpctl.1 share/man/man5/qfleet-cfg.5 \
-    share/man/man5/qfleet-suite.5 share/bash-completion/completions/qfleet \
+  for f in share/man/man1/qfleet.1.gz share/man/man1/qmpctl.1.gz share/man/man5/qfleet-cfg.5.gz \
+    share/man/man5/qfleet-suite.5.gz share/bash-completion/completions/qfleet \
     share/bash-completion/completions/qmpctl share/doc/qfleet/README.md share/doc/qfleet/cfg.md \
     share/doc/qfleet/SUITES.md share/doc/qfleet/rundir.md share/doc/qfleet/status.md \
     share/doc/qfleet/architecture.md share/doc/qfleet/examples/guest.cfg \
@@ -255,10 +255,12 @@ part_install() {
     [[ -f $P/$f ]] || fail "$f is not installed"
   done
   cmp -s "$SRC/cfg/README.md" "$P/share/doc/qfleet/cfg.md" || fail "cfg.md is not cfg/README.md"
+  gzip -dc "$P/share/man/man5/qfleet-cfg.5.gz" | cmp -s - "$SRC/docs/man/qfleet-cfg.5" ||
+    fail "qfleet-cfg.5.gz is not docs/man/qfleet-cfg.5"
   ok_since "$f0" "the install layout"
   # man finds the pages by name under the prefix.
   if command -v man >/dev/null; then
-    expect_eq "man -w qfleet-cfg" "$(MANPATH=$P/share/man man -w qfleet-cfg)" "$P/share/man/man5/qfleet-cfg.5"
+    expect_eq "man -w qfleet-cfg" "$(MANPATH=$P/share/man man -w qfleet-cfg)" "$P/share/man/man5/qfleet-cfg.5.gz"
   fi
   # The installed binary runs, with no build-tree library path.
   local out
@@ -293,6 +295,16 @@ part_deb() {
   done
   [[ $deps != *qemu-guest-agent* ]] || fail "qemu-guest-agent is a dependency; it runs in the guest"
   ok "Depends names the runtime packages"
+  # apt resolves every dependency, versions included, from this Debian
+  # host's packages (simulated: nothing is installed).
+  if command -v apt-get >/dev/null; then
+    local sim
+    if sim=$(apt-get -s -q install "$deb" 2>&1) && [[ $sim == *"Inst qfleet "* ]]; then
+      ok "apt-get -s install resolves its dependencies"
+    else
+      fail "apt-get -s install $deb: $sim"
+    fi
+  fi
 
   # Install it with dpkg into a scratch root (its own dpkg database; the
   # dependencies are this host's, so they are not checked there).
@@ -307,7 +319,7 @@ part_deb() {
   expect_eq "dpkg --root knows it" "$(dpkg-query --admindir="$R/var/lib/dpkg" -W -f='${Status}' qfleet)" \
     "install ok installed"
   local q=$R/usr/bin/qfleet out
-  [[ -x $q && -x $R/usr/bin/qmpctl && -f $R/usr/share/man/man1/qfleet.1 &&
+  [[ -x $q && -x $R/usr/bin/qmpctl && -f $R/usr/share/man/man1/qfleet.1.gz &&
     -f $R/usr/share/bash-completion/completions/qfleet ]] || fail "the package lacks files"
   if ldd "$q" | grep -q 'not found'; then fail "installed qfleet: $(ldd "$q" | grep 'not found')"; fi
   # --version once it exists; until then --help (exit 0 and the usage).
