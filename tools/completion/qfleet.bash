@@ -144,7 +144,7 @@ _qfleet() {
         --state-dir --boot-timeout --list --json --plain -q --quiet --help"
       if [[ $cur != -* ]]; then _qfleet_files '*.suite'; return 0; fi ;;
     down)
-      opts="--state-dir --timeout --help"
+      opts="--state-dir --timeout --json --help"
       if [[ $cur != -* ]]; then
         ((${#pos[@]} == 0)) && _qfleet_match < <(_qfleet_run_ids "$state_dir")
         return 0
@@ -168,7 +168,7 @@ _qfleet() {
 _qmpctl() {
   local cur=${COMP_WORDS[COMP_CWORD]} prev=${COMP_WORDS[COMP_CWORD-1]}
   local cmds="list status pci ifaces qmp qga events console stop"
-  local gopts="--run-dir --state-dir -s --socket --json --timeout -h --help"
+  local gopts="--run-dir --state-dir -s --socket --json --timeout -h --help --version"
   COMPREPLY=()
 
   # Global options may come before or after the command.
