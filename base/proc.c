@@ -5,6 +5,7 @@
 #include "base/fs.h"
 
 #include <errno.h>
+#include <sched.h>
 #include <fcntl.h>
 #include <signal.h>
 #include <stdio.h>
@@ -247,9 +248,21 @@ static void child(const proc_opts *o, const char *exe, const struct stdio *io, i
     /* Sockets, logs and files the child creates (QEMU's QMP, agent,
      * serial) are born 0600, whatever the controller's umask. */
     umask(0177);
+    if (o->ncpus > 0) {
+        cpu_set_t set;
+        CPU_ZERO(&set);
+        for (int i = 0; i < o->ncpus; i++)
+            if (o->cpus[i] >= 0 && o->cpus[i] < CPU_SETSIZE)
+                CPU_SET(o->cpus[i], &set);
+        if (sched_setaffinity(0, sizeof(set), &set) < 0) {
+            int e[2] = { 2, errno };
+            (void)!write(ep, e, sizeof(e));
+            _exit(127);
+        }
+    }
     for (int i = 0; i < 3; i++)
         dup2(io->fds[i], i);
-    int e[2] = { 0, 0 }; /* what failed (0 chdir, 1 exec), errno */
+    int e[2] = { 0, 0 }; /* what failed (0 chdir, 1 exec, 2 affinity), errno */
     if (o->cwd && chdir(o->cwd) < 0) {
         e[1] = errno;
     } else {
@@ -296,6 +309,8 @@ static int fork_exec(const proc_opts *o, const char *exe, struct stdio *io, pid_
         waitpid(c, NULL, 0);
         if (e[0] == 0)
             snprintf(err, errlen, "cwd %s: %s", o->cwd, strerror(e[1]));
+        else if (e[0] == 2)
+            snprintf(err, errlen, "CPU affinity for %s: %s", exe, strerror(e[1]));
         else
             snprintf(err, errlen, "exec %s: %s", exe, strerror(e[1]));
         return -e[1];

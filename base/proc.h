@@ -48,6 +48,10 @@ typedef struct proc_opts {
     /* 0: when the child exits, the rest of its group (helpers it started)
      * is killed. 1: they are left alone (a host command's background jobs). */
     int keep_group;
+    /* ncpus > 0: the child's CPU affinity, set before exec (DTS runs QEMU
+     * under taskset: hugepage preallocation then runs there too). */
+    const int *cpus;
+    int ncpus;
 } proc_opts;
 
 /* Start a child as o says. The child runs with umask 0177: every file

@@ -104,6 +104,8 @@ static void export(struct model *m)
     vi->qemu_paths = m->qemu_paths;
     vi->nqemu_paths = m->nqemu;
     vi->qemu = m->qemu;
+    vi->kernel = m->kernel;
+    vi->initrd = m->initrd;
     vi->qemu_selected = m->qemu_selected;
     vi->ncrypto = m->ncrypto;
     vi->migrate = m->migrate;

@@ -125,6 +125,7 @@ struct cfg_vm_info {
     int nqemu_paths;
     int qemu_selected; /* index into qemu_paths, or -1 (default binary or a given path) */
     const char *qemu;  /* argv[0] */
+    const char *kernel, *initrd; /* the kernel key's files (resolved), or NULL */
     int ncrypto;       /* crypto key: vhost-user crypto devices (cfg_crypto_path) */
     int mem_mb; /* 1024 unless the cfg says */
     int hugepage;

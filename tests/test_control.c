@@ -271,10 +271,17 @@ static void ctlr_start(struct ctlr *c, const char *sub, rlim_t nofile)
     }
     mkdir(c->state, 0700);
     snprintf(cfg, sizeof(cfg), "%s/vm.cfg", c->base);
-    FILE *f = fopen(cfg, "w");
+    /* A kernel QEMU cannot load: the guest fails at once, after launch. */
+    char kernel[400];
+    snprintf(kernel, sizeof(kernel), "%s/not-a-kernel", c->base);
+    FILE *f = fopen(kernel, "w");
     cr_assert(f);
-    fputs("[vm0]\nmem =\n    size=64;\nkernel =\n    file=/nonexistent/vmlinux;\n"
-          "enable_kvm =\n    enable=no;\n", f);
+    fputs("not a kernel\n", f);
+    fclose(f);
+    f = fopen(cfg, "w");
+    cr_assert(f);
+    fprintf(f, "[vm0]\nmem =\n    size=64;\nkernel =\n    file=%s;\n"
+               "enable_kvm =\n    enable=no;\n", kernel);
     fclose(f);
     char *argv[] = { QFLEET, "up", cfg, "--state-dir", c->state, "--run-dir", c->run, "--no-ssh", "-q", NULL };
     c->pid = spawn_to(c->base, "fleet", argv, NULL, nofile, 0);

@@ -46,8 +46,9 @@ TestSuite(fleet, .init = setup, .fini = teardown, .timeout = 600);
 /* Failures before any QEMU runs: no test guest needed. */
 TestSuite(fleet_setup, .init = setup_dirs, .fini = teardown, .timeout = 300);
 
-/* A cfg for the test guest; append replaces the kernel command line. */
-static void write_cfg(const char *path, const char *append, const char *extra)
+/* A cfg for the test guest with the given net key; append replaces the
+ * kernel command line. */
+static void write_cfg_net(const char *path, const char *append, const char *net, const char *extra)
 {
     FILE *f = fopen(path, "w");
     cr_assert(f);
@@ -57,11 +58,17 @@ static void write_cfg(const char *path, const char *append, const char *extra)
             "mem =\n    size=256;\n"
             "kernel =\n    file=%s/vmlinux,initrd=%s/initrd.img,append=%s;\n"
             "login =\n    user=root,password=tester;\n"
-            "net =\n    type=nic,opt_model=e1000,opt_addr=1f;\n    type=user;\n"
+            "net =\n%s"
             "device =\n    driver=e1000,opt_id=pt_0;\n"
             "enable_kvm =\n    enable=no;\n%s",
-            tu_guest_dir(), tu_guest_dir(), append, extra ? extra : "");
+            tu_guest_dir(), tu_guest_dir(), append, net, extra ? extra : "");
     fclose(f);
+}
+
+/* The usual NIC: an e1000 at slot 1f (the guest names it host_connect). */
+static void write_cfg(const char *path, const char *append, const char *extra)
+{
+    write_cfg_net(path, append, "    type=nic,opt_model=e1000,opt_addr=1f;\n    type=user;\n", extra);
 }
 
 /* Start qfleet with args; stdout to DIR/out.txt, stderr to DIR/err.txt;
@@ -505,15 +512,24 @@ Test(fleet, port_race_gets_a_new_port_once)
 }
 
 /* A VM whose QEMU binary does not exist: every launch fails at once. */
-static void write_missing_qemu_cfg(const char *path)
+/* A VM whose QEMU is there but cannot be executed (no ELF, no #!): exec
+ * fails inside proc_start, so every launch fails synchronously. */
+static void write_unrunnable_qemu_cfg(const char *path)
 {
-    FILE *f = fopen(path, "w");
+    char qemu[320];
+    snprintf(qemu, sizeof(qemu), "%s/not-a-qemu", dir);
+    FILE *f = fopen(qemu, "w");
+    cr_assert(f);
+    fputs("not a program\n", f);
+    fclose(f);
+    cr_assert_eq(chmod(qemu, 0755), 0);
+    f = fopen(path, "w");
     cr_assert(f);
     fprintf(f, "[vm0]\n"
                "cpu =\n    model=qemu64,number=1;\n"
                "mem =\n    size=256;\n"
-               "qemu =\n    path=%s/no-such-qemu;\n"
-               "enable_kvm =\n    enable=no;\n", dir);
+               "qemu =\n    path=%s;\n"
+               "enable_kvm =\n    enable=no;\n", qemu);
     fclose(f);
 }
 
@@ -525,7 +541,7 @@ Test(fleet_setup, nine_hundred_synchronous_failures_in_a_small_stack)
 {
     char cfg[320];
     snprintf(cfg, sizeof(cfg), "%s/missing.cfg", dir);
-    write_missing_qemu_cfg(cfg);
+    write_unrunnable_qemu_cfg(cfg);
     char *args[] = { QFLEET, "up", cfg, "--count", "900", "--run-dir", run_dir, "--until-ready", "-q", NULL };
     pid_t pid = start_qfleet_stack(args, 1 << 20);
     int code = tu_wait_exit(pid, 240000);
@@ -553,7 +569,7 @@ static void control_socket_blocked(int until_ready)
 {
     char cfg[320], sock[400], in[420];
     snprintf(cfg, sizeof(cfg), "%s/missing.cfg", dir);
-    write_missing_qemu_cfg(cfg);
+    write_unrunnable_qemu_cfg(cfg);
     snprintf(sock, sizeof(sock), "%s/control.sock", run_dir);
     cr_assert_eq(fs_mkdir_p(sock, 0700, 0), 0);
     snprintf(in, sizeof(in), "%s/keep", sock);
@@ -575,3 +591,118 @@ static void control_socket_blocked(int until_ready)
 
 Test(fleet_setup, control_socket_error_exits_3_with_until_ready) { control_socket_blocked(1); }
 Test(fleet_setup, control_socket_error_exits_3_without_until_ready) { control_socket_blocked(0); }
+
+/* DTS reaches a guest through the first user netdev's forward, whatever
+ * slot its NIC sits in: no NIC at 1f, the nic written before its user
+ * backend, and the guest still gets to ready with an SSH login. */
+Test(fleet, control_nic_without_1f_reaches_ready_with_ssh)
+{
+    char cfg[320];
+    snprintf(cfg, sizeof(cfg), "%s/guest.cfg", dir);
+    write_cfg_net(cfg, "console=ttyS0 quiet panic=-1", "    type=nic,opt_model=e1000;\n    type=user;\n",
+                  NULL);
+    char *args[] = { QFLEET, "up", cfg, "--run-dir", run_dir, "-q", NULL };
+    pid_t pid = start_qfleet(args);
+    json_t *reg = wait_settled(1, 300000);
+    char *err = slurp("err.txt");
+    cr_assert(reg, "guest did not settle: %s", err);
+    json_t *g = json_at(json_get(reg, "guests"), 0);
+    cr_assert_str_eq(json_get_str(g, "state"), "ready", "%s", json_get_str(g, "reason"));
+    cr_assert_str_eq(json_get_str(g, "ip"), "10.0.2.15");
+    char un[256];
+    ssh_uname((int)json_get_int(g, "ssh_port", -1), un, sizeof(un));
+    cr_assert(strstr(un, "amd64"), "uname -r said '%s'", un);
+    json_free(reg);
+    kill(pid, SIGINT);
+    cr_assert_eq(tu_wait_exit(pid, 120000), 128 + SIGINT);
+    free(err);
+}
+
+static int run_ip(const char *a1, const char *a2, const char *a3, const char *a4, const char *a5)
+{
+    pid_t p = fork();
+    if (p == 0) {
+        execlp("ip", "ip", a1, a2, a3, a4, a5, (char *)NULL);
+        _exit(127);
+    }
+    return tu_wait_exit(p, 10000);
+}
+
+/* A tap NIC with opt_br joins that bridge (a real one, made here), as
+ * DTS's ifup script would make it; a missing bridge fails the guest
+ * before QEMU runs, naming the bridge. */
+Test(fleet, tap_nic_joins_its_bridge)
+{
+    if (geteuid() != 0)
+        cr_skip_test("needs root (CAP_NET_ADMIN) to make a bridge and taps");
+    char br[16], cfg[320], net[256];
+    snprintf(br, sizeof(br), "qftbr%d", (int)getpid() % 100000);
+    cr_assert_eq(run_ip("link", "add", br, "type", "bridge"), 0, "ip link add %s type bridge", br);
+    snprintf(cfg, sizeof(cfg), "%s/guest.cfg", dir);
+    snprintf(net, sizeof(net),
+             "    type=nic,opt_model=e1000,opt_addr=1f;\n    type=user;\n"
+             "    type=nic,opt_model=e1000;\n    type=tap,opt_br=%s,opt_script=no,opt_downscript=no;\n",
+             br);
+    write_cfg_net(cfg, "console=ttyS0 quiet panic=-1", net, NULL);
+    char *args[] = { QFLEET, "up", cfg, "--run-dir", run_dir, "-q", "--no-ssh", NULL };
+    pid_t pid = start_qfleet(args);
+    json_t *reg = wait_settled(1, 300000);
+    char *err = slurp("err.txt"), brif[64];
+    json_t *g = reg ? json_at(json_get(reg, "guests"), 0) : NULL;
+    int ports = 0;
+    snprintf(brif, sizeof(brif), "/sys/class/net/%s/brif", br);
+    DIR *d = opendir(brif);
+    for (struct dirent *e; d && (e = readdir(d));)
+        ports += !strncmp(e->d_name, "qf", 2);
+    if (d)
+        closedir(d);
+    const char *state = g ? json_get_str(g, "state") : "(none)";
+    const char *reason = g ? json_get_str(g, "reason") : err;
+    kill(pid, SIGINT);
+    int code = tu_wait_exit(pid, 120000);
+    run_ip("link", "del", br, NULL, NULL);
+    cr_assert_str_eq(state, "ready", "%s", reason);
+    cr_assert_eq(ports, 1, "the guest's tap is not a port of %s", br);
+    cr_assert_eq(code, 128 + SIGINT);
+    json_free(reg);
+    free(err);
+
+    /* The same cfg once the bridge is gone: refused before QEMU runs. */
+    char *args2[] = { QFLEET, "up", cfg, "--run-dir", run_dir, "-q", "--until-ready", NULL };
+    char rd2[400];
+    snprintf(rd2, sizeof(rd2), "%s2", run_dir);
+    args2[4] = rd2;
+    pid = start_qfleet(args2);
+    cr_assert_eq(tu_wait_exit(pid, 120000), 1);
+    char *out = slurp("out.txt"), want[64];
+    snprintf(want, sizeof(want), "bridge %s does not exist", br);
+    cr_assert(strstr(out, want), "stdout: %s", out);
+    free(out);
+}
+
+/* What the host lacks is said before anything starts: a QEMU that is not
+ * there is a set-up error (3), a kernel file that is not there a cfg
+ * error (2); neither leaves a run dir behind. */
+Test(fleet_setup, missing_qemu_or_kernel_exit_codes)
+{
+    char cfg[320];
+    snprintf(cfg, sizeof(cfg), "%s/q.cfg", dir);
+    FILE *f = fopen(cfg, "w");
+    cr_assert(f);
+    fprintf(f, "[vm0]\nqemu =\n    path=%s/no-such-qemu;\nenable_kvm =\n    enable=no;\n", dir);
+    fclose(f);
+    char *args[] = { QFLEET, "up", cfg, "--run-dir", run_dir, "--until-ready", NULL };
+    cr_assert_eq(tu_wait_exit(start_qfleet(args), 60000), 3);
+    char *e = slurp("err.txt");
+    cr_assert(strstr(e, "no-such-qemu: No such file or directory"), "%s", e);
+    free(e);
+    cr_assert_neq(access(run_dir, F_OK), 0, "a run dir was made");
+    f = fopen(cfg, "w");
+    cr_assert(f);
+    fprintf(f, "[vm0]\nkernel =\n    file=%s/no-such-vmlinuz;\nenable_kvm =\n    enable=no;\n", dir);
+    fclose(f);
+    cr_assert_eq(tu_wait_exit(start_qfleet(args), 60000), 2);
+    e = slurp("err.txt");
+    cr_assert(strstr(e, "kernel ") && strstr(e, "no-such-vmlinuz: No such file or directory"), "%s", e);
+    free(e);
+}

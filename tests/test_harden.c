@@ -115,15 +115,17 @@ static void up(result *r)
     run_argv(r, argv);
 }
 
-/* A VM whose kernel does not exist: QEMU starts, opens its chardevs and
+/* A VM whose kernel QEMU cannot load: QEMU starts, opens its chardevs and
  * logs, then fails. Everything qfleet opens in the run dir happens before. */
 static void write_cfg(const char *net)
 {
-    char text[1024];
+    char text[1024], kernel[PATH_MAX];
+    snprintf(kernel, sizeof(kernel), "%s/not-a-vmlinuz", dir);
+    spit(kernel, "not a kernel\n", 13);
     int n = snprintf(text, sizeof(text),
                      "[vm0]\ncpu =\n    model=qemu64,number=1;\nmem =\n    size=64;\n"
-                     "kernel =\n    file=%s/no-such-vmlinuz;\n%senable_kvm =\n    enable=no;\n",
-                     dir, net ? net : "");
+                     "kernel =\n    file=%s;\n%senable_kvm =\n    enable=no;\n",
+                     kernel, net ? net : "");
     spit(cfg, text, (size_t)n);
 }
 

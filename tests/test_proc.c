@@ -356,3 +356,33 @@ Test(proc, bad_cwd_is_a_clear_error)
     cr_assert_eq(rc, -ENOENT);
     cr_assert(strstr(err, "cwd /nonexistent-dir"), "%s", err);
 }
+
+/* The affinity is the child's before exec: what it reads of itself at its
+ * first instruction is the set given (DTS's taskset -c). */
+Test(proc, cpu_affinity_is_set_before_exec)
+{
+    long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
+    int cpus[1] = { (int)ncpu - 1 };
+    proc_opts o = { .capture_max = 4096, .cpus = cpus, .ncpus = 1 };
+    struct captured c = { 0 };
+    proc_t *p = start_sh("grep Cpus_allowed_list /proc/self/status", &o, &c);
+    run_until_exit(&c.o);
+    cr_assert_eq(c.o.code, 0, "%s", c.err);
+    char want[64];
+    snprintf(want, sizeof(want), "Cpus_allowed_list:\t%d\n", cpus[0]);
+    cr_assert_str_eq(c.out, want);
+    captured_free(p, &c);
+}
+
+Test(proc, impossible_cpu_affinity_is_a_clear_error)
+{
+    char *argv[] = { "true", NULL };
+    int cpus[1] = { 1000 }; /* no such CPU here */
+    proc_opts o = { .argv = argv, .cpus = cpus, .ncpus = 1 };
+    char err[256];
+    proc_t *p;
+    struct captured c = { 0 };
+    int rc = proc_start(uv_default_loop(), &o, on_captured, &c, &p, err, sizeof(err));
+    cr_assert_eq(rc, -EINVAL);
+    cr_assert(strstr(err, "CPU affinity"), "%s", err);
+}

@@ -10,6 +10,7 @@
 
 #include "cfg/parse.h"
 #include "cfg/vm.h"
+#include "base/proc.h"
 #include "src/cli/cmd.h"
 #include "src/ctl/control.h"
 #include "src/fleet/fleet.h"
@@ -19,7 +20,7 @@ static const char up_usage[] =
     "usage: qfleet up CFG [VM...] [options]\n"
     "\n"
     "Launch the VMs of a DTS cfg (all its sections unless VMs are named) and\n"
-    "follow each guest to ready: agent up, DHCP address on host_connect, pt_N\n"
+    "follow each guest to ready: agent up, DHCP address on its control NIC, pt_N\n"
     "devices mapped, SSH login when the cfg has one. Then print a table and\n"
     "stay up until SIGINT/SIGTERM or 'qfleet down RUN'.\n"
     "\n"
@@ -34,6 +35,8 @@ static const char up_usage[] =
     "  --no-ssh           skip the SSH login check\n"
     "  --until-ready      stop the guests and exit once all are ready (0) or any failed (1)\n"
     "  --json             print the result as JSON instead of a table\n"
+    "  --qemu-path N|PATH the QEMU of a multi-path qemu key: path N (from 0) or PATH\n"
+    "                     (default: the key's last path, as DTS)\n"
     "  -q, --quiet        no progress lines on stderr\n"
     "\n"
     "exit: 0 all ready, 1 a guest failed, 2 usage or cfg error, 3 setup error,\n"
@@ -194,10 +197,34 @@ struct inst {
     char name[CFG_NAME_MAX + 16];
 };
 
+/* What a VM needs on the host before any guest of it can start: its QEMU
+ * (3, a set-up error: install it) and its kernel and initrd files (2, the
+ * cfg names a file that is not there). 0 or that exit code, said. */
+static int preflight(const struct cfg_vm_info *vi, const char *qemu)
+{
+    char exe[4096];
+    int rc = proc_which(vi->qemu, exe, sizeof(exe));
+    if (rc < 0) {
+        fprintf(stderr, "qfleet: VM %s: QEMU %s: %s%s\n", vi->name, vi->qemu,
+                strchr(vi->qemu, '/') ? strerror(-rc) : "not found in PATH",
+                qemu ? "" : " (apt-get install qemu-system-x86, or the cfg's qemu key)");
+        return 3;
+    }
+    const char *files[2] = { vi->kernel, vi->initrd }, *what[2] = { "kernel", "initrd" };
+    for (int i = 0; i < 2; i++)
+        if (files[i] && access(files[i], R_OK) < 0) {
+            fprintf(stderr, "qfleet: VM %s: %s %s: %s\n", vi->name, what[i], files[i],
+                    strerror(errno));
+            return 2;
+        }
+    return 0;
+}
+
 /* Load the cfg and every requested instance before anything is created on
- * the host, so a bad cfg leaves no run directory behind. 0 or exit code 2. */
-static int load_guests(const char *cfg, const char *defaults, char **vms, int nvms, int count,
-                       struct inst **out, int *nout)
+ * the host, so a bad cfg leaves no run directory behind. 0 or exit code 2
+ * (3: the host lacks the VM's QEMU). */
+static int load_guests(const char *cfg, const char *defaults, const char *qemu, char **vms,
+                       int nvms, int count, struct inst **out, int *nout)
 {
     char err[1024];
     struct cfg_doc *doc = NULL, *def = NULL;
@@ -218,14 +245,21 @@ static int load_guests(const char *cfg, const char *defaults, char **vms, int nv
                 rc = 2;
                 break;
             }
-            const struct cfg_vm_info *vi = cfg_vm_info(in[k].vm);
+            struct cfg_vm *vm = in[k++].vm; /* counted: freed on any error below */
+            if (qemu && cfg_vm_select_qemu(vm, qemu, err, sizeof(err)) < 0) {
+                fprintf(stderr, "qfleet: --qemu-path: %s\n", err);
+                rc = 2;
+                break;
+            }
+            const struct cfg_vm_info *vi = cfg_vm_info(vm);
             for (int w = 0; c == 1 && w < vi->nwarnings; w++)
                 fprintf(stderr, "%s\n", vi->warnings[w]);
+            if (c == 1 && (rc = preflight(vi, qemu)) != 0)
+                break;
             if (count > 1)
-                snprintf(in[k].name, sizeof(in[k].name), "%s-%d", vi->name, c);
+                snprintf(in[k - 1].name, sizeof(in[k - 1].name), "%s-%d", vi->name, c);
             else
-                snprintf(in[k].name, sizeof(in[k].name), "%s", vi->name);
-            k++;
+                snprintf(in[k - 1].name, sizeof(in[k - 1].name), "%s", vi->name);
         }
     }
     if (rc == 0 && n == 0) {
@@ -248,7 +282,7 @@ static int load_guests(const char *cfg, const char *defaults, char **vms, int nv
 /* What `qfleet up` was asked for. */
 struct up_args {
     fleet_opts fo;
-    const char *cfg, *defaults;
+    const char *cfg, *defaults, *qemu;
     char **vms; /* the VMs named, or none: every section */
     int nvms;
     int count;
@@ -259,14 +293,15 @@ static int up_parse(int argc, char **argv, struct up_args *a)
 {
     static const char P[] = "qfleet up";
     enum { O_COUNT, O_DEFAULTS, O_RUN_DIR, O_STATE, O_JOBS, O_BOOT, O_NET, O_NO_SSH, O_UNTIL,
-           O_JSON, O_QUIET };
+           O_JSON, O_QUIET, O_QEMU };
     cli_opt opts[] = {
         { "--count", 0, 1, NULL },        { "--defaults", 0, 1, NULL },
         { "--run-dir", 0, 1, NULL },      { "--state-dir", 0, 1, NULL },
         { "--jobs", 0, 1, NULL },         { "--boot-timeout", 0, 1, NULL },
         { "--net-timeout", 0, 1, NULL },  { "--no-ssh", 0, 0, NULL },
         { "--until-ready", 0, 0, NULL },  { "--json", 0, 0, NULL },
-        { "--quiet", 'q', 0, NULL },      { NULL, 0, 0, NULL },
+        { "--quiet", 'q', 0, NULL },      { "--qemu-path", 0, 1, NULL },
+        { NULL, 0, 0, NULL },
     };
     cli_args ca;
     /* Options may follow CFG and the VM names. */
@@ -274,7 +309,7 @@ static int up_parse(int argc, char **argv, struct up_args *a)
         return 2;
     if (ca.help)
         return CLI_HELP;
-    *a = (struct up_args){ .defaults = opts[O_DEFAULTS].value, .count = 1,
+    *a = (struct up_args){ .defaults = opts[O_DEFAULTS].value, .qemu = opts[O_QEMU].value, .count = 1,
                            .json = !!opts[O_JSON].value, .quiet = !!opts[O_QUIET].value,
                            .until_ready = !!opts[O_UNTIL].value };
     fleet_opts *fo = &a->fo;
@@ -335,8 +370,8 @@ int cmd_up(int argc, char **argv)
     if (rc)
         return rc == CLI_HELP ? cli_help(up_usage) : rc;
     struct inst *in;
-    if (load_guests(a.cfg, a.defaults, a.vms, a.nvms, a.count, &in, &nin) != 0)
-        return 2;
+    if ((rc = load_guests(a.cfg, a.defaults, a.qemu, a.vms, a.nvms, a.count, &in, &nin)) != 0)
+        return rc;
     struct up u = { .loop = uv_default_loop(), .json = a.json, .quiet = a.quiet,
                     .until_ready = a.until_ready };
     if ((rc = up_start(&u, &a, in, nin)) != 0)

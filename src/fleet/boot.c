@@ -19,6 +19,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <unistd.h>
 
 #include "base/fs.h"
@@ -146,6 +147,15 @@ void fleet__guest_fail(fguest_t *g, const char *fmt, ...)
     set_state(g, GS_FAILED);
 }
 
+/* The control NIC (the one joined to the first user backend, whatever
+ * its slot, as DTS reaches the guest) is found in the guest by its MAC:
+ * the guest names interfaces as it likes. */
+static const char *control_mac(const fguest_t *g)
+{
+    const struct cfg_nic_info *nic = &g->vi->nics[g->vi->control];
+    return nic->mac ? nic->mac : g->res.macs[nic->mac_need];
+}
+
 static void on_phase_timeout(uv_timer_t *t)
 {
     fguest_t *g = t->data;
@@ -158,8 +168,17 @@ static void on_phase_timeout(uv_timer_t *t)
         [GS_PCI_MAPPED] = "SSH login did not succeed",
     };
     double in_state = (uv_hrtime() / 1e6 - g->mono_start - (double)g->t_ms[g->state]) / 1000;
+    const char *why = what[g->state] ? what[g->state] : "no progress";
+    char buf[160];
+    if (g->state == GS_RUNNING && g->port_open)
+        why = "the guest opened its agent port but the agent never answered guest-sync";
+    else if (g->state == GS_AGENT_CONNECTED && g->vi->control >= 0) {
+        snprintf(buf, sizeof(buf), "no DHCP address on the control NIC %s (%s)",
+                 g->vi->nics[g->vi->control].id, control_mac(g));
+        why = buf;
+    }
     fleet__guest_fail(g, "%s: timed out after %.0fs in state %s: %s", g->name, in_state,
-            fleet_state_name(g->state), what[g->state] ? what[g->state] : "no progress");
+                      fleet_state_name(g->state), why);
 }
 
 /* ---- QEMU process ---- */
@@ -359,6 +378,12 @@ static void on_qmp_ready(qmp_t *q, const conn_err *err, void *data)
     }
     const qmp_greeting *gr = qmp_get_greeting(q);
     (void)gr;
+    /* QEMU made its taps before it served QMP. */
+    char why[512];
+    if (fleet__bridges_attach(g, why, sizeof(why)) < 0) {
+        fleet__guest_fail(g, "%s: %s", g->name, why);
+        return;
+    }
     qmp_subscribe(q, NULL, on_qmp_event, g);
     set_state(g, GS_QMP_CONNECTED);
     phase_arm(g, RUNNING_MS);
@@ -406,9 +431,9 @@ static void on_ifaces(agent_t *a, const agent_iface *ifs, size_t n, const conn_e
     if (g->state != GS_AGENT_CONNECTED)
         return;
     if (!err) {
-        const char *want = g->vi->nics[g->vi->host_connect].id;
+        const char *mac = control_mac(g);
         for (size_t i = 0; i < n; i++) {
-            if (strcmp(ifs[i].name, want))
+            if (!ifs[i].hwaddr || strcasecmp(ifs[i].hwaddr, mac))
                 continue;
             for (size_t k = 0; k < ifs[i].naddrs; k++) {
                 if (ifs[i].addrs[k].family == 4) {
@@ -548,7 +573,7 @@ static void next_phase(fguest_t *g)
     switch (g->state) {
     case GS_RUNNING:
     case GS_AGENT_CONNECTED:
-        if (g->state == GS_AGENT_CONNECTED && vi->host_connect >= 0) {
+        if (g->state == GS_AGENT_CONNECTED && vi->control >= 0) {
             phase_arm(g, ms_of(g->f->o.net_timeout_s, 60));
             poll_ifaces(&g->poll_timer);
             return;
@@ -598,8 +623,19 @@ static void launch(fguest_t *g)
         }
         close(fd);
     }
+    int rc = fleet__bridges_check(g->vi, err, sizeof(err));
+    if (rc < 0) {
+        cfg_argv_free(argv);
+        fleet__guest_fail(g, "%s: %s", g->name, err);
+        return;
+    }
     snprintf(path, sizeof(path), "%s/%s-qemu.log", f->run_dir, g->name);
-    int rc = proc_spawn(f->loop, &g->proc, argv, path, on_proc_exit, g, err, sizeof(err));
+    /* Pinned from the first instruction, as DTS's taskset: hugepage
+     * preallocation runs on the VM's CPUs; vCPUs are pinned one by one
+     * once QEMU runs (pin_cpus). */
+    proc_opts po = { .argv = argv, .log_path = path, .cpus = g->vi->cpupin,
+                     .ncpus = g->vi->ncpupin };
+    rc = proc_start(f->loop, &po, on_proc_exit, g, &g->proc, err, sizeof(err));
     cfg_argv_free(argv);
     if (rc < 0) {
         fleet__guest_fail(g, "%s: launching QEMU: %s", g->name, err);

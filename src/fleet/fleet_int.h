@@ -142,4 +142,10 @@ int fleet__guest_booting(const fguest_t *g);           /* allocating .. before r
  * Nothing if it is already stopped or failed. */
 void fleet__guest_fail(fguest_t *g, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
+/* bridge.c: tap NICs joined to their host bridge (cfg nics[].attach_bridge).
+ * check: every such bridge exists (before QEMU starts); attach: once QEMU
+ * made the taps, each is up and a port of its bridge. 0 or -errno, err. */
+int fleet__bridges_check(const struct cfg_vm_info *vi, char *err, size_t errlen);
+int fleet__bridges_attach(fguest_t *g, char *err, size_t errlen);
+
 #endif
