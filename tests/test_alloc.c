@@ -536,6 +536,38 @@ Test(alloc, mac_exhausted)
     alloc_store_close(s);
 }
 
+/* Issue 19 item 8: the exhausted prefix is named as the cfg writes it
+ * ("02:11:22:33:44", not "...44::"); a shared MAC has two holders at most. */
+Test(alloc, mac_exhausted_names_prefix_and_shared_has_two_holders)
+{
+    alloc_store *s = open_dir();
+    alloc_owner o = owner("fill", getpid());
+    char mac[MAC_STRLEN];
+    cr_assert_eq(alloc_begin(s, err, sizeof(err)), 0);
+    for (int i = 0; i < 256; i++)
+        cr_assert_eq(alloc_mac(s, &o, i, "02:11:22:33:44", 0, mac, err, sizeof(err)), 0, "%s", err);
+    cr_assert_eq(alloc_mac(s, &o, 256, "02:11:22:33:44:", 0, mac, err, sizeof(err)), -ENOSPC);
+    cr_assert(strstr(err, "prefix 02:11:22:33:44 (all 256 are leased)"), "%s", err);
+    cr_assert_null(strstr(err, "::"), "%s", err);
+    alloc_abort(s);
+
+    alloc_owner a = owner("mig/a", getpid()), b = owner("mig/b", getpid()),
+                c = owner("mig/c", getpid());
+    const char *m = "02:bb:00:00:00:01";
+    cr_assert_eq(alloc_reserve_mac(s, &a, 0, m, ALLOC_SHARED, err, sizeof(err)), 0, "%s", err);
+    cr_assert_eq(alloc_reserve_mac(s, &b, 0, m, ALLOC_SHARED, err, sizeof(err)), 0, "%s", err);
+    cr_assert_eq(alloc_reserve_mac(s, &c, 0, m, ALLOC_SHARED, err, sizeof(err)), -EEXIST);
+    cr_assert(strstr(err, "mig/a/nic0") && strstr(err, "mig/b/nic0") && strstr(err, "at most 2"),
+              "%s", err);
+    cr_assert_eq(count(s), 2);
+    /* a holder asking again is not a third one */
+    cr_assert_eq(alloc_reserve_mac(s, &b, 0, m, ALLOC_SHARED, err, sizeof(err)), 0, "%s", err);
+    /* once one leaves, another may join */
+    cr_assert_eq(alloc_release_owner(s, "mig/a", err, sizeof(err)), 1);
+    cr_assert_eq(alloc_reserve_mac(s, &c, 0, m, ALLOC_SHARED, err, sizeof(err)), 0, "%s", err);
+    alloc_store_close(s);
+}
+
 /* --- VNC displays and ports ------------------------------------------ */
 
 /* A listening socket on 127.0.0.1:port, as a process outside qfleet. */
@@ -827,4 +859,22 @@ Test(alloc, cli_usage_errors)
     cr_assert_eq(r->status, 0);
     r = qfleet("--help", NULL);
     cr_assert(strstr(r->out, "leases") && strstr(r->out, "alloc") && strstr(r->out, "free"));
+}
+
+/* Issue 19 item 8: `alloc --json` names the lease's owner as `leases` does. */
+Test(alloc, cli_alloc_json_owner_has_nic)
+{
+    run *r = qfleet("alloc", "mac", "--owner", "cli/vm", "--nic", "3", "--hold", "--json",
+                    "--state-dir", dir, NULL);
+    cr_assert_eq(r->status, 0, "%s", r->err);
+    json_t *j = json_parse(r->out, strlen(r->out), NULL, 0);
+    cr_assert(j, "not JSON: %s", r->out);
+    cr_assert_str_eq(json_get_str(j, "owner"), "cli/vm/nic3");
+    json_free(j);
+    r = qfleet("alloc", "port", "--owner", "cli/vm", "--hold", "--json", "--range", "33000-33999",
+               "--state-dir", dir, NULL);
+    cr_assert_eq(r->status, 0, "%s", r->err);
+    j = json_parse(r->out, strlen(r->out), NULL, 0);
+    cr_assert_str_eq(json_get_str(j, "owner"), "cli/vm");
+    json_free(j);
 }

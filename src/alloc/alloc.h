@@ -36,6 +36,7 @@
 #define ALLOC_SHARED 0x2u    /* a MAC that another shareable lease may also
                               * hold (migration source and destination) */
 #define ALLOC_WEBSOCKET 0x4u /* alloc_vnc: also lease 5700+N */
+#define ALLOC_SHARED_MAX 2   /* holders of one shared MAC: a migration pair */
 
 typedef struct alloc_owner {
     char name[ALLOC_OWNER_MAX];
@@ -138,7 +139,8 @@ int alloc_mac_host_prefix(const char *sysfs_root, char *out, size_t outlen, char
 int alloc_mac(alloc_store *s, const alloc_owner *o, int nic, const char *prefix, unsigned flags,
               char *out, char *err, size_t errlen);
 /* Reserve the cfg's mac for NIC nic of o (replacing what that NIC held).
- * -EEXIST naming the holder unless both leases are ALLOC_SHARED. */
+ * -EEXIST naming the holder unless both leases are ALLOC_SHARED, and
+ * naming both holders when ALLOC_SHARED_MAX already share it. */
 int alloc_reserve_mac(alloc_store *s, const alloc_owner *o, int nic, const char *mac,
                       unsigned flags, char *err, size_t errlen);
 

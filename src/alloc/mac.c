@@ -219,10 +219,11 @@ int alloc_mac(alloc_store *s, const alloc_owner *o, int nic, const char *prefix,
     }
     if (rc < 0) {
         char pfx[20] = "";
-        for (int i = 0; i < k; i++)
-            snprintf(pfx + 3 * i, sizeof(pfx) - 3 * (size_t)i, "%02x:", oct[i]);
+        for (int i = 0; i < k; i++) /* "02:11:22:33:44", no trailing ':' */
+            snprintf(pfx + (i ? 3 * i - 1 : 0), sizeof(pfx) - 3 * (size_t)i, "%s%02x",
+                     i ? ":" : "", oct[i]);
         if (rc == -ENOSPC && k > 0)
-            store_errf(err, errlen, rc, "no free MAC under prefix %s: all %llu are leased", pfx,
+            store_errf(err, errlen, rc, "no free MAC under prefix %s (all %llu are leased)", pfx,
                        1ULL << (8 * (6 - k)));
         else
             store_errf(err, errlen, rc, "no free MAC under prefix %s: %s", pfx[0] ? pfx : "(none)",
@@ -234,6 +235,32 @@ int alloc_mac(alloc_store *s, const alloc_owner *o, int nic, const char *prefix,
     else
         snprintf(out, MAC_STRLEN, "%s", text);
     return store_leave(s, rc, err, errlen);
+}
+
+/* A shared MAC has at most ALLOC_SHARED_MAX holders (a migration pair):
+ * -EEXIST naming them when owner would be one more. */
+static int shared_full(alloc_store *s, const char *owner, const char *mac, char *err,
+                       size_t errlen)
+{
+    const alloc_lease *h[ALLOC_SHARED_MAX];
+    int n = 0;
+    for (size_t i = 0; i < store_count(s); i++) {
+        const alloc_lease *l = store_at(s, i);
+        if (strcmp(l->kind, "mac") || strcmp(l->value, mac) || !(l->flags & ALLOC_SHARED))
+            continue;
+        if (!strcmp(l->owner, owner))
+            return 0; /* already one of them */
+        if (n < ALLOC_SHARED_MAX)
+            h[n] = l;
+        n++;
+    }
+    if (n < ALLOC_SHARED_MAX)
+        return 0;
+    return store_errf(err, errlen, -EEXIST,
+                      "MAC %s is already shared by %s (pid %d) and %s (pid %d): a shared MAC "
+                      "has at most %d holders, a migration's source and destination",
+                      mac, h[0]->owner, (int)h[0]->pid, h[1]->owner, (int)h[1]->pid,
+                      ALLOC_SHARED_MAX);
 }
 
 int alloc_reserve_mac(alloc_store *s, const alloc_owner *o, int nic, const char *mac,
@@ -253,6 +280,8 @@ int alloc_reserve_mac(alloc_store *s, const alloc_owner *o, int nic, const char 
         return rc;
     /* Check everything first: a failed reserve changes nothing. */
     ssize_t same = -1, old = -1;
+    if ((flags & ALLOC_SHARED) && (rc = shared_full(s, owner, text, err, errlen)) < 0)
+        return store_leave(s, rc, err, errlen);
     for (size_t i = 0; i < store_count(s) && rc == 0; i++) {
         const alloc_lease *l = store_at(s, i);
         if (strcmp(l->kind, "mac"))

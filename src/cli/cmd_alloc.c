@@ -155,8 +155,9 @@ static const char alloc_help[] =
     "exits. If your shell forks a subshell for the call that then exits, use\n"
     "--pid $$ or --hold.\n";
 
+/* owner: the lease's owner name, NAME/nicN for a MAC (as `qfleet leases`). */
 static int print_value(const char *kind, const char *value, int display, const alloc_owner *o,
-                       int json)
+                       const char *owner, int json)
 {
     if (!json) {
         printf("%s\n", value);
@@ -164,7 +165,7 @@ static int print_value(const char *kind, const char *value, int display, const a
     }
     json_t *obj = json_object();
     if (obj && (json_set_str(obj, "kind", kind) || json_set_str(obj, "value", value) ||
-                json_set_str(obj, "owner", o->name) || json_set_int(obj, "pid", o->pid) ||
+                json_set_str(obj, "owner", owner) || json_set_int(obj, "pid", o->pid) ||
                 json_set_bool(obj, "hold", o->pid == 0) ||
                 (display >= 0 && (json_set_int(obj, "display", display) ||
                                   json_set_int(obj, "port", ALLOC_VNC_PORT_BASE + display))))) {
@@ -307,7 +308,12 @@ int cmd_alloc(int argc, char **argv)
         fprintf(stderr, "qfleet alloc: %s\n", err);
         return 1;
     }
-    return print_value(a.kind, value, strcmp(a.kind, "vnc") ? -1 : a.display, &o, a.json);
+    char owner[ALLOC_OWNER_MAX + 16];
+    if (!strcmp(a.kind, "mac"))
+        snprintf(owner, sizeof(owner), "%s/nic%d", o.name, a.nic);
+    else
+        snprintf(owner, sizeof(owner), "%s", o.name);
+    return print_value(a.kind, value, strcmp(a.kind, "vnc") ? -1 : a.display, &o, owner, a.json);
 }
 
 /* --- qfleet free ---------------------------------------------------- */
