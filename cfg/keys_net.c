@@ -5,6 +5,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "base/mac.h"
 #include "cfg/model.h"
 
 static const char *const nic_models[] = {
@@ -455,5 +456,48 @@ int k_vf_pool(struct bctx *b)
         m->npools++;
         ko_done(b, &o, "vf_pool");
     }
+    return 0;
+}
+
+/* mac_prefix = 02:11:22: (or DTS-style prefix=02:11:22:): the first 1-5
+ * octets of every MAC the allocator makes for this VM, instead of the one
+ * derived from the host's NIC. Used as given (it may name a vendor OUI on
+ * purpose), but never multicast. Empty: the host's own prefix. */
+int k_mac_prefix(struct bctx *b)
+{
+    const struct cfg_key *k = b->k;
+    if (k->ngroups > 1)
+        return cfg_errf(b->err, b->errlen, ko_group_loc(b, 1),
+                        "mac_prefix: expected one prefix like 02:11:22:");
+    const char *v = k->ngroups ? k->groups[0].text : "";
+    struct cfg_loc at = k->ngroups ? ko_group_loc(b, 0) : k->loc;
+    struct opts o;
+    if (strchr(v, '=')) {
+        TRY(ko_all(b, &o));
+        const struct cfg_pair *p = ko_get(&o, "prefix");
+        if (!p)
+            return cfg_errf(b->err, b->errlen, at,
+                            "mac_prefix: expected prefix=OCTETS (or the octets alone)");
+        v = p->val;
+        at = p->val_loc;
+        ko_done(b, &o, "mac_prefix");
+    }
+    b->m->mac_prefix = NULL;
+    if (!*v)
+        return 0;
+    unsigned char oct[6];
+    int n = mac_octets_parse(v, oct, 5);
+    if (n <= 0)
+        return cfg_errf(b->err, b->errlen, at,
+                        "mac_prefix: expected 1 to 5 hex octets like 02:11:22:, got '%s'", v);
+    if (oct[0] & 1)
+        return cfg_errf(b->err, b->errlen, at,
+                        "mac_prefix: '%s' is multicast (bit 0 of the first octet is set); a "
+                        "NIC's MAC must be unicast",
+                        v);
+    char canon[16] = "";
+    for (int i = 0; i < n; i++)
+        snprintf(canon + 3 * i, sizeof(canon) - 3 * (size_t)i, "%02x:", oct[i]);
+    b->m->mac_prefix = ar_strdup(&b->m->a, canon);
     return 0;
 }

@@ -98,6 +98,7 @@ struct model {
     struct m_pool pools[CFG_VF_POOL_MAX];
     int npools;
     int vnc, qga, migrate, migrate_port;
+    const char *mac_prefix; /* canonical "02:11:22:", or NULL */
     const char *migrate_listen; /* "" all addresses (DTS), else the address */
     char **usercmd;
     int nusercmd, ucap;
@@ -173,6 +174,7 @@ int ko_one_of(const char *v, const char *const *list);
 int k_net(struct bctx *b);
 int k_device(struct bctx *b);
 int k_vf_pool(struct bctx *b);
+int k_mac_prefix(struct bctx *b);
 void model_warn(struct model *m, struct cfg_loc loc, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 /* keys a cfg_vm_set appends to rather than replaces */

@@ -108,6 +108,8 @@ static void export(struct model *m)
     vi->ncrypto = m->ncrypto;
     vi->migrate = m->migrate;
     vi->vnc = m->vnc;
+    vi->mac_prefix = m->mac_prefix;
+    vi->migrate_port = m->migrate ? m->migrate_port : 0;
     for (int i = 0; i < m->nnics; i++) {
         struct m_nic *n = &m->nics[i];
         static const char *const bk[] = { "user", "tap", "bridge" };

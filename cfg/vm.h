@@ -141,6 +141,14 @@ struct cfg_vm_info {
     const struct cfg_pt *pt; /* in cfg order */
     int npt;
     int migrate;                 /* started with -incoming */
+    /* FLEET: the port of -incoming when the cfg fixes it (else 0 and
+     * cfg_needs.migrate_port): lease it (alloc_reserve_port) so a clash
+     * names the holder instead of failing QEMU's bind. */
+    int migrate_port;
+    /* mac_prefix key: "02:11:22:" (canonical, 1-5 octets, unicast), or
+     * NULL: MACs the fleet allocates for this VM use the host's prefix
+     * (alloc_mac with NULL). cfg_vm_set(vm, "mac_prefix", P) overrides. */
+    const char *mac_prefix;
     int vnc;                     /* -1 disabled, -2 allocated (res->vnc), else display */
     const struct cfg_vf_pool *vf_pools; /* every vf_pool group, used or not */
     int nvf_pools;

@@ -878,3 +878,39 @@ Test(alloc, cli_alloc_json_owner_has_nic)
     cr_assert_str_eq(json_get_str(j, "owner"), "cli/vm");
     json_free(j);
 }
+
+/* Issue 19 item 1: QFLEET_MAC_PREFIX is the host's default prefix (over
+ * the derived one), shown by `leases`; `cmdline` shows the VM's prefix
+ * and where it comes from: --mac-prefix over the cfg's mac_prefix over
+ * the environment. */
+Test(alloc, cli_mac_prefix_env_option_and_cfg)
+{
+    setenv("QFLEET_MAC_PREFIX", "02:77:", 1);
+    run *r = qfleet("alloc", "mac", "--owner", "p/vm", "--hold", "--state-dir", dir, NULL);
+    cr_assert_eq(r->status, 0, "%s", r->err);
+    cr_assert(!strncmp(r->out, "02:77:", 6), "%s", r->out);
+    r = qfleet("leases", "--state-dir", dir, NULL);
+    cr_assert(strstr(r->out, "MAC prefix for new MACs: 02:77: (QFLEET_MAC_PREFIX"), "%s", r->out);
+
+    char cfg[600];
+    snprintf(cfg, sizeof(cfg), "%s/p.cfg", dir);
+    spit(cfg, "[vm0]\nmem = size=128\n[vm1]\nmac_prefix = 02:ab\nmem = size=128\n");
+    r = qfleet("cmdline", cfg, "vm0", "--run-dir", dir, NULL);
+    cr_assert_eq(r->status, 0, "%s", r->err);
+    cr_assert(strstr(r->out, "# mac prefix 02:77: (QFLEET_MAC_PREFIX)\n"), "%s", r->out);
+    r = qfleet("cmdline", cfg, "vm1", "--run-dir", dir, NULL);
+    cr_assert(strstr(r->out, "# mac prefix 02:ab: (the cfg's mac_prefix)\n"), "%s", r->out);
+    cr_assert(strstr(r->out, "mac=02:ab:"), "the preview MACs use it: %s", r->out);
+    r = qfleet("cmdline", cfg, "vm1", "--run-dir", dir, "--mac-prefix", "0a:0b:0c", "--json", NULL);
+    cr_assert_eq(r->status, 0, "%s", r->err);
+    json_t *j = json_parse(r->out, strlen(r->out), NULL, 0);
+    cr_assert(j, "%s", r->out);
+    const json_t *mp = json_get(json_get(j, "preview"), "mac_prefix");
+    cr_assert_str_eq(json_get_str(mp, "value"), "0a:0b:0c:");
+    cr_assert_str_eq(json_get_str(mp, "from"), "--mac-prefix");
+    cr_assert_str_eq(json_get_str(json_get(j, "vm"), "mac_prefix"), "0a:0b:0c:");
+    json_free(j);
+    r = qfleet("cmdline", cfg, "vm1", "--run-dir", dir, "--mac-prefix", "01:00", NULL);
+    cr_assert_eq(r->status, 2);
+    cr_assert(strstr(r->err, "--mac-prefix") && strstr(r->err, "multicast"), "%s", r->err);
+}

@@ -912,3 +912,59 @@ Test(dts, vm_sections)
         F ":2:1: warning: unknown key 'frame_size' ignored\n");
     cfg_vm_free(vm);
 }
+
+/* Issue 19 item 1: mac_prefix was "unknown key ... ignored". Now it is the
+ * VM's prefix (canonical, 1-5 octets, unicast), from the VM's section or
+ * from [KVM], in the bare or the DTS pair form; cfg_vm_set overrides it. */
+Test(mac_prefix, from_vm_or_kvm_section_and_set)
+{
+    struct cfg_vm *vm = load_ok("[vm0]\nmac_prefix = 02:AB:cd\n");
+    const struct cfg_vm_info *vi = cfg_vm_info(vm);
+    cr_assert_str_eq(vi->mac_prefix, "02:ab:cd:");
+    cr_assert_eq(vi->nwarnings, 0, "%s", warnings(vm));
+    cr_assert_eq(cfg_vm_set(vm, "mac_prefix", "prefix=52:54:00:11:22:", err, sizeof(err)), 0,
+                 "%s", err);
+    cr_assert_str_eq(cfg_vm_info(vm)->mac_prefix, "52:54:00:11:22:");
+    cr_assert_eq(cfg_vm_set(vm, "mac_prefix", "", err, sizeof(err)), 0, "%s", err);
+    cr_assert_null(cfg_vm_info(vm)->mac_prefix);
+    cr_assert_lt(cfg_vm_set(vm, "mac_prefix", "03:00:", err, sizeof(err)), 0);
+    cr_assert(strstr(err, "multicast"), "%s", err);
+    cfg_vm_free(vm);
+
+    cr_assert_eq(load("[vm0]\nmem = size=512\n", "vm0", "[KVM]\nmac_prefix = prefix=0a:0b\n", &vm),
+                 0, "%s", err);
+    cr_assert_str_eq(cfg_vm_info(vm)->mac_prefix, "0a:0b:");
+    cr_assert_eq(cfg_vm_info(vm)->nwarnings, 0, "%s", warnings(vm));
+    cfg_vm_free(vm);
+    cr_assert_eq(load("[vm0]\nmac_prefix = 02:01:\n", "vm0", "[KVM]\nmac_prefix = 0a:0b\n", &vm), 0,
+                 "%s", err);
+    cr_assert_str_eq(cfg_vm_info(vm)->mac_prefix, "02:01:"); /* the VM's own wins */
+    cfg_vm_free(vm);
+
+    vm = load_ok("[vm0]\nmem = size=512\n");
+    cr_assert_null(cfg_vm_info(vm)->mac_prefix);
+    cfg_vm_free(vm);
+    load_err("[vm0]\nmac_prefix = 01:00:5e\n",
+             F ":2:14: error: mac_prefix: '01:00:5e' is multicast (bit 0 of the first octet is set); a "
+               "NIC's MAC must be unicast");
+    load_err("[vm0]\nmac_prefix = 02:11:22:33:44:55\n",
+             F ":2:14: error: mac_prefix: expected 1 to 5 hex octets like 02:11:22:, got "
+               "'02:11:22:33:44:55'");
+    load_err("[vm0]\nmac_prefix = pfx=02:11\n",
+             F ":2:14: error: mac_prefix: expected prefix=OCTETS (or the octets alone)");
+}
+
+/* Issue 19 item 6: a migration port the cfg fixes is exported for the
+ * fleet to lease (0 when allocated or without migration). */
+Test(model, fixed_migration_port_exported)
+{
+    struct cfg_vm *vm = load_ok("[vm0]\nmigration = enable=yes,port=4444\n");
+    cr_assert_eq(cfg_vm_info(vm)->migrate_port, 4444);
+    cfg_vm_free(vm);
+    vm = load_ok("[vm0]\nmigration = enable=yes\n");
+    cr_assert_eq(cfg_vm_info(vm)->migrate_port, 0);
+    cfg_vm_free(vm);
+    vm = load_ok("[vm0]\nmigration = enable=no,port=4444\n");
+    cr_assert_eq(cfg_vm_info(vm)->migrate_port, 0);
+    cfg_vm_free(vm);
+}

@@ -192,10 +192,13 @@ static void write_qemu(const char *name, int stays)
 
 /* The pool is in the defaults' [KVM], where a DTS setup keeps host facts;
  * the VM asks for a VF of it. extra: more device options. */
+static const char *kvm_extra = ""; /* more [KVM] lines, for the next vf_vm */
+
 static struct cfg_vm *vf_vm(const char *qemu, const char *extra)
 {
     char text[1024];
-    write_file("[KVM]\nvf_pool = name=net1,pf=ens1f0\n", 0644, "%s/global.cfg", dir);
+    snprintf(text, sizeof(text), "[KVM]\nvf_pool = name=net1,pf=ens1f0\n%s", kvm_extra);
+    write_file(text, 0644, "%s/global.cfg", dir);
     snprintf(text, sizeof(text),
              "[vm0]\n"
              "qemu = path=./%s\n"
@@ -554,5 +557,103 @@ Test(fleet_vf, refused_mac_fails_the_guest_and_takes_nothing)
     cr_assert_eq(rec.n, 1); /* the refused request; nothing to restore */
     cr_assert_eq(count_leases(NULL, "/vm0"), 0);
     no_saved_macs();
+    fleet_down(f);
+}
+
+/* Issue 19 item 1: the cfg's mac_prefix (here in [KVM], where DTS keeps
+ * host facts) is what the fleet's MACs start with; before, the fleet
+ * passed NULL and the host's derived prefix was used. */
+Test(fleet_vf, cfg_mac_prefix_is_used_by_the_fleet)
+{
+    fake_pf(1);
+    write_qemu("qemu-stay", 1);
+    kvm_extra = "mac_prefix = prefix=02:5a:5a:\n";
+    fleet_t *f = fleet();
+    cr_assert_eq(fleet_add(f, vf_vm("qemu-stay", NULL), "vm0", err, sizeof(err)), 0, "%s", err);
+    fleet_start(f);
+    char *argv = argv_of("vm0");
+    char pci[13], mac[MAC_STRLEN];
+    vf_lease("vm0", pci, mac);
+    cr_assert(!strncmp(mac, "02:5a:5a:", 9), "VF MAC %s", mac);
+    cr_assert(holds_mac("vm0", mac));
+    /* the host_connect NIC's MAC too */
+    const char *nic = strstr(argv, ",id=host_connect,mac=");
+    cr_assert(nic && !strncmp(nic + strlen(",id=host_connect,mac="), "02:5a:5a:", 9), "%s", argv);
+    free(argv);
+    fleet_down(f);
+}
+
+/* A port nobody here listens on or leases, from a range of its own. */
+static int quiet_port(int first)
+{
+    for (int p = first; p < first + 500; p++)
+        if (alloc_port_bindable("127.0.0.1", p))
+            return p;
+    cr_assert_fail("no free port from %d", first);
+    return -1;
+}
+
+static void hold_port(int port, const char *owner)
+{
+    alloc_store *s;
+    alloc_owner o;
+    cr_assert_eq(alloc_store_open(&s, state, NULL, err, sizeof(err)), 0, "%s", err);
+    cr_assert_eq(alloc_owner_init(&o, owner, 0, err, sizeof(err)), 0, "%s", err);
+    cr_assert_eq(alloc_reserve_port(s, &o, port, err, sizeof(err)), 0, "%s", err);
+    alloc_store_close(s);
+}
+
+/* Issue 19 item 6: a hostfwd port and a migration port fixed by the cfg
+ * are leased like config MACs: held by the guest while it lives, and a
+ * clash fails the guest naming the holder, before QEMU runs (which used
+ * to be a QEMU bind failure, or worse, two guests on one port). */
+Test(fleet_vf, fixed_ports_are_leased_and_a_clash_names_the_holder)
+{
+    fake_pf(2);
+    write_qemu("qemu-stay", 1);
+    int fwd = quiet_port(41000), mig = quiet_port(fwd + 1);
+    char extra[256];
+    snprintf(extra, sizeof(extra),
+             "\nnet = type=nic;type=user,opt_hostfwd=tcp:127.0.0.1:%d-:22\n"
+             "migration = enable=yes,port=%d\n", fwd, mig);
+    fleet_t *f = fleet();
+    cr_assert_eq(fleet_add(f, vf_vm("qemu-stay", extra), "vm0", err, sizeof(err)), 0, "%s", err);
+    fleet_start(f);
+    free(argv_of("vm0"));
+    char v[16];
+    alloc_store *s;
+    alloc_lease l;
+    cr_assert_eq(alloc_store_open(&s, state, NULL, err, sizeof(err)), 0, "%s", err);
+    snprintf(v, sizeof(v), "%d", fwd);
+    cr_assert_eq(alloc_lookup(s, "port", v, &l, err, sizeof(err)), 0, "hostfwd port %d not leased", fwd);
+    cr_assert(strstr(l.owner, "/vm0"), "%s", l.owner);
+    snprintf(v, sizeof(v), "%d", mig);
+    cr_assert_eq(alloc_lookup(s, "port", v, &l, err, sizeof(err)), 0, "migration port %d not leased", mig);
+    cr_assert(strstr(l.owner, "/vm0"), "%s", l.owner);
+    alloc_store_close(s);
+    fleet_down(f);
+    cr_assert_eq(count_leases("port", "/vm0"), 0);
+
+    /* held by someone else: the guest fails naming the holder */
+    hold_port(mig, "other/mig");
+    f = fleet();
+    cr_assert_eq(fleet_add(f, vf_vm("qemu-stay", extra), "vm1", err, sizeof(err)), 0, "%s", err);
+    fleet_start(f);
+    wait_state(f, "vm1", GS_FAILED);
+    const char *why = fguest_reason(fleet_find(f, "vm1"));
+    snprintf(v, sizeof(v), "port %d", mig);
+    cr_assert(strstr(why, v) && strstr(why, "other/mig"), "%s", why);
+    cr_assert(!argv_written("vm1"));
+    cr_assert_eq(count_leases(NULL, "/vm1"), 0);
+    fleet_down(f);
+
+    hold_port(fwd, "other/fwd");
+    f = fleet();
+    cr_assert_eq(fleet_add(f, vf_vm("qemu-stay", extra), "vm2", err, sizeof(err)), 0, "%s", err);
+    fleet_start(f);
+    wait_state(f, "vm2", GS_FAILED);
+    why = fguest_reason(fleet_find(f, "vm2"));
+    snprintf(v, sizeof(v), "port %d", fwd);
+    cr_assert(strstr(why, v) && strstr(why, "other/fwd"), "%s", why);
     fleet_down(f);
 }

@@ -86,6 +86,23 @@ int alloc_mac_host_prefix(const char *sysfs_root, char *out, size_t outlen, char
     return 0;
 }
 
+int alloc_mac_default_prefix(const char *sysfs_root, char *out, size_t outlen, const char **from,
+                             char *err, size_t errlen)
+{
+    const char *env = getenv(ALLOC_MAC_PREFIX_ENV);
+    if (env && *env) {
+        if (from)
+            *from = ALLOC_MAC_PREFIX_ENV;
+        if (snprintf(out, outlen, "%s", env) >= (int)outlen)
+            return store_errf(err, errlen, -EINVAL, "bad MAC prefix '%s' in $%s: too long", env,
+                              ALLOC_MAC_PREFIX_ENV);
+        return 0;
+    }
+    if (from)
+        *from = "derived from this host's NIC";
+    return alloc_mac_host_prefix(sysfs_root, out, outlen, err, errlen);
+}
+
 static int nic_owner(const alloc_owner *o, int nic, char *out, char *err, size_t errlen)
 {
     if (nic < 0 || nic > 9999)
@@ -100,9 +117,10 @@ static int get_prefix(alloc_store *s, const char *prefix, unsigned char *oct, ch
                       size_t errlen)
 {
     char host[32];
-    int derived = !prefix;
-    if (derived) {
-        int rc = alloc_mac_host_prefix(store_opts(s)->sysfs_root, host, sizeof(host), err, errlen);
+    const char *from = NULL;
+    if (!prefix) {
+        int rc = alloc_mac_default_prefix(store_opts(s)->sysfs_root, host, sizeof(host), &from,
+                                          err, errlen);
         if (rc < 0)
             return rc;
         prefix = host;
@@ -110,7 +128,8 @@ static int get_prefix(alloc_store *s, const char *prefix, unsigned char *oct, ch
     int k = mac_octets_parse(prefix, oct, 5);
     if (k < 0)
         return store_errf(err, errlen, -EINVAL,
-                          "bad MAC prefix '%s': want 0 to 5 octets like 02:11:22:", prefix);
+                          "bad MAC prefix '%s'%s%s: want 0 to 5 octets like 02:11:22:", prefix,
+                          from ? " from " : "", from ? from : "");
     /* A prefix from the cfg is used as given (the cfg may name a vendor
      * OUI on purpose), but a multicast address cannot be a NIC's. */
     if (k > 0 && (oct[0] & 0x01))

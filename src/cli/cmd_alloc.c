@@ -76,6 +76,18 @@ static void print_table(const alloc_lease *v, size_t n, const char *dir)
     }
 }
 
+/* Which prefix new MACs get here unless a cfg's mac_prefix or
+ * --mac-prefix says otherwise. */
+static void print_prefix(void)
+{
+    char pfx[32], err[256];
+    const char *from = "";
+    if (alloc_mac_default_prefix(NULL, pfx, sizeof(pfx), &from, err, sizeof(err)) == 0)
+        printf("MAC prefix for new MACs: %s (%s; a VM's mac_prefix wins)\n", pfx, from);
+    else
+        printf("MAC prefix for new MACs: none: %s\n", err);
+}
+
 static json_t *leases_json(const alloc_lease *v, size_t n)
 {
     json_t *arr = json_array();
@@ -110,10 +122,12 @@ int cmd_leases(int argc, char **argv)
         return 1;
     }
     int exit = 0;
-    if (opts[O_JSON].value)
+    if (opts[O_JSON].value) {
         exit = print_json(leases_json(v, n));
-    else
+    } else {
         print_table(v, n, alloc_store_dir(s));
+        print_prefix();
+    }
     free(v);
     alloc_store_close(s);
     return exit;
@@ -136,8 +150,8 @@ static const char alloc_help[] =
     "mac:\n"
     "  --nic N          NIC index (default 0); the same owner and NIC always get\n"
     "                   the same MAC while the lease lives\n"
-    "  --prefix P       MAC prefix, 0-5 octets (default: derived from this host's\n"
-    "                   first NIC, so hosts do not collide)\n"
+    "  --prefix P       MAC prefix, 0-5 octets (default: $QFLEET_MAC_PREFIX, else\n"
+    "                   derived from this host's first NIC, so hosts do not collide)\n"
     "  --mac MAC        reserve this MAC instead of a random one\n"
     "  --shared         the MAC may also be held by another shared lease\n"
     "                   (migration source and destination)\n"

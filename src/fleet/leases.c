@@ -85,7 +85,7 @@ int fg_take_leases(fguest_t *g, char *err, size_t errlen)
         if (vi->nics[i].mac)
             rc = alloc_reserve_mac(st, &g->owner, 100 + i, vi->nics[i].mac, mflags, err, errlen);
     for (int k = 0; rc == 0 && k < g->nd.macs; k++)
-        rc = alloc_mac(st, &g->owner, k, NULL, mflags, g->res.macs[k], err, errlen);
+        rc = alloc_mac(st, &g->owner, k, vi->mac_prefix, mflags, g->res.macs[k], err, errlen);
     if (rc == 0 && g->nd.vnc)
         rc = alloc_vnc(st, &g->owner, 0, &g->res.vnc, err, errlen);
     else if (rc == 0 && vi->vnc >= 0)
@@ -95,6 +95,12 @@ int fg_take_leases(fguest_t *g, char *err, size_t errlen)
                         &g->res.ssh_port[k], err, errlen);
     if (rc == 0 && g->nd.migrate_port)
         rc = alloc_port(st, &g->owner, 30000, 39999, &g->res.migrate_port, err, errlen);
+    /* Ports the cfg fixes are leased too: a clash names its holder. */
+    for (int i = 0; rc == 0 && i < vi->nnics; i++)
+        if (vi->nics[i].hostfwd && vi->nics[i].fwd_port)
+            rc = alloc_reserve_port(st, &g->owner, vi->nics[i].fwd_port, err, errlen);
+    if (rc == 0 && vi->migrate_port)
+        rc = alloc_reserve_port(st, &g->owner, vi->migrate_port, err, errlen);
     if (rc == 0 && g->nd.ncpupin)
         rc = alloc_cpus(st, &g->owner, g->nd.cpupin, (size_t)g->nd.ncpupin, err, errlen);
     for (int k = 0; rc == 0 && k < g->nd.vfs; k++)
