@@ -171,7 +171,7 @@ static int record(void *ctx, const void *buf, size_t len)
     return 0;
 }
 
-static const alloc_nl recorder = { record, NULL };
+static const alloc_nl recorder = { .send = record, .ctx = NULL };
 
 /* --- cfg and the QEMU stand-in -------------------------------------------- */
 
