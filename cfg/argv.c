@@ -42,6 +42,7 @@ void cfg_vm_needs(const struct cfg_vm *vm, struct cfg_needs *out)
         out->vf_for[d->vf_need] = m->vf_for[d->vf_need];
         out->vf_mac[d->vf_need] = d->mac;
         out->vf_mac_need[d->vf_need] = d->mac_need;
+        out->vf_vlan[d->vf_need] = d->vlan;
     }
 }
 

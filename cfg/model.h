@@ -39,6 +39,7 @@ struct m_dev {
     const char *pool;   /* vfio opt_pool: a VF of this vf_pool, leased at launch */
     struct cfg_loc pool_loc;
     int vf_need;        /* pool: res->vf_host[vf_need] */
+    int vlan;           /* vfio opt_vlan, 0: none */
     const char *netdev; /* virtio opt_netdev */
     const char *mac;
     int mac_need;
@@ -59,6 +60,8 @@ struct m_pool {
     const char *name;
     const char *pf[CFG_VF_PF_MAX];
     int npf;
+    const char *only[CFG_VF_SEL_MAX], *exclude[CFG_VF_SEL_MAX]; /* vfs=, exclude= */
+    int nonly, nexclude;
 };
 
 struct m_disk {

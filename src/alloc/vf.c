@@ -734,3 +734,20 @@ int alloc_vf_count_free(alloc_store *s, const alloc_vf_pool *p, size_t *total, c
     free(vfs);
     return rc;
 }
+
+int alloc_vf_take_pci(alloc_store *s, const char *pci, const char *sysfs_root, const alloc_nl *nl,
+                      const alloc_owner *o, int nic, const char *mac, int vlan, alloc_vf *out,
+                      char *err, size_t errlen)
+{
+    alloc_vf_pool p;
+    int rc = alloc_vf_pool_of_pci(&p, pci, sysfs_root, nl, err, errlen);
+    return rc < 0 ? rc : alloc_vf_take_vlan(s, &p, o, nic, mac, vlan, out, err, errlen);
+}
+
+int alloc_vf_release_pci(alloc_store *s, const char *pci, const char *sysfs_root,
+                         const alloc_nl *nl, const char *owner, int nic, char *err, size_t errlen)
+{
+    alloc_vf_pool p;
+    int rc = alloc_vf_pool_of_pci(&p, pci, sysfs_root, nl, err, errlen);
+    return rc < 0 ? rc : alloc_vf_release(s, &p, owner, nic, err, errlen);
+}

@@ -104,6 +104,14 @@ int alloc_vf_pool_limit(alloc_vf_pool *p, const char *const *only, size_t n_only
 int alloc_vf_pool_of_pci(alloc_vf_pool *p, const char *pci, const char *sysfs_root,
                          const alloc_nl *nl, char *err, size_t errlen);
 
+/* alloc_vf_take_vlan / alloc_vf_release on the one-VF pool of pci: a
+ * fixed MAC (and VLAN) on a hand-picked VF, put back at release. */
+int alloc_vf_take_pci(alloc_store *s, const char *pci, const char *sysfs_root, const alloc_nl *nl,
+                      const alloc_owner *o, int nic, const char *mac, int vlan, alloc_vf *out,
+                      char *err, size_t errlen);
+int alloc_vf_release_pci(alloc_store *s, const char *pci, const char *sysfs_root,
+                         const alloc_nl *nl, const char *owner, int nic, char *err, size_t errlen);
+
 /* How many VFs of the pool there are (*total, may be NULL) and how many
  * of them no lease holds: the return value, or -errno. For a scheduler:
  * a guest needing more than *total can never start; more than free must

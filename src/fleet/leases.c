@@ -21,9 +21,16 @@ static int vf_pool_of(fguest_t *g, int k, alloc_vf_pool *p, char *err, size_t er
     const struct cfg_vf_pool *def = cfg_vm_vf_pool(g->vm, g->nd.vf_pool[k]);
     if (!def) /* the cfg checked every opt_pool; this is a bug */
         return snprintf(err, errlen, "no vf_pool %s", g->nd.vf_pool[k]), -EINVAL;
-    return alloc_vf_pool_init(p, def->name, def->pf, (size_t)def->npf, g->f->o.sysfs_root,
-                              g->f->o.vf_nl, err, errlen);
+    int rc = alloc_vf_pool_init(p, def->name, def->pf, (size_t)def->npf, g->f->o.sysfs_root,
+                                g->f->o.vf_nl, err, errlen);
+    return rc < 0 ? rc : alloc_vf_pool_limit(p, def->vfs, (size_t)def->nvfs, def->exclude,
+                                             (size_t)def->nexclude, err, errlen);
 }
+
+/* A hand-picked VF (opt_host) with opt_mac: leased as NIC HOSTVF_NIC0 +
+ * its pt index, its MAC reserved as NIC HOSTVF_MAC0 + index. */
+#define HOSTVF_NIC0 300
+#define HOSTVF_MAC0 400
 
 void fg_release(fguest_t *g)
 {
@@ -39,6 +46,16 @@ void fg_release(fguest_t *g)
             fprintf(stderr, "qfleet: %s: releasing VF %s: %s\n", g->name, g->res.vf_host[k], err);
     }
     g->nvf = 0;
+    for (int i = g->vi->npt - 1; i >= 0; i--) {
+        const struct cfg_pt *pt = &g->vi->pt[i];
+        int rc = pt->host && pt->mac ? alloc_vf_release_pci(g->f->store, pt->host,
+                                                            g->f->o.sysfs_root, g->f->o.vf_nl,
+                                                            g->owner.name, HOSTVF_NIC0 + i, err,
+                                                            sizeof(err))
+                                     : 0;
+        if (rc < 0 && rc != -ENOENT && rc != -ENODEV) /* never taken */
+            fprintf(stderr, "qfleet: %s: releasing VF %s: %s\n", g->name, pt->host, err);
+    }
     if (g->leased && alloc_release_owner(g->f->store, g->owner.name, err, sizeof(err)) < 0)
         fprintf(stderr, "qfleet: %s: releasing leases: %s\n", g->name, err);
     g->leased = 0;
@@ -60,8 +77,9 @@ static int take_vfs(fguest_t *g, char *err, size_t errlen)
         alloc_vf vf;
         int rc = vf_pool_of(g, k, &p, why, sizeof(why));
         if (rc == 0)
-            rc = alloc_vf_take(g->f->store, &p, &g->owner, VF_NIC0 + k,
-                               cfg_vf_mac(&g->nd, &g->res, k), &vf, why, sizeof(why));
+            rc = alloc_vf_take_vlan(g->f->store, &p, &g->owner, VF_NIC0 + k,
+                                    cfg_vf_mac(&g->nd, &g->res, k), g->nd.vf_vlan[k], &vf, why,
+                                    sizeof(why));
         if (rc < 0) {
             snprintf(err, errlen, "a VF of pool %s for %s: %s", g->nd.vf_pool[k],
                      g->nd.vf_for[k], why);
@@ -107,6 +125,10 @@ int fg_take_leases(fguest_t *g, char *err, size_t errlen)
         if (g->nd.vf_mac[k]) /* the VF's MAC is real on the wire: keep it unique */
             rc = alloc_reserve_mac(st, &g->owner, VF_NIC0 + k, g->nd.vf_mac[k], mflags, err,
                                    errlen);
+    for (int i = 0; rc == 0 && i < vi->npt; i++)
+        if (vi->pt[i].host && vi->pt[i].mac)
+            rc = alloc_reserve_mac(st, &g->owner, HOSTVF_MAC0 + i, vi->pt[i].mac, mflags, err,
+                                   errlen);
     if (rc < 0) {
         alloc_abort(st);
         return rc;
@@ -116,6 +138,13 @@ int fg_take_leases(fguest_t *g, char *err, size_t errlen)
         g->leased = g->had_leases = 1;
     if (rc == 0)
         rc = take_vfs(g, err, errlen);
+    for (int i = 0; rc == 0 && i < vi->npt; i++) {
+        alloc_vf vf;
+        if (vi->pt[i].host && vi->pt[i].mac)
+            rc = alloc_vf_take_pci(st, vi->pt[i].host, g->f->o.sysfs_root, g->f->o.vf_nl,
+                                   &g->owner, HOSTVF_NIC0 + i, vi->pt[i].mac, vi->pt[i].vlan, &vf,
+                                   err, errlen);
+    }
     return rc;
 }
 
