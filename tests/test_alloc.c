@@ -913,4 +913,9 @@ Test(alloc, cli_mac_prefix_env_option_and_cfg)
     r = qfleet("cmdline", cfg, "vm1", "--run-dir", dir, "--mac-prefix", "01:00", NULL);
     cr_assert_eq(r->status, 2);
     cr_assert(strstr(r->err, "--mac-prefix") && strstr(r->err, "multicast"), "%s", r->err);
+    /* `qfleet up` takes it too, checked before anything starts */
+    r = qfleet("up", cfg, "vm1", "--state-dir", dir, "--mac-prefix", "01:00", NULL);
+    cr_assert_eq(r->status, 2, "%s", r->err);
+    cr_assert(strstr(r->err, "qfleet up: --mac-prefix") && strstr(r->err, "multicast"), "%s",
+              r->err);
 }
