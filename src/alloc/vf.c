@@ -542,6 +542,11 @@ static int take_vf(alloc_store *s, alloc_vf_pool *p, const alloc_owner *o, int n
     pick = *f;
     if ((rc = vf_resolve(p, &pick, err, errlen)) < 0)
         goto leave;
+    if (vlan > 0 && pick.netdev[0]) { /* the netdev showed the MAC, not the VLAN */
+        char cur[MAC_STRLEN];
+        if (alloc_vf_query(&p->nl, pick.pf_ifindex, pick.vf, cur, &pick.saved_vlan) < 0)
+            pick.saved_vlan = 0;
+    }
     /* A note left by a dead owner whose restore failed still holds the
      * VF's original MAC: keep it rather than the MAC the VF has now. */
     note_key(pick.pci, key, sizeof(key));
