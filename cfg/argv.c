@@ -42,6 +42,7 @@ void cfg_vm_needs(const struct cfg_vm *vm, struct cfg_needs *out)
         out->vf_for[d->vf_need] = m->vf_for[d->vf_need];
         out->vf_mac[d->vf_need] = d->mac;
         out->vf_mac_need[d->vf_need] = d->mac_need;
+        out->vf_vlan[d->vf_need] = d->vlan;
     }
 }
 
@@ -192,7 +193,30 @@ static void add2(struct av *a, const char *opt, struct sbuf *b)
     av_push(a, sb_take(b));
 }
 
-static void addr_opt(struct sbuf *b, int slot, int fn) { sb_printf(b, ",addr=%02x.%x", slot, fn); }
+static const char *root_bus(const char *bus) { return bus && strcmp(bus, "pci.0") ? bus : NULL; }
+
+/* Functions the cfg fixes on guest slot slot of bus (NULL: the root bus). */
+static int slot_functions(const struct model *m, const char *bus, int slot)
+{
+    int n = 0;
+    bus = root_bus(bus);
+    for (int i = 0; i < m->nnics; i++)
+        n += !bus && m->nics[i].slot == slot;
+    for (int i = 0; i < m->ndevs; i++) {
+        const char *b = root_bus(m->devs[i].bus);
+        n += m->devs[i].slot == slot && (b && bus ? !strcmp(b, bus) : b == bus);
+    }
+    return n;
+}
+
+/* addr=SS.F; function 0 of a slot with more functions also says
+ * multifunction=on, without which QEMU refuses the other functions. */
+static void addr_opt(struct sbuf *b, const struct model *m, const char *bus, int slot, int fn)
+{
+    sb_printf(b, ",addr=%02x.%x", slot, fn);
+    if (fn == 0 && slot_functions(m, bus, slot) > 1)
+        sb_add(b, ",multifunction=on");
+}
 
 static int res_slot(const struct cfg_res *res, int slot, int need)
 {
@@ -319,7 +343,7 @@ static void nics(struct av *a, const struct cfg_vm *vm, const struct model *m,
         add2(a, "-netdev", &b);
         sb_printf(&b, "%s,netdev=net%d,id=%s,mac=%s", n->model, i, n->id,
                   n->mac ? n->mac : res->macs[n->mac_need]);
-        addr_opt(&b, res_slot(res, n->slot, n->slot_need), n->fn);
+        addr_opt(&b, m, NULL, res_slot(res, n->slot, n->slot_need), n->fn);
         if (n->vectors)
             sb_printf(&b, ",vectors=%d", n->vectors);
         add2(a, "-device", &b);
@@ -377,7 +401,7 @@ static void devices(struct av *a, const struct model *m, const struct cfg_res *r
             sb_printf(&b, ",mac=%s", d->mac ? d->mac : res->macs[d->mac_need]);
         if (d->bus)
             sb_printf(&b, ",bus=%s", d->bus);
-        addr_opt(&b, res_slot(res, d->slot, d->slot_need), d->fn);
+        addr_opt(&b, m, d->bus, res_slot(res, d->slot, d->slot_need), d->fn);
         if (d->kind == DK_VHOST_USER && d->queues > 1)
             sb_printf(&b, ",mq=on,vectors=%d", 2 * d->queues + 2);
         if (d->legacy)

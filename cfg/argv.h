@@ -57,6 +57,7 @@ struct cfg_needs {
      * the cfg's opt_mac, or NULL: res.macs[vf_mac_need[k]] (cfg_vf_mac). */
     const char *vf_mac[CFG_DEV_MAX];
     int vf_mac_need[CFG_DEV_MAX];
+    int vf_vlan[CFG_DEV_MAX]; /* opt_vlan of VF k: set with its MAC; 0 none */
     /* FLEET: DTS scene devices (vf_idx=N,pf_dev=P) name the VF number N
      * under the PF; -1 for opt_pool devices (any free VF). The fleet may
      * take any free VF of the pool; taking VF N when free matches DTS. */

@@ -681,6 +681,7 @@ static const struct keydef {
     { "usercmd", 1, k_usercmd },
     { "start", 0, k_start },
     { "vf_pool", 1, k_vf_pool },
+    { "mac_prefix", 0, k_mac_prefix },
     { "pflash", 1, k_pflash },
     { "crypto", 0, k_crypto },
 };

@@ -5,6 +5,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "base/mac.h"
 #include "cfg/model.h"
 
 static const char *const nic_models[] = {
@@ -273,6 +274,21 @@ static int scene_device(struct bctx *b, int gi, struct opts *o, int *out)
     return 0;
 }
 
+/* opt_vlan=N on a VF: the PF tags its traffic (IFLA_VF_VLAN), set with
+ * the MAC before launch. A hand-picked VF needs opt_mac with it. */
+static int vfio_vlan(struct bctx *b, struct opts *o, struct m_dev *d)
+{
+    const struct cfg_pair *p = ko_get(o, "opt_vlan");
+    if (!p)
+        return 0;
+    TRY(ko_int(b, o, "opt_vlan", 0, 4095, &d->vlan));
+    if (d->vlan && d->host && !d->mac)
+        return cfg_errf(b->err, b->errlen, p->opt_loc,
+                        "device vfio-pci opt_vlan: with opt_host give opt_mac too (the VF's MAC "
+                        "and VLAN are set together through its PF)");
+    return 0;
+}
+
 int k_device(struct bctx *b)
 {
     struct model *m = b->m;
@@ -326,7 +342,11 @@ int k_device(struct bctx *b)
                 if (bdf_parse(p->val, bdf) < 0)
                     return ko_bad(b, p, "a host PCI address like 07:10.0 or 0000:07:10.0");
                 d->host = ar_strdup(&m->a, bdf);
+                /* FLEET: a hand-picked VF's MAC is set through its PF
+                 * before launch and put back after (seed 003's step 1). */
+                TRY(ko_mac(b, &o, "opt_mac", &d->mac));
             }
+            TRY(vfio_vlan(b, &o, d));
         } else if (!strcmp(v, "virtio-net-pci")) {
             TRY(i = new_dev(b, gi, v, DK_VIRTIO));
             struct m_dev *d = &m->devs[i];
@@ -412,6 +432,42 @@ static int pool_pfs(struct bctx *b, const struct cfg_pair *p, struct m_pool *pl)
     return 0;
 }
 
+/* vfs= or exclude= of a pool: space separated VFs, each a PCI address
+ * (3b:02.1, made 0000:3b:02.1) or PF:N (VF N of PF, one of the pool's). */
+static int pool_sel(struct bctx *b, const struct cfg_pair *p, const struct m_pool *pl,
+                    const char **out, int *n)
+{
+    *n = 0;
+    for (const char *s = p ? p->val : "", *e; word_next(&s, &e); s = e) {
+        struct cfg_loc at = loc_add(p->val_loc, (int)(s - p->val));
+        char w[64], bdf[13];
+        snprintf(w, sizeof(w), "%.*s", (int)(e - s), s);
+        const char *colon = strrchr(w, ':'), *v = NULL;
+        int ok = 0;
+        if (bdf_parse(w, bdf) == 0) {
+            v = ar_strdup(&b->m->a, bdf);
+        } else if (colon && colon[1] && strspn(colon + 1, "0123456789") == strlen(colon + 1) &&
+                   strlen(colon + 1) <= 5) {
+            for (int i = 0; i < pl->npf && !ok; i++)
+                ok = strlen(pl->pf[i]) == (size_t)(colon - w) &&
+                     !strncmp(pl->pf[i], w, (size_t)(colon - w));
+            v = ok ? ar_strdup(&b->m->a, w) : NULL;
+        }
+        if (!v)
+            return cfg_errf(b->err, b->errlen, at,
+                            "vf_pool %s: expected VFs as PCI addresses (3b:02.1) or PF:N with PF "
+                            "one of the pool's, got '%s'",
+                            p->opt, w);
+        if (*n >= CFG_VF_SEL_MAX)
+            return cfg_errf(b->err, b->errlen, at, "vf_pool %s: more than %d VFs", p->opt,
+                            CFG_VF_SEL_MAX);
+        out[(*n)++] = v;
+    }
+    if (p && !*n)
+        return ko_bad(b, p, "VFs separated by spaces (PCI addresses or PF:N)");
+    return 0;
+}
+
 /* vf_pool = name=POOL,pf=PF1 PF2; one pool per group. The VFs themselves
  * are found in sysfs when a guest is launched, not here: the cfg stays
  * loadable (qfleet cmdline) on hosts without them. */
@@ -443,6 +499,8 @@ int k_vf_pool(struct bctx *b)
         pl->name = name->val;
         pl->loc = name->val_loc;
         TRY(pool_pfs(b, pf, pl));
+        TRY(pool_sel(b, ko_get(&o, "vfs"), pl, pl->only, &pl->nonly));
+        TRY(pool_sel(b, ko_get(&o, "exclude"), pl, pl->exclude, &pl->nexclude));
         /* Leases keep a VF to one guest either way; the warning is for the
          * person who expected two pools to be disjoint. */
         for (int i = 0; i < m->npools; i++)
@@ -455,5 +513,48 @@ int k_vf_pool(struct bctx *b)
         m->npools++;
         ko_done(b, &o, "vf_pool");
     }
+    return 0;
+}
+
+/* mac_prefix = 02:11:22: (or DTS-style prefix=02:11:22:): the first 1-5
+ * octets of every MAC the allocator makes for this VM, instead of the one
+ * derived from the host's NIC. Used as given (it may name a vendor OUI on
+ * purpose), but never multicast. Empty: the host's own prefix. */
+int k_mac_prefix(struct bctx *b)
+{
+    const struct cfg_key *k = b->k;
+    if (k->ngroups > 1)
+        return cfg_errf(b->err, b->errlen, ko_group_loc(b, 1),
+                        "mac_prefix: expected one prefix like 02:11:22:");
+    const char *v = k->ngroups ? k->groups[0].text : "";
+    struct cfg_loc at = k->ngroups ? ko_group_loc(b, 0) : k->loc;
+    struct opts o;
+    if (strchr(v, '=')) {
+        TRY(ko_all(b, &o));
+        const struct cfg_pair *p = ko_get(&o, "prefix");
+        if (!p)
+            return cfg_errf(b->err, b->errlen, at,
+                            "mac_prefix: expected prefix=OCTETS (or the octets alone)");
+        v = p->val;
+        at = p->val_loc;
+        ko_done(b, &o, "mac_prefix");
+    }
+    b->m->mac_prefix = NULL;
+    if (!*v)
+        return 0;
+    unsigned char oct[6];
+    int n = mac_octets_parse(v, oct, 5);
+    if (n <= 0)
+        return cfg_errf(b->err, b->errlen, at,
+                        "mac_prefix: expected 1 to 5 hex octets like 02:11:22:, got '%s'", v);
+    if (oct[0] & 1)
+        return cfg_errf(b->err, b->errlen, at,
+                        "mac_prefix: '%s' is multicast (bit 0 of the first octet is set); a "
+                        "NIC's MAC must be unicast",
+                        v);
+    char canon[16] = "";
+    for (int i = 0; i < n; i++)
+        snprintf(canon + 3 * i, sizeof(canon) - 3 * (size_t)i, "%02x:", oct[i]);
+    b->m->mac_prefix = ar_strdup(&b->m->a, canon);
     return 0;
 }

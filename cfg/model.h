@@ -39,6 +39,7 @@ struct m_dev {
     const char *pool;   /* vfio opt_pool: a VF of this vf_pool, leased at launch */
     struct cfg_loc pool_loc;
     int vf_need;        /* pool: res->vf_host[vf_need] */
+    int vlan;           /* vfio opt_vlan, 0: none */
     const char *netdev; /* virtio opt_netdev */
     const char *mac;
     int mac_need;
@@ -59,6 +60,8 @@ struct m_pool {
     const char *name;
     const char *pf[CFG_VF_PF_MAX];
     int npf;
+    const char *only[CFG_VF_SEL_MAX], *exclude[CFG_VF_SEL_MAX]; /* vfs=, exclude= */
+    int nonly, nexclude;
 };
 
 struct m_disk {
@@ -98,6 +101,7 @@ struct model {
     struct m_pool pools[CFG_VF_POOL_MAX];
     int npools;
     int vnc, qga, migrate, migrate_port;
+    const char *mac_prefix; /* canonical "02:11:22:", or NULL */
     const char *migrate_listen; /* "" all addresses (DTS), else the address */
     char **usercmd;
     int nusercmd, ucap;
@@ -173,6 +177,7 @@ int ko_one_of(const char *v, const char *const *list);
 int k_net(struct bctx *b);
 int k_device(struct bctx *b);
 int k_vf_pool(struct bctx *b);
+int k_mac_prefix(struct bctx *b);
 void model_warn(struct model *m, struct cfg_loc loc, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 /* keys a cfg_vm_set appends to rather than replaces */

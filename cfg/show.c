@@ -43,8 +43,12 @@ int cfg_res_preview(const struct cfg_vm *vm, const char *run_dir, struct cfg_res
     cfg_vm_needs(vm, &nd);
     memset(res, 0, sizeof(*res));
     res->run_dir = run_dir;
-    for (int i = 0; i < nd.macs; i++)
+    const char *pfx = cfg_vm_info(vm)->mac_prefix; /* "02:11:22:" or NULL */
+    for (int i = 0; i < nd.macs; i++) {
         snprintf(res->macs[i], sizeof(res->macs[i]), CFG_PREVIEW_MAC, (unsigned)i & 0xffu);
+        if (pfx) /* the VM's prefix, the pattern's tail: what the fleet will draw from */
+            memcpy(res->macs[i], pfx, strlen(pfx));
+    }
     unsigned used = nd.slots_taken;
     for (int i = 0; i < nd.slots; i++) {
         int s = 0;
@@ -203,6 +207,7 @@ json_t *cfg_vm_json(const struct cfg_vm *vm, const struct cfg_res *res)
         json_set_int(o, "vnc", vi->vnc >= 0 ? vi->vnc : res->vnc);
     else
         json_set_str(o, "vnc", "allocated");
+    json_set(o, "mac_prefix", vi->mac_prefix ? json_string(vi->mac_prefix) : json_null());
     json_set_bool(o, "migrate", vi->migrate);
     if (vi->migrate)
         json_set(o, "migrate_listen", jstr_masked(vm, m->migrate_listen));

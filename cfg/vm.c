@@ -110,6 +110,8 @@ static void export(struct model *m)
     vi->ncrypto = m->ncrypto;
     vi->migrate = m->migrate;
     vi->vnc = m->vnc;
+    vi->mac_prefix = m->mac_prefix;
+    vi->migrate_port = m->migrate ? m->migrate_port : 0;
     for (int i = 0; i < m->nnics; i++) {
         struct m_nic *n = &m->nics[i];
         static const char *const bk[] = { "user", "tap", "bridge" };
@@ -151,10 +153,18 @@ static void export(struct model *m)
                                                .pool = d->whole_pf ? NULL : d->pool,
                                                .vf_need = d->vf_need,
                                                .pf_pool = d->whole_pf ? d->pool : NULL,
-                                               .pf_need = d->pf_need };
+                                               .pf_need = d->pf_need,
+                                               .mac = d->host ? d->mac : NULL,
+                                               .vlan = d->vlan };
     }
     for (int i = 0; i < m->npools; i++)
-        m->pool_info[i] = (struct cfg_vf_pool){ m->pools[i].name, m->pools[i].pf, m->pools[i].npf };
+        m->pool_info[i] = (struct cfg_vf_pool){ .name = m->pools[i].name,
+                                                .pf = m->pools[i].pf,
+                                                .npf = m->pools[i].npf,
+                                                .vfs = m->pools[i].only,
+                                                .nvfs = m->pools[i].nonly,
+                                                .exclude = m->pools[i].exclude,
+                                                .nexclude = m->pools[i].nexclude };
     vi->vf_pools = m->pool_info;
     vi->nvf_pools = m->npools;
     vi->nics = m->nic_info;

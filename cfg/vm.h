@@ -33,6 +33,7 @@
 #define CFG_VF_POOL_MAX 16 /* vf_pool groups per VM */
 #define CFG_VF_PF_MAX 16   /* PFs per pool (as alloc_vf.h's ALLOC_VF_MAX_PF) */
 #define CFG_VF_POOL_NAME_MAX 63
+#define CFG_VF_SEL_MAX 64  /* entries of a pool's vfs= or exclude= (ALLOC_VF_MAX_SEL) */
 #define CFG_QEMU_MAX 16  /* path= groups of the qemu key */
 #define CFG_PFLASH_MAX 4 /* pflash groups */
 #define CFG_CRYPTO_MAX 16
@@ -59,6 +60,11 @@ struct cfg_pt {
      * whose first PF is passed through, its address res->pf_host[pf_need]. */
     const char *pf_pool;
     int pf_need; /* -1 unless pf_pool */
+    /* FLEET: vfio with opt_host and opt_mac: the hand-picked VF's MAC (and
+     * VLAN, 0 none), set through its PF before launch and put back after
+     * (alloc_vf_pool_of_pci). NULL: the device is passed as it is. */
+    const char *mac;
+    int vlan; /* opt_vlan: for a pool VF too (cfg_needs.vf_vlan) */
 };
 
 /* An SR-IOV VF pool (vf_pool key): a name and the PF netdevs whose VFs it
@@ -67,6 +73,12 @@ struct cfg_vf_pool {
     const char *name;
     const char *const *pf; /* npf netdev names, as in the cfg */
     int npf;
+    /* vfs= (the pool's only VFs; 0: all of its PFs') and exclude= (VFs the
+     * host keeps): "0000:3b:02.1" or "PF:N", for alloc_vf_pool_limit. */
+    const char *const *vfs;
+    int nvfs;
+    const char *const *exclude;
+    int nexclude;
 };
 
 /* NIC i of the VM (the net key's nic groups, or the default host_connect). */
@@ -142,6 +154,14 @@ struct cfg_vm_info {
     const struct cfg_pt *pt; /* in cfg order */
     int npt;
     int migrate;                 /* started with -incoming */
+    /* FLEET: the port of -incoming when the cfg fixes it (else 0 and
+     * cfg_needs.migrate_port): lease it (alloc_reserve_port) so a clash
+     * names the holder instead of failing QEMU's bind. */
+    int migrate_port;
+    /* mac_prefix key: "02:11:22:" (canonical, 1-5 octets, unicast), or
+     * NULL: MACs the fleet allocates for this VM use the host's prefix
+     * (alloc_mac with NULL). cfg_vm_set(vm, "mac_prefix", P) overrides. */
+    const char *mac_prefix;
     int vnc;                     /* -1 disabled, -2 allocated (res->vnc), else display */
     const struct cfg_vf_pool *vf_pools; /* every vf_pool group, used or not */
     int nvf_pools;

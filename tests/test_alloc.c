@@ -536,6 +536,38 @@ Test(alloc, mac_exhausted)
     alloc_store_close(s);
 }
 
+/* Issue 19 item 8: the exhausted prefix is named as the cfg writes it
+ * ("02:11:22:33:44", not "...44::"); a shared MAC has two holders at most. */
+Test(alloc, mac_exhausted_names_prefix_and_shared_has_two_holders)
+{
+    alloc_store *s = open_dir();
+    alloc_owner o = owner("fill", getpid());
+    char mac[MAC_STRLEN];
+    cr_assert_eq(alloc_begin(s, err, sizeof(err)), 0);
+    for (int i = 0; i < 256; i++)
+        cr_assert_eq(alloc_mac(s, &o, i, "02:11:22:33:44", 0, mac, err, sizeof(err)), 0, "%s", err);
+    cr_assert_eq(alloc_mac(s, &o, 256, "02:11:22:33:44:", 0, mac, err, sizeof(err)), -ENOSPC);
+    cr_assert(strstr(err, "prefix 02:11:22:33:44 (all 256 are leased)"), "%s", err);
+    cr_assert_null(strstr(err, "::"), "%s", err);
+    alloc_abort(s);
+
+    alloc_owner a = owner("mig/a", getpid()), b = owner("mig/b", getpid()),
+                c = owner("mig/c", getpid());
+    const char *m = "02:bb:00:00:00:01";
+    cr_assert_eq(alloc_reserve_mac(s, &a, 0, m, ALLOC_SHARED, err, sizeof(err)), 0, "%s", err);
+    cr_assert_eq(alloc_reserve_mac(s, &b, 0, m, ALLOC_SHARED, err, sizeof(err)), 0, "%s", err);
+    cr_assert_eq(alloc_reserve_mac(s, &c, 0, m, ALLOC_SHARED, err, sizeof(err)), -EEXIST);
+    cr_assert(strstr(err, "mig/a/nic0") && strstr(err, "mig/b/nic0") && strstr(err, "at most 2"),
+              "%s", err);
+    cr_assert_eq(count(s), 2);
+    /* a holder asking again is not a third one */
+    cr_assert_eq(alloc_reserve_mac(s, &b, 0, m, ALLOC_SHARED, err, sizeof(err)), 0, "%s", err);
+    /* once one leaves, another may join */
+    cr_assert_eq(alloc_release_owner(s, "mig/a", err, sizeof(err)), 1);
+    cr_assert_eq(alloc_reserve_mac(s, &c, 0, m, ALLOC_SHARED, err, sizeof(err)), 0, "%s", err);
+    alloc_store_close(s);
+}
+
 /* --- VNC displays and ports ------------------------------------------ */
 
 /* A listening socket on 127.0.0.1:port, as a process outside qfleet. */
@@ -827,4 +859,63 @@ Test(alloc, cli_usage_errors)
     cr_assert_eq(r->status, 0);
     r = qfleet("--help", NULL);
     cr_assert(strstr(r->out, "leases") && strstr(r->out, "alloc") && strstr(r->out, "free"));
+}
+
+/* Issue 19 item 8: `alloc --json` names the lease's owner as `leases` does. */
+Test(alloc, cli_alloc_json_owner_has_nic)
+{
+    run *r = qfleet("alloc", "mac", "--owner", "cli/vm", "--nic", "3", "--hold", "--json",
+                    "--state-dir", dir, NULL);
+    cr_assert_eq(r->status, 0, "%s", r->err);
+    json_t *j = json_parse(r->out, strlen(r->out), NULL, 0);
+    cr_assert(j, "not JSON: %s", r->out);
+    cr_assert_str_eq(json_get_str(j, "owner"), "cli/vm/nic3");
+    json_free(j);
+    r = qfleet("alloc", "port", "--owner", "cli/vm", "--hold", "--json", "--range", "33000-33999",
+               "--state-dir", dir, NULL);
+    cr_assert_eq(r->status, 0, "%s", r->err);
+    j = json_parse(r->out, strlen(r->out), NULL, 0);
+    cr_assert_str_eq(json_get_str(j, "owner"), "cli/vm");
+    json_free(j);
+}
+
+/* Issue 19 item 1: QFLEET_MAC_PREFIX is the host's default prefix (over
+ * the derived one), shown by `leases`; `cmdline` shows the VM's prefix
+ * and where it comes from: --mac-prefix over the cfg's mac_prefix over
+ * the environment. */
+Test(alloc, cli_mac_prefix_env_option_and_cfg)
+{
+    setenv("QFLEET_MAC_PREFIX", "02:77:", 1);
+    run *r = qfleet("alloc", "mac", "--owner", "p/vm", "--hold", "--state-dir", dir, NULL);
+    cr_assert_eq(r->status, 0, "%s", r->err);
+    cr_assert(!strncmp(r->out, "02:77:", 6), "%s", r->out);
+    r = qfleet("leases", "--state-dir", dir, NULL);
+    cr_assert(strstr(r->out, "MAC prefix for new MACs: 02:77: (QFLEET_MAC_PREFIX"), "%s", r->out);
+
+    char cfg[600];
+    snprintf(cfg, sizeof(cfg), "%s/p.cfg", dir);
+    spit(cfg, "[vm0]\nmem = size=128\n[vm1]\nmac_prefix = 02:ab\nmem = size=128\n");
+    r = qfleet("cmdline", cfg, "vm0", "--run-dir", dir, NULL);
+    cr_assert_eq(r->status, 0, "%s", r->err);
+    cr_assert(strstr(r->out, "# mac prefix 02:77: (QFLEET_MAC_PREFIX)\n"), "%s", r->out);
+    r = qfleet("cmdline", cfg, "vm1", "--run-dir", dir, NULL);
+    cr_assert(strstr(r->out, "# mac prefix 02:ab: (the cfg's mac_prefix)\n"), "%s", r->out);
+    cr_assert(strstr(r->out, "mac=02:ab:"), "the preview MACs use it: %s", r->out);
+    r = qfleet("cmdline", cfg, "vm1", "--run-dir", dir, "--mac-prefix", "0a:0b:0c", "--json", NULL);
+    cr_assert_eq(r->status, 0, "%s", r->err);
+    json_t *j = json_parse(r->out, strlen(r->out), NULL, 0);
+    cr_assert(j, "%s", r->out);
+    const json_t *mp = json_get(json_get(j, "preview"), "mac_prefix");
+    cr_assert_str_eq(json_get_str(mp, "value"), "0a:0b:0c:");
+    cr_assert_str_eq(json_get_str(mp, "from"), "--mac-prefix");
+    cr_assert_str_eq(json_get_str(json_get(j, "vm"), "mac_prefix"), "0a:0b:0c:");
+    json_free(j);
+    r = qfleet("cmdline", cfg, "vm1", "--run-dir", dir, "--mac-prefix", "01:00", NULL);
+    cr_assert_eq(r->status, 2);
+    cr_assert(strstr(r->err, "--mac-prefix") && strstr(r->err, "multicast"), "%s", r->err);
+    /* `qfleet up` takes it too, checked before anything starts */
+    r = qfleet("up", cfg, "vm1", "--state-dir", dir, "--mac-prefix", "01:00", NULL);
+    cr_assert_eq(r->status, 2, "%s", r->err);
+    cr_assert(strstr(r->err, "qfleet up: --mac-prefix") && strstr(r->err, "multicast"), "%s",
+              r->err);
 }

@@ -322,6 +322,26 @@ Test(argv, devices)
     cfg_vm_free(vm);
 }
 
+/* Issue 19 item 5: function 0 of a slot with other functions says
+ * multifunction=on (QEMU refuses 05.1 without it); a slot with one
+ * function and a slot on another bus do not count. */
+Test(argv, multifunction_on_function_zero)
+{
+    golden("[vm0]\n" TCG "qga = enable=no\n"
+           "device =\n"
+           "    driver=vfio-pci,opt_host=81:02.1,opt_addr=05.1;\n"
+           "    driver=vfio-pci,opt_host=81:02.0,opt_addr=05.0;\n"
+           "    driver=e1000,opt_addr=06.0;\n"
+           "    driver=e1000,opt_bus=br1,opt_addr=07.1;\n"
+           "    driver=e1000,opt_addr=07.0\n",
+           HEAD("tcg") MEM "-nodefaults\n" VNC7 MONS HC1
+           "-device\nvfio-pci,host=0000:81:02.1,id=pt_0,addr=05.1\n"
+           "-device\nvfio-pci,host=0000:81:02.0,id=pt_1,addr=05.0,multifunction=on\n"
+           "-device\ne1000,id=dev2,mac=52:54:00:00:00:02,addr=06.0\n"
+           "-device\ne1000,id=dev3,mac=52:54:00:00:00:03,bus=br1,addr=07.1\n"
+           "-device\ne1000,id=dev4,mac=52:54:00:00:00:04,addr=07.0\n");
+}
+
 Test(argv, vnc_qga_migration_usercmd)
 {
     golden("[vm0]\n" TCG "migration = enable=yes,port=\n"

@@ -427,6 +427,16 @@ Test(qemu, q35_without_vnc)
              NULL);
 }
 
+/* Issue 19 item 5: two functions in one slot start only when function 0
+ * says multifunction=on; QEMU refused this VM before. */
+Test(qemu, two_functions_in_one_slot)
+{
+    run_case("[vm0]\nmem = size=128\nvnc = disable=yes\nqga = enable=no\n"
+             "net = type=nic,opt_addr=05.1;type=user\n"
+             "device = driver=e1000,opt_id=pt_0,opt_addr=05.0;driver=virtio-net-pci,opt_addr=5.2\n",
+             NULL);
+}
+
 /* A vhost-user backend just good enough for QEMU's start-up handshake
  * (QEMU is the client and waits for it before it opens QMP). */
 struct vhu {

@@ -11,6 +11,10 @@
  * writing the new MAC into the fake VF's address file. QEMU cannot be given
  * a fake VF (vfio would refuse it), so "QEMU" here is a stand-in script
  * that records its argv and then waits to be stopped (or exits at once).
+ * For VFs bound to vfio-pci (no netdev) the recorder also answers
+ * RTM_GETLINK with what the fake PF says about each VF (IFLA_VF_MAC,
+ * IFLA_VF_VLAN), and records IFLA_VF_VLAN requests. The fake sysfs, the
+ * netlink recorder and the QEMU stand-in are the only fakes allowed here.
  * Everything else - cfg, leases, the guest state machine on a libuv loop,
  * the run dir - is the real thing, in this process. */
 #include <criterion/criterion.h>
@@ -104,6 +108,25 @@ static char *read_text(const char *fmt, ...)
     return fs_read_file(p, 1 << 20, NULL);
 }
 
+/* --- what the netlink recorder saw and what the fake PF says ---------- */
+
+typedef struct nlreq {
+    int ifindex, vf;
+    char mac[MAC_STRLEN];
+    int vlan; /* IFLA_VF_VLAN request: the VLAN; -1 for IFLA_VF_MAC */
+} nlreq;
+
+static struct {
+    nlreq r[16];
+    int n;
+    int answer; /* 0: ack; else the -errno the "kernel" answers */
+    struct {
+        char mac[MAC_STRLEN];
+        int vlan;
+    } pf[4]; /* the fake PF's view of its VFs, for RTM_GETLINK */
+    int nview;
+} rec;
+
 /* --- the fake sysfs: PF ens1f0 with nvf VFs ----------------------------
  * VF i is PCI device 0000:3b:02.i, a host driver gave it netdev ens1f0vI
  * with MAC aa:00:00:00:3b:0I, as a real ixgbe/i40e PF shows them:
@@ -125,21 +148,32 @@ static void fake_pf(int nvf)
         symlink_at(t, "%s/class/net/" VF_NETDEV "%d/device", root, i);
         snprintf(t, sizeof(t), "aa:00:00:00:3b:%02x\n", i);
         write_file(t, 0644, "%s/class/net/" VF_NETDEV "%d/address", root, i);
+        symlink_at("../0000:3b:00.0", "%s/bus/pci/devices/0000:3b:02.%d/physfn", root, i);
     }
+    mkdir_p("%s/bus/pci/devices/0000:3b:00.0/net/ens1f0", root);
+    /* what the PF says about its VFs (RTM_GETLINK) */
+    rec.nview = nvf < 4 ? nvf : 4;
+    for (int i = 0; i < rec.nview; i++)
+        snprintf(rec.pf[i].mac, MAC_STRLEN, "aa:00:00:00:3b:%02x", i);
+}
+
+/* VF i loses its netdev and is bound to vfio-pci, as QEMU needs it. Its
+ * MAC is then only known to the PF: set it to pf_mac there. */
+static void bind_vfio(int i, const char *pf_mac)
+{
+    char p[600];
+    snprintf(p, sizeof(p), "%s/bus/pci/devices/0000:3b:02.%d/net", root, i);
+    tu_rmtree(p);
+    snprintf(p, sizeof(p), "%s/class/net/" VF_NETDEV "%d", root, i);
+    tu_rmtree(p);
+    mkdir_p("%s/bus/pci/drivers/vfio-pci", root);
+    symlink_at("../../../bus/pci/drivers/vfio-pci", "%s/bus/pci/devices/0000:3b:02.%d/driver",
+               root, i);
+    snprintf(rec.pf[i].mac, MAC_STRLEN, "%s", pf_mac);
 }
 
 /* --- the netlink recorder ---------------------------------------------- */
 
-typedef struct nlreq {
-    int ifindex, vf;
-    char mac[MAC_STRLEN];
-} nlreq;
-
-static struct {
-    nlreq r[16];
-    int n;
-    int answer; /* 0: ack; else the -errno the "kernel" answers */
-} rec;
 
 /* Decode RTM_SETLINK { ifinfomsg, IFLA_VFINFO_LIST { IFLA_VF_INFO {
  * IFLA_VF_MAC } } } and, if acked, set the fake VF's MAC as the kernel
@@ -156,22 +190,79 @@ static int record(void *ctx, const void *buf, size_t len)
     const struct rtattr *info = RTA_DATA(list);
     cr_assert_eq(info->rta_type & NLA_TYPE_MASK, IFLA_VF_INFO);
     const struct rtattr *mac = RTA_DATA(info);
-    cr_assert_eq(mac->rta_type, IFLA_VF_MAC);
-    const struct ifla_vf_mac *vm = RTA_DATA(mac);
     cr_assert_lt(rec.n, 16);
     nlreq *r = &rec.r[rec.n++];
     r->ifindex = ifi->ifi_index;
+    if (mac->rta_type == IFLA_VF_VLAN) {
+        const struct ifla_vf_vlan *v = RTA_DATA(mac);
+        r->vf = (int)v->vf;
+        r->vlan = (int)v->vlan;
+        r->mac[0] = '\0';
+        if (!rec.answer && r->vf < rec.nview)
+            rec.pf[r->vf].vlan = r->vlan;
+        return rec.answer;
+    }
+    cr_assert_eq(mac->rta_type, IFLA_VF_MAC);
+    const struct ifla_vf_mac *vm = RTA_DATA(mac);
     r->vf = (int)vm->vf;
+    r->vlan = -1;
     mac_format(vm->mac, r->mac);
     if (rec.answer)
         return rec.answer;
-    char t[32];
-    snprintf(t, sizeof(t), "%s\n", r->mac);
-    write_file(t, 0644, "%s/class/net/" VF_NETDEV "%d/address", root, r->vf);
+    if (r->vf < rec.nview)
+        snprintf(rec.pf[r->vf].mac, MAC_STRLEN, "%s", r->mac);
+    char t[300];
+    snprintf(t, sizeof(t), "%s/class/net/" VF_NETDEV "%d", root, r->vf);
+    if (access(t, F_OK) == 0) { /* a VF with a netdev shows its MAC there */
+        snprintf(t, sizeof(t), "%s\n", r->mac);
+        write_file(t, 0644, "%s/class/net/" VF_NETDEV "%d/address", root, r->vf);
+    }
     return 0;
 }
 
-static const alloc_nl recorder = { record, NULL };
+static void attr(char *msg, size_t *len, unsigned short type, const void *data, size_t n)
+{
+    struct rtattr *a = (struct rtattr *)(msg + *len);
+    a->rta_type = type;
+    a->rta_len = (unsigned short)RTA_LENGTH(n);
+    memcpy(RTA_DATA(a), data, n);
+    *len += RTA_ALIGN(a->rta_len);
+}
+
+/* RTM_GETLINK on the PF: RTM_NEWLINK with one IFLA_VF_INFO per VF. */
+static int answer(void *ctx, const void *buf, size_t len, void *reply, size_t replylen)
+{
+    (void)ctx;
+    const struct nlmsghdr *h = buf;
+    cr_assert_eq(h->nlmsg_len, len);
+    cr_assert_eq(h->nlmsg_type, RTM_GETLINK);
+    cr_assert_geq(replylen, 2048);
+    char *out = reply;
+    memset(out, 0, 2048);
+    struct nlmsghdr *rh = reply;
+    rh->nlmsg_type = RTM_NEWLINK;
+    rh->nlmsg_seq = h->nlmsg_seq;
+    size_t n = NLMSG_ALIGN(NLMSG_LENGTH(sizeof(struct ifinfomsg)));
+    struct rtattr *list = (struct rtattr *)(out + n);
+    list->rta_type = IFLA_VFINFO_LIST;
+    n += RTA_LENGTH(0);
+    for (int i = 0; i < rec.nview; i++) {
+        struct rtattr *info = (struct rtattr *)(out + n);
+        info->rta_type = IFLA_VF_INFO;
+        n += RTA_LENGTH(0);
+        struct ifla_vf_mac vm = { .vf = (unsigned)i };
+        cr_assert_eq(mac_parse(rec.pf[i].mac, vm.mac), 0);
+        attr(out, &n, IFLA_VF_MAC, &vm, sizeof(vm));
+        struct ifla_vf_vlan vv = { .vf = (unsigned)i, .vlan = (unsigned)rec.pf[i].vlan };
+        attr(out, &n, IFLA_VF_VLAN, &vv, sizeof(vv));
+        info->rta_len = (unsigned short)(out + n - (char *)info);
+    }
+    list->rta_len = (unsigned short)(out + n - (char *)list);
+    rh->nlmsg_len = (unsigned)n;
+    return (int)n;
+}
+
+static const alloc_nl recorder = { .send = record, .ctx = NULL, .get = answer };
 
 /* --- cfg and the QEMU stand-in -------------------------------------------- */
 
@@ -192,10 +283,15 @@ static void write_qemu(const char *name, int stays)
 
 /* The pool is in the defaults' [KVM], where a DTS setup keeps host facts;
  * the VM asks for a VF of it. extra: more device options. */
+static const char *kvm_extra = "";  /* more [KVM] lines, for the next vf_vm */
+static const char *pool_extra = ""; /* more vf_pool groups (";name=...") */
+
 static struct cfg_vm *vf_vm(const char *qemu, const char *extra)
 {
     char text[1024];
-    write_file("[KVM]\nvf_pool = name=net1,pf=ens1f0\n", 0644, "%s/global.cfg", dir);
+    snprintf(text, sizeof(text), "[KVM]\nvf_pool = name=net1,pf=ens1f0%s\n%s", pool_extra,
+             kvm_extra);
+    write_file(text, 0644, "%s/global.cfg", dir);
     snprintf(text, sizeof(text),
              "[vm0]\n"
              "qemu = path=./%s\n"
@@ -555,4 +651,250 @@ Test(fleet_vf, refused_mac_fails_the_guest_and_takes_nothing)
     cr_assert_eq(count_leases(NULL, "/vm0"), 0);
     no_saved_macs();
     fleet_down(f);
+}
+
+/* Issue 19 item 1: the cfg's mac_prefix (here in [KVM], where DTS keeps
+ * host facts) is what the fleet's MACs start with; before, the fleet
+ * passed NULL and the host's derived prefix was used. */
+Test(fleet_vf, cfg_mac_prefix_is_used_by_the_fleet)
+{
+    fake_pf(1);
+    write_qemu("qemu-stay", 1);
+    kvm_extra = "mac_prefix = prefix=02:5a:5a:\n";
+    fleet_t *f = fleet();
+    cr_assert_eq(fleet_add(f, vf_vm("qemu-stay", NULL), "vm0", err, sizeof(err)), 0, "%s", err);
+    fleet_start(f);
+    char *argv = argv_of("vm0");
+    char pci[13], mac[MAC_STRLEN];
+    vf_lease("vm0", pci, mac);
+    cr_assert(!strncmp(mac, "02:5a:5a:", 9), "VF MAC %s", mac);
+    cr_assert(holds_mac("vm0", mac));
+    /* the host_connect NIC's MAC too */
+    const char *nic = strstr(argv, ",id=host_connect,mac=");
+    cr_assert(nic && !strncmp(nic + strlen(",id=host_connect,mac="), "02:5a:5a:", 9), "%s", argv);
+    free(argv);
+    fleet_down(f);
+}
+
+/* A port nobody here listens on or leases, from a range of its own. */
+static int quiet_port(int first)
+{
+    for (int p = first; p < first + 500; p++)
+        if (alloc_port_bindable("127.0.0.1", p))
+            return p;
+    cr_assert_fail("no free port from %d", first);
+    return -1;
+}
+
+static void hold_port(int port, const char *owner)
+{
+    alloc_store *s;
+    alloc_owner o;
+    cr_assert_eq(alloc_store_open(&s, state, NULL, err, sizeof(err)), 0, "%s", err);
+    cr_assert_eq(alloc_owner_init(&o, owner, 0, err, sizeof(err)), 0, "%s", err);
+    cr_assert_eq(alloc_reserve_port(s, &o, port, err, sizeof(err)), 0, "%s", err);
+    alloc_store_close(s);
+}
+
+/* Issue 19 item 6: a hostfwd port and a migration port fixed by the cfg
+ * are leased like config MACs: held by the guest while it lives, and a
+ * clash fails the guest naming the holder, before QEMU runs (which used
+ * to be a QEMU bind failure, or worse, two guests on one port). */
+Test(fleet_vf, fixed_ports_are_leased_and_a_clash_names_the_holder)
+{
+    fake_pf(2);
+    write_qemu("qemu-stay", 1);
+    int fwd = quiet_port(41000), mig = quiet_port(fwd + 1);
+    char extra[256];
+    snprintf(extra, sizeof(extra),
+             "\nnet = type=nic;type=user,opt_hostfwd=tcp:127.0.0.1:%d-:22\n"
+             "migration = enable=yes,port=%d\n", fwd, mig);
+    fleet_t *f = fleet();
+    cr_assert_eq(fleet_add(f, vf_vm("qemu-stay", extra), "vm0", err, sizeof(err)), 0, "%s", err);
+    fleet_start(f);
+    free(argv_of("vm0"));
+    char v[16];
+    alloc_store *s;
+    alloc_lease l;
+    cr_assert_eq(alloc_store_open(&s, state, NULL, err, sizeof(err)), 0, "%s", err);
+    snprintf(v, sizeof(v), "%d", fwd);
+    cr_assert_eq(alloc_lookup(s, "port", v, &l, err, sizeof(err)), 0, "hostfwd port %d not leased", fwd);
+    cr_assert(strstr(l.owner, "/vm0"), "%s", l.owner);
+    snprintf(v, sizeof(v), "%d", mig);
+    cr_assert_eq(alloc_lookup(s, "port", v, &l, err, sizeof(err)), 0, "migration port %d not leased", mig);
+    cr_assert(strstr(l.owner, "/vm0"), "%s", l.owner);
+    alloc_store_close(s);
+    fleet_down(f);
+    cr_assert_eq(count_leases("port", "/vm0"), 0);
+
+    /* held by someone else: the guest fails naming the holder */
+    hold_port(mig, "other/mig");
+    f = fleet();
+    cr_assert_eq(fleet_add(f, vf_vm("qemu-stay", extra), "vm1", err, sizeof(err)), 0, "%s", err);
+    fleet_start(f);
+    wait_state(f, "vm1", GS_FAILED);
+    const char *why = fguest_reason(fleet_find(f, "vm1"));
+    snprintf(v, sizeof(v), "port %d", mig);
+    cr_assert(strstr(why, v) && strstr(why, "other/mig"), "%s", why);
+    cr_assert(!argv_written("vm1"));
+    cr_assert_eq(count_leases(NULL, "/vm1"), 0);
+    fleet_down(f);
+
+    hold_port(fwd, "other/fwd");
+    f = fleet();
+    cr_assert_eq(fleet_add(f, vf_vm("qemu-stay", extra), "vm2", err, sizeof(err)), 0, "%s", err);
+    fleet_start(f);
+    wait_state(f, "vm2", GS_FAILED);
+    why = fguest_reason(fleet_find(f, "vm2"));
+    snprintf(v, sizeof(v), "port %d", fwd);
+    cr_assert(strstr(why, v) && strstr(why, "other/fwd"), "%s", why);
+    fleet_down(f);
+}
+
+/* Issue 19 item 2: the pool's VFs are bound to vfio-pci, so they have no
+ * netdev. The fleet still saves VF 0's MAC (read through the PF) before
+ * the guest's goes on and restores it when the guest stops; before, the
+ * note was empty and the VF kept the guest's MAC. */
+Test(fleet_vf, vfio_bound_vf_gets_its_mac_back)
+{
+    fake_pf(1);
+    bind_vfio(0, "5a:00:00:00:3b:00");
+    write_qemu("qemu-stay", 1);
+    fleet_t *f = fleet();
+    cr_assert_eq(fleet_add(f, vf_vm("qemu-stay", NULL), "vm0", err, sizeof(err)), 0, "%s", err);
+    fleet_start(f);
+    free(argv_of("vm0"));
+    char pci[13], mac[MAC_STRLEN];
+    vf_lease("vm0", pci, mac);
+    cr_assert_eq(rec.n, 1);
+    assert_req(0, 0, mac);
+    cr_assert_str_eq(rec.pf[0].mac, mac);
+    fleet_down(f);
+    cr_assert_eq(rec.n, 2);
+    assert_req(1, 0, "5a:00:00:00:3b:00");
+    cr_assert_str_eq(rec.pf[0].mac, "5a:00:00:00:3b:00");
+    no_saved_macs();
+}
+
+/* Item 2: a pool VF bound to another driver fails the guest before QEMU
+ * runs, saying how to bind it. */
+Test(fleet_vf, vf_not_on_vfio_fails_before_launch)
+{
+    fake_pf(1);
+    mkdir_p("%s/bus/pci/drivers/iavf", root);
+    symlink_at("../../../bus/pci/drivers/iavf", "%s/bus/pci/devices/0000:3b:02.0/driver", root);
+    write_qemu("qemu-stay", 1);
+    fleet_t *f = fleet();
+    cr_assert_eq(fleet_add(f, vf_vm("qemu-stay", NULL), "vm0", err, sizeof(err)), 0, "%s", err);
+    fleet_start(f);
+    wait_state(f, "vm0", GS_FAILED);
+    const char *why = fguest_reason(fleet_find(f, "vm0"));
+    cr_assert(strstr(why, "is bound to iavf, not vfio-pci") && strstr(why, "driver_override"), "%s", why);
+    cr_assert(!argv_written("vm0"));
+    cr_assert_eq(rec.n, 0);
+    cr_assert_eq(count_leases(NULL, "/vm0"), 0);
+    fleet_down(f);
+}
+
+/* Item 3: exclude= keeps the VF the host uses out of the pool. */
+Test(fleet_vf, pool_exclude_skips_the_hosts_vf)
+{
+    fake_pf(2);
+    write_qemu("qemu-stay", 1);
+    pool_extra = ";name=net2,pf=ens1f0,exclude=ens1f0:0";
+    fleet_t *f = fleet();
+    struct cfg_vm *vm = vf_vm("qemu-stay", NULL);
+    cr_assert_eq(cfg_vm_set(vm, "device", "driver=vfio-pci,opt_pool=net2", err, sizeof(err)), 0, "%s", err);
+    cr_assert_eq(fleet_add(f, vm, "vm0", err, sizeof(err)), 0, "%s", err);
+    fleet_start(f);
+    char *argv = argv_of("vm0");
+    /* pt_0 from net1 takes VF 0; pt_1 from net2 may not, and gets VF 1 */
+    cr_assert(strstr(argv, "\nvfio-pci,host=0000:3b:02.0,id=pt_0,"), "%s", argv);
+    cr_assert(strstr(argv, "\nvfio-pci,host=0000:3b:02.1,id=pt_1,"), "%s", argv);
+    free(argv);
+    fleet_down(f);
+
+    /* the excluded VF is never handed out, though free: after VF 1 the
+     * pool is empty */
+    rec.n = 0;
+    f = fleet();
+    for (int k = 1; k <= 2; k++) {
+        char name[8];
+        snprintf(name, sizeof(name), "vm%d", k);
+        vm = vf_vm("qemu-stay", NULL);
+        cr_assert_eq(cfg_vm_clear(vm, "device", err, sizeof(err)), 0, "%s", err);
+        cr_assert_eq(cfg_vm_set(vm, "device", "driver=vfio-pci,opt_pool=net2", err, sizeof(err)),
+                     0, "%s", err);
+        cr_assert_eq(fleet_add(f, vm, name, err, sizeof(err)), 0, "%s", err);
+    }
+    fleet_start(f);
+    free(argv_of("vm1"));
+    wait_state(f, "vm2", GS_FAILED);
+    cr_assert(strstr(fguest_reason(fleet_find(f, "vm2")), "VF pool net2: all 1 VFs are leased"),
+              "%s", fguest_reason(fleet_find(f, "vm2")));
+    char pci[13], mac[MAC_STRLEN];
+    vf_lease("vm1", pci, mac);
+    cr_assert_str_eq(pci, "0000:3b:02.1");
+    fleet_down(f);
+    for (int i = 0; i < rec.n; i++)
+        cr_assert_neq(rec.r[i].vf, 0, "the host's VF 0 was touched");
+}
+
+/* Item 4: opt_vlan on a pool VF: the PF tags it before launch
+ * (IFLA_VF_VLAN after the MAC); at stop the VLAN comes off, then the MAC
+ * goes back. */
+Test(fleet_vf, pool_vf_vlan_set_and_taken_off)
+{
+    fake_pf(1);
+    write_qemu("qemu-stay", 1);
+    fleet_t *f = fleet();
+    cr_assert_eq(fleet_add(f, vf_vm("qemu-stay", ",opt_vlan=100"), "vm0", err, sizeof(err)), 0,
+                 "%s", err);
+    fleet_start(f);
+    free(argv_of("vm0"));
+    char pci[13], mac[MAC_STRLEN];
+    vf_lease("vm0", pci, mac);
+    cr_assert_eq(rec.n, 2);
+    assert_req(0, 0, mac);
+    cr_assert_eq(rec.r[1].vlan, 100);
+    cr_assert_eq(rec.pf[0].vlan, 100);
+    fleet_down(f);
+    cr_assert_eq(rec.n, 4);
+    cr_assert_eq(rec.r[2].vlan, 0);
+    assert_req(3, 0, "aa:00:00:00:3b:00");
+    no_saved_macs();
+}
+
+/* Item 4 (seed 003, step 1): a hand-picked VF (opt_host) with opt_mac
+ * gets that MAC (and opt_vlan) through its PF before launch, the MAC is
+ * leased like a NIC's, and both go back at stop. It was warned and
+ * dropped before. */
+Test(fleet_vf, hand_picked_vf_gets_fixed_mac_and_vlan)
+{
+    fake_pf(2);
+    bind_vfio(1, "5a:00:00:00:3b:01");
+    write_qemu("qemu-stay", 1);
+    fleet_t *f = fleet();
+    struct cfg_vm *vm = vf_vm("qemu-stay", NULL);
+    cr_assert_eq(cfg_vm_clear(vm, "device", err, sizeof(err)), 0, "%s", err);
+    cr_assert_eq(cfg_vm_set(vm, "device",
+                            "driver=vfio-pci,opt_host=3b:02.1,opt_mac=02:11:22:33:44:55,opt_vlan=7",
+                            err, sizeof(err)), 0, "%s", err);
+    cr_assert_eq(fleet_add(f, vm, "vm0", err, sizeof(err)), 0, "%s", err);
+    fleet_start(f);
+    char *argv = argv_of("vm0");
+    cr_assert(strstr(argv, "\nvfio-pci,host=0000:3b:02.1,id=pt_0,"), "%s", argv);
+    free(argv);
+    cr_assert_eq(rec.n, 2);
+    assert_req(0, 1, "02:11:22:33:44:55");
+    cr_assert_eq(rec.r[1].vf, 1);
+    cr_assert_eq(rec.r[1].vlan, 7);
+    cr_assert(holds_mac("vm0", "02:11:22:33:44:55"));
+    cr_assert_eq(count_leases("vf", "/vm0"), 1);
+    fleet_down(f);
+    cr_assert_eq(rec.n, 4);
+    cr_assert_eq(rec.r[2].vlan, 0);
+    assert_req(3, 1, "5a:00:00:00:3b:01");
+    cr_assert_eq(count_leases(NULL, "/vm0"), 0);
+    no_saved_macs();
 }

@@ -36,6 +36,7 @@
 #define ALLOC_SHARED 0x2u    /* a MAC that another shareable lease may also
                               * hold (migration source and destination) */
 #define ALLOC_WEBSOCKET 0x4u /* alloc_vnc: also lease 5700+N */
+#define ALLOC_SHARED_MAX 2   /* holders of one shared MAC: a migration pair */
 
 typedef struct alloc_owner {
     char name[ALLOC_OWNER_MAX];
@@ -134,14 +135,23 @@ json_t *alloc_lease_json(const alloc_lease *l);
 int alloc_mac_host_prefix(const char *sysfs_root, char *out, size_t outlen, char *err,
                           size_t errlen);
 
+/* The prefix alloc_mac uses when the caller gives none: $QFLEET_MAC_PREFIX
+ * when set and not empty (a host-wide choice, checked when used), else
+ * alloc_mac_host_prefix. *from (may be NULL) says which, for people. The
+ * fleet passes the VM's mac_prefix (cfg, or --mac-prefix), which wins. */
+#define ALLOC_MAC_PREFIX_ENV "QFLEET_MAC_PREFIX"
+int alloc_mac_default_prefix(const char *sysfs_root, char *out, size_t outlen, const char **from,
+                             char *err, size_t errlen);
+
 /* The MAC of NIC nic of owner o: the one it already holds, else a random
- * free one under prefix (NULL: the host prefix). A given prefix is used as
+ * free one under prefix (NULL: alloc_mac_default_prefix). A given prefix is used as
  * is, but may not be multicast. flags: ALLOC_SHARED. -ENOSPC when the
  * prefix's space is exhausted. out gets MAC_STRLEN bytes. */
 int alloc_mac(alloc_store *s, const alloc_owner *o, int nic, const char *prefix, unsigned flags,
               char *out, char *err, size_t errlen);
 /* Reserve the cfg's mac for NIC nic of o (replacing what that NIC held).
- * -EEXIST naming the holder unless both leases are ALLOC_SHARED. */
+ * -EEXIST naming the holder unless both leases are ALLOC_SHARED, and
+ * naming both holders when ALLOC_SHARED_MAX already share it. */
 int alloc_reserve_mac(alloc_store *s, const alloc_owner *o, int nic, const char *mac,
                       unsigned flags, char *err, size_t errlen);
 

@@ -86,6 +86,23 @@ int alloc_mac_host_prefix(const char *sysfs_root, char *out, size_t outlen, char
     return 0;
 }
 
+int alloc_mac_default_prefix(const char *sysfs_root, char *out, size_t outlen, const char **from,
+                             char *err, size_t errlen)
+{
+    const char *env = getenv(ALLOC_MAC_PREFIX_ENV);
+    if (env && *env) {
+        if (from)
+            *from = ALLOC_MAC_PREFIX_ENV;
+        if (snprintf(out, outlen, "%s", env) >= (int)outlen)
+            return alloc__errf(err, errlen, -EINVAL, "bad MAC prefix '%s' in $%s: too long", env,
+                              ALLOC_MAC_PREFIX_ENV);
+        return 0;
+    }
+    if (from)
+        *from = "derived from this host's NIC";
+    return alloc_mac_host_prefix(sysfs_root, out, outlen, err, errlen);
+}
+
 static int nic_owner(const alloc_owner *o, int nic, char *out, char *err, size_t errlen)
 {
     if (nic < 0 || nic > 9999)
@@ -100,9 +117,10 @@ static int get_prefix(alloc_store *s, const char *prefix, unsigned char *oct, ch
                       size_t errlen)
 {
     char host[32];
-    int derived = !prefix;
-    if (derived) {
-        int rc = alloc_mac_host_prefix(alloc__opts(s)->sysfs_root, host, sizeof(host), err, errlen);
+    const char *from = NULL;
+    if (!prefix) {
+        int rc = alloc_mac_default_prefix(alloc__opts(s)->sysfs_root, host, sizeof(host), &from,
+                                          err, errlen);
         if (rc < 0)
             return rc;
         prefix = host;
@@ -110,7 +128,8 @@ static int get_prefix(alloc_store *s, const char *prefix, unsigned char *oct, ch
     int k = mac_octets_parse(prefix, oct, 5);
     if (k < 0)
         return alloc__errf(err, errlen, -EINVAL,
-                          "bad MAC prefix '%s': want 0 to 5 octets like 02:11:22:", prefix);
+                          "bad MAC prefix '%s'%s%s: want 0 to 5 octets like 02:11:22:", prefix,
+                          from ? " from " : "", from ? from : "");
     /* A prefix from the cfg is used as given (the cfg may name a vendor
      * OUI on purpose), but a multicast address cannot be a NIC's. */
     if (k > 0 && (oct[0] & 0x01))
@@ -219,10 +238,11 @@ int alloc_mac(alloc_store *s, const alloc_owner *o, int nic, const char *prefix,
     }
     if (rc < 0) {
         char pfx[20] = "";
-        for (int i = 0; i < k; i++)
-            snprintf(pfx + 3 * i, sizeof(pfx) - 3 * (size_t)i, "%02x:", oct[i]);
+        for (int i = 0; i < k; i++) /* "02:11:22:33:44", no trailing ':' */
+            snprintf(pfx + (i ? 3 * i - 1 : 0), sizeof(pfx) - 3 * (size_t)i, "%s%02x",
+                     i ? ":" : "", oct[i]);
         if (rc == -ENOSPC && k > 0)
-            alloc__errf(err, errlen, rc, "no free MAC under prefix %s: all %llu are leased", pfx,
+            alloc__errf(err, errlen, rc, "no free MAC under prefix %s (all %llu are leased)", pfx,
                        1ULL << (8 * (6 - k)));
         else
             alloc__errf(err, errlen, rc, "no free MAC under prefix %s: %s", pfx[0] ? pfx : "(none)",
@@ -234,6 +254,32 @@ int alloc_mac(alloc_store *s, const alloc_owner *o, int nic, const char *prefix,
     else
         snprintf(out, MAC_STRLEN, "%s", text);
     return alloc__leave(s, rc, err, errlen);
+}
+
+/* A shared MAC has at most ALLOC_SHARED_MAX holders (a migration pair):
+ * -EEXIST naming them when owner would be one more. */
+static int shared_full(alloc_store *s, const char *owner, const char *mac, char *err,
+                       size_t errlen)
+{
+    const alloc_lease *h[ALLOC_SHARED_MAX];
+    int n = 0;
+    for (size_t i = 0; i < alloc__count(s); i++) {
+        const alloc_lease *l = alloc__at(s, i);
+        if (strcmp(l->kind, "mac") || strcmp(l->value, mac) || !(l->flags & ALLOC_SHARED))
+            continue;
+        if (!strcmp(l->owner, owner))
+            return 0; /* already one of them */
+        if (n < ALLOC_SHARED_MAX)
+            h[n] = l;
+        n++;
+    }
+    if (n < ALLOC_SHARED_MAX)
+        return 0;
+    return alloc__errf(err, errlen, -EEXIST,
+                      "MAC %s is already shared by %s (pid %d) and %s (pid %d): a shared MAC "
+                      "has at most %d holders, a migration's source and destination",
+                      mac, h[0]->owner, (int)h[0]->pid, h[1]->owner, (int)h[1]->pid,
+                      ALLOC_SHARED_MAX);
 }
 
 int alloc_reserve_mac(alloc_store *s, const alloc_owner *o, int nic, const char *mac,
@@ -253,6 +299,8 @@ int alloc_reserve_mac(alloc_store *s, const alloc_owner *o, int nic, const char 
         return rc;
     /* Check everything first: a failed reserve changes nothing. */
     ssize_t same = -1, old = -1;
+    if ((flags & ALLOC_SHARED) && (rc = shared_full(s, owner, text, err, errlen)) < 0)
+        return alloc__leave(s, rc, err, errlen);
     for (size_t i = 0; i < alloc__count(s) && rc == 0; i++) {
         const alloc_lease *l = alloc__at(s, i);
         if (strcmp(l->kind, "mac"))

@@ -175,6 +175,25 @@ static void vf_netdev(const char *root, const char *addr, char *out, size_t len)
     closedir(d);
 }
 
+/* sel names f: its PCI address, or "PF:N". */
+static int sel_is(const char *sel, const alloc_vf *f)
+{
+    char pfn[ALLOC_VF_SEL_LEN];
+    snprintf(pfn, sizeof(pfn), "%s:%d", f->pf, f->vf);
+    return !strcmp(sel, f->pci) || !strcmp(sel, pfn);
+}
+
+/* alloc_vf_pool_limit's choice: f is one of the pool's VFs. */
+static int vf_in_pool(const alloc_vf_pool *p, const alloc_vf *f)
+{
+    int in = p->nonly == 0;
+    for (size_t i = 0; i < p->nonly && !in; i++)
+        in = sel_is(p->only[i], f);
+    for (size_t i = 0; i < p->nexclude && in; i++)
+        in = !sel_is(p->exclude[i], f);
+    return in;
+}
+
 static int cmp_vf(const void *a, const void *b)
 {
     const alloc_vf *x = a, *y = b;
@@ -224,7 +243,8 @@ static int scan_pf(const alloc_vf_pool *p, const char *pf, alloc_vf **v, size_t 
         f->pf_ifindex = ifindex;
         f->vf = (int)idx;
         vf_netdev(p->root, f->pci, f->netdev, sizeof(f->netdev));
-        (*n)++;
+        if (vf_in_pool(p, f))
+            (*n)++;
     }
     closedir(d);
     qsort(*v + first, *n - first, sizeof(**v), cmp_vf);
@@ -247,16 +267,54 @@ int alloc_vf_scan(const alloc_vf_pool *p, alloc_vf **out, size_t *n, char *err, 
     return 0;
 }
 
+/* QEMU opens a VF through vfio-pci only: a VF another driver has (the
+ * host uses it) or none has is refused here, saying what to do, rather
+ * than by QEMU at launch. No driver link but a netdev: a tree that does
+ * not show drivers; QEMU has the last word then. */
+static int vf_driver_check(const alloc_vf_pool *p, const alloc_vf *f, char *err, size_t errlen)
+{
+    char path[PATH_MAX + 64], drv[64];
+    snprintf(path, sizeof(path), "%s/bus/pci/devices/%s/driver", p->root, f->pci);
+    int rc = link_base(path, drv, sizeof(drv));
+    if (rc == 0 && !strcmp(drv, "vfio-pci"))
+        return 0;
+    if (rc < 0 && f->netdev[0])
+        return 0;
+    char unbind[PATH_MAX + 128] = "";
+    if (rc == 0)
+        snprintf(unbind, sizeof(unbind), "echo %s > %s/bus/pci/drivers/%s/unbind; ", f->pci,
+                 p->root, drv);
+    return alloc__errf(err, errlen, -EBUSY,
+                      "VF %d of %s (%s) is bound to %s, not vfio-pci, so QEMU cannot pass it "
+                      "through. Bind it: modprobe vfio-pci; echo vfio-pci > "
+                      "%s/bus/pci/devices/%s/driver_override; %secho %s > "
+                      "%s/bus/pci/drivers_probe. Or, if the host uses it, leave it out of pool "
+                      "%s (vf_pool exclude=%s)",
+                      f->vf, f->pf, f->pci, rc == 0 ? drv : "no driver", p->root, f->pci, unbind,
+                      f->pci, p->root, p->name, f->pci);
+}
+
 /* The VF's netdev must lead back to the same PCI address; then read its
- * MAC. A VF bound to vfio-pci has no netdev: nothing to check or save. */
+ * MAC. A VF bound to vfio-pci has no netdev: its PF tells its MAC. */
 static int vf_resolve(const alloc_vf_pool *p, alloc_vf *f, char *err, size_t errlen)
 {
     char path[PATH_MAX + 64], back[64];
     f->saved_mac[0] = '\0';
-    if (!f->netdev[0])
+    int rc = vf_driver_check(p, f, err, errlen);
+    if (rc < 0)
+        return rc;
+    if (!f->netdev[0]) {
+        /* vfio-pci: no netdev, but the PF knows the VF's MAC */
+        char mac[MAC_STRLEN];
+        int vlan = 0;
+        if (alloc_vf_query(&p->nl, f->pf_ifindex, f->vf, mac, &vlan) == 0) {
+            snprintf(f->saved_mac, sizeof(f->saved_mac), "%s", mac);
+            f->saved_vlan = vlan;
+        }
         return 0;
+    }
     snprintf(path, sizeof(path), "%s/class/net/%s/device", p->root, f->netdev);
-    int rc = link_base(path, back, sizeof(back));
+    rc = link_base(path, back, sizeof(back));
     if (rc < 0 || strcmp(back, f->pci))
         return alloc__errf(err, errlen, -EINVAL,
                           "VF %d of %s: PCI device %s lists netdev %s, but %s belongs to %s",
@@ -308,11 +366,14 @@ static int note_key(const char *pci, char *key, size_t len)
 static int restore_note(alloc_store *s, alloc_vf_pool *p, const alloc_vf *f, const char *note)
 {
     char mac[32], pf[IFNAMSIZ + 8], key[64];
-    int vf;
-    if (sscanf(note, "%31s %23s %d", mac, pf, &vf) != 3)
+    int vf, vlan = -1;
+    int k = sscanf(note, "%31s %23s %d %d", mac, pf, &vf, &vlan);
+    if (k < 3)
         return -EINVAL;
     int rc = 0;
-    if (strcmp(mac, "-")) /* unknown: nothing to put back */
+    if (k == 4) /* a VLAN was set: its old one back first */
+        rc = alloc_vf_set_vlan(&p->nl, f->pf_ifindex, vf, vlan);
+    if (rc == 0 && strcmp(mac, "-")) /* unknown: nothing to put back */
         rc = set_vf_mac(p, f->pf_ifindex, vf, mac);
     if (rc == 0 && note_key(f->pci, key, sizeof(key)) == 0)
         alloc__note_del(s, key);
@@ -383,8 +444,45 @@ static void undo_take(alloc_store *s, const char *owner, const char *pci, int ma
         alloc__note_del(s, key);
 }
 
+/* MAC, then VLAN (vlan > 0) on a VF just taken; on a VLAN failure the
+ * saved MAC goes back. "" or the failure in why. */
+static int set_vf(alloc_vf_pool *p, const alloc_vf *f, const char *gmac, int vlan, char *why,
+                  size_t whylen)
+{
+    int rc = set_vf_mac(p, f->pf_ifindex, f->vf, gmac);
+    if (rc < 0) {
+        snprintf(why, whylen, "set MAC %s on VF %d of %s (%s): %s", gmac, f->vf, f->pf, f->pci,
+                 strerror(-rc));
+        return rc;
+    }
+    if (vlan > 0 && (rc = alloc_vf_set_vlan(&p->nl, f->pf_ifindex, f->vf, vlan)) < 0) {
+        snprintf(why, whylen, "set VLAN %d on VF %d of %s (%s): %s", vlan, f->vf, f->pf, f->pci,
+                 strerror(-rc));
+        if (f->saved_mac[0])
+            set_vf_mac(p, f->pf_ifindex, f->vf, f->saved_mac);
+    }
+    return rc;
+}
+
+static int take_vf(alloc_store *s, alloc_vf_pool *p, const alloc_owner *o, int nic,
+                   const char *mac, int vlan, alloc_vf *out, char *err, size_t errlen);
+
 int alloc_vf_take(alloc_store *s, alloc_vf_pool *p, const alloc_owner *o, int nic,
                   const char *mac, alloc_vf *out, char *err, size_t errlen)
+{
+    return take_vf(s, p, o, nic, mac, 0, out, err, errlen);
+}
+
+int alloc_vf_take_vlan(alloc_store *s, alloc_vf_pool *p, const alloc_owner *o, int nic,
+                       const char *mac, int vlan, alloc_vf *out, char *err, size_t errlen)
+{
+    if (vlan < 0 || vlan > 4095)
+        return alloc__errf(err, errlen, -EINVAL, "bad VLAN %d for a VF: want 0-4095", vlan);
+    return take_vf(s, p, o, nic, mac, vlan, out, err, errlen);
+}
+
+static int take_vf(alloc_store *s, alloc_vf_pool *p, const alloc_owner *o, int nic,
+                   const char *mac, int vlan, alloc_vf *out, char *err, size_t errlen)
 {
     char owner[ALLOC_OWNER_MAX], key[64], note[128], gmac[MAC_STRLEN];
     unsigned char m[6];
@@ -423,6 +521,11 @@ int alloc_vf_take(alloc_store *s, alloc_vf_pool *p, const alloc_owner *o, int ni
             snprintf(have->data, sizeof(have->data), "%s", gmac);
             alloc__touch(s);
         }
+        if (vlan > 0 && (rc = alloc_vf_set_vlan(&p->nl, f->pf_ifindex, f->vf, vlan)) < 0) {
+            alloc__errf(err, errlen, rc, "set VLAN %d on VF %s: %s", vlan, f->pci, strerror(-rc));
+            goto leave;
+        }
+        pick.vlan = vlan;
         if (note_key(f->pci, key, sizeof(key)) == 0 && alloc__note_get(s, key))
             sscanf(alloc__note_get(s, key), "%17s", pick.saved_mac);
         if (!strcmp(pick.saved_mac, "-"))
@@ -439,6 +542,11 @@ int alloc_vf_take(alloc_store *s, alloc_vf_pool *p, const alloc_owner *o, int ni
     pick = *f;
     if ((rc = vf_resolve(p, &pick, err, errlen)) < 0)
         goto leave;
+    if (vlan > 0 && pick.netdev[0]) { /* the netdev showed the MAC, not the VLAN */
+        char cur[MAC_STRLEN];
+        if (alloc_vf_query(&p->nl, pick.pf_ifindex, pick.vf, cur, &pick.saved_vlan) < 0)
+            pick.saved_vlan = 0;
+    }
     /* A note left by a dead owner whose restore failed still holds the
      * VF's original MAC: keep it rather than the MAC the VF has now. */
     note_key(pick.pci, key, sizeof(key));
@@ -448,7 +556,17 @@ int alloc_vf_take(alloc_store *s, alloc_vf_pool *p, const alloc_owner *o, int ni
         pick.saved_mac[0] = '\0';
     snprintf(note, sizeof(note), "%s %s %d", pick.saved_mac[0] ? pick.saved_mac : "-", pick.pf,
              pick.vf);
-    if (alloc__reserve(s, 1) < 0 || (made_note && alloc__note_set(s, key, note) < 0)) {
+    int write_note = made_note;
+    if (vlan > 0) { /* the VLAN to put back too, once one is set */
+        int k = left ? sscanf(left, "%*s %*s %*d %d", &pick.saved_vlan) : 0;
+        if (left && k != 1)
+            snprintf(note, sizeof(note), "%s", left);
+        if (!left || k != 1) {
+            write_note = 1;
+            snprintf(note + strlen(note), sizeof(note) - strlen(note), " %d", pick.saved_vlan);
+        }
+    }
+    if (alloc__reserve(s, 1) < 0 || (write_note && alloc__note_set(s, key, note) < 0)) {
         rc = alloc__errf(err, errlen, -ENOMEM, "out of memory");
         goto leave;
     }
@@ -460,11 +578,9 @@ int alloc_vf_take(alloc_store *s, alloc_vf_pool *p, const alloc_owner *o, int ni
         free(vfs);
         return rc;
     }
-    rc = set_vf_mac(p, pick.pf_ifindex, pick.vf, gmac);
+    char why[192];
+    rc = set_vf(p, &pick, gmac, vlan, why, sizeof(why));
     if (rc < 0) {
-        char why[160];
-        snprintf(why, sizeof(why), "set MAC %s on VF %d of %s (%s): %s", gmac, pick.vf, pick.pf,
-                 pick.pci, strerror(-rc));
         if (!two_phase || alloc__enter(s, NULL, 0) == 0) {
             undo_take(s, owner, pick.pci, made_note);
             if (two_phase)
@@ -474,6 +590,7 @@ int alloc_vf_take(alloc_store *s, alloc_vf_pool *p, const alloc_owner *o, int ni
         return alloc__errf(err, errlen, rc, "%s", why);
     }
     snprintf(pick.mac, sizeof(pick.mac), "%s", gmac);
+    pick.vlan = vlan;
     if (two_phase) {
         *out = pick;
         free(vfs);
@@ -523,4 +640,119 @@ int alloc_vf_release(alloc_store *s, alloc_vf_pool *p, const char *owner, int ni
     }
     free(vfs);
     return alloc__leave(s, rc, err, errlen);
+}
+
+/* --- pool limits and counts ------------------------------------------ */
+
+/* One only/exclude entry in canonical form: "0000:bb:ss.f" or "PF:N". */
+static int sel_norm(const alloc_vf_pool *p, const char *in, char out[ALLOC_VF_SEL_LEN])
+{
+    char pci[32];
+    size_t n = in ? strlen(in) : 0;
+    if (n == 0 || n >= ALLOC_VF_SEL_LEN)
+        return -EINVAL;
+    snprintf(pci, sizeof(pci), "%s%s", n == 7 ? "0000:" : "", in);
+    for (char *c = pci; *c; c++)
+        *c = (char)(*c >= 'A' && *c <= 'F' ? *c - 'A' + 'a' : *c);
+    if (pci_addr_ok(pci)) {
+        snprintf(out, ALLOC_VF_SEL_LEN, "%s", pci);
+        return 0;
+    }
+    const char *colon = strrchr(in, ':');
+    char *end;
+    long vf = colon ? strtol(colon + 1, &end, 10) : -1;
+    if (!colon || !colon[1] || *end || vf < 0 || vf > 65535)
+        return -EINVAL;
+    for (size_t i = 0; i < p->npf; i++)
+        if (strlen(p->pf[i]) == (size_t)(colon - in) && !strncmp(p->pf[i], in, (size_t)(colon - in))) {
+            snprintf(out, ALLOC_VF_SEL_LEN, "%s:%ld", p->pf[i], vf);
+            return 0;
+        }
+    return -ENOENT;
+}
+
+static int sel_list(const alloc_vf_pool *p, const char *what, const char *const *in, size_t n,
+                    char (*out)[ALLOC_VF_SEL_LEN], size_t *nout, char *err, size_t errlen)
+{
+    if (n > ALLOC_VF_MAX_SEL)
+        return alloc__errf(err, errlen, -EINVAL, "VF pool %s: more than %d %s entries", p->name,
+                          ALLOC_VF_MAX_SEL, what);
+    for (size_t i = 0; i < n; i++) {
+        int rc = sel_norm(p, in[i], out[i]);
+        if (rc < 0)
+            return alloc__errf(err, errlen, -EINVAL,
+                              "VF pool %s: %s entry '%s' is neither a VF's PCI address (3b:02.1) "
+                              "nor PF:N with PF one of the pool's",
+                              p->name, what, in[i] ? in[i] : "");
+    }
+    *nout = n;
+    return 0;
+}
+
+int alloc_vf_pool_limit(alloc_vf_pool *p, const char *const *only, size_t n_only,
+                        const char *const *exclude, size_t n_exclude, char *err, size_t errlen)
+{
+    p->nonly = p->nexclude = 0;
+    int rc = sel_list(p, "vfs", only, n_only, p->only, &p->nonly, err, errlen);
+    if (rc == 0)
+        rc = sel_list(p, "exclude", exclude, n_exclude, p->exclude, &p->nexclude, err, errlen);
+    if (rc < 0)
+        p->nonly = p->nexclude = 0;
+    return rc;
+}
+
+int alloc_vf_pool_of_pci(alloc_vf_pool *p, const char *pci, const char *sysfs_root,
+                         const alloc_nl *nl, char *err, size_t errlen)
+{
+    const char *root = sysfs_root ? sysfs_root : "/sys";
+    char path[PATH_MAX + 128], pf_pci[64], pf[IFNAMSIZ];
+    snprintf(path, sizeof(path), "%s/bus/pci/devices/%s/physfn", root, pci);
+    if (link_base(path, pf_pci, sizeof(pf_pci)) < 0 || !pci_addr_ok(pf_pci))
+        return alloc__errf(err, errlen, -ENODEV,
+                          "%s is not an SR-IOV VF (no %s): its MAC cannot be set", pci, path);
+    vf_netdev(root, pf_pci, pf, sizeof(pf));
+    if (!pf[0])
+        return alloc__errf(err, errlen, -ENODEV,
+                          "the PF %s of VF %s has no netdev: its VFs' MACs cannot be set", pf_pci,
+                          pci);
+    const char *pfs[] = { pf }, *only[] = { pci };
+    int rc = alloc_vf_pool_init(p, pci, pfs, 1, sysfs_root, nl, err, errlen);
+    return rc < 0 ? rc : alloc_vf_pool_limit(p, only, 1, NULL, 0, err, errlen);
+}
+
+int alloc_vf_count_free(alloc_store *s, const alloc_vf_pool *p, size_t *total, char *err,
+                        size_t errlen)
+{
+    alloc_vf *vfs;
+    size_t n;
+    int rc = alloc_vf_scan(p, &vfs, &n, err, errlen);
+    if (rc < 0)
+        return rc;
+    if ((rc = alloc__enter(s, err, errlen)) == 0) {
+        int free_n = 0;
+        for (size_t i = 0; i < n; i++)
+            free_n += !alloc__find(s, "vf", vfs[i].pci);
+        rc = alloc__leave(s, free_n, err, errlen);
+    }
+    if (total)
+        *total = n;
+    free(vfs);
+    return rc;
+}
+
+int alloc_vf_take_pci(alloc_store *s, const char *pci, const char *sysfs_root, const alloc_nl *nl,
+                      const alloc_owner *o, int nic, const char *mac, int vlan, alloc_vf *out,
+                      char *err, size_t errlen)
+{
+    alloc_vf_pool p;
+    int rc = alloc_vf_pool_of_pci(&p, pci, sysfs_root, nl, err, errlen);
+    return rc < 0 ? rc : alloc_vf_take_vlan(s, &p, o, nic, mac, vlan, out, err, errlen);
+}
+
+int alloc_vf_release_pci(alloc_store *s, const char *pci, const char *sysfs_root,
+                         const alloc_nl *nl, const char *owner, int nic, char *err, size_t errlen)
+{
+    alloc_vf_pool p;
+    int rc = alloc_vf_pool_of_pci(&p, pci, sysfs_root, nl, err, errlen);
+    return rc < 0 ? rc : alloc_vf_release(s, &p, owner, nic, err, errlen);
 }

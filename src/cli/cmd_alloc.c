@@ -76,6 +76,18 @@ static void print_table(const alloc_lease *v, size_t n, const char *dir)
     }
 }
 
+/* Which prefix new MACs get here unless a cfg's mac_prefix or
+ * --mac-prefix says otherwise. */
+static void print_prefix(void)
+{
+    char pfx[32], err[256];
+    const char *from = "";
+    if (alloc_mac_default_prefix(NULL, pfx, sizeof(pfx), &from, err, sizeof(err)) == 0)
+        printf("MAC prefix for new MACs: %s (%s; a VM's mac_prefix wins)\n", pfx, from);
+    else
+        printf("MAC prefix for new MACs: none: %s\n", err);
+}
+
 static json_t *leases_json(const alloc_lease *v, size_t n)
 {
     json_t *arr = json_array();
@@ -110,10 +122,12 @@ int cmd_leases(int argc, char **argv)
         return 1;
     }
     int exit = 0;
-    if (opts[O_JSON].value)
+    if (opts[O_JSON].value) {
         exit = print_json(leases_json(v, n));
-    else
+    } else {
         print_table(v, n, alloc_store_dir(s));
+        print_prefix();
+    }
     free(v);
     alloc_store_close(s);
     return exit;
@@ -136,8 +150,8 @@ static const char alloc_help[] =
     "mac:\n"
     "  --nic N          NIC index (default 0); the same owner and NIC always get\n"
     "                   the same MAC while the lease lives\n"
-    "  --prefix P       MAC prefix, 0-5 octets (default: derived from this host's\n"
-    "                   first NIC, so hosts do not collide)\n"
+    "  --prefix P       MAC prefix, 0-5 octets (default: $QFLEET_MAC_PREFIX, else\n"
+    "                   derived from this host's first NIC, so hosts do not collide)\n"
     "  --mac MAC        reserve this MAC instead of a random one\n"
     "  --shared         the MAC may also be held by another shared lease\n"
     "                   (migration source and destination)\n"
@@ -155,8 +169,9 @@ static const char alloc_help[] =
     "exits. If your shell forks a subshell for the call that then exits, use\n"
     "--pid $$ or --hold.\n";
 
+/* owner: the lease's owner name, NAME/nicN for a MAC (as `qfleet leases`). */
 static int print_value(const char *kind, const char *value, int display, const alloc_owner *o,
-                       int json)
+                       const char *owner, int json)
 {
     if (!json) {
         printf("%s\n", value);
@@ -164,7 +179,7 @@ static int print_value(const char *kind, const char *value, int display, const a
     }
     json_t *obj = json_object();
     if (obj && (json_set_str(obj, "kind", kind) || json_set_str(obj, "value", value) ||
-                json_set_str(obj, "owner", o->name) || json_set_int(obj, "pid", o->pid) ||
+                json_set_str(obj, "owner", owner) || json_set_int(obj, "pid", o->pid) ||
                 json_set_bool(obj, "hold", o->pid == 0) ||
                 (display >= 0 && (json_set_int(obj, "display", display) ||
                                   json_set_int(obj, "port", ALLOC_VNC_PORT_BASE + display))))) {
@@ -307,7 +322,12 @@ int cmd_alloc(int argc, char **argv)
         fprintf(stderr, "qfleet alloc: %s\n", err);
         return 1;
     }
-    return print_value(a.kind, value, strcmp(a.kind, "vnc") ? -1 : a.display, &o, a.json);
+    char owner[ALLOC_OWNER_MAX + 16];
+    if (!strcmp(a.kind, "mac"))
+        snprintf(owner, sizeof(owner), "%s/nic%d", o.name, a.nic);
+    else
+        snprintf(owner, sizeof(owner), "%s", o.name);
+    return print_value(a.kind, value, strcmp(a.kind, "vnc") ? -1 : a.display, &o, owner, a.json);
 }
 
 /* --- qfleet free ---------------------------------------------------- */

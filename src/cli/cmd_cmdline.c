@@ -12,11 +12,12 @@
 #include "cfg/argv.h"
 #include "cfg/vm.h"
 #include "base/json.h"
+#include "src/alloc/alloc.h"
 #include "src/cli/cmd.h"
 
 static const char cmdline_help[] =
     "usage: qfleet cmdline CFG VM [--defaults FILE] [--run-dir DIR] [--qemu-path N|PATH]\n"
-    "                     [--json]\n"
+    "                     [--mac-prefix P] [--json]\n"
     "\n"
     "Print the QEMU command line of VM (a [section] of the DTS cfg file CFG)\n"
     "without launching anything: one argument per line, shell-quoted.\n"
@@ -32,6 +33,8 @@ static const char cmdline_help[] =
     "                   (default: $TMPDIR/qfleet-preview)\n"
     "  --qemu-path N|PATH  the QEMU binary: path N (from 0) of a multi-path\n"
     "                   qemu key, or PATH (default: the key's last path, as DTS)\n"
+    "  --mac-prefix P   the VM's MAC prefix (1-5 octets), over the cfg's mac_prefix;\n"
+    "                   without either: $QFLEET_MAC_PREFIX, else derived from the host\n"
     "  --json           {\"vm\":..., \"argv\":[...], \"warnings\":[...], \"preview\":{...}}\n"
     "  -h, --help       this text\n"
     "\n"
@@ -136,7 +139,7 @@ static int exit_code(int r) { return r == -ENOMEM || r == -EIO ? 3 : 2; }
 
 /* What `qfleet cmdline` was asked for. */
 struct cmdline_args {
-    const char *cfg, *vm, *defaults, *qemu;
+    const char *cfg, *vm, *defaults, *qemu, *mac_prefix;
     char run_dir[4096]; /* absolute */
     int json;
 };
@@ -144,10 +147,10 @@ struct cmdline_args {
 static int cmdline_parse(int argc, char **argv, struct cmdline_args *a)
 {
     static const char P[] = "qfleet cmdline";
-    enum { O_DEFAULTS, O_RUN_DIR, O_QEMU, O_JSON };
+    enum { O_DEFAULTS, O_RUN_DIR, O_QEMU, O_JSON, O_MAC_PREFIX };
     cli_opt opts[] = { { "--defaults", 0, 1, NULL }, { "--run-dir", 0, 1, NULL },
                        { "--qemu-path", 0, 1, NULL }, { "--json", 0, 0, NULL },
-                       { NULL, 0, 0, NULL } };
+                       { "--mac-prefix", 0, 1, NULL }, { NULL, 0, 0, NULL } };
     cli_args ca;
     if (cli_parse(P, argc, argv, opts, 2, &ca))
         return 2;
@@ -157,7 +160,8 @@ static int cmdline_parse(int argc, char **argv, struct cmdline_args *a)
         return cli_usage_error(P, "name the cfg file and the VM: qfleet cmdline CFG VM");
     *a = (struct cmdline_args){ .cfg = ca.pos[0], .vm = ca.pos[1],
                                 .defaults = opts[O_DEFAULTS].value,
-                                .qemu = opts[O_QEMU].value, .json = !!opts[O_JSON].value };
+                                .qemu = opts[O_QEMU].value, .json = !!opts[O_JSON].value,
+                                .mac_prefix = opts[O_MAC_PREFIX].value };
     const char *rd = opts[O_RUN_DIR].value;
     if (!rd) {
         const char *tmp = getenv("TMPDIR");
@@ -182,6 +186,8 @@ struct preview {
     struct cfg_needs nd;
     struct cfg_res res;
     const char *hugedir_note; /* why the hugetlbfs dir is a guess, or NULL */
+    char mac_prefix[32];      /* what the fleet's MACs will start with */
+    const char *mac_prefix_from;
     char hugedir[4096];
     char **qargv;
 };
@@ -190,6 +196,22 @@ static void preview_free(struct preview *p)
 {
     cfg_argv_free(p->qargv);
     cfg_vm_free(p->vm);
+}
+
+/* The prefix the fleet will use: --mac-prefix, the cfg's mac_prefix,
+ * $QFLEET_MAC_PREFIX, or the host's (alloc_mac_default_prefix). */
+static void mac_prefix_of(struct preview *p, const char *option)
+{
+    const char *cfgp = cfg_vm_info(p->vm)->mac_prefix;
+    char err[256];
+    if (cfgp) {
+        snprintf(p->mac_prefix, sizeof(p->mac_prefix), "%s", cfgp);
+        p->mac_prefix_from = option ? "--mac-prefix" : "the cfg's mac_prefix";
+    } else if (alloc_mac_default_prefix(NULL, p->mac_prefix, sizeof(p->mac_prefix),
+                                        &p->mac_prefix_from, err, sizeof(err)) < 0) {
+        snprintf(p->mac_prefix, sizeof(p->mac_prefix), "?");
+        p->mac_prefix_from = "no NIC to derive it from: set mac_prefix";
+    }
 }
 
 /* Load the VM and build its argv; errors name FILE:LINE:COL. 0 or the
@@ -208,6 +230,12 @@ static int preview_load(const struct cmdline_args *a, struct preview *p)
         cfg_vm_free(p->vm);
         return exit_code(r);
     }
+    if (a->mac_prefix && (r = cfg_vm_set(p->vm, "mac_prefix", a->mac_prefix, err, sizeof(err))) < 0) {
+        fprintf(stderr, "qfleet cmdline: --mac-prefix: %s\n", err);
+        cfg_vm_free(p->vm);
+        return exit_code(r);
+    }
+    mac_prefix_of(p, a->mac_prefix);
     cfg_vm_needs(p->vm, &p->nd);
     r = cfg_res_preview(p->vm, a->run_dir, &p->res, err, sizeof(err));
     if (r == 0 && p->nd.hugepages && cfg_hugetlbfs_find(NULL, p->hugedir, sizeof(p->hugedir)) < 0) {
@@ -237,7 +265,11 @@ static int print_preview_json(const struct preview *p)
     json_set(o, "vm", vj);
     json_set(o, "argv", cfg_argv_json(p->vm, p->qargv));
     json_set(o, "warnings", w ? w : json_array());
-    json_set(o, "preview", preview_json(&p->nd, &p->res, p->hugedir_note));
+    json_t *pv = preview_json(&p->nd, &p->res, p->hugedir_note), *mp = json_object();
+    json_set_str(mp, "value", p->mac_prefix);
+    json_set_str(mp, "from", p->mac_prefix_from);
+    json_set(pv, "mac_prefix", mp);
+    json_set(o, "preview", pv);
     return cli_print_json(o) < 0 ? 3 : 0;
 }
 
@@ -246,6 +278,7 @@ static int print_preview_text(const struct cmdline_args *a, const struct preview
     const struct cfg_vm_info *vi = cfg_vm_info(p->vm);
     char *s = cfg_argv_shell(p->vm, p->qargv);
     printf("# VM %s ([%s] of %s)\n", vi->name, vi->section, a->cfg);
+    printf("# mac prefix %s (%s)\n", p->mac_prefix, p->mac_prefix_from);
     preview_comments(p->vm, &p->nd, &p->res, p->hugedir_note);
     if (s)
         fputs(s, stdout);

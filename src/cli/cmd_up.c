@@ -33,6 +33,7 @@ static const char up_usage[] =
     "  --boot-timeout S   seconds from start to agent (default: the cfg's wait_seconds, 120)\n"
     "  --net-timeout S    seconds from agent to a DHCP address (default 60)\n"
     "  --no-ssh           skip the SSH login check\n"
+    "  --mac-prefix P     MAC prefix (1-5 octets) of every guest, over the cfg's mac_prefix\n"
     "  --until-ready      stop the guests and exit once all are ready (0) or any failed (1)\n"
     "  --json             print the result as JSON instead of a table\n"
     "  --qemu-path N|PATH the QEMU of a multi-path qemu key: path N (from 0) or PATH\n"
@@ -282,7 +283,7 @@ static int load_guests(const char *cfg, const char *defaults, const char *qemu, 
 /* What `qfleet up` was asked for. */
 struct up_args {
     fleet_opts fo;
-    const char *cfg, *defaults, *qemu;
+    const char *cfg, *defaults, *qemu, *mac_prefix;
     char **vms; /* the VMs named, or none: every section */
     int nvms;
     int count;
@@ -293,7 +294,7 @@ static int up_parse(int argc, char **argv, struct up_args *a)
 {
     static const char P[] = "qfleet up";
     enum { O_COUNT, O_DEFAULTS, O_RUN_DIR, O_STATE, O_JOBS, O_BOOT, O_NET, O_NO_SSH, O_UNTIL,
-           O_JSON, O_QUIET, O_QEMU };
+           O_JSON, O_QUIET, O_QEMU, O_MAC_PREFIX };
     cli_opt opts[] = {
         { "--count", 0, 1, NULL },        { "--defaults", 0, 1, NULL },
         { "--run-dir", 0, 1, NULL },      { "--state-dir", 0, 1, NULL },
@@ -301,6 +302,7 @@ static int up_parse(int argc, char **argv, struct up_args *a)
         { "--net-timeout", 0, 1, NULL },  { "--no-ssh", 0, 0, NULL },
         { "--until-ready", 0, 0, NULL },  { "--json", 0, 0, NULL },
         { "--quiet", 'q', 0, NULL },      { "--qemu-path", 0, 1, NULL },
+        { "--mac-prefix", 0, 1, NULL },
         { NULL, 0, 0, NULL },
     };
     cli_args ca;
@@ -311,7 +313,8 @@ static int up_parse(int argc, char **argv, struct up_args *a)
         return CLI_HELP;
     *a = (struct up_args){ .defaults = opts[O_DEFAULTS].value, .qemu = opts[O_QEMU].value, .count = 1,
                            .json = !!opts[O_JSON].value, .quiet = !!opts[O_QUIET].value,
-                           .until_ready = !!opts[O_UNTIL].value };
+                           .until_ready = !!opts[O_UNTIL].value,
+                           .mac_prefix = opts[O_MAC_PREFIX].value };
     fleet_opts *fo = &a->fo;
     fo->run_dir = opts[O_RUN_DIR].value;
     fo->state_dir = opts[O_STATE].value;
@@ -372,6 +375,16 @@ int cmd_up(int argc, char **argv)
     struct inst *in;
     if ((rc = load_guests(a.cfg, a.defaults, a.qemu, a.vms, a.nvms, a.count, &in, &nin)) != 0)
         return rc;
+    for (int i = 0; a.mac_prefix && i < nin; i++) {
+        char err[512];
+        if (cfg_vm_set(in[i].vm, "mac_prefix", a.mac_prefix, err, sizeof(err)) < 0) {
+            fprintf(stderr, "qfleet up: --mac-prefix: %s\n", err);
+            for (int j = 0; j < nin; j++)
+                cfg_vm_free(in[j].vm);
+            free(in);
+            return 2;
+        }
+    }
     struct up u = { .loop = uv_default_loop(), .json = a.json, .quiet = a.quiet,
                     .until_ready = a.until_ready };
     if ((rc = up_start(&u, &a, in, nin)) != 0)

@@ -21,9 +21,16 @@ static int vf_pool_of(fguest_t *g, int k, alloc_vf_pool *p, char *err, size_t er
     const struct cfg_vf_pool *def = cfg_vm_vf_pool(g->vm, g->nd.vf_pool[k]);
     if (!def) /* the cfg checked every opt_pool; this is a bug */
         return snprintf(err, errlen, "no vf_pool %s", g->nd.vf_pool[k]), -EINVAL;
-    return alloc_vf_pool_init(p, def->name, def->pf, (size_t)def->npf, g->f->o.sysfs_root,
-                              g->f->o.vf_nl, err, errlen);
+    int rc = alloc_vf_pool_init(p, def->name, def->pf, (size_t)def->npf, g->f->o.sysfs_root,
+                                g->f->o.vf_nl, err, errlen);
+    return rc < 0 ? rc : alloc_vf_pool_limit(p, def->vfs, (size_t)def->nvfs, def->exclude,
+                                             (size_t)def->nexclude, err, errlen);
 }
+
+/* A hand-picked VF (opt_host) with opt_mac: leased as NIC HOSTVF_NIC0 +
+ * its pt index, its MAC reserved as NIC HOSTVF_MAC0 + index. */
+#define HOSTVF_NIC0 300
+#define HOSTVF_MAC0 400
 
 void fleet__release(fguest_t *g)
 {
@@ -39,6 +46,16 @@ void fleet__release(fguest_t *g)
             fprintf(stderr, "qfleet: %s: releasing VF %s: %s\n", g->name, g->res.vf_host[k], err);
     }
     g->nvf = 0;
+    for (int i = g->vi->npt - 1; i >= 0; i--) {
+        const struct cfg_pt *pt = &g->vi->pt[i];
+        int rc = pt->host && pt->mac ? alloc_vf_release_pci(g->f->store, pt->host,
+                                                            g->f->o.sysfs_root, g->f->o.vf_nl,
+                                                            g->owner.name, HOSTVF_NIC0 + i, err,
+                                                            sizeof(err))
+                                     : 0;
+        if (rc < 0 && rc != -ENOENT && rc != -ENODEV) /* never taken */
+            fprintf(stderr, "qfleet: %s: releasing VF %s: %s\n", g->name, pt->host, err);
+    }
     if (g->leased && alloc_release_owner(g->f->store, g->owner.name, err, sizeof(err)) < 0)
         fprintf(stderr, "qfleet: %s: releasing leases: %s\n", g->name, err);
     g->leased = 0;
@@ -60,8 +77,9 @@ static int take_vfs(fguest_t *g, char *err, size_t errlen)
         alloc_vf vf;
         int rc = vf_pool_of(g, k, &p, why, sizeof(why));
         if (rc == 0)
-            rc = alloc_vf_take(g->f->store, &p, &g->owner, VF_NIC0 + k,
-                               cfg_vf_mac(&g->nd, &g->res, k), &vf, why, sizeof(why));
+            rc = alloc_vf_take_vlan(g->f->store, &p, &g->owner, VF_NIC0 + k,
+                                    cfg_vf_mac(&g->nd, &g->res, k), g->nd.vf_vlan[k], &vf, why,
+                                    sizeof(why));
         if (rc < 0) {
             snprintf(err, errlen, "a VF of pool %s for %s: %s", g->nd.vf_pool[k],
                      g->nd.vf_for[k], why);
@@ -85,7 +103,7 @@ int fleet__take_leases(fguest_t *g, char *err, size_t errlen)
         if (vi->nics[i].mac)
             rc = alloc_reserve_mac(st, &g->owner, 100 + i, vi->nics[i].mac, mflags, err, errlen);
     for (int k = 0; rc == 0 && k < g->nd.macs; k++)
-        rc = alloc_mac(st, &g->owner, k, NULL, mflags, g->res.macs[k], err, errlen);
+        rc = alloc_mac(st, &g->owner, k, vi->mac_prefix, mflags, g->res.macs[k], err, errlen);
     if (rc == 0 && g->nd.vnc)
         rc = alloc_vnc(st, &g->owner, 0, &g->res.vnc, err, errlen);
     else if (rc == 0 && vi->vnc >= 0)
@@ -95,11 +113,21 @@ int fleet__take_leases(fguest_t *g, char *err, size_t errlen)
                         &g->res.ssh_port[k], err, errlen);
     if (rc == 0 && g->nd.migrate_port)
         rc = alloc_port(st, &g->owner, 30000, 39999, &g->res.migrate_port, err, errlen);
+    /* Ports the cfg fixes are leased too: a clash names its holder. */
+    for (int i = 0; rc == 0 && i < vi->nnics; i++)
+        if (vi->nics[i].hostfwd && vi->nics[i].fwd_port)
+            rc = alloc_reserve_port(st, &g->owner, vi->nics[i].fwd_port, err, errlen);
+    if (rc == 0 && vi->migrate_port)
+        rc = alloc_reserve_port(st, &g->owner, vi->migrate_port, err, errlen);
     if (rc == 0 && g->nd.ncpupin)
         rc = alloc_cpus(st, &g->owner, g->nd.cpupin, (size_t)g->nd.ncpupin, err, errlen);
     for (int k = 0; rc == 0 && k < g->nd.vfs; k++)
         if (g->nd.vf_mac[k]) /* the VF's MAC is real on the wire: keep it unique */
             rc = alloc_reserve_mac(st, &g->owner, VF_NIC0 + k, g->nd.vf_mac[k], mflags, err,
+                                   errlen);
+    for (int i = 0; rc == 0 && i < vi->npt; i++)
+        if (vi->pt[i].host && vi->pt[i].mac)
+            rc = alloc_reserve_mac(st, &g->owner, HOSTVF_MAC0 + i, vi->pt[i].mac, mflags, err,
                                    errlen);
     if (rc < 0) {
         alloc_abort(st);
@@ -110,6 +138,13 @@ int fleet__take_leases(fguest_t *g, char *err, size_t errlen)
         g->leased = g->had_leases = 1;
     if (rc == 0)
         rc = take_vfs(g, err, errlen);
+    for (int i = 0; rc == 0 && i < vi->npt; i++) {
+        alloc_vf vf;
+        if (vi->pt[i].host && vi->pt[i].mac)
+            rc = alloc_vf_take_pci(st, vi->pt[i].host, g->f->o.sysfs_root, g->f->o.vf_nl,
+                                   &g->owner, HOSTVF_NIC0 + i, vi->pt[i].mac, vi->pt[i].vlan, &vf,
+                                   err, errlen);
+    }
     return rc;
 }
 

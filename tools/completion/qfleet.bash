@@ -101,7 +101,7 @@ _qfleet() {
       --count|--defaults|--run-dir|--jobs|--boot-timeout|--net-timeout|\
       --mem-budget|--retries|--shard|--status-dir|--junit|--timeout|\
       --owner|--pid|--nic|--prefix|--mac|--display|--range|--port|\
-      --qemu-path) ((i++)) ;;
+      --qemu-path|--mac-prefix) ((i++)) ;;
       -*) ;;
       *) pos+=("$w") ;;
     esac
@@ -118,20 +118,20 @@ _qfleet() {
     --qemu-path) _qfleet_files; return 0 ;;
     --count|--jobs|--boot-timeout|--net-timeout|--mem-budget|--retries|\
     --shard|--timeout|--owner|--pid|--nic|--prefix|--mac|--display|\
-    --range|--port) return 0 ;;
+    --range|--port|--mac-prefix) return 0 ;;
   esac
 
   local opts=""
   case $cmd in
     up)
       opts="--count --defaults --run-dir --state-dir --jobs --boot-timeout
-        --net-timeout --no-ssh --until-ready --json -q --quiet --help"
+        --net-timeout --no-ssh --until-ready --json -q --quiet --qemu-path --mac-prefix --help"
       if [[ $cur != -* ]]; then
         if ((${#pos[@]} == 0)); then _qfleet_files '*.cfg'; else _qfleet_match < <(_qfleet_cfg_vms "${pos[0]}"); fi
         return 0
       fi ;;
     cmdline)
-      opts="--defaults --run-dir --qemu-path --json -h --help"
+      opts="--defaults --run-dir --qemu-path --mac-prefix --json -h --help"
       if [[ $cur != -* ]]; then
         case ${#pos[@]} in
           0) _qfleet_files '*.cfg' ;;
