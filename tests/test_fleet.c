@@ -706,3 +706,27 @@ Test(fleet_setup, missing_qemu_or_kernel_exit_codes)
     cr_assert(strstr(e, "kernel ") && strstr(e, "no-such-vmlinuz: No such file or directory"), "%s", e);
     free(e);
 }
+
+/* A QEMU that never serves QMP (a stand-in: real QEMU always does) fails
+ * its guest within --boot-timeout, saying so, not after a fixed 30 s. */
+Test(fleet_setup, silent_qmp_fails_within_the_boot_timeout)
+{
+    char qemu[320], cfg[320];
+    snprintf(qemu, sizeof(qemu), "%s/silent-qemu", dir);
+    FILE *f = fopen(qemu, "w");
+    cr_assert(f);
+    fputs("#!/bin/sh\nexec sleep 600\n", f);
+    fclose(f);
+    cr_assert_eq(chmod(qemu, 0755), 0);
+    snprintf(cfg, sizeof(cfg), "%s/silent.cfg", dir);
+    f = fopen(cfg, "w");
+    cr_assert(f);
+    fprintf(f, "[vm0]\nqemu =\n    path=%s;\nenable_kvm =\n    enable=no;\n", qemu);
+    fclose(f);
+    char *args[] = { QFLEET, "up", cfg, "--run-dir", run_dir, "--boot-timeout", "3", "--until-ready", NULL };
+    cr_assert_eq(tu_wait_exit(start_qfleet(args), 60000), 1);
+    json_t *reg = registry();
+    const char *why = json_get_str(json_at(json_get(reg, "guests"), 0), "reason");
+    cr_assert(why && strstr(why, "QMP") && strstr(why, "3000 ms"), "%s", why ? why : "(none)");
+    json_free(reg);
+}

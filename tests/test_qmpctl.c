@@ -15,6 +15,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mount.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -602,4 +603,35 @@ Test(qmpctl, usage_and_no_run)
     EXPECT(1, "no running qfleet run", 1, "list");
     EXPECT(1, "no running qfleet run", 1, "status", "vm0");
     EXPECT(0, "[]", 0, "list", "--all", "--json");
+}
+
+/* Issue 17: with the run dir's disk full, a stop whose registry rewrite
+ * fails must not be reported as done: qmpctl says why and exits 1 (it used
+ * to print "vm0-2 ready" and exit 0). A real, small tmpfs. */
+Test(qmpctl, full_disk_makes_stop_an_error)
+{
+    if (geteuid() != 0)
+        cr_skip_test("needs root to mount a small tmpfs");
+    char mnt[300], filler[340];
+    snprintf(mnt, sizeof(mnt), "%s/small", dir);
+    cr_assert_eq(mkdir(mnt, 0700), 0);
+    cr_assert_eq(mount("tmpfs", mnt, "tmpfs", MS_NOSUID | MS_NODEV, "size=2m,mode=0700"), 0, "mount: %s",
+                 strerror(errno));
+    snprintf(run_dir, sizeof(run_dir), "%s/run", mnt);
+    start_fleet();
+    snprintf(filler, sizeof(filler), "%s/filler", mnt);
+    int fd = open(filler, O_WRONLY | O_CREAT | O_EXCL, 0600);
+    cr_assert_geq(fd, 0);
+    static char zeros[65536];
+    while (write(fd, zeros, sizeof(zeros)) > 0)
+        ;
+    close(fd);
+    struct res r = qmpctl("stop", "vm0-2", NULL);
+    unlink(filler);
+    reap(&fleet_pid, SIGTERM, 60000);
+    umount2(mnt, MNT_DETACH);
+    cr_assert_eq(r.rc, 1, "stdout: %s\nstderr: %s", r.out, r.err);
+    cr_assert(strstr(r.err, "registry could not be updated") && strstr(r.err, "No space left"),
+              "%s", r.err);
+    res_free(&r);
 }

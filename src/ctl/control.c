@@ -87,8 +87,14 @@ static void reply(struct client *cl, const json_t *id, json_t *ret, const char *
         return;
     }
     /* A client that reads guests.json after our reply must see the change
-     * the reply reports. */
-    fleet_flush_registry(cl->ctl->f);
+     * the reply reports; if it cannot, the reply is that failure. */
+    char why[300], failed[400];
+    if (fleet_flush_registry(cl->ctl->f, why, sizeof(why)) < 0 && !cls) {
+        snprintf(failed, sizeof(failed), "done, but the run's registry could not be updated: %s",
+                 why);
+        cls = "RegistryError";
+        desc = failed;
+    }
     json_t *r = json_object();
     if (id)
         json_set(r, "id", json_copy(id));

@@ -24,7 +24,7 @@
 
 #include "base/fs.h"
 
-#define QMP_CONNECT_MS 30000
+#define QMP_CONNECT_MS 30000 /* at most, from launch to a negotiated QMP */
 #define RUNNING_MS 15000
 #define PCI_MS 15000
 #define DHCP_POLL_MS 250
@@ -642,14 +642,20 @@ static void launch(fguest_t *g)
         return;
     }
     g->pid = proc_pid(g->proc);
-    phase_arm(g, QMP_CONNECT_MS);
+    /* QMP's own deadline (connect, greeting, negotiation) is the boot
+     * timeout, capped so a wedged QEMU is not waited on for minutes; the
+     * phase timer is a margin later, so QMP's more precise reason wins. */
+    int qmp_ms = ms_of(f->o.boot_timeout_s, g->vi->wait_seconds);
+    if (qmp_ms > QMP_CONNECT_MS)
+        qmp_ms = QMP_CONNECT_MS;
+    phase_arm(g, qmp_ms + 2000);
     if (qmp_new(f->loop, &g->qmp) < 0 ||
         cfg_run_path(g->vm, &g->res, CFG_RUN_QMP, path, sizeof(path)) < 0) {
         fleet__guest_fail(g, "%s: cannot set up the QMP client", g->name);
         return;
     }
     qmp_set_dead_cb(g->qmp, on_qmp_dead, g);
-    rc = qmp_connect(g->qmp, path, QMP_CONNECT_MS, on_qmp_ready, g);
+    rc = qmp_connect(g->qmp, path, qmp_ms, on_qmp_ready, g);
     if (rc < 0) {
         fleet__guest_fail(g, "%s: QMP connect to %s: %s", g->name, path, strerror(-rc));
         return;

@@ -286,26 +286,34 @@ json_t *fleet_registry(const fleet_t *f)
     return o;
 }
 
-static void write_registry(fleet_t *f)
+/* A failed rewrite (full disk) keeps the previous registry intact and the
+ * change pending, so the next turn tries again; said once per failure run. */
+static int write_registry(fleet_t *f, char *err, size_t errlen)
 {
-    char err[256];
     size_t n;
     json_t *reg = fleet_registry(f);
     char *s = json_dump_pretty(reg, &n);
     json_free(reg);
     char path[PATH_MAX];
     snprintf(path, sizeof(path), "%s/guests.json", f->run_dir);
-    /* A failed rewrite (full disk) keeps the previous registry intact. */
-    if (s && fs_write_atomic(path, s, n, 0600, err, sizeof(err)) < 0)
-        fprintf(stderr, "qfleet: %s\n", err);
+    int rc = s ? fs_write_atomic(path, s, n, 0600, err, errlen) : -ENOMEM;
     free(s);
+    if (rc == -ENOMEM && !s)
+        snprintf(err, errlen, "guests.json: out of memory");
+    if (rc < 0) {
+        if (!f->registry_failed)
+            fprintf(stderr, "qfleet: %s\n", err);
+        f->registry_failed = 1;
+        return rc;
+    }
+    f->registry_failed = 0;
     f->registry_dirty = 0;
+    return 0;
 }
 
-void fleet_flush_registry(fleet_t *f)
+int fleet_flush_registry(fleet_t *f, char *err, size_t errlen)
 {
-    if (f->registry_dirty)
-        write_registry(f);
+    return f->registry_dirty ? write_registry(f, err, errlen) : 0;
 }
 
 /* ---- records ---- */
@@ -437,8 +445,9 @@ static void advance(fleet_t *f)
         tell_stopped_all(f);
     } while (f->again && !f->freeing);
     f->advancing = 0;
+    char err[256];
     if (!f->freeing)
-        fleet_flush_registry(f);
+        fleet_flush_registry(f, err, sizeof(err)); /* said, and retried next turn */
 }
 
 static void on_kick(uv_timer_t *t) { advance(t->data); }
@@ -516,7 +525,8 @@ void fleet_free(fleet_t *f, fleet_done_cb cb, void *data)
     for (size_t i = 0; i < f->n; i++)
         run_waiters(f->g[i]);
     /* Nothing recorded may be lost to the coalescing. */
-    fleet_flush_registry(f);
+    char err[256];
+    fleet_flush_registry(f, err, sizeof(err));
     f->pending_closes = 1 + FLEET_GUEST_HANDLES * (int)f->n;
     uv_close((uv_handle_t *)&f->kick, on_kick_closed);
     for (size_t i = 0; i < f->n; i++)

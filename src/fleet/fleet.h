@@ -108,8 +108,11 @@ fguest_t *fleet_find(const fleet_t *f, const char *name);
 /* 1 when no guest is queued or on its way to ready. */
 int fleet_settled(const fleet_t *f);
 /* Write guests.json now if a change is still pending (it is otherwise
- * written once per loop turn): before telling anyone outside about one. */
-void fleet_flush_registry(fleet_t *f);
+ * written once per loop turn): before telling anyone outside about one.
+ * 0, or -errno (a full disk) with the reason in err: the old registry
+ * stays intact and the change pending, and whoever was about to report the
+ * change must report this failure instead. */
+int fleet_flush_registry(fleet_t *f, char *err, size_t errlen);
 /* guests.json as an object (caller frees). */
 json_t *fleet_registry(const fleet_t *f);
 

@@ -108,6 +108,7 @@ struct fleet {
     int advancing;                 /* inside advance(): a kick means one more pass */
     int again;
     int registry_dirty;
+    int registry_failed;           /* the last rewrite failed (said once) */
     struct fleet_event *ev;        /* for the owner, oldest first */
     size_t nev, evcap;
     fleet_event_cb cb;
