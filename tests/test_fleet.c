@@ -709,24 +709,50 @@ Test(fleet_setup, missing_qemu_or_kernel_exit_codes)
 
 /* A QEMU that never serves QMP (a stand-in: real QEMU always does) fails
  * its guest within --boot-timeout, saying so, not after a fixed 30 s. */
-Test(fleet_setup, silent_qmp_fails_within_the_boot_timeout)
+static void write_silent_qemu_cfg(char *cfg, size_t len)
 {
-    char qemu[320], cfg[320];
+    char qemu[320];
     snprintf(qemu, sizeof(qemu), "%s/silent-qemu", dir);
     FILE *f = fopen(qemu, "w");
     cr_assert(f);
     fputs("#!/bin/sh\nexec sleep 600\n", f);
     fclose(f);
     cr_assert_eq(chmod(qemu, 0755), 0);
-    snprintf(cfg, sizeof(cfg), "%s/silent.cfg", dir);
+    snprintf(cfg, len, "%s/silent.cfg", dir);
     f = fopen(cfg, "w");
     cr_assert(f);
     fprintf(f, "[vm0]\nqemu =\n    path=%s;\nenable_kvm =\n    enable=no;\n", qemu);
     fclose(f);
+}
+
+Test(fleet_setup, silent_qmp_fails_within_the_boot_timeout)
+{
+    char cfg[320];
+    write_silent_qemu_cfg(cfg, sizeof(cfg));
     char *args[] = { QFLEET, "up", cfg, "--run-dir", run_dir, "--boot-timeout", "3", "--until-ready", NULL };
     cr_assert_eq(tu_wait_exit(start_qfleet(args), 60000), 1);
     json_t *reg = registry();
     const char *why = json_get_str(json_at(json_get(reg, "guests"), 0), "reason");
     cr_assert(why && strstr(why, "QMP") && strstr(why, "3000 ms"), "%s", why ? why : "(none)");
     json_free(reg);
+}
+
+/* `qfleet down` while the guests still boot: up does not exit 0 ("all
+ * ready"), it exits 1. */
+Test(fleet_setup, down_during_boot_is_not_success)
+{
+    char cfg[320], sock[400];
+    write_silent_qemu_cfg(cfg, sizeof(cfg));
+    char *args[] = { QFLEET, "up", cfg, "--run-dir", run_dir, "--boot-timeout", "120", "-q", NULL };
+    pid_t up = start_qfleet(args);
+    snprintf(sock, sizeof(sock), "%s/control.sock", run_dir);
+    cr_assert_eq(tu_wait_path(sock, 30000), 0, "no control socket");
+    pid_t down = fork();
+    if (down == 0) {
+        setenv("QFLEET_STATE_DIR", state_dir, 1);
+        execl(QFLEET, QFLEET, "down", run_dir, (char *)NULL);
+        _exit(127);
+    }
+    cr_assert_eq(tu_wait_exit(down, 60000), 0);
+    cr_assert_eq(tu_wait_exit(up, 60000), 1);
 }

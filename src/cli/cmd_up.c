@@ -40,7 +40,8 @@ static const char up_usage[] =
     "                     (default: the key's last path, as DTS)\n"
     "  -q, --quiet        no progress lines on stderr\n"
     "\n"
-    "exit: 0 all ready, 1 a guest failed, 2 usage or cfg error, 3 setup error,\n"
+    "exit: 0 all ready, 1 a guest failed (or 'qfleet down' came first), 2 usage or\n"
+    "      cfg error, 3 setup error,\n"
     "      128+N stopped by signal N\n";
 
 struct up {
@@ -187,6 +188,11 @@ static void on_down(control_t *c, void *data)
     (void)c;
     struct up *u = data;
     if (!u->printed) {
+        /* Stopped before every guest was ready: not the "all ready" of 0. */
+        if (u->exit_code == 0)
+            for (size_t i = 0; i < fleet_count(u->f); i++)
+                if (fguest_state(fleet_guest_at(u->f, i)) != GS_READY)
+                    u->exit_code = 1;
         u->printed = 1;
         print_result(u);
     }
