@@ -278,6 +278,8 @@ int alloc_reserve_mac(alloc_store *s, const alloc_owner *o, int nic, const char 
             size_t used = err ? strlen(err) : 0;
             if (err && used < errlen)
                 snprintf(err + used, errlen - used, ", shared by a migration pair");
+        } else if (!strcmp(l->value, text) && mytag[0] && !strcmp(l->data, mytag)) {
+            /* the partner of our pair: untouched, whatever we make ours */
         } else if (!strcmp(l->value, text) && !(flags & l->flags & ALLOC_SHARED)) {
             char what[96];
             snprintf(what, sizeof(what), "MAC %s", text);

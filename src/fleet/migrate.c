@@ -469,79 +469,97 @@ static void tell(struct fleet_mig *m)
         m->cb(m->f, &r, m->data);
 }
 
-static void step(struct fleet_mig *m)
+static void step_prepare(struct fleet_mig *m)
+{
+    if (m->cmd_err[0])
+        fail(m, -EIO, "migration %s -> %s failed in phase prepare: %s", m->src_name, m->dst_name,
+             m->cmd_err);
+    else if (down(m->dst) || down(m->src) || m->src->state != GS_READY)
+        fail(m, -ECANCELED, "migration %s -> %s failed in phase prepare: %s is %s", m->src_name,
+             m->dst_name, down(m->dst) ? m->dst_name : m->src_name,
+             fleet_state_name(down(m->dst) ? m->dst->state : m->src->state));
+    else if (m->timed_out)
+        fail(m, -ETIMEDOUT, "migration %s -> %s timed out in phase prepare", m->src_name,
+             m->dst_name);
+    else if (m->uri[0])
+        start(m);
+}
+
+/* QEMU ended it without completing: the phase before "failed" (or
+ * "cancelling") is the one that failed. */
+static void qemu_failed(struct fleet_mig *m)
+{
+    const char *in = m->phase;
+    long long best = -1;
+    for (size_t i = 0; i < json_len(m->phases); i++) {
+        const char *k = json_key_at(m->phases, i);
+        long long t = json_get_int(m->phases, k, -1);
+        if (!terminal(k) && strcmp(k, "cancelling") && t >= best)
+            best = t, in = k;
+    }
+    char dst[600] = "", why[512];
+    if (down(m->dst))
+        snprintf(dst, sizeof(dst), "; destination %s: %s", m->dst_name,
+                 first_line(m->dst, why, sizeof(why)));
+    fail(m, m->cancelling ? -ETIMEDOUT : -EIO, "migration %s -> %s %s in phase %s%s%s%s",
+         m->src_name, m->dst_name, m->cancelling ? "timed out and was cancelled" : "failed", in,
+         m->qemu_err[0] ? ": " : "", m->qemu_err, dst);
+}
+
+static void step_migrating(struct fleet_mig *m)
 {
     char why[512];
     const char *phase = m->phase[0] ? m->phase : "prepare";
-    if (m->stage == MS_PREPARE) {
-        if (m->cmd_err[0])
-            fail(m, -EIO, "migration %s -> %s failed in phase prepare: %s", m->src_name,
-                 m->dst_name, m->cmd_err);
-        else if (down(m->dst) || down(m->src) || m->src->state != GS_READY)
-            fail(m, -ECANCELED, "migration %s -> %s failed in phase prepare: %s is %s",
-                 m->src_name, m->dst_name, down(m->dst) ? m->dst_name : m->src_name,
-                 fleet_state_name(down(m->dst) ? m->dst->state : m->src->state));
-        else if (m->timed_out)
-            fail(m, -ETIMEDOUT, "migration %s -> %s timed out in phase prepare", m->src_name,
-                 m->dst_name);
-        else if (m->uri[0])
-            start(m);
-    }
-    if (m->stage == MS_MIGRATING) {
-        if (down(m->src))
-            fail(m, -EIO, "migration %s -> %s failed in phase %s: the source failed: %s",
-                 m->src_name, m->dst_name, phase, first_line(m->src, why, sizeof(why)));
-        else if (m->cmd_err[0] && !m->qemu_done)
-            fail(m, -EIO, "migration %s -> %s failed in phase %s: %s", m->src_name, m->dst_name,
-                 phase, m->cmd_err);
-        else if (m->qemu_done && !m->stats_pending && m->completed)
+    if (down(m->src)) {
+        fail(m, -EIO, "migration %s -> %s failed in phase %s: the source failed: %s",
+             m->src_name, m->dst_name, phase, first_line(m->src, why, sizeof(why)));
+    } else if (m->cmd_err[0] && !m->qemu_done) {
+        fail(m, -EIO, "migration %s -> %s failed in phase %s: %s", m->src_name, m->dst_name,
+             phase, m->cmd_err);
+    } else if (m->qemu_done && !m->stats_pending) {
+        if (m->completed)
             hand_over(m);
-        else if (m->qemu_done && !m->stats_pending) {
-            /* The phase before QEMU's "failed" is the one that failed. */
-            const char *in = phase;
-            json_t *ph = m->phases;
-            long long best = -1;
-            for (size_t i = 0; i < json_len(ph); i++) {
-                const char *k = json_key_at(ph, i);
-                long long t = json_get_int(ph, k, -1);
-                if (!terminal(k) && strcmp(k, "cancelling") && t >= best)
-                    best = t, in = k;
-            }
-            char dst[600] = "";
-            if (down(m->dst))
-                snprintf(dst, sizeof(dst), "; destination %s: %s", m->dst_name,
-                         first_line(m->dst, why, sizeof(why)));
-            fail(m, m->cancelling ? -ETIMEDOUT : -EIO, "migration %s -> %s %s in phase %s%s%s%s",
-                 m->src_name, m->dst_name,
-                 m->cancelling ? "timed out and was cancelled" : "failed", in,
-                 m->qemu_err[0] ? ": " : "", m->qemu_err, dst);
-        } else if (m->timed_out && !m->cancelling && !m->told) {
-            snprintf(m->error, sizeof(m->error), "migration %s -> %s timed out in phase %s%s",
-                     m->src_name, m->dst_name, phase,
-                     m->o.cancel_on_timeout ? ", cancelling" : " (still running)");
-            if (m->o.cancel_on_timeout && m->sq && m->src->qmp == m->sq) {
-                m->cancelling = 1;
-                exec(m, m->sq, "migrate_cancel", NULL, on_cmd);
-            } else {
-                record(m, "timed-out");
-                tell(m);
-            }
+        else
+            qemu_failed(m);
+    } else if (m->timed_out && !m->cancelling && !m->told) {
+        snprintf(m->error, sizeof(m->error), "migration %s -> %s timed out in phase %s%s",
+                 m->src_name, m->dst_name, phase,
+                 m->o.cancel_on_timeout ? ", cancelling" : " (still running)");
+        if (m->o.cancel_on_timeout && m->sq && m->src->qmp == m->sq) {
+            m->cancelling = 1;
+            exec(m, m->sq, "migrate_cancel", NULL, on_cmd);
+        } else {
+            record(m, "timed-out");
+            tell(m);
         }
     }
-    if (m->stage == MS_HANDOVER) {
-        if (m->dst->state == GS_AWAITING_MIGRATION && m->dst_resumed)
-            fleet__guest_migrated_in(m->dst);
-        if (m->dst->state == GS_READY && down(m->src)) {
-            m->status = 0;
-            m->error[0] = '\0';
-            own_macs(m);
-            finish(m);
-        } else if (down(m->dst) || m->dst->state == GS_STOPPING) {
-            fail(m, -EIO, "migration %s -> %s completed but the destination did not reach "
-                 "ready: %s", m->src_name, m->dst_name,
-                 m->dst->reason[0] ? first_line(m->dst, why, sizeof(why)) : "it was stopped");
-        }
+}
+
+static void step_handover(struct fleet_mig *m)
+{
+    char why[512];
+    if (m->dst->state == GS_AWAITING_MIGRATION && m->dst_resumed)
+        fleet__guest_migrated_in(m->dst);
+    if (m->dst->state == GS_READY && down(m->src)) {
+        m->status = 0;
+        m->error[0] = '\0';
+        own_macs(m);
+        finish(m);
+    } else if (down(m->dst) || m->dst->state == GS_STOPPING) {
+        fail(m, -EIO, "migration %s -> %s completed but the destination did not reach ready: %s",
+             m->src_name, m->dst_name,
+             m->dst->reason[0] ? first_line(m->dst, why, sizeof(why)) : "it was stopped");
     }
+}
+
+static void step(struct fleet_mig *m)
+{
+    if (m->stage == MS_PREPARE)
+        step_prepare(m);
+    if (m->stage == MS_MIGRATING)
+        step_migrating(m);
+    if (m->stage == MS_HANDOVER)
+        step_handover(m);
 }
 
 void fleet__migrations_advance(fleet_t *f)
