@@ -84,8 +84,8 @@ Test(mac_pair, exactly_the_pair_shares_and_each_side_lets_go_alone)
     cr_assert_eq(alloc_share_mac(s, &src, 0, &dst, 0, mac, err, sizeof(err)), 0, "%s", err);
     cr_assert_str_eq(mac, smac);
     cr_assert_eq(holders(s, smac, tags, sizeof(tags)), 2, "%s", tags);
-    cr_assert(strstr(tags, "run/host/nic0+shared[pair ") && strstr(tags, "run/backup/nic0+shared[pair "),
-              "%s", tags);
+    cr_assert(strstr(tags, "run/host/nic0+shared[pair ") &&
+              strstr(tags, "run/backup/nic0+shared[pair "), "%s", tags);
     /* the destination's own MAC went back */
     cr_assert_eq(holders(s, dmac, tags, sizeof(tags)), 0, "%s", tags);
     /* nobody else joins the pair, shareable or not */
@@ -335,7 +335,8 @@ Test(migrate, file_survives_agent_answers_source_gone_name_and_mac_move)
     char mac[32], out[4096];
     snprintf(mac, sizeof(mac), "%s", json_str(json_at(json_get(h, "macs"), 0)));
     cr_assert_eq(ssh_run((int)json_get_int(h, "ssh_port", 0),
-                         "echo written-before-migration > /root/mark && sync", out, sizeof(out)), 0);
+                         "echo written-before-migration > /root/mark && sync", out, sizeof(out)),
+                 0);
     json_free(reg);
 
     char *args[] = { QFLEET, "migrate", "host", "backup", "--run", run_dir, "--json",
@@ -352,7 +353,8 @@ Test(migrate, file_survives_agent_answers_source_gone_name_and_mac_move)
     cr_assert(json_get_int(r, "downtime_ms", -1) >= 0, "%s", mo);
     cr_assert(json_get_int(r, "transferred_bytes", 0) > 1 << 20, "%s", mo);
     const json_t *ph = json_get(r, "phases_ms");
-    cr_assert(json_get(ph, "setup") && json_get(ph, "active") && json_get(ph, "completed"), "%s", mo);
+    cr_assert(json_get(ph, "setup") && json_get(ph, "active") && json_get(ph, "completed"), "%s",
+              mo);
     cr_assert_leq(json_get_int(ph, "setup", -1), json_get_int(ph, "completed", -1));
     /* where the destination listens: its leased migration port */
     const char *uri = json_get_str(r, "uri");

@@ -319,7 +319,7 @@ static const struct cmd {
     { "stop", "VM", NEEDS_VM, "stop a guest gracefully through the controller",
       "Ask the controller to stop the guest (agent shutdown, then QMP quit, then\n"
       "signals) and wait until it has stopped.\n" },
-    { "migrate", "VM DST", NEEDS_VM, "live-migrate a guest into an awaiting one, through the controller",
+    { "migrate", "VM DST", NEEDS_VM, "live-migrate a guest into an awaiting one (controller)",
       "Ask the controller to migrate VM into DST (a guest of the same run in state\n"
       "awaiting-migration) and wait until DST is ready under VM's name; prints the\n"
       "total time, downtime and bytes moved. --timeout S bounds the migration itself.\n" },
