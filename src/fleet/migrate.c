@@ -483,6 +483,9 @@ static void step_prepare(struct fleet_mig *m)
              m->dst_name);
     else if (m->uri[0])
         start(m);
+    if (m->stage == MS_PREPARE && m->uri[0] && m->cmd_err[0]) /* the MACs would not pair */
+        fail(m, -EEXIST, "migration %s -> %s failed in phase prepare: %s", m->src_name,
+             m->dst_name, m->cmd_err);
 }
 
 /* QEMU ended it without completing: the phase before "failed" (or
