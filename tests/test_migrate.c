@@ -339,6 +339,25 @@ Test(migrate, file_survives_agent_answers_source_gone_name_and_mac_move)
                  0);
     json_free(reg);
 
+    /* Refused before anything starts: the wrong way round, or no such guest. */
+    char sock[400];
+    snprintf(sock, sizeof(sock), "%s/control.sock", run_dir);
+    static const char *const bad[][3] = {
+        { "backup", "host", "source backup is awaiting-migration, not ready" },
+        { "host", "nobody", "no destination guest named 'nobody'" },
+    };
+    for (int i = 0; i < 2; i++) {
+        json_t *req = json_object(), *rep = NULL;
+        json_set_str(req, "cmd", "migrate");
+        json_set_str(req, "guest", bad[i][0]);
+        json_set_str(req, "destination", bad[i][1]);
+        cr_assert_eq(control_request(sock, req, &rep, 30000, err, sizeof(err)), 0, "%s", err);
+        const char *desc = json_get_str(json_get(rep, "error"), "desc");
+        cr_assert(desc && strstr(desc, bad[i][2]), "%s", desc ? desc : "no error");
+        json_free(req);
+        json_free(rep);
+    }
+
     char *args[] = { QFLEET, "migrate", "host", "backup", "--run", run_dir, "--json",
                      "--downtime-limit", "300", "--max-bandwidth", "1000000000", NULL };
     pid_t m = start(args, "migrate");
