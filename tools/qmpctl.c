@@ -319,6 +319,10 @@ static const struct cmd {
     { "stop", "VM", NEEDS_VM, "stop a guest gracefully through the controller",
       "Ask the controller to stop the guest (agent shutdown, then QMP quit, then\n"
       "signals) and wait until it has stopped.\n" },
+    { "migrate", "VM DST", NEEDS_VM, "live-migrate a guest into an awaiting one (controller)",
+      "Ask the controller to migrate VM into DST (a guest of the same run in state\n"
+      "awaiting-migration) and wait until DST is ready under VM's name; prints the\n"
+      "total time, downtime and bytes moved. --timeout S bounds the migration itself.\n" },
     { NULL, NULL, 0, NULL, NULL },
 };
 
@@ -382,6 +386,11 @@ static int run_cmd(const struct cmd *c, const struct qc_opts *o, int argc, char 
     char **rargv = argv + (vm ? 1 : 0);
     if (!strcmp(c->name, "qmp") || !strcmp(c->name, "qga"))
         return qc_cmd_raw(o, c->name[1] == 'g', vm, rest, rargv);
+    if (!strcmp(c->name, "migrate")) {
+        if (rest != 1)
+            return usage_error(c, "migrate: give the destination guest");
+        return qc_cmd_migrate(o, vm, rargv[0]);
+    }
     if (rest > 0)
         return usage_error(c, "%s: unexpected argument '%s'", c->name, rargv[0]);
     if (!strcmp(c->name, "list"))

@@ -309,6 +309,39 @@ int qc_cmd_stop(const struct qc_opts *o, const char *name)
     return rc;
 }
 
+/* ---- migrate ---- */
+
+/* Past the migration's own timeout, how long the destination may take to
+ * reach ready. */
+#define MIGRATE_READY_MS 300000
+
+int qc_cmd_migrate(const struct qc_opts *o, const char *name, const char *dst)
+{
+    struct qc_guest g;
+    if (qc_guest_open(o, name, 1, &g) != QC_OK)
+        return QC_FAIL;
+    json_t *req = json_object(), *rep = NULL;
+    json_set_str(req, "cmd", "migrate");
+    json_set_str(req, "guest", name);
+    json_set_str(req, "destination", dst);
+    if (o->timeout_ms)
+        json_set_int(req, "timeout_ms", o->timeout_ms);
+    int rc = qc_control(&g, req, tmo(o, 600000) + MIGRATE_READY_MS, &rep);
+    json_free(req);
+    const json_t *ret = rc == QC_OK ? control_return(o, name, rep) : NULL;
+    if (rc == QC_OK && !ret)
+        rc = QC_FAIL;
+    if (ret && o->json)
+        qc_print_json(ret, 0);
+    else if (ret)
+        printf("%s -> %s: %s, total %lld ms, downtime %lld ms, %lld bytes\n", name, dst,
+               json_get_str(ret, "phase"), json_get_int(ret, "total_ms", -1),
+               json_get_int(ret, "downtime_ms", -1), json_get_int(ret, "transferred_bytes", -1));
+    json_free(rep);
+    qc_guest_close(&g);
+    return rc;
+}
+
 /* ---- events ---- */
 
 int qc_cmd_events(const struct qc_opts *o, const char *name)

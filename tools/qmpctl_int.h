@@ -107,6 +107,7 @@ int qc_cmd_pci(const struct qc_opts *o, const char *name);
 int qc_cmd_ifaces(const struct qc_opts *o, const char *name);
 int qc_cmd_raw(const struct qc_opts *o, int qga, const char *name, int argc, char **argv);
 int qc_cmd_stop(const struct qc_opts *o, const char *name);
+int qc_cmd_migrate(const struct qc_opts *o, const char *name, const char *dst);
 int qc_cmd_console(const struct qc_opts *o, const char *name);
 int qc_cmd_events(const struct qc_opts *o, const char *name);
 /* Build a command from what the user typed: a bare name with optional

@@ -155,6 +155,16 @@ int alloc_mac(alloc_store *s, const alloc_owner *o, int nic, const char *prefix,
 int alloc_reserve_mac(alloc_store *s, const alloc_owner *o, int nic, const char *mac,
                       unsigned flags, char *err, size_t errlen);
 
+/* A migration pair: NIC dst_nic of dst takes the MAC NIC src_nic of src
+ * holds (replacing what dst_nic held), and both leases are marked as that
+ * pair's (ALLOC_SHARED, data "pair HASH"). A pair's MAC has exactly these
+ * two holders: -EEXIST if anyone else holds it, and later reserves by
+ * anyone else are refused, shareable or not. Releasing either lease leaves
+ * the other; alloc_reserve_mac(src, src_nic, mac, 0) makes a lone one
+ * plain again. out gets MAC_STRLEN bytes. */
+int alloc_share_mac(alloc_store *s, const alloc_owner *src, int src_nic, const alloc_owner *dst,
+                    int dst_nic, char *out, char *err, size_t errlen);
+
 /* --- VNC displays and host ports ------------------------------------ */
 
 #define ALLOC_VNC_PORT_BASE 5900

@@ -277,7 +277,7 @@ static int shared_full(alloc_store *s, const char *owner, const char *mac, char 
         return 0;
     return alloc__errf(err, errlen, -EEXIST,
                       "MAC %s is already shared by %s (pid %d) and %s (pid %d): a shared MAC "
-                      "has at most %d holders, a migration's source and destination",
+                      "has at most %d holders, a migration pair (source and destination)",
                       mac, h[0]->owner, (int)h[0]->pid, h[1]->owner, (int)h[1]->pid,
                       ALLOC_SHARED_MAX);
 }
@@ -297,7 +297,15 @@ int alloc_reserve_mac(alloc_store *s, const alloc_owner *o, int nic, const char 
     mac_format(m, text);
     if ((rc = alloc__enter(s, err, errlen)) < 0)
         return rc;
-    /* Check everything first: a failed reserve changes nothing. */
+    /* Check everything first: a failed reserve changes nothing. The pair
+     * tag this NIC's lease of the MAC carries, if any, lets it past its
+     * partner's. */
+    const char *mytag = "";
+    for (size_t i = 0; i < alloc__count(s); i++) {
+        const alloc_lease *l = alloc__at(s, i);
+        if (!strcmp(l->kind, "mac") && !strcmp(l->owner, owner) && !strcmp(l->value, text))
+            mytag = l->data;
+    }
     ssize_t same = -1, old = -1;
     if ((flags & ALLOC_SHARED) && (rc = shared_full(s, owner, text, err, errlen)) < 0)
         return alloc__leave(s, rc, err, errlen);
@@ -310,6 +318,16 @@ int alloc_reserve_mac(alloc_store *s, const alloc_owner *o, int nic, const char 
                 old = (ssize_t)i;
             else
                 same = (ssize_t)i;
+        } else if (!strcmp(l->value, text) && l->data[0] && strcmp(l->data, mytag)) {
+            /* A migration pair's MAC (alloc_share_mac) is theirs alone. */
+            char what[96];
+            snprintf(what, sizeof(what), "MAC %s", text);
+            rc = alloc__err_held(l, what, err, errlen);
+            size_t used = err ? strlen(err) : 0;
+            if (err && used < errlen)
+                snprintf(err + used, errlen - used, ", shared by a migration pair");
+        } else if (!strcmp(l->value, text) && mytag[0] && !strcmp(l->data, mytag)) {
+            /* the partner of our pair: untouched, whatever we make ours */
         } else if (!strcmp(l->value, text) && !(flags & l->flags & ALLOC_SHARED)) {
             char what[96];
             snprintf(what, sizeof(what), "MAC %s", text);
@@ -323,10 +341,12 @@ int alloc_reserve_mac(alloc_store *s, const alloc_owner *o, int nic, const char 
         }
     }
     if (rc == 0 && same >= 0) {
-        /* Already ours: only the shareable mark may change. */
+        /* Already ours: only the shareable mark may change, and a
+         * migration pair's tag goes (the lease is plainly ours again). */
         alloc_lease *l = alloc__at(s, (size_t)same);
-        if ((l->flags & ALLOC_SHARED) != (flags & ALLOC_SHARED)) {
+        if ((l->flags & ALLOC_SHARED) != (flags & ALLOC_SHARED) || l->data[0]) {
             l->flags = (l->flags & ~ALLOC_SHARED) | (flags & ALLOC_SHARED);
+            l->data[0] = '\0';
             alloc__touch(s);
         }
     } else if (rc == 0) {
@@ -337,6 +357,73 @@ int alloc_reserve_mac(alloc_store *s, const alloc_owner *o, int nic, const char 
                 alloc__remove_at(s, (size_t)old);
             alloc__add(s, o, owner, "mac", text, flags, NULL);
         }
+    }
+    return alloc__leave(s, rc, err, errlen);
+}
+
+/* --- a migration pair ------------------------------------------------ */
+
+/* "pair " and 16 hex digits of FNV-1a over both owners: what marks the two
+ * leases of one pair (owner names are longer than a lease's data). */
+static void pair_tag(const char *a, const char *b, char out[ALLOC_DATA_MAX])
+{
+    uint64_t h = 0xcbf29ce484222325ULL;
+    for (const char *p = a; *p; p++)
+        h = (h ^ (unsigned char)*p) * 0x100000001b3ULL;
+    h = (h ^ 0xff) * 0x100000001b3ULL;
+    for (const char *p = b; *p; p++)
+        h = (h ^ (unsigned char)*p) * 0x100000001b3ULL;
+    snprintf(out, ALLOC_DATA_MAX, "pair %016llx", (unsigned long long)h);
+}
+
+int alloc_share_mac(alloc_store *s, const alloc_owner *src, int src_nic, const alloc_owner *dst,
+                    int dst_nic, char *out, char *err, size_t errlen)
+{
+    char so[ALLOC_OWNER_MAX], dn[ALLOC_OWNER_MAX], tag[ALLOC_DATA_MAX];
+    int rc = nic_owner(src, src_nic, so, err, errlen);
+    if (rc == 0)
+        rc = nic_owner(dst, dst_nic, dn, err, errlen);
+    if (rc < 0)
+        return rc;
+    if (!strcmp(src->name, dst->name))
+        return alloc__errf(err, errlen, -EINVAL, "%s cannot share a MAC with itself", src->name);
+    pair_tag(so, dn, tag);
+    if ((rc = alloc__enter(s, err, errlen)) < 0)
+        return rc;
+    alloc_lease *mine = alloc__find_owned(s, "mac", so);
+    if (!mine)
+        return alloc__leave(s, alloc__errf(err, errlen, -ENOENT, "%s holds no MAC", so), err,
+                           errlen);
+    char mac[MAC_STRLEN];
+    snprintf(mac, sizeof(mac), "%.17s", mine->value);
+    /* Check first: the MAC has no holder but the pair, each NIC one MAC. */
+    ssize_t old = -1, same = -1;
+    for (size_t i = 0; i < alloc__count(s) && rc == 0; i++) {
+        const alloc_lease *l = alloc__at(s, i);
+        if (strcmp(l->kind, "mac"))
+            continue;
+        if (!strcmp(l->owner, dn))
+            *(strcmp(l->value, mac) ? &old : &same) = (ssize_t)i;
+        else if (strcmp(l->owner, so) && !strcmp(l->value, mac))
+            rc = alloc__err_held(l, "the source's MAC", err, errlen);
+    }
+    if (rc == 0 && same < 0 && (rc = alloc__reserve(s, 1)) < 0)
+        alloc__errf(err, errlen, rc, "out of memory");
+    if (rc == 0) {
+        mine = alloc__find_owned(s, "mac", so);
+        mine->flags |= ALLOC_SHARED;
+        snprintf(mine->data, sizeof(mine->data), "%s", tag);
+        if (same >= 0) {
+            alloc_lease *l = alloc__at(s, (size_t)same);
+            l->flags |= ALLOC_SHARED;
+            snprintf(l->data, sizeof(l->data), "%s", tag);
+        } else {
+            if (old >= 0)
+                alloc__remove_at(s, (size_t)old);
+            alloc__add(s, dst, dn, "mac", mac, ALLOC_SHARED, tag);
+        }
+        alloc__touch(s);
+        snprintf(out, MAC_STRLEN, "%s", mac);
     }
     return alloc__leave(s, rc, err, errlen);
 }

@@ -13,6 +13,7 @@ static const struct cmd {
     /* CMD-TABLE: one line per subcommand, kept in the order of the help text. */
     { "up", cmd_up, "launch guests from a cfg and follow them to ready" },
     { "down", cmd_down, "stop a running fleet and its controller" },
+    { "migrate", cmd_migrate, "live-migrate a guest into an awaiting one of the same run" },
     { "run", cmd_run, "run test suites in parallel" },
     { "leases", cmd_leases, "list leases held on this host" },
     { "alloc", cmd_alloc, "take a MAC, VNC display or port lease for a script" },

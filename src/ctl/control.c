@@ -181,6 +181,52 @@ static void on_guest_stopped(fguest_t *g, void *data)
     request_done(rq);
 }
 
+static void on_migrated(fleet_t *f, const fleet_migration *m, void *data)
+{
+    struct request *rq = data;
+    (void)f;
+    if (m->status == 0)
+        reply(rq->cl, rq->id, json_copy(m->record), NULL, NULL);
+    else
+        reply(rq->cl, rq->id, NULL, m->status == -ETIMEDOUT ? "Timeout" : "MigrationFailed",
+              m->error ? m->error : "migration failed");
+    request_done(rq);
+}
+
+/* {"cmd":"migrate","guest":SRC,"destination":DST, "timeout_ms", "cancel",
+ * "downtime_limit_ms", "max_bandwidth"}: answered when the destination is
+ * ready (docs/rundir.md). */
+static void handle_migrate(struct client *cl, const json_t *msg, fguest_t *src)
+{
+    control_t *c = cl->ctl;
+    const json_t *id = json_get(msg, "id");
+    const char *dname = json_get_str(msg, "destination");
+    fguest_t *dst = dname ? fleet_find(c->f, dname) : NULL;
+    char desc[512];
+    if (!dst) {
+        snprintf(desc, sizeof(desc), "no destination guest named '%.100s' in this run",
+                 dname ? dname : "");
+        reply(cl, id, NULL, "NoSuchGuest", desc);
+        return;
+    }
+    fleet_migrate_opts o = {
+        .timeout_ms = (int)json_get_int(msg, "timeout_ms", 0),
+        .cancel_on_timeout = json_get_bool(msg, "cancel", 0),
+        .downtime_limit_ms = json_get_int(msg, "downtime_limit_ms", 0),
+        .max_bandwidth = json_get_int(msg, "max_bandwidth", 0),
+    };
+    struct request *rq = request_new(cl, id);
+    if (!rq) {
+        reply(cl, id, NULL, "BadRequest", "out of memory");
+        return;
+    }
+    int rc = fleet_migrate(c->f, src, dst, &o, on_migrated, rq, desc, sizeof(desc));
+    if (rc < 0) {
+        reply(cl, id, NULL, rc == -EBUSY ? "GuestNotReady" : "BadRequest", desc);
+        request_done(rq);
+    }
+}
+
 static void handle(struct client *cl, const json_t *msg)
 {
     control_t *c = cl->ctl;
@@ -200,9 +246,10 @@ static void handle(struct client *cl, const json_t *msg)
             c->on_down(c, c->data);
         return;
     }
-    if (strcmp(cmd, "qga") && strcmp(cmd, "stop")) {
+    if (strcmp(cmd, "qga") && strcmp(cmd, "stop") && strcmp(cmd, "migrate")) {
         char desc[128];
-        snprintf(desc, sizeof(desc), "unknown cmd '%.60s' (status, qga, stop, down)", cmd);
+        snprintf(desc, sizeof(desc), "unknown cmd '%.60s' (status, qga, stop, migrate, down)",
+                 cmd);
         reply(cl, id, NULL, "BadRequest", desc);
         return;
     }
@@ -212,6 +259,10 @@ static void handle(struct client *cl, const json_t *msg)
         char desc[160];
         snprintf(desc, sizeof(desc), "no guest named '%.100s' in this run", name ? name : "");
         reply(cl, id, NULL, "NoSuchGuest", desc);
+        return;
+    }
+    if (!strcmp(cmd, "migrate")) {
+        handle_migrate(cl, msg, g);
         return;
     }
     struct request *rq = request_new(cl, id);

@@ -135,7 +135,7 @@ void fleet__guest_fail(fguest_t *g, const char *fmt, ...)
         char path[PATH_MAX];
         if (cfg_run_path(g->vm, &g->res, CFG_RUN_SERIAL, path, sizeof(path)) == 0)
             append_tail(g, &off, "serial console", path);
-        snprintf(path, sizeof(path), "%s/%s-qemu.log", g->f->run_dir, g->name);
+        snprintf(path, sizeof(path), "%s/%s-qemu.log", g->f->run_dir, g->fname);
         append_tail(g, &off, "QEMU stderr", path);
     }
     uv_timer_stop(&g->phase_timer);
@@ -188,7 +188,7 @@ static void launch(fguest_t *g);
 static int log_has(fguest_t *g, const char *needle)
 {
     char path[PATH_MAX];
-    snprintf(path, sizeof(path), "%s/%s-qemu.log", g->f->run_dir, g->name);
+    snprintf(path, sizeof(path), "%s/%s-qemu.log", g->f->run_dir, g->fname);
     char *t = fs_tail(path, 8192);
     int has = t && strstr(t, needle);
     free(t);
@@ -339,6 +339,34 @@ static void on_chardevs(qmp_t *q, const qmp_reply *r, void *data)
     }
 }
 
+/* ---- migration destination ---- */
+
+/* QEMU waits for an incoming migration: park. Leases stay, QMP stays; the
+ * agent socket stays connected but is not written to (no guest runs). */
+static void await_migration(fguest_t *g)
+{
+    uv_timer_stop(&g->phase_timer);
+    set_state(g, GS_AWAITING_MIGRATION);
+}
+
+void fleet__guest_migrated_in(fguest_t *g)
+{
+    if (g->state != GS_AWAITING_MIGRATION)
+        return;
+    set_state(g, GS_RUNNING);
+    if (g->vi->ncpupin)
+        qmp_execute(g->qmp, "query-cpus-fast", NULL, 0, on_cpus, g);
+    if (!g->vi->qga) {
+        next_phase(g);
+        return;
+    }
+    /* The guest opened its agent port on the source; the port comes over
+     * open and QEMU sends no VSERPORT_CHANGE for it: sync at once. */
+    g->port_open = 1;
+    phase_arm(g, ms_of(g->f->o.boot_timeout_s, g->vi->wait_seconds));
+    start_agent_sync(g);
+}
+
 static void on_status(qmp_t *q, const qmp_reply *r, void *data)
 {
     fguest_t *g = data;
@@ -349,6 +377,10 @@ static void on_status(qmp_t *q, const qmp_reply *r, void *data)
         return;
     }
     const char *status = json_get_str(r->ret, "status");
+    if (status && !strcmp(status, "inmigrate") && g->vi->migrate) {
+        await_migration(g);
+        return;
+    }
     if (!status || strcmp(status, "running")) {
         fleet__guest_fail(g, "%s: QEMU is %s, not running", g->name, status ? status : "in an unknown state");
         return;
@@ -629,7 +661,7 @@ static void launch(fguest_t *g)
         fleet__guest_fail(g, "%s: %s", g->name, err);
         return;
     }
-    snprintf(path, sizeof(path), "%s/%s-qemu.log", f->run_dir, g->name);
+    snprintf(path, sizeof(path), "%s/%s-qemu.log", f->run_dir, g->fname);
     /* Pinned from the first instruction, as DTS's taskset: hugepage
      * preallocation runs on the VM's CPUs; vCPUs are pinned one by one
      * once QEMU runs (pin_cpus). */
@@ -682,7 +714,7 @@ void fleet__guest_boot(fguest_t *g)
     cfg_vm_needs(g->vm, &g->nd);
     memset(&g->res, 0, sizeof(g->res));
     g->res.run_dir = g->f->run_dir;
-    g->res.name = g->name;
+    g->res.name = g->fname;
     if (fleet__place_devices(g, err, sizeof(err)) < 0 || fleet__take_leases(g, err, sizeof(err)) < 0) {
         fleet__guest_fail(g, "%s: allocating: %s", g->name, err);
         return;
@@ -711,7 +743,7 @@ static void stop_next(fguest_t *g)
     uv_update_time(f->loop);
     if (g->stop_stage < STOP_AGENT) {
         g->stop_stage = STOP_AGENT;
-        if (g->agent && agent_is_synced(g->agent) && !g->got_shutdown &&
+        if (g->agent && agent_is_synced(g->agent) && !g->got_shutdown && !g->migrated_away &&
             agent_shutdown(g->agent, "powerdown", NULL, NULL) == 0) {
             uv_timer_start(&g->stop_timer, on_stop_timer, (uint64_t)ms_of(f->o.stop_timeout_s, 20), 0);
             return;

@@ -35,6 +35,7 @@ static const char *const state_names[GS_COUNT] = {
     [GS_PCI_MAPPED] = "pci-mapped",
     [GS_SSH_READY] = "ssh-ready",
     [GS_READY] = "ready",
+    [GS_AWAITING_MIGRATION] = "awaiting-migration",
     [GS_STOPPING] = "stopping",
     [GS_STOPPED] = "stopped",
     [GS_FAILED] = "failed",
@@ -201,6 +202,7 @@ int fleet_add(fleet_t *f, struct cfg_vm *vm, const char *name, char *err, size_t
         return rc;
     }
     snprintf(g->name, sizeof(g->name), "%s", name);
+    snprintf(g->fname, sizeof(g->fname), "%s", name);
     g->vm = vm;
     g->vi = cfg_vm_info(vm);
     fleet__guest_init(f, g);
@@ -258,7 +260,7 @@ json_t *fguest_json(const fguest_t *g)
     };
     for (size_t i = 0; i < sizeof(files) / sizeof(files[0]); i++) {
         char rel[CFG_NAME_MAX + 40];
-        snprintf(rel, sizeof(rel), "%s-%s", g->name, files[i].suffix);
+        snprintf(rel, sizeof(rel), "%s-%s", g->fname, files[i].suffix);
         json_set_str(o, files[i].key, rel);
     }
     json_set(o, "started_ms", g->started_ms ? json_int(g->started_ms) : json_null());
@@ -270,6 +272,7 @@ json_t *fguest_json(const fguest_t *g)
     /* When QEMU (by its own clock) saw the guest open the agent port: what
      * the controller's agent-connected time is measured against. */
     json_set(o, "port_open_ms", g->port_open_ms ? json_int(g->port_open_ms) : json_null());
+    json_set(o, "migration", g->migration ? json_copy(g->migration) : json_null());
     return o;
 }
 
@@ -441,6 +444,8 @@ static void advance(fleet_t *f)
         f->again = 0;
         schedule(f);
         tell_events(f);
+        if (!f->freeing)
+            fleet__migrations_advance(f);
         tell_waiters(f);
         tell_stopped_all(f);
     } while (f->again && !f->freeing);
@@ -451,6 +456,8 @@ static void advance(fleet_t *f)
 }
 
 static void on_kick(uv_timer_t *t) { advance(t->data); }
+
+void fleet__kick(fleet_t *f) { kick(f); }
 
 static void kick(fleet_t *f)
 {
@@ -488,7 +495,9 @@ void fleet_stop_all(fleet_t *f, fleet_done_cb cb, void *data)
 static void free_all(fleet_t *f)
 {
     free(f->ev);
+    fleet__migrations_free(f);
     for (size_t i = 0; i < f->n; i++) {
+        json_free(f->g[i]->migration);
         cfg_vm_free(f->g[i]->vm);
         free(f->g[i]);
     }
@@ -504,14 +513,14 @@ static void free_all(fleet_t *f)
         cb(NULL, data);
 }
 
-static void closed_one(fleet_t *f)
+void fleet__closed_one(fleet_t *f)
 {
     if (--f->pending_closes == 0)
         free_all(f);
 }
 
-static void on_guest_handle_closed(uv_handle_t *h) { closed_one(((fguest_t *)h->data)->f); }
-static void on_kick_closed(uv_handle_t *h) { closed_one(h->data); }
+static void on_guest_handle_closed(uv_handle_t *h) { fleet__closed_one(((fguest_t *)h->data)->f); }
+static void on_kick_closed(uv_handle_t *h) { fleet__closed_one(h->data); }
 
 void fleet_free(fleet_t *f, fleet_done_cb cb, void *data)
 {
@@ -528,6 +537,7 @@ void fleet_free(fleet_t *f, fleet_done_cb cb, void *data)
     char err[256];
     fleet_flush_registry(f, err, sizeof(err));
     f->pending_closes = 1 + FLEET_GUEST_HANDLES * (int)f->n;
+    f->pending_closes += fleet__migrations_close(f);
     uv_close((uv_handle_t *)&f->kick, on_kick_closed);
     for (size_t i = 0; i < f->n; i++)
         fleet__guest_close(f->g[i], on_guest_handle_closed);
@@ -559,8 +569,10 @@ struct agent *fguest_agent(const fguest_t *g)
 
 struct qmp *fguest_qmp(const fguest_t *g)
 {
-    return g->state >= GS_QMP_CONNECTED && g->state <= GS_READY ? g->qmp : NULL;
+    return g->state >= GS_QMP_CONNECTED && g->state <= GS_AWAITING_MIGRATION ? g->qmp : NULL;
 }
+
+json_t *fguest_migration(const fguest_t *g) { return g->migration ? json_copy(g->migration) : NULL; }
 
 int fguest_ssh_target(const fguest_t *g, const char **host, int *port, const char **user,
                       const char **password)

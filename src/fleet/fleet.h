@@ -33,7 +33,14 @@
 #include "base/json.h"
 
 /* One guest's life. The order matters: states before GS_READY are the way
- * there, the ones after it the way down. */
+ * there, the ones after GS_AWAITING_MIGRATION the way down.
+ *
+ * A guest whose cfg VM has `migration = enable=yes` is a migration
+ * destination: QEMU starts with -incoming and reports inmigrate, and the
+ * guest parks in GS_AWAITING_MIGRATION (leases held, QMP connected, no
+ * agent or SSH expected) until fleet_migrate() lands a guest in it. Then
+ * it walks GS_RUNNING .. GS_READY like any boot. A parked guest counts as
+ * settled and holds no --jobs slot. */
 typedef enum fleet_state {
     GS_QUEUED,          /* waiting for a --jobs slot */
     GS_ALLOCATING,      /* taking leases */
@@ -45,6 +52,7 @@ typedef enum fleet_state {
     GS_PCI_MAPPED,      /* every pt_N found in query-pci */
     GS_SSH_READY,       /* SSH login worked (cfg with login only) */
     GS_READY,
+    GS_AWAITING_MIGRATION, /* -incoming: QMP up, waiting for fleet_migrate */
     GS_STOPPING,
     GS_STOPPED,
     GS_FAILED,
@@ -128,10 +136,67 @@ void fguest_stop(fguest_t *g, fguest_done_cb cb, void *data);
  * socket's raw agent commands). */
 struct agent *fguest_agent(const fguest_t *g);
 
+/* ---- live migration (migrate.c) ----
+ *
+ *   fleet_migrate(f, src, dst, &opts, on_done, data, err, sizeof(err));
+ *
+ * Moves the guest running in src (GS_READY) into dst (a parked
+ * GS_AWAITING_MIGRATION guest of the same fleet): dst takes src's MACs as
+ * a migration pair in the lease store (alloc_share_mac), the source's QMP
+ * gets migrate-set-parameters (when opts ask) and `migrate` to the address
+ * dst's QEMU reports it listens on, and the fleet follows the source's
+ * MIGRATION events (and query-migrate) through setup, active, completed.
+ * Each phase is a line in events.jsonl ({"event":"migration",...}) and the
+ * latest record is the "migration" object of both guests in guests.json.
+ *
+ * When it completes, the names swap: dst is from then on called by src's
+ * name (the guest lives on under its name; files and leases keep their
+ * own, guests.json's "qmp", "log", ... say which), and the old QEMU gets
+ * dst's former name. The old QEMU is quit (it is in postmigrate; its agent
+ * is not asked) and its leases released, the shared MACs staying with the
+ * destination, which walks running -> agent -> net -> ssh -> ready.
+ *
+ * cb runs once, from the fleet's timer: with status 0 when dst reached
+ * GS_READY and the source stopped; else with -errno and error naming the
+ * phase ("migration failed in phase active: ..."). A failed or cancelled
+ * migration leaves the source running (QEMU resumes it), stops the
+ * destination and releases its leases. On a timeout with cancel_on_timeout
+ * the migration is cancelled first; without it cb is told -ETIMEDOUT at
+ * once and the fleet still follows the migration to its end (the hand-over
+ * happens if it completes). fleet_free tells a waiting cb
+ * "the controller shut down". */
+
+typedef struct fleet_migrate_opts {
+    int timeout_ms;           /* migrate until completed; 0: 600 s */
+    int cancel_on_timeout;    /* migrate_cancel when the time is up */
+    long long downtime_limit_ms; /* migrate-set-parameters downtime-limit; 0: QEMU's */
+    long long max_bandwidth;  /* bytes per second (max-bandwidth); 0: QEMU's */
+} fleet_migrate_opts;
+
+typedef struct fleet_migration {
+    const char *source, *destination; /* the guests' names when it began */
+    int status;               /* 0, or -errno */
+    const char *error;        /* NULL on success, else one line naming the phase */
+    const char *phase;        /* last MIGRATION status seen: "setup", "active", "completed", ... */
+    json_t *record;           /* the guests.json "migration" object (the fleet's; copy to keep) */
+} fleet_migration;
+
+typedef void (*fleet_migrate_cb)(fleet_t *f, const fleet_migration *m, void *data);
+
+/* Start migrating src into dst. -EBUSY/-EINVAL with err (and no cb) when
+ * src is not ready, dst not awaiting a migration, either is in another
+ * migration, or their NICs differ. */
+int fleet_migrate(fleet_t *f, fguest_t *src, fguest_t *dst, const fleet_migrate_opts *o,
+                  fleet_migrate_cb cb, void *data, char *err, size_t errlen);
+/* The guest's latest migration record (as in guests.json), or NULL; the
+ * caller frees. */
+json_t *fguest_migration(const fguest_t *g);
+
 /* ---- accessors for the suite runner ---- */
 
 struct qmp;
-/* The guest's QMP client from qmp-connected to ready, else NULL. Commands
+/* The guest's QMP client from qmp-connected to ready (and while awaiting
+ * a migration), else NULL. Commands
  * may be sent on it; it stays the fleet's (never close it). */
 struct qmp *fguest_qmp(const fguest_t *g);
 /* Where SSH reaches the guest once it has leases: host address and port

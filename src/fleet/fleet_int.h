@@ -42,9 +42,12 @@ struct fleet_waiter {
     struct fleet_waiter *next;
 };
 
+struct fleet_mig;
+
 struct fguest {
     fleet_t *f;
-    char name[CFG_NAME_MAX + 16];
+    char name[CFG_NAME_MAX + 16];  /* what status shows; a migration hands it on */
+    char fname[CFG_NAME_MAX + 16]; /* the name at fleet_add: its files (res.name) */
     struct cfg_vm *vm;
     const struct cfg_vm_info *vi;
     struct cfg_needs nd;
@@ -85,6 +88,10 @@ struct fguest {
     int npt;
 
     struct fleet_waiter *waiters;  /* fguest_stop callers */
+
+    struct fleet_mig *mig;         /* the migration it is part of, or NULL */
+    json_t *migration;             /* its latest migration record (guests.json) */
+    int migrated_away;             /* the guest left this QEMU: stop without the agent */
 };
 
 /* A transition the owner has not been told about yet. */
@@ -118,6 +125,7 @@ struct fleet {
     void *stop_data;
     int freeing;                   /* fleet_free called: no scheduling, no on_event */
     int pending_closes;
+    struct fleet_mig *migs;        /* migrations in progress (migrate.c) */
     fleet_done_cb free_cb;
     void *free_data;
 };
@@ -125,6 +133,19 @@ struct fleet {
 /* fleet.c: g->state changed. Records it (events.jsonl, guests.json, the
  * owner's queue) and kicks the fleet; decides nothing. */
 void fleet__guest_changed(fguest_t *g);
+
+/* fleet.c: run advance() from the loop soon (a zero-delay timer). */
+void fleet__kick(fleet_t *f);
+
+/* migrate.c, from advance(): hand-overs, failures, the callers' cb. */
+void fleet__migrations_advance(fleet_t *f);
+/* fleet.c: one handle of the fleet's closed (fleet_free counts them). */
+void fleet__closed_one(fleet_t *f);
+/* migrate.c, from fleet_free: tell waiting callers, close the timers;
+ * returns how many fleet__closed_one calls will come. */
+int fleet__migrations_close(fleet_t *f);
+/* migrate.c, from free_all: free what is left. */
+void fleet__migrations_free(fleet_t *f);
 
 /* leases.c */
 int fleet__place_devices(fguest_t *g, char *err, size_t errlen);
@@ -139,6 +160,9 @@ void fleet__guest_stop(fguest_t *g);                   /* graceful; nothing if d
 void fleet__guest_close(fguest_t *g, uv_close_cb cb);  /* handles; cb per handle */
 #define FLEET_GUEST_HANDLES 3
 int fleet__guest_booting(const fguest_t *g);           /* allocating .. before ready */
+/* An incoming migration landed and QEMU runs the guest: awaiting-migration
+ * -> running, then the usual phases (the agent port is already open). */
+void fleet__guest_migrated_in(fguest_t *g);
 /* Fail the guest: reason (with serial and stderr tails), kill, release.
  * Nothing if it is already stopped or failed. */
 void fleet__guest_fail(fguest_t *g, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
