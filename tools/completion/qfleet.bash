@@ -85,11 +85,11 @@ _qfleet_guests() { # qmpctl-binary run-dir state-dir
 
 _qfleet() {
   local cur=${COMP_WORDS[COMP_CWORD]} prev=${COMP_WORDS[COMP_CWORD-1]}
-  local cmds="up down run leases alloc free cmdline"
+  local cmds="up down run leases alloc free cmdline migrate"
   COMPREPLY=()
 
   # The command is the first word after qfleet; positional words after it.
-  local cmd="" i w state_dir="" pos=()
+  local cmd="" i w state_dir="" run="" pos=()
   for ((i = 1; i < COMP_CWORD; i++)); do
     w=${COMP_WORDS[i]}
     if [[ -z $cmd ]]; then
@@ -101,7 +101,8 @@ _qfleet() {
       --count|--defaults|--run-dir|--jobs|--boot-timeout|--net-timeout|\
       --mem-budget|--retries|--shard|--status-dir|--junit|--timeout|\
       --owner|--pid|--nic|--prefix|--mac|--display|--range|--port|\
-      --qemu-path|--mac-prefix) ((i++)) ;;
+      --qemu-path|--mac-prefix|--downtime-limit|--max-bandwidth) ((i++)) ;;
+      --run) run=${COMP_WORDS[i+1]}; ((i++)) ;;
       -*) ;;
       *) pos+=("$w") ;;
     esac
@@ -118,7 +119,8 @@ _qfleet() {
     --qemu-path) _qfleet_files; return 0 ;;
     --count|--jobs|--boot-timeout|--net-timeout|--mem-budget|--retries|\
     --shard|--timeout|--owner|--pid|--nic|--prefix|--mac|--display|\
-    --range|--port|--mac-prefix) return 0 ;;
+    --range|--port|--mac-prefix|--downtime-limit|--max-bandwidth) return 0 ;;
+    --run) _qfleet_match < <(_qfleet_run_ids "$state_dir"); return 0 ;;
   esac
 
   local opts=""
@@ -149,6 +151,12 @@ _qfleet() {
         ((${#pos[@]} == 0)) && _qfleet_match < <(_qfleet_run_ids "$state_dir")
         return 0
       fi ;;
+    migrate)
+      opts="--run --state-dir --timeout --cancel --downtime-limit --max-bandwidth --json --help"
+      if [[ $cur != -* ]]; then
+        ((${#pos[@]} < 2)) && _qfleet_match < <(_qfleet_guests qmpctl "$run" "$state_dir")
+        return 0
+      fi ;;
     leases) opts="--json --state-dir --help" ;;
     free) opts="--owner --json --state-dir --help" ;;
     alloc)
@@ -167,7 +175,7 @@ _qfleet() {
 
 _qmpctl() {
   local cur=${COMP_WORDS[COMP_CWORD]} prev=${COMP_WORDS[COMP_CWORD-1]}
-  local cmds="list status pci ifaces qmp qga events console stop"
+  local cmds="list status pci ifaces qmp qga events console stop migrate"
   local gopts="--run-dir --state-dir -s --socket --json --timeout -h --help --version"
   COMPREPLY=()
 
@@ -207,7 +215,7 @@ _qmpctl() {
     list) opts+=" --all" ;;
     pci) opts+=" --check" ;;
     console) opts+=" -f --follow -n --lines --raw" ;;
-    status|ifaces|qmp|qga|events|stop) ;;
+    status|ifaces|qmp|qga|events|stop|migrate) ;;
     *) return 0 ;;
   esac
   if [[ $cur == -* ]]; then _qfleet_reply $opts; return 0; fi
