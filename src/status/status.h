@@ -8,6 +8,9 @@
  *                 guests, one JSON object a line, append-only
  *   metrics.prom  Prometheus text format, rewritten with status.json
  *   junit.xml     (junit.c) rewritten whenever a case ends
+ *   report.html   (report.c) one self-contained page made from the three
+ *                 files above, for people: at the end of a run, or any
+ *                 time later with `qfleet report`
  *   the terminal  a live table redrawn in place (at most 4 times a second)
  *                 on a TTY, else one plain line per suite and case event
  *
@@ -168,6 +171,15 @@ char *junit_render(const st_run *r);
 int junit_write(const st_run *r, const char *path, char *err, size_t errlen);
 /* metrics.c */
 char *metrics_render(const st_run *r);
+
+/* report.c: report.html of the status dir's status.json, events.jsonl and
+ * junit.xml (the files, not a model: it works for a finished run). Pure
+ * reading; the caller frees. NULL with err set when status.json is missing
+ * or unreadable (events and junit are optional). */
+char *status_report_render(const char *status_dir, char *err, size_t errlen);
+/* Render and write it atomically to out_path (NULL: STATUS_DIR/report.html).
+ * 0 or -errno. `qfleet run` calls it once its final status is written. */
+int status_report_write(const char *status_dir, const char *out_path, char *err, size_t errlen);
 
 /* check.c: doc against the documented schema (required members,
  * types, enum values, counts). 0, or -EINVAL naming the first problem. */
