@@ -237,12 +237,16 @@ static void timeline_svg(struct sbuf *b, struct timeline *t, long long end)
     int h = (t->nrows + 1) * TL_ROW + 24;
     sb_printf(b, "<svg id=\"timeline\" xmlns=\"http://www.w3.org/2000/svg\" viewBox=\"0 0 %d %d\" "
                  "width=\"100%%\" role=\"img\" aria-label=\"timeline of guest phases\">\n", TL_WIDTH, h);
-    /* a tick every tenth of the run, labelled in seconds */
-    for (int k = 0; k <= 10; k++) {
-        double x = TL_LABEL + w * k / 10;
+    /* ticks at round seconds, at most about ten of them */
+    static const double steps[] = { 1, 2, 5, 10, 15, 30, 60, 120, 300, 600, 1800, 3600, 7200 };
+    double step = steps[0];
+    for (size_t k = 0; k < sizeof(steps) / sizeof(steps[0]) && span / 1000 / step > 10; k++)
+        step = steps[k];
+    for (double s = 0; s * 1000 <= span; s += step) {
+        double x = TL_LABEL + w * s * 1000 / span;
         sb_printf(b, "<line x1=\"%.1f\" y1=\"0\" x2=\"%.1f\" y2=\"%d\" class=\"tick\"/>"
                      "<text x=\"%.1f\" y=\"%d\" class=\"axis\">%.0fs</text>\n",
-                  x, x, h - 16, x, h - 4, span * k / 10 / 1000);
+                  x, x, h - 16, x, h - 4, s);
     }
     int y = 4;
     for (int pass = 1; pass >= 0; pass--)
@@ -304,25 +308,26 @@ static const char css[] =
     ".ph-queued,.ph-waiting{fill:#d0d7de}.ph-allocating{fill:#8250df}.ph-launching{fill:#a475f9}"
     ".ph-qmp-connected{fill:#bf8700}.ph-running{fill:#d4a72c}.ph-agent-connected{fill:#54aeff}"
     ".ph-net-ready{fill:#218bff}.ph-pci-mapped{fill:#0969da}.ph-ssh-ready{fill:#0550ae}"
-    ".ph-ready{fill:#2da44e}.ph-stopping{fill:#fa4549}.ph-booting{fill:#a475f9}"
+    ".ph-ready{fill:#2da44e}.ph-stopping{fill:#fa4549}.ph-booting{fill:#e6c7ff}"
     "g.suite .ph-running{fill:#2da44e}.legend span{display:inline-block;margin-right:1em}"
     ".legend i{display:inline-block;width:12px;height:12px;margin-right:4px;vertical-align:-2px}";
 
 static void legend(struct sbuf *b)
 {
-    static const char *const names[] = { "waiting", "queued", "allocating", "launching",
+    static const char *const names[] = { "waiting", "booting", "queued", "allocating", "launching",
                                          "qmp-connected", "running", "agent-connected",
                                          "net-ready", "pci-mapped", "ssh-ready", "ready",
                                          "stopping", NULL };
-    static const char *const fills[] = { "#d0d7de", "#d0d7de", "#8250df", "#a475f9", "#bf8700",
+    static const char *const fills[] = { "#d0d7de", "#e6c7ff", "#d0d7de", "#8250df", "#a475f9", "#bf8700",
                                          "#d4a72c", "#54aeff", "#218bff", "#0969da", "#0550ae",
                                          "#2da44e", "#fa4549" };
     sb_add(b, "<p class=\"legend\">");
     for (int i = 0; names[i]; i++)
         sb_printf(b, "<span><i style=\"background:%s\"></i>%s</span>", fills[i], names[i]);
-    sb_add(b, "</p>\n<p>Suite rows: waiting (for --jobs slots or memory), booting, running, "
-              "stopping. Guest rows: each instance's phases from queued to ready, then stopping. "
-              "Hover a bar for its phase and time.</p>\n");
+    sb_add(b, "<span><i style=\"background:#2da44e\"></i>cases running (suite rows)</span>");
+    sb_add(b, "</p>\n<p>Suite rows: waiting (for --jobs slots or memory), booting, running its "
+              "cases, stopping. Guest rows: each instance's phases from queued to ready, then "
+              "stopping. Hover a bar for its phase and time.</p>\n");
 }
 
 static void folded(struct sbuf *b, const char *summary, const char *text)
