@@ -328,7 +328,7 @@ static const struct cmd {
       "host key is checked against the run's known_hosts for the guest.\n"
       "Put -- before a CMD that has options of its own.\n"
       "\n  e.g. qmpctl ssh vm0-1\n"
-      "       qmpctl ssh vm0-1 -- uname -r\n"
+      "       qmpctl ssh vm0-1 -- ip addr\n"
       "\nexit: CMD's exit status (255: ssh could not connect or log in); 1 no such\n"
       "      guest, no SSH port or no user in the cfg; 2 usage\n" },
     { "vnc", "VM", NEEDS_VM, "print the address of the guest's VNC display",

@@ -85,7 +85,7 @@ _qfleet_guests() { # qmpctl-binary run-dir state-dir
 
 _qfleet() {
   local cur=${COMP_WORDS[COMP_CWORD]} prev=${COMP_WORDS[COMP_CWORD-1]}
-  local cmds="up down run leases alloc free cmdline"
+  local cmds="up down run report leases alloc free cmdline"
   COMPREPLY=()
 
   # The command is the first word after qfleet; positional words after it.
@@ -101,7 +101,7 @@ _qfleet() {
       --count|--defaults|--run-dir|--jobs|--boot-timeout|--net-timeout|\
       --mem-budget|--retries|--shard|--status-dir|--junit|--timeout|\
       --owner|--pid|--nic|--prefix|--mac|--display|--range|--port|\
-      --qemu-path) ((i++)) ;;
+      --qemu-path|--metrics-textfile|-o|--output) ((i++)) ;;
       -*) ;;
       *) pos+=("$w") ;;
     esac
@@ -113,8 +113,8 @@ _qfleet() {
   fi
 
   case $prev in
-    --defaults|--junit) _qfleet_files; return 0 ;;
-    --run-dir|--status-dir|--state-dir) _qfleet_dirs; return 0 ;;
+    --defaults|--junit|-o|--output) _qfleet_files; return 0 ;;
+    --run-dir|--status-dir|--state-dir|--metrics-textfile) _qfleet_dirs; return 0 ;;
     --qemu-path) _qfleet_files; return 0 ;;
     --count|--jobs|--boot-timeout|--net-timeout|--mem-budget|--retries|\
     --shard|--timeout|--owner|--pid|--nic|--prefix|--mac|--display|\
@@ -125,7 +125,7 @@ _qfleet() {
   case $cmd in
     up)
       opts="--count --defaults --run-dir --state-dir --jobs --boot-timeout
-        --net-timeout --no-ssh --until-ready --json -q --quiet --help"
+        --net-timeout --no-ssh --until-ready --json -q --quiet --help --qemu-path"
       if [[ $cur != -* ]]; then
         if ((${#pos[@]} == 0)); then _qfleet_files '*.cfg'; else _qfleet_match < <(_qfleet_cfg_vms "${pos[0]}"); fi
         return 0
@@ -141,8 +141,15 @@ _qfleet() {
       fi ;;
     run)
       opts="--jobs --mem-budget --retries --shard --status-dir --junit --run-dir
-        --state-dir --boot-timeout --list --json --plain -q --quiet --help"
+        --state-dir --boot-timeout --list --json --plain -q --quiet --help
+        --metrics-textfile"
       if [[ $cur != -* ]]; then _qfleet_files '*.suite'; return 0; fi ;;
+    report)
+      opts="-o --output --json -h --help"
+      if [[ $cur != -* ]]; then
+        ((${#pos[@]} == 0)) && _qfleet_dirs
+        return 0
+      fi ;;
     down)
       opts="--state-dir --timeout --json --help"
       if [[ $cur != -* ]]; then
@@ -167,7 +174,7 @@ _qfleet() {
 
 _qmpctl() {
   local cur=${COMP_WORDS[COMP_CWORD]} prev=${COMP_WORDS[COMP_CWORD-1]}
-  local cmds="list status pci ifaces qmp qga events console stop"
+  local cmds="list status pci ifaces qmp qga events console stop ssh vnc hmp"
   local gopts="--run-dir --state-dir -s --socket --json --timeout -h --help --version"
   COMPREPLY=()
 
@@ -207,7 +214,8 @@ _qmpctl() {
     list) opts+=" --all" ;;
     pci) opts+=" --check" ;;
     console) opts+=" -f --follow -n --lines --raw" ;;
-    status|ifaces|qmp|qga|events|stop) ;;
+    status|ifaces|qmp|qga|events|stop|vnc|hmp) ;;
+    ssh) ((${#pos[@]} > 0)) && return 0 ;; # after the guest: a command for the guest
     *) return 0 ;;
   esac
   if [[ $cur == -* ]]; then _qfleet_reply $opts; return 0; fi
