@@ -187,6 +187,12 @@ static int wait_ssh(pid_t pid, struct askpass *ap, const char *password)
     }
     if (pfd >= 0)
         close(pfd);
+    /* A helper that comes after the last answer is refused at once rather
+     * than left waiting on a socket nobody serves. */
+    if (ap && ap->lfd >= 0) {
+        close(ap->lfd);
+        ap->lfd = -1;
+    }
     while (waitpid(pid, &st, 0) < 0 && errno == EINTR)
         ;
     return WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
