@@ -33,6 +33,7 @@
 static char dir[256], run_dir[300], state_dir[300];
 static pid_t fleet_pid, qemu_pid;
 static int nout;
+static const char *child_cwd; /* set: children start there */
 
 static void setup(void)
 {
@@ -75,6 +76,8 @@ static pid_t spawn(char *const argv[], const char *out, const char *err, char *c
         dup2(o, 1);
         dup2(e, 2);
         setenv("QFLEET_STATE_DIR", state_dir, 1);
+        if (child_cwd && chdir(child_cwd) < 0)
+            _exit(126);
         for (int i = 0; env && env[i]; i += 2)
             setenv(env[i], env[i + 1], 1);
         execv(argv[0], argv);
@@ -274,8 +277,12 @@ static void start_fleet(void)
     char out[320], err[320];
     snprintf(out, sizeof(out), "%s/fleet.out", dir);
     snprintf(err, sizeof(err), "%s/fleet.err", dir);
-    char *args[] = { QFLEET, "up", cfg, "--run-dir", run_dir, "-q", NULL };
+    /* A relative cfg, as people type it: controller.json records it as
+     * given, and qmpctl ssh, run from elsewhere, must still find it. */
+    char *args[] = { QFLEET, "up", "guest.cfg", "--run-dir", run_dir, "-q", NULL };
+    child_cwd = dir;
     fleet_pid = spawn(args, out, err, NULL);
+    child_cwd = NULL;
     char reg[400];
     snprintf(reg, sizeof(reg), "%s/guests.json", run_dir);
     for (double end = tu_now_ms() + 240000; tu_now_ms() < end; usleep(200000)) {
