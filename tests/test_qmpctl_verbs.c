@@ -277,8 +277,8 @@ static void start_fleet(void)
     char out[320], err[320];
     snprintf(out, sizeof(out), "%s/fleet.out", dir);
     snprintf(err, sizeof(err), "%s/fleet.err", dir);
-    /* A relative cfg, as people type it: controller.json records it as
-     * given, and qmpctl ssh, run from elsewhere, must still find it. */
+    /* A relative cfg, as people type it, from another directory than the
+     * qmpctl ssh that must find its credentials later. */
     char *args[] = { QFLEET, "up", "guest.cfg", "--run-dir", run_dir, "-q", NULL };
     child_cwd = dir;
     fleet_pid = spawn(args, out, err, NULL);

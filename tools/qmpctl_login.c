@@ -48,16 +48,6 @@ static int load_vm(const struct qc_guest *g, struct cfg_vm **vm)
     json_t *c = s ? json_parse(s, n, NULL, 0) : NULL;
     free(s);
     const char *cfg = json_get_str(c, "cfg"), *sect = json_get_str(g->g, "vm");
-    /* qfleet up records the cfg path as it was typed: relative to the
-     * controller's working directory, which /proc still shows. */
-    char cwd[PATH_MAX], abs[2 * PATH_MAX + 2];
-    snprintf(path, sizeof(path), "/proc/%lld/cwd", json_get_int(c, "pid", 0));
-    ssize_t k;
-    if (cfg && cfg[0] != '/' && (k = readlink(path, cwd, sizeof(cwd) - 1)) > 0) {
-        cwd[k] = '\0';
-        snprintf(abs, sizeof(abs), "%s/%s", cwd, cfg);
-        cfg = abs;
-    }
     int rc = QC_FAIL;
     if (!cfg || !sect)
         fprintf(stderr, "%s: %s: the run does not name its cfg or the guest's VM section\n", qc_prog,
