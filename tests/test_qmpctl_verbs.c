@@ -163,6 +163,7 @@ Test(qmpctl_verbs, help_and_usage)
     EXPECT(2, "needs a guest name", 1, "vnc");
     EXPECT(2, "unexpected argument 'extra'", 1, "vnc", "vm0", "extra");
     EXPECT(2, "needs a command", 1, "hmp", "vm0");
+    EXPECT(2, "--json is not for it", 1, "ssh", "vm0", "--json");
     EXPECT(2, "-s works with qmp, hmp, events and status", 1, "ssh", "-s", "/nonexistent", "vm0");
     EXPECT(1, "no running qfleet run", 1, "--state-dir", "/nonexistent-qfleet", "vnc", "vm0");
 }
@@ -432,7 +433,7 @@ Test(qmpctl_verbs, ssh_vnc_hmp_on_a_real_guest)
     r = qmpctl("ssh", "vm0", "uname", "-r", NULL);
     cr_assert_eq(r.rc, 2, "a CMD option without -- is qmpctl's: %s", r.err);
     res_free(&r);
-    r = qmpctl("ssh", "vm0", "--", "uname", "-r", NULL);
+    r = qmpctl("ssh", "--timeout", "60", "vm0", "--", "uname", "-r", NULL);
     cr_assert_eq(r.rc, 0, "%s", r.err);
     cr_assert_str_eq(r.out, want);
     res_free(&r);

@@ -201,17 +201,18 @@ static int wait_ssh(pid_t pid, struct askpass *ap, const char *password)
 /* ssh's argv: no config files, only the run's known_hosts for this guest
  * (the key the controller learned when it logged in), password auth only
  * when the cfg has a password. */
-static char **ssh_argv(const struct qc_guest *g, const char *user, int password, int argc,
-                       char **argv, char *bufs, size_t buflen)
+static char **ssh_argv(const struct qc_guest *g, const char *user, int password, int timeout_s,
+                       int argc, char **argv, char *bufs, size_t buflen)
 {
     char **a = calloc((size_t)argc + 32, sizeof(*a));
     if (!a)
         return NULL;
     int n = 0;
     long long port = json_get_int(g->g, "ssh_port", 0);
-    char *kh = bufs, *po = bufs + buflen / 4, *dst = bufs + buflen / 2;
+    char *kh = bufs, *po = bufs + buflen / 4, *cto = po + 32, *dst = bufs + buflen / 2;
     snprintf(kh, buflen / 4, "UserKnownHostsFile=%s/%s-known_hosts", g->run_dir, g->name);
-    snprintf(po, buflen / 4, "%lld", port);
+    snprintf(po, 32, "%lld", port);
+    snprintf(cto, 64, "ConnectTimeout=%d", timeout_s);
     snprintf(dst, buflen / 2, "%s@127.0.0.1", user);
     static char *const fixed[] = { "ssh", "-F", "/dev/null", "-o", "GlobalKnownHostsFile=/dev/null",
                                    "-o", "StrictHostKeyChecking=accept-new", "-o", "LogLevel=ERROR",
@@ -227,6 +228,10 @@ static char **ssh_argv(const struct qc_guest *g, const char *user, int password,
         a[n++] = "PreferredAuthentications=password,keyboard-interactive";
         a[n++] = "-o";
         a[n++] = "NumberOfPasswordPrompts=1";
+    }
+    if (timeout_s > 0) {
+        a[n++] = "-o";
+        a[n++] = cto;
     }
     a[n++] = "-p";
     a[n++] = po;
@@ -270,6 +275,11 @@ static int exec_ssh(char **av, const char *askpass_sock)
 
 int qc_cmd_ssh(const struct qc_opts *o, const char *name, int argc, char **argv)
 {
+    if (o->json) {
+        fprintf(stderr, "%s: ssh prints what the guest prints; --json is not for it\n"
+                        "(%s ssh --help for usage)\n", qc_prog, qc_prog);
+        return QC_USAGE;
+    }
     struct qc_guest g;
     if (qc_guest_open(o, name, 1, &g) != QC_OK)
         return QC_FAIL;
@@ -293,7 +303,8 @@ int qc_cmd_ssh(const struct qc_opts *o, const char *name, int argc, char **argv)
     }
     const struct cfg_vm_info *vi = cfg_vm_info(vm);
     char bufs[3 * PATH_MAX];
-    char **av = ssh_argv(&g, vi->user, vi->password != NULL, argc, argv, bufs, sizeof(bufs));
+    char **av = ssh_argv(&g, vi->user, vi->password != NULL, o->timeout_ms / 1000, argc, argv, bufs,
+                         sizeof(bufs));
     struct askpass ap = { .lfd = -1 };
     if (!av || (vi->password && askpass_open(&ap) != QC_OK)) {
         free(av);
