@@ -78,6 +78,21 @@ part_man() {
     grep -qE -- "^\\.BI? $c( |\$)" <<<"$text" || fail "qmpctl.1 lacks the command $c"
   done
   ok_since "$f0" "qmpctl.1 names every command and option of --help"
+  # issue 16: qfleet report, qmpctl ssh, vnc and hmp
+  f0=$failures
+  text=$(sed 's/\\-/-/g' "$SRC/docs/man/qfleet.1")
+  for o in $("$QFLEET" report --help | help_opts) --metrics-textfile; do
+    grep -qF -- "$o" <<<"$text" || fail "qfleet.1 lacks report $o"
+  done
+  grep -qF -- "qfleet report" <<<"$text" || fail "qfleet.1 lacks the command report"
+  text=$(sed 's/\\-/-/g' "$SRC/docs/man/qmpctl.1")
+  for c in ssh vnc hmp; do
+    for o in $("$QMPCTL" "$c" --help | help_opts); do
+      grep -qF -- "$o" <<<"$text" || fail "qmpctl.1 lacks $c $o"
+    done
+    grep -qE -- "^\\.BI? $c( |\$)" <<<"$text" || fail "qmpctl.1 lacks the command $c"
+  done
+  ok_since "$f0" "the man pages name report, ssh, vnc and hmp with their options"
   f0=$failures
   # Every key of cfg/README.md's key table is in qfleet-cfg(5).
   local keys k n=0
@@ -128,7 +143,8 @@ part_completion() {
   expect_eq "qfleet command prefix" "$(comp "$S" qfleet c)" "cmdline"
   want=$("$QMPCTL" --help | sed -n '/^commands:/,/^$/s/^  \([a-z][a-z]*\) .*/\1/p' | sort | tr '\n' ' ' | sed 's/ $//')
   expect_eq "qmpctl commands" "$(comp "$S" qmpctl "")" "$want"
-  expect_eq "qmpctl commands after an option" "$(comp "$S" qmpctl --json s)" "status stop"
+  expect_eq "qmpctl commands after an option" "$(comp "$S" qmpctl --json st)" "status stop"
+  expect_eq "qmpctl commands after an option (s)" "$(comp "$S" qmpctl --json s)" "ssh status stop"
 
   # Every option each command's --help names is offered for "-".
   f0=$failures
@@ -151,6 +167,20 @@ part_completion() {
     done
   done
   ok_since "$f0" "every option of every --help is completed"
+  f0=$failures
+  got=" $(comp "$S" qfleet report -) "
+  for o in $("$QFLEET" report --help | help_opts); do
+    [[ $got == *" $o "* ]] || fail "qfleet report -: $o missing from [$got]"
+  done
+  for c in ssh vnc hmp; do
+    got=" $(comp "$S" qmpctl "$c" -) "
+    for o in $("$QMPCTL" "$c" --help | help_opts); do
+      [[ $got == *" $o "* ]] || fail "qmpctl $c -: $o missing from [$got]"
+    done
+  done
+  expect_eq "qfleet run --metrics" "$(comp "$S" qfleet run --metrics)" "--metrics-textfile"
+  expect_eq "qmpctl ssh: nothing after the guest" "$(comp "$S" qmpctl ssh vm0 "")" ""
+  ok_since "$f0" "report, ssh, vnc, hmp and --metrics-textfile are completed"
   expect_eq "qfleet up --no" "$(comp "$S" qfleet up --no)" "--no-ssh"
   expect_eq "an option's value is not an option" "$(comp "$S" qfleet up --count "")" ""
 

@@ -323,6 +323,31 @@ static const struct cmd {
       "Ask the controller to migrate VM into DST (a guest of the same run in state\n"
       "awaiting-migration) and wait until DST is ready under VM's name; prints the\n"
       "total time, downtime and bytes moved. --timeout S bounds the migration itself.\n" },
+    /* issue 16: tools/qmpctl_login.c */
+    { "ssh", "VM [-- CMD...]", NEEDS_VM, "log in to the guest over SSH (or run one command)",
+      "Log in to the guest through its forwarded SSH port with the cfg's user and\n"
+      "password, using the system ssh client: an interactive shell, or CMD and\n"
+      "its output. The password is handed to ssh through SSH_ASKPASS from this\n"
+      "process (never on a command line, in the environment or in a file); the\n"
+      "host key is checked against the run's known_hosts for the guest.\n"
+      "Put -- before a CMD that has options of its own. --timeout S is ssh's\n"
+      "ConnectTimeout; there is no --json (the output is the guest's).\n"
+      "\n  e.g. qmpctl ssh vm0-1\n"
+      "       qmpctl ssh vm0-1 -- ip addr\n"
+      "\nexit: CMD's exit status (255: ssh could not connect or log in); 1 no such\n"
+      "      guest, no SSH port or no user in the cfg; 2 usage\n" },
+    { "vnc", "VM", NEEDS_VM, "print the address of the guest's VNC display",
+      "Print HOST:PORT of the guest's VNC server (display N listens on 5900+N),\n"
+      "ready for a viewer:  vncviewer $(qmpctl vnc vm0-1)\n"
+      "--json adds the display number and the guest's state.\n" },
+    { "hmp", "VM COMMAND...", NEEDS_VM | SOCKET_OK, "run an HMP command ('info pci') on the inspection monitor",
+      "Run a human monitor command through QMP's human-monitor-command on the\n"
+      "guest's inspection monitor (with -s SOCK: on that socket; then there is no\n"
+      "VM) and print what the monitor printed. The words are joined with spaces.\n"
+      "--json prints {\"command\", \"output\"}.\n"
+      "\n  e.g. qmpctl hmp vm0-1 info pci\n"
+      "       qmpctl hmp vm0-1 'info qtree'\n"
+      "\nexit: 1 also when HMP does not know the command\n" },
     { NULL, NULL, 0, NULL, NULL },
 };
 
@@ -391,6 +416,12 @@ static int run_cmd(const struct cmd *c, const struct qc_opts *o, int argc, char 
             return usage_error(c, "migrate: give the destination guest");
         return qc_cmd_migrate(o, vm, rargv[0]);
     }
+    if (!strcmp(c->name, "ssh"))
+        return qc_cmd_ssh(o, vm, rest, rargv);
+    if (!strcmp(c->name, "hmp"))
+        return qc_cmd_hmp(o, vm, rest, rargv);
+    if (!strcmp(c->name, "vnc") && rest == 0)
+        return qc_cmd_vnc(o, vm);
     if (rest > 0)
         return usage_error(c, "%s: unexpected argument '%s'", c->name, rargv[0]);
     if (!strcmp(c->name, "list"))
@@ -442,7 +473,7 @@ static int parse_opts(int argc, char **argv, struct qc_opts *o, cli_args *ca, in
 static int check_opts(const struct cmd *c, const struct qc_opts *o, int nargs)
 {
     if (o->socket && !(c->flags & SOCKET_OK))
-        return usage_error(c, "-s works with qmp, events and status, not %s", c->name);
+        return usage_error(c, "-s works with qmp, hmp, events and status, not %s", c->name);
     if (o->socket && (o->run || o->state_dir))
         return usage_error(c, "-s talks to one socket; --run-dir and --state-dir do not apply");
     if (o->all && strcmp(c->name, "list"))
@@ -473,6 +504,10 @@ static int help(int nargs, char **args)
 
 int main(int argc, char **argv)
 {
+    /* ssh runs qmpctl as its SSH_ASKPASS helper (qmpctl_login.c). */
+    int ask = qc_askpass_hook(argc, argv);
+    if (ask >= 0)
+        return ask;
     struct qc_opts o;
     cli_args ca;
     int version, rc = parse_opts(argc, argv, &o, &ca, &version);
@@ -495,7 +530,7 @@ int main(int argc, char **argv)
     const struct cmd *c = find_cmd(args[0]);
     if (!c)
         return usage_error(
-            NULL, "no command '%s' (list, status, pci, ifaces, qmp, qga, events, console, stop)",
+            NULL, "no command '%s' (list, status, pci, ifaces, qmp, qga, events, console, stop, migrate, ssh, vnc, hmp)",
             args[0]);
     if ((rc = check_opts(c, &o, nargs - 1)) != QC_OK)
         return rc;

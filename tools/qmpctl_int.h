@@ -3,6 +3,7 @@
  *   qmpctl.c       options, help, dispatch, finding runs and guests
  *   qmpctl_show.c  list, status, pci (mostly the registry) and tables
  *   qmpctl_cmds.c  ifaces, qmp, qga, stop, console, events
+ *   qmpctl_login.c ssh (with its SSH_ASKPASS helper), vnc, hmp
  *   qmpctl_qmp.c   the QMP side on libuv: one-shot commands, the events
  *                  follower, and the relay through which a follower shares
  *                  the monitor it holds (QEMU serves one client at a time)
@@ -115,5 +116,14 @@ int qc_cmd_events(const struct qc_opts *o, const char *name);
  * QC_OK or QC_USAGE (printed). */
 int qc_parse_command(const char *verb, int argc, char **argv, char *cmd, size_t cmdlen,
                      json_t **args);
+
+/* qmpctl_login.c */
+/* When ssh runs qmpctl as its askpass helper: do that job and return the
+ * exit code; -1 when this is not such a run. */
+int qc_askpass_hook(int argc, char **argv);
+/* ssh's exit status (CMD's), or QC_FAIL before ssh ran. */
+int qc_cmd_ssh(const struct qc_opts *o, const char *name, int argc, char **argv);
+int qc_cmd_vnc(const struct qc_opts *o, const char *name);
+int qc_cmd_hmp(const struct qc_opts *o, const char *name, int argc, char **argv);
 
 #endif

@@ -29,4 +29,7 @@ int cmd_free(int argc, char **argv);
 /* cmd_cmdline.c: the QEMU command line of a cfg VM, without launching it. */
 int cmd_cmdline(int argc, char **argv);
 
+/* cmd_report.c: report.html of a run's status dir. */
+int cmd_report(int argc, char **argv);
+
 #endif

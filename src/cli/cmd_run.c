@@ -5,6 +5,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "cfg/suite.h"
@@ -29,6 +30,8 @@ static const char run_usage[] =
     "  --shard K/N        run only slice K of N of the suites (stable by suite name)\n"
     "  --status-dir DIR   status.json, events.jsonl, metrics.prom, junit.xml (default: run dir)\n"
     "  --junit FILE       write junit.xml here instead\n"
+    "  --metrics-textfile DIR  also write metrics.prom as DIR/qfleet.prom, replaced\n"
+    "                     atomically, for node_exporter's textfile collector\n"
     "  --run-dir DIR      run directory (default STATE/runs/RUN); suite SUITE uses DIR/SUITE\n"
     "  --state-dir DIR    host state dir (default $QFLEET_STATE_DIR, /var/lib/qfleet)\n"
     "  --boot-timeout S   seconds from start to agent, for every suite\n"
@@ -99,6 +102,7 @@ static void summary(const st_run *st)
 struct run_args {
     runner_opts ro;
     int list, json, plain;
+    const char *metrics_textfile;
     char **suites;
     int nsuites;
 };
@@ -107,7 +111,7 @@ static int run_parse(int argc, char **argv, struct run_args *a)
 {
     static const char P[] = "qfleet run";
     enum { O_JOBS, O_MEM, O_RETRIES, O_SHARD, O_STATUS, O_JUNIT, O_RUN_DIR, O_STATE, O_BOOT,
-           O_LIST, O_JSON, O_PLAIN, O_QUIET };
+           O_LIST, O_JSON, O_PLAIN, O_QUIET, O_TEXTFILE };
     cli_opt opts[] = {
         { "--jobs", 0, 1, NULL },         { "--mem-budget", 0, 1, NULL },
         { "--retries", 0, 1, NULL },      { "--shard", 0, 1, NULL },
@@ -115,7 +119,8 @@ static int run_parse(int argc, char **argv, struct run_args *a)
         { "--run-dir", 0, 1, NULL },      { "--state-dir", 0, 1, NULL },
         { "--boot-timeout", 0, 1, NULL }, { "--list", 0, 0, NULL },
         { "--json", 0, 0, NULL },         { "--plain", 0, 0, NULL },
-        { "--quiet", 'q', 0, NULL },      { NULL, 0, 0, NULL },
+        { "--quiet", 'q', 0, NULL },      { "--metrics-textfile", 0, 1, NULL },
+        { NULL, 0, 0, NULL },
     };
     cli_args ca;
     if (cli_parse(P, argc, argv, opts, -1, &ca))
@@ -132,6 +137,7 @@ static int run_parse(int argc, char **argv, struct run_args *a)
     ro->run_dir = opts[O_RUN_DIR].value;
     ro->state_dir = opts[O_STATE].value;
     ro->quiet = !!opts[O_QUIET].value;
+    a->metrics_textfile = opts[O_TEXTFILE].value;
     if (cli_int(P, &opts[O_JOBS], 1, 100000, &ro->jobs) ||
         cli_number(P, &opts[O_MEM], 1, 1LL << 40, &ro->mem_budget_mb) ||
         cli_int(P, &opts[O_RETRIES], 0, 100, &ro->retries) ||
@@ -217,6 +223,24 @@ static int run_list(const struct run_args *a, struct suite **defs, int n)
     return arr && cli_print_json(arr) < 0 ? 3 : 0;
 }
 
+/* --metrics-textfile DIR: an existing directory, kept absolute. */
+static int textfile_dir(const char *dir, st_run *st)
+{
+    char abs[PATH_MAX];
+    struct stat sb;
+    int ok = realpath(dir, abs) && stat(abs, &sb) == 0;
+    if (ok && !S_ISDIR(sb.st_mode)) {
+        errno = ENOTDIR;
+        ok = 0;
+    }
+    if (!ok) {
+        fprintf(stderr, "qfleet run: --metrics-textfile %s: %s\n", dir, strerror(errno));
+        return -1;
+    }
+    snprintf(st->metrics_textfile, sizeof(st->metrics_textfile), "%s", abs);
+    return 0;
+}
+
 /* A runner with every suite added (it owns them from here). 0, or the
  * exit code with everything closed. */
 static int run_start(uv_loop_t *loop, struct run_args *a, struct suite **defs, int n, struct run *u)
@@ -232,6 +256,8 @@ static int run_start(uv_loop_t *loop, struct run_args *a, struct suite **defs, i
         free(defs);
         return 3;
     }
+    if (a->metrics_textfile && textfile_dir(a->metrics_textfile, runner_status(u->r)) < 0)
+        rc = -1;
     for (int i = 0; i < n; i++) {
         if (rc == 0 && runner_add(u->r, defs[i], err, sizeof(err)) < 0) {
             fprintf(stderr, "qfleet run: %s\n", err);

@@ -15,6 +15,7 @@ static const struct cmd {
     { "down", cmd_down, "stop a running fleet and its controller" },
     { "migrate", cmd_migrate, "live-migrate a guest into an awaiting one of the same run" },
     { "run", cmd_run, "run test suites in parallel" },
+    { "report", cmd_report, "write the HTML report of a run's status dir" },
     { "leases", cmd_leases, "list leases held on this host" },
     { "alloc", cmd_alloc, "take a MAC, VNC display or port lease for a script" },
     { "free", cmd_free, "release every lease of an owner" },

@@ -599,6 +599,9 @@ static void check_done(struct runner *r)
     json_set_int(e, "exit_code", r->st.exit_code);
     status_event(r->out, "run", e);
     status_flush(r->out);
+    char rerr[512];
+    if (status_report_write(r->st.status_dir, NULL, rerr, sizeof(rerr)) < 0)
+        status_say(r->out, "qfleet: report.html: %s", rerr);
     status_close(r->out, on_status_closed, r);
 }
 

@@ -1,6 +1,8 @@
 /* metrics.c - metrics.prom: the run in Prometheus text format, for
  * node_exporter's textfile collector (docs/status.md). Written atomically
- * with status.json, so the collector never reads half a file. */
+ * with status.json (a temp file in the same directory, renamed), so the
+ * collector never reads half a file; with --metrics-textfile DIR also as
+ * DIR/qfleet.prom, the same way. */
 #include <errno.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -30,6 +32,28 @@ static void label_value(char *out, size_t len, const char *v)
         }
     }
     out[o] = '\0';
+}
+
+/* Where boots spend their time: one histogram per phase (the fleet state a
+ * guest was in, allocating .. ssh-ready), over every instance that got to
+ * ready. A phase no boot went through has no series. */
+static void phase_histograms(struct sbuf *b, const st_run *r)
+{
+    sb_printf(b, "# HELP qfleet_guest_phase_seconds Time each guest boot spent in each phase "
+                 "(fleet state) on its way to ready.\n"
+                 "# TYPE qfleet_guest_phase_seconds histogram\n");
+    for (int k = GS_ALLOCATING; k < GS_READY; k++) {
+        if (!r->phase_n[k])
+            continue;
+        const char *ph = fleet_state_name(k);
+        for (int i = 0; i < ST_PHASE_BUCKETS; i++)
+            sb_printf(b, "qfleet_guest_phase_seconds_bucket{phase=\"%s\",le=\"%g\"} %d\n", ph,
+                      ST_PHASE_LE[i], r->phase_le[k][i]);
+        sb_printf(b, "qfleet_guest_phase_seconds_bucket{phase=\"%s\",le=\"+Inf\"} %d\n", ph,
+                  r->phase_n[k]);
+        sb_printf(b, "qfleet_guest_phase_seconds_sum{phase=\"%s\"} %.3f\n", ph, r->phase_sum[k]);
+        sb_printf(b, "qfleet_guest_phase_seconds_count{phase=\"%s\"} %d\n", ph, r->phase_n[k]);
+    }
 }
 
 char *metrics_render(const st_run *r)
@@ -96,5 +120,6 @@ char *metrics_render(const st_run *r)
     sb_printf(&b, "qfleet_guest_boot_seconds_bucket{le=\"+Inf\"} %d\n", r->nboot);
     sb_printf(&b, "qfleet_guest_boot_seconds_sum %.3f\nqfleet_guest_boot_seconds_count %d\n", sum,
               r->nboot);
+    phase_histograms(&b, r);
     return sb_take(&b);
 }

@@ -1,5 +1,6 @@
 /* model.c - the run model's names, counts and memory (status.h): what
  * every renderer of the model shares. Calls nothing of status's own. */
+#include "src/fleet/fleet.h"
 #include "src/status/status_int.h"
 
 #include <stdarg.h>
@@ -104,6 +105,30 @@ void status_boot_time(st_run *r, double seconds)
         r->boot_cap = cap;
     }
     r->boot_s[r->nboot++] = seconds;
+}
+
+/* Phases last from milliseconds (allocating) to minutes (a TCG boot). */
+const double ST_PHASE_LE[ST_PHASE_BUCKETS] = { 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 20, 30, 60, 120, 300 };
+
+_Static_assert(GS_COUNT <= ST_PHASES, "ST_PHASES must cover every fleet state");
+
+void status_boot_phases(st_run *r, const json_t *t)
+{
+    long long at[ST_PHASES];
+    for (int k = 0; k < GS_COUNT; k++)
+        at[k] = json_get_int(t, fleet_state_name(k), -1);
+    for (int k = GS_ALLOCATING; k < GS_READY; k++) {
+        int next = k + 1;
+        while (next < GS_READY && at[next] < 0)
+            next++;
+        if (at[k] < 0 || at[next] < at[k])
+            continue;
+        double secs = (at[next] - at[k]) / 1000.0;
+        r->phase_n[k]++;
+        r->phase_sum[k] += secs;
+        for (int b = 0; b < ST_PHASE_BUCKETS; b++)
+            r->phase_le[k][b] += secs <= ST_PHASE_LE[b];
+    }
 }
 
 void status_case_counts(const st_run *r, int counts[RES_COUNT])

@@ -174,6 +174,18 @@ json_t *status_json(const st_run *r)
 
 /* ---- events ------------------------------------------------------------------- */
 
+/* A guest got to ready: its snapshot (the caller updated it before the
+ * event) has the time each phase took. */
+static void ready_phases(st_run *m, const char *suite, const char *guest)
+{
+    for (int i = 0; suite && guest && i < m->nsuites; i++) {
+        const st_suite *s = m->suites[i];
+        for (int g = 0; s->name && !strcmp(s->name, suite) && g < s->nguests; g++)
+            if (s->guests[g].name && !strcmp(s->guests[g].name, guest) && s->guests[g].snap)
+                status_boot_phases(m, json_get(s->guests[g].snap, "timings_ms"));
+    }
+}
+
 void status_event(status_t *r, const char *kind, json_t *ev)
 {
     json_t *o = json_object();
@@ -183,6 +195,8 @@ void status_event(status_t *r, const char *kind, json_t *ev)
     for (size_t i = 0; i < json_len(ev); i++)
         json_set(o, json_key_at(ev, i), json_copy(json_at(ev, i)));
     json_free(ev);
+    if (!strcmp(kind, "guest") && !strcmp(json_get_str(o, "state") ? json_get_str(o, "state") : "", "ready"))
+        ready_phases(r->m, json_get_str(o, "suite"), json_get_str(o, "guest"));
     size_t n;
     char *line = json_dump(o, &n);
     json_free(o);
@@ -352,6 +366,17 @@ static void write_file(const status_t *r, const char *name, char *text)
     free(text);
 }
 
+/* node_exporter's textfile collector reads the files named *.prom in its
+ * directory: the temp file of fs_write_atomic (NAME.tmp.PID, same dir) is
+ * never read half written. */
+static void write_textfile(const char *dir, const char *text)
+{
+    char path[PATH_MAX + 32], err[512];
+    snprintf(path, sizeof(path), "%s/qfleet.prom", dir);
+    if (fs_write_atomic(path, text, strlen(text), 0644, err, sizeof(err)) < 0)
+        fprintf(stderr, "qfleet: --metrics-textfile: %s\n", err);
+}
+
 static void flush_now(status_t *r)
 {
     if (r->dirty) {
@@ -359,7 +384,10 @@ static void flush_now(status_t *r)
         json_t *doc = status_json(r->m);
         write_file(r, "status.json", json_dump_pretty(doc, NULL));
         json_free(doc);
-        write_file(r, "metrics.prom", metrics_render(r->m));
+        char *m = metrics_render(r->m);
+        if (m && r->m->metrics_textfile[0])
+            write_textfile(r->m->metrics_textfile, m);
+        write_file(r, "metrics.prom", m);
     }
     if (r->junit_dirty) {
         r->junit_dirty = 0;

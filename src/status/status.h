@@ -8,6 +8,9 @@
  *                 guests, one JSON object a line, append-only
  *   metrics.prom  Prometheus text format, rewritten with status.json
  *   junit.xml     (junit.c) rewritten whenever a case ends
+ *   report.html   (report.c) one self-contained page made from the three
+ *                 files above, for people: at the end of a run, or any
+ *                 time later with `qfleet report`
  *   the terminal  a live table redrawn in place (at most 4 times a second)
  *                 on a TTY, else one plain line per suite and case event
  *
@@ -109,6 +112,12 @@ typedef struct st_suite {
     int retries_used;
 } st_suite;
 
+/* Per-phase boot histograms: one per fleet state a boot passes through
+ * (allocating .. ssh-ready), buckets ST_PHASE_LE (seconds, model.c). */
+#define ST_PHASES 20
+#define ST_PHASE_BUCKETS 12
+extern const double ST_PHASE_LE[ST_PHASE_BUCKETS];
+
 typedef struct st_run {
     char id[64];
     char run_dir[PATH_MAX];
@@ -125,6 +134,13 @@ typedef struct st_run {
     int nsuites;
     double *boot_s;            /* allocating -> ready of every guest that got there */
     int nboot, boot_cap;
+    /* Time spent in each phase (index: fleet state) by every instance that
+     * got to ready: count, sum of seconds, and cumulative bucket counts. */
+    int phase_n[ST_PHASES];
+    double phase_sum[ST_PHASES];
+    int phase_le[ST_PHASES][ST_PHASE_BUCKETS];
+    /* --metrics-textfile: also write metrics.prom as DIR/qfleet.prom ("": no) */
+    char metrics_textfile[PATH_MAX];
 } st_run;
 
 /* The publisher of one run model. */
@@ -153,6 +169,10 @@ void status_close(status_t *st, status_close_cb cb, void *data);
 void status_case_counts(const st_run *r, int counts[RES_COUNT]);
 /* Record a boot time. */
 void status_boot_time(st_run *r, double seconds);
+/* Record the phases of a boot that got to ready from its timings_ms (ms
+ * from the start of allocating to each state reached, as fguest_json
+ * writes them). status_event does it for every guest event "ready". */
+void status_boot_phases(st_run *r, const json_t *timings_ms);
 /* Append text to a case's log (system-out); the log is capped. */
 void st_case_log(st_case *c, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 void st_case_reset(st_case *c);    /* drop steps, log, message: a new attempt */
@@ -168,6 +188,15 @@ char *junit_render(const st_run *r);
 int junit_write(const st_run *r, const char *path, char *err, size_t errlen);
 /* metrics.c */
 char *metrics_render(const st_run *r);
+
+/* report.c: report.html of the status dir's status.json, events.jsonl and
+ * junit.xml (the files, not a model: it works for a finished run). Pure
+ * reading; the caller frees. NULL with err set when status.json is missing
+ * or unreadable (events and junit are optional). */
+char *status_report_render(const char *status_dir, char *err, size_t errlen);
+/* Render and write it atomically to out_path (NULL: STATUS_DIR/report.html).
+ * 0 or -errno. `qfleet run` calls it once its final status is written. */
+int status_report_write(const char *status_dir, const char *out_path, char *err, size_t errlen);
 
 /* check.c: doc against the documented schema (required members,
  * types, enum values, counts). 0, or -EINVAL naming the first problem. */

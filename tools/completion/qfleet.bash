@@ -85,7 +85,7 @@ _qfleet_guests() { # qmpctl-binary run-dir state-dir
 
 _qfleet() {
   local cur=${COMP_WORDS[COMP_CWORD]} prev=${COMP_WORDS[COMP_CWORD-1]}
-  local cmds="up down run leases alloc free cmdline migrate"
+  local cmds="up down run report leases alloc free cmdline migrate"
   COMPREPLY=()
 
   # The command is the first word after qfleet; positional words after it.
@@ -101,7 +101,7 @@ _qfleet() {
       --count|--defaults|--run-dir|--jobs|--boot-timeout|--net-timeout|\
       --mem-budget|--retries|--shard|--status-dir|--junit|--timeout|\
       --owner|--pid|--nic|--prefix|--mac|--display|--range|--port|\
-      --qemu-path|--mac-prefix|--downtime-limit|--max-bandwidth) ((i++)) ;;
+      --qemu-path|--mac-prefix|--downtime-limit|--max-bandwidth|--metrics-textfile|-o|--output) ((i++)) ;;
       --run) run=${COMP_WORDS[i+1]}; ((i++)) ;;
       -*) ;;
       *) pos+=("$w") ;;
@@ -114,8 +114,8 @@ _qfleet() {
   fi
 
   case $prev in
-    --defaults|--junit) _qfleet_files; return 0 ;;
-    --run-dir|--status-dir|--state-dir) _qfleet_dirs; return 0 ;;
+    --defaults|--junit|-o|--output) _qfleet_files; return 0 ;;
+    --run-dir|--status-dir|--state-dir|--metrics-textfile) _qfleet_dirs; return 0 ;;
     --qemu-path) _qfleet_files; return 0 ;;
     --count|--jobs|--boot-timeout|--net-timeout|--mem-budget|--retries|\
     --shard|--timeout|--owner|--pid|--nic|--prefix|--mac|--display|\
@@ -143,8 +143,15 @@ _qfleet() {
       fi ;;
     run)
       opts="--jobs --mem-budget --retries --shard --status-dir --junit --run-dir
-        --state-dir --boot-timeout --list --json --plain -q --quiet --help"
+        --state-dir --boot-timeout --list --json --plain -q --quiet --help
+        --metrics-textfile"
       if [[ $cur != -* ]]; then _qfleet_files '*.suite'; return 0; fi ;;
+    report)
+      opts="-o --output --json -h --help"
+      if [[ $cur != -* ]]; then
+        ((${#pos[@]} == 0)) && _qfleet_dirs
+        return 0
+      fi ;;
     down)
       opts="--state-dir --timeout --json --help"
       if [[ $cur != -* ]]; then
@@ -175,7 +182,7 @@ _qfleet() {
 
 _qmpctl() {
   local cur=${COMP_WORDS[COMP_CWORD]} prev=${COMP_WORDS[COMP_CWORD-1]}
-  local cmds="list status pci ifaces qmp qga events console stop migrate"
+  local cmds="list status pci ifaces qmp qga events console stop migrate ssh vnc hmp"
   local gopts="--run-dir --state-dir -s --socket --json --timeout -h --help --version"
   COMPREPLY=()
 
@@ -215,7 +222,8 @@ _qmpctl() {
     list) opts+=" --all" ;;
     pci) opts+=" --check" ;;
     console) opts+=" -f --follow -n --lines --raw" ;;
-    status|ifaces|qmp|qga|events|stop|migrate) ;;
+    status|ifaces|qmp|qga|events|stop|migrate|vnc|hmp) ;;
+    ssh) ((${#pos[@]} > 0)) && return 0 ;; # after the guest: a command for the guest
     *) return 0 ;;
   esac
   if [[ $cur == -* ]]; then _qfleet_reply $opts; return 0; fi
