@@ -11,8 +11,10 @@
  *   suite_free(s);
  *
  * suite_parse checks the suite file alone; suite_resolve then loads the
- * DTS cfg it names, validates every VM section it uses and every guest a
- * step or a ${guest.NAME.FIELD} variable refers to. suite_load does both.
+ * DTS cfg it names, validates every VM section it uses, every guest a
+ * step or a ${guest.NAME.FIELD} variable refers to and every interactive
+ * session a step names (and adds the implicit closes at the end of each
+ * case). suite_load does both.
  * Functions return 0 or a negative errno and put one line
  * "FILE:LINE:COL: error: WHAT" into err. */
 #ifndef QF_CFG_SUITE_H

@@ -205,6 +205,10 @@ Test(suite, examples_load)
     cr_assert_eq(s->setup_each, 1);
     cr_assert_eq(s->transport, ST_AGENT);
     suite_free(s);
+    cr_assert_eq(suite_load(QF_SOURCE_DIR "/cfg/examples/interactive.suite", &s, err, sizeof(err)), 0, "%s", err);
+    cr_assert_eq(s->cases[0].ncloses, 1);
+    cr_assert_eq(s->tear_down_all.nsteps, 1);
+    suite_free(s);
 }
 
 #define HDR "[suite]\ncfg = guest.cfg\nvms = vm0 * 2\n"
