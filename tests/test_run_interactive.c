@@ -14,6 +14,7 @@
 
 #include "base/fs.h"
 #include "base/json.h"
+#include "src/status/status.h"
 #include "testutil.h"
 
 #define QFLEET QF_BINARY_DIR "/src/qfleet"
@@ -176,6 +177,16 @@ Test(run_interactive, spawn_send_expect_and_tear_downs)
     snprintf(cmd, sizeof(cmd), "test -e %s/t/tmp/tore_down.busybox_sh && test -e %s/t/tmp/tore_down_all",
              run_dir, run_dir);
     cr_assert_eq(system(cmd), 0, "tear_down or tear_down_all did not run");
+    snprintf(p, sizeof(p), "%s/status.json", run_dir);
+    char *st = slurp(p), e[512];
+    json_t *doc = json_parse(st, strlen(st), e, sizeof(e));
+    cr_assert(doc, "status.json: %s", e);
+    cr_assert_eq(status_check(doc, e, sizeof(e)), 0, "%s", e);
+    json_t *t = json_at(json_get(doc, "suites"), 0);
+    cr_assert_str_eq(json_get_str(t, "result"), "failed");
+    cr_assert(strstr(json_get_str(t, "reason"), "tear_down_all: t.suite:13"), "%s", json_get_str(t, "reason"));
+    json_free(doc);
+    free(st);
     free(ok);
     free(bad);
     free(x);

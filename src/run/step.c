@@ -553,6 +553,59 @@ static char *host_path(struct rsuite *s, const char *p)
     return p[0] == '/' ? strdup(p) : str_printf("%s/%s", s->def->dir, p);
 }
 
+/* A QMP or agent command: a is its name, b its arguments (or NULL). */
+static void qmp_start(struct sjob *j, const struct suite_step *st, struct rguest *rg, const char *a,
+                      const char *b, int timeout)
+{
+    char err[1024];
+    json_t *args = b ? json_parse(b, strlen(b), err, sizeof(err)) : NULL;
+    if (b && !args) {
+        job_fail(j, -EINVAL, 0, err);
+        return;
+    }
+    void *cl = st->verb == SV_QMP ? (void *)fguest_qmp(rg->g) : (void *)fguest_agent(rg->g);
+    if (!cl) {
+        json_free(args);
+        snprintf(err, sizeof(err), "%s: %s is not connected (guest %s)", st->guest,
+                 st->verb == SV_QMP ? "QMP" : "the guest agent", fleet_state_name(fguest_state(rg->g)));
+        job_fail(j, -ENOTCONN, 1, err);
+        return;
+    }
+    int rc = st->verb == SV_QMP ? qmp_execute(cl, a, args, timeout, on_qmp_reply, j)
+                                : agent_execute(cl, a, args, timeout, on_agent_reply, j);
+    if (rc < 0) {
+        snprintf(err, sizeof(err), "%s: %s: %s", st->guest, a, strerror(-rc));
+        job_fail(j, rc, 1, err);
+    }
+}
+
+/* run, copy_to, copy_from over the guest's session of the step's transport. */
+static void guest_start(struct sjob *j, const struct suite_step *st, int gi, const char *a, const char *b,
+                        int timeout)
+{
+    struct rsuite *s = j->s;
+    char err[1024];
+    enum suite_transport t = suite_step_transport(s->def, st, s->def->guests[gi].has_login);
+    guest_session_t *gs = session(s, gi, t, err, sizeof(err));
+    if (!gs) {
+        job_fail(j, -ENOTCONN, 1, err);
+        return;
+    }
+    int rc;
+    char *hp = st->verb == SV_COPY_TO ? host_path(s, a) : st->verb == SV_COPY_FROM ? host_path(s, b) : NULL;
+    if (st->verb == SV_RUN)
+        rc = guest_exec(gs, a, timeout, on_guest_result, j);
+    else if (st->verb == SV_COPY_TO)
+        rc = hp ? guest_copy_in(gs, hp, b, timeout, on_guest_result, j) : -ENOMEM;
+    else
+        rc = hp ? guest_copy_out(gs, a, hp, timeout, on_guest_result, j) : -ENOMEM;
+    free(hp);
+    if (rc < 0) {
+        snprintf(err, sizeof(err), "%s: %s", st->guest, strerror(-rc));
+        job_fail(j, rc, is_channel(rc), err);
+    }
+}
+
 int run__step_start(struct rsuite *s, const struct suite_step *st, unsigned token, step_done_fn done)
 {
     struct sjob *j = calloc(1, sizeof(*j));
@@ -584,7 +637,6 @@ int run__step_start(struct rsuite *s, const struct suite_step *st, unsigned toke
     }
     int gi = st->guest ? suite_guest_index(s->def, st->guest) : -1;
     struct rguest *rg = gi >= 0 ? &s->g[gi] : NULL;
-    int rc = 0;
     switch (st->verb) {
     case SV_SPAWN:
     case SV_SEND:
@@ -605,48 +657,11 @@ int run__step_start(struct rsuite *s, const struct suite_step *st, unsigned toke
         host_start(j, a, timeout);
         break;
     case SV_QMP:
-    case SV_QGA: {
-        json_t *args = b ? json_parse(b, strlen(b), err, sizeof(err)) : NULL;
-        if (b && !args) {
-            job_fail(j, -EINVAL, 0, err);
-            break;
-        }
-        void *cl = st->verb == SV_QMP ? (void *)fguest_qmp(rg->g) : (void *)fguest_agent(rg->g);
-        if (!cl) {
-            json_free(args);
-            snprintf(err, sizeof(err), "%s: %s is not connected (guest %s)", st->guest,
-                     st->verb == SV_QMP ? "QMP" : "the guest agent", fleet_state_name(fguest_state(rg->g)));
-            job_fail(j, -ENOTCONN, 1, err);
-            break;
-        }
-        rc = st->verb == SV_QMP ? qmp_execute(cl, a, args, timeout, on_qmp_reply, j)
-                                : agent_execute(cl, a, args, timeout, on_agent_reply, j);
-        if (rc < 0) {
-            snprintf(err, sizeof(err), "%s: %s: %s", st->guest, a, strerror(-rc));
-            job_fail(j, rc, 1, err);
-        }
+    case SV_QGA:
+        qmp_start(j, st, rg, a, b, timeout);
         break;
-    }
-    default: { /* run, copy_to, copy_from */
-        enum suite_transport t = suite_step_transport(s->def, st, s->def->guests[gi].has_login);
-        guest_session_t *gs = session(s, gi, t, err, sizeof(err));
-        if (!gs) {
-            job_fail(j, -ENOTCONN, 1, err);
-            break;
-        }
-        char *hp = st->verb == SV_COPY_TO ? host_path(s, a) : st->verb == SV_COPY_FROM ? host_path(s, b) : NULL;
-        if (st->verb == SV_RUN)
-            rc = guest_exec(gs, a, timeout, on_guest_result, j);
-        else if (st->verb == SV_COPY_TO)
-            rc = hp ? guest_copy_in(gs, hp, b, timeout, on_guest_result, j) : -ENOMEM;
-        else
-            rc = hp ? guest_copy_out(gs, a, hp, timeout, on_guest_result, j) : -ENOMEM;
-        free(hp);
-        if (rc < 0) {
-            snprintf(err, sizeof(err), "%s: %s", st->guest, strerror(-rc));
-            job_fail(j, rc, is_channel(rc), err);
-        }
-    }
+    default: /* run, copy_to, copy_from */
+        guest_start(j, st, gi, a, b, timeout);
     }
     free(a);
     free(b);
