@@ -1,5 +1,6 @@
 /* fs.c - durable small-file operations. */
 #include "base/fs.h"
+#include "base/str.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -298,34 +299,7 @@ char *fs_tail_text(const char *path, size_t max)
     char *t = fs_tail(path, max);
     if (!t)
         return NULL;
-    size_t n = strlen(t);
-    char *out = malloc(n * 4 + 1), *o = out;
-    const unsigned char *p = (const unsigned char *)t;
-    for (size_t i = 0; out && i < n; i++) {
-        unsigned c = p[i];
-        size_t u = 1;
-        if (c >= 0xc2 && c <= 0xf4) { /* a well-formed UTF-8 sequence passes */
-            u = c < 0xe0 ? 2 : c < 0xf0 ? 3 : 4;
-            for (size_t k = 1; k < u; k++)
-                if (i + k >= n || (p[i + k] & 0xc0) != 0x80)
-                    u = 1;
-            if (c == 0xc2 && u == 2 && p[i + 1] < 0xa0)
-                u = 1; /* C1 controls: U+009B is a CSI to some terminals */
-        }
-        if (u > 1) {
-            memcpy(o, p + i, u);
-            o += u;
-            i += u - 1;
-        } else if (c == '\r' && p[i + 1] == '\n') {
-            continue;
-        } else if ((c >= 0x20 && c < 0x7f) || c == '\n' || c == '\t') {
-            *o++ = (char)c;
-        } else {
-            o += sprintf(o, "\\x%02x", c);
-        }
-    }
-    if (out)
-        *o = '\0';
+    char *out = str_escape_text(t, strlen(t), 0);
     free(t);
     return out;
 }

@@ -69,4 +69,11 @@ void sb_add_shell(struct sbuf *b, const char *word);
  *   for (const char *s = text, *e; word_next(&s, &e); s = e) */
 int word_next(const char **s, const char **end);
 
+/* Text a guest or a program wrote, made safe to show on a terminal or in a
+ * report: escape sequences (ESC [6n ...), other control bytes and invalid
+ * UTF-8 become "\xNN"; tab and newline stay (oneline: they become "\t" and
+ * "\n"), a CR before LF is dropped. s[0..n) may hold NULs. Caller frees;
+ * NULL on allocation failure. */
+char *str_escape_text(const char *s, size_t n, int oneline);
+
 #endif

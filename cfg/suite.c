@@ -5,7 +5,7 @@
  * one (as in a shell). Every element keeps the file:line:col it came from,
  * so every error, including those found only when the cfg is resolved,
  * names the place to fix. */
-#include "cfg/suite.h"
+#include "cfg/suite_int.h"
 
 #include <ctype.h>
 #include <errno.h>
@@ -23,40 +23,7 @@
 #define SUITE_FILE_MAX (4 << 20)
 #define TIMEOUT_MAX_MS (24 * 3600 * 1000)
 
-/* One logical line: text joined over '\' continuations, and where each
- * physical piece started. */
-struct seg {
-    int off, line, col;
-};
-
-struct lline {
-    char *text;
-    int len;
-    struct seg segs[32];
-    int nsegs;
-};
-
-struct block {
-    struct suite_case *c;      /* the case or set_up block being filled */
-    int cap;                   /* of c->steps */
-    int ecap;                  /* of the last step's expects */
-};
-
-struct pctx {
-    struct suite *s;
-    struct arena *a;
-    const char *file;
-    char *err;
-    size_t errlen;
-    int in_suite;              /* inside [suite] */
-    int seen_suite;
-    struct block blk;          /* c NULL: no step section open */
-    struct suite_case *cases;
-    int ncases, ccap;
-    struct cfg_loc keyloc[16]; /* first place of each [suite] key, line 0: unseen */
-};
-
-static struct cfg_loc loc_at(const struct pctx *p, const struct lline *l, int off)
+struct cfg_loc suite__loc(const struct pctx *p, const struct lline *l, int off)
 {
     int i = 0;
     while (i + 1 < l->nsegs && l->segs[i + 1].off <= off)
@@ -64,40 +31,17 @@ static struct cfg_loc loc_at(const struct pctx *p, const struct lline *l, int of
     return (struct cfg_loc){ p->file, l->segs[i].line, l->segs[i].col + off - l->segs[i].off };
 }
 
-static int perr(struct pctx *p, const struct lline *l, int off, const char *fmt, ...)
-    __attribute__((format(printf, 4, 5)));
-static int perr(struct pctx *p, const struct lline *l, int off, const char *fmt, ...)
+int suite__perr(struct pctx *p, const struct lline *l, int off, const char *fmt, ...)
 {
     va_list ap;
     va_start(ap, fmt);
-    int rc = cfg_verrf(p->err, p->errlen, loc_at(p, l, off), fmt, ap);
+    int rc = cfg_verrf(p->err, p->errlen, suite__loc(p, l, off), fmt, ap);
     va_end(ap);
     return rc;
 }
 
-static int is_blank(char c) { return c == ' ' || c == '\t' || c == '\r' || c == '\f' || c == '\v'; }
-static int skip_ws(const char *t, int i) { while (t[i] && is_blank(t[i])) i++; return i; }
-static int is_namec(char c) { return isalnum((unsigned char)c) || c == '_' || c == '.' || c == '-'; }
-
-/* End of a run of name characters (plus extra) starting at i. */
-static int word_end(const char *t, int i, const char *extra)
-{
-    while (t[i] && (is_namec(t[i]) || (extra && strchr(extra, t[i]))))
-        i++;
-    return i;
-}
-
-static char *trimmed(struct arena *a, const char *t, int from, int to)
-{
-    while (from < to && is_blank(t[from]))
-        from++;
-    while (to > from && is_blank(t[to - 1]))
-        to--;
-    return ar_strndup(a, t + from, (size_t)(to - from));
-}
-
 /* "30", "30s", "500ms", "2m", "1.5s" -> ms; -1 if malformed or out of range. */
-static int parse_duration(const char *s)
+int suite__duration(const char *s)
 {
     char *end;
     double v = strtod(s, &end);
@@ -122,7 +66,7 @@ static const char *const plain_vars[] = { "suite", "case", "run_dir", "tmp", "su
                                           "status_dir", NULL };
 
 /* Index of w[0..n) in the NULL-terminated list l, or -1. */
-static int find_word(const char *const *l, const char *w, size_t n)
+int suite__find_word(const char *const *l, const char *w, size_t n)
 {
     for (int i = 0; l[i]; i++)
         if (strlen(l[i]) == n && !strncmp(l[i], w, n))
@@ -132,7 +76,7 @@ static int find_word(const char *const *l, const char *w, size_t n)
 
 /* Check every ${...} in text (starting at offset base of line l): syntax
  * and names. Guest names are checked by suite_resolve. */
-static int check_vars(struct pctx *p, const struct lline *l, int base, const char *text)
+int suite__check_vars(struct pctx *p, const struct lline *l, int base, const char *text)
 {
     for (const char *q = text; (q = strstr(q, "${")); ) {
         if (q > text && q[-1] == '$') { /* $${ is a literal ${ */
@@ -142,16 +86,16 @@ static int check_vars(struct pctx *p, const struct lline *l, int base, const cha
         int off = base + (int)(q - text);
         const char *end = strchr(q, '}');
         if (!end)
-            return perr(p, l, off, "unterminated ${, expected ${NAME}");
+            return suite__perr(p, l, off, "unterminated ${, expected ${NAME}");
         const char *n = q + 2;
         size_t len = (size_t)(end - n);
-        int ok = find_word(plain_vars, n, len) >= 0;
+        int ok = suite__find_word(plain_vars, n, len) >= 0;
         if (!ok && len > 6 && !strncmp(n, "guest.", 6)) {
             const char *dot = memrchr(n + 6, '.', len - 6); /* guest names may hold dots */
-            ok = dot && dot > n + 6 && find_word(guest_fields, dot + 1, (size_t)(end - dot - 1)) >= 0;
+            ok = dot && dot > n + 6 && suite__find_word(guest_fields, dot + 1, (size_t)(end - dot - 1)) >= 0;
         }
         if (!ok)
-            return perr(p, l, off, "unknown variable ${%.*s}, expected ${suite}, ${case}, ${run_dir}, "
+            return suite__perr(p, l, off, "unknown variable ${%.*s}, expected ${suite}, ${case}, ${run_dir}, "
                         "${tmp}, ${suite_dir}, ${status_dir} or ${guest.NAME.FIELD} with FIELD one "
                         "of pid, ip, ssh_port, vnc, mac, name, qmp, serial, state", (int)len, n);
         q = end + 1;
@@ -159,7 +103,7 @@ static int check_vars(struct pctx *p, const struct lline *l, int base, const cha
     return 0;
 }
 
-static const char *placeholder(const char *name, void *data)
+const char *suite__placeholder(const char *name, void *data)
 {
     (void)name;
     return data;
@@ -214,7 +158,7 @@ static int parse_vms(struct pctx *p, const struct lline *l, int off, const char 
         int s0 = i;
         int e = word_end(t, i, NULL);
         if (e == s0)
-            return perr(p, l, off + i, "expected a VM section name in vms, e.g. 'vm0 * 4, vm1'");
+            return suite__perr(p, l, off + i, "expected a VM section name in vms, e.g. 'vm0 * 4, vm1'");
         int count = 1;
         i = skip_ws(t, e);
         if (t[i] == '*') {
@@ -226,26 +170,26 @@ static int parse_vms(struct pctx *p, const struct lline *l, int off, const char 
             char num[16];
             snprintf(num, sizeof(num), "%.*s", i - c0, t + c0);
             if (i == c0 || int_parse(num, 1, SUITE_COUNT_MAX, &c) < 0)
-                return perr(p, l, off + c0, "expected a count from 1 to %d after '*'", SUITE_COUNT_MAX);
+                return suite__perr(p, l, off + c0, "expected a count from 1 to %d after '*'", SUITE_COUNT_MAX);
             count = (int)c;
             i = skip_ws(t, i);
         }
         if (t[i] && t[i] != ',')
-            return perr(p, l, off + i, "unexpected '%c' in vms, expected ',' between VMs", t[i]);
+            return suite__perr(p, l, off + i, "unexpected '%c' in vms, expected ',' between VMs", t[i]);
         if (t[i] == ',')
             i++;
         for (int k = 0; k < n; k++)
-            if (find_word((const char *[]){ vms[k].section, NULL }, t + s0, (size_t)(e - s0)) == 0)
-                return perr(p, l, off + s0, "VM '%.*s' is listed twice in vms", e - s0, t + s0);
+            if (suite__find_word((const char *[]){ vms[k].section, NULL }, t + s0, (size_t)(e - s0)) == 0)
+                return suite__perr(p, l, off + s0, "VM '%.*s' is listed twice in vms", e - s0, t + s0);
         if (ar_grow(p->a, (void **)&vms, sizeof(*vms), &cap, n + 1) < 0)
             return -ENOMEM;
         vms[n].section = ar_strndup(p->a, t + s0, (size_t)(e - s0));
         vms[n].count = count;
-        vms[n].loc = loc_at(p, l, off + s0);
+        vms[n].loc = suite__loc(p, l, off + s0);
         n++;
     }
     if (n == 0)
-        return perr(p, l, off, "vms is empty, expected e.g. 'vm0 * 4, vm1'");
+        return suite__perr(p, l, off, "vms is empty, expected e.g. 'vm0 * 4, vm1'");
     p->s->vms = vms;
     p->s->nvms = n;
     return 0;
@@ -257,24 +201,24 @@ static int suite_key(struct pctx *p, const struct lline *l, int i)
     int k0 = i, ke = word_end(t, i, NULL);
     int eq = skip_ws(t, ke);
     if (ke == k0 || t[eq] != '=')
-        return perr(p, l, k0, "expected 'key = value' in [suite]");
-    int which = find_word(suite_keys, t + k0, (size_t)(ke - k0));
+        return suite__perr(p, l, k0, "expected 'key = value' in [suite]");
+    int which = suite__find_word(suite_keys, t + k0, (size_t)(ke - k0));
     if (which < 0)
-        return perr(p, l, k0, "unknown key '%.*s' in [suite], expected name, description, cfg, "
+        return suite__perr(p, l, k0, "unknown key '%.*s' in [suite], expected name, description, cfg, "
                     "defaults, vms, setup, timeout, boot_timeout or transport", ke - k0, t + k0);
     if (p->keyloc[which].line)
-        return perr(p, l, k0, "'%s' is given twice (first at line %d)", suite_keys[which],
+        return suite__perr(p, l, k0, "'%s' is given twice (first at line %d)", suite_keys[which],
                     p->keyloc[which].line);
-    p->keyloc[which] = loc_at(p, l, k0);
+    p->keyloc[which] = suite__loc(p, l, k0);
     int v0 = skip_ws(t, eq + 1);
     const char *v = trimmed(p->a, t, v0, l->len);
     struct suite *s = p->s;
     const char *key = suite_keys[which];
     if (!*v && strcmp(key, "description"))
-        return perr(p, l, v0, "'%s' has no value", key);
+        return suite__perr(p, l, v0, "'%s' has no value", key);
     if (!strcmp(key, "name")) {
         if (!is_ident(v, "_.-") || strlen(v) > SUITE_NAME_MAX)
-            return perr(p, l, v0, "suite name '%s': use 1-%d letters, digits, '_', '.', '-'", v,
+            return suite__perr(p, l, v0, "suite name '%s': use 1-%d letters, digits, '_', '.', '-'", v,
                         SUITE_NAME_MAX);
         s->name = v;
     } else if (!strcmp(key, "description")) {
@@ -283,243 +227,33 @@ static int suite_key(struct pctx *p, const struct lline *l, int i)
         const char *path = path_resolve(p->a, s->dir, v);
         if (!strcmp(key, "cfg")) {
             s->cfg = path;
-            s->cfg_loc = loc_at(p, l, v0);
+            s->cfg_loc = suite__loc(p, l, v0);
         } else {
             s->defaults = path;
         }
     } else if (!strcmp(key, "vms")) {
-        s->vms_loc = loc_at(p, l, v0);
+        s->vms_loc = suite__loc(p, l, v0);
         return parse_vms(p, l, v0, v);
     } else if (!strcmp(key, "setup")) {
         if (strcmp(v, "all") && strcmp(v, "each"))
-            return perr(p, l, v0, "setup '%s', expected all (guests kept across cases, like "
+            return suite__perr(p, l, v0, "setup '%s', expected all (guests kept across cases, like "
                         "set_up_all) or each (fresh guests for every case)", v);
         s->setup_each = !strcmp(v, "each");
     } else if (!strcmp(key, "timeout")) {
-        int ms = parse_duration(v);
+        int ms = suite__duration(v);
         if (ms <= 0)
-            return perr(p, l, v0, "timeout '%s', expected a duration like 30, 30s, 500ms or 2m", v);
+            return suite__perr(p, l, v0, "timeout '%s', expected a duration like 30, 30s, 500ms or 2m", v);
         s->timeout_ms = ms;
     } else if (!strcmp(key, "boot_timeout")) {
-        int ms = parse_duration(v);
+        int ms = suite__duration(v);
         if (ms < 1000)
-            return perr(p, l, v0, "boot_timeout '%s', expected a duration of at least 1s", v);
+            return suite__perr(p, l, v0, "boot_timeout '%s', expected a duration of at least 1s", v);
         s->boot_timeout_s = (ms + 999) / 1000;
     } else if (!strcmp(key, "transport")) {
         if (strcmp(v, "ssh") && strcmp(v, "agent"))
-            return perr(p, l, v0, "transport '%s', expected ssh or agent", v);
+            return suite__perr(p, l, v0, "transport '%s', expected ssh or agent", v);
         s->transport = !strcmp(v, "ssh") ? ST_SSH : ST_AGENT;
     }
-    return 0;
-}
-
-/* ---- steps ------------------------------------------------------------------ */
-
-/* Indexed by the enums; "" at 0 never matches a word. */
-static const char *const verbs[] = { "", "run", "host", "qmp", "qga", "copy_to", "copy_from", "sleep", NULL };
-static const char *const ops[] = { "", "=", "!=", "~", "!~", NULL };
-static const char *const cmd_subjects[] = { "", "exit", "stdout", "stderr", "output", NULL };
-
-const char *suite_verb_name(enum suite_verb v) { return v >= SV_RUN && v <= SV_SLEEP ? verbs[v] : "?"; }
-
-/* One path argument of copy_to/copy_from: a word or a "quoted string". */
-static int path_arg(struct pctx *p, const struct lline *l, int *i, const char **out)
-{
-    const char *t = l->text;
-    int j = skip_ws(t, *i);
-    if (!t[j])
-        return perr(p, l, j, "expected two paths: SOURCE DESTINATION");
-    int s0 = j;
-    if (t[j] == '"') {
-        const char *q = strchr(t + j + 1, '"');
-        if (!q)
-            return perr(p, l, j, "unterminated \"");
-        *out = ar_strndup(p->a, t + j + 1, (size_t)(q - t - j - 1));
-        j = (int)(q - t) + 1;
-    } else {
-        while (t[j] && !is_blank(t[j]))
-            j++;
-        *out = ar_strndup(p->a, t + s0, (size_t)(j - s0));
-    }
-    if (!**out)
-        return perr(p, l, s0, "empty path");
-    *i = j;
-    return check_vars(p, l, s0, *out);
-}
-
-static int step_line(struct pctx *p, const struct lline *l, int i)
-{
-    const char *t = l->text;
-    struct suite_case *c = p->blk.c;
-    int v0 = i, ve = word_end(t, i, NULL);
-    int vi = find_word(verbs, t + v0, (size_t)(ve - v0));
-    enum suite_verb verb = vi > 0 ? (enum suite_verb)vi : 0;
-    if (!verb)
-        return perr(p, l, v0, "unknown step '%.*s', expected run, host, qmp, qga, copy_to, copy_from "
-                    "or sleep (or an indented expect/timeout clause)", ve - v0, t + v0);
-    if (ar_grow(p->a, (void **)&c->steps, sizeof(*c->steps), &p->blk.cap, c->nsteps + 1) < 0)
-        return -ENOMEM;
-    struct suite_step *st = (struct suite_step *)&c->steps[c->nsteps];
-    memset(st, 0, sizeof(*st));
-    st->verb = verb;
-    st->loc = loc_at(p, l, v0);
-    st->source = trimmed(p->a, t, v0, l->len);
-    p->blk.ecap = 0;
-    i = skip_ws(t, ve);
-    if (verb == SV_SLEEP) {
-        const char *d = trimmed(p->a, t, i, l->len);
-        if ((st->timeout_ms = parse_duration(d)) < 0)
-            return perr(p, l, i, "sleep '%s', expected a duration like 2, 2s or 500ms", d);
-        c->nsteps++;
-        return 0;
-    }
-    if (verb != SV_HOST) {
-        int g0 = i, ge = word_end(t, i, NULL);
-        if (ge == g0)
-            return perr(p, l, g0, "expected the guest after '%s', e.g. '%s vm0-1: ...'",
-                        suite_verb_name(verb), suite_verb_name(verb));
-        st->guest = ar_strndup(p->a, t + g0, (size_t)(ge - g0));
-        i = skip_ws(t, ge);
-        if (!strncmp(t + i, "via", 3) && is_blank(t[i + 3])) {
-            if (verb == SV_QMP || verb == SV_QGA)
-                return perr(p, l, i, "'via' is for run, copy_to and copy_from; %s has its own channel",
-                            suite_verb_name(verb));
-            int w0 = skip_ws(t, i + 3), we = word_end(t, w0, NULL);
-            if (we - w0 == 3 && !strncmp(t + w0, "ssh", 3))
-                st->via = ST_SSH;
-            else if (we - w0 == 5 && !strncmp(t + w0, "agent", 5))
-                st->via = ST_AGENT;
-            else
-                return perr(p, l, w0, "expected ssh or agent after 'via'");
-            i = skip_ws(t, we);
-        }
-    }
-    if (t[i] != ':')
-        return perr(p, l, i, "expected ':' before the %s", verb == SV_RUN || verb == SV_HOST ? "command"
-                    : verb == SV_QMP || verb == SV_QGA ? "command name" : "paths");
-    i = skip_ws(t, i + 1);
-    if (!t[i])
-        return perr(p, l, i, "nothing after ':'");
-    if (verb == SV_RUN || verb == SV_HOST) {
-        st->text = trimmed(p->a, t, i, l->len);
-        if (check_vars(p, l, i, st->text) < 0)
-            return -EINVAL;
-    } else if (verb == SV_QMP || verb == SV_QGA) {
-        int ce = word_end(t, i, NULL);
-        if (ce == i)
-            return perr(p, l, i, "expected a command name like query-status");
-        st->text = ar_strndup(p->a, t + i, (size_t)(ce - i));
-        int a0 = skip_ws(t, ce);
-        if (t[a0]) {
-            st->arg = trimmed(p->a, t, a0, l->len);
-            if (check_vars(p, l, a0, st->arg) < 0)
-                return -EINVAL;
-            /* ${...} becomes 0: valid inside a string and as a number. */
-            char perr_s[256];
-            char *probe = suite_expand(st->arg, placeholder, "0", perr_s, sizeof(perr_s));
-            json_t *j = probe ? json_parse(probe, strlen(probe), perr_s, sizeof(perr_s)) : NULL;
-            int is_obj = j && json_typeof(j) == JSON_OBJECT;
-            free(probe);
-            json_free(j);
-            if (!is_obj)
-                return perr(p, l, a0, "arguments must be one JSON object%s%s", j ? "" : ": ",
-                            j ? "" : perr_s);
-        }
-    } else {
-        if (path_arg(p, l, &i, &st->text) < 0 || path_arg(p, l, &i, &st->arg) < 0)
-            return -EINVAL;
-        i = skip_ws(t, i);
-        if (t[i])
-            return perr(p, l, i, "unexpected text after the destination (quote paths with spaces)");
-    }
-    c->nsteps++;
-    return 0;
-}
-
-static int clause_line(struct pctx *p, const struct lline *l, int i)
-{
-    const char *t = l->text;
-    struct suite_case *c = p->blk.c;
-    if (c->nsteps == 0)
-        return perr(p, l, i, "'%.*s' before any step: clauses belong to the step above them",
-                    word_end(t, i, NULL) - i, t + i);
-    struct suite_step *st = (struct suite_step *)&c->steps[c->nsteps - 1];
-    int w0 = i;
-    i = skip_ws(t, word_end(t, i, NULL));
-    if (t[w0] == 't') { /* timeout */
-        const char *d = trimmed(p->a, t, i, l->len);
-        int ms = parse_duration(d);
-        if (st->verb == SV_SLEEP)
-            return perr(p, l, w0, "sleep takes no timeout");
-        if (ms <= 0)
-            return perr(p, l, i, "timeout '%s', expected a duration like 30, 30s, 500ms or 2m", d);
-        st->timeout_ms = ms;
-        return 0;
-    }
-    if (st->verb == SV_SLEEP || st->verb == SV_COPY_TO || st->verb == SV_COPY_FROM)
-        return perr(p, l, w0, "%s steps take no expect clauses (they fail when the %s fails)",
-                    suite_verb_name(st->verb), st->verb == SV_SLEEP ? "sleep" : "copy");
-    struct suite_expect e = { 0 };
-    int s0 = i, se = i;
-    while (t[se] && !is_blank(t[se]))
-        se++;
-    char subj[256];
-    snprintf(subj, sizeof(subj), "%.*s", se - s0, t + s0);
-    int cmd = st->verb == SV_RUN || st->verb == SV_HOST;
-    if (!*subj)
-        return perr(p, l, s0, "expected 'expect SUBJECT OP VALUE'");
-    if (cmd) {
-        int k = find_word(cmd_subjects, subj, strlen(subj));
-        e.subject = k > 0 ? (enum suite_subject)k : 0;
-        if (!e.subject)
-            return perr(p, l, s0, "unknown subject '%s' for %s, expected exit, stdout, stderr or output",
-                        subj, suite_verb_name(st->verb));
-    } else if (!strcmp(subj, "error")) {
-        e.subject = SX_ERROR;
-    } else {
-        e.subject = SX_PATH;
-        for (const char *q = subj; *q; q++)
-            if (!is_namec(*q) && *q != '*')
-                return perr(p, l, s0 + (int)(q - subj), "bad character '%c' in path '%s', expected "
-                            "keys, indexes and * separated by '.'", *q, subj);
-        e.path = ar_strdup(p->a, subj);
-    }
-    int o0 = skip_ws(t, se), oe = o0;
-    while (t[oe] && !is_blank(t[oe]))
-        oe++;
-    int op = find_word(ops, t + o0, (size_t)(oe - o0));
-    e.op = op > 0 ? (enum suite_op)op : 0;
-    if (!e.op)
-        return perr(p, l, o0, "expected an operator after '%s': =, !=, ~ (regex) or !~", subj);
-    int x0 = skip_ws(t, oe);
-    e.value = trimmed(p->a, t, x0, l->len);
-    e.loc = loc_at(p, l, s0);
-    if (check_vars(p, l, x0, e.value) < 0)
-        return -EINVAL;
-    if (e.subject == SX_EXIT) {
-        long v;
-        if (e.op != SO_EQ && e.op != SO_NE)
-            return perr(p, l, o0, "exit takes = or !=");
-        if (int_parse(e.value, -1, 255, &v) < 0)
-            return perr(p, l, x0, "exit status '%s', expected a number from 0 to 255 (-1: killed)",
-                        e.value);
-        st->has_exit = 1;
-    }
-    if (e.op == SO_MATCH || e.op == SO_NOMATCH) {
-        char perr_s[256];
-        char *probe = suite_expand(e.value, placeholder, "x", perr_s, sizeof(perr_s));
-        regex_t re;
-        int rc = probe ? regcomp(&re, probe, REG_EXTENDED | REG_NEWLINE | REG_NOSUB) : REG_ESPACE;
-        free(probe);
-        if (rc != 0) {
-            regerror(rc, NULL, perr_s, sizeof(perr_s));
-            return perr(p, l, x0, "bad regular expression: %s", perr_s);
-        }
-        regfree(&re);
-    }
-    if (ar_grow(p->a, (void **)&st->ex, sizeof(e), &p->blk.ecap, st->nex + 1) < 0)
-        return -ENOMEM;
-    ((struct suite_expect *)st->ex)[st->nex++] = e;
     return 0;
 }
 
@@ -530,7 +264,7 @@ static int section(struct pctx *p, const struct lline *l, int i)
     const char *t = l->text;
     const char *close = strchr(t + i, ']');
     if (!close || t[skip_ws(t, (int)(close - t) + 1)])
-        return perr(p, l, i, "expected ']' at the end of the section line");
+        return suite__perr(p, l, i, "expected ']' at the end of the section line");
     int n0 = skip_ws(t, i + 1), ne = (int)(close - t);
     while (ne > n0 && is_blank(t[ne - 1]))
         ne--;
@@ -540,41 +274,42 @@ static int section(struct pctx *p, const struct lline *l, int i)
     p->blk.c = NULL;
     if (!strcmp(head, "suite")) {
         if (p->seen_suite)
-            return perr(p, l, n0, "a second [suite] section");
+            return suite__perr(p, l, n0, "a second [suite] section");
         p->seen_suite = p->in_suite = 1;
         return 0;
     }
     struct suite *s = p->s;
     struct { const char *name; struct suite_case *c; } blocks[] = {
-        { "set_up_all", &s->set_up_all }, { "set_up", &s->set_up }, { "tear_down", &s->tear_down } };
-    for (int k = 0; k < 3; k++) {
+        { "set_up_all", &s->set_up_all }, { "set_up", &s->set_up }, { "tear_down", &s->tear_down },
+        { "tear_down_all", &s->tear_down_all } };
+    for (int k = 0; k < 4; k++) {
         if (strcmp(head, blocks[k].name))
             continue;
         if (blocks[k].c->loc.line)
-            return perr(p, l, n0, "a second [%s] section", head);
-        blocks[k].c->loc = loc_at(p, l, n0);
+            return suite__perr(p, l, n0, "a second [%s] section", head);
+        blocks[k].c->loc = suite__loc(p, l, n0);
         blocks[k].c->name = "";
         p->blk = (struct block){ blocks[k].c, 0, 0 };
         return 0;
     }
     if (strncmp(head, "case", 4) || !is_blank(head[4]))
-        return perr(p, l, n0, "unknown section [%s], expected [suite], [set_up_all], [set_up], "
-                    "[tear_down] or [case NAME]", head);
+        return suite__perr(p, l, n0, "unknown section [%s], expected [suite], [set_up_all], [set_up], "
+                    "[tear_down], [tear_down_all] or [case NAME]", head);
     int c0 = skip_ws(head, 4);
     const char *name = head + c0;
     if (!is_ident(name, "_.-") || strlen(name) > SUITE_NAME_MAX)
-        return perr(p, l, n0 + c0, "case name '%s': use 1-%d letters, digits, '_', '.', '-'", name,
+        return suite__perr(p, l, n0 + c0, "case name '%s': use 1-%d letters, digits, '_', '.', '-'", name,
                     SUITE_NAME_MAX);
     for (int k = 0; k < p->ncases; k++)
         if (!strcmp(p->cases[k].name, name))
-            return perr(p, l, n0 + c0, "case '%s' is defined twice (first at line %d)", name,
+            return suite__perr(p, l, n0 + c0, "case '%s' is defined twice (first at line %d)", name,
                         p->cases[k].loc.line);
     if (ar_grow(p->a, (void **)&p->cases, sizeof(*p->cases), &p->ccap, p->ncases + 1) < 0)
         return -ENOMEM;
     struct suite_case *c = &p->cases[p->ncases++];
     memset(c, 0, sizeof(*c));
     c->name = ar_strdup(p->a, name);
-    c->loc = loc_at(p, l, n0 + c0);
+    c->loc = suite__loc(p, l, n0 + c0);
     p->blk = (struct block){ c, 0, 0 };
     return 0;
 }
@@ -590,11 +325,10 @@ static int logical_line(struct pctx *p, const struct lline *l)
     if (p->in_suite)
         return suite_key(p, l, i);
     if (!p->blk.c)
-        return perr(p, l, i, "text outside a section, expected [suite] or [case NAME] first");
-    int we = word_end(t, i, NULL);
-    if ((we - i == 6 && !strncmp(t + i, "expect", 6)) || (we - i == 7 && !strncmp(t + i, "timeout", 7)))
-        return clause_line(p, l, i);
-    return step_line(p, l, i);
+        return suite__perr(p, l, i, "text outside a section, expected [suite] or [case NAME] first");
+    if (suite__is_clause(t, i))
+        return suite__clause_line(p, l, i);
+    return suite__step_line(p, l, i);
 }
 
 /* ---- file ------------------------------------------------------------------- */
@@ -615,7 +349,7 @@ static int parse_lines(struct pctx *p, const char *text, size_t len)
             l.nsegs = 1;
             l.segs[0] = (struct seg){ 0, line, 1 };
             l.text = "";
-            rc = perr(p, &l, 0, "NUL byte in a suite file");
+            rc = suite__perr(p, &l, 0, "NUL byte in a suite file");
             break;
         }
         if (l.nsegs < (int)(sizeof(l.segs) / sizeof(l.segs[0])))

@@ -11,8 +11,10 @@
  *   suite_free(s);
  *
  * suite_parse checks the suite file alone; suite_resolve then loads the
- * DTS cfg it names, validates every VM section it uses and every guest a
- * step or a ${guest.NAME.FIELD} variable refers to. suite_load does both.
+ * DTS cfg it names, validates every VM section it uses, every guest a
+ * step or a ${guest.NAME.FIELD} variable refers to and every interactive
+ * session a step names (and adds the implicit closes at the end of each
+ * case). suite_load does both.
  * Functions return 0 or a negative errno and put one line
  * "FILE:LINE:COL: error: WHAT" into err. */
 #ifndef QF_CFG_SUITE_H
@@ -25,6 +27,7 @@
 #define SUITE_NAME_MAX 64     /* suite and case names: [A-Za-z0-9_.-] */
 #define SUITE_COUNT_MAX 999   /* instances of one VM section */
 #define SUITE_TIMEOUT_DEFAULT_MS 60000
+#define SUITE_SESSIONS_MAX 16 /* interactive sessions open at once in one case */
 
 enum suite_verb {
     SV_RUN = 1,   /* a shell command in a guest (ssh or agent) */
@@ -34,6 +37,11 @@ enum suite_verb {
     SV_COPY_TO,   /* host file -> guest */
     SV_COPY_FROM, /* guest file -> host */
     SV_SLEEP,
+    SV_SPAWN,     /* start a program on a fresh interactive shell (ssh) */
+    SV_SEND,      /* a line of text to an interactive session */
+    SV_EXPECT,    /* wait until a session's output matches a regex */
+    SV_CLOSE,     /* end an interactive session (no-op when not open) */
+    SV_MIGRATE,   /* live-migrate the guest running in one guest into another */
 };
 
 enum suite_transport {
@@ -79,6 +87,13 @@ struct suite_step {
     int has_exit;            /* an "expect exit" clause exists */
     const char *source;      /* the step line as written, for reports */
     struct cfg_loc loc;
+    /* Interactive sessions (spawn, send, expect, close). */
+    const char *session;     /* its name: "as NAME", else the guest's name */
+    int implicit;            /* close: added at the end of a case, not written */
+    /* migrate SRC -> DST: guest is SRC. */
+    const char *dest;        /* DST, a logical guest */
+    long long downtime_ms;   /* downtime-limit clause; 0: QEMU's default */
+    long long bandwidth;     /* max-bandwidth clause, bytes per second; 0: QEMU's */
 };
 
 struct suite_case {
@@ -86,6 +101,12 @@ struct suite_case {
     const struct suite_step *steps;
     int nsteps;
     struct cfg_loc loc;
+    /* Filled by suite_resolve for cases and [tear_down_all]: an implicit
+     * close for every session spawned in the case's set_up, body or
+     * tear_down (its own steps for tear_down_all), run after all of them,
+     * also after a failure. */
+    const struct suite_step *closes;
+    int ncloses;
 };
 
 /* A VM section and how many instances of it the suite runs. */
@@ -120,7 +141,7 @@ struct suite {
     int timeout_ms;          /* default step timeout */
     int boot_timeout_s;      /* 0: the cfg's wait_seconds */
     enum suite_transport transport; /* ST_DEFAULT: ssh if the cfg has a login */
-    struct suite_case set_up_all, set_up, tear_down;
+    struct suite_case set_up_all, set_up, tear_down, tear_down_all;
     const struct suite_case *cases;
     int ncases;
 

@@ -1,6 +1,7 @@
 /* suite_resolve.c - a parsed suite against its DTS cfg: the guests its
- * [suite] vms line asks for, and every ${guest.NAME.*} reference checked
- * against them, with the suite file's line and column in errors. */
+ * [suite] vms line asks for, every ${guest.NAME.*} reference checked
+ * against them, and every interactive session a step names against the
+ * spawns before it, with the suite file's line and column in errors. */
 #include "cfg/suite.h"
 
 #include <errno.h>
@@ -41,6 +42,13 @@ static int check_var_guests(const struct suite *s, const char *text, struct cfg_
     return 0;
 }
 
+static int no_guest(const struct suite *s, const char *name, struct cfg_loc loc, char *err, size_t errlen)
+{
+    char all[512];
+    guest_list(s, all, sizeof(all));
+    return cfg_errf(err, errlen, loc, "no guest '%s' in this suite (its guests: %s)", name, all);
+}
+
 static int resolve_block(const struct suite *s, const struct suite_case *c, char *err, size_t errlen)
 {
     for (int k = 0; k < c->nsteps; k++) {
@@ -51,24 +59,135 @@ static int resolve_block(const struct suite *s, const struct suite_case *c, char
         for (int x = 0; x < st->nex; x++)
             if (check_var_guests(s, st->ex[x].value, st->ex[x].loc, err, errlen) < 0)
                 return -EINVAL;
+        if (st->dest && suite_guest_index(s, st->dest) < 0)
+            return no_guest(s, st->dest, st->loc, err, errlen);
         if (!st->guest)
             continue;
         int gi = suite_guest_index(s, st->guest);
-        if (gi < 0) {
-            char all[512];
-            guest_list(s, all, sizeof(all));
-            return cfg_errf(err, errlen, st->loc, "no guest '%s' in this suite (its guests: %s)",
-                            st->guest, all);
-        }
+        if (gi < 0)
+            return no_guest(s, st->guest, st->loc, err, errlen);
         const struct suite_guest *g = &s->guests[gi];
-        enum suite_transport t = st->verb == SV_QGA ? ST_AGENT : st->verb == SV_QMP ? 0
+        if (st->verb == SV_SPAWN && strcmp(st->session, st->guest) && suite_guest_index(s, st->session) >= 0)
+            return cfg_errf(err, errlen, st->loc, "session name '%s' is another guest's name; pick "
+                            "another one after 'as'", st->session);
+        enum suite_transport t = st->verb == SV_QGA ? ST_AGENT : st->verb == SV_SPAWN ? ST_SSH
+                               : st->verb == SV_QMP || st->verb == SV_MIGRATE ? 0
                                : suite_step_transport(s, st, g->has_login);
         if (t == ST_SSH && !g->has_login)
             return cfg_errf(err, errlen, st->loc, "%s has no SSH login (its cfg needs a login key "
-                            "and a user-network forward); use 'via agent'", st->guest);
+                            "and a user-network forward); %s", st->guest, st->verb == SV_SPAWN
+                            ? "spawn needs one: the agent has no interactive shell" : "use 'via agent'");
         if (t == ST_AGENT && !g->has_agent)
             return cfg_errf(err, errlen, st->loc, "%s has no guest agent (its cfg needs "
                             "'qga = enable=yes')", st->guest);
+    }
+    return 0;
+}
+
+/* ---- interactive sessions --------------------------------------------------
+ * A session lives within one case: spawned in its [set_up], body or
+ * [tear_down] (or in [tear_down_all], for that block alone), closed by a
+ * close step or at the end of the case. The blocks are walked in order as
+ * if every step ran; [tear_down] runs also after a failure, so it may name
+ * any session some [set_up], case or [tear_down] spawns. */
+
+#define SPAWNED_MAX 64
+
+struct scope {
+    const struct suite_step *open[SUITE_SESSIONS_MAX];
+    int nopen;
+    const struct suite_step *spawned[SPAWNED_MAX]; /* distinct names, in order */
+    int nspawned;
+};
+
+static int scope_find(const struct suite_step *const *l, int n, const char *name)
+{
+    for (int i = 0; i < n; i++)
+        if (!strcmp(l[i]->session, name))
+            return i;
+    return -1;
+}
+
+/* Every session spawned anywhere a [tear_down] can see. */
+static void all_spawns(const struct suite *s, struct scope *all)
+{
+    const struct suite_case *b[2] = { &s->set_up, &s->tear_down };
+    for (int i = -2; i < s->ncases; i++) {
+        const struct suite_case *c = i < 0 ? b[i + 2] : &s->cases[i];
+        for (int k = 0; k < c->nsteps; k++)
+            if (c->steps[k].verb == SV_SPAWN && all->nspawned < SPAWNED_MAX &&
+                scope_find(all->spawned, all->nspawned, c->steps[k].session) < 0)
+                all->spawned[all->nspawned++] = &c->steps[k];
+    }
+}
+
+static int scope_step(struct scope *sc, const struct suite_step *st, const struct scope *wide, char *err,
+                      size_t errlen)
+{
+    int o = scope_find(sc->open, sc->nopen, st->session);
+    if (st->verb == SV_SPAWN) {
+        if (o >= 0)
+            return cfg_errf(err, errlen, st->loc, "session '%s' is already open (spawned at line %d); "
+                            "close it first or name this one with 'as NAME'", st->session,
+                            sc->open[o]->loc.line);
+        if (sc->nopen == SUITE_SESSIONS_MAX)
+            return cfg_errf(err, errlen, st->loc, "more than %d sessions open at once",
+                            SUITE_SESSIONS_MAX);
+        sc->open[sc->nopen++] = st;
+        if (scope_find(sc->spawned, sc->nspawned, st->session) < 0) {
+            if (sc->nspawned == SPAWNED_MAX)
+                return cfg_errf(err, errlen, st->loc, "more than %d sessions in one case", SPAWNED_MAX);
+            sc->spawned[sc->nspawned++] = st;
+        }
+        return 0;
+    }
+    if (o < 0 && scope_find(sc->spawned, sc->nspawned, st->session) < 0 &&
+        !(wide && scope_find(wide->spawned, wide->nspawned, st->session) >= 0))
+        return cfg_errf(err, errlen, st->loc, "no session '%s' here: start it with 'spawn GUEST: "
+                        "COMMAND' (or 'spawn GUEST as %s: ...') earlier in [set_up] or this case; "
+                        "sessions end with their case", st->session, st->session);
+    if (st->verb == SV_CLOSE && o >= 0)
+        sc->open[o] = sc->open[--sc->nopen];
+    return 0;
+}
+
+/* The implicit closes at the end of c: one per session name spawned. */
+static int add_closes(struct suite *s, struct suite_case *c, const struct scope *sc)
+{
+    struct suite_step *cl = ar_alloc(s->arena, sizeof(*cl) * (size_t)(sc->nspawned + 1));
+    if (!cl)
+        return -ENOMEM;
+    for (int i = 0; i < sc->nspawned; i++) {
+        const struct suite_step *sp = sc->spawned[i];
+        cl[i] = (struct suite_step){ .verb = SV_CLOSE, .session = sp->session, .implicit = 1, .loc = sp->loc,
+                                     .source = ar_printf(s->arena, "close %s (end of case)", sp->session) };
+    }
+    c->closes = cl;
+    c->ncloses = sc->nspawned;
+    return 0;
+}
+
+static int check_sessions(struct suite *s, char *err, size_t errlen)
+{
+    for (int k = 0; k < s->set_up_all.nsteps; k++) {
+        const struct suite_step *st = &s->set_up_all.steps[k];
+        if (st->session)
+            return cfg_errf(err, errlen, st->loc, "%s in [set_up_all]: interactive sessions live "
+                            "within one case; spawn in [set_up] or the case", suite_verb_name(st->verb));
+    }
+    struct scope wide = { 0 };
+    all_spawns(s, &wide);
+    for (int i = -1; i < s->ncases; i++) {
+        struct suite_case *c = i < 0 ? &s->tear_down_all : (struct suite_case *)&s->cases[i];
+        const struct suite_case *b[3] = { &s->set_up, c, &s->tear_down };
+        struct scope sc = { 0 };
+        for (int j = i < 0 ? 1 : 0; j < (i < 0 ? 2 : 3); j++)
+            for (int k = 0; k < b[j]->nsteps; k++)
+                if (b[j]->steps[k].session &&
+                    scope_step(&sc, &b[j]->steps[k], j == 2 ? &wide : NULL, err, errlen) < 0)
+                    return -EINVAL;
+        if (add_closes(s, c, &sc) < 0)
+            return -ENOMEM;
     }
     return 0;
 }
@@ -143,11 +262,13 @@ int suite_resolve(struct suite *s, char *err, size_t errlen)
     int cap = 0, rc = 0;
     for (int i = 0; rc == 0 && i < s->nvms; i++)
         rc = add_guests(s, &s->vms[i], &gs, &cap, err, errlen);
-    const struct suite_case *blocks[3] = { &s->set_up_all, &s->set_up, &s->tear_down };
-    for (int i = 0; rc == 0 && i < 3; i++)
+    const struct suite_case *blocks[4] = { &s->set_up_all, &s->set_up, &s->tear_down, &s->tear_down_all };
+    for (int i = 0; rc == 0 && i < 4; i++)
         rc = resolve_block(s, blocks[i], err, errlen);
     for (int i = 0; rc == 0 && i < s->ncases; i++)
         rc = resolve_block(s, &s->cases[i], err, errlen);
+    if (rc == 0)
+        rc = check_sessions(s, err, errlen);
     if (rc == -ENOMEM)
         snprintf(err, errlen, "out of memory");
     return rc;

@@ -205,6 +205,10 @@ Test(suite, examples_load)
     cr_assert_eq(s->setup_each, 1);
     cr_assert_eq(s->transport, ST_AGENT);
     suite_free(s);
+    cr_assert_eq(suite_load(QF_SOURCE_DIR "/cfg/examples/interactive.suite", &s, err, sizeof(err)), 0, "%s", err);
+    cr_assert_eq(s->cases[0].ncloses, 1);
+    cr_assert_eq(s->tear_down_all.nsteps, 1);
+    suite_free(s);
 }
 
 #define HDR "[suite]\ncfg = guest.cfg\nvms = vm0 * 2\n"
@@ -283,4 +287,136 @@ Test(suite, parse_without_a_cfg_and_crlf)
     suite_free(s);
     cr_assert_lt(suite_parse("n.suite", "[suite]\n\0", 9, &s, err, sizeof(err)), 0);
     cr_assert(strstr(err, "n.suite:2:1: error: NUL byte"), "%s", err);
+}
+
+static const char interactive[] =
+    "[suite]\ncfg = guest.cfg\nvms = vm0 * 2\ntransport = agent\n"
+    "[set_up]\n"
+    "spawn vm0-1 as pmd: testpmd -i --nb-cores=${guest.vm0-2.pid}\n"       /* 6 */
+    "    timeout 20s\n"
+    "expect pmd: testpmd> $\n"
+    "[tear_down]\n"
+    "send pmd: quit\n"                                                    /* 10 */
+    "[tear_down_all]\n"
+    "spawn vm0-2: sh\n"
+    "send vm0-2:\n"
+    "expect vm0-2: [#$] \n"
+    "[case a]\n"                                                          /* 15 */
+    "send pmd: show port info all\n"
+    "expect pmd: Link status: (up|down)\n"
+    "    timeout 500ms\n"
+    "    expect exit = 0\n";
+
+Test(suite, interactive_sessions)
+{
+    struct suite *s;
+    char err[1024];
+    /* "expect exit = 0" at line 19 is a clause, and session steps take none. */
+    cr_assert_lt(load("i.suite", interactive, &s, err, sizeof(err)), 0);
+    cr_assert(strstr(err, "i.suite:19:5: error: expect steps take no expect clauses"), "%s", err);
+    size_t n = strlen(interactive) - strlen("    expect exit = 0\n");
+    char text[sizeof(interactive) + 128];
+    snprintf(text, sizeof(text), "%.*s[case b]\nspawn vm0-2 via ssh: top\nclose vm0-2\nspawn vm0-2: top\n",
+             (int)n, interactive);
+    cr_assert_eq(load("i.suite", text, &s, err, sizeof(err)), 0, "%s", err);
+    const struct suite_step *st = &s->set_up.steps[0];
+    cr_assert_eq(st->verb, SV_SPAWN);
+    cr_assert_str_eq(st->guest, "vm0-1");
+    cr_assert_str_eq(st->session, "pmd");
+    cr_assert_str_eq(st->text, "testpmd -i --nb-cores=${guest.vm0-2.pid}");
+    cr_assert_eq(st->timeout_ms, 20000);
+    cr_assert_eq(suite_step_transport(s, st, 1), ST_AGENT, "the suite's; spawn itself always uses ssh");
+    st = &s->set_up.steps[1];
+    cr_assert_eq(st->verb, SV_EXPECT);
+    cr_assert_null(st->guest);
+    cr_assert_str_eq(st->session, "pmd");
+    cr_assert_str_eq(st->text, "testpmd> $");
+    cr_assert_eq(s->tear_down.steps[0].verb, SV_SEND);
+    cr_assert_str_eq(s->tear_down.steps[0].text, "quit");
+    cr_assert_str_eq(s->tear_down_all.steps[0].session, "vm0-2", "keyed by the guest");
+    cr_assert_str_eq(s->tear_down_all.steps[1].text, "", "send of an empty line");
+    cr_assert_eq(s->tear_down_all.ncloses, 1);
+    cr_assert_str_eq(s->tear_down_all.closes[0].session, "vm0-2");
+    const struct suite_case *c = &s->cases[0];
+    cr_assert_eq(c->steps[1].timeout_ms, 500);
+    cr_assert_eq(c->ncloses, 1, "set_up's pmd, closed at the end of the case");
+    cr_assert_eq(c->closes[0].verb, SV_CLOSE);
+    cr_assert(c->closes[0].implicit);
+    cr_assert_str_eq(c->closes[0].source, "close pmd (end of case)");
+    c = &s->cases[1];
+    cr_assert_eq(c->steps[0].via, ST_SSH);
+    cr_assert_eq(c->steps[1].verb, SV_CLOSE);
+    cr_assert_str_eq(c->steps[1].session, "vm0-2");
+    cr_assert_eq(c->ncloses, 2, "pmd and vm0-2 once each");
+    cr_assert_str_eq(c->closes[1].session, "vm0-2");
+    suite_free(s);
+}
+
+Test(suite, migrate_and_tear_down_all)
+{
+    struct suite *s;
+    char err[1024];
+    cr_assert_eq(load("m.suite", HDR "[case m]\nmigrate vm0-1 -> vm0-2\n    timeout 5m\n"
+                      "    downtime-limit 300ms\n    max-bandwidth 1.5G\n"
+                      "[tear_down_all]\nhost: rm -rf ${tmp}/x\nrun vm0-2: true\n",
+                      &s, err, sizeof(err)), 0, "%s", err);
+    const struct suite_step *st = &s->cases[0].steps[0];
+    cr_assert_eq(st->verb, SV_MIGRATE);
+    cr_assert_str_eq(st->guest, "vm0-1");
+    cr_assert_str_eq(st->dest, "vm0-2");
+    cr_assert_eq(st->timeout_ms, 300000);
+    cr_assert_eq(st->downtime_ms, 300);
+    cr_assert_eq(st->bandwidth, 1610612736LL);
+    cr_assert_str_eq(suite_verb_name(st->verb), "migrate");
+    cr_assert_eq(s->tear_down_all.nsteps, 2);
+    cr_assert_eq(s->tear_down_all.ncloses, 0);
+    cr_assert_eq(s->cases[0].ncloses, 0);
+    suite_free(s);
+}
+
+Test(suite, interactive_and_migrate_errors_name_line_and_column)
+{
+    expect_error(HDR "[case a]\nspawn vm0-1 via agent: sh\n", 5, 17, "spawn needs ssh");
+    expect_error(HDR "[case a]\nspawn vm0-1 as: sh\n", 5, 15, "expected the session");
+    expect_error(HDR "[case a]\nspawn vm0-1 sh\n", 5, 13, "expected ':' before the command");
+    expect_error(HDR "[case a]\nspawn vm0-1:\n", 5, 13, "nothing after ':'");
+    expect_error(HDR "[case a]\nexpect : x\n", 5, 8, "expected the session after 'expect'");
+    expect_error(HDR "[case a]\nspawn vm0-1: sh\nexpect vm0-1: (open\n", 6, 15, "bad regular expression");
+    expect_error(HDR "[case a]\nspawn vm0-1: sh\nexpect vm0-1: ${nope}\n", 6, 15, "unknown variable");
+    expect_error(HDR "[case a]\nspawn vm0-1: sh\nclose vm0-1 now\n", 6, 13, "unexpected text after the session");
+    expect_error(HDR "[case a]\nspawn vm0-1: sh\n    expect stdout ~ x\n", 6, 5, "spawn steps take no expect");
+    expect_error(HDR "[case a]\nmigrate vm0-1 vm0-2\n", 5, 15, "expected '->'");
+    expect_error(HDR "[case a]\nmigrate vm0-1 ->\n", 5, 17, "expected the destination guest");
+    expect_error(HDR "[case a]\nmigrate vm0-1 -> vm0-1\n", 5, 18, "cannot migrate into itself");
+    expect_error(HDR "[case a]\nmigrate vm0-1 -> vm0-2: fast\n", 5, 23, "unexpected text after the destination");
+    expect_error(HDR "[case a]\nmigrate vm0-1 via ssh -> vm0-2\n", 5, 15, "'via' is for");
+    expect_error(HDR "[case a]\nmigrate vm0-1 -> vm0-2\n    downtime-limit soon\n", 6, 20, "downtime-limit 'soon'");
+    expect_error(HDR "[case a]\nmigrate vm0-1 -> vm0-2\n    max-bandwidth 3T\n", 6, 19, "max-bandwidth '3T'");
+    expect_error(HDR "[case a]\nmigrate vm0-1 -> vm0-2\n    expect status = completed\n", 6, 5,
+                 "migration fails");
+    expect_error(HDR "[case a]\nhost: true\n    max-bandwidth 1M\n", 6, 5, "an option of migrate steps");
+    expect_error(HDR "[tear_down_all]\nhost: true\n[tear_down_all]\n", 6, 2, "a second [tear_down_all]");
+}
+
+Test(suite, session_reference_errors_name_line_and_column)
+{
+    expect_error(HDR "[case a]\nsend pmd: quit\n", 5, 1, "no session 'pmd' here");
+    expect_error(HDR "[case a]\nspawn vm0-1: sh\nspawn vm0-1: top\n", 6, 1,
+                 "session 'vm0-1' is already open (spawned at line 5)");
+    expect_error(HDR "[case a]\nspawn vm0-1 as p: sh\n[case b]\nexpect p: x\n", 7, 1, "no session 'p' here");
+    expect_error(HDR "[case a]\nspawn vm0-1 as vm0-2: sh\n", 5, 1, "another guest's name");
+    expect_error(HDR "[case a]\nspawn vm0-3: sh\n", 5, 1, "no guest 'vm0-3'");
+    expect_error(HDR "[case a]\nmigrate vm0-1 -> vm0-9\n", 5, 1, "no guest 'vm0-9'");
+    expect_error(HDR "[set_up_all]\nspawn vm0-1: sh\n[case a]\nhost: true\n", 5, 1,
+                 "spawn in [set_up_all]: interactive sessions live within one case");
+    expect_error(HDR "[tear_down_all]\nclose p\n[case a]\nspawn vm0-1 as p: sh\n", 5, 1, "no session 'p' here");
+    expect_error("[suite]\ncfg = guest.cfg\nvms = noagent\n[case a]\nspawn noagent: sh\n", 5, 1,
+                 "spawn needs one");
+    /* [tear_down] may close what any case spawned (a no-op where it is not open). */
+    struct suite *s;
+    char err[1024];
+    cr_assert_eq(load("t.suite", HDR "[tear_down]\nclose p\n[case a]\nspawn vm0-1 as p: sh\n[case b]\n"
+                      "host: true\n", &s, err, sizeof(err)), 0, "%s", err);
+    cr_assert_eq(s->cases[1].ncloses, 0);
+    suite_free(s);
 }

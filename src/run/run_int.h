@@ -1,6 +1,7 @@
 /* run_int.h - what the files of src/run share: runner.c (suites,
  * generations of guests, cases), suite.c (the run around them), step.c
- * (one step: host, guest, QMP, agent, copy, sleep) and verdict.c (judging
+ * (one step: host, guest, QMP, agent, copy, sleep, migrate and the
+ * interactive sessions: spawn, send, expect, close) and verdict.c (judging
  * and reporting a step). Not for other modules. Cross-file internals are
  * run__name; everything else is static to its file.
  *
@@ -31,6 +32,15 @@ struct rguest {
     int ready_seen;              /* this instance reached ready once */
 };
 
+/* An interactive session of the running case: a spawn's own SSH session
+ * (one shell each), until a close step or the end of the case. */
+struct isession {
+    const char *name;            /* the spawn step's session name; NULL: slot free */
+    int gi;                      /* its guest */
+    guest_session_t *gs;
+    double t0;                   /* time_mono_ms of the spawn, for the log's timings */
+};
+
 struct sjob;
 
 enum rafter { A_NEXT_GEN, A_FINISH };
@@ -48,6 +58,7 @@ typedef struct step_out {
     json_t *ret;          /* qmp/qga return value */
     char *err_text;       /* qmp/qga error reply: "CLASS: desc" */
     double elapsed_ms;
+    double since_spawn_ms;  /* spawn/send/expect/close: session age at the end; -1 none */
 } step_out;
 
 struct rsuite {
@@ -70,6 +81,10 @@ struct rsuite {
     unsigned token;              /* completions of older steps are stale */
     const struct suite_step **plan;
     int nplan, pc, tear_from, setup_all_to;
+    int closes_from;             /* plan index of the implicit closes */
+    int td_started, td_failures; /* tear_down begun; failed steps of it or of tear_down_all */
+    int in_tda;                  /* the plan is [tear_down_all] (then after says what next) */
+    struct isession isess[SUITE_SESSIONS_MAX];
     int setup_all_done;
     char *setup_all_failed;
     int busy;                    /* a step is in flight */
@@ -127,6 +142,13 @@ typedef void (*step_done_fn)(struct rsuite *s, unsigned token, step_out *o);
 int run__step_start(struct rsuite *s, const struct suite_step *st, unsigned token, step_done_fn done);
 /* Kill this suite's host commands and sleeps (their completions are stale). */
 void run__step_cancel_all(struct rsuite *s);
+/* Close every interactive session still open; cb (may be NULL) runs once
+ * per closed one, from the loop. Returns how many were closed. */
+int run__sessions_close(struct rsuite *s, guest_close_cb cb, void *data);
+/* The running case's name: "" in [tear_down_all]. */
+const char *run__case_name(const struct rsuite *s);
+/* The log the running plan writes: the case's, or [tear_down_all]'s. */
+st_case *run__plan_case(struct rsuite *s);
 void run__step_out_free(step_out *o);
 /* A masked copy of text (passwords of the suite's VMs replaced). */
 char *run__mask(const struct rsuite *s, const char *text);

@@ -213,9 +213,10 @@ static void gen_stop(struct rsuite *s, enum rafter after)
 {
     s->after = after;
     s->st.current = -1;
+    s->in_tda = 0;
     run__suite_enter(s, SS_STOPPING, NULL);
     s->stop_stage = 1;
-    s->pending = 1;
+    s->pending = 1 + run__sessions_close(s, on_session_closed, s);
     for (int i = 0; i < s->def->nguests; i++) {
         guest_session_t **ss[2] = { &s->g[i].ssh, &s->g[i].ag };
         for (int k = 0; k < 2; k++) {
@@ -258,6 +259,13 @@ static void infra_handle(struct rsuite *s)
 {
     struct runner *r = s->r;
     drop_step(s);
+    if (s->in_tda) { /* the cases are settled; these guests are done with */
+        st_case *t = &s->st.tear_down_all;
+        t->result = RES_ERROR;
+        st_case_log(t, "\n=== infrastructure error in tear_down_all ===\n%s\n", s->infra);
+        gen_stop(s, s->after);
+        return;
+    }
     if (s->cur >= s->st.ncases) {
         gen_stop(s, A_FINISH);
         return;
@@ -299,6 +307,12 @@ static void infra_handle(struct rsuite *s)
 
 /* ---- cases and steps --------------------------------------------------------- */
 
+static void plan_add(struct rsuite *s, const struct suite_case *blk)
+{
+    for (int i = 0; i < blk->nsteps; i++)
+        s->plan[s->nplan++] = &blk->steps[i];
+}
+
 static void on_grace(uv_timer_t *t)
 {
     struct rsuite *s = t->data;
@@ -324,10 +338,82 @@ static void on_step_done(struct rsuite *s, unsigned token, step_out *o)
     kick(s);
 }
 
+/* The tear_down's own verdict in the case log, before the implicit closes. */
+static void tear_down_marks(struct rsuite *s)
+{
+    if (s->in_tda || !s->def->tear_down.nsteps)
+        return;
+    st_case *c = &s->st.cases[s->cur];
+    if (s->pc == s->tear_from && !s->td_started && s->pc < s->closes_from) {
+        s->td_started = 1;
+        st_case_log(c, "=== tear_down (runs also after a failure) ===\n");
+    } else if (s->pc == s->closes_from && s->td_started) {
+        s->td_started = 0;
+        st_case_log(c, "=== tear_down: %s ===\n", s->td_failures ? "FAILED" : "passed");
+    }
+}
+
+static void next_step(struct rsuite *s);
+
+/* [tear_down_all] once the cases on these guests are settled, then stop
+ * them (after: what comes next). Its steps all run, also after a failure;
+ * their reports are the suite's system-out in junit, and a failure is
+ * the suite's reason, never a case's result. */
+static void tda_begin(struct rsuite *s, enum rafter after)
+{
+    const struct suite_case *t = &s->def->tear_down_all;
+    if (!t->nsteps) {
+        gen_stop(s, after);
+        return;
+    }
+    st_case *c = &s->st.tear_down_all;
+    free(s->plan);
+    s->plan = calloc((size_t)(t->nsteps + t->ncloses + 1), sizeof(*s->plan));
+    if (!s->plan) {
+        set_infra(s, "out of memory");
+        return;
+    }
+    s->nplan = s->pc = s->tear_from = s->setup_all_to = 0;
+    plan_add(s, t);
+    s->closes_from = s->nplan;
+    for (int i = 0; i < t->ncloses; i++)
+        s->plan[s->nplan++] = &t->closes[i];
+    s->in_tda = 1;
+    s->td_failures = 0;
+    s->after = after;
+    c->attempts++;
+    c->result = RES_RUNNING;
+    if (!c->started_ms)
+        c->started_ms = time_wall_ms();
+    st_case_log(c, "=== tear_down_all (guests of generation %d) ===\n", s->gen);
+    next_step(s);
+}
+
+static void tda_end(struct rsuite *s)
+{
+    st_case *c = &s->st.tear_down_all;
+    run__sessions_close(s, NULL, NULL);
+    c->finished_ms = time_wall_ms();
+    if (c->result != RES_FAILED)
+        c->result = c->message ? RES_FAILED : RES_PASSED;
+    st_case_log(c, "=== tear_down_all: %s ===\n", s->td_failures ? "FAILED" : "passed");
+    if (c->message)
+        status_say(s->r->out, "%s: %s", s->st.name, c->message);
+    status_changed(s->r->out, 1);
+    gen_stop(s, s->after);
+}
+
 static void next_step(struct rsuite *s)
 {
+    if (s->pc < s->nplan || s->pc == s->closes_from)
+        tear_down_marks(s);
+    if (s->pc >= s->nplan && s->in_tda) {
+        tda_end(s);
+        return;
+    }
     if (s->pc >= s->nplan) {
         st_case *c = &s->st.cases[s->cur];
+        run__sessions_close(s, NULL, NULL); /* none: the implicit closes ran */
         c->result = c->message ? RES_FAILED : RES_PASSED;
         c->finished_ms = time_wall_ms();
         ev_case(s, c, 0);
@@ -337,9 +423,9 @@ static void next_step(struct rsuite *s)
         s->tries = 0;
         s->st.current = -1;
         if (s->cur >= s->st.ncases)
-            gen_stop(s, A_FINISH);
+            tda_begin(s, A_FINISH);
         else if (s->def->setup_each)
-            gen_stop(s, A_NEXT_GEN);
+            tda_begin(s, A_NEXT_GEN);
         else
             case_begin(s);
         return;
@@ -355,7 +441,7 @@ static void step_finish(struct rsuite *s)
     step_out *o = s->done;
     s->done = NULL;
     const struct suite_step *st = s->plan[s->pc];
-    st_case *c = &s->st.cases[s->cur];
+    st_case *c = run__plan_case(s);
     char *why = NULL;
     int ok = run__step_verdict(s, st, o, &why);
     char *rep = run__step_report(s, st, o, ok);
@@ -382,8 +468,11 @@ static void step_finish(struct rsuite *s)
     status_event(s->r->out, "step", e);
     status_changed(s->r->out, 0);
     if (!ok) {
-        const char *part = s->pc < s->setup_all_to ? "set_up_all: " : "";
-        if (*part && !s->setup_all_failed)
+        int td = !s->in_tda && s->pc >= s->tear_from;
+        s->td_failures += td || s->in_tda;
+        const char *part = s->in_tda ? "tear_down_all: " : s->pc < s->setup_all_to ? "set_up_all: "
+                         : td ? "tear_down: " : "";
+        if (s->pc < s->setup_all_to && !s->setup_all_failed)
             s->setup_all_failed = xstrdup(c->name);
         if (!c->message) {
             c->message = str_printf("%s%s:%d: %s", part, s->def->path, st->loc.line, why ? why : "failed");
@@ -401,12 +490,6 @@ static void step_finish(struct rsuite *s)
     next_step(s);
 }
 
-static void plan_add(struct rsuite *s, const struct suite_case *blk)
-{
-    for (int i = 0; i < blk->nsteps; i++)
-        s->plan[s->nplan++] = &blk->steps[i];
-}
-
 static void case_begin(struct rsuite *s)
 {
     struct suite *d = s->def;
@@ -422,8 +505,8 @@ static void case_begin(struct rsuite *s)
     ev_case(s, c, 0);
     free(s->plan);
     s->nplan = s->pc = 0;
-    s->plan = calloc((size_t)(d->set_up_all.nsteps + d->set_up.nsteps + dc->nsteps + d->tear_down.nsteps + 1),
-                     sizeof(*s->plan));
+    s->plan = calloc((size_t)(d->set_up_all.nsteps + d->set_up.nsteps + dc->nsteps + d->tear_down.nsteps +
+                              dc->ncloses + 1), sizeof(*s->plan));
     if (!s->plan) {
         set_infra(s, "out of memory");
         return;
@@ -436,6 +519,10 @@ static void case_begin(struct rsuite *s)
     plan_add(s, dc);
     s->tear_from = s->nplan;
     plan_add(s, &d->tear_down);
+    s->closes_from = s->nplan;
+    s->td_failures = 0;
+    for (int i = 0; i < dc->ncloses; i++)
+        s->plan[s->nplan++] = &dc->closes[i];
     if (s->setup_all_failed) {
         c->message = str_printf("not run: set_up_all failed (in case %s)", s->setup_all_failed);
         s->pc = s->nplan;
@@ -549,7 +636,8 @@ static void suite_finish(struct rsuite *s)
                  : n[RES_PASSED] ? RES_PASSED : RES_SKIPPED;
     s->st.finished_ms = time_wall_ms();
     s->st.current = -1;
-    char *reason = xstrdup(s->never);
+    const st_case *t = &s->st.tear_down_all;
+    char *reason = xstrdup(s->never ? s->never : t->result == RES_FAILED ? t->message : NULL);
     run__suite_enter(s, SS_DONE, reason);
     free(reason);
     status_say(r->out, "%s: %s (%d passed, %d failed, %d error, %d skipped)", s->st.name,
@@ -646,6 +734,10 @@ static void suite_abort(struct rsuite *s, const char *why)
         suite_finish(s);
     } else if (s->st.state == SS_BOOTING || s->st.state == SS_RUNNING) {
         drop_step(s);
+        if (s->in_tda) {
+            s->st.tear_down_all.result = RES_ERROR;
+            st_case_log(&s->st.tear_down_all, "=== tear_down_all: interrupted: %s ===\n", why);
+        }
         st_case *c = s->cur < s->st.ncases ? &s->st.cases[s->cur] : NULL;
         if (c && c->result == RES_RUNNING) {
             c->result = RES_ERROR;

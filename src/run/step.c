@@ -36,6 +36,9 @@ struct sjob {
     struct sjob *next;           /* in s->jobs while listed */
     int listed;
     proc_t *proc;                /* host commands, once started */
+    const struct suite_step *st;
+    double spawn_t0;             /* interactive steps: when their session was spawned */
+    guest_session_t *closing;    /* close: the session taken out of the table */
 };
 
 void run__step_out_free(step_out *o)
@@ -78,7 +81,7 @@ static const char *var(const char *name, void *data)
     if (!strcmp(name, "suite"))
         return s->def->name;
     if (!strcmp(name, "case"))
-        return s->cur < s->st.ncases ? s->st.cases[s->cur].name : "";
+        return run__case_name(s);
     if (!strcmp(name, "run_dir"))
         return s->st.run_dir;
     if (!strcmp(name, "tmp"))
@@ -168,7 +171,14 @@ static void job_end(struct sjob *j)
         proc_close(j->proc, job_proc_closed, j);
 }
 
-static void on_soon(uv_timer_t *t) { job_end(t->data); }
+static void on_soon(uv_timer_t *t)
+{
+    struct sjob *j = t->data;
+    if (j->closing)
+        guest_close(j->closing, NULL, NULL);
+    j->closing = NULL;
+    job_end(j);
+}
 
 /* Report an error from the next loop turn (never inside run__step_start). */
 static void job_fail(struct sjob *j, int status, int channel, const char *msg)
@@ -216,7 +226,7 @@ static void host_start(struct sjob *j, const char *cmd, int timeout_ms)
     }
     memcpy(env, environ, ne * sizeof(char *));
     char *mine[4] = { str_printf("QF_SUITE=%s", s->def->name),
-                      str_printf("QF_CASE=%s", s->cur < s->st.ncases ? s->st.cases[s->cur].name : ""),
+                      str_printf("QF_CASE=%s", run__case_name(s)),
                       str_printf("QF_RUN_DIR=%s", s->st.run_dir), str_printf("QF_TMP=%s", s->tmp_dir) };
     for (int i = 0; i < 4; i++)
         if (mine[i])
@@ -257,6 +267,24 @@ void run__step_cancel_all(struct rsuite *s)
 
 /* ---- guests --------------------------------------------------------------------- */
 
+/* Options of an SSH session into guest gi; kh holds its known_hosts path. */
+static int ssh_opts(struct rsuite *s, int gi, guest_opts *o, char *kh, size_t khlen, char *err,
+                    size_t errlen)
+{
+    struct rguest *rg = &s->g[gi];
+    const char *name = s->def->guests[gi].name;
+    *o = (guest_opts){ .name = name, .transport = GUEST_SSH, .max_output = STEP_OUTPUT_MAX };
+    if (fguest_ssh_target(rg->g, &o->ssh.host, &o->ssh.port, &o->ssh.user, &o->ssh.password) < 0) {
+        snprintf(err, errlen, "%s: no SSH endpoint (guest %s)", name, fleet_state_name(fguest_state(rg->g)));
+        return -ENOTCONN;
+    }
+    /* Per instance: a later instance may get the same port and another key. */
+    snprintf(kh, khlen, "%s/%s-known_hosts", s->st.run_dir, fguest_name(rg->g));
+    o->ssh.known_hosts = kh;
+    o->ssh.connect_timeout_ms = 30000;
+    return 0;
+}
+
 static guest_session_t *session(struct rsuite *s, int gi, enum suite_transport t, char *err,
                                 size_t errlen)
 {
@@ -265,18 +293,11 @@ static guest_session_t *session(struct rsuite *s, int gi, enum suite_transport t
     if (*slot)
         return *slot;
     const char *name = s->def->guests[gi].name;
-    guest_opts o = { .name = name, .transport = t == ST_SSH ? GUEST_SSH : GUEST_AGENT,
-                     .max_output = STEP_OUTPUT_MAX };
+    guest_opts o = { .name = name, .transport = GUEST_AGENT, .max_output = STEP_OUTPUT_MAX };
     char kh[PATH_MAX + 128];
     if (t == ST_SSH) {
-        if (fguest_ssh_target(rg->g, &o.ssh.host, &o.ssh.port, &o.ssh.user, &o.ssh.password) < 0) {
-            snprintf(err, errlen, "%s: no SSH endpoint (guest %s)", name, fleet_state_name(fguest_state(rg->g)));
+        if (ssh_opts(s, gi, &o, kh, sizeof(kh), err, errlen) < 0)
             return NULL;
-        }
-        /* Per instance: a later instance may get the same port and another key. */
-        snprintf(kh, sizeof(kh), "%s/%s-known_hosts", s->st.run_dir, fguest_name(rg->g));
-        o.ssh.known_hosts = kh;
-        o.ssh.connect_timeout_ms = 30000;
     } else if (!(o.agent.client = fguest_agent(rg->g))) {
         snprintf(err, errlen, "%s: the guest agent is not connected (guest %s)", name,
                  fleet_state_name(fguest_state(rg->g)));
@@ -341,10 +362,248 @@ static void on_agent_reply(agent_t *a, const json_t *ret, const conn_err *err, v
     take_reply(data, ret, err);
 }
 
+/* ---- interactive sessions --------------------------------------------------------- */
+
+#define DRAIN_MS 1000        /* a close takes the output already there this long */
+#define REASON_TAIL 300      /* bytes of session output in a failure's one-line reason */
+
+const char *run__case_name(const struct rsuite *s)
+{
+    return !s->in_tda && s->cur < s->st.ncases ? s->st.cases[s->cur].name : "";
+}
+
+st_case *run__plan_case(struct rsuite *s)
+{
+    return s->in_tda ? &s->st.tear_down_all : &s->st.cases[s->cur];
+}
+
+static struct isession *isess_find(struct rsuite *s, const char *name)
+{
+    for (int i = 0; i < SUITE_SESSIONS_MAX; i++)
+        if (s->isess[i].name && !strcmp(s->isess[i].name, name))
+            return &s->isess[i];
+    return NULL;
+}
+
+int run__sessions_close(struct rsuite *s, guest_close_cb cb, void *data)
+{
+    int n = 0;
+    for (int i = 0; i < SUITE_SESSIONS_MAX; i++) {
+        struct isession *is = &s->isess[i];
+        if (is->gs) {
+            guest_close(is->gs, cb, data);
+            n++;
+        }
+        *is = (struct isession){ 0 };
+    }
+    return n;
+}
+
+/* The last REASON_TAIL bytes of text on one line, control bytes escaped. */
+static char *tail_line(const char *text, size_t n)
+{
+    size_t from = n > REASON_TAIL ? n - REASON_TAIL : 0;
+    char *t = str_escape_text(text + from, n - from, 1);
+    char *r = t ? str_printf("%s'%s'", from ? "..." : "", t) : NULL;
+    free(t);
+    return r;
+}
+
+static void on_session_result(guest_session_t *gs, const guest_result *r, void *data)
+{
+    struct sjob *j = data;
+    step_out *o = j->o;
+    (void)gs;
+    o->since_spawn_ms = time_mono_ms() - j->spawn_t0;
+    struct sbuf b = { 0 };
+    sb_addn(&b, r->before, r->before_len);
+    sb_addn(&b, r->out, r->out_len);
+    o->out = sb_take(&b);
+    if (r->status < 0 && !j->closing) {
+        const char *name = j->st->session;
+        char *tail = tail_line(r->before, r->before_len);
+        o->status = r->status;
+        o->timed_out = r->timed_out;
+        /* The program ending or a slow match is the case's failure; a lost
+         * connection may be its guest dying (judged after the grace). */
+        o->channel = r->status != -EPIPE && !r->timed_out && is_channel(r->status);
+        if (r->timed_out && j->st->verb == SV_EXPECT)
+            o->error = str_printf("session %s: no match for /%s/ within %.1fs; last output: %s", name,
+                                  j->st->text, (j->st->timeout_ms > 0 ? j->st->timeout_ms
+                                  : j->s->def->timeout_ms) / 1000.0, tail ? tail : "");
+        else if (r->status == -EPIPE)
+            o->error = str_printf("session %s: its shell has exited; last output: %s", name, tail ? tail : "");
+        else
+            o->error = str_printf("session %s: %s", name, r->error ? r->error : strerror(-r->status));
+        free(tail);
+    }
+    if (j->closing)
+        uv_timer_start(&j->timer, on_soon, 0, 0); /* closes it from the loop, then reports */
+    else
+        job_end(j);
+}
+
+static void spawn_start(struct sjob *j, const struct suite_step *st, int gi, const char *cmd, int timeout)
+{
+    struct rsuite *s = j->s;
+    char err[1024], kh[PATH_MAX + 128];
+    struct isession *is = isess_find(s, st->session);
+    if (is) {
+        snprintf(err, sizeof(err), "session %s is already open (close it first)", st->session);
+        job_fail(j, -EEXIST, 0, err);
+        return;
+    }
+    for (int i = 0; i < SUITE_SESSIONS_MAX && !is; i++)
+        is = s->isess[i].name ? NULL : &s->isess[i];
+    if (!is) {
+        snprintf(err, sizeof(err), "more than %d sessions open", SUITE_SESSIONS_MAX);
+        job_fail(j, -EMFILE, 0, err);
+        return;
+    }
+    guest_opts o;
+    if (ssh_opts(s, gi, &o, kh, sizeof(kh), err, sizeof(err)) < 0) {
+        job_fail(j, -ENOTCONN, 1, err);
+        return;
+    }
+    o.default_timeout_ms = timeout;
+    guest_session_t *gs;
+    int rc = guest_open(s->r->loop, &o, NULL, NULL, &gs);
+    if (rc < 0) {
+        snprintf(err, sizeof(err), "%s: cannot open a session: %s", st->guest, strerror(-rc));
+        job_fail(j, rc, 1, err);
+        return;
+    }
+    *is = (struct isession){ st->session, gi, gs, time_mono_ms() };
+    j->spawn_t0 = is->t0;
+    /* Typed into a fresh login shell on a pty, as a person would. */
+    char *line = str_printf("%s\n", cmd);
+    rc = line ? guest_send(gs, line, strlen(line), on_session_result, j) : -ENOMEM;
+    free(line);
+    if (rc < 0) {
+        snprintf(err, sizeof(err), "session %s: %s", st->session, strerror(-rc));
+        job_fail(j, rc, 0, err);
+    }
+}
+
+static void interactive_start(struct sjob *j, const struct suite_step *st, int gi, const char *text,
+                              int timeout)
+{
+    struct rsuite *s = j->s;
+    char err[1024];
+    if (st->verb == SV_SPAWN) {
+        spawn_start(j, st, gi, text, timeout);
+        return;
+    }
+    struct isession *is = isess_find(s, st->session);
+    if (!is && st->verb == SV_CLOSE) {
+        uv_timer_start(&j->timer, on_soon, 0, 0); /* nothing to close: since_spawn_ms stays -1 */
+        return;
+    }
+    if (!is || !is->gs) {
+        snprintf(err, sizeof(err), "session %s is not open (its spawn did not run or failed)", st->session);
+        job_fail(j, -ENOENT, 0, err);
+        return;
+    }
+    j->spawn_t0 = is->t0;
+    int rc;
+    if (st->verb == SV_SEND) {
+        char *line = str_printf("%s\n", text);
+        rc = line ? guest_send(is->gs, line, strlen(line), on_session_result, j) : -ENOMEM;
+        free(line);
+    } else if (st->verb == SV_EXPECT) {
+        rc = guest_expect(is->gs, text, timeout, on_session_result, j);
+    } else {
+        /* Out of the table now; what it printed since the last expect goes
+         * to the log, then it is closed from the loop (on_soon). */
+        j->closing = is->gs;
+        *is = (struct isession){ 0 };
+        rc = guest_expect(j->closing, "(.|\n)*", DRAIN_MS, on_session_result, j);
+    }
+    if (rc < 0) {
+        snprintf(err, sizeof(err), "session %s: %s", st->session, rc == -EINVAL && st->verb == SV_EXPECT
+                 ? "bad regular expression" : strerror(-rc));
+        job_fail(j, rc, 0, err);
+    }
+}
+
+/* migrate SRC -> DST: the one place where the fleet's live migration is
+ * wired in. With fleet_migrate (src/fleet/fleet.h) this becomes
+ *   fleet_migrate(s->f, src->g, dst->g, &(fleet_migrate_opts){ .timeout_ms = timeout,
+ *                 .downtime_limit_ms = st->downtime_ms, .max_bandwidth = st->bandwidth },
+ *                 on_migrated, j, err, sizeof(err))
+ * with on_migrated putting the status and error into j->o and ending the
+ * job from the loop; when it completes the fleet swaps the instances, so
+ * src->g must then point at the destination's fguest (and the stopped old
+ * QEMU must not count as a guest stopped from outside). */
+static void migrate_start(struct sjob *j, const struct suite_step *st, struct rguest *src,
+                          struct rguest *dst, int timeout)
+{
+    (void)src;
+    (void)dst;
+    (void)timeout;
+    char err[256];
+    snprintf(err, sizeof(err), "%s -> %s: migrate steps need fleet_migrate (src/fleet has no live "
+             "migration in this build)", st->guest, st->dest);
+    job_fail(j, -ENOSYS, 0, err);
+}
+
 /* A host path of a copy: relative ones are relative to the suite file. */
 static char *host_path(struct rsuite *s, const char *p)
 {
     return p[0] == '/' ? strdup(p) : str_printf("%s/%s", s->def->dir, p);
+}
+
+/* A QMP or agent command: a is its name, b its arguments (or NULL). */
+static void qmp_start(struct sjob *j, const struct suite_step *st, struct rguest *rg, const char *a,
+                      const char *b, int timeout)
+{
+    char err[1024];
+    json_t *args = b ? json_parse(b, strlen(b), err, sizeof(err)) : NULL;
+    if (b && !args) {
+        job_fail(j, -EINVAL, 0, err);
+        return;
+    }
+    void *cl = st->verb == SV_QMP ? (void *)fguest_qmp(rg->g) : (void *)fguest_agent(rg->g);
+    if (!cl) {
+        json_free(args);
+        snprintf(err, sizeof(err), "%s: %s is not connected (guest %s)", st->guest,
+                 st->verb == SV_QMP ? "QMP" : "the guest agent", fleet_state_name(fguest_state(rg->g)));
+        job_fail(j, -ENOTCONN, 1, err);
+        return;
+    }
+    int rc = st->verb == SV_QMP ? qmp_execute(cl, a, args, timeout, on_qmp_reply, j)
+                                : agent_execute(cl, a, args, timeout, on_agent_reply, j);
+    if (rc < 0) {
+        snprintf(err, sizeof(err), "%s: %s: %s", st->guest, a, strerror(-rc));
+        job_fail(j, rc, 1, err);
+    }
+}
+
+/* run, copy_to, copy_from over the guest's session of the step's transport. */
+static void guest_start(struct sjob *j, const struct suite_step *st, int gi, const char *a, const char *b,
+                        int timeout)
+{
+    struct rsuite *s = j->s;
+    char err[1024];
+    enum suite_transport t = suite_step_transport(s->def, st, s->def->guests[gi].has_login);
+    guest_session_t *gs = session(s, gi, t, err, sizeof(err));
+    if (!gs) {
+        job_fail(j, -ENOTCONN, 1, err);
+        return;
+    }
+    int rc;
+    char *hp = st->verb == SV_COPY_TO ? host_path(s, a) : st->verb == SV_COPY_FROM ? host_path(s, b) : NULL;
+    if (st->verb == SV_RUN)
+        rc = guest_exec(gs, a, timeout, on_guest_result, j);
+    else if (st->verb == SV_COPY_TO)
+        rc = hp ? guest_copy_in(gs, hp, b, timeout, on_guest_result, j) : -ENOMEM;
+    else
+        rc = hp ? guest_copy_out(gs, a, hp, timeout, on_guest_result, j) : -ENOMEM;
+    free(hp);
+    if (rc < 0) {
+        snprintf(err, sizeof(err), "%s: %s", st->guest, strerror(-rc));
+        job_fail(j, rc, is_channel(rc), err);
+    }
 }
 
 int run__step_start(struct rsuite *s, const struct suite_step *st, unsigned token, step_done_fn done)
@@ -360,7 +619,9 @@ int run__step_start(struct rsuite *s, const struct suite_step *st, unsigned toke
     j->token = token;
     j->done = done;
     j->o = o;
+    j->st = st;
     o->exit_code = -1;
+    o->since_spawn_ms = -1;
     j->t0 = time_mono_ms();
     uv_timer_init(s->r->loop, &j->timer);
     j->timer.data = j;
@@ -376,8 +637,16 @@ int run__step_start(struct rsuite *s, const struct suite_step *st, unsigned toke
     }
     int gi = st->guest ? suite_guest_index(s->def, st->guest) : -1;
     struct rguest *rg = gi >= 0 ? &s->g[gi] : NULL;
-    int rc = 0;
     switch (st->verb) {
+    case SV_SPAWN:
+    case SV_SEND:
+    case SV_EXPECT:
+    case SV_CLOSE:
+        interactive_start(j, st, gi, a, timeout);
+        break;
+    case SV_MIGRATE:
+        migrate_start(j, st, rg, &s->g[suite_guest_index(s->def, st->dest)], timeout);
+        break;
     case SV_SLEEP:
         j->next = s->jobs;
         s->jobs = j;
@@ -388,48 +657,11 @@ int run__step_start(struct rsuite *s, const struct suite_step *st, unsigned toke
         host_start(j, a, timeout);
         break;
     case SV_QMP:
-    case SV_QGA: {
-        json_t *args = b ? json_parse(b, strlen(b), err, sizeof(err)) : NULL;
-        if (b && !args) {
-            job_fail(j, -EINVAL, 0, err);
-            break;
-        }
-        void *cl = st->verb == SV_QMP ? (void *)fguest_qmp(rg->g) : (void *)fguest_agent(rg->g);
-        if (!cl) {
-            json_free(args);
-            snprintf(err, sizeof(err), "%s: %s is not connected (guest %s)", st->guest,
-                     st->verb == SV_QMP ? "QMP" : "the guest agent", fleet_state_name(fguest_state(rg->g)));
-            job_fail(j, -ENOTCONN, 1, err);
-            break;
-        }
-        rc = st->verb == SV_QMP ? qmp_execute(cl, a, args, timeout, on_qmp_reply, j)
-                                : agent_execute(cl, a, args, timeout, on_agent_reply, j);
-        if (rc < 0) {
-            snprintf(err, sizeof(err), "%s: %s: %s", st->guest, a, strerror(-rc));
-            job_fail(j, rc, 1, err);
-        }
+    case SV_QGA:
+        qmp_start(j, st, rg, a, b, timeout);
         break;
-    }
-    default: { /* run, copy_to, copy_from */
-        enum suite_transport t = suite_step_transport(s->def, st, s->def->guests[gi].has_login);
-        guest_session_t *gs = session(s, gi, t, err, sizeof(err));
-        if (!gs) {
-            job_fail(j, -ENOTCONN, 1, err);
-            break;
-        }
-        char *hp = st->verb == SV_COPY_TO ? host_path(s, a) : st->verb == SV_COPY_FROM ? host_path(s, b) : NULL;
-        if (st->verb == SV_RUN)
-            rc = guest_exec(gs, a, timeout, on_guest_result, j);
-        else if (st->verb == SV_COPY_TO)
-            rc = hp ? guest_copy_in(gs, hp, b, timeout, on_guest_result, j) : -ENOMEM;
-        else
-            rc = hp ? guest_copy_out(gs, a, hp, timeout, on_guest_result, j) : -ENOMEM;
-        free(hp);
-        if (rc < 0) {
-            snprintf(err, sizeof(err), "%s: %s", st->guest, strerror(-rc));
-            job_fail(j, rc, is_channel(rc), err);
-        }
-    }
+    default: /* run, copy_to, copy_from */
+        guest_start(j, st, gi, a, b, timeout);
     }
     free(a);
     free(b);

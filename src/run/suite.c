@@ -171,6 +171,7 @@ int runner_add(runner_t *r, struct suite *def, char *err, size_t errlen)
     snprintf(s->st.run_dir, sizeof(s->st.run_dir), "%s/%s", r->st.run_dir, def->name);
     for (int i = 0; i < def->ncases; i++)
         s->st.cases[i].name = def->cases[i].name;
+    s->st.tear_down_all.name = "tear_down_all";
     char why[512];
     for (int i = 0; i < def->nguests && !s->never; i++) {
         const struct suite_guest *g = &def->guests[i];

@@ -202,6 +202,28 @@ static void add_stream(struct sbuf *b, const char *name, const char *text)
            cut ? "[... cut; see the step's output in the guest or on the host]\n" : "");
 }
 
+/* What an interactive step saw of its session: the output it consumed
+ * (expect: up to the match; close: what was left; a failed expect: all
+ * unmatched), its last REPORT_STREAM_MAX bytes, control bytes escaped,
+ * and the session's age for the timings. */
+static void add_session(struct sbuf *b, const struct suite_step *st, const step_out *o)
+{
+    if (o->since_spawn_ms < 0) {
+        if (st->verb == SV_CLOSE && o->status == 0)
+            sb_printf(b, "session %s was not open: nothing to close\n", st->session);
+        return;
+    }
+    const char *t = o->out ? o->out : "";
+    size_t n = strlen(t), from = n > REPORT_STREAM_MAX ? n - REPORT_STREAM_MAX : 0;
+    char *e = str_escape_text(t + from, n - from, 0);
+    sb_printf(b, "session %s at +%.3fs%s%s\n", st->session, o->since_spawn_ms / 1000.0,
+              !n ? "" : o->status < 0 ? ", unmatched output" : st->verb == SV_CLOSE ? ", last output"
+              : ", output", !n ? "" : from ? " (its end):" : ":");
+    if (e && *e)
+        sb_printf(b, "%s%s%s", from ? "[...]\n" : "", e, e[strlen(e) - 1] == '\n' ? "" : "\n");
+    free(e);
+}
+
 char *run__step_report(struct rsuite *s, const struct suite_step *st, const step_out *o, int ok)
 {
     struct sbuf b = { 0 };
@@ -222,6 +244,8 @@ char *run__step_report(struct rsuite *s, const struct suite_step *st, const step
         add_stream(&b, "stderr", o->err);
         if (o->truncated)
             sb_printf(&b, "[output truncated at %u bytes]\n", STEP_OUTPUT_MAX);
+    } else if (st->verb >= SV_SPAWN && st->verb <= SV_CLOSE) {
+        add_session(&b, st, o);
     } else if (st->verb == SV_QMP || st->verb == SV_QGA) {
         if (o->err_text)
             sb_printf(&b, "error reply: %s\n", o->err_text);

@@ -3,7 +3,9 @@
  * One <testsuite> per suite, one <testcase> per case. A failed expectation
  * is <failure>, an infrastructure problem <error>, a case that never ran
  * <skipped>. Every step's report goes into the case's <system-out>, where
- * both CI systems show it next to the result. */
+ * both CI systems show it next to the result (a case's tear_down with its
+ * own verdict line); [tear_down_all] runs once for all cases, so its
+ * reports are the suite's <system-out>. */
 #include <errno.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -195,6 +197,11 @@ char *junit_render(const st_run *r)
         sb_addn(&b, "    </properties>\n", 18);
         for (int k = 0; k < s->ncases; k++)
             render_case(&b, s, &s->cases[k]);
+        if (s->tear_down_all.log_len) { /* its own result, never a case's */
+            sb_addn(&b, "    <system-out>", 16);
+            xb_text(&b, s->tear_down_all.log, 0);
+            sb_addn(&b, "</system-out>\n", 14);
+        }
         sb_addn(&b, "  </testsuite>\n", 15);
     }
     sb_addn(&b, "</testsuites>\n", 14);

@@ -87,6 +87,8 @@ void st_suite_free(st_suite *s)
         st_case_reset(&s->cases[i]);
         free(s->cases[i].log);
     }
+    st_case_reset(&s->tear_down_all);
+    free(s->tear_down_all.log);
     for (int i = 0; i < s->nguests; i++)
         json_free(s->guests[i].snap);
     free(s->cases);

@@ -110,6 +110,8 @@ typedef struct st_suite {
     st_guest *guests;
     int nguests;
     int retries_used;
+    st_case tear_down_all;     /* its steps' reports (junit: the suite's system-out);
+                                * result RES_PENDING until it ran */
 } st_suite;
 
 /* Per-phase boot histograms: one per fleet state a boot passes through
