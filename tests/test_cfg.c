@@ -965,3 +965,21 @@ Test(mask, password_twice_in_one_string)
     cfg_argv_free(argv);
     cfg_vm_free(vm);
 }
+
+/* A hostfwd address is cfg text like any other: the VM's JSON (qfleet
+ * cmdline --json) showed it unmasked. The fuzzer found it. */
+Test(mask, hostfwd_address_in_vm_json)
+{
+    struct cfg_vm *vm = load_ok("[vm0]\nlogin = user=root,password=Pw9q\n"
+                                "net = type=nic,opt_addr=1f;type=user,opt_hostfwd=tcp:Pw9q:2222-:22\n"
+                                "enable_kvm = enable=no\n");
+    json_t *vj = cfg_vm_json(vm, NULL);
+    char *vs = json_dump(vj, NULL);
+    cr_assert(vs);
+    cr_assert_null(strstr(vs, "Pw9q"), "%s", vs);
+    const json_t *fwd = json_get(json_at(json_get(vj, "nics"), 0), "hostfwd");
+    cr_assert_str_eq(json_get_str(fwd, "addr"), "********", "%s", vs);
+    free(vs);
+    json_free(vj);
+    cfg_vm_free(vm);
+}
