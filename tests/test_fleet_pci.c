@@ -26,6 +26,7 @@
 #define QFLEET QF_BINARY_DIR "/src/qfleet"
 
 static char dir[256], run_dir[300], state_dir[300];
+static pid_t qfleet_pid; /* the qfleet up of the test, until it was reaped */
 
 static void setup(void)
 {
@@ -37,7 +38,16 @@ static void setup(void)
     cr_assert_eq(access(k, R_OK), 0, "no test guest in %s: run tools/mkguest", tu_guest_dir());
 }
 
-static void teardown(void) { tu_rmtree(dir); }
+/* A test that failed before stopping its qfleet stops it here: left
+ * running, it and its guest would outlive the test binary. */
+static void teardown(void)
+{
+    if (qfleet_pid > 0) {
+        kill(qfleet_pid, SIGINT);
+        tu_wait_exit(qfleet_pid, 60000); /* SIGKILL when the time is up */
+    }
+    tu_rmtree(dir);
+}
 
 TestSuite(fleet_pci, .init = setup, .fini = teardown, .timeout = 600);
 
@@ -106,6 +116,7 @@ static pid_t start_qfleet(char *const args[])
         execv(QFLEET, args);
         _exit(127);
     }
+    qfleet_pid = pid;
     return pid;
 }
 
@@ -213,6 +224,8 @@ Test(fleet_pci, pt_map_is_exact_and_what_the_guest_sees)
     }
     json_free(reg);
     kill(pid, SIGINT);
-    cr_assert_eq(tu_wait_exit(pid, 120000), 128 + SIGINT);
+    int code = tu_wait_exit(pid, 120000);
+    qfleet_pid = 0;
+    cr_assert_eq(code, 128 + SIGINT);
     free(err);
 }
