@@ -228,7 +228,7 @@ json_t *cfg_vm_json(const struct cfg_vm *vm, const struct cfg_res *res)
         json_set(j, "addr", jaddr(slot, n->fn));
         if (n->hostfwd) {
             json_t *f = json_object();
-            json_set_str(f, "addr", n->fwd_addr);
+            json_set(f, "addr", jstr_masked(vm, n->fwd_addr));
             int port = n->fwd_port ? n->fwd_port : res ? res->ssh_port[n->port_need] : 0;
             json_set(f, "port", port ? json_int(port) : json_null());
             json_set_int(f, "guest_port", n->fwd_guest_port);

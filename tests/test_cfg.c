@@ -1023,3 +1023,74 @@ Test(vf_pool, vfs_and_exclude_lists)
              F ":2:28: error: vf_pool vfs: expected VFs as PCI addresses (3b:02.1) or PF:N "
                "with PF one of the pool's, got '3b:02'");
 }
+
+/* --- masking ------------------------------------------------------------ */
+
+/* The login password is masked wherever it appears, also twice (and back
+ * to back) in one string: in the VM's JSON, the argv as JSON and as shell
+ * text. Before, only an 8-guest end-to-end run caught a second copy. */
+Test(mask, password_twice_in_one_string)
+{
+    struct cfg_vm *vm = load_ok("[vm0]\nlogin = user=root,password=S3cret\n"
+                                "device = driver=vhost-user,opt_path=/tmp/S3cret/S3cretS3cret.sock\n"
+                                "enable_kvm = enable=no\n");
+    char *m = cfg_vm_mask(vm, "a S3cret b S3cret c");
+    cr_assert_str_eq(m, "a ******** b ******** c");
+    free(m);
+    m = cfg_vm_mask(vm, "S3cretS3cret");
+    cr_assert_str_eq(m, "****************");
+    free(m);
+
+    struct cfg_needs nd;
+    cfg_vm_needs(vm, &nd);
+    struct cfg_res res;
+    memset(&res, 0, sizeof(res));
+    res.run_dir = "/run/qf";
+    for (int i = 0; i < nd.macs; i++)
+        snprintf(res.macs[i], sizeof(res.macs[i]), "52:54:00:00:00:%02x", (unsigned)i + 1);
+    for (int i = 0; i < nd.slots; i++)
+        res.pci_slot[i] = 3 + i;
+    for (int i = 0; i < nd.ports; i++)
+        res.ssh_port[i] = 20001 + i;
+    char **argv;
+    cr_assert_eq(cfg_argv_build(vm, &res, &argv, err, sizeof(err)), 0, "%s", err);
+    int raw = 0;
+    for (int i = 0; argv[i]; i++)
+        raw += strstr(argv[i], "/tmp/S3cret/S3cretS3cret.sock") != NULL;
+    cr_assert_eq(raw, 1, "the argv itself keeps the password (QEMU needs the path)");
+    char *shell = cfg_argv_shell(vm, argv);
+    json_t *aj = cfg_argv_json(vm, argv), *vj = cfg_vm_json(vm, &res);
+    char *as = json_dump(aj, NULL), *vs = json_dump(vj, NULL);
+    const char *outs[] = { shell, as, vs };
+    for (int i = 0; i < 3; i++) {
+        cr_assert(outs[i]);
+        cr_assert_null(strstr(outs[i], "S3cret"), "password in output %d: %s", i, outs[i]);
+    }
+    cr_assert(strstr(shell, "/tmp/********/****************.sock"), "%s", shell);
+    cr_assert(strstr(as, "/tmp/********/****************.sock"), "%s", as);
+    free(shell);
+    free(as);
+    free(vs);
+    json_free(aj);
+    json_free(vj);
+    cfg_argv_free(argv);
+    cfg_vm_free(vm);
+}
+
+/* A hostfwd address is cfg text like any other: the VM's JSON (qfleet
+ * cmdline --json) showed it unmasked. The fuzzer found it. */
+Test(mask, hostfwd_address_in_vm_json)
+{
+    struct cfg_vm *vm = load_ok("[vm0]\nlogin = user=root,password=Pw9q\n"
+                                "net = type=nic,opt_addr=1f;type=user,opt_hostfwd=tcp:Pw9q:2222-:22\n"
+                                "enable_kvm = enable=no\n");
+    json_t *vj = cfg_vm_json(vm, NULL);
+    char *vs = json_dump(vj, NULL);
+    cr_assert(vs);
+    cr_assert_null(strstr(vs, "Pw9q"), "%s", vs);
+    const json_t *fwd = json_get(json_at(json_get(vj, "nics"), 0), "hostfwd");
+    cr_assert_str_eq(json_get_str(fwd, "addr"), "********", "%s", vs);
+    free(vs);
+    json_free(vj);
+    cfg_vm_free(vm);
+}

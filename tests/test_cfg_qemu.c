@@ -17,6 +17,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mount.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
@@ -530,9 +531,9 @@ static void vhu_stop(struct vhu *v)
 
 Test(qemu, dts_sample_with_vhost_user)
 {
-    /* The DTS document's VM, hugepage=yes off unless the host has
-     * hugetlbfs (then the hugepage case below covers it): vhost-user then
-     * gets the shared memfd backend. opt_path=./vhost-net resolves against
+    /* The DTS document's VM with hugepage=yes turned off (the mem key is
+     * set again): vhost-user then gets the shared memfd backend;
+     * vhost_user_on_hugepages below runs it on hugepages, as DTS does. opt_path=./vhost-net resolves against
      * the cfg's directory, where the fake backend listens. */
     char sock[600];
     snprintf(sock, sizeof(sock), "%s/vhost-net", dir);
@@ -562,11 +563,20 @@ Test(qemu, dts_sample_with_vhost_user)
     cfg_vm_free(vm);
 }
 
-Test(qemu, hugepage_backend)
+/* A hugetlbfs for one test: as root a private one (tu_hugetlbfs: its own
+ * mount namespace, pages from the surplus pool), so the hugepage cases run
+ * on any host the suite runs on as root, CI included; otherwise the host's
+ * own mount if it has free pages for mb MiB. 0, or a reason to skip. */
+static tu_huge huge = { .old_overcommit = -1, .lock_fd = -1 };
+
+static const char *hugepages_for(int mb)
 {
+    static char reason[512];
+    if (geteuid() == 0)
+        return tu_hugetlbfs(&huge, mb, reason, sizeof(reason)) == 0 ? NULL : reason;
     char hp[1024];
     if (cfg_hugetlbfs_find(NULL, hp, sizeof(hp)) < 0)
-        cr_skip_test("no hugetlbfs mounted on this host (mem hugepage=yes needs one)");
+        return "not root (a private hugetlbfs needs it) and no hugetlbfs mounted on this host";
     FILE *f = fopen("/proc/meminfo", "r");
     char line[256];
     long freep = 0, kb = 0;
@@ -576,9 +586,80 @@ Test(qemu, hugepage_backend)
     }
     if (f)
         fclose(f);
-    if (freep * kb < 128 * 1024)
-        cr_skip_test("fewer than 128 MiB of free huge pages (prealloc=on would fail)");
-    run_case("[vm0]\nmem = size=128,hugepage=yes\n", NULL);
+    if (freep * kb < mb * 1024L) {
+        snprintf(reason, sizeof(reason), "not root, and fewer than %d MiB of free huge pages "
+                 "(prealloc=on would fail)", mb);
+        return reason;
+    }
+    return NULL;
+}
+
+static void huge_fini(void)
+{
+    tu_hugetlbfs_release(&huge);
+    teardown();
+}
+
+/* QEMU's guest memory is in the test's hugetlbfs: prealloc=on took every
+ * page of it (a private mount only; the host's is shared with others). */
+static void memory_in_hugetlbfs(struct run *rn, struct cfg_vm *vm, struct cfg_res *res)
+{
+    (void)rn;
+    (void)res;
+    if (!huge.dir[0])
+        return;
+    long want = cfg_vm_info(vm)->mem_mb * 1024L / huge.page_kb;
+    cr_assert_eq(tu_hugetlbfs_used(&huge), want, "%ld huge pages of %s in use, expected %ld",
+                 tu_hugetlbfs_used(&huge), huge.dir, want);
+}
+
+Test(qemu, hugepage_backend, .fini = huge_fini)
+{
+    const char *skip = hugepages_for(128);
+    if (skip)
+        cr_skip_test("%s", skip);
+    run_case("[vm0]\nmem = size=128,hugepage=yes\n", memory_in_hugetlbfs);
+    tu_hugetlbfs_release(&huge);
+}
+
+/* DTS's vhost-user set-up: guest memory on hugepages, shared with the
+ * backend (memory-backend-file,share=on on the hugetlbfs), two vhost-user
+ * NICs on one backend socket. */
+Test(qemu, vhost_user_on_hugepages, .fini = huge_fini)
+{
+    const char *skip = hugepages_for(256);
+    if (skip)
+        cr_skip_test("%s", skip);
+    char sock[600];
+    snprintf(sock, sizeof(sock), "%s/vhost-net", dir);
+    struct vhu v;
+    vhu_start(&v, sock);
+    struct cfg_vm *vm = vm_from(
+        "[vm0]\n"
+        "cpu =\n   model=qemu64,number=2;\n"
+        "mem =\n    size=256,hugepage=yes;\n"
+        "device =\n"
+        "        driver=vhost-user,opt_path=./vhost-net,opt_mac=00:00:20:00:00:20\n"
+        "        driver=vhost-user,opt_path=./vhost-net,opt_mac=00:00:20:00:00:21\n");
+    struct cfg_res res;
+    cr_assert_eq(cfg_res_preview(vm, run, &res, err, sizeof(err)), 0, "%s", err);
+    char **argv;
+    cr_assert_eq(cfg_argv_build(vm, &res, &argv, err, sizeof(err)), 0, "%s", err);
+    int file_backed = 0;
+    for (int i = 0; argv[i]; i++)
+        file_backed |= !strncmp(argv[i], "memory-backend-file,", 20) && strstr(argv[i], ",share=on");
+    cfg_argv_free(argv);
+    cr_assert(file_backed, "no shared memory-backend-file in the argv");
+    struct run rn;
+    start(vm, &res, &rn);
+    expect_model(&rn, vm, &res);
+    expect_at(&rn, "vhostuser0", res.pci_slot[0], 0);
+    expect_at(&rn, "vhostuser1", res.pci_slot[1], 0);
+    memory_in_hugetlbfs(&rn, vm, &res);
+    stop(&rn);
+    vhu_stop(&v);
+    cfg_vm_free(vm);
+    tu_hugetlbfs_release(&huge);
 }
 
 Test(qemu, vfio_passthrough)
@@ -591,8 +672,13 @@ Test(qemu, vfio_passthrough)
             snprintf(bdf, sizeof(bdf), "%s", e->d_name);
     if (d)
         closedir(d);
+    /* It cannot run here: this host has no IOMMU (no /dev/vfio, no IOMMU
+     * groups), so nothing can be bound to vfio-pci, and QEMU does not take
+     * vfio's no-IOMMU mode. The map of a vfio-pci pt_N is the same lookup
+     * as any device's (test_fleet_pci); VF leasing is in test_fleet_vf. */
     if (!*bdf)
-        cr_skip_test("no PCI device is bound to vfio-pci on this host");
+        cr_skip_test("no PCI device is bound to vfio-pci on this host (vfio-pci needs an IOMMU%s)",
+                     access("/dev/vfio", F_OK) ? "; there is no /dev/vfio" : "");
     char text[512];
     snprintf(text, sizeof(text), "[vm0]\nmem = size=128\ndevice = driver=vfio-pci,opt_host=%s\n", bdf);
     run_case(text, NULL);
@@ -607,26 +693,59 @@ Test(qemu, tap_backend)
              NULL);
 }
 
+static const char *test_bridge = "qftbr0";
+
+/* The bridge has a port: the tap qemu-bridge-helper made for the NIC. */
+static void joined_bridge(struct run *rn, struct cfg_vm *vm, struct cfg_res *res)
+{
+    (void)rn;
+    (void)vm;
+    (void)res;
+    char path[128];
+    snprintf(path, sizeof(path), "/sys/class/net/%s/brif", test_bridge);
+    DIR *d = opendir(path);
+    int ports = 0;
+    for (struct dirent *e; d && (e = readdir(d));)
+        ports += e->d_name[0] != '.';
+    if (d)
+        closedir(d);
+    cr_assert_eq(ports, 1, "%s has %d ports, expected the helper's tap", test_bridge, ports);
+}
+
 Test(qemu, bridge_backend)
 {
-    /* qemu-bridge-helper only joins bridges /etc/qemu/bridge.conf allows;
-     * the test does not change the host's network configuration. */
-    FILE *f = fopen("/etc/qemu/bridge.conf", "r");
-    char line[256], br[64] = "", path[128];
-    while (f && fgets(line, sizeof(line), f))
-        if (sscanf(line, "allow %63s", br) == 1) {
-            snprintf(path, sizeof(path), "/sys/class/net/%s/bridge", br);
-            if (access(path, F_OK) == 0)
-                break;
-            br[0] = 0;
-        }
-    if (f)
-        fclose(f);
-    if (!*br)
-        cr_skip_test("no bridge exists that /etc/qemu/bridge.conf allows");
+    /* -netdev bridge runs qemu-bridge-helper, which joins only bridges
+     * /etc/qemu/bridge.conf allows. The test makes its own bridge in a
+     * network namespace of its own and its own bridge.conf in a mount
+     * namespace of its own (over /etc/qemu): the host's network and files
+     * are not touched, and both go away with the test's process. */
+    char reason[512];
+    if (tu_private_net(reason, sizeof(reason)) < 0 || tu_private_mounts(reason, sizeof(reason)) < 0)
+        cr_skip_test("%s", reason);
+    if (access("/etc/qemu", F_OK) != 0)
+        cr_skip_test("no /etc/qemu to put a private bridge.conf over");
+    /* the host's /sys shows the host's network namespace */
+    cr_assert_eq(mount("sysfs", "/sys", "sysfs", MS_NOSUID | MS_NODEV | MS_NOEXEC, NULL), 0,
+                 "mount sysfs: %s", strerror(errno));
+    char *add[] = { "ip", "link", "add", (char *)test_bridge, "type", "bridge", NULL };
+    char *up[] = { "ip", "link", "set", (char *)test_bridge, "up", NULL };
+    cr_assert_eq(tu_run(add), 0, "ip link add %s type bridge", test_bridge);
+    cr_assert_eq(tu_run(up), 0);
+    char etc[600], conf[700];
+    snprintf(etc, sizeof(etc), "%s/etc-qemu", dir);
+    cr_assert_eq(mkdir(etc, 0755), 0);
+    snprintf(conf, sizeof(conf), "%s/bridge.conf", etc);
+    FILE *f = fopen(conf, "w");
+    cr_assert(f);
+    fprintf(f, "allow %s\n", test_bridge);
+    cr_assert_eq(fclose(f), 0);
+    cr_assert_eq(mount(etc, "/etc/qemu", NULL, MS_BIND, NULL), 0, "bind %s: %s", etc, strerror(errno));
     char text[256];
-    snprintf(text, sizeof(text), "[vm0]\nmem = size=128\nnet = type=nic,opt_addr=1f;type=user;type=nic;type=bridge,opt_br=%s\n", br);
-    run_case(text, NULL);
+    snprintf(text, sizeof(text),
+             "[vm0]\nmem = size=128\nnet = type=nic,opt_addr=1f;type=user;type=nic;type=bridge,opt_br=%s\n",
+             test_bridge);
+    run_case(text, joined_bridge);
+    umount2("/etc/qemu", MNT_DETACH);
 }
 
 Test(qemu, direct_kernel_boot)

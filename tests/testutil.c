@@ -3,12 +3,18 @@
 #include <criterion/criterion.h>
 
 #include <errno.h>
+#include <fcntl.h>
 #include <ftw.h>
+#include <sched.h>
 #include <signal.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <sys/file.h>
+#include <sys/mount.h>
+#include <sys/statfs.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -83,6 +89,148 @@ int tu_wait_path(const char *path, int ms)
         usleep(10000);
     }
     return 0;
+}
+
+int tu_run(char *const argv[])
+{
+    pid_t p = fork();
+    if (p < 0)
+        return -1;
+    if (p == 0) {
+        int null = open("/dev/null", O_WRONLY);
+        dup2(null, 1);
+        dup2(null, 2);
+        execvp(argv[0], argv);
+        _exit(127);
+    }
+    return tu_wait_exit(p, 10000);
+}
+
+/* ---- host resources private to one test ---- */
+
+static int why_errno(char *why, size_t whylen, int e, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    int n = vsnprintf(why, whylen, fmt, ap);
+    va_end(ap);
+    if (e && n >= 0 && (size_t)n < whylen)
+        snprintf(why + n, whylen - (size_t)n, ": %s", strerror(e));
+    return e ? -e : -EPERM;
+}
+
+int tu_private_mounts(char *why, size_t whylen)
+{
+    if (geteuid() != 0)
+        return why_errno(why, whylen, 0, "needs root (a private mount namespace)");
+    if (unshare(CLONE_NEWNS) < 0)
+        return why_errno(why, whylen, errno, "unshare(CLONE_NEWNS)");
+    /* Without this a mount made here would propagate back to the host's
+     * shared mounts. */
+    if (mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) < 0)
+        return why_errno(why, whylen, errno, "making / private");
+    return 0;
+}
+
+int tu_private_net(char *why, size_t whylen)
+{
+    if (geteuid() != 0)
+        return why_errno(why, whylen, 0, "needs root (a private network namespace)");
+    if (unshare(CLONE_NEWNET) < 0)
+        return why_errno(why, whylen, errno, "unshare(CLONE_NEWNET)");
+    char *up[] = { "ip", "link", "set", "lo", "up", NULL };
+    if (tu_run(up) != 0)
+        return why_errno(why, whylen, 0, "ip link set lo up failed in the new namespace");
+    return 0;
+}
+
+static long read_long(const char *path)
+{
+    FILE *f = fopen(path, "r");
+    long v = -1;
+    if (f) {
+        if (fscanf(f, "%ld", &v) != 1)
+            v = -1;
+        fclose(f);
+    }
+    return v;
+}
+
+static int write_long(const char *path, long v)
+{
+    FILE *f = fopen(path, "w");
+    if (!f)
+        return -errno;
+    int ok = fprintf(f, "%ld\n", v) > 0;
+    return fclose(f) == 0 && ok ? 0 : -EIO;
+}
+
+#define TU_OVERCOMMIT "/proc/sys/vm/nr_overcommit_hugepages"
+
+int tu_hugetlbfs(tu_huge *h, int mb, char *why, size_t whylen)
+{
+    memset(h, 0, sizeof(*h));
+    h->old_overcommit = -1;
+    h->lock_fd = -1;
+    FILE *f = fopen("/proc/meminfo", "r");
+    char line[256];
+    while (f && fgets(line, sizeof(line), f))
+        sscanf(line, "Hugepagesize: %ld kB", &h->page_kb);
+    if (f)
+        fclose(f);
+    if (h->page_kb <= 0)
+        return why_errno(why, whylen, ENOSYS, "no huge pages in /proc/meminfo");
+    int r = tu_private_mounts(why, whylen);
+    if (r < 0)
+        return r;
+    /* One test at a time raises and restores the host-wide limit. */
+    h->lock_fd = open("/run/lock/qfleet-test-hugepages", O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+    if (h->lock_fd < 0 || flock(h->lock_fd, LOCK_EX) < 0)
+        return why_errno(why, whylen, errno, "locking /run/lock/qfleet-test-hugepages");
+    long need = (long)mb * 1024 / h->page_kb, old = read_long(TU_OVERCOMMIT);
+    if (old < 0)
+        return why_errno(why, whylen, ENOENT, "reading " TU_OVERCOMMIT);
+    if (old < need) {
+        if ((r = write_long(TU_OVERCOMMIT, need)) < 0)
+            return why_errno(why, whylen, -r, "raising " TU_OVERCOMMIT);
+        h->old_overcommit = old;
+    }
+    if ((r = tu_mkdtemp(h->dir, sizeof(h->dir), "huge")) < 0)
+        return why_errno(why, whylen, -r, "mkdtemp");
+    char opts[64];
+    snprintf(opts, sizeof(opts), "size=%dM,mode=0700", mb);
+    if (mount("none", h->dir, "hugetlbfs", MS_NOSUID | MS_NODEV, opts) < 0) {
+        r = errno;
+        rmdir(h->dir);
+        h->dir[0] = '\0';
+        return why_errno(why, whylen, r, "mount -t hugetlbfs -o %s", opts);
+    }
+    return 0;
+}
+
+long tu_hugetlbfs_used(const tu_huge *h)
+{
+    struct statfs s;
+    if (!h->dir[0] || statfs(h->dir, &s) < 0)
+        return -1;
+    return (long)(s.f_blocks - s.f_bfree);
+}
+
+void tu_hugetlbfs_release(tu_huge *h)
+{
+    if (h->dir[0]) {
+        umount2(h->dir, MNT_DETACH);
+        rmdir(h->dir);
+        h->dir[0] = '\0';
+    }
+    if (h->old_overcommit >= 0) {
+        write_long(TU_OVERCOMMIT, h->old_overcommit);
+        h->old_overcommit = -1;
+    }
+    if (h->lock_fd >= 0) {
+        close(h->lock_fd);
+        h->lock_fd = -1;
+    }
 }
 
 /* Like qfleet itself, tests treat a peer that went away mid-write as an

@@ -24,6 +24,41 @@ int tu_wait_exit(pid_t pid, int ms);
 int tu_alive(long long pid);
 /* Monotonic milliseconds. */
 double tu_now_ms(void);
+/* Run argv (looked up in PATH), stdout and stderr to /dev/null: its exit
+ * status as tu_wait_exit gives it (10 s at most). */
+int tu_run(char *const argv[]);
+
+/* ---- host resources private to one test (root only) ----
+ *
+ * Criterion runs every test in a process of its own. These put that
+ * process (and so the QEMU it starts) into namespaces of its own, so a
+ * mount or a bridge made for the test is seen by nothing else on the host
+ * and goes away with the process, however it ends. Each returns 0, or
+ * -errno with a reason for cr_skip_test in why (not root, no support). */
+
+/* A private mount namespace (mounts below / made private first). */
+int tu_private_mounts(char *why, size_t whylen);
+/* A private network namespace with lo up. */
+int tu_private_net(char *why, size_t whylen);
+
+/* A hugetlbfs of mb MiB in a private mount namespace, at h->dir. Its
+ * pages come from the host's surplus pool: the overcommit limit
+ * (/proc/sys/vm/nr_overcommit_hugepages) is raised while the test runs
+ * and put back by tu_hugetlbfs_release; surplus pages go back to the
+ * kernel as soon as QEMU unmaps them, so even a test killed before the
+ * release leaves no memory reserved. Concurrent tests take turns (an
+ * flock held until the release). */
+typedef struct tu_huge {
+    char dir[256];
+    long page_kb;          /* the default huge page size */
+    long old_overcommit;   /* -1 when nothing was raised */
+    int lock_fd;           /* -1 when not held */
+} tu_huge;
+int tu_hugetlbfs(tu_huge *h, int mb, char *why, size_t whylen);
+/* Pages of the mount in use now (statfs), or -1. */
+long tu_hugetlbfs_used(const tu_huge *h);
+/* Unmount, put the limit back, drop the lock; idempotent (for .fini). */
+void tu_hugetlbfs_release(tu_huge *h);
 
 /* ---- one libuv client under test, on a loop of its own ----
  *
