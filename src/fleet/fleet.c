@@ -29,6 +29,7 @@ static const char *const state_names[GS_COUNT] = {
     [GS_ALLOCATING] = "allocating",
     [GS_LAUNCHING] = "launching",
     [GS_QMP_CONNECTED] = "qmp-connected",
+    [GS_RESTORING] = "restoring",
     [GS_RUNNING] = "running",
     [GS_AGENT_CONNECTED] = "agent-connected",
     [GS_NET_READY] = "net-ready",
