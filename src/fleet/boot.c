@@ -432,9 +432,12 @@ static void on_cont(qmp_t *q, const qmp_reply *r, void *data)
 static void on_restore_status(qmp_t *q, const qmp_reply *r, void *data)
 {
     fguest_t *g = data;
-    if (g->state != GS_RESTORING)
+    /* An error here is QEMU dying of a bad template: on_proc_exit says so
+     * with its exit status (a living QEMU that stops answering meets the
+     * phase timer). */
+    if (g->state != GS_RESTORING || r->err)
         return;
-    const char *st = r->err ? NULL : json_get_str(r->ret, "status");
+    const char *st = json_get_str(r->ret, "status");
     if (st && !strcmp(st, "inmigrate"))
         uv_timer_start(&g->poll_timer, restore_poll, RESTORE_POLL_MS, 0);
     else if (st && !strcmp(st, "running"))
@@ -442,7 +445,7 @@ static void on_restore_status(qmp_t *q, const qmp_reply *r, void *data)
     else if (st && !strcmp(st, "paused")) /* saved stopped: QEMU waits for cont */
         qmp_execute(q, "cont", NULL, 0, on_cont, g);
     else
-        clone_fallback(g, "QEMU is %s after loading the template", st ? st : r->err->desc);
+        clone_fallback(g, "QEMU is %s after loading the template", st ? st : "in an unknown state");
 }
 
 static void restore_poll(uv_timer_t *t)
