@@ -31,7 +31,6 @@
 #define QUIT_MS 3000
 #define TERM_GRACE_MS 3000
 #define TAIL_BYTES 1500
-#define RESTORE_POLL_MS 20 /* query-status while QEMU loads a template */
 #define IDENTITY_MS 30000  /* a clone's identity through the agent */
 #define SAVE_MS 120000     /* stop, migrate to the template file, cont */
 
@@ -40,7 +39,6 @@ static void next_phase(fguest_t *g);
 static void on_phase_timeout(uv_timer_t *t);
 
 static int ms_of(int s, int fallback_s) { return (s > 0 ? s : fallback_s) * 1000; }
-static int clone_fallback(fguest_t *g, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
 static void phase_arm(fguest_t *g, int ms)
 {
@@ -173,7 +171,7 @@ static void on_phase_timeout(uv_timer_t *t)
     };
     double in_state = (uv_hrtime() / 1e6 - g->mono_start - (double)g->t_ms[g->state]) / 1000;
     if (g->state == GS_RESTORING &&
-        clone_fallback(g, "QEMU did not load the template within %.0fs", in_state))
+        fleet__guest_unclone(g, "QEMU did not load the template within %.0fs", in_state))
         return;
     const char *why = what[g->state] ? what[g->state] : "no progress";
     char buf[160];
@@ -243,7 +241,7 @@ static void on_proc_exit(proc_t *p, int code, int sig, void *data)
         return;
     if (retry_port_race(g))
         return;
-    if (clone_fallback(g, "QEMU (pid %d) exited with status %d while loading the template", (int)g->pid,
+    if (fleet__guest_unclone(g, "QEMU (pid %d) exited with status %d while loading the template", (int)g->pid,
                        sig ? 128 + sig : code))
         return;
     /* Stop connects still retrying; open channels drain what QEMU wrote
@@ -383,11 +381,9 @@ void fleet__guest_migrated_in(fguest_t *g)
 
 /* ---- warm clone: the walk's hooks (template.c decides and saves) ---- */
 
-/* The template did not load (QEMU exited, timed out, or is in a state no
- * restore leaves it in): drop it and boot this guest cold in a fresh QEMU
- * with the same leases; it saves a new template on its way. 1 when that
- * happened, 0 when g was not restoring. */
-static int clone_fallback(fguest_t *g, const char *fmt, ...)
+/* The template did not load: drop it and boot this guest cold in a fresh
+ * QEMU with the same leases; it saves a new template on its way. */
+int fleet__guest_unclone(fguest_t *g, const char *fmt, ...)
 {
     if (!g->cl.restoring || g->state >= GS_RUNNING || g->state < GS_LAUNCHING)
         return 0;
@@ -415,55 +411,13 @@ static int clone_fallback(fguest_t *g, const char *fmt, ...)
     return 1;
 }
 
-static void restore_poll(uv_timer_t *t);
-
-static void on_cont(qmp_t *q, const qmp_reply *r, void *data)
-{
-    fguest_t *g = data;
-    (void)q;
-    if (g->state != GS_RESTORING)
-        return;
-    if (r->err)
-        fleet__guest_fail(g, "%s: cont after loading the template: %s", g->name, r->err->desc);
-    else
-        fleet__guest_migrated_in(g);
-}
-
-static void on_restore_status(qmp_t *q, const qmp_reply *r, void *data)
-{
-    fguest_t *g = data;
-    /* An error here is QEMU dying of a bad template: on_proc_exit says so
-     * with its exit status (a living QEMU that stops answering meets the
-     * phase timer). */
-    if (g->state != GS_RESTORING || r->err)
-        return;
-    const char *st = json_get_str(r->ret, "status");
-    if (st && !strcmp(st, "inmigrate"))
-        uv_timer_start(&g->poll_timer, restore_poll, RESTORE_POLL_MS, 0);
-    else if (st && !strcmp(st, "running"))
-        fleet__guest_migrated_in(g);
-    else if (st && !strcmp(st, "paused")) /* saved stopped: QEMU waits for cont */
-        qmp_execute(q, "cont", NULL, 0, on_cont, g);
-    else
-        clone_fallback(g, "QEMU is %s after loading the template", st ? st : "in an unknown state");
-}
-
-static void restore_poll(uv_timer_t *t)
-{
-    fguest_t *g = t->data;
-    if (g->state == GS_RESTORING && g->qmp)
-        qmp_execute(g->qmp, "query-status", NULL, 0, on_restore_status, g);
-}
-
-/* QEMU reads the template (-incoming) and says "inmigrate" until it is
- * in; nothing announces the end of an incoming migration without the
- * events capability, which -incoming URI starts too early to set. */
+/* QEMU reads the template (-incoming) and says "inmigrate" until it is in. */
 static void restore_start(fguest_t *g)
 {
     g->cl.t0 = time_mono_ms();
     set_state(g, GS_RESTORING);
     phase_arm(g, ms_of(g->f->o.boot_timeout_s, g->vi->wait_seconds));
-    uv_timer_start(&g->poll_timer, restore_poll, RESTORE_POLL_MS, 0);
+    fleet__clone_restore_poll(g);
 }
 
 void fleet__guest_saved(fguest_t *g)
@@ -495,7 +449,8 @@ static void on_status(qmp_t *q, const qmp_reply *r, void *data)
         return;
     }
     const char *status = json_get_str(r->ret, "status");
-    if (status && !strcmp(status, "inmigrate") && g->cl.restoring) {
+    /* A small template may be in before the first query-status: paused. */
+    if (status && (!strcmp(status, "inmigrate") || !strcmp(status, "paused")) && g->cl.restoring) {
         restore_start(g);
         return;
     }

@@ -274,6 +274,7 @@ json_t *fguest_json(const fguest_t *g)
      * the controller's agent-connected time is measured against. */
     json_set(o, "port_open_ms", g->port_open_ms ? json_int(g->port_open_ms) : json_null());
     json_set(o, "migration", g->migration ? json_copy(g->migration) : json_null());
+    json_set(o, "template", fleet__template_json(g));
     return o;
 }
 

@@ -58,7 +58,7 @@ struct fleet_clone {
     double t0;       /* time_mono_ms at the start of the step */
     char incoming[PATH_MAX + 32]; /* res.incoming */
     char tmp[PATH_MAX];           /* the save's temporary file */
-    char tmac[CFG_NIC_MAX][18];   /* the template's MAC of NIC i */
+    char tmac[CFG_MAC_MAX][18];   /* the template's res.macs */
 };
 
 struct fguest {
@@ -198,9 +198,18 @@ int fleet__template_save(fguest_t *g);
 void fleet__clone_identity(fguest_t *g);
 void fleet__template_drop(fguest_t *g, const char *why);
 void fleet__template_event(fguest_t *g, const char *what, const char *reason, json_t *extra);
-/* boot.c: the ends of those steps. */
+/* guests.json's "template": {"key","restored"}, or null (no cloning). */
+json_t *fleet__template_json(const fguest_t *g);
+/* restore_poll: a guest gone restoring: query-status until the template
+ * is in, then cont and fleet__guest_migrated_in (or unclone). */
+void fleet__clone_restore_poll(fguest_t *g);
+/* boot.c: the ends of those steps. unclone: the template did not load
+ * (QEMU exited, timed out, or came up in a state no restore leaves):
+ * fleet__template_drop it and boot g cold with the same leases; 1 when
+ * that happened, 0 when g was not restoring. */
 void fleet__guest_saved(fguest_t *g);
 void fleet__guest_identity_done(fguest_t *g, const char *error);
+int fleet__guest_unclone(fguest_t *g, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
 /* bridge.c: tap NICs joined to their host bridge (cfg nics[].attach_bridge).
  * check: every such bridge exists (before QEMU starts); attach: once QEMU

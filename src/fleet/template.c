@@ -27,6 +27,7 @@
 #include "base/fs.h"
 
 #define SAVE_POLL_MS 20
+#define RESTORE_POLL_MS 20 /* query-status while QEMU loads a template */
 #define EXEC_POLL_MS 50
 #define AGENT_MS 10000
 #define META_MAX (64 * 1024)
@@ -63,6 +64,27 @@ static int hash_file(struct hash *k, const char *path)
     return rc;
 }
 
+/* Contents hashes by file identity: a fleet of N guests of one VM reads
+ * its kernel once, not N times, on the loop. */
+#define CACHE_MAX 16
+static struct cached { dev_t dev; ino_t ino; off_t size; struct timespec mtime; unsigned long long h; }
+    cache[CACHE_MAX];
+static int ncache;
+
+static unsigned long long file_hash(const char *path, const struct stat *st)
+{
+    for (int i = 0; i < ncache; i++)
+        if (cache[i].dev == st->st_dev && cache[i].ino == st->st_ino && cache[i].size == st->st_size &&
+            cache[i].mtime.tv_sec == st->st_mtim.tv_sec && cache[i].mtime.tv_nsec == st->st_mtim.tv_nsec)
+            return cache[i].h;
+    struct hash k = { 0xcbf29ce484222325ULL };
+    if (hash_file(&k, path) < 0)
+        return 0;
+    struct cached c = { st->st_dev, st->st_ino, st->st_size, st->st_mtim, k.h };
+    cache[ncache < CACHE_MAX ? ncache++ : (int)(k.h % CACHE_MAX)] = c;
+    return k.h;
+}
+
 /* argv[0] as exec would find it. */
 static int which(const char *prog, char *out, size_t outlen)
 {
@@ -93,9 +115,11 @@ static void add_input(json_t *inputs, struct hash *k, const char *path, int cont
         json_set_int(o, "size", id[0]);
         json_set_int(o, "mtime_ns", id[1]);
         json_set_int(o, "ino", id[2]);
+        if (contents) {
+            unsigned long long h = file_hash(path, &st);
+            hash_add(k, &h, sizeof(h));
+        }
     }
-    if (contents)
-        hash_file(k, path);
     hash_add(k, path, strlen(path) + 1);
     json_append(inputs, o);
 }
@@ -315,13 +339,13 @@ void fleet__clone_plan(fguest_t *g)
     tfile(g, g->cl.key, "json", mpath, sizeof(mpath));
     json_t *m = access(path, R_OK) == 0 ? read_json(mpath) : NULL;
     const json_t *macs = json_get(m, "macs");
-    if (!m || json_len(macs) != (size_t)g->vi->nnics) {
+    if (!m || json_len(macs) != (size_t)g->nd.macs) {
         json_free(m);
         g->cl.save = 1; /* none yet (or half written): this guest makes one */
         return;
     }
-    for (int i = 0; i < g->vi->nnics; i++)
-        snprintf(g->cl.tmac[i], sizeof(g->cl.tmac[i]), "%s", json_str(json_at(macs, (size_t)i)) ?: "");
+    for (int k = 0; k < g->nd.macs; k++)
+        snprintf(g->cl.tmac[k], sizeof(g->cl.tmac[k]), "%s", json_str(json_at(macs, (size_t)k)) ?: "");
     json_free(m);
     snprintf(g->cl.incoming, sizeof(g->cl.incoming), "exec:cat '%s'", path);
     g->res.incoming = g->cl.incoming;
@@ -329,13 +353,57 @@ void fleet__clone_plan(fguest_t *g)
     fleet__template_event(g, "restore", NULL, NULL);
 }
 
-/* ---- save ---- */
+/* ---- restore ---- */
 
-static const char *nic_mac(const fguest_t *g, int i)
+static void restore_poll(uv_timer_t *t);
+
+static void on_cont(qmp_t *q, const qmp_reply *r, void *data)
 {
-    const struct cfg_nic_info *nic = &g->vi->nics[i];
-    return nic->mac ? nic->mac : g->res.macs[nic->mac_need];
+    fguest_t *g = data;
+    (void)q;
+    if (g->state != GS_RESTORING)
+        return;
+    if (r->err)
+        fleet__guest_fail(g, "%s: cont after loading the template: %s", g->name, r->err->desc);
+    else
+        fleet__guest_migrated_in(g);
 }
+
+static void on_restore_status(qmp_t *q, const qmp_reply *r, void *data)
+{
+    fguest_t *g = data;
+    /* An error here is QEMU dying of a bad template: on_proc_exit says so
+     * with its exit status (a living QEMU that stops answering meets the
+     * phase timer). */
+    if (g->state != GS_RESTORING || r->err)
+        return;
+    const char *st = json_get_str(r->ret, "status");
+    if (st && !strcmp(st, "inmigrate"))
+        uv_timer_start(&g->poll_timer, restore_poll, RESTORE_POLL_MS, 0);
+    else if (st && !strcmp(st, "running"))
+        fleet__guest_migrated_in(g);
+    else if (st && !strcmp(st, "paused")) /* saved stopped: QEMU waits for cont */
+        qmp_execute(q, "cont", NULL, 0, on_cont, g);
+    else
+        fleet__guest_unclone(g, "QEMU is %s after loading the template", st ? st : "in an unknown state");
+}
+
+static void restore_poll(uv_timer_t *t)
+{
+    fguest_t *g = t->data;
+    if (g->state == GS_RESTORING && g->qmp)
+        qmp_execute(g->qmp, "query-status", NULL, 0, on_restore_status, g);
+}
+
+/* Nothing announces the end of an incoming migration without the events
+ * capability, which -incoming URI starts too early to set: poll. */
+void fleet__clone_restore_poll(fguest_t *g)
+{
+    uv_timer_start(&g->poll_timer, restore_poll, RESTORE_POLL_MS, 0);
+}
+
+
+/* ---- save ---- */
 
 static int saving(const fguest_t *g) { return g->state == GS_PCI_MAPPED && g->cl.saving && g->qmp; }
 
@@ -376,8 +444,8 @@ static void save_commit(fguest_t *g)
     json_t *m = json_object(), *macs = json_array(), *inputs = json_array();
     char buf[512];
     make_key(g, inputs, buf, sizeof(buf));
-    for (int i = 0; i < g->vi->nnics; i++)
-        json_append(macs, json_string(nic_mac(g, i)));
+    for (int k = 0; k < g->nd.macs; k++) /* the leased ones: fixed MACs are every clone's */
+        json_append(macs, json_string(g->res.macs[k]));
     long long ms = (long long)(time_mono_ms() - g->cl.t0);
     json_set_int(m, "version", 1);
     json_set_str(m, "key", g->cl.key);
@@ -508,7 +576,9 @@ int fleet__template_save(fguest_t *g)
 
 /* ---- a restored guest's identity ---- */
 
-/* $1 hostname, then pairs OLD NEW: the NIC with MAC OLD gets NEW. Then
+/* $1 hostname, then pairs OLD NEW: the NIC with MAC OLD gets NEW (a MAC
+ * of a device the guest has no interface for is skipped: the net-ready
+ * poll finds the control NIC by its new MAC or times out saying so). Then
  * the neighbours go, so the next packet ARPs and slirp learns NEW. */
 static const char ID_SCRIPT[] =
     "h=$1; shift\n"
@@ -519,12 +589,13 @@ static const char ID_SCRIPT[] =
     "    ip link set dev \"${d##*/}\" address \"$2\" || exit 3\n"
     "    found=1\n"
     "  done\n"
-    "  [ -n \"$found\" ] || { echo \"no interface has MAC $1\" >&2; exit 4; }\n"
+    "  [ -n \"$found\" ] || echo \"no interface has MAC $1\" >&2\n"
     "  shift 2\n"
     "done\n"
     "ip neigh flush all\n"
     "hostname \"$h\" || exit 5\n"
-    "ping -c 1 -W 1 10.0.2.2 >/dev/null 2>&1\n"
+    "gw=$(ip route show default | sed -n 's/.*via \\([0-9.]*\\).*/\\1/p' | head -n 1)\n"
+    "ping -c 1 -W 1 \"${gw:-10.0.2.2}\" >/dev/null 2>&1\n"
     "exit 0\n";
 
 static int identifying(const fguest_t *g)
@@ -580,16 +651,16 @@ static void on_exec(agent_t *a, long long pid, const conn_err *err, void *data)
 
 static void run_script(fguest_t *g)
 {
-    const char *argv[4 + 2 * CFG_NIC_MAX + 1];
+    const char *argv[4 + 2 * CFG_MAC_MAX + 1];
     int n = 0;
     argv[n++] = "-c";
     argv[n++] = ID_SCRIPT;
     argv[n++] = "qfleet-clone";
     argv[n++] = g->name;
-    for (int i = 0; i < g->vi->nnics; i++) {
-        if (strcasecmp(g->cl.tmac[i], nic_mac(g, i))) {
-            argv[n++] = g->cl.tmac[i];
-            argv[n++] = nic_mac(g, i);
+    for (int k = 0; k < g->nd.macs; k++) {
+        if (strcasecmp(g->cl.tmac[k], g->res.macs[k])) {
+            argv[n++] = g->cl.tmac[k];
+            argv[n++] = g->res.macs[k];
         }
     }
     argv[n] = NULL;
@@ -627,6 +698,16 @@ void fleet__clone_identity(fguest_t *g)
 }
 
 /* ---- the templates of a state dir ---- */
+
+json_t *fleet__template_json(const fguest_t *g)
+{
+    if (!g->cl.key[0])
+        return json_null();
+    json_t *o = json_object();
+    json_set_str(o, "key", g->cl.key);
+    json_set_bool(o, "restored", g->cl.restoring);
+    return o;
+}
 
 const char *fguest_template(const fguest_t *g, int *restored)
 {
