@@ -12,6 +12,7 @@
 #include <string.h>
 #include <strings.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -356,4 +357,83 @@ Test(clone, refused_vms_boot_cold_and_say_why, .timeout = 60)
     cr_assert(strstr(ev, "\"what\":\"refused\"") && strstr(ev, "writable disk"), "%s", ev);
     free(ev);
     cr_assert_eq(uv_loop_close(&loop), 0, "a handle was left open");
+}
+
+/* ---- qfleet templates, on templates made by hand (no guest) ---- */
+
+static void setup_state(void)
+{
+    cr_assert_eq(tu_mkdtemp(dir, sizeof(dir), "templates"), 0);
+    snprintf(state, sizeof(state), "%s/state", dir);
+    char t[400];
+    snprintf(t, sizeof(t), "%s/templates", state);
+    cr_assert_eq(mkdir(state, 0700), 0);
+    cr_assert_eq(mkdir(t, 0700), 0);
+}
+
+TestSuite(templates_cli, .init = setup_state, .fini = teardown, .timeout = 60);
+
+static void put(const char *name, const char *text)
+{
+    char path[600];
+    snprintf(path, sizeof(path), "%s/templates/%s", state, name);
+    cr_assert_eq(fs_write_atomic(path, text, strlen(text), 0600, err, sizeof(err)), 0, "%s", err);
+}
+
+/* Run qfleet ARGS --state-dir STATE: exit code, stdout into out. */
+static int qfleet(const char *args, char *out, size_t outlen)
+{
+    char cmd[1200];
+    snprintf(cmd, sizeof(cmd), "%s/src/qfleet %s --state-dir '%s' 2>&1", QF_BINARY_DIR, args, state);
+    FILE *p = popen(cmd, "r");
+    cr_assert(p);
+    size_t n = fread(out, 1, outlen - 1, p);
+    out[n] = 0;
+    int st = pclose(p);
+    return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+}
+
+Test(templates_cli, list_stale_and_remove)
+{
+    char input[400], meta[1200], out[8192];
+    snprintf(input, sizeof(input), "%s/kernel", dir);
+    cr_assert_eq(fs_write_atomic(input, "12345", 5, 0600, err, sizeof(err)), 0, "%s", err);
+    put("0123456789abcdef.state", "QEVM-stream");
+    snprintf(meta, sizeof(meta), "{\"version\":1,\"key\":\"0123456789abcdef\",\"vm\":\"vm0\",\"cfg\":\"/c.cfg\","
+             "\"created_ms\":1,\"save_ms\":700,\"bytes\":11,\"macs\":[],\"inputs\":[]}");
+    put("0123456789abcdef.json", meta);
+    /* saved when the kernel had 4 bytes: stale now */
+    put("fedcba9876543210.state", "x");
+    snprintf(meta, sizeof(meta), "{\"version\":1,\"key\":\"fedcba9876543210\",\"vm\":\"vm1\",\"cfg\":\"/c.cfg\","
+             "\"inputs\":[{\"path\":\"%s\",\"size\":4,\"mtime_ns\":0,\"ino\":0}]}", input);
+    put("fedcba9876543210.json", meta);
+    put("fedcba9876543210.state.1-vm1.tmp", "half");
+
+    cr_assert_eq(qfleet("templates --json", out, sizeof(out)), 0, "%s", out);
+    json_t *v = json_parse(out, strlen(out), err, sizeof(err));
+    cr_assert(v, "%s: %s", err, out);
+    cr_assert_eq(json_len(v), 2, "%s", out);
+    for (size_t i = 0; i < 2; i++) {
+        const json_t *o = json_at(v, i);
+        int fresh = !strcmp(json_get_str(o, "key"), "0123456789abcdef");
+        cr_assert_eq(json_get_bool(o, "stale", -1), !fresh, "%s", out);
+        cr_assert_eq(json_get_int(o, "bytes", -1), fresh ? 11 : 1, "%s", out);
+    }
+    json_free(v);
+    cr_assert_eq(qfleet("templates", out, sizeof(out)), 0, "%s", out);
+    cr_assert(strstr(out, "0123456789abcdef") && strstr(out, "vm1"), "%s", out);
+
+    cr_assert_eq(qfleet("templates rm", out, sizeof(out)), 2, "%s", out);
+    cr_assert_eq(qfleet("templates rm 0123456789abcdef --all", out, sizeof(out)), 2, "%s", out);
+    cr_assert_eq(qfleet("templates rm 0123", out, sizeof(out)), 1, "%s", out);
+    cr_assert(strstr(out, "no template 0123"), "%s", out);
+    cr_assert_eq(qfleet("templates rm 0123456789abcdef", out, sizeof(out)), 0, "%s", out);
+    cr_assert(strstr(out, "removed 1 template"), "%s", out);
+    cr_assert_eq(qfleet("templates rm --all --json", out, sizeof(out)), 0, "%s", out);
+    cr_assert(strstr(out, "\"removed\": 1"), "%s", out);
+    char path[600];
+    snprintf(path, sizeof(path), "%s/templates/fedcba9876543210.state.1-vm1.tmp", state);
+    cr_assert_neq(access(path, F_OK), 0, "rm --all left a half-written template");
+    cr_assert_eq(qfleet("templates", out, sizeof(out)), 0, "%s", out);
+    cr_assert(strstr(out, "no templates"), "%s", out);
 }
