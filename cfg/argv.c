@@ -506,7 +506,11 @@ int cfg_argv_build(const struct cfg_vm *vm, const struct cfg_res *res, char ***a
         add(&a, "-device");
         add(&a, "virtserialport,bus=vser0.0,chardev=qga0,name=org.qemu.guest_agent.0,id=qga0port");
     }
-    if (m->migrate) {
+    if (res->incoming) {
+        /* a warm clone (the fleet's templates): the caller's URI, as given */
+        add(&a, "-incoming");
+        add(&a, res->incoming);
+    } else if (m->migrate) {
         /* DTS: tcp::PORT, every address (migration comes from another host) */
         sb_printf(&b, "tcp:%s:%d", m->migrate_listen,
                   m->migrate_port ? m->migrate_port : res->migrate_port);

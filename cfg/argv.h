@@ -84,6 +84,11 @@ struct cfg_res {
     const char *mounts_file;  /* NULL: /proc/mounts */
     char vf_host[CFG_DEV_MAX][13]; /* VF k's host PCI address "0000:3b:02.1" */
     char pf_host[CFG_DEV_MAX][13]; /* PF k's host PCI address */
+    /* NULL, or the -incoming value to use instead of the cfg's migration
+     * (the fleet restoring a warm clone: "exec:cat '/path'"). Passed as one
+     * argv word; QEMU runs an exec: URI through /bin/sh, so the caller
+     * quotes what it puts in. */
+    const char *incoming;
 };
 
 void cfg_vm_needs(const struct cfg_vm *vm, struct cfg_needs *out);

@@ -18,6 +18,9 @@ int cmd_down(int argc, char **argv);
 /* cmd_migrate.c: live migration between two guests of a live run. */
 int cmd_migrate(int argc, char **argv);
 
+/* cmd_templates.c: the warm-clone templates of the state dir. */
+int cmd_templates(int argc, char **argv);
+
 /* cmd_run.c: test suites in parallel. */
 int cmd_run(int argc, char **argv);
 

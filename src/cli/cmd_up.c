@@ -33,6 +33,9 @@ static const char up_usage[] =
     "  --boot-timeout S   seconds from start to agent (default: the cfg's wait_seconds, 120)\n"
     "  --net-timeout S    seconds from agent to a DHCP address (default 60)\n"
     "  --no-ssh           skip the SSH login check\n"
+    "  --clone            start guests from their VM's template (STATE/templates) and save\n"
+    "                     one the first time a VM reaches the network (see README, Warm clones)\n"
+    "  --no-clone         boot every guest cold (the default; overrides --clone)\n"
     "  --mac-prefix P     MAC prefix (1-5 octets) of every guest, over the cfg's mac_prefix\n"
     "  --until-ready      stop the guests and exit once all are ready (0) or any failed (1)\n"
     "  --json             print the result as JSON instead of a table\n"
@@ -300,7 +303,7 @@ static int up_parse(int argc, char **argv, struct up_args *a)
 {
     static const char P[] = "qfleet up";
     enum { O_COUNT, O_DEFAULTS, O_RUN_DIR, O_STATE, O_JOBS, O_BOOT, O_NET, O_NO_SSH, O_UNTIL,
-           O_JSON, O_QUIET, O_QEMU, O_MAC_PREFIX };
+           O_JSON, O_QUIET, O_QEMU, O_MAC_PREFIX, O_CLONE, O_NO_CLONE };
     cli_opt opts[] = {
         { "--count", 0, 1, NULL },        { "--defaults", 0, 1, NULL },
         { "--run-dir", 0, 1, NULL },      { "--state-dir", 0, 1, NULL },
@@ -309,6 +312,7 @@ static int up_parse(int argc, char **argv, struct up_args *a)
         { "--until-ready", 0, 0, NULL },  { "--json", 0, 0, NULL },
         { "--quiet", 'q', 0, NULL },      { "--qemu-path", 0, 1, NULL },
         { "--mac-prefix", 0, 1, NULL },
+        { "--clone", 0, 0, NULL },        { "--no-clone", 0, 0, NULL },
         { NULL, 0, 0, NULL },
     };
     cli_args ca;
@@ -325,6 +329,7 @@ static int up_parse(int argc, char **argv, struct up_args *a)
     fo->run_dir = opts[O_RUN_DIR].value;
     fo->state_dir = opts[O_STATE].value;
     fo->no_ssh = !!opts[O_NO_SSH].value;
+    fo->clone = opts[O_CLONE].value && !opts[O_NO_CLONE].value;
     if (cli_int(P, &opts[O_COUNT], 1, 999, &a->count) ||
         cli_int(P, &opts[O_JOBS], 1, 100000, &fo->jobs) ||
         cli_int(P, &opts[O_BOOT], 1, 86400, &fo->boot_timeout_s) ||

@@ -14,6 +14,7 @@ static const struct cmd {
     { "up", cmd_up, "launch guests from a cfg and follow them to ready" },
     { "down", cmd_down, "stop a running fleet and its controller" },
     { "migrate", cmd_migrate, "live-migrate a guest into an awaiting one of the same run" },
+    { "templates", cmd_templates, "list or remove the templates warm clones start from" },
     { "run", cmd_run, "run test suites in parallel" },
     { "report", cmd_report, "write the HTML report of a run's status dir" },
     { "leases", cmd_leases, "list leases held on this host" },

@@ -31,6 +31,8 @@
 #define QUIT_MS 3000
 #define TERM_GRACE_MS 3000
 #define TAIL_BYTES 1500
+#define IDENTITY_MS 30000  /* a clone's identity through the agent */
+#define SAVE_MS 120000     /* stop, migrate to the template file, cont */
 
 static void set_state(fguest_t *g, fleet_state s);
 static void next_phase(fguest_t *g);
@@ -168,9 +170,16 @@ static void on_phase_timeout(uv_timer_t *t)
         [GS_PCI_MAPPED] = "SSH login did not succeed",
     };
     double in_state = (uv_hrtime() / 1e6 - g->mono_start - (double)g->t_ms[g->state]) / 1000;
+    if (g->state == GS_RESTORING &&
+        fleet__guest_unclone(g, "QEMU did not load the template within %.0fs", in_state))
+        return;
     const char *why = what[g->state] ? what[g->state] : "no progress";
     char buf[160];
-    if (g->state == GS_RUNNING && g->port_open)
+    if (g->state == GS_PCI_MAPPED && g->cl.saving)
+        why = "saving the template did not finish";
+    else if (g->state == GS_AGENT_CONNECTED && g->cl.restoring && !g->cl.ided)
+        why = "the clone's MACs, clock and hostname could not be set through the agent";
+    else if (g->state == GS_RUNNING && g->port_open)
         why = "the guest opened its agent port but the agent never answered guest-sync";
     else if (g->state == GS_AGENT_CONNECTED && g->vi->control >= 0) {
         snprintf(buf, sizeof(buf), "no DHCP address on the control NIC %s (%s)",
@@ -231,6 +240,9 @@ static void on_proc_exit(proc_t *p, int code, int sig, void *data)
     if (g->state == GS_STOPPED || g->state == GS_FAILED)
         return;
     if (retry_port_race(g))
+        return;
+    if (fleet__guest_unclone(g, "QEMU (pid %d) exited with status %d while loading the template", (int)g->pid,
+                       sig ? 128 + sig : code))
         return;
     /* Stop connects still retrying; open channels drain what QEMU wrote
      * before dying, then see EOF. */
@@ -351,7 +363,7 @@ static void await_migration(fguest_t *g)
 
 void fleet__guest_migrated_in(fguest_t *g)
 {
-    if (g->state != GS_AWAITING_MIGRATION)
+    if (g->state != GS_AWAITING_MIGRATION && g->state != GS_RESTORING)
         return;
     set_state(g, GS_RUNNING);
     if (g->vi->ncpupin)
@@ -367,6 +379,66 @@ void fleet__guest_migrated_in(fguest_t *g)
     start_agent_sync(g);
 }
 
+/* ---- warm clone: the walk's hooks (template.c decides and saves) ---- */
+
+/* The template did not load: drop it and boot this guest cold in a fresh
+ * QEMU with the same leases; it saves a new template on its way. */
+int fleet__guest_unclone(fguest_t *g, const char *fmt, ...)
+{
+    if (!g->cl.restoring || g->state >= GS_RUNNING || g->state < GS_LAUNCHING)
+        return 0;
+    char why[FLEET_REASON_MAX / 2], path[PATH_MAX];
+    va_list ap;
+    va_start(ap, fmt);
+    int off = vsnprintf(why, sizeof(why), fmt, ap);
+    va_end(ap);
+    snprintf(path, sizeof(path), "%s/%s-qemu.log", g->f->run_dir, g->fname);
+    char *t = fs_tail_text(path, 400), *nl;
+    while (t && (nl = strrchr(t, '\n')) && !nl[1])
+        *nl = 0; /* the last line QEMU wrote says why */
+    if (t && *t && off > 0 && (size_t)off < sizeof(why))
+        snprintf(why + off, sizeof(why) - (size_t)off, ": %s", strrchr(t, '\n') ? strrchr(t, '\n') + 1 : t);
+    free(t);
+    fleet__template_drop(g, why);
+    uv_timer_stop(&g->poll_timer);
+    close_clients(g);
+    drop_proc(g);
+    g->agent_connected = g->port_open = g->syncing = 0;
+    g->cl.restoring = 0;
+    g->cl.save = 1;
+    g->res.incoming = NULL;
+    launch(g);
+    return 1;
+}
+
+/* QEMU reads the template (-incoming) and says "inmigrate" until it is in. */
+static void restore_start(fguest_t *g)
+{
+    g->cl.t0 = time_mono_ms();
+    set_state(g, GS_RESTORING);
+    phase_arm(g, ms_of(g->f->o.boot_timeout_s, g->vi->wait_seconds));
+    fleet__clone_restore_poll(g);
+}
+
+void fleet__guest_saved(fguest_t *g)
+{
+    g->cl.save = g->cl.saving = 0;
+    if (g->state == GS_PCI_MAPPED)
+        next_phase(g);
+}
+
+void fleet__guest_identity_done(fguest_t *g, const char *error)
+{
+    if (g->state != GS_AGENT_CONNECTED)
+        return;
+    if (error) {
+        fleet__guest_fail(g, "%s: giving the clone its identity: %s", g->name, error);
+        return;
+    }
+    g->cl.ided = 1;
+    next_phase(g);
+}
+
 static void on_status(qmp_t *q, const qmp_reply *r, void *data)
 {
     fguest_t *g = data;
@@ -377,6 +449,11 @@ static void on_status(qmp_t *q, const qmp_reply *r, void *data)
         return;
     }
     const char *status = json_get_str(r->ret, "status");
+    /* A small template may be in before the first query-status: paused. */
+    if (status && (!strcmp(status, "inmigrate") || !strcmp(status, "paused")) && g->cl.restoring) {
+        restore_start(g);
+        return;
+    }
     if (status && !strcmp(status, "inmigrate") && g->vi->migrate) {
         await_migration(g);
         return;
@@ -605,6 +682,11 @@ static void next_phase(fguest_t *g)
     switch (g->state) {
     case GS_RUNNING:
     case GS_AGENT_CONNECTED:
+        if (g->state == GS_AGENT_CONNECTED && g->cl.restoring && !g->cl.ided) {
+            phase_arm(g, IDENTITY_MS); /* MACs, time, hostname: then on */
+            fleet__clone_identity(g);
+            return;
+        }
         if (g->state == GS_AGENT_CONNECTED && vi->control >= 0) {
             phase_arm(g, ms_of(g->f->o.net_timeout_s, 60));
             poll_ifaces(&g->poll_timer);
@@ -616,6 +698,10 @@ static void next_phase(fguest_t *g)
         qmp_execute(g->qmp, "query-pci", NULL, PCI_MS, on_pci, g);
         return;
     case GS_PCI_MAPPED:
+        if (!g->cl.saving && fleet__template_save(g)) {
+            phase_arm(g, SAVE_MS); /* fleet__guest_saved comes back here */
+            return;
+        }
         if (vi->user && !g->f->o.no_ssh) {
             int rc = start_ssh(g);
             if (rc < 0)
@@ -719,6 +805,7 @@ void fleet__guest_boot(fguest_t *g)
         fleet__guest_fail(g, "%s: allocating: %s", g->name, err);
         return;
     }
+    fleet__clone_plan(g); /* may set res.incoming: start from the template */
     launch(g);
 }
 

@@ -29,6 +29,7 @@ static const char *const state_names[GS_COUNT] = {
     [GS_ALLOCATING] = "allocating",
     [GS_LAUNCHING] = "launching",
     [GS_QMP_CONNECTED] = "qmp-connected",
+    [GS_RESTORING] = "restoring",
     [GS_RUNNING] = "running",
     [GS_AGENT_CONNECTED] = "agent-connected",
     [GS_NET_READY] = "net-ready",
@@ -273,6 +274,7 @@ json_t *fguest_json(const fguest_t *g)
      * the controller's agent-connected time is measured against. */
     json_set(o, "port_open_ms", g->port_open_ms ? json_int(g->port_open_ms) : json_null());
     json_set(o, "migration", g->migration ? json_copy(g->migration) : json_null());
+    json_set(o, "template", fleet__template_json(g));
     return o;
 }
 

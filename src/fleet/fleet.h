@@ -46,6 +46,7 @@ typedef enum fleet_state {
     GS_ALLOCATING,      /* taking leases */
     GS_LAUNCHING,       /* QEMU spawned, QMP not yet up */
     GS_QMP_CONNECTED,   /* QMP negotiated */
+    GS_RESTORING,       /* a warm clone: QEMU loads the template (fleet_opts.clone) */
     GS_RUNNING,         /* query-status says running */
     GS_AGENT_CONNECTED, /* guest opened the agent port, sync answered */
     GS_NET_READY,       /* agent reports an IPv4 address on host_connect */
@@ -84,6 +85,10 @@ typedef struct fleet_opts {
      * netlink recorder; anything else leaves them NULL. */
     const char *sysfs_root;        /* where the pools' PFs and VFs are; NULL: /sys */
     const struct alloc_nl *vf_nl;  /* how VF MACs are set; NULL: the kernel */
+    /* Warm clones (below, "warm clones"): 1 starts each guest from its VM's
+     * template when there is one and saves one when there is none. 0: every
+     * guest cold-boots and no template is read or written. */
+    int clone;
 } fleet_opts;
 
 /* Every state change, from the fleet's timer. fguest_reason is set for
@@ -191,6 +196,44 @@ int fleet_migrate(fleet_t *f, fguest_t *src, fguest_t *dst, const fleet_migrate_
 /* The guest's latest migration record (as in guests.json), or NULL; the
  * caller frees. */
 json_t *fguest_migration(const fguest_t *g);
+
+/* ---- warm clones (template.c) ----
+ *
+ * With fleet_opts.clone, a guest whose VM has no template yet cold-boots
+ * and, once its network is up and before its SSH login (nothing of the
+ * fleet in flight), is saved: QMP stop, migrate to STATE/templates/KEY.state,
+ * cont; it then goes on to ready. A guest whose VM has a template starts
+ * with the same argv plus -incoming from that file, goes qmp-connected ->
+ * restoring -> (cont) running, and gets its own identity back through the
+ * agent before the net-ready poll: its leased MACs on its NICs (and so on
+ * QEMU's devices), the guest's neighbour cache flushed and the gateway
+ * pinged (slirp learns the new MAC), the host's time (guest-set-time) and
+ * its name as hostname. A clone shares everything else with the template:
+ * SSH host keys, random-number state, files and addresses.
+ *
+ * KEY hashes what makes two guests interchangeable: the argv with the
+ * per-instance parts (MACs, ports, VNC, run dir, name) replaced, the
+ * contents of kernel and initrd, and the identity (size, mtime, inode) of
+ * the QEMU binary and read-only disks. Any change gives a new key: the old
+ * template is no longer used and shows as stale. A template that does not
+ * load is deleted and the guest cold-boots; both say why in events.jsonl
+ * ({"event":"template","what":"dropped","reason":...}). Guests with
+ * writable disks, passed-through devices, tap/bridge NICs, vhost-user
+ * devices or -incoming of their own are never cloned ("refused", with the
+ * reason). Two creators at once: each writes its own temporary file and
+ * the first to link it in place wins. */
+
+/* The templates of state_dir (NULL: the host default) as an array of
+ * {"key","vm","cfg","bytes","created_ms","save_ms","stale","inputs"};
+ * "stale" is true when an input recorded at save time changed since. NULL
+ * with err on failure; the caller frees. */
+json_t *fleet_templates(const char *state_dir, char *err, size_t errlen);
+/* Remove template key (NULL: every one). The number removed, or -errno
+ * (-ENOENT: no such template) with err. */
+int fleet_template_rm(const char *state_dir, const char *key, char *err, size_t errlen);
+/* The template key of guest g's VM ("" when the fleet does not clone or
+ * the VM cannot be cloned), and whether g was restored from it. */
+const char *fguest_template(const fguest_t *g, int *restored);
 
 /* ---- accessors for the suite runner ---- */
 

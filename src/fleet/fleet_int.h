@@ -44,6 +44,23 @@ struct fleet_waiter {
 
 struct fleet_mig;
 
+#define FLEET_TKEY_LEN 16 /* hex digits of a template key */
+
+/* A guest's part in warm cloning (template.c). */
+struct fleet_clone {
+    char key[FLEET_TKEY_LEN + 1]; /* "" unless the fleet clones and the VM may be */
+    int restoring;   /* launched with -incoming from the template */
+    int ided;        /* a restored guest has its identity back */
+    int save;        /* to be saved as the template before its SSH login */
+    int saving;      /* a save under way */
+    int busy;        /* a QMP or agent reply of template.c outstanding */
+    long long epid;  /* guest-exec pid of the identity script */
+    double t0;       /* time_mono_ms at the start of the step */
+    char incoming[PATH_MAX + 32]; /* res.incoming */
+    char tmp[PATH_MAX];           /* the save's temporary file */
+    char tmac[CFG_MAC_MAX][18];   /* the template's res.macs */
+};
+
 struct fguest {
     fleet_t *f;
     char name[CFG_NAME_MAX + 16];  /* what status shows; a migration hands it on */
@@ -92,6 +109,7 @@ struct fguest {
     struct fleet_mig *mig;         /* the migration it is part of, or NULL */
     json_t *migration;             /* its latest migration record (guests.json) */
     int migrated_away;             /* the guest left this QEMU: stop without the agent */
+    struct fleet_clone cl;         /* warm clones (template.c) */
 };
 
 /* A transition the owner has not been told about yet. */
@@ -166,6 +184,32 @@ void fleet__guest_migrated_in(fguest_t *g);
 /* Fail the guest: reason (with serial and stderr tails), kill, release.
  * Nothing if it is already stopped or failed. */
 void fleet__guest_fail(fguest_t *g, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+/* template.c: warm clones (fleet.h "warm clones").
+ * plan: before launch (leases taken): decide restore, save or neither,
+ * and set g->res.incoming for a restore. Never fails the guest.
+ * save: from the walk before SSH; 1 when a save started (boot.c's
+ * fleet__guest_saved follows, whatever happens), 0 when none is due.
+ * identity: a restored guest, agent synced; fleet__guest_identity_done
+ * follows once. drop: the template of g did not load: delete it and say
+ * why in events.jsonl. event: one {"event":"template"} line. */
+void fleet__clone_plan(fguest_t *g);
+int fleet__template_save(fguest_t *g);
+void fleet__clone_identity(fguest_t *g);
+void fleet__template_drop(fguest_t *g, const char *why);
+void fleet__template_event(fguest_t *g, const char *what, const char *reason, json_t *extra);
+/* guests.json's "template": {"key","restored"}, or null (no cloning). */
+json_t *fleet__template_json(const fguest_t *g);
+/* restore_poll: a guest gone restoring: query-status until the template
+ * is in, then cont and fleet__guest_migrated_in (or unclone). */
+void fleet__clone_restore_poll(fguest_t *g);
+/* boot.c: the ends of those steps. unclone: the template did not load
+ * (QEMU exited, timed out, or came up in a state no restore leaves):
+ * fleet__template_drop it and boot g cold with the same leases; 1 when
+ * that happened, 0 when g was not restoring. */
+void fleet__guest_saved(fguest_t *g);
+void fleet__guest_identity_done(fguest_t *g, const char *error);
+int fleet__guest_unclone(fguest_t *g, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
 /* bridge.c: tap NICs joined to their host bridge (cfg nics[].attach_bridge).
  * check: every such bridge exists (before QEMU starts); attach: once QEMU
