@@ -181,7 +181,7 @@ part_completion() {
   expect_eq "qfleet run --metrics" "$(comp "$S" qfleet run --metrics)" "--metrics-textfile"
   expect_eq "qmpctl ssh: nothing after the guest" "$(comp "$S" qmpctl ssh vm0 "")" ""
   ok_since "$f0" "report, ssh, vnc, hmp and --metrics-textfile are completed"
-  expect_eq "qfleet up --no" "$(comp "$S" qfleet up --no)" "--no-ssh"
+  expect_eq "qfleet up --no" "$(comp "$S" qfleet up --no)" "--no-clone --no-ssh"
   expect_eq "an option's value is not an option" "$(comp "$S" qfleet up --count "")" ""
 
   # VM names: the [sections] of the cfg given on the line.

@@ -85,7 +85,7 @@ _qfleet_guests() { # qmpctl-binary run-dir state-dir
 
 _qfleet() {
   local cur=${COMP_WORDS[COMP_CWORD]} prev=${COMP_WORDS[COMP_CWORD-1]}
-  local cmds="up down run report leases alloc free cmdline migrate"
+  local cmds="up down run report leases alloc free cmdline migrate templates"
   COMPREPLY=()
 
   # The command is the first word after qfleet; positional words after it.
@@ -127,7 +127,7 @@ _qfleet() {
   case $cmd in
     up)
       opts="--count --defaults --run-dir --state-dir --jobs --boot-timeout
-        --net-timeout --no-ssh --until-ready --json -q --quiet --qemu-path --mac-prefix --help"
+        --net-timeout --no-ssh --until-ready --json -q --quiet --qemu-path --mac-prefix --clone --no-clone --help"
       if [[ $cur != -* ]]; then
         if ((${#pos[@]} == 0)); then _qfleet_files '*.cfg'; else _qfleet_match < <(_qfleet_cfg_vms "${pos[0]}"); fi
         return 0
@@ -164,6 +164,9 @@ _qfleet() {
         ((${#pos[@]} < 2)) && _qfleet_match < <(_qfleet_guests qmpctl "$run" "$state_dir")
         return 0
       fi ;;
+    templates)
+      if ((${#pos[@]} == 0)) && [[ $cur != -* ]]; then _qfleet_reply rm; return 0; fi
+      opts="--json --state-dir --all --help" ;;
     leases) opts="--json --state-dir --help" ;;
     free) opts="--owner --json --state-dir --help" ;;
     alloc)
