@@ -50,19 +50,9 @@ TestSuite(fleet_setup, .init = setup_dirs, .fini = teardown, .timeout = 300);
  * kernel command line. */
 static void write_cfg_net(const char *path, const char *append, const char *net, const char *extra)
 {
-    FILE *f = fopen(path, "w");
-    cr_assert(f);
-    fprintf(f,
-            "[vm0]\n"
-            "cpu =\n    model=qemu64,number=1;\n"
-            "mem =\n    size=256;\n"
-            "kernel =\n    file=%s/vmlinux,initrd=%s/initrd.img,append=%s;\n"
-            "login =\n    user=root,password=tester;\n"
-            "net =\n%s"
-            "device =\n    driver=e1000,opt_id=pt_0;\n"
-            "enable_kvm =\n    enable=no;\n%s",
-            tu_guest_dir(), tu_guest_dir(), append, net, extra ? extra : "");
-    fclose(f);
+    char keys[1024];
+    snprintf(keys, sizeof(keys), "device =\n    driver=e1000,opt_id=pt_0;\n%s", extra ? extra : "");
+    tu_guest_cfg(path, "vm0", append, net, keys);
 }
 
 /* The usual NIC: an e1000 at slot 1f (the guest names it host_connect). */

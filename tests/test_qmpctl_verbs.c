@@ -257,24 +257,9 @@ Test(qmpctl_verbs, askpass_helper_answers_only_password_prompts)
 
 static void start_fleet(void)
 {
-    char k[512], cfg[320];
-    snprintf(k, sizeof(k), "%s/vmlinux", tu_guest_dir());
-    cr_assert_eq(access(k, R_OK), 0, "no test guest in %s: run tools/mkguest", tu_guest_dir());
+    char cfg[320];
     snprintf(cfg, sizeof(cfg), "%s/guest.cfg", dir);
-    FILE *f = fopen(cfg, "w");
-    cr_assert(f);
-    fprintf(f,
-            "[vm0]\n"
-            "cpu =\n    model=qemu64,number=1;\n"
-            "mem =\n    size=256;\n"
-            "kernel =\n    file=%s/vmlinux,initrd=%s/initrd.img,append=console=ttyS0 quiet panic=-1;\n"
-            "login =\n    user=root,password=" PASSWORD ";\n"
-            "net =\n    type=nic,opt_model=e1000,opt_addr=1f;\n    type=user;\n"
-            "device =\n    driver=e1000,opt_id=pt_0;\n"
-            "qga =\n    enable=yes;\n"
-            "enable_kvm =\n    enable=no;\n",
-            tu_guest_dir(), tu_guest_dir());
-    fclose(f);
+    tu_guest_cfg(cfg, "vm0", NULL, NULL, "device =\n    driver=e1000,opt_id=pt_0;\nqga =\n    enable=yes;\n");
     char out[320], err[320];
     snprintf(out, sizeof(out), "%s/fleet.out", dir);
     snprintf(err, sizeof(err), "%s/fleet.err", dir);

@@ -33,23 +33,8 @@ static void setup(void)
     cr_assert_eq(tu_mkdtemp(dir, sizeof(dir), "run"), 0);
     snprintf(state_dir, sizeof(state_dir), "%s/state", dir);
     char p[512];
-    snprintf(p, sizeof(p), "%s/vmlinux", tu_guest_dir());
-    cr_assert_eq(access(p, R_OK), 0, "no test guest in %s: run tools/mkguest", tu_guest_dir());
     snprintf(p, sizeof(p), "%s/guest.cfg", dir);
-    FILE *f = fopen(p, "w");
-    cr_assert(f);
-    fprintf(f,
-            "[vm0]\n"
-            "cpu =\n    model=qemu64,number=1;\n"
-            "mem =\n    size=256;\n"
-            "kernel =\n    file=%s/vmlinux,initrd=%s/initrd.img,append=console=ttyS0 quiet panic=-1;\n"
-            "login =\n    user=root,password=tester;\n"
-            "net =\n    type=nic,opt_model=e1000,opt_addr=1f;\n    type=user;\n"
-            "device =\n    driver=e1000,opt_id=pt_0;\n"
-            "qga =\n    enable=yes;\n"
-            "enable_kvm =\n    enable=no;\n",
-            tu_guest_dir(), tu_guest_dir());
-    fclose(f);
+    tu_guest_cfg(p, "vm0", NULL, NULL, "device =\n    driver=e1000,opt_id=pt_0;\nqga =\n    enable=yes;\n");
 }
 
 static void teardown(void) { tu_rmtree(dir); }

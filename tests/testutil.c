@@ -340,3 +340,26 @@ void tu_loop_cleanup(tu_loop *l, tu_close_fn close_client)
                     "the call): cleaning up without its close checks\n");
     tu_loop_finish(l, close_client);
 }
+
+void tu_guest_cfg(const char *path, const char *name, const char *append, const char *net,
+                  const char *extra)
+{
+    char k[600];
+    snprintf(k, sizeof(k), "%s/vmlinux", tu_guest_dir());
+    cr_assert_eq(access(k, R_OK), 0, "no test guest in %s: run tools/mkguest", tu_guest_dir());
+    FILE *f = fopen(path, "w");
+    cr_assert(f, "%s", path);
+    fprintf(f,
+            "[%s]\n"
+            "cpu =\n    model=qemu64,number=1;\n"
+            "mem =\n    size=256;\n"
+            "kernel =\n    file=%s/vmlinux,initrd=%s/initrd.img,append=%s;\n"
+            "login =\n    user=root,password=tester;\n"
+            "net =\n%s"
+            "%s"
+            "enable_kvm =\n    enable=no;\n",
+            name, tu_guest_dir(), tu_guest_dir(), append ? append : "console=ttyS0 quiet panic=-1",
+            net ? net : "    type=nic,opt_model=e1000,opt_addr=1f;\n    type=user;\n",
+            extra ? extra : "");
+    cr_assert_eq(fclose(f), 0);
+}

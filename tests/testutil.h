@@ -15,6 +15,13 @@ void tu_rmtree(const char *path);
 /* Directory of the test guest (vmlinuz, initrd.img): $QFLEET_GUEST_DIR or
  * the build-time default. */
 const char *tu_guest_dir(void);
+/* Write path: a DTS cfg with one section [name] for the test guest: one
+ * CPU, 256 MiB, the guest's kernel and initrd with the kernel command line
+ * append (NULL: "console=ttyS0 quiet panic=-1"), login root/tester, net
+ * (NULL: an e1000 at slot 1f on user networking), then the keys in extra
+ * verbatim (NULL: none), TCG. Asserts that the guest was built. */
+void tu_guest_cfg(const char *path, const char *name, const char *append, const char *net,
+                  const char *extra);
 /* Wait until path exists, up to ms milliseconds. 0 or -ETIMEDOUT. */
 int tu_wait_path(const char *path, int ms);
 /* Wait up to ms for child pid: its exit status, 128+signal if killed, or
