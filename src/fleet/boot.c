@@ -208,17 +208,17 @@ static int log_has(fguest_t *g, const char *needle)
  * QEMU's own bind: take fresh ports and try once more. */
 static int retry_port_race(fguest_t *g)
 {
-    if (g->port_retry_used || !g->nd.ports || g->state >= GS_RUNNING ||
+    if (g->port_retry_used || (!g->nd.ports && !g->nd.vnc) || g->state >= GS_RUNNING ||
         !(log_has(g, "Could not set up host forwarding rule") || log_has(g, "Address already in use")))
         return 0;
     g->port_retry_used = 1;
     char err[256];
     if (fleet__renew_ports(g, err, sizeof(err)) < 0) {
-        fleet__guest_fail(g, "%s: no port for the SSH forward after a port race: %s", g->name, err);
+        fleet__guest_fail(g, "%s: no free port or VNC display after a port race: %s", g->name, err);
         return 1;
     }
-    fprintf(stderr, "qfleet: %s: host port taken by another process, retrying with port %d\n", g->name,
-            g->res.ssh_port[0]);
+    fprintf(stderr, "qfleet: %s: a host port was taken by another process, retrying with new ones\n",
+            g->name);
     close_clients(g);
     drop_proc(g);
     g->agent_connected = g->port_open = g->syncing = 0;
@@ -439,13 +439,23 @@ void fleet__guest_identity_done(fguest_t *g, const char *error)
     next_phase(g);
 }
 
+/* A QMP command of the boot failed. A lost connection is QEMU's exit (or
+ * soon a QMP-dead or phase timeout): on_proc_exit reports that with what
+ * killed it, which says more, so only other failures are news here. */
+static void qmp_cmd_failed(fguest_t *g, const char *cmd, const conn_err *e)
+{
+    if (!strcmp(e->cls, CONN_ERR_DISCONNECTED))
+        return;
+    fleet__guest_fail(g, "%s: %s: %s", g->name, cmd, e->desc);
+}
+
 static void on_status(qmp_t *q, const qmp_reply *r, void *data)
 {
     fguest_t *g = data;
     if (g->state != GS_QMP_CONNECTED)
         return;
     if (r->err) {
-        fleet__guest_fail(g, "%s: query-status: %s", g->name, r->err->desc);
+        qmp_cmd_failed(g, "query-status", r->err);
         return;
     }
     const char *status = json_get_str(r->ret, "status");
@@ -597,7 +607,7 @@ static void on_pci(qmp_t *q, const qmp_reply *r, void *data)
     if (g->state != GS_NET_READY && g->state != GS_RUNNING && g->state != GS_AGENT_CONNECTED)
         return;
     if (r->err) {
-        fleet__guest_fail(g, "%s: query-pci: %s", g->name, r->err->desc);
+        qmp_cmd_failed(g, "query-pci", r->err);
         return;
     }
     g->npt = 0;

@@ -172,6 +172,14 @@ int fleet__place_devices(fguest_t *g, char *err, size_t errlen)
 int fleet__renew_ports(fguest_t *g, char *err, size_t errlen)
 {
     alloc_store *st = g->f->store;
+    if (g->nd.vnc) { /* a leased display can be raced for too */
+        char v[16];
+        snprintf(v, sizeof(v), "%d", g->res.vnc);
+        alloc_release(st, g->owner.name, "vnc", v, err, errlen);
+        int rc = alloc_vnc(st, &g->owner, 0, &g->res.vnc, err, errlen);
+        if (rc < 0)
+            return rc;
+    }
     for (int k = 0; k < g->nd.ports; k++) {
         char v[16];
         snprintf(v, sizeof(v), "%d", g->res.ssh_port[k]);
