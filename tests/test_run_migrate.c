@@ -160,3 +160,37 @@ Test(run_migrate, example_suite_migrates_and_keeps_the_guest)
     free(x);
     free(err);
 }
+
+/* A migration that cannot finish in time (1 KiB/s) is cancelled: the step
+ * fails naming the phase, the destination's exit is no infrastructure
+ * error, and the guest runs on in its source. */
+Test(run_migrate, cancelled_migration_fails_the_step_and_the_source_lives_on)
+{
+    char p[600], run_dir[400];
+    snprintf(p, sizeof(p), "%s/c.suite", dir);
+    FILE *f = fopen(p, "w");
+    cr_assert(f);
+    fprintf(f, "[suite]\ncfg = %s/cfg/examples/migrate.cfg\nvms = host, backup\ntimeout = 60s\n"
+               "[case cancelled]\n"
+               "run host: echo kept > /tmp/marker\n"
+               "migrate host -> backup\n    timeout 2s\n    max-bandwidth 1K\n"  /* line 7 */
+               "[case source_lives_on]\n"
+               "run host: cat /tmp/marker\n    expect stdout = kept\n", QF_SOURCE_DIR);
+    fclose(f);
+    snprintf(run_dir, sizeof(run_dir), "%s/r", dir);
+    const char *args[] = { "run", "c.suite", "--retries", "2", "--run-dir", run_dir, "--plain", NULL };
+    int rc = run_qfleet("c", args, 300000);
+    snprintf(p, sizeof(p), "%s/c.err", dir);
+    char *err = slurp(p);
+    snprintf(p, sizeof(p), "%s/junit.xml", run_dir);
+    char *x = slurp(p);
+    cr_assert_eq(rc, 1, "exit %d (one case fails)\n%s\n%s", rc, err, x);
+    cr_assert(!strstr(err, "Sanitizer") && !strstr(err, "runtime error:"), "%s", err);
+    cr_assert(strstr(x, "tests=\"2\" failures=\"1\" errors=\"0\" skipped=\"0\""), "%s", x);
+    cr_assert(strstr(x, "<failure message=\"c.suite:7: migration host -&gt; backup timed out and was "
+                        "cancelled in phase active"), "%s", x);
+    const char *ok = strstr(x, "<testcase name=\"source_lives_on\"");
+    cr_assert(ok && strstr(ok, "stdout:\nkept\n") && !strstr(ok, "<failure"), "%s", x);
+    free(x);
+    free(err);
+}

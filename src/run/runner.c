@@ -127,7 +127,10 @@ static void on_fleet_event(fleet_t *f, fguest_t *g, fleet_state state, void *dat
             status_boot_time(&s->r->st, ms / 1000.0);
     }
     if (s->st.state == SS_BOOTING || s->st.state == SS_RUNNING) {
-        if (state == GS_FAILED)
+        /* A migrate step in flight: the source's old QEMU stops at the
+         * hand-over, a failed or cancelled migration ends the destination
+         * (its QEMU exits); the step's outcome says what happened. */
+        if (state == GS_FAILED && s->g[i].migrating != MIG_DST)
             set_infra(s, "guest %s (%s) failed: %s", sg->name, fguest_name(g), fguest_reason(g));
         else if ((state == GS_STOPPING || state == GS_STOPPED) && !s->g[i].migrating)
             set_infra(s, "guest %s (%s) was stopped from outside the suite", sg->name, fguest_name(g));

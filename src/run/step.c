@@ -601,8 +601,10 @@ static void migrate_start(struct sjob *j, const struct suite_step *st, struct rg
             guest_close(*ss[k], NULL, NULL);
         *ss[k] = NULL;
     }
-    fleet_migrate_opts mo = { .timeout_ms = timeout, .downtime_limit_ms = st->downtime_ms,
-                              .max_bandwidth = st->bandwidth };
+    /* Out of time, it is cancelled (the source runs on) before the step
+     * fails: a hand-over after the step ended would leave the table stale. */
+    fleet_migrate_opts mo = { .timeout_ms = timeout, .cancel_on_timeout = 1,
+                              .downtime_limit_ms = st->downtime_ms, .max_bandwidth = st->bandwidth };
     j->handles++;
     int rc = src->g && dst->g ? fleet_migrate(s->f, src->g, dst->g, &mo, on_migrated, j, err, sizeof(err))
                               : (snprintf(err, sizeof(err), "no guest"), -ENOENT);
@@ -613,7 +615,8 @@ static void migrate_start(struct sjob *j, const struct suite_step *st, struct rg
         job_fail(j, rc, 0, msg);
         return;
     }
-    src->migrating = dst->migrating = 1;
+    src->migrating = MIG_SRC;
+    dst->migrating = MIG_DST;
 }
 
 /* A host path of a copy: relative ones are relative to the suite file. */
