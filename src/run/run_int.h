@@ -30,7 +30,10 @@ struct rguest {
     fguest_t *g;                 /* current instance, NULL before the first */
     guest_session_t *ssh, *ag;   /* opened by the first step that needs them */
     int ready_seen;              /* this instance reached ready once */
+    int migrating;               /* MIG_SRC, MIG_DST of a migrate step in flight (its
+                                  * instance stopping is the fleet's hand-over, not infra), 0 */
 };
+enum { MIG_SRC = 1, MIG_DST = 2 };
 
 /* An interactive session of the running case: a spawn's own SSH session
  * (one shell each), until a close step or the end of the case. */

@@ -127,9 +127,12 @@ static void on_fleet_event(fleet_t *f, fguest_t *g, fleet_state state, void *dat
             status_boot_time(&s->r->st, ms / 1000.0);
     }
     if (s->st.state == SS_BOOTING || s->st.state == SS_RUNNING) {
-        if (state == GS_FAILED)
+        /* A migrate step in flight: the source's old QEMU stops at the
+         * hand-over, a failed or cancelled migration ends the destination
+         * (its QEMU exits); the step's outcome says what happened. */
+        if (state == GS_FAILED && s->g[i].migrating != MIG_DST)
             set_infra(s, "guest %s (%s) failed: %s", sg->name, fguest_name(g), fguest_reason(g));
-        else if (state == GS_STOPPING || state == GS_STOPPED)
+        else if ((state == GS_STOPPING || state == GS_STOPPED) && !s->g[i].migrating)
             set_infra(s, "guest %s (%s) was stopped from outside the suite", sg->name, fguest_name(g));
     }
     kick(s);
@@ -160,6 +163,7 @@ static void gen_start(struct rsuite *s)
         }
         s->g[i].g = fleet_find(s->f, name);
         s->g[i].ready_seen = 0;
+        s->g[i].migrating = 0;
         st_guest *sg = &s->st.guests[i];
         snprintf(sg->instance, sizeof(sg->instance), "%s", name);
         sg->boots++;
@@ -540,8 +544,11 @@ static void advance(struct rsuite *s)
             infra_handle(s);
             return;
         }
+        /* A migration destination (its VM has `migration = enable=yes`)
+         * is up once it waits for a migrate step. */
         for (int i = 0; i < s->def->nguests; i++)
-            if (!s->g[i].g || fguest_state(s->g[i].g) != GS_READY)
+            if (!s->g[i].g || (fguest_state(s->g[i].g) != GS_READY &&
+                               fguest_state(s->g[i].g) != GS_AWAITING_MIGRATION))
                 return;
         run__suite_enter(s, SS_RUNNING, NULL);
         case_begin(s);

@@ -39,6 +39,8 @@ struct sjob {
     const struct suite_step *st;
     double spawn_t0;             /* interactive steps: when their session was spawned */
     guest_session_t *closing;    /* close: the session taken out of the table */
+    int mig_src, mig_dst;        /* migrate: the logical guests */
+    fguest_t *mig_g[2];          /* migrate: their instances when it began */
 };
 
 void run__step_out_free(step_out *o)
@@ -527,24 +529,94 @@ static void interactive_start(struct sjob *j, const struct suite_step *st, int g
 }
 
 /* migrate SRC -> DST: the one place where the fleet's live migration is
- * wired in. With fleet_migrate (src/fleet/fleet.h) this becomes
- *   fleet_migrate(s->f, src->g, dst->g, &(fleet_migrate_opts){ .timeout_ms = timeout,
- *                 .downtime_limit_ms = st->downtime_ms, .max_bandwidth = st->bandwidth },
- *                 on_migrated, j, err, sizeof(err))
- * with on_migrated putting the status and error into j->o and ending the
- * job from the loop; when it completes the fleet swaps the instances, so
- * src->g must then point at the destination's fguest (and the stopped old
- * QEMU must not count as a guest stopped from outside). */
+ * wired in. The job holds one more reference until the fleet's callback
+ * (which always comes: fleet_free tells a waiting one), so a step abandoned
+ * by an infrastructure error still gets it. When the migration completes
+ * the fleet swaps the instances' names: SRC's logical guest then is the
+ * fguest carrying its instance name (the destination's QEMU), and DST's the
+ * old one, which the fleet stops. */
+
+static void migrated_swap(struct sjob *j)
+{
+    struct rsuite *s = j->s;
+    struct rguest *src = &s->g[j->mig_src], *dst = &s->g[j->mig_dst];
+    if (src->g != j->mig_g[0] || dst->g != j->mig_g[1])
+        return; /* another generation by now */
+    fguest_t *now = fleet_find(s->f, s->st.guests[j->mig_src].instance);
+    fguest_t *old = fleet_find(s->f, s->st.guests[j->mig_dst].instance);
+    if (!now || !old)
+        return;
+    src->g = now;
+    dst->g = old;
+    int gi[2] = { j->mig_src, j->mig_dst };
+    for (int k = 0; k < 2; k++) {
+        st_guest *sg = &s->st.guests[gi[k]];
+        json_free(sg->snap);
+        sg->snap = fguest_json(s->g[gi[k]].g);
+    }
+}
+
+static void on_migrated(fleet_t *f, const fleet_migration *m, void *data)
+{
+    struct sjob *j = data;
+    struct rsuite *s = j->s;
+    (void)f;
+    if (m->status == 0)
+        migrated_swap(j);
+    if (s->g[j->mig_src].g == j->mig_g[0] || s->g[j->mig_src].g == j->mig_g[1])
+        s->g[j->mig_src].migrating = s->g[j->mig_dst].migrating = 0;
+    json_t *e = m->record ? json_copy(m->record) : json_object();
+    json_set_str(e, "suite", s->st.name);
+    json_set_str(e, "case", run__case_name(s));
+    json_set_str(e, "guest", j->st->guest);
+    json_set_str(e, "into", j->st->dest);
+    if (s->r->out)
+        status_event(s->r->out, "migration", e);
+    else
+        json_free(e);
+    if (j->o) {
+        j->o->status = m->status;
+        if (m->status < 0)
+            j->o->error = run__mask(s, m->error ? m->error : strerror(-m->status));
+        j->o->ret = m->record ? json_copy(m->record) : NULL; /* the report shows it */
+        job_end(j);
+    }
+    job_unref(j);
+}
+
 static void migrate_start(struct sjob *j, const struct suite_step *st, struct rguest *src,
                           struct rguest *dst, int timeout)
 {
-    (void)src;
-    (void)dst;
-    (void)timeout;
-    char err[256];
-    snprintf(err, sizeof(err), "%s -> %s: migrate steps need fleet_migrate (src/fleet has no live "
-             "migration in this build)", st->guest, st->dest);
-    job_fail(j, -ENOSYS, 0, err);
+    struct rsuite *s = j->s;
+    char err[512];
+    j->mig_src = (int)(src - s->g);
+    j->mig_dst = (int)(dst - s->g);
+    j->mig_g[0] = src->g;
+    j->mig_g[1] = dst->g;
+    /* The source's sessions go to a QEMU that is about to stop; later
+     * steps open new ones to the guest where it then runs. */
+    guest_session_t **ss[2] = { &src->ssh, &src->ag };
+    for (int k = 0; k < 2; k++) {
+        if (*ss[k])
+            guest_close(*ss[k], NULL, NULL);
+        *ss[k] = NULL;
+    }
+    /* Out of time, it is cancelled (the source runs on) before the step
+     * fails: a hand-over after the step ended would leave the table stale. */
+    fleet_migrate_opts mo = { .timeout_ms = timeout, .cancel_on_timeout = 1,
+                              .downtime_limit_ms = st->downtime_ms, .max_bandwidth = st->bandwidth };
+    j->handles++;
+    int rc = src->g && dst->g ? fleet_migrate(s->f, src->g, dst->g, &mo, on_migrated, j, err, sizeof(err))
+                              : (snprintf(err, sizeof(err), "no guest"), -ENOENT);
+    if (rc < 0) {
+        j->handles--;
+        char msg[700];
+        snprintf(msg, sizeof(msg), "%s -> %s: %s", st->guest, st->dest, err);
+        job_fail(j, rc, 0, msg);
+        return;
+    }
+    src->migrating = MIG_SRC;
+    dst->migrating = MIG_DST;
 }
 
 /* A host path of a copy: relative ones are relative to the suite file. */

@@ -246,6 +246,12 @@ char *run__step_report(struct rsuite *s, const struct suite_step *st, const step
             sb_printf(&b, "[output truncated at %u bytes]\n", STEP_OUTPUT_MAX);
     } else if (st->verb >= SV_SPAWN && st->verb <= SV_CLOSE) {
         add_session(&b, st, o);
+    } else if (st->verb == SV_MIGRATE) {
+        if (o->ret) { /* the fleet's record: phases, downtime, result */
+            char *j = json_dump_pretty(o->ret, NULL);
+            add_stream(&b, "migration", j);
+            free(j);
+        }
     } else if (st->verb == SV_QMP || st->verb == SV_QGA) {
         if (o->err_text)
             sb_printf(&b, "error reply: %s\n", o->err_text);
