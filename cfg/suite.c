@@ -235,10 +235,12 @@ static int suite_key(struct pctx *p, const struct lline *l, int i)
         s->vms_loc = suite__loc(p, l, v0);
         return parse_vms(p, l, v0, v);
     } else if (!strcmp(key, "setup")) {
-        if (strcmp(v, "all") && strcmp(v, "each"))
+        if (strcmp(v, "all") && strcmp(v, "each") && strcmp(v, "clone"))
             return suite__perr(p, l, v0, "setup '%s', expected all (guests kept across cases, like "
-                        "set_up_all) or each (fresh guests for every case)", v);
-        s->setup_each = !strcmp(v, "each");
+                        "set_up_all), each (fresh guests for every case) or clone (fresh guests "
+                        "for every case, restored from templates)", v);
+        s->setup_each = strcmp(v, "all") != 0;
+        s->setup_clone = !strcmp(v, "clone");
     } else if (!strcmp(key, "timeout")) {
         int ms = suite__duration(v);
         if (ms <= 0)

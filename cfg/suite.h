@@ -137,7 +137,8 @@ struct suite {
     const char *defaults;    /* absolute path of the [KVM] defaults, or NULL */
     const struct suite_vm *vms; /* empty: every section of cfg once */
     int nvms;
-    int setup_each;          /* setup = each: fresh guests for every case */
+    int setup_each;          /* setup = each or clone: fresh guests for every case */
+    int setup_clone;         /* setup = clone: ... started from templates (fleet_opts.clone) */
     int timeout_ms;          /* default step timeout */
     int boot_timeout_s;      /* 0: the cfg's wait_seconds */
     enum suite_transport transport; /* ST_DEFAULT: ssh if the cfg has a login */

@@ -25,6 +25,7 @@
 #define DEF_KEEPALIVE_MS 15000
 #define DEF_KEEPALIVE_MAX 3
 #define SLICE_MS 100
+#define FIRST_BANNER_MS 4000 /* see do_connect */
 #define WD_SLACK_MS 2000
 #define WD_PERIOD_MS 1000
 
@@ -443,8 +444,14 @@ static void do_connect(sshtp *t, guest_job *j)
          * that only comes when slirp's next, ever later, SYN retransmission
          * lands. A short banner wait, growing a little per attempt, gets in
          * soon after sshd is reachable; the key exchange then has the full
-         * io timeout. */
-        int banner_ms = 1500 + 500 * (attempts - 1);
+         * io timeout. The first attempt waits longer: when the guest is
+         * already up (a warm clone, or the SSH phase after the agent said
+         * ready) the connection usually reaches sshd, and dropbear under
+         * TCG takes 1.2-2.3 s to send its banner; giving up at 1.5 s threw
+         * that away and made the login take a second attempt. A guest with
+         * no sshd refuses or resets at once, which retries without waiting;
+         * the total stays bounded by the connect timeout. */
+        int banner_ms = attempts == 1 ? FIRST_BANNER_MS : 1500 + 500 * (attempts - 1);
         if (banner_ms > t->io_timeout_ms)
             banner_ms = t->io_timeout_ms;
         if (banner_ms > rem)

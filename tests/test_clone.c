@@ -18,6 +18,7 @@
 
 #include "base/fs.h"
 #include "base/json.h"
+#include "cfg/suite.h"
 #include "cfg/vm.h"
 #include "guest_fx.h"
 #include "qmp/agent.h"
@@ -436,4 +437,66 @@ Test(templates_cli, list_stale_and_remove)
     cr_assert_neq(access(path, F_OK), 0, "rm --all left a half-written template");
     cr_assert_eq(qfleet("templates", out, sizeof(out)), 0, "%s", out);
     cr_assert(strstr(out, "no templates"), "%s", out);
+}
+
+/* ---- setup = clone: a suite run by the real qfleet ---- */
+
+/* Lines of FILE holding both a and b. */
+static int count_lines(const char *file, const char *a, const char *b)
+{
+    size_t n;
+    char *s = fs_read_file(file, 1 << 24, &n);
+    cr_assert(s, "%s", file);
+    int k = 0;
+    for (char *line = strtok(s, "\n"); line; line = strtok(NULL, "\n"))
+        k += strstr(line, a) && strstr(line, b);
+    free(s);
+    return k;
+}
+
+TestSuite(clone_suite, .init = setup, .fini = teardown, .timeout = 1500);
+
+Test(clone_suite, setup_clone_runs_every_case_on_fresh_clones)
+{
+    struct suite *s;
+    cr_assert_eq(suite_load(QF_SOURCE_DIR "/cfg/examples/clone.suite", &s, err, sizeof(err)), 0, "%s", err);
+    cr_assert(s->setup_each && s->setup_clone, "setup = clone is fresh guests per case, from templates");
+    int ncases = (int)s->ncases, nguests = (int)s->nguests;
+    suite_free(s);
+    cr_assert_geq(ncases, 2);
+
+    /* a fresh state dir: the first case's guests boot cold and save the
+     * template, every later case's guests are restored from it */
+    char cmd[1400], out[1 << 16];
+    snprintf(cmd, sizeof(cmd),
+             "%s/src/qfleet run " QF_SOURCE_DIR "/cfg/examples/clone.suite "
+             "--state-dir '%s' --run-dir '%s/run' --jobs 2 --json 2>'%s/stderr'",
+             QF_BINARY_DIR, state, dir, dir);
+    FILE *p = popen(cmd, "r");
+    cr_assert(p);
+    size_t n = fread(out, 1, sizeof(out) - 1, p);
+    out[n] = 0;
+    int st = pclose(p);
+    char path[600];
+    snprintf(path, sizeof(path), "%s/stderr", dir);
+    size_t en;
+    char *errs = fs_read_file(path, 1 << 20, &en);
+    cr_assert(WIFEXITED(st) && WEXITSTATUS(st) == 0, "qfleet run: status %d\n%s\n%s", st, out,
+              errs ? errs : "");
+    free(errs);
+
+    json_t *j = json_parse(out, n, err, sizeof(err));
+    cr_assert(j, "%s: %s", err, out);
+    json_t *cases = json_get(json_at(json_get(j, "suites"), 0), "cases");
+    cr_assert_eq((int)json_len(cases), ncases, "%s", out);
+    for (int i = 0; i < ncases; i++)
+        cr_assert_str_eq(json_get_str(json_at(cases, (size_t)i), "result"), "passed", "case %d: %s", i, out);
+    json_free(j);
+
+    snprintf(path, sizeof(path), "%s/run/clone/events.jsonl", dir);
+    cr_assert_geq(count_lines(path, "\"event\":\"template\"", "\"what\":\"saved\""), 1,
+                  "the first case's guests saved no template");
+    int restores = count_lines(path, "\"event\":\"template\"", "\"what\":\"restore\"");
+    cr_assert_geq(restores, nguests * (ncases - 1), "%d restores for %d cases after the first on %d guests",
+                  restores, ncases - 1, nguests);
 }

@@ -595,6 +595,7 @@ static void suite_start(struct rsuite *s)
         .run_dir = s->st.run_dir,
         .cfg_path = s->def->cfg,
         .boot_timeout_s = r->o.boot_timeout_s ? r->o.boot_timeout_s : s->def->boot_timeout_s,
+        .clone = s->def->setup_clone,
     };
     if (fleet_new(r->loop, &fo, on_fleet_event, s, &s->f, err, sizeof(err)) < 0) {
         st_case *c = &s->st.cases[0];
