@@ -260,7 +260,9 @@ static void check_deadline(cluster_t *c, double now)
 
 static void arm_tick(cluster_t *c, double now)
 {
-    double next = c->next_ka;
+    double next = now + 3600e3;
+    if (!c->lreq_inflight && c->resync == 0)
+        next = c->next_ka;
     if ((c->state == CLUSTER_LIVE || c->state == CLUSTER_UNPROVEN) && c->proven_until < next)
         next = c->proven_until;
     if (c->closing)
