@@ -89,8 +89,9 @@ static void op_settle(cop *o, int result)
 static void holder_text(const cetcd_kv *kv, char *out, size_t n)
 {
     json_t *v = json_parse(kv->value, kv->value_len, NULL, 0);
-    snprintf(out, n, "host %s run %s owner %s pid %lld", json_get_str(v, "host") ?: "?",
-             json_get_str(v, "run") ?: "", json_get_str(v, "owner") ?: "?",
+    const char *run = json_get_str(v, "run");
+    snprintf(out, n, "host %s%s%s owner %s pid %lld", json_get_str(v, "host") ?: "?",
+             run && *run ? " run " : "", run && *run ? run : "", json_get_str(v, "owner") ?: "?",
              json_get_int(v, "pid", 0));
     json_free(v);
 }
@@ -440,8 +441,8 @@ int cluster_claim(cluster_t *c, const char *kind, const char *value, const char 
         op_settle(o, 0);
     } else if (h) {
         op_settle(o, -EEXIST);
-        snprintf(o->err, sizeof(o->err), "host %s run %s owner %s pid %lld", c->host, c->run,
-                 h->owner, cluster__pid());
+        snprintf(o->err, sizeof(o->err), "host %s%s%s owner %s pid %lld", c->host,
+                 c->run[0] ? " run " : "", c->run, h->owner, cluster__pid());
     }
     return 0;
 }
