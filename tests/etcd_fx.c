@@ -38,16 +38,26 @@ struct etcd_fx {
     int woke;
 };
 
-static int free_port(void)
+/* A free port below the kernel's ephemeral range (32768-60999 by
+ * default), so an outgoing connection of another test cannot take it
+ * between this check and etcd's bind. */
+static int free_port(const etcd_fx *fx)
 {
-    int fd = socket(AF_INET, SOCK_STREAM, 0);
-    struct sockaddr_in a = { .sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
-    socklen_t len = sizeof(a);
-    cr_assert(fd >= 0);
-    cr_assert_eq(bind(fd, (struct sockaddr *)&a, sizeof(a)), 0);
-    cr_assert_eq(getsockname(fd, (struct sockaddr *)&a, &len), 0);
-    close(fd);
-    return ntohs(a.sin_port);
+    for (int t = 0; t < 1000; t++) {
+        int port = 12000 + (int)(random() % 20000), dup = 0;
+        for (int i = 0; i < ETCD_FX_MAX; i++)
+            dup |= fx->m[i].client == port || fx->m[i].peer == port;
+        int fd = socket(AF_INET, SOCK_STREAM, 0);
+        struct sockaddr_in a = { .sin_family = AF_INET, .sin_port = htons((uint16_t)port),
+                                 .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
+        cr_assert(fd >= 0);
+        int ok = !dup && bind(fd, (struct sockaddr *)&a, sizeof(a)) == 0;
+        close(fd);
+        if (ok)
+            return port;
+    }
+    cr_assert_fail("no free port in 12000-31999");
+    return -1;
 }
 
 static void on_wake(uv_timer_t *t)
@@ -109,17 +119,58 @@ static void member_start(etcd_fx *fx, member *m)
     cr_assert_eq(rc, 0, "etcd member %d: %s", m->i, err);
 }
 
-static void wait_healthy(etcd_fx *fx, member *m)
+/* 1 when member m answers within 20 s, 0 when it exited first. */
+static int wait_healthy(etcd_fx *fx, member *m)
 {
-    for (int t = 0; t < 400; t++) { /* 20 s: three members elect a leader in ~2 s */
+    for (int t = 0; t < 400; t++) { /* three members elect a leader in ~2 s */
         if (m->exited)
-            break;
+            return 0;
         if (healthy(m))
-            return;
+            return 1;
         etcd_fx_spin(fx, 50);
     }
-    cr_assert_fail("etcd member %d (%s) did not answer /health in 20 s%s; see %s/m%d.log", m->i,
-                   m->ep, m->exited ? " (it exited)" : "", fx->dir, m->i);
+    cr_assert_fail("etcd member %d (%s) did not answer /health in 20 s; see %s/m%d.log", m->i,
+                   m->ep, fx->dir, m->i);
+    return 0;
+}
+
+static void member_gone(etcd_fx *fx, member *m);
+
+/* Pick ports and start every member: 1 when all answer, 0 when one
+ * exited (its port was taken after all: the caller tries again). */
+static int start_all(etcd_fx *fx)
+{
+    struct sbuf c = {0}, s = {0};
+    memset(fx->m, 0, sizeof(fx->m));
+    for (int i = 0; i < fx->n; i++) {
+        member *m = &fx->m[i];
+        m->fx = fx;
+        m->i = i;
+        m->client = free_port(fx);
+        m->peer = free_port(fx);
+        snprintf(m->ep, sizeof(m->ep), "127.0.0.1:%d", m->client);
+        sb_printf(&c, "%sm%d=http://127.0.0.1:%d", i ? "," : "", i, m->peer);
+        sb_printf(&s, "%s%s", i ? "," : "etcd://", m->ep);
+    }
+    snprintf(fx->cluster, sizeof(fx->cluster), "%s", c.s);
+    snprintf(fx->store, sizeof(fx->store), "%s", s.s);
+    sb_free(&c);
+    sb_free(&s);
+    for (int i = 0; i < fx->n; i++)
+        member_start(fx, &fx->m[i]);
+    int ok = 1;
+    for (int i = 0; i < fx->n && ok; i++)
+        ok = wait_healthy(fx, &fx->m[i]);
+    if (ok)
+        return 1;
+    for (int i = 0; i < fx->n; i++) {
+        proc_kill(fx->m[i].p, SIGKILL);
+        member_gone(fx, &fx->m[i]);
+        char d[300];
+        snprintf(d, sizeof(d), "%s/m%d", fx->dir, i);
+        tu_rmtree(d);
+    }
+    return 0;
 }
 
 etcd_fx *etcd_fx_start(uv_loop_t *loop, int n, char *why, size_t whylen)
@@ -137,27 +188,14 @@ etcd_fx *etcd_fx_start(uv_loop_t *loop, int n, char *why, size_t whylen)
     uv_timer_init(loop, &fx->wake);
     fx->wake.data = fx;
     cr_assert_eq(tu_mkdtemp(fx->dir, sizeof(fx->dir), "etcd"), 0);
-    snprintf(fx->token, sizeof(fx->token), "qf-%d-%ld", (int)getpid(), (long)time(NULL));
-    struct sbuf c = {0}, s = {0};
-    for (int i = 0; i < n; i++) {
-        member *m = &fx->m[i];
-        m->fx = fx;
-        m->i = i;
-        m->client = free_port();
-        m->peer = free_port();
-        snprintf(m->ep, sizeof(m->ep), "127.0.0.1:%d", m->client);
-        sb_printf(&c, "%sm%d=http://127.0.0.1:%d", i ? "," : "", i, m->peer);
-        sb_printf(&s, "%s%s", i ? "," : "etcd://", m->ep);
+    srandom((unsigned)getpid() ^ (unsigned)time(NULL));
+    for (int t = 0; t < 5; t++) {
+        snprintf(fx->token, sizeof(fx->token), "qf-%d-%ld-%d", (int)getpid(), (long)time(NULL), t);
+        if (start_all(fx))
+            return fx;
     }
-    snprintf(fx->cluster, sizeof(fx->cluster), "%s", c.s);
-    snprintf(fx->store, sizeof(fx->store), "%s", s.s);
-    sb_free(&c);
-    sb_free(&s);
-    for (int i = 0; i < n; i++)
-        member_start(fx, &fx->m[i]);
-    for (int i = 0; i < n; i++)
-        wait_healthy(fx, &fx->m[i]);
-    return fx;
+    cr_assert_fail("etcd did not start in 5 tries; see %s/m0.log", fx->dir);
+    return NULL;
 }
 
 const char *etcd_fx_store(const etcd_fx *fx)
@@ -202,7 +240,8 @@ void etcd_fx_restart(etcd_fx *fx, int i)
     member *m = &fx->m[i];
     cr_assert(!m->p, "etcd member %d still runs", i);
     member_start(fx, m);
-    wait_healthy(fx, m);
+    cr_assert(wait_healthy(fx, m), "etcd member %d exited on restart; see %s/m%d.log", i, fx->dir,
+              i);
 }
 
 static int range_one(const member *m, const char *prefix, struct sbuf *out)

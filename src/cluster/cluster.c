@@ -265,6 +265,9 @@ static void arm_tick(cluster_t *c, double now)
         next = c->next_ka;
     if ((c->state == CLUSTER_LIVE || c->state == CLUSTER_UNPROVEN) && c->proven_until < next)
         next = c->proven_until;
+    double op = cluster__ops_next(c);
+    if (op > 0 && op < next)
+        next = op;
     if (c->closing)
         next = c->close_deadline;
     double d = next - now;
