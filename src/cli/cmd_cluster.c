@@ -414,9 +414,13 @@ int cmd_cluster_alloc(const char *store, int argc, char **argv)
     if (rc)
         return rc == CLI_HELP ? cli_help(cmd_cluster_alloc_help) : rc;
     char pfx[32], err[256];
-    const char *from = NULL;
     if (strcmp(a.kind, "mac") == 0 && !a.mac && !a.prefix) {
-        if (alloc_mac_default_prefix(NULL, pfx, sizeof(pfx), &from, err, sizeof(err)) < 0) {
+        /* Not alloc_mac_default_prefix: its warning about cloned VMs
+         * suggests etcd, which is what this is. */
+        const char *env = getenv(ALLOC_MAC_PREFIX_ENV);
+        if (env && *env)
+            snprintf(pfx, sizeof(pfx), "%s", env);
+        else if (alloc_mac_host_prefix(NULL, pfx, sizeof(pfx), err, sizeof(err)) < 0) {
             fprintf(stderr, "%s: %s\n", P, err);
             return 2;
         }
