@@ -10,6 +10,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "base/json.h"
 #include "base/mac.h"
 #include "base/proc.h"
 #include "src/cluster/cluster.h"
@@ -295,5 +296,95 @@ Test(cluster_procs, three_members_one_killed_allocation_goes_on)
     for (int i = 0; i < 4; i++)
         stop(i, SIGTERM);
     cr_assert_eq(etcd_macs(inetcd, 1700), 0);
+    finish();
+}
+
+/* ---- the CLI around it ---- */
+
+static int cli_rc;
+static void on_cli_exit(proc_t *p, int status, int sig, void *data)
+{
+    cli_rc = status;
+    *(int *)data = 1;
+}
+
+/* Run qfleet with args to its end: its exit code, stdout and stderr
+ * (malloc'd). */
+static int run_qfleet(char *const *args, char **out, char **err)
+{
+    char *argv[16] = { QF_BINARY_DIR "/src/qfleet" }, e[512];
+    for (int i = 0; args[i] && i < 14; i++)
+        argv[i + 1] = args[i];
+    proc_opts o = { .argv = argv, .capture_max = 1 << 20, .timeout_ms = 30000 };
+    proc_t *p;
+    int done = 0;
+    cr_assert_eq(proc_start(&F.l.loop, &o, on_cli_exit, &done, &p, e, sizeof(e)), 0, "%s", e);
+    cr_assert(tu_run_until(&F.l, &done, 35000));
+    *out = proc_take_output(p, 1);
+    *err = proc_take_output(p, 2);
+    proc_close(p, NULL, NULL);
+    return cli_rc;
+}
+
+Test(cluster_procs, leases_lists_every_host_and_errors_are_clear)
+{
+    char why[256], *out, *err;
+    if (!(F.fx = etcd_fx_start(&F.l.loop, 1, why, sizeof(why))))
+        cr_skip_test("%s", why);
+    spawn_alloc(0, "hostA", "2", NULL);
+    spawn_alloc(1, "hostB", NULL, "02:00:00:01:aa:bb");
+    char m[2][18];
+    wait_macs(0, 2, m);
+    wait_macs(1, 1, m);
+    char *store = (char *)etcd_fx_store(F.fx);
+
+    char *json[] = { "leases", "--store", store, "--json", NULL };
+    cr_assert_eq(run_qfleet(json, &out, &err), 0, "%s", err);
+    json_t *v = json_parse(out, strlen(out), NULL, 0);
+    cr_assert(v && json_len(v) == 3, "%s", out);
+    int b = -1, a = 0;
+    for (int i = 0; i < 3; i++) {
+        if (strcmp(json_get_str(json_at(v, (size_t)i), "value"), "02:00:00:01:aa:bb") == 0)
+            b = i;
+        else
+            a += strcmp(json_get_str(json_at(v, (size_t)i), "host"), "hostA") == 0;
+        if (i)
+            cr_assert(strcmp(json_get_str(json_at(v, (size_t)i - 1), "value"),
+                             json_get_str(json_at(v, (size_t)i), "value")) < 0, "sorted");
+    }
+    cr_assert(b >= 0, "%s", out);
+    cr_assert_str_eq(json_get_str(json_at(v, (size_t)b), "host"), "hostB");
+    cr_assert_str_eq(json_get_str(json_at(v, (size_t)b), "owner"), "run/p1/nic0");
+    cr_assert_eq(a, 2, "both MACs of hostA: %s", out);
+    json_free(v);
+    free(out);
+    free(err);
+
+    setenv(CLUSTER_STORE_ENV, store, 1); /* QFLEET_STORE picks etcd too */
+    char *table[] = { "leases", NULL };
+    cr_assert_eq(run_qfleet(table, &out, &err), 0, "%s", err);
+    cr_assert(strstr(out, "HOST") && strstr(out, "hostA") && strstr(out, "run/p1/nic0"), "%s",
+              out);
+    free(out);
+    free(err);
+    char *taken[] = { "alloc", "mac", "02:00:00:01:AA:BB", "--owner", "x", "--hold", NULL };
+    cr_assert_eq(run_qfleet(taken, &out, &err), 1, "%s", err);
+    cr_assert(strstr(err, "held by host hostB") && strstr(err, "run/p1/nic0"), "%s", err);
+    free(out);
+    free(err);
+    unsetenv(CLUSTER_STORE_ENV);
+
+    char *nohold[] = { "alloc", "mac", "--store", store, "--owner", "x", NULL };
+    cr_assert_eq(run_qfleet(nohold, &out, &err), 2);
+    cr_assert(strstr(err, "--hold"), "%s", err);
+    free(out);
+    free(err);
+    char *down[] = { "leases", "--store", "etcd://127.0.0.1:1,127.0.0.1:9", NULL };
+    cr_assert_eq(run_qfleet(down, &out, &err), 3, "unreachable etcd is a set-up error");
+    cr_assert(strstr(err, "127.0.0.1:1") && strstr(err, "127.0.0.1:9"), "%s", err);
+    free(out);
+    free(err);
+    stop(0, SIGTERM);
+    stop(1, SIGTERM);
     finish();
 }
