@@ -271,7 +271,7 @@ static void arm_tick(cluster_t *c, double now)
     if (c->closing)
         next = c->close_deadline;
     double d = next - now;
-    uv_timer_start(&c->tick, on_kick, d > 0 ? (uint64_t)d + 1 : 0, 0);
+    uv_timer_start(&c->tick, on_kick, d > 0 ? (uint64_t)d + 1 : 1, 0); /* never 0: see advance */
 }
 
 static void advance(cluster_t *c)
