@@ -153,7 +153,7 @@ static int still_held(char (*macs)[18], int n)
     static char in[2100][18];
     int m = etcd_macs(in, 2100), left = 0;
     for (int i = 0; i < n; i++)
-        left += bsearch(macs[i], in, (size_t)m, 18, (int (*)(const void *, const void *))strcmp) != NULL;
+        left += bsearch(macs[i], in, (size_t)m, 18, cmp_mac) != NULL;
     return left;
 }
 
