@@ -539,3 +539,60 @@ Test(run, live_table_on_a_tty)
     cr_assert(strstr(buf, "\033[J"), "no redraw in: %s", buf);
     cr_assert(strstr(buf, "SUITE") && strstr(buf, "big"), "%s", buf);
 }
+
+/* A run dir QEMU's sockets do not fit in is a set-up error: exit 3 before
+ * anything starts when no guest fits, and no retry when only a later
+ * generation's instance name ("vm0.2") tips it over (issue 17). */
+static const char each[] =
+    "[suite]\nname = long\ncfg = guest.cfg\nvms = vm0\nsetup = each\n"
+    "[case first]\nrun vm0: true\n"
+    "[case second]\nrun vm0: true\n";
+
+/* DIR/PAD.../long is n bytes long, PAD of 'x's, created. */
+static void long_run_dir(char *out, size_t outlen, size_t n)
+{
+    char base[PATH_MAX];
+    cr_assert(realpath(dir, base));
+    size_t pad = n - strlen(base) - strlen("//long");
+    cr_assert_lt(pad, 200);
+    snprintf(out, outlen, "%s/%.*s", base, (int)pad,
+             "xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx"
+             "xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx");
+    cr_assert_eq(strlen(out) + strlen("/long"), n);
+}
+
+Test(run, run_dir_too_long_is_setup_error)
+{
+    write_file("long.suite", each);
+    /* sun_path: RUN/long + "/" + NAME + "-qmp-inspect.sock" within 107 bytes. */
+    char rd[PATH_MAX];
+    long_run_dir(rd, sizeof(rd), 100);
+    const char *a[] = { "run", "long.suite", "--run-dir", rd, "--retries", "2", "--plain", NULL };
+    int rc = run_qfleet("toolong", a, 60000);
+    char *e = slurp("toolong.err");
+    cr_assert_eq(rc, 3, "exit %d\n%s", rc, e);
+    cr_assert(strstr(e, "suite long: run dir '") && strstr(e, "too long for the Unix socket paths of guest vm0"),
+              "%s", e);
+    char p[PATH_MAX + 32];
+    snprintf(p, sizeof(p), "%s/long/vm0-qmp.sock", rd);
+    cr_assert_neq(access(p, F_OK), 0, "a guest was started");
+    free(e);
+
+    /* 86 bytes: "vm0" fits exactly, "vm0.2" (the second case's fresh guest) does not. */
+    long_run_dir(rd, sizeof(rd), 86);
+    const char *b[] = { "run", "long.suite", "--run-dir", rd, "--retries", "2", "--json", NULL };
+    rc = run_qfleet("tips", b, 300000);
+    e = slurp("tips.err");
+    cr_assert_eq(rc, 3, "exit %d\n%s", rc, e);
+    snprintf(p, sizeof(p), "%s/events.jsonl", rd);
+    json_t *ev = events(p);
+    cr_assert_eq(count_events(ev, "case", "passed"), 1, "%s", e);
+    cr_assert_eq(count_events(ev, "case", "retrying"), 0, "a set-up error was retried");
+    cr_assert_eq(count_events(ev, "case", "error"), 1);
+    json_free(ev);
+    char *out = slurp("tips.out");
+    cr_assert(strstr(out, "set-up error: run dir '") && strstr(out, "guest vm0.2"), "%s", out);
+    cr_assert_null(strstr(out, "retries used up"), "%s", out);
+    free(out);
+    free(e);
+}

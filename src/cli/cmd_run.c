@@ -258,10 +258,13 @@ static int run_start(uv_loop_t *loop, struct run_args *a, struct suite **defs, i
     }
     if (a->metrics_textfile && textfile_dir(a->metrics_textfile, runner_status(u->r)) < 0)
         rc = -1;
+    int code = 2; /* a suite the run cannot take; 3 when the host's set-up is why */
     for (int i = 0; i < n; i++) {
-        if (rc == 0 && runner_add(u->r, defs[i], err, sizeof(err)) < 0) {
+        int ra = rc == 0 ? runner_add(u->r, defs[i], err, sizeof(err)) : 0;
+        if (ra < 0) {
             fprintf(stderr, "qfleet run: %s\n", err);
             rc = -1;
+            code = ra == -ENAMETOOLONG ? 3 : 2;
         }
         if (rc < 0)
             suite_free(defs[i]);
@@ -275,7 +278,7 @@ static int run_start(uv_loop_t *loop, struct run_args *a, struct suite **defs, i
     uv_run(loop, UV_RUN_DEFAULT);
     runner_free(u->r);
     uv_loop_close(loop);
-    return 2;
+    return code;
 }
 
 static void run_report(const struct run_args *a, runner_t *r)

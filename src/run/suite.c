@@ -14,6 +14,7 @@
 
 #include "src/alloc/alloc.h"
 #include "base/fs.h"
+#include "cfg/argv.h"
 
 static int name_used(const struct runner *r, const char *n)
 {
@@ -138,6 +139,15 @@ int runner_add(runner_t *r, struct suite *def, char *err, size_t errlen)
             return -EEXIST;
         }
     }
+    /* A run dir QEMU's sockets cannot live in is the host's set-up, not
+     * the suite's: refuse it before anything starts (-ENAMETOOLONG). */
+    char dir[PATH_MAX], why[512];
+    snprintf(dir, sizeof(dir), "%s/%s", r->st.run_dir, def->name);
+    for (int i = 0; i < def->nguests; i++)
+        if (cfg_sock_paths_fit(dir, def->guests[i].name, why, sizeof(why)) < 0) {
+            snprintf(err, errlen, "suite %s: %s", def->name, why);
+            return -ENAMETOOLONG;
+        }
     struct rsuite *s = calloc(1, sizeof(*s));
     struct rsuite **ns = realloc(r->s, sizeof(*ns) * (size_t)(r->n + 1));
     st_suite **ss = realloc(r->st.suites, sizeof(*ss) * (size_t)(r->n + 1));
@@ -172,7 +182,6 @@ int runner_add(runner_t *r, struct suite *def, char *err, size_t errlen)
     for (int i = 0; i < def->ncases; i++)
         s->st.cases[i].name = def->cases[i].name;
     s->st.tear_down_all.name = "tear_down_all";
-    char why[512];
     for (int i = 0; i < def->nguests && !s->never; i++) {
         const struct suite_guest *g = &def->guests[i];
         s->st.guests[i].name = g->name;
