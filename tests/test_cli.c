@@ -52,14 +52,6 @@ static void res_free(struct res *r)
     free(r->err);
 }
 
-static char *slurp(const char *path)
-{
-    size_t n;
-    char *s = fs_read_file(path, 16u << 20, &n);
-    cr_assert(s, "cannot read %s", path);
-    return s;
-}
-
 /* Run prog with args (NULL-terminated); stdout and stderr through files,
  * so no output size can block the child. */
 static struct res run_argv(const char *prog, const char *const *args)
@@ -85,8 +77,8 @@ static struct res run_argv(const char *prog, const char *const *args)
         _exit(127);
     }
     struct res r = { .rc = tu_wait_exit(pid, 60000) };
-    r.out = slurp(out);
-    r.err = slurp(err);
+    r.out = tu_slurp(out);
+    r.err = tu_slurp(err);
     return r;
 }
 
@@ -203,7 +195,7 @@ Test(cli, every_command_has_help_on_stdout)
 /* The version CMake configured: project(qfleet VERSION X.Y.Z ...). */
 static void project_version(char *out, size_t outlen)
 {
-    char *top = slurp(QF_SOURCE_DIR "/CMakeLists.txt");
+    char *top = tu_slurp(QF_SOURCE_DIR "/CMakeLists.txt");
     const char *p = strstr(top, "project(qfleet VERSION ");
     cr_assert(p, "no project(qfleet VERSION ...) in CMakeLists.txt");
     p += strlen("project(qfleet VERSION ");

@@ -87,14 +87,6 @@ static pid_t start_qfleet_stack(char *const args[], rlim_t stack)
 
 static pid_t start_qfleet(char *const args[]) { return start_qfleet_stack(args, 0); }
 
-static char *slurp(const char *name)
-{
-    char p[320];
-    snprintf(p, sizeof(p), "%s/%s", dir, name);
-    char *s = fs_read_file(p, 1 << 24, NULL);
-    return s ? s : strdup("");
-}
-
 static json_t *registry(void)
 {
     char p[400];
@@ -140,7 +132,7 @@ static int leases_held(const char *owner_part)
     char *args[] = { QFLEET, "leases", "--json", "--state-dir", state_dir, NULL };
     pid_t pid = start_qfleet(args);
     cr_assert_eq(tu_wait_exit(pid, 10000), 0);
-    char *out = slurp("out.txt");
+    char *out = tu_slurp_in(dir, "out.txt");
     json_t *l = json_parse(out, strlen(out), NULL, 0);
     free(out);
     cr_assert(l, "qfleet leases --json printed no JSON");
@@ -181,7 +173,7 @@ Test(fleet, eight_guests_ready_and_distinct)
     char *args[] = { QFLEET, "up", cfg, "--count", "8", "--run-dir", run_dir, "-q", NULL };
     pid_t pid = start_qfleet(args);
     json_t *reg = wait_settled(8, 400000);
-    char *err = slurp("err.txt");
+    char *err = tu_slurp_in(dir, "err.txt");
     cr_assert(reg, "guests did not settle: %s", err);
     json_t *gs = json_get(reg, "guests");
     char macs[8][20], ctl[400];
@@ -276,7 +268,7 @@ Test(fleet, guest_without_agent_times_out_with_serial_tail)
                      "--json", "-q", NULL };
     pid_t pid = start_qfleet(args);
     cr_assert_eq(tu_wait_exit(pid, 120000), 1);
-    char *out = slurp("out.txt");
+    char *out = tu_slurp_in(dir, "out.txt");
     json_t *res = json_parse(out, strlen(out), NULL, 0);
     cr_assert(res, "no JSON result: %s", out);
     json_t *g = guest_of(res, "vm0");
@@ -355,7 +347,7 @@ Test(fleet, bad_cfg_exits_2_naming_the_line)
     char *args[] = { QFLEET, "up", cfg, "--run-dir", run_dir, "--until-ready", NULL };
     pid_t pid = start_qfleet(args);
     cr_assert_eq(tu_wait_exit(pid, 30000), 2);
-    char *err = slurp("err.txt");
+    char *err = tu_slurp_in(dir, "err.txt");
     cr_assert(strstr(err, "bad.cfg:3:"), "%s", err);
     free(err);
     cr_assert_neq(access(run_dir, F_OK), 0, "a bad cfg left a run dir behind");
@@ -482,10 +474,10 @@ Test(fleet, port_race_gets_a_new_port_once)
     char *args[] = { QFLEET, "up", cfg, "--run-dir", run_dir, "--no-ssh", "--until-ready", "--json", "-q", NULL };
     pid_t pid = start_qfleet(args);
     int code = tu_wait_exit(pid, 120000);
-    char *errt = slurp("err.txt");
+    char *errt = tu_slurp_in(dir, "err.txt");
     cr_assert_eq(code, 0, "exit %d: %s", code, errt);
     free(errt);
-    char *out = slurp("out.txt");
+    char *out = tu_slurp_in(dir, "out.txt");
     json_t *res = json_parse(out, strlen(out), NULL, 0);
     cr_assert(res, "%s", out);
     json_t *g = guest_of(res, "vm0");
@@ -535,7 +527,7 @@ Test(fleet_setup, nine_hundred_synchronous_failures_in_a_small_stack)
     char *args[] = { QFLEET, "up", cfg, "--count", "900", "--run-dir", run_dir, "--until-ready", "-q", NULL };
     pid_t pid = start_qfleet_stack(args, 1 << 20);
     int code = tu_wait_exit(pid, 240000);
-    char *errt = slurp("err.txt");
+    char *errt = tu_slurp_in(dir, "err.txt");
     cr_assert_eq(code, 1, "exit %d (128+N: killed by signal N): %.2000s", code, errt);
     free(errt);
     json_t *reg = registry();
@@ -569,7 +561,7 @@ static void control_socket_blocked(int until_ready)
                      NULL };
     pid_t pid = start_qfleet(args);
     int code = tu_wait_exit(pid, 60000);
-    char *errt = slurp("err.txt"), *out = slurp("out.txt");
+    char *errt = tu_slurp_in(dir, "err.txt"), *out = tu_slurp_in(dir, "out.txt");
     cr_assert_eq(code, 3, "exit %d: %s", code, errt);
     cr_assert(strstr(errt, "control socket") && strstr(errt, sock), "%s", errt);
     cr_assert_not(strstr(errt, "is up"), "%s", errt);
@@ -594,7 +586,7 @@ Test(fleet, control_nic_without_1f_reaches_ready_with_ssh)
     char *args[] = { QFLEET, "up", cfg, "--run-dir", run_dir, "-q", NULL };
     pid_t pid = start_qfleet(args);
     json_t *reg = wait_settled(1, 300000);
-    char *err = slurp("err.txt");
+    char *err = tu_slurp_in(dir, "err.txt");
     cr_assert(reg, "guest did not settle: %s", err);
     json_t *g = json_at(json_get(reg, "guests"), 0);
     cr_assert_str_eq(json_get_str(g, "state"), "ready", "%s", json_get_str(g, "reason"));
@@ -637,7 +629,7 @@ Test(fleet, tap_nic_joins_its_bridge)
     char *args[] = { QFLEET, "up", cfg, "--run-dir", run_dir, "-q", "--no-ssh", NULL };
     pid_t pid = start_qfleet(args);
     json_t *reg = wait_settled(1, 300000);
-    char *err = slurp("err.txt"), brif[64];
+    char *err = tu_slurp_in(dir, "err.txt"), brif[64];
     json_t *g = reg ? json_at(json_get(reg, "guests"), 0) : NULL;
     int ports = 0;
     snprintf(brif, sizeof(brif), "/sys/class/net/%s/brif", br);
@@ -664,7 +656,7 @@ Test(fleet, tap_nic_joins_its_bridge)
     args2[4] = rd2;
     pid = start_qfleet(args2);
     cr_assert_eq(tu_wait_exit(pid, 120000), 1);
-    char *out = slurp("out.txt"), want[64];
+    char *out = tu_slurp_in(dir, "out.txt"), want[64];
     snprintf(want, sizeof(want), "bridge %s does not exist", br);
     cr_assert(strstr(out, want), "stdout: %s", out);
     free(out);
@@ -683,7 +675,7 @@ Test(fleet_setup, missing_qemu_or_kernel_exit_codes)
     fclose(f);
     char *args[] = { QFLEET, "up", cfg, "--run-dir", run_dir, "--until-ready", NULL };
     cr_assert_eq(tu_wait_exit(start_qfleet(args), 60000), 3);
-    char *e = slurp("err.txt");
+    char *e = tu_slurp_in(dir, "err.txt");
     cr_assert(strstr(e, "no-such-qemu: No such file or directory"), "%s", e);
     free(e);
     cr_assert_neq(access(run_dir, F_OK), 0, "a run dir was made");
@@ -692,7 +684,7 @@ Test(fleet_setup, missing_qemu_or_kernel_exit_codes)
     fprintf(f, "[vm0]\nkernel =\n    file=%s/no-such-vmlinuz;\nenable_kvm =\n    enable=no;\n", dir);
     fclose(f);
     cr_assert_eq(tu_wait_exit(start_qfleet(args), 60000), 2);
-    e = slurp("err.txt");
+    e = tu_slurp_in(dir, "err.txt");
     cr_assert(strstr(e, "kernel ") && strstr(e, "no-such-vmlinuz: No such file or directory"), "%s", e);
     free(e);
 }

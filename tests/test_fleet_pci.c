@@ -120,14 +120,6 @@ static pid_t start_qfleet(char *const args[])
     return pid;
 }
 
-static char *slurp(const char *name)
-{
-    char p[320];
-    snprintf(p, sizeof(p), "%s/%s", dir, name);
-    char *s = fs_read_file(p, 1 << 24, NULL);
-    return s ? s : strdup("");
-}
-
 /* The one guest of the registry once it is ready or failed (the registry
  * is rewritten atomically on every change; it is read until then). */
 static json_t *wait_settled(int timeout_ms)
@@ -186,7 +178,7 @@ Test(fleet_pci, pt_map_is_exact_and_what_the_guest_sees)
     char *args[] = { QFLEET, "up", cfg, "--run-dir", run_dir, "-q", NULL };
     pid_t pid = start_qfleet(args);
     json_t *reg = wait_settled(400000);
-    char *err = slurp("err.txt");
+    char *err = tu_slurp_in(dir, "err.txt");
     cr_assert(reg, "the guest did not settle: %s", err);
     json_t *g = json_at(json_get(reg, "guests"), 0);
     cr_assert_str_eq(json_get_str(g, "state"), "ready", "%s", json_get_str(g, "reason"));

@@ -160,14 +160,6 @@ static pid_t start(char *const args[], const char *name)
     return pid;
 }
 
-static char *slurp(const char *name)
-{
-    char p[320];
-    snprintf(p, sizeof(p), "%s/%s", dir, name);
-    char *s = fs_read_file(p, 1 << 24, NULL);
-    return s ? s : strdup("");
-}
-
 static json_t *read_json(const char *path)
 {
     size_t n;
@@ -219,7 +211,7 @@ static pid_t up(json_t **reg_out)
             break;
         usleep(200000);
     }
-    char *e = slurp("up.err");
+    char *e = tu_slurp_in(dir, "up.err");
     cr_assert_str_eq(state_of(reg, "host"), "ready", "%s", e);
     cr_assert_str_eq(state_of(reg, "backup"), "awaiting-migration", "%s", e);
     free(e);
@@ -362,7 +354,7 @@ Test(migrate, file_survives_agent_answers_source_gone_name_and_mac_move)
                      "--downtime-limit", "300", "--max-bandwidth", "1000000000", NULL };
     pid_t m = start(args, "migrate");
     int rc = tu_wait_exit(m, 300000);
-    char *mo = slurp("migrate.out"), *me = slurp("migrate.err");
+    char *mo = tu_slurp_in(dir, "migrate.out"), *me = tu_slurp_in(dir, "migrate.err");
     cr_assert_eq(rc, 0, "qfleet migrate: %s%s", mo, me);
     json_t *r = json_parse(mo, strlen(mo), NULL, 0);
     cr_assert(r, "not JSON: %s", mo);
@@ -454,7 +446,7 @@ Test(migrate, killed_destination_fails_naming_the_phase_source_runs_on)
     json_free(reg);
     cr_assert_eq(kill((pid_t)dst_pid, SIGKILL), 0);
     int rc = tu_wait_exit(m, 120000);
-    char *me = slurp("migrate.err");
+    char *me = tu_slurp_in(dir, "migrate.err");
     cr_assert_eq(rc, 1, "%s", me);
     cr_assert(strstr(me, "migration host -> backup failed in phase active"), "%s", me);
     cr_assert(strstr(me, "destination backup") && strstr(me, "SIGKILL"), "%s", me);
@@ -483,7 +475,7 @@ Test(migrate, killed_destination_fails_naming_the_phase_source_runs_on)
         _exit(127);
     }
     cr_assert_eq(tu_wait_exit(q, 30000), 0);
-    char *qo = slurp("qmp.out");
+    char *qo = tu_slurp_in(dir, "qmp.out");
     cr_assert(strstr(qo, "\"running\""), "%s", qo);
     free(qo);
 

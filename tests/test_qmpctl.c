@@ -88,30 +88,6 @@ static pid_t spawn(char *const argv[], const char *out, const char *err)
     return pid;
 }
 
-/* A whole file as a string; "" when missing. */
-static char *slurp(const char *path)
-{
-    FILE *f = fopen(path, "r");
-    size_t n = 0, cap = 4096;
-    char *s = malloc(cap);
-    cr_assert(s);
-    while (f) {
-        if (n + 1 >= cap) {
-            cap *= 2;
-            s = realloc(s, cap);
-            cr_assert(s);
-        }
-        size_t r = fread(s + n, 1, cap - n - 1, f);
-        if (r == 0)
-            break;
-        n += r;
-    }
-    if (f)
-        fclose(f);
-    s[n] = '\0';
-    return s;
-}
-
 struct res {
     int rc;
     char *out, *err;
@@ -138,8 +114,8 @@ static struct res qmpctl(const char *first, ...)
     snprintf(out, sizeof(out), "%s/out.%d", dir, nout);
     snprintf(err, sizeof(err), "%s/err.%d", dir, nout++);
     struct res r = { .rc = tu_wait_exit(spawn(argv, out, err), 120000) };
-    r.out = slurp(out);
-    r.err = slurp(err);
+    r.out = tu_slurp(out);
+    r.err = tu_slurp(err);
     return r;
 }
 
@@ -180,7 +156,7 @@ static json_t *qmpctl_json(const char *first, ...)
     snprintf(out, sizeof(out), "%s/out.%d", dir, nout);
     snprintf(err, sizeof(err), "%s/err.%d", dir, nout++);
     int rc = tu_wait_exit(spawn(argv, out, err), 120000);
-    char *o = slurp(out), *e = slurp(err);
+    char *o = tu_slurp(out), *e = tu_slurp(err);
     cr_assert_eq(rc, 0, "qmpctl %s ... --json: exit %d: %s", first, rc, e);
     json_t *v = parse(o);
     free(o);
@@ -212,7 +188,7 @@ static char *bg_output(const char *name, const char *ext)
 {
     char p[320];
     snprintf(p, sizeof(p), "%s/%s.%s", dir, name, ext);
-    return slurp(p);
+    return tu_slurp(p);
 }
 
 /* Wait until the background output has every one of the words. */
@@ -247,7 +223,7 @@ static json_t *registry(void)
 {
     char p[400];
     snprintf(p, sizeof(p), "%s/guests.json", run_dir);
-    char *s = slurp(p);
+    char *s = tu_slurp(p);
     json_t *v = json_parse(s, strlen(s), NULL, 0);
     free(s);
     return v;
@@ -298,7 +274,7 @@ static void start_fleet(void)
         char name[16];
         snprintf(name, sizeof(name), "vm0-%d", i);
         json_t *reg = wait_state(name, ready, 240000);
-        char *e = slurp(err);
+        char *e = tu_slurp(err);
         cr_assert(reg, "%s did not come up: %s", name, e);
         cr_assert_str_eq(state_of(reg, name), "ready", "%s: %s", name,
                          json_get_str(guest_of(reg, name), "reason"));
@@ -475,7 +451,7 @@ static void check_no_password(void)
     for (int i = 0; i < nout; i++) {
         for (int k = 0; k < 2; k++) {
             snprintf(p, sizeof(p), "%s/%s.%d", dir, k ? "err" : "out", i);
-            char *s = slurp(p);
+            char *s = tu_slurp(p);
             cr_assert_null(strstr(s, "tester"), "%s shows the password:\n%s", p, s);
             free(s);
         }
@@ -483,7 +459,7 @@ static void check_no_password(void)
     static const char *const bg[] = { "events.out", "events.err", "console.out", "console.err" };
     for (size_t i = 0; i < sizeof(bg) / sizeof(bg[0]); i++) {
         snprintf(p, sizeof(p), "%s/%s", dir, bg[i]);
-        char *s = slurp(p);
+        char *s = tu_slurp(p);
         cr_assert_null(strstr(s, "tester"), "%s shows the password", p);
         free(s);
     }

@@ -86,21 +86,6 @@ static pid_t spawn(char *const argv[], const char *out, const char *err, char *c
     return pid;
 }
 
-static char *slurp(const char *path)
-{
-    size_t n = 0;
-    int fd = open(path, O_RDONLY);
-    char *s = malloc(1 << 20);
-    cr_assert(s);
-    ssize_t k;
-    while (fd >= 0 && n < (1 << 20) - 1 && (k = read(fd, s + n, (1 << 20) - 1 - n)) > 0)
-        n += (size_t)k;
-    if (fd >= 0)
-        close(fd);
-    s[n] = '\0';
-    return s;
-}
-
 struct res {
     int rc;
     char *out, *err;
@@ -123,8 +108,8 @@ static struct res run_env(char *const *env, const char *first, va_list ap)
     snprintf(out, sizeof(out), "%s/out.%d", dir, nout);
     snprintf(err, sizeof(err), "%s/err.%d", dir, nout++);
     struct res r = { .rc = tu_wait_exit(spawn(argv, out, err, env), 120000) };
-    r.out = slurp(out);
-    r.err = slurp(err);
+    r.out = tu_slurp(out);
+    r.err = tu_slurp(err);
     /* Nothing qmpctl prints ever holds the password. */
     cr_assert(!strstr(r.out, PASSWORD) && !strstr(r.err, PASSWORD), "qmpctl %s printed the password",
               first);
@@ -247,7 +232,7 @@ Test(qmpctl_verbs, askpass_helper_answers_only_password_prompts)
     cr_assert_eq(write(c, "s3cret", 6), 6);
     close(c);
     cr_assert_eq(tu_wait_exit(pid, 30000), 0);
-    char *o = slurp(out);
+    char *o = tu_slurp(out);
     cr_assert_str_eq(o, "s3cret\n");
     free(o);
     close(lfd);
@@ -272,7 +257,7 @@ static void start_fleet(void)
     char reg[400];
     snprintf(reg, sizeof(reg), "%s/guests.json", run_dir);
     for (double end = tu_now_ms() + 240000; tu_now_ms() < end; usleep(200000)) {
-        char *s = slurp(reg);
+        char *s = tu_slurp(reg);
         json_t *v = json_parse(s, strlen(s), NULL, 0);
         const char *st = json_get_str(json_at(json_get(v, "guests"), 0), "state");
         int done = st && (!strcmp(st, "ready") || !strcmp(st, "failed"));
@@ -280,7 +265,7 @@ static void start_fleet(void)
         json_free(v);
         free(s);
         if (done) {
-            char *e = slurp(err);
+            char *e = tu_slurp(err);
             cr_assert(ok, "the guest failed: %s", e);
             free(e);
             return;
@@ -293,7 +278,7 @@ static json_t *guest_entry(void)
 {
     char reg[400];
     snprintf(reg, sizeof(reg), "%s/guests.json", run_dir);
-    char *s = slurp(reg);
+    char *s = tu_slurp(reg);
     json_t *v = json_parse(s, strlen(s), NULL, 0);
     free(s);
     cr_assert(v);

@@ -51,14 +51,6 @@ static void write_file(const char *name, const char *text)
     fclose(f);
 }
 
-static char *slurp(const char *name)
-{
-    char p[512];
-    snprintf(p, sizeof(p), "%s/%s", dir, name);
-    char *s = fs_read_file(p, 1 << 26, NULL);
-    return s ? s : strdup("");
-}
-
 /* Run qfleet with args (NULL-terminated, without argv[0]) from dir;
  * stdout to DIR/TAG.out, stderr to DIR/TAG.err. */
 static pid_t start(const char *tag, const char *const args[])
@@ -156,7 +148,7 @@ static int leases_left(void)
 {
     const char *args[] = { "leases", "--json", "--state-dir", state_dir, NULL };
     cr_assert_eq(run_qfleet("leases", args, 20000), 0);
-    char *out = slurp("leases.out");
+    char *out = tu_slurp_in(dir, "leases.out");
     json_t *l = json_parse(out, strlen(out), NULL, 0);
     free(out);
     cr_assert(l);
@@ -268,7 +260,7 @@ Test(run, three_suites_in_parallel_within_limits)
     double secs = (tu_now_ms() - t0) / 1000;
     w.stop = 1;
     pthread_join(w.th, NULL);
-    char *err = slurp("three.err"), *out = slurp("three.out");
+    char *err = tu_slurp_in(dir, "three.err"), *out = tu_slurp_in(dir, "three.out");
     cr_assert_eq(rc, 0, "exit %d after %.0fs\nstdout:\n%s\nstderr:\n%s", rc, secs, out, err);
 
     /* The schedule: never more than 4 guests between allocating and stopped. */
@@ -310,7 +302,7 @@ Test(run, three_suites_in_parallel_within_limits)
     /* set_up_all ran once per generation of beta, on distinct instances. */
     snprintf(p, sizeof(p), "ls %s/beta/tmp | grep -c '^set_up_all\\.vm0-1' | grep -qx 2", run_dir);
     cr_assert_eq(system(p), 0, "set_up_all did not run once per generation");
-    char *m = slurp("status/metrics.prom");
+    char *m = tu_slurp_in(dir, "status/metrics.prom");
     cr_assert(strstr(m, "qfleet_guest_boot_seconds_count 8\n"), "%s", m);
     cr_assert(strstr(m, "qfleet_cases{result=\"passed\"} 7\n"));
 
@@ -318,7 +310,7 @@ Test(run, three_suites_in_parallel_within_limits)
     const char *files[] = { "status/status.json", "status/events.jsonl", "status/junit.xml",
                             "status/metrics.prom", "three.out", "three.err" };
     for (size_t i = 0; i < sizeof(files) / sizeof(files[0]); i++) {
-        char *t = slurp(files[i]);
+        char *t = tu_slurp_in(dir, files[i]);
         cr_assert_null(strstr(t, "tester"), "the password is in %s", files[i]);
         free(t);
     }
@@ -359,7 +351,7 @@ Test(run, failure_and_killed_qemu)
     pid_t pf = start("fails", fa), pk = start("killed", ka);
     int rcf = tu_wait_exit(pf, 300000), rck = tu_wait_exit(pk, 300000);
     double secs = (tu_now_ms() - t0) / 1000;
-    char *ef = slurp("fails.err"), *ek = slurp("killed.err"), *ok = slurp("killed.out");
+    char *ef = tu_slurp_in(dir, "fails.err"), *ek = tu_slurp_in(dir, "killed.err"), *ok = tu_slurp_in(dir, "killed.out");
 
     /* A failed expectation: failure, exit 1, never retried, output kept. */
     cr_assert_eq(rcf, 1, "exit %d\n%s", rcf, ef);
@@ -425,7 +417,7 @@ Test(run, config_errors_exit_2_early)
     write_file("bad.suite", "[suite]\ncfg = guest.cfg\n[case a]\nrun vm0: true\n    expect stdout ~ (\n");
     const char *bad[] = { "run", "bad.suite", NULL };
     cr_assert_eq(run_qfleet("bad", bad, 10000), 2);
-    char *e = slurp("bad.err");
+    char *e = tu_slurp_in(dir, "bad.err");
     cr_assert(strstr(e, "bad.suite:5:21: error: bad regular expression"), "%s", e);
     free(e);
     const char *shard[] = { "run", "bad.suite", "--shard", "3/2", NULL };
@@ -441,7 +433,7 @@ Test(run, config_errors_exit_2_early)
     double t0 = tu_now_ms();
     cr_assert_eq(run_qfleet("big", big, 20000), 2);
     cr_assert_lt(tu_now_ms() - t0, 10000);
-    e = slurp("big.err");
+    e = tu_slurp_in(dir, "big.err");
     cr_assert(strstr(e, "big: can never fit: needs 3 guests at once, --jobs allows 2"), "%s", e);
     free(e);
     char p[600];
@@ -458,7 +450,7 @@ Test(run, config_errors_exit_2_early)
     /* Memory: the budget is below one guest plus its QEMU. */
     const char *mem[] = { "run", "tiny.suite", "--mem-budget", "100", "--run-dir", rd, NULL };
     cr_assert_eq(run_qfleet("mem", mem, 20000), 2);
-    e = slurp("mem.err");
+    e = tu_slurp_in(dir, "mem.err");
     cr_assert(strstr(e, "tiny: can never fit: needs 320 MiB"), "%s", e);
     free(e);
 }
@@ -475,7 +467,7 @@ Test(run, shards_split_a_suite_list)
     }
     args[na] = NULL;
     cr_assert_eq(run_qfleet("all", args, 20000), 0);
-    char *all = slurp("all.out");
+    char *all = tu_slurp_in(dir, "all.out");
     int seen[12] = { 0 };
     for (int k = 1; k <= 3; k++) {
         char sh[16], tag[16];
@@ -487,7 +479,7 @@ Test(run, shards_split_a_suite_list)
         cr_assert_eq(run_qfleet(tag, args, 20000), 0);
         char fn[32];
         snprintf(fn, sizeof(fn), "%s.out", tag);
-        char *o = slurp(fn);
+        char *o = tu_slurp_in(dir, fn);
         for (int i = 0; i < 12; i++) {
             char line[48];
             snprintf(line, sizeof(line), "s%02d\t", i);
@@ -569,7 +561,7 @@ Test(run, run_dir_too_long_is_setup_error)
     long_run_dir(rd, sizeof(rd), 100);
     const char *a[] = { "run", "long.suite", "--run-dir", rd, "--retries", "2", "--plain", NULL };
     int rc = run_qfleet("toolong", a, 60000);
-    char *e = slurp("toolong.err");
+    char *e = tu_slurp_in(dir, "toolong.err");
     cr_assert_eq(rc, 3, "exit %d\n%s", rc, e);
     cr_assert(strstr(e, "suite long: run dir '") && strstr(e, "too long for the Unix socket paths of guest vm0"),
               "%s", e);
@@ -582,7 +574,7 @@ Test(run, run_dir_too_long_is_setup_error)
     long_run_dir(rd, sizeof(rd), 86);
     const char *b[] = { "run", "long.suite", "--run-dir", rd, "--retries", "2", "--json", NULL };
     rc = run_qfleet("tips", b, 300000);
-    e = slurp("tips.err");
+    e = tu_slurp_in(dir, "tips.err");
     cr_assert_eq(rc, 3, "exit %d\n%s", rc, e);
     snprintf(p, sizeof(p), "%s/events.jsonl", rd);
     json_t *ev = events(p);
@@ -590,7 +582,7 @@ Test(run, run_dir_too_long_is_setup_error)
     cr_assert_eq(count_events(ev, "case", "retrying"), 0, "a set-up error was retried");
     cr_assert_eq(count_events(ev, "case", "error"), 1);
     json_free(ev);
-    char *out = slurp("tips.out");
+    char *out = tu_slurp_in(dir, "tips.out");
     cr_assert(strstr(out, "set-up error: run dir '") && strstr(out, "guest vm0.2"), "%s", out);
     cr_assert_null(strstr(out, "retries used up"), "%s", out);
     free(out);

@@ -44,12 +44,6 @@ static void write_file(const char *name, const char *text)
     fclose(f);
 }
 
-static char *slurp(const char *path)
-{
-    char *s = fs_read_file(path, 1 << 26, NULL);
-    return s ? s : strdup("");
-}
-
 /* qfleet args... from dir, stdout/stderr to DIR/TAG.out/.err; exit code. */
 static int run_qfleet(const char *tag, const char *const args[], int timeout_ms)
 {
@@ -121,14 +115,14 @@ Test(run_interactive, spawn_send_expect_and_tear_downs)
                            "--retries", "0", "--run-dir", run_dir, "--plain", NULL };
     int rc = run_qfleet("t", args, 300000);
     snprintf(p, sizeof(p), "%s/t.err", dir);
-    char *err = slurp(p);
+    char *err = tu_slurp(p);
     cr_assert_eq(rc, 1, "exit %d (one case fails)\n%s", rc, err);
     cr_assert(!strstr(err, "Sanitizer") && !strstr(err, "runtime error:"), "%s", err); /* ASan exits 1 too */
     snprintf(p, sizeof(p), "%s/junit.xml", run_dir);
     char cmd[1024];
     snprintf(cmd, sizeof(cmd), "xmllint --noout --schema %s/tests/junit.xsd %s 2>&1", QF_SOURCE_DIR, p);
     cr_assert_eq(system(cmd), 0, "junit.xml does not validate");
-    char *x = slurp(p);
+    char *x = tu_slurp(p);
     cr_assert(strstr(x, "tests=\"4\" failures=\"1\" errors=\"0\" skipped=\"0\""), "%s", x);
     cr_assert(strstr(x, "<testsuite name=\"t\" tests=\"2\" failures=\"1\""), "%s", x);
 
@@ -164,7 +158,7 @@ Test(run_interactive, spawn_send_expect_and_tear_downs)
              run_dir, run_dir);
     cr_assert_eq(system(cmd), 0, "tear_down or tear_down_all did not run");
     snprintf(p, sizeof(p), "%s/status.json", run_dir);
-    char *st = slurp(p), e[512];
+    char *st = tu_slurp(p), e[512];
     json_t *doc = json_parse(st, strlen(st), e, sizeof(e));
     cr_assert(doc, "status.json: %s", e);
     cr_assert_eq(status_check(doc, e, sizeof(e)), 0, "%s", e);

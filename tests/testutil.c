@@ -18,6 +18,8 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "base/fs.h"
+
 int tu_mkdtemp(char *out, size_t outlen, const char *tag)
 {
     const char *tmp = getenv("TMPDIR");
@@ -362,4 +364,20 @@ void tu_guest_cfg(const char *path, const char *name, const char *append, const 
             net ? net : "    type=nic,opt_model=e1000,opt_addr=1f;\n    type=user;\n",
             extra ? extra : "");
     cr_assert_eq(fclose(f), 0);
+}
+
+char *tu_slurp(const char *path)
+{
+    char *s = fs_read_file(path, 64u << 20, NULL);
+    if (!s)
+        s = strdup("");
+    cr_assert(s);
+    return s;
+}
+
+char *tu_slurp_in(const char *dir, const char *name)
+{
+    char p[4096];
+    snprintf(p, sizeof(p), "%s/%s", dir, name);
+    return tu_slurp(p);
 }

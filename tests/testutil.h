@@ -31,6 +31,12 @@ int tu_wait_exit(pid_t pid, int ms);
 int tu_alive(long long pid);
 /* Monotonic milliseconds. */
 double tu_now_ms(void);
+/* The whole file at path (at most 64 MiB), malloc'd and NUL-terminated;
+ * "" (malloc'd too) when it cannot be read. The caller frees. */
+char *tu_slurp(const char *path);
+/* The same for DIR/NAME. */
+char *tu_slurp_in(const char *dir, const char *name);
+
 /* Run argv (looked up in PATH), stdout and stderr to /dev/null: its exit
  * status as tu_wait_exit gives it (10 s at most). */
 int tu_run(char *const argv[]);
