@@ -66,17 +66,8 @@ static struct res run_argv(const char *prog, const char *const *args)
     char out[400], err[400];
     snprintf(out, sizeof(out), "%s/out.txt", dir);
     snprintf(err, sizeof(err), "%s/err.txt", dir);
-    pid_t pid = fork();
-    cr_assert_geq(pid, 0);
-    if (pid == 0) {
-        int o = open(out, O_WRONLY | O_CREAT | O_TRUNC, 0600);
-        int e = open(err, O_WRONLY | O_CREAT | O_TRUNC, 0600);
-        if (o < 0 || e < 0 || dup2(o, 1) < 0 || dup2(e, 2) < 0 || chdir(dir) < 0)
-            _exit(126);
-        execv(prog, (char **)argv);
-        _exit(127);
-    }
-    struct res r = { .rc = tu_wait_exit(pid, 60000) };
+    tu_child c = { .out = out, .err = err, .cwd = dir };
+    struct res r = { .rc = tu_wait_exit(tu_start(argv, &c), 60000) };
     r.out = tu_slurp(out);
     r.err = tu_slurp(err);
     return r;

@@ -89,19 +89,8 @@ static struct result cmdline_as(const char *file, const char *sec, const char *d
     if (extra2)
         av[n++] = extra2;
     av[n] = NULL;
-    pid_t pid = fork();
-    cr_assert_geq(pid, 0);
-    if (pid == 0) {
-        int o = open(outp, O_WRONLY | O_CREAT | O_TRUNC, 0600);
-        int e = open(errp, O_WRONLY | O_CREAT | O_TRUNC, 0600);
-        if (o < 0 || e < 0 || dup2(o, 1) < 0 || dup2(e, 2) < 0)
-            _exit(127);
-        execv(QFLEET, (char *const *)av);
-        _exit(127);
-    }
-    int st;
-    cr_assert_eq(waitpid(pid, &st, 0), pid);
-    struct result r = { .rc = WIFEXITED(st) ? WEXITSTATUS(st) : 128 };
+    tu_child c = { .out = outp, .err = errp };
+    struct result r = { .rc = tu_wait_exit(tu_start(av, &c), 120000) };
     r.out = tu_slurp(outp);
     r.errout = tu_slurp(errp);
     char jerr[256];

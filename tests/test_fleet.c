@@ -68,21 +68,8 @@ static pid_t start_qfleet_stack(char *const args[], rlim_t stack)
     char out[320], errp[320];
     snprintf(out, sizeof(out), "%s/out.txt", dir);
     snprintf(errp, sizeof(errp), "%s/err.txt", dir);
-    pid_t pid = fork();
-    cr_assert_geq(pid, 0);
-    if (pid == 0) {
-        int o = open(out, O_WRONLY | O_CREAT | O_TRUNC, 0600);
-        int e = open(errp, O_WRONLY | O_CREAT | O_TRUNC, 0600);
-        dup2(o, 1);
-        dup2(e, 2);
-        setenv("QFLEET_STATE_DIR", state_dir, 1);
-        struct rlimit rl = { stack, stack };
-        if (stack && setrlimit(RLIMIT_STACK, &rl) < 0)
-            _exit(126);
-        execv(QFLEET, args);
-        _exit(127);
-    }
-    return pid;
+    tu_child c = { .out = out, .err = errp, .state_dir = state_dir, .stack = stack };
+    return tu_start((const char *const *)args, &c);
 }
 
 static pid_t start_qfleet(char *const args[]) { return start_qfleet_stack(args, 0); }

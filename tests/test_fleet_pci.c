@@ -105,19 +105,9 @@ static pid_t start_qfleet(char *const args[])
     char out[320], errp[320];
     snprintf(out, sizeof(out), "%s/out.txt", dir);
     snprintf(errp, sizeof(errp), "%s/err.txt", dir);
-    pid_t pid = fork();
-    cr_assert_geq(pid, 0);
-    if (pid == 0) {
-        int o = open(out, O_WRONLY | O_CREAT | O_TRUNC, 0600);
-        int e = open(errp, O_WRONLY | O_CREAT | O_TRUNC, 0600);
-        dup2(o, 1);
-        dup2(e, 2);
-        setenv("QFLEET_STATE_DIR", state_dir, 1);
-        execv(QFLEET, args);
-        _exit(127);
-    }
-    qfleet_pid = pid;
-    return pid;
+    tu_child c = { .out = out, .err = errp, .state_dir = state_dir };
+    qfleet_pid = tu_start((const char *const *)args, &c);
+    return qfleet_pid;
 }
 
 /* The one guest of the registry once it is ready or failed (the registry

@@ -146,18 +146,8 @@ static pid_t start(char *const args[], const char *name)
     char out[320], errp[320];
     snprintf(out, sizeof(out), "%s/%s.out", dir, name);
     snprintf(errp, sizeof(errp), "%s/%s.err", dir, name);
-    pid_t pid = fork();
-    cr_assert_geq(pid, 0);
-    if (pid == 0) {
-        int o = open(out, O_WRONLY | O_CREAT | O_TRUNC, 0600);
-        int e = open(errp, O_WRONLY | O_CREAT | O_TRUNC, 0600);
-        dup2(o, 1);
-        dup2(e, 2);
-        setenv("QFLEET_STATE_DIR", state_dir, 1);
-        execv(QFLEET, args);
-        _exit(127);
-    }
-    return pid;
+    tu_child c = { .out = out, .err = errp, .state_dir = state_dir };
+    return tu_start((const char *const *)args, &c);
 }
 
 static json_t *read_json(const char *path)

@@ -72,20 +72,8 @@ TestSuite(qmpctl, .init = setup, .fini = teardown, .timeout = 400);
 
 static pid_t spawn(char *const argv[], const char *out, const char *err)
 {
-    pid_t pid = fork();
-    cr_assert_geq(pid, 0);
-    if (pid == 0) {
-        int o = open(out, O_WRONLY | O_CREAT | O_TRUNC, 0600);
-        int e = open(err, O_WRONLY | O_CREAT | O_TRUNC, 0600);
-        int n = open("/dev/null", O_RDONLY);
-        dup2(n, 0);
-        dup2(o, 1);
-        dup2(e, 2);
-        setenv("QFLEET_STATE_DIR", state_dir, 1);
-        execv(argv[0], argv);
-        _exit(127);
-    }
-    return pid;
+    tu_child c = { .out = out, .err = err, .state_dir = state_dir };
+    return tu_start((const char *const *)argv, &c);
 }
 
 struct res {

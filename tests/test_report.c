@@ -52,19 +52,8 @@ static size_t count(const char *hay, const char *needle)
 
 static int run(char *const argv[], const char *out, const char *err, int ms)
 {
-    pid_t pid = fork();
-    cr_assert_geq(pid, 0);
-    if (pid == 0) {
-        int o = open(out, O_WRONLY | O_CREAT | O_TRUNC, 0600);
-        int e = open(err, O_WRONLY | O_CREAT | O_TRUNC, 0600);
-        int n = open("/dev/null", O_RDONLY);
-        dup2(n, 0);
-        dup2(o, 1);
-        dup2(e, 2);
-        execvp(argv[0], argv);
-        _exit(127);
-    }
-    return tu_wait_exit(pid, ms);
+    tu_child c = { .out = out, .err = err };
+    return tu_wait_exit(tu_start((const char *const *)argv, &c), ms);
 }
 
 /* ---- a hand-made status dir ---- */

@@ -51,37 +51,6 @@ static void write_file(const char *name, const char *text)
     fclose(f);
 }
 
-/* Run qfleet with args (NULL-terminated, without argv[0]) from dir;
- * stdout to DIR/TAG.out, stderr to DIR/TAG.err. */
-static pid_t start(const char *tag, const char *const args[])
-{
-    char out[512], errp[512];
-    snprintf(out, sizeof(out), "%s/%s.out", dir, tag);
-    snprintf(errp, sizeof(errp), "%s/%s.err", dir, tag);
-    const char *argv[40] = { QFLEET };
-    for (int i = 0; args[i] && i < 38; i++)
-        argv[i + 1] = args[i];
-    pid_t pid = fork();
-    cr_assert_geq(pid, 0);
-    if (pid == 0) {
-        int o = open(out, O_WRONLY | O_CREAT | O_TRUNC, 0600);
-        int e = open(errp, O_WRONLY | O_CREAT | O_TRUNC, 0600);
-        dup2(o, 1);
-        dup2(e, 2);
-        if (chdir(dir) < 0)
-            _exit(126);
-        setenv("QFLEET_STATE_DIR", state_dir, 1);
-        execv(QFLEET, (char *const *)argv);
-        _exit(127);
-    }
-    return pid;
-}
-
-static int run_qfleet(const char *tag, const char *const args[], int timeout_ms)
-{
-    return tu_wait_exit(start(tag, args), timeout_ms);
-}
-
 static int xmllint(const char *xml)
 {
     char cmd[1024];
@@ -147,7 +116,7 @@ static int count_events(const json_t *ev, const char *kind, const char *state)
 static int leases_left(void)
 {
     const char *args[] = { "leases", "--json", "--state-dir", state_dir, NULL };
-    cr_assert_eq(run_qfleet("leases", args, 20000), 0);
+    cr_assert_eq(tu_run_qfleet(dir, state_dir, "leases", args, 20000), 0);
     char *out = tu_slurp_in(dir, "leases.out");
     json_t *l = json_parse(out, strlen(out), NULL, 0);
     free(out);
@@ -256,7 +225,7 @@ Test(run, three_suites_in_parallel_within_limits)
     const char *args[] = { "run", "alpha.suite", "beta.suite", "gamma.suite", "--jobs", "4", "--retries", "0",
                            "--run-dir", run_dir, "--status-dir", w.dir, "--plain", NULL };
     double t0 = tu_now_ms();
-    int rc = run_qfleet("three", args, 400000);
+    int rc = tu_run_qfleet(dir, state_dir, "three", args, 400000);
     double secs = (tu_now_ms() - t0) / 1000;
     w.stop = 1;
     pthread_join(w.th, NULL);
@@ -348,7 +317,7 @@ Test(run, failure_and_killed_qemu)
     const char *fa[] = { "run", "fails.suite", "--run-dir", rf, "--retries", "2", "--plain", NULL };
     const char *ka[] = { "run", "killed.suite", "--run-dir", rk, "--retries", "1", "--json", NULL };
     double t0 = tu_now_ms();
-    pid_t pf = start("fails", fa), pk = start("killed", ka);
+    pid_t pf = tu_start_qfleet(dir, state_dir, "fails", fa), pk = tu_start_qfleet(dir, state_dir, "killed", ka);
     int rcf = tu_wait_exit(pf, 300000), rck = tu_wait_exit(pk, 300000);
     double secs = (tu_now_ms() - t0) / 1000;
     char *ef = tu_slurp_in(dir, "fails.err"), *ek = tu_slurp_in(dir, "killed.err"), *ok = tu_slurp_in(dir, "killed.out");
@@ -413,15 +382,15 @@ Test(run, failure_and_killed_qemu)
 Test(run, config_errors_exit_2_early)
 {
     const char *none[] = { "run", NULL };
-    cr_assert_eq(run_qfleet("none", none, 10000), 2);
+    cr_assert_eq(tu_run_qfleet(dir, state_dir, "none", none, 10000), 2);
     write_file("bad.suite", "[suite]\ncfg = guest.cfg\n[case a]\nrun vm0: true\n    expect stdout ~ (\n");
     const char *bad[] = { "run", "bad.suite", NULL };
-    cr_assert_eq(run_qfleet("bad", bad, 10000), 2);
+    cr_assert_eq(tu_run_qfleet(dir, state_dir, "bad", bad, 10000), 2);
     char *e = tu_slurp_in(dir, "bad.err");
     cr_assert(strstr(e, "bad.suite:5:21: error: bad regular expression"), "%s", e);
     free(e);
     const char *shard[] = { "run", "bad.suite", "--shard", "3/2", NULL };
-    cr_assert_eq(run_qfleet("shard", shard, 10000), 2);
+    cr_assert_eq(tu_run_qfleet(dir, state_dir, "shard", shard, 10000), 2);
 
     /* A suite that can never fit fails at once, without booting anything. */
     write_file("big.suite", "[suite]\ncfg = guest.cfg\nvms = vm0 * 3\n[case a]\nrun vm0-1: true\n"
@@ -431,7 +400,7 @@ Test(run, config_errors_exit_2_early)
     snprintf(rd, sizeof(rd), "%s/rbig", dir);
     const char *big[] = { "run", "big.suite", "--jobs", "2", "--run-dir", rd, "--mem-budget", "100", NULL };
     double t0 = tu_now_ms();
-    cr_assert_eq(run_qfleet("big", big, 20000), 2);
+    cr_assert_eq(tu_run_qfleet(dir, state_dir, "big", big, 20000), 2);
     cr_assert_lt(tu_now_ms() - t0, 10000);
     e = tu_slurp_in(dir, "big.err");
     cr_assert(strstr(e, "big: can never fit: needs 3 guests at once, --jobs allows 2"), "%s", e);
@@ -449,7 +418,7 @@ Test(run, config_errors_exit_2_early)
     json_free(ev);
     /* Memory: the budget is below one guest plus its QEMU. */
     const char *mem[] = { "run", "tiny.suite", "--mem-budget", "100", "--run-dir", rd, NULL };
-    cr_assert_eq(run_qfleet("mem", mem, 20000), 2);
+    cr_assert_eq(tu_run_qfleet(dir, state_dir, "mem", mem, 20000), 2);
     e = tu_slurp_in(dir, "mem.err");
     cr_assert(strstr(e, "tiny: can never fit: needs 320 MiB"), "%s", e);
     free(e);
@@ -466,7 +435,7 @@ Test(run, shards_split_a_suite_list)
         args[na++] = names[i];
     }
     args[na] = NULL;
-    cr_assert_eq(run_qfleet("all", args, 20000), 0);
+    cr_assert_eq(tu_run_qfleet(dir, state_dir, "all", args, 20000), 0);
     char *all = tu_slurp_in(dir, "all.out");
     int seen[12] = { 0 };
     for (int k = 1; k <= 3; k++) {
@@ -476,7 +445,7 @@ Test(run, shards_split_a_suite_list)
         args[na] = "--shard";
         args[na + 1] = sh;
         args[na + 2] = NULL;
-        cr_assert_eq(run_qfleet(tag, args, 20000), 0);
+        cr_assert_eq(tu_run_qfleet(dir, state_dir, tag, args, 20000), 0);
         char fn[32];
         snprintf(fn, sizeof(fn), "%s.out", tag);
         char *o = tu_slurp_in(dir, fn);
@@ -560,7 +529,7 @@ Test(run, run_dir_too_long_is_setup_error)
     char rd[PATH_MAX];
     long_run_dir(rd, sizeof(rd), 100);
     const char *a[] = { "run", "long.suite", "--run-dir", rd, "--retries", "2", "--plain", NULL };
-    int rc = run_qfleet("toolong", a, 60000);
+    int rc = tu_run_qfleet(dir, state_dir, "toolong", a, 60000);
     char *e = tu_slurp_in(dir, "toolong.err");
     cr_assert_eq(rc, 3, "exit %d\n%s", rc, e);
     cr_assert(strstr(e, "suite long: run dir '") && strstr(e, "too long for the Unix socket paths of guest vm0"),
@@ -573,7 +542,7 @@ Test(run, run_dir_too_long_is_setup_error)
     /* 86 bytes: "vm0" fits exactly, "vm0.2" (the second case's fresh guest) does not. */
     long_run_dir(rd, sizeof(rd), 86);
     const char *b[] = { "run", "long.suite", "--run-dir", rd, "--retries", "2", "--json", NULL };
-    rc = run_qfleet("tips", b, 300000);
+    rc = tu_run_qfleet(dir, state_dir, "tips", b, 300000);
     e = tu_slurp_in(dir, "tips.err");
     cr_assert_eq(rc, 3, "exit %d\n%s", rc, e);
     snprintf(p, sizeof(p), "%s/events.jsonl", rd);

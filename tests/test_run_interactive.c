@@ -44,31 +44,6 @@ static void write_file(const char *name, const char *text)
     fclose(f);
 }
 
-/* qfleet args... from dir, stdout/stderr to DIR/TAG.out/.err; exit code. */
-static int run_qfleet(const char *tag, const char *const args[], int timeout_ms)
-{
-    char out[512], errp[512];
-    snprintf(out, sizeof(out), "%s/%s.out", dir, tag);
-    snprintf(errp, sizeof(errp), "%s/%s.err", dir, tag);
-    const char *argv[40] = { QFLEET };
-    for (int i = 0; args[i] && i < 38; i++)
-        argv[i + 1] = args[i];
-    pid_t pid = fork();
-    cr_assert_geq(pid, 0);
-    if (pid == 0) {
-        int o = open(out, O_WRONLY | O_CREAT | O_TRUNC, 0600);
-        int e = open(errp, O_WRONLY | O_CREAT | O_TRUNC, 0600);
-        dup2(o, 1);
-        dup2(e, 2);
-        if (chdir(dir) < 0)
-            _exit(126);
-        setenv("QFLEET_STATE_DIR", state_dir, 1);
-        execv(QFLEET, (char *const *)argv);
-        _exit(127);
-    }
-    return tu_wait_exit(pid, timeout_ms);
-}
-
 /* The <testcase name="NAME" ...> element of junit text x (malloc'd). */
 static char *testcase(const char *x, const char *name)
 {
@@ -113,7 +88,7 @@ Test(run_interactive, spawn_send_expect_and_tear_downs)
     /* With the documented example (cfg/examples/interactive.suite), in parallel. */
     const char *args[] = { "run", "t.suite", QF_SOURCE_DIR "/cfg/examples/interactive.suite", "--jobs", "2",
                            "--retries", "0", "--run-dir", run_dir, "--plain", NULL };
-    int rc = run_qfleet("t", args, 300000);
+    int rc = tu_run_qfleet(dir, state_dir, "t", args, 300000);
     snprintf(p, sizeof(p), "%s/t.err", dir);
     char *err = tu_slurp(p);
     cr_assert_eq(rc, 1, "exit %d (one case fails)\n%s", rc, err);

@@ -14,6 +14,8 @@
 #include <time.h>
 #include <sys/file.h>
 #include <sys/mount.h>
+#include <sys/prctl.h>
+#include <sys/resource.h>
 #include <sys/statfs.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -106,6 +108,63 @@ int tu_run(char *const argv[])
         _exit(127);
     }
     return tu_wait_exit(p, 10000);
+}
+
+static void child_setup(const tu_child *c)
+{
+    int n = open("/dev/null", O_RDONLY);
+    int o = c && c->out ? open(c->out, O_WRONLY | O_CREAT | O_TRUNC, 0600) : 1;
+    int e = c && c->err ? open(c->err, O_WRONLY | O_CREAT | O_TRUNC, 0600) : 2;
+    if (n < 0 || o < 0 || e < 0 || dup2(n, 0) < 0 || dup2(o, 1) < 0 || dup2(e, 2) < 0)
+        _exit(126);
+    for (int fd = 3; fd < 1024; fd++)
+        close(fd);
+    prctl(PR_SET_PDEATHSIG, SIGTERM);
+    if (!c)
+        return;
+    if (c->state_dir)
+        setenv("QFLEET_STATE_DIR", c->state_dir, 1);
+    for (int i = 0; c->env && c->env[i] && c->env[i + 1]; i += 2)
+        setenv(c->env[i], c->env[i + 1], 1);
+    struct rlimit st = { c->stack, c->stack }, nf = { c->nofile, c->nofile };
+    if ((c->cwd && chdir(c->cwd) < 0) || (c->stack && setrlimit(RLIMIT_STACK, &st) < 0) ||
+        (c->nofile && setrlimit(RLIMIT_NOFILE, &nf) < 0))
+        _exit(126);
+    if (c->as_nobody && geteuid() == 0 && (setgid(65534) < 0 || setuid(65534) < 0))
+        _exit(126);
+}
+
+pid_t tu_start(const char *const argv[], const tu_child *c)
+{
+    pid_t pid = fork();
+    cr_assert_geq(pid, 0, "fork: %s", strerror(errno));
+    if (pid == 0) {
+        child_setup(c);
+        execvp(argv[0], (char *const *)argv);
+        _exit(127);
+    }
+    return pid;
+}
+
+pid_t tu_start_qfleet(const char *dir, const char *state_dir, const char *tag,
+                      const char *const args[])
+{
+    char out[4096], err[4096];
+    snprintf(out, sizeof(out), "%s/%s.out", dir, tag);
+    snprintf(err, sizeof(err), "%s/%s.err", dir, tag);
+    const char *argv[64] = { QF_BINARY_DIR "/src/qfleet" };
+    for (int i = 0; args[i]; i++) {
+        cr_assert_lt(i, 62, "too many arguments");
+        argv[i + 1] = args[i];
+    }
+    tu_child c = { .out = out, .err = err, .state_dir = state_dir, .cwd = dir };
+    return tu_start(argv, &c);
+}
+
+int tu_run_qfleet(const char *dir, const char *state_dir, const char *tag,
+                  const char *const args[], int ms)
+{
+    return tu_wait_exit(tu_start_qfleet(dir, state_dir, tag, args), ms);
 }
 
 /* ---- host resources private to one test ---- */

@@ -4,6 +4,7 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/resource.h>
 #include <sys/types.h>
 
 #include <uv.h>
@@ -31,6 +32,29 @@ int tu_wait_exit(pid_t pid, int ms);
 int tu_alive(long long pid);
 /* Monotonic milliseconds. */
 double tu_now_ms(void);
+/* How tu_start runs a child; zeroed fields change nothing. */
+typedef struct tu_child {
+    const char *out, *err;  /* stdout, stderr to these files (0600, truncated) */
+    const char *state_dir;  /* QFLEET_STATE_DIR */
+    const char *cwd;
+    const char *const *env; /* NAME, VALUE, NAME, VALUE, ..., NULL */
+    rlim_t stack, nofile;   /* RLIMIT_STACK, RLIMIT_NOFILE */
+    int as_nobody;          /* as uid/gid 65534 (when root) */
+} tu_child;
+
+/* Fork and exec argv[0] (a path, or looked up in PATH) as c says (c may be
+ * NULL), with stdin from /dev/null, no descriptor above 2, and SIGTERM
+ * when the test process ends, so a failed assertion leaves nothing behind.
+ * A child that cannot be set up exits 126; one that cannot exec, 127. */
+pid_t tu_start(const char *const argv[], const tu_child *c);
+/* The build's qfleet with args (NULL-terminated, without argv[0]), run in
+ * dir with QFLEET_STATE_DIR=state_dir, stdout and stderr to DIR/TAG.out and
+ * DIR/TAG.err; tu_run_qfleet waits up to ms for its exit status. */
+pid_t tu_start_qfleet(const char *dir, const char *state_dir, const char *tag,
+                      const char *const args[]);
+int tu_run_qfleet(const char *dir, const char *state_dir, const char *tag,
+                  const char *const args[], int ms);
+
 /* The whole file at path (at most 64 MiB), malloc'd and NUL-terminated;
  * "" (malloc'd too) when it cannot be read. The caller frees. */
 char *tu_slurp(const char *path);
