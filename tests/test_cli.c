@@ -97,16 +97,6 @@ static json_t *parse_json(const char *s)
     return v;
 }
 
-static void write_file(const char *name, const char *text)
-{
-    char p[400];
-    snprintf(p, sizeof(p), "%s/%s", dir, name);
-    FILE *f = fopen(p, "w");
-    cr_assert(f);
-    fputs(text, f);
-    fclose(f);
-}
-
 /* ---- usage errors ---- */
 
 Test(cli, usage_errors_name_the_option)
@@ -257,7 +247,7 @@ Test(cli, cmdline_prints_the_argv_without_launching)
 
 Test(cli, cmdline_cfg_errors_name_file_line)
 {
-    write_file("bad.cfg", "[vm0]\nmem = lots\n");
+    tu_write_in(dir, "bad.cfg", "[vm0]\nmem = lots\n");
     const char *want = "bad.cfg:2:7: error: expected OPTION=VALUE";
     EXPECT(2, NULL, want, QFLEET, "cmdline", "bad.cfg", "vm0");
     EXPECT(2, NULL, "no section [vm9] (sections: vm0)", QFLEET, "cmdline", GUEST_CFG, "vm9");
@@ -321,12 +311,12 @@ Test(cli, leases_alloc_free_on_a_private_state_dir)
 
 Test(cli, run_config_errors_exit_2_with_file_line)
 {
-    write_file("bad.suite", "[suite]\ncfg = " GUEST_CFG "\n[case a]\nrun vm0: true\n"
+    tu_write_in(dir, "bad.suite", "[suite]\ncfg = " GUEST_CFG "\n[case a]\nrun vm0: true\n"
                             "    expect stdout ~ (\n");
     EXPECT(2, NULL, "qfleet run: bad.suite:5:21: error: bad regular expression", QFLEET, "run",
            "bad.suite", "--state-dir", state);
-    write_file("one.suite", "[suite]\nname = same\ncfg = " GUEST_CFG "\n[case a]\nhost: true\n");
-    write_file("two.suite", "[suite]\nname = same\ncfg = " GUEST_CFG "\n[case a]\nhost: true\n");
+    tu_write_in(dir, "one.suite", "[suite]\nname = same\ncfg = " GUEST_CFG "\n[case a]\nhost: true\n");
+    tu_write_in(dir, "two.suite", "[suite]\nname = same\ncfg = " GUEST_CFG "\n[case a]\nhost: true\n");
     EXPECT(2, NULL, "are both suite 'same'", QFLEET, "run", "one.suite", "two.suite",
            "--state-dir", state);
     EXPECT(2, NULL, "nosuch.suite", QFLEET, "run", "nosuch.suite", "--state-dir", state);
@@ -334,8 +324,8 @@ Test(cli, run_config_errors_exit_2_with_file_line)
 
 Test(cli, run_list_boots_nothing)
 {
-    write_file("a.suite", "[suite]\ncfg = " GUEST_CFG "\n[case a]\nhost: true\n");
-    write_file("b.suite", "[suite]\ncfg = " GUEST_CFG "\n[case b]\nhost: true\n");
+    tu_write_in(dir, "a.suite", "[suite]\ncfg = " GUEST_CFG "\n[case a]\nhost: true\n");
+    tu_write_in(dir, "b.suite", "[suite]\ncfg = " GUEST_CFG "\n[case b]\nhost: true\n");
     struct res r = RUN(QFLEET, "run", "--list", "a.suite", "b.suite", "--state-dir", state);
     cr_assert_eq(r.rc, 0, "%s", r.err);
     cr_assert_str_eq(r.out, "a\ta.suite\nb\tb.suite\n");
@@ -349,7 +339,7 @@ Test(cli, run_list_boots_nothing)
     json_free(v);
     res_free(&r);
     /* "--" ends the options: a suite file may start with a dash. */
-    write_file("-c.suite", "[suite]\ncfg = " GUEST_CFG "\n[case c]\nhost: true\n");
+    tu_write_in(dir, "-c.suite", "[suite]\ncfg = " GUEST_CFG "\n[case c]\nhost: true\n");
     EXPECT(0, "-c\t", NULL, QFLEET, "run", "--list", "--", "-c.suite");
 }
 

@@ -41,16 +41,6 @@ static void teardown(void) { tu_rmtree(dir); }
 
 TestSuite(run, .init = setup, .fini = teardown, .timeout = 600);
 
-static void write_file(const char *name, const char *text)
-{
-    char p[512];
-    snprintf(p, sizeof(p), "%s/%s", dir, name);
-    FILE *f = fopen(p, "w");
-    cr_assert(f, "%s", p);
-    fputs(text, f);
-    fclose(f);
-}
-
 static int xmllint(const char *xml)
 {
     char cmd[1024];
@@ -212,9 +202,9 @@ static const char gamma_[] =
 
 Test(run, three_suites_in_parallel_within_limits)
 {
-    write_file("alpha.suite", alpha);
-    write_file("beta.suite", beta);
-    write_file("gamma.suite", gamma_);
+    tu_write_in(dir, "alpha.suite", alpha);
+    tu_write_in(dir, "beta.suite", beta);
+    tu_write_in(dir, "gamma.suite", gamma_);
     struct watcher w = { 0 };
     snprintf(w.dir, sizeof(w.dir), "%s/status", dir);
     cr_assert_eq(mkdir(w.dir, 0755), 0);
@@ -309,8 +299,8 @@ static const char killed[] =
 
 Test(run, failure_and_killed_qemu)
 {
-    write_file("fails.suite", fails);
-    write_file("killed.suite", killed);
+    tu_write_in(dir, "fails.suite", fails);
+    tu_write_in(dir, "killed.suite", killed);
     char rf[400], rk[400];
     snprintf(rf, sizeof(rf), "%s/rf", dir);
     snprintf(rk, sizeof(rk), "%s/rk", dir);
@@ -383,7 +373,7 @@ Test(run, config_errors_exit_2_early)
 {
     const char *none[] = { "run", NULL };
     cr_assert_eq(tu_run_qfleet(dir, state_dir, "none", none, 10000), 2);
-    write_file("bad.suite", "[suite]\ncfg = guest.cfg\n[case a]\nrun vm0: true\n    expect stdout ~ (\n");
+    tu_write_in(dir, "bad.suite", "[suite]\ncfg = guest.cfg\n[case a]\nrun vm0: true\n    expect stdout ~ (\n");
     const char *bad[] = { "run", "bad.suite", NULL };
     cr_assert_eq(tu_run_qfleet(dir, state_dir, "bad", bad, 10000), 2);
     char *e = tu_slurp_in(dir, "bad.err");
@@ -393,9 +383,9 @@ Test(run, config_errors_exit_2_early)
     cr_assert_eq(tu_run_qfleet(dir, state_dir, "shard", shard, 10000), 2);
 
     /* A suite that can never fit fails at once, without booting anything. */
-    write_file("big.suite", "[suite]\ncfg = guest.cfg\nvms = vm0 * 3\n[case a]\nrun vm0-1: true\n"
+    tu_write_in(dir, "big.suite", "[suite]\ncfg = guest.cfg\nvms = vm0 * 3\n[case a]\nrun vm0-1: true\n"
                             "[case b]\nrun vm0-2: true\n");
-    write_file("tiny.suite", "[suite]\ncfg = guest.cfg\nvms = vm0\n[case a]\nhost: true\n");
+    tu_write_in(dir, "tiny.suite", "[suite]\ncfg = guest.cfg\nvms = vm0\n[case a]\nhost: true\n");
     char rd[400];
     snprintf(rd, sizeof(rd), "%s/rbig", dir);
     const char *big[] = { "run", "big.suite", "--jobs", "2", "--run-dir", rd, "--mem-budget", "100", NULL };
@@ -431,7 +421,7 @@ Test(run, shards_split_a_suite_list)
     int na = 2;
     for (int i = 0; i < 12; i++) {
         snprintf(names[i], sizeof(names[i]), "s%02d.suite", i);
-        write_file(names[i], "[suite]\ncfg = guest.cfg\n[case a]\nhost: true\n");
+        tu_write_in(dir, names[i], "[suite]\ncfg = guest.cfg\n[case a]\nhost: true\n");
         args[na++] = names[i];
     }
     args[na] = NULL;
@@ -469,7 +459,7 @@ Test(run, shards_split_a_suite_list)
 /* On a terminal the table is redrawn in place. */
 Test(run, live_table_on_a_tty)
 {
-    write_file("big.suite", "[suite]\ncfg = guest.cfg\nvms = vm0 * 3\n[case a]\nrun vm0-1: true\n");
+    tu_write_in(dir, "big.suite", "[suite]\ncfg = guest.cfg\nvms = vm0 * 3\n[case a]\nrun vm0-1: true\n");
     char rd[400];
     snprintf(rd, sizeof(rd), "%s/rtty", dir);
     int master;
@@ -524,7 +514,7 @@ static void long_run_dir(char *out, size_t outlen, size_t n)
 
 Test(run, run_dir_too_long_is_setup_error)
 {
-    write_file("long.suite", each);
+    tu_write_in(dir, "long.suite", each);
     /* sun_path: RUN/long + "/" + NAME + "-qmp-inspect.sock" within 107 bytes. */
     char rd[PATH_MAX];
     long_run_dir(rd, sizeof(rd), 100);

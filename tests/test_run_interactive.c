@@ -34,16 +34,6 @@ static void teardown(void) { tu_rmtree(dir); }
 
 TestSuite(run_interactive, .init = setup, .fini = teardown, .timeout = 400);
 
-static void write_file(const char *name, const char *text)
-{
-    char p[512];
-    snprintf(p, sizeof(p), "%s/%s", dir, name);
-    FILE *f = fopen(p, "w");
-    cr_assert(f, "%s", p);
-    fputs(text, f);
-    fclose(f);
-}
-
 /* The <testcase name="NAME" ...> element of junit text x (malloc'd). */
 static char *testcase(const char *x, const char *name)
 {
@@ -82,7 +72,7 @@ static const char sessions[] =
 
 Test(run_interactive, spawn_send_expect_and_tear_downs)
 {
-    write_file("t.suite", sessions);
+    tu_write_in(dir, "t.suite", sessions);
     char run_dir[400], p[600];
     snprintf(run_dir, sizeof(run_dir), "%s/r", dir);
     /* With the documented example (cfg/examples/interactive.suite), in parallel. */

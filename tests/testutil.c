@@ -440,3 +440,13 @@ char *tu_slurp_in(const char *dir, const char *name)
     snprintf(p, sizeof(p), "%s/%s", dir, name);
     return tu_slurp(p);
 }
+
+void tu_write_in(const char *dir, const char *name, const char *text)
+{
+    char p[4096];
+    snprintf(p, sizeof(p), "%s/%s", dir, name);
+    FILE *f = fopen(p, "w");
+    cr_assert(f, "%s: %s", p, strerror(errno));
+    fputs(text, f);
+    cr_assert_eq(fclose(f), 0, "%s: %s", p, strerror(errno));
+}

@@ -55,6 +55,8 @@ pid_t tu_start_qfleet(const char *dir, const char *state_dir, const char *tag,
 int tu_run_qfleet(const char *dir, const char *state_dir, const char *tag,
                   const char *const args[], int ms);
 
+/* Write text to DIR/NAME (created or truncated). */
+void tu_write_in(const char *dir, const char *name, const char *text);
 /* The whole file at path (at most 64 MiB), malloc'd and NUL-terminated;
  * "" (malloc'd too) when it cannot be read. The caller frees. */
 char *tu_slurp(const char *path);
