@@ -596,6 +596,8 @@ static void suite_start(struct rsuite *s)
         .cfg_path = s->def->cfg,
         .boot_timeout_s = r->o.boot_timeout_s ? r->o.boot_timeout_s : s->def->boot_timeout_s,
         .clone = s->def->setup_clone,
+        .sysfs_root = r->o.sysfs_root,
+        .vf_nl = r->o.vf_nl,
     };
     if (fleet_new(r->loop, &fo, on_fleet_event, s, &s->f, err, sizeof(err)) < 0) {
         st_case *c = &s->st.cases[0];
