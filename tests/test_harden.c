@@ -754,3 +754,30 @@ Test(harden_user, bad_group_stores_are_refused)
     snprintf(table, sizeof(table), "%s/leases.lock", state);
     cr_assert_neq(access(table, F_OK), 0, "a lock file was made in the refused dir");
 }
+
+/* tools/shared-store (what quickstart runs as root) turns a store that was
+ * root's alone into a shared one, idempotently; a member can then use it. */
+Test(harden_user, shared_store_tool_converts_a_root_store)
+{
+    need_root();
+    gid_t g = qfleet_gid();
+    result r;
+    alloc_mac(&r, state, "root-before/vm");
+    cr_assert_eq(r.status, 0, "%s", r.err);
+    char *tool[] = { QF_SOURCE_DIR "/tools/shared-store", state, NULL };
+    for (int i = 0; i < 2; i++) {
+        run_argv(&r, tool);
+        cr_assert_eq(r.status, 0, "run %d: %s", i + 1, r.err);
+        struct stat st;
+        cr_assert_eq(stat(state, &st), 0);
+        cr_assert(st.st_uid == 0 && st.st_gid == g && (st.st_mode & 07777) == 02770,
+                  "%u:%u %04o", (unsigned)st.st_uid, (unsigned)st.st_gid, st.st_mode & 07777);
+    }
+    char *argv[] = { QFLEET, "alloc", "mac", "--owner", "user-after/vm", "--hold", "--state-dir",
+                     state, NULL };
+    run_argv_as(&r, argv, evil_uid, evil_gid, g);
+    cr_assert_eq(r.status, 0, "%s", r.err);
+    char *ls[] = { QFLEET, "leases", "--state-dir", state, NULL };
+    run_argv(&r, ls);
+    cr_assert(strstr(r.out, "root-before/vm") && strstr(r.out, "user-after/vm"), "%s", r.out);
+}
