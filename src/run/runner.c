@@ -155,6 +155,11 @@ static void gen_start(struct rsuite *s)
             set_infra(s, "%s", err);
             break;
         }
+        if (s->r->o.mac_prefix && cfg_vm_set(vm, "mac_prefix", s->r->o.mac_prefix, err, sizeof(err)) < 0) {
+            cfg_vm_free(vm);
+            set_infra(s, "--mac-prefix: %s", err);
+            break;
+        }
         run__add_password(s, cfg_vm_info(vm)->password);
         run__instance_name(s->r, d->guests[i].name, name, sizeof(name));
         if (fleet_add(s->f, vm, name, err, sizeof(err)) < 0) {

@@ -213,8 +213,9 @@ static int pool_index(struct runner *r, alloc_store **st, const struct cfg_vf_po
     return rc;
 }
 
-/* What the guests of s ask of the VF pools (devices with opt_pool). */
-static int suite_vfs(struct runner *r, struct rsuite *s, char *why, size_t whylen)
+/* What the guests of s ask of the VF pools (devices with opt_pool).
+ * *bad_prefix is set when a VM refuses --mac-prefix (why says how). */
+static int suite_vfs(struct runner *r, struct rsuite *s, int *bad_prefix, char *why, size_t whylen)
 {
     const struct suite *def = s->def;
     alloc_store *st = NULL;
@@ -224,6 +225,12 @@ static int suite_vfs(struct runner *r, struct rsuite *s, char *why, size_t whyle
         if ((rc = cfg_vm_from_docs(def->doc, def->guests[i].section, def->defaults_doc, &vm, why,
                                    whylen)) < 0)
             break;
+        /* --mac-prefix is checked here, before anything runs (gen_start sets it). */
+        if (r->o.mac_prefix && (rc = cfg_vm_set(vm, "mac_prefix", r->o.mac_prefix, why, whylen)) < 0) {
+            *bad_prefix = 1;
+            cfg_vm_free(vm);
+            break;
+        }
         struct cfg_needs nd;
         cfg_vm_needs(vm, &nd);
         for (int k = 0; rc >= 0 && k < nd.vfs; k++) {
@@ -291,7 +298,16 @@ int runner_add(runner_t *r, struct suite *def, char *err, size_t errlen)
         if (sched_need_add(&s->need, g->name, g->mem_mb, g->cpupin, g->ncpupin, g->vnc, why, sizeof(why)) < 0)
             s->never = strdup(why);
     }
-    if (!s->never && suite_vfs(r, s, why, sizeof(why)) < 0)
+    int bad_prefix = 0, rc = s->never ? 0 : suite_vfs(r, s, &bad_prefix, why, sizeof(why));
+    if (bad_prefix) {
+        snprintf(err, errlen, "%s: --mac-prefix %s: %s", def->path, r->o.mac_prefix, why);
+        free(s->st.cases);
+        free(s->st.guests);
+        free(s->g);
+        free(s);
+        return rc;
+    }
+    if (rc < 0)
         s->never = strdup(why);
     for (int i = 0; i < def->nguests; i++)
         s->st.guests[i].name = def->guests[i].name;
