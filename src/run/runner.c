@@ -155,7 +155,8 @@ static void gen_start(struct rsuite *s)
             set_infra(s, "%s", err);
             break;
         }
-        if (s->r->o.mac_prefix && cfg_vm_set(vm, "mac_prefix", s->r->o.mac_prefix, err, sizeof(err)) < 0) {
+        const char *pfx = s->r->o.mac_prefix; /* checked by runner_add */
+        if (pfx && cfg_vm_set(vm, "mac_prefix", pfx, err, sizeof(err)) < 0) {
             cfg_vm_free(vm);
             set_infra(s, "--mac-prefix: %s", err);
             break;
