@@ -161,20 +161,28 @@ static void write_qemu(void)
                0755, "%s/qemu", dir);
 }
 
-/* vm2: two VFs of pool net1 (the pool is in the defaults' [KVM]). */
-static void write_cfg(void)
+/* VM vm2: two VFs of pool net1; vm3: two of pool other (the pools are in
+ * the defaults' [KVM], with pools_extra after net1). */
+static void write_cfg(const char *pools_extra)
 {
-    write_file("[KVM]\nvf_pool = name=net1,pf=ens1f0\n", 0644, "%s/global.cfg", dir);
-    write_file("[vm2]\n"
-               "qemu = path=./qemu\n"
-               "enable_kvm = enable=no\n"
-               "qga = enable=no\n"
-               "vnc = disable=yes\n"
-               "mem = size=64\n"
-               "device =\n"
-               "    driver=vfio-pci,opt_pool=net1;\n"
-               "    driver=vfio-pci,opt_pool=net1;\n",
-               0644, "%s/vf.cfg", dir);
+    char t[1024];
+    snprintf(t, sizeof(t), "[KVM]\nvf_pool = name=net1,pf=ens1f0%s\n", pools_extra);
+    write_file(t, 0644, "%s/global.cfg", dir);
+    const char *vm = "qemu = path=./qemu\n"
+                     "enable_kvm = enable=no\n"
+                     "qga = enable=no\n"
+                     "vnc = disable=yes\n"
+                     "mem = size=64\n"
+                     "device =\n"
+                     "    driver=vfio-pci,opt_pool=%s;\n"
+                     "    driver=vfio-pci,opt_pool=%s;\n";
+    char a[512], b[512];
+    snprintf(a, sizeof(a), vm, "net1", "net1");
+    snprintf(b, sizeof(b), vm, "other", "other");
+    snprintf(t, sizeof(t), "[vm2]\n%s%s", a, *pools_extra ? "[vm3]\n" : "");
+    if (*pools_extra)
+        strncat(t, b, sizeof(t) - strlen(t) - 1);
+    write_file(t, 0644, "%s/vf.cfg", dir);
 }
 
 /* A suite of vms guests of vm2; its case holds them for a moment and
@@ -268,7 +276,7 @@ Test(run_vf, suites_wait_for_vfs_and_one_that_never_fits_fails_at_once)
 {
     fake_pf();
     write_qemu();
-    write_cfg();
+    write_cfg("");
     write_suite("first", "vm2", "vm2");
     write_suite("second", "vm2", "vm2");
     write_suite("toobig", "vm2 * 2", "vm2-1");
@@ -337,4 +345,32 @@ Test(run_vf, suites_wait_for_vfs_and_one_that_never_fits_fails_at_once)
     json_free(ev);
     json_free(st);
     free(status);
+}
+
+/* Two pools of different names over the same PF compete for its 3 VFs:
+ * the suite drawing 2 from "other" waits while the one drawing 2 from
+ * "net1" runs. (The cfg warns that the PF is in two pools.) */
+Test(run_vf, pools_over_one_pf_add_up)
+{
+    fake_pf();
+    write_qemu();
+    write_cfg(";name=other,pf=ens1f0");
+    write_suite("first", "vm2", "vm2");
+    write_suite("second", "vm3", "vm3");
+    const char *names[] = { "first", "second" };
+    int code = run_suites(names, 2);
+    json_t *ev = events();
+    char *evs = json_dump_pretty(ev, NULL);
+    cr_assert_eq(code, 0, "exit %d\n%s", code, evs);
+    int waited = find(ev, "suite", "suite", "second", "state", "waiting");
+    cr_assert_geq(waited, 0, "second never waited:\n%s", evs);
+    const char *why = str_or(json_at(ev, (size_t)waited), "reason");
+    /* 1 free: net1's 2 are other's too. */
+    cr_assert(strstr(why, "waiting for 2 VF(s) of pool other (1 of 3 free)"), "%s", why);
+    int first_stopped = find(ev, "guest", "suite", "first", "state", "stopped");
+    int second_alloc = find(ev, "guest", "suite", "second", "state", "allocating");
+    cr_assert_gt(second_alloc, first_stopped, "%s", evs);
+    cr_assert_eq(nsets, 8, "%d RTM_SETLINK", nsets);
+    free(evs);
+    json_free(ev);
 }
