@@ -546,4 +546,48 @@ Test(run, run_dir_too_long_is_setup_error)
     cr_assert_null(strstr(out, "retries used up"), "%s", out);
     free(out);
     free(e);
+
+/* --mac-prefix: every VM of every suite takes its MACs under the prefix
+ * (as `qfleet up --mac-prefix`); a prefix a VM refuses is a usage error
+ * before anything boots. The VM has no kernel or disk: QEMU (TCG) runs its
+ * firmware, which is all this needs (ready = QMP and the PCI map). */
+Test(run, mac_prefix_applies_to_every_vm)
+{
+    tu_write_in(dir, "bare.cfg", "[vm0]\nenable_kvm = enable=no\nqga = enable=no\nvnc = disable=yes\n"
+                           "mem = size=64\n");
+    tu_write_in(dir, "mac.suite", "[suite]\ncfg = bare.cfg\nvms = vm0 * 2\n[case prefixed]\n"
+                            "host: echo ${guest.vm0-1.mac} ${guest.vm0-2.mac}\n"
+                            "    expect stdout ~ ^02:5a:5b:[0-9a-f:]{8} 02:5a:5b:[0-9a-f:]{8}$\n");
+    char rd[400];
+    snprintf(rd, sizeof(rd), "%s/rmac", dir);
+    const char *args[] = { "run", "mac.suite", "--mac-prefix", "02:5a:5b", "--run-dir", rd,
+                           "--retries", "0", "--plain", NULL };
+    int rc = tu_run_qfleet(dir, state_dir, "mac", args, 120000);
+    char *e = tu_slurp_in(dir, "mac.err"), *o = tu_slurp_in(dir, "mac.out");
+    cr_assert_eq(rc, 0, "exit %d\n%s\n%s", rc, o, e);
+    free(e);
+    free(o);
+    const char *bad[] = { "run", "mac.suite", "--mac-prefix", "01:00:", "--run-dir", rd, NULL };
+    cr_assert_eq(tu_run_qfleet(dir, state_dir, "badmac", bad, 20000), 2);
+    e = tu_slurp_in(dir, "badmac.err");
+    cr_assert(strstr(e, "mac.suite: --mac-prefix 01:00:: "), "%s", e);
+    free(e);
+
+    /* `qfleet leases --json --with-prefix`: the prefix new MACs get here,
+     * where it comes from, and the leases (all given back by now). */
+    setenv("QFLEET_MAC_PREFIX", "02:77:", 1);
+    const char *ls[] = { "leases", "--json", "--with-prefix", NULL };
+    rc = tu_run_qfleet(dir, state_dir, "lsp", ls, 20000);
+    unsetenv("QFLEET_MAC_PREFIX");
+    char *out = tu_slurp_in(dir, "lsp.out");
+    cr_assert_eq(rc, 0, "%s", out);
+    json_t *j = json_parse(out, strlen(out), NULL, 0);
+    cr_assert(j, "%s", out);
+    cr_assert_str_eq(json_get_str(j, "prefix"), "02:77:");
+    cr_assert_str_eq(json_get_str(j, "prefix_from"), "QFLEET_MAC_PREFIX");
+    cr_assert_eq(json_len(json_get(j, "leases")), 0, "%s", out);
+    json_free(j);
+    free(out);
+    const char *ls_text[] = { "leases", "--with-prefix", NULL };
+    cr_assert_eq(tu_run_qfleet(dir, state_dir, "lsp2", ls_text, 20000), 2);
 }

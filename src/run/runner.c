@@ -157,6 +157,12 @@ static void gen_start(struct rsuite *s)
             set_infra(s, "%s", err);
             break;
         }
+        const char *pfx = s->r->o.mac_prefix; /* checked by runner_add */
+        if (pfx && cfg_vm_set(vm, "mac_prefix", pfx, err, sizeof(err)) < 0) {
+            cfg_vm_free(vm);
+            set_infra(s, "--mac-prefix: %s", err);
+            break;
+        }
         run__add_password(s, cfg_vm_info(vm)->password);
         run__instance_name(s->r, d->guests[i].name, name, sizeof(name));
         if (cfg_sock_paths_fit(s->st.run_dir, name, err, sizeof(err)) < 0) {
@@ -605,6 +611,8 @@ static void suite_start(struct rsuite *s)
         .cfg_path = s->def->cfg,
         .boot_timeout_s = r->o.boot_timeout_s ? r->o.boot_timeout_s : s->def->boot_timeout_s,
         .clone = s->def->setup_clone,
+        .sysfs_root = r->o.sysfs_root,
+        .vf_nl = r->o.vf_nl,
     };
     if (fleet_new(r->loop, &fo, on_fleet_event, s, &s->f, err, sizeof(err)) < 0) {
         st_case *c = &s->st.cases[0];
