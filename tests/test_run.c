@@ -546,6 +546,7 @@ Test(run, run_dir_too_long_is_setup_error)
     cr_assert_null(strstr(out, "retries used up"), "%s", out);
     free(out);
     free(e);
+}
 
 /* --mac-prefix: every VM of every suite takes its MACs under the prefix
  * (as `qfleet up --mac-prefix`); a prefix a VM refuses is a usage error
