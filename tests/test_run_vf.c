@@ -4,7 +4,8 @@
  * once saying which pool and how many.
  *
  * There is NO SR-IOV hardware on the machines these tests run on, so, as
- * in test_fleet_vf.c, three things are FAKE and nothing else:
+ * in test_fleet_vf.c, the fake SR-IOV host of tests/sriov_fx.h stands in
+ * for it, and nothing else is fake:
  *  - the VFs: a sysfs tree in a temp dir (a PF netdev with virtfnN links,
  *    the VFs' PCI devices and netdevs), runner_opts.sysfs_root;
  *  - netlink: runner_opts.vf_nl is a recorder that keeps every RTM_SETLINK
@@ -21,14 +22,9 @@
 #include <criterion/criterion.h>
 
 #include <errno.h>
-#include <linux/if_link.h>
-#include <linux/netlink.h>
-#include <linux/rtnetlink.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 #include <unistd.h>
 #include <uv.h>
 
@@ -38,6 +34,7 @@
 #include "src/alloc/alloc.h"
 #include "src/alloc/vf.h"
 #include "src/run/runner.h"
+#include "sriov_fx.h"
 #include "testutil.h"
 
 #define PF_IFINDEX 7
@@ -56,109 +53,26 @@ static void teardown(void) { tu_rmtree(dir); }
 
 TestSuite(run_vf, .init = setup, .fini = teardown, .timeout = 300);
 
-static void pathf(char *p, size_t len, const char *fmt, va_list ap)
+/* The fake SR-IOV host of tests/sriov_fx.h: PF ens1f0 (ifindex 7) with
+ * NVF VFs, VF i is 0000:3b:02.i with netdev ens1f0vI and MAC
+ * aa:00:00:00:3b:0I, as test_fleet_vf.c lays them out. */
+static sfx_rec rec;
+static alloc_nl recorder;
+
+/* What this test allows through: MACs only, on VFs of the one PF. */
+static void check(const sfx_req *r, void *data)
 {
-    int n = vsnprintf(p, len, fmt, ap);
-    cr_assert(n > 0 && (size_t)n < len);
+    (void)data;
+    cr_assert_eq(r->ifindex, PF_IFINDEX);
+    cr_assert_eq(r->vlan, -1, "an IFLA_VF_VLAN request, not IFLA_VF_MAC");
+    cr_assert_lt(r->vf, NVF);
 }
 
-static void mkdir_p(const char *fmt, ...)
-{
-    char p[1024];
-    va_list ap;
-    va_start(ap, fmt);
-    pathf(p, sizeof(p), fmt, ap);
-    va_end(ap);
-    cr_assert_eq(fs_mkdir_p(p, 0755, 0), 0, "%s", p);
-}
-
-static void write_file(const char *text, int mode, const char *fmt, ...)
-{
-    char p[1024];
-    va_list ap;
-    va_start(ap, fmt);
-    pathf(p, sizeof(p), fmt, ap);
-    va_end(ap);
-    FILE *f = fopen(p, "w");
-    cr_assert(f, "%s", p);
-    fputs(text, f);
-    fclose(f);
-    cr_assert_eq(chmod(p, (mode_t)mode), 0);
-}
-
-static void symlink_at(const char *target, const char *fmt, ...)
-{
-    char p[1024];
-    va_list ap;
-    va_start(ap, fmt);
-    pathf(p, sizeof(p), fmt, ap);
-    va_end(ap);
-    cr_assert_eq(symlink(target, p), 0, "%s", p);
-}
-
-/* PF ens1f0 (ifindex 7) with NVF VFs: VF i is 0000:3b:02.i with netdev
- * ens1f0vI and MAC aa:00:00:00:3b:0I, as test_fleet_vf.c lays them out. */
 static void fake_pf(void)
 {
-    char t[128];
-    mkdir_p("%s/class/net/ens1f0/device", root);
-    snprintf(t, sizeof(t), "%d\n", PF_IFINDEX);
-    write_file(t, 0644, "%s/class/net/ens1f0/ifindex", root);
-    for (int i = 0; i < NVF; i++) {
-        snprintf(t, sizeof(t), "../0000:3b:02.%d", i);
-        symlink_at(t, "%s/class/net/ens1f0/device/virtfn%d", root, i);
-        mkdir_p("%s/bus/pci/devices/0000:3b:02.%d/net/ens1f0v%d", root, i, i);
-        mkdir_p("%s/class/net/ens1f0v%d", root, i);
-        snprintf(t, sizeof(t), "../../../bus/pci/devices/0000:3b:02.%d", i);
-        symlink_at(t, "%s/class/net/ens1f0v%d/device", root, i);
-        snprintf(t, sizeof(t), "aa:00:00:00:3b:%02x\n", i);
-        write_file(t, 0644, "%s/class/net/ens1f0v%d/address", root, i);
-    }
-}
-
-static int nsets; /* RTM_SETLINK requests seen */
-
-/* The "kernel": RTM_SETLINK { ifinfomsg, IFLA_VFINFO_LIST { IFLA_VF_INFO {
- * IFLA_VF_MAC } } } on the PF sets the fake VF's MAC. */
-static int record(void *ctx, const void *buf, size_t len)
-{
-    (void)ctx;
-    const struct nlmsghdr *h = buf;
-    cr_assert_eq(h->nlmsg_len, len);
-    cr_assert_eq(h->nlmsg_type, RTM_SETLINK);
-    const struct ifinfomsg *ifi = NLMSG_DATA(h);
-    cr_assert_eq(ifi->ifi_index, PF_IFINDEX);
-    const struct rtattr *list = (const void *)((const char *)ifi + NLMSG_ALIGN(sizeof(*ifi)));
-    cr_assert_eq(list->rta_type & NLA_TYPE_MASK, IFLA_VFINFO_LIST);
-    const struct rtattr *info = RTA_DATA(list);
-    const struct rtattr *a = RTA_DATA(info);
-    cr_assert_eq(a->rta_type, IFLA_VF_MAC);
-    const struct ifla_vf_mac *vm = RTA_DATA(a);
-    cr_assert_lt(vm->vf, NVF);
-    char mac[MAC_STRLEN], t[MAC_STRLEN + 1];
-    mac_format(vm->mac, mac);
-    snprintf(t, sizeof(t), "%s\n", mac);
-    write_file(t, 0644, "%s/class/net/ens1f0v%u/address", root, vm->vf);
-    nsets++;
-    return 0;
-}
-
-static const alloc_nl recorder = { .send = record };
-
-/* The stand-in for QEMU (see the top of the file). argv[2] is -name's. */
-static void write_qemu(void)
-{
-    write_file("#!/bin/sh\n"
-               "# stand-in for QEMU: there is no SR-IOV hardware here for vfio-pci to open,\n"
-               "# so each VF becomes an e1000 with the same id and guest address.\n"
-               "printf '%s\\n' \"$@\" > \"$(dirname \"$0\")/argv-$2\"\n"
-               "for a; do\n"
-               "  shift\n"
-               "  case \"$a\" in vfio-pci,host=*) a=\"e1000,${a#vfio-pci,host=*,}\";; esac\n"
-               "  set -- \"$@\" \"$a\"\n"
-               "done\n"
-               "exec qemu-system-x86_64 \"$@\"\n",
-               0755, "%s/qemu", dir);
+    rec = (sfx_rec){ .root = root, .vfname = "ens1f0v", .check = check };
+    recorder = sfx_nl(&rec, 0);
+    sfx_pf(root, "ens1f0", PF_IFINDEX, 0x3b, NVF, "ens1f0v");
 }
 
 /* VM vm2: two VFs of pool net1; vm3: two of pool other (the pools are in
@@ -167,7 +81,7 @@ static void write_cfg(const char *pools_extra)
 {
     char t[1024];
     snprintf(t, sizeof(t), "[KVM]\nvf_pool = name=net1,pf=ens1f0%s\n", pools_extra);
-    write_file(t, 0644, "%s/global.cfg", dir);
+    sfx_write(t, 0644, "%s/global.cfg", dir);
     const char *vm = "qemu = path=./qemu\n"
                      "enable_kvm = enable=no\n"
                      "qga = enable=no\n"
@@ -182,7 +96,7 @@ static void write_cfg(const char *pools_extra)
     snprintf(t, sizeof(t), "[vm2]\n%s%s", a, *pools_extra ? "[vm3]\n" : "");
     if (*pools_extra)
         strncat(t, b, sizeof(t) - strlen(t) - 1);
-    write_file(t, 0644, "%s/vf.cfg", dir);
+    sfx_write(t, 0644, "%s/vf.cfg", dir);
 }
 
 /* A suite of vms guests of vm2; its case holds them for a moment and
@@ -198,7 +112,7 @@ static void write_suite(const char *name, const char *vms, const char *guest)
              "    expect *.devices.*.qdev_id = pt_1\n"
              "host: sleep 1\n",
              vms, guest);
-    write_file(t, 0644, "%s/%s.suite", dir, name);
+    sfx_write(t, 0644, "%s/%s.suite", dir, name);
 }
 
 static void on_done(runner_t *r, void *data)
@@ -275,7 +189,7 @@ static int find(const json_t *ev, const char *kind, const char *key, const char 
 Test(run_vf, suites_wait_for_vfs_and_one_that_never_fits_fails_at_once)
 {
     fake_pf();
-    write_qemu();
+    sfx_qemu(dir, "qemu", SFX_QEMU_REAL);
     write_cfg("");
     write_suite("first", "vm2", "vm2");
     write_suite("second", "vm2", "vm2");
@@ -322,7 +236,7 @@ Test(run_vf, suites_wait_for_vfs_and_one_that_never_fits_fails_at_once)
 
     /* Both got 2 VFs through the PF (4 MACs set, 4 restored), and every VF
      * has its own MAC back with no lease left. */
-    cr_assert_eq(nsets, 8, "%d RTM_SETLINK", nsets);
+    cr_assert_eq(rec.n, 8, "%d RTM_SETLINK", rec.n);
     for (int i = 0; i < NVF; i++) {
         char a[300], want[32];
         snprintf(a, sizeof(a), "%s/class/net/ens1f0v%d/address", root, i);
@@ -353,7 +267,7 @@ Test(run_vf, suites_wait_for_vfs_and_one_that_never_fits_fails_at_once)
 Test(run_vf, pools_over_one_pf_add_up)
 {
     fake_pf();
-    write_qemu();
+    sfx_qemu(dir, "qemu", SFX_QEMU_REAL);
     write_cfg(";name=other,pf=ens1f0");
     write_suite("first", "vm2", "vm2");
     write_suite("second", "vm3", "vm3");
@@ -370,7 +284,7 @@ Test(run_vf, pools_over_one_pf_add_up)
     int first_stopped = find(ev, "guest", "suite", "first", "state", "stopped");
     int second_alloc = find(ev, "guest", "suite", "second", "state", "allocating");
     cr_assert_gt(second_alloc, first_stopped, "%s", evs);
-    cr_assert_eq(nsets, 8, "%d RTM_SETLINK", nsets);
+    cr_assert_eq(rec.n, 8, "%d RTM_SETLINK", rec.n);
     free(evs);
     json_free(ev);
 }
