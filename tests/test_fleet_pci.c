@@ -11,7 +11,6 @@
 #include <criterion/criterion.h>
 
 #include <fcntl.h>
-#include <libssh/libssh.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -21,6 +20,7 @@
 
 #include "base/fs.h"
 #include "base/json.h"
+#include "qfleet_fx.h"
 #include "testutil.h"
 
 #define QFLEET QF_BINARY_DIR "/src/qfleet"
@@ -33,9 +33,7 @@ static void setup(void)
     cr_assert_eq(tu_mkdtemp(dir, sizeof(dir), "fleetpci"), 0);
     snprintf(run_dir, sizeof(run_dir), "%s/run", dir);
     snprintf(state_dir, sizeof(state_dir), "%s/state", dir);
-    char k[512];
-    snprintf(k, sizeof(k), "%s/vmlinux", tu_guest_dir());
-    cr_assert_eq(access(k, R_OK), 0, "no test guest in %s: run tools/mkguest", tu_guest_dir());
+    qfx_need_guest();
 }
 
 /* A test that failed before stopping its qfleet stops it here: left
@@ -110,52 +108,6 @@ static pid_t start_qfleet(char *const args[])
     return qfleet_pid;
 }
 
-/* The one guest of the registry once it is ready or failed (the registry
- * is rewritten atomically on every change; it is read until then). */
-static json_t *wait_settled(int timeout_ms)
-{
-    char p[400];
-    snprintf(p, sizeof(p), "%s/guests.json", run_dir);
-    double end = tu_now_ms() + timeout_ms;
-    while (tu_now_ms() < end) {
-        size_t n;
-        char *s = fs_read_file(p, 1 << 24, &n);
-        json_t *reg = s ? json_parse(s, n, NULL, 0) : NULL;
-        free(s);
-        const char *st = json_get_str(json_at(json_get(reg, "guests"), 0), "state");
-        if (st && (!strcmp(st, "ready") || !strcmp(st, "failed")))
-            return reg;
-        json_free(reg);
-        usleep(200000);
-    }
-    return NULL;
-}
-
-/* Run cmd in the guest over SSH; its stdout into out. */
-static void ssh_run(int port, const char *cmd, char *out, size_t outlen)
-{
-    ssh_session s = ssh_new();
-    int p = port;
-    ssh_options_set(s, SSH_OPTIONS_HOST, "127.0.0.1");
-    ssh_options_set(s, SSH_OPTIONS_PORT, &p);
-    ssh_options_set(s, SSH_OPTIONS_USER, "root");
-    ssh_options_set(s, SSH_OPTIONS_KNOWNHOSTS, "/dev/null");
-    cr_assert_eq(ssh_connect(s), SSH_OK, "ssh to port %d: %s", port, ssh_get_error(s));
-    cr_assert_eq(ssh_userauth_password(s, NULL, "tester"), SSH_AUTH_SUCCESS);
-    ssh_channel c = ssh_channel_new(s);
-    cr_assert_eq(ssh_channel_open_session(c), SSH_OK);
-    cr_assert_eq(ssh_channel_request_exec(c, cmd), SSH_OK);
-    size_t off = 0;
-    for (int n; off + 1 < outlen &&
-                (n = ssh_channel_read_timeout(c, out + off, (uint32_t)(outlen - 1 - off), 0, 30000)) > 0;)
-        off += (size_t)n;
-    out[off] = '\0';
-    ssh_channel_close(c);
-    ssh_channel_free(c);
-    ssh_disconnect(s);
-    ssh_free(s);
-}
-
 /* The guest's view: "ADDR VENDOR DEVICE" per PCI function it enumerated. */
 #define GUEST_PCI_CMD                                                                             \
     "cd /sys/bus/pci/devices && for d in *; do echo \"$d $(cat $d/vendor) $(cat $d/device)\"; done"
@@ -167,7 +119,7 @@ Test(fleet_pci, pt_map_is_exact_and_what_the_guest_sees)
     write_cfg(cfg);
     char *args[] = { QFLEET, "up", cfg, "--run-dir", run_dir, "-q", NULL };
     pid_t pid = start_qfleet(args);
-    json_t *reg = wait_settled(400000);
+    json_t *reg = qfx_wait_settled(run_dir, 1, 400000);
     char *err = tu_slurp_in(dir, "err.txt");
     cr_assert(reg, "the guest did not settle: %s", err);
     json_t *g = json_at(json_get(reg, "guests"), 0);
@@ -197,7 +149,7 @@ Test(fleet_pci, pt_map_is_exact_and_what_the_guest_sees)
 
     /* The guest's kernel finds each device at the fleet's address. */
     char seen[8192];
-    ssh_run((int)json_get_int(g, "ssh_port", -1), GUEST_PCI_CMD, seen, sizeof(seen));
+    qfx_ssh_run((int)json_get_int(g, "ssh_port", -1), GUEST_PCI_CMD, seen, sizeof(seen));
     for (size_t i = 0; i < NCASES; i++) {
         char want[96];
         snprintf(want, sizeof(want), "%s %s %s\n", addr[i], cases[i].vendor, cases[i].device);
