@@ -4,6 +4,7 @@
 #include <criterion/criterion.h>
 
 #include <libssh/libssh.h>
+#include <signal.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -138,4 +139,13 @@ qfx_res qfx_run(char *const argv[], const tu_child *c, int ms)
     r.out = tu_slurp(c->out);
     r.err = tu_slurp(c->err);
     return r;
+}
+
+void qfx_reap(pid_t *pid, int sig, int ms)
+{
+    if (*pid <= 0)
+        return;
+    kill(*pid, sig);
+    tu_wait_exit(*pid, ms); /* SIGKILL and reaped when the time is up */
+    *pid = 0;
 }

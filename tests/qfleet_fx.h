@@ -10,6 +10,7 @@
 
 #include <stdarg.h>
 #include <stddef.h>
+#include <sys/types.h>
 
 #include "base/json.h"
 #include "testutil.h"
@@ -56,5 +57,23 @@ void qfx_argv(char **argv, int max, const char *argv0, const char *first, va_lis
 /* Start argv as c says (its out and err must be set), wait up to ms for
  * its exit, and collect what it printed. */
 qfx_res qfx_run(char *const argv[], const tu_child *c, int ms);
+/* Send sig to *pid (a child of this process; nothing when <= 0), give it
+ * ms to exit, SIGKILL it then, reap it, and set *pid to 0. */
+void qfx_reap(pid_t *pid, int sig, int ms);
+
+/* The test's qmpctl(ARGS..., NULL), returning a qfx_res, must exit with
+ * rc_ and, unless want is NULL, print want on stdout (stderr when
+ * want_err). */
+#define QFX_EXPECT(rc_, want, want_err, ...)                                                      \
+    do {                                                                                          \
+        qfx_res r_ = qmpctl(__VA_ARGS__, NULL);                                                   \
+        cr_assert_eq(r_.rc, rc_, "qmpctl %s: exit %d, wanted %d\nstdout: %s\nstderr: %s",         \
+                     #__VA_ARGS__, r_.rc, rc_, r_.out, r_.err);                                   \
+        if (want)                                                                                 \
+            cr_assert(strstr(want_err ? r_.err : r_.out, want ? want : ""),                       \
+                      "qmpctl %s: no '%s' in\nstdout: %s\nstderr: %s", #__VA_ARGS__, want,        \
+                      r_.out, r_.err);                                                            \
+        qfx_res_free(&r_);                                                                        \
+    } while (0)
 
 #endif
