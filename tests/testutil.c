@@ -16,11 +16,13 @@
 #include <sys/mount.h>
 #include <sys/prctl.h>
 #include <sys/resource.h>
+#include <sys/socket.h>
 #include <sys/statfs.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
 #include "base/fs.h"
+#include "base/json.h"
 
 int tu_mkdtemp(char *out, size_t outlen, const char *tag)
 {
@@ -449,4 +451,41 @@ void tu_write_in(const char *dir, const char *name, const char *text)
     cr_assert(f, "%s: %s", p, strerror(errno));
     fputs(text, f);
     cr_assert_eq(fclose(f), 0, "%s: %s", p, strerror(errno));
+}
+
+int tu_peer_pair(int *peer)
+{
+    int sv[2];
+    cr_assert_eq(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv), 0);
+    *peer = sv[0];
+    fcntl(*peer, F_SETFL, O_NONBLOCK);
+    return sv[1];
+}
+
+void tu_peer_write(tu_loop *l, int peer, const void *buf, size_t len)
+{
+    const char *p = buf;
+    while (len) {
+        ssize_t n = write(peer, p, len);
+        if (n < 0 && errno == EAGAIN) {
+            tu_spin(l, 1);
+            continue;
+        }
+        cr_assert_gt(n, 0, "peer write: %s", strerror(errno));
+        p += n;
+        len -= (size_t)n;
+    }
+}
+
+json_t *tu_take_json_line(void *buf, size_t *len)
+{
+    char *b = buf, *nl = memchr(b, '\n', *len);
+    if (!nl)
+        return NULL;
+    size_t n = (size_t)(nl - b);
+    json_t *v = json_parse(b, n, NULL, 0);
+    cr_assert(v, "client wrote invalid JSON: %.*s", (int)n, b);
+    memmove(b, nl + 1, *len - n - 1);
+    *len -= n + 1;
+    return v;
 }

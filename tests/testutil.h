@@ -147,4 +147,18 @@ void tu_loop_down(tu_loop *l, tu_close_fn close_client);
  * it never called tu_loop_down (its checks did not run). */
 void tu_loop_cleanup(tu_loop *l, tu_close_fn close_client);
 
+/* ---- a scripted peer on the other end of a socketpair ----
+ *
+ * test_conn, test_qmp and test_agent play the server from the test thread,
+ * between turns of the client's loop. */
+
+/* A socketpair: the test's end, non-blocking, in *peer; returns the
+ * client's end (asserted). */
+int tu_peer_pair(int *peer);
+/* Write all of buf to peer, turning l's loop while the socket is full. */
+void tu_peer_write(tu_loop *l, int peer, const void *buf, size_t len);
+/* The first line ('\n') of buf[0, *len) as JSON (asserted to parse), taken
+ * out of buf; NULL while buf holds no whole line. The caller frees it. */
+struct json *tu_take_json_line(void *buf, size_t *len);
+
 #endif
