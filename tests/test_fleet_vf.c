@@ -148,6 +148,15 @@ static void fleet_down(fleet_t *f)
     cr_assert_eq(uv_loop_close(&loop), 0, "handles left open");
 }
 
+/* A fleet with guest name of vf_vm(qemu, extra), started. */
+static fleet_t *started(const char *qemu, const char *extra, const char *name)
+{
+    fleet_t *f = fleet();
+    cr_assert_eq(fleet_add(f, vf_vm(qemu, extra), name, err, sizeof(err)), 0, "%s", err);
+    fleet_start(f);
+    return f;
+}
+
 struct want_state {
     fleet_t *f;
     const char *name;
@@ -281,9 +290,7 @@ Test(fleet_vf, vf_gets_the_guest_mac_and_it_is_restored_at_stop)
 {
     fake_pf(2);
     sfx_qemu(dir, "qemu-stay", SFX_QEMU_STAYS);
-    fleet_t *f = fleet();
-    cr_assert_eq(fleet_add(f, vf_vm("qemu-stay", NULL), "vm0-1", err, sizeof(err)), 0, "%s", err);
-    fleet_start(f);
+    fleet_t *f = started("qemu-stay", NULL, "vm0-1");
     char *argv = argv_of("vm0-1");
     char host[13], pci[13], mac[MAC_STRLEN];
     vf_of_argv(argv, host);
@@ -317,9 +324,7 @@ Test(fleet_vf, qemu_failing_gives_the_vf_back)
 {
     fake_pf(1);
     sfx_qemu(dir, "qemu-fail", SFX_QEMU_FAILS);
-    fleet_t *f = fleet();
-    cr_assert_eq(fleet_add(f, vf_vm("qemu-fail", NULL), "vm0", err, sizeof(err)), 0, "%s", err);
-    fleet_start(f);
+    fleet_t *f = started("qemu-fail", NULL, "vm0");
     wait_state(f, "vm0", GS_FAILED);
     const char *why = fguest_reason(fleet_find(f, "vm0"));
     cr_assert(strstr(why, "exited with status 1 in state launching"), "%s", why);
@@ -390,9 +395,7 @@ Test(fleet_vf, netdev_and_pci_address_must_agree)
      * link leads to VF 1's PCI device */
     sfx_symlink("../../../bus/pci/devices/0000:3b:02.1", "%s/class/net/" VF_NETDEV "0/device", root);
     sfx_qemu(dir, "qemu-stay", SFX_QEMU_STAYS);
-    fleet_t *f = fleet();
-    cr_assert_eq(fleet_add(f, vf_vm("qemu-stay", NULL), "vm0", err, sizeof(err)), 0, "%s", err);
-    fleet_start(f);
+    fleet_t *f = started("qemu-stay", NULL, "vm0");
     wait_state(f, "vm0", GS_FAILED);
     cr_assert_str_eq(fguest_reason(fleet_find(f, "vm0")),
                      "vm0: allocating: a VF of pool net1 for device 0 pt_0: VF 0 of ens1f0: PCI "
@@ -408,10 +411,7 @@ Test(fleet_vf, cfg_mac_is_reserved_and_set)
 {
     fake_pf(1);
     sfx_qemu(dir, "qemu-stay", SFX_QEMU_STAYS);
-    fleet_t *f = fleet();
-    cr_assert_eq(fleet_add(f, vf_vm("qemu-stay", ",opt_mac=02:00:00:00:00:42"), "vm0", err,
-                           sizeof(err)), 0, "%s", err);
-    fleet_start(f);
+    fleet_t *f = started("qemu-stay", ",opt_mac=02:00:00:00:00:42", "vm0");
     free(argv_of("vm0"));
     char pci[13], mac[MAC_STRLEN];
     vf_lease("vm0", pci, mac);
@@ -430,9 +430,7 @@ Test(fleet_vf, refused_mac_fails_the_guest_and_takes_nothing)
     fake_pf(1);
     sfx_qemu(dir, "qemu-stay", SFX_QEMU_STAYS);
     rec.fail = rec.fail_vlan = -EPERM;
-    fleet_t *f = fleet();
-    cr_assert_eq(fleet_add(f, vf_vm("qemu-stay", NULL), "vm0", err, sizeof(err)), 0, "%s", err);
-    fleet_start(f);
+    fleet_t *f = started("qemu-stay", NULL, "vm0");
     wait_state(f, "vm0", GS_FAILED);
     const char *why = fguest_reason(fleet_find(f, "vm0"));
     cr_assert(strstr(why, "vm0: allocating: a VF of pool net1 for device 0 pt_0: set MAC "), "%s", why);
@@ -452,9 +450,7 @@ Test(fleet_vf, cfg_mac_prefix_is_used_by_the_fleet)
     fake_pf(1);
     sfx_qemu(dir, "qemu-stay", SFX_QEMU_STAYS);
     kvm_extra = "mac_prefix = prefix=02:5a:5a:\n";
-    fleet_t *f = fleet();
-    cr_assert_eq(fleet_add(f, vf_vm("qemu-stay", NULL), "vm0", err, sizeof(err)), 0, "%s", err);
-    fleet_start(f);
+    fleet_t *f = started("qemu-stay", NULL, "vm0");
     char *argv = argv_of("vm0");
     char pci[13], mac[MAC_STRLEN];
     vf_lease("vm0", pci, mac);
@@ -500,9 +496,7 @@ Test(fleet_vf, fixed_ports_are_leased_and_a_clash_names_the_holder)
     snprintf(extra, sizeof(extra),
              "\nnet = type=nic;type=user,opt_hostfwd=tcp:127.0.0.1:%d-:22\n"
              "migration = enable=yes,port=%d\n", fwd, mig);
-    fleet_t *f = fleet();
-    cr_assert_eq(fleet_add(f, vf_vm("qemu-stay", extra), "vm0", err, sizeof(err)), 0, "%s", err);
-    fleet_start(f);
+    fleet_t *f = started("qemu-stay", extra, "vm0");
     free(argv_of("vm0"));
     char v[16];
     alloc_store *s;
@@ -520,9 +514,7 @@ Test(fleet_vf, fixed_ports_are_leased_and_a_clash_names_the_holder)
 
     /* held by someone else: the guest fails naming the holder */
     hold_port(mig, "other/mig");
-    f = fleet();
-    cr_assert_eq(fleet_add(f, vf_vm("qemu-stay", extra), "vm1", err, sizeof(err)), 0, "%s", err);
-    fleet_start(f);
+    f = started("qemu-stay", extra, "vm1");
     wait_state(f, "vm1", GS_FAILED);
     const char *why = fguest_reason(fleet_find(f, "vm1"));
     snprintf(v, sizeof(v), "port %d", mig);
@@ -532,9 +524,7 @@ Test(fleet_vf, fixed_ports_are_leased_and_a_clash_names_the_holder)
     fleet_down(f);
 
     hold_port(fwd, "other/fwd");
-    f = fleet();
-    cr_assert_eq(fleet_add(f, vf_vm("qemu-stay", extra), "vm2", err, sizeof(err)), 0, "%s", err);
-    fleet_start(f);
+    f = started("qemu-stay", extra, "vm2");
     wait_state(f, "vm2", GS_FAILED);
     why = fguest_reason(fleet_find(f, "vm2"));
     snprintf(v, sizeof(v), "port %d", fwd);
@@ -551,9 +541,7 @@ Test(fleet_vf, vfio_bound_vf_gets_its_mac_back)
     fake_pf(1);
     bind_vfio(0, "5a:00:00:00:3b:00");
     sfx_qemu(dir, "qemu-stay", SFX_QEMU_STAYS);
-    fleet_t *f = fleet();
-    cr_assert_eq(fleet_add(f, vf_vm("qemu-stay", NULL), "vm0", err, sizeof(err)), 0, "%s", err);
-    fleet_start(f);
+    fleet_t *f = started("qemu-stay", NULL, "vm0");
     free(argv_of("vm0"));
     char pci[13], mac[MAC_STRLEN];
     vf_lease("vm0", pci, mac);
@@ -575,9 +563,7 @@ Test(fleet_vf, vf_not_on_vfio_fails_before_launch)
     sfx_mkdir_p("%s/bus/pci/drivers/iavf", root);
     sfx_symlink("../../../bus/pci/drivers/iavf", "%s/bus/pci/devices/0000:3b:02.0/driver", root);
     sfx_qemu(dir, "qemu-stay", SFX_QEMU_STAYS);
-    fleet_t *f = fleet();
-    cr_assert_eq(fleet_add(f, vf_vm("qemu-stay", NULL), "vm0", err, sizeof(err)), 0, "%s", err);
-    fleet_start(f);
+    fleet_t *f = started("qemu-stay", NULL, "vm0");
     wait_state(f, "vm0", GS_FAILED);
     const char *why = fguest_reason(fleet_find(f, "vm0"));
     cr_assert(strstr(why, "is bound to iavf, not vfio-pci") && strstr(why, "driver_override"), "%s", why);
@@ -638,10 +624,7 @@ Test(fleet_vf, pool_vf_vlan_set_and_taken_off)
 {
     fake_pf(1);
     sfx_qemu(dir, "qemu-stay", SFX_QEMU_STAYS);
-    fleet_t *f = fleet();
-    cr_assert_eq(fleet_add(f, vf_vm("qemu-stay", ",opt_vlan=100"), "vm0", err, sizeof(err)), 0,
-                 "%s", err);
-    fleet_start(f);
+    fleet_t *f = started("qemu-stay", ",opt_vlan=100", "vm0");
     free(argv_of("vm0"));
     char pci[13], mac[MAC_STRLEN];
     vf_lease("vm0", pci, mac);
