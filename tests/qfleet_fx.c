@@ -133,11 +133,11 @@ void qfx_argv(char **argv, int max, const char *argv0, const char *first, va_lis
     argv[n] = NULL;
 }
 
-qfx_res qfx_run(char *const argv[], const tu_child *c, int ms)
+qfx_res qfx_collect(pid_t pid, const char *out, const char *err, int ms)
 {
-    qfx_res r = { .rc = tu_wait_exit(tu_start((const char *const *)argv, c), ms) };
-    r.out = tu_slurp(c->out);
-    r.err = tu_slurp(c->err);
+    qfx_res r = { .rc = tu_wait_exit(pid, ms) };
+    r.out = tu_slurp(out);
+    r.err = tu_slurp(err);
     return r;
 }
 

@@ -54,9 +54,9 @@ void qfx_res_free(qfx_res *r);
  * NULL } in at most max slots. */
 void qfx_argv(char **argv, int max, const char *argv0, const char *first, va_list ap,
               const char *last);
-/* Start argv as c says (its out and err must be set), wait up to ms for
- * its exit, and collect what it printed. */
-qfx_res qfx_run(char *const argv[], const tu_child *c, int ms);
+/* Wait up to ms for child pid's exit (tu_wait_exit), then collect what it
+ * printed to the files out and err. */
+qfx_res qfx_collect(pid_t pid, const char *out, const char *err, int ms);
 /* Send sig to *pid (a child of this process; nothing when <= 0), give it
  * ms to exit, SIGKILL it then, reap it, and set *pid to 0. */
 void qfx_reap(pid_t *pid, int sig, int ms);

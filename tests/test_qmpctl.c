@@ -70,8 +70,7 @@ static qfx_res run(const char *last, const char *first, va_list ap)
     qfx_argv(argv, 32, QMPCTL, first, ap, last);
     snprintf(out, sizeof(out), "%s/out.%d", dir, nout);
     snprintf(err, sizeof(err), "%s/err.%d", dir, nout++);
-    tu_child c = { .out = out, .err = err, .state_dir = state_dir };
-    return qfx_run(argv, &c, 120000);
+    return qfx_collect(spawn(argv, out, err), out, err, 120000);
 }
 
 /* qmpctl ARGS... (NULL-terminated). */

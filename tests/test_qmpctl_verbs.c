@@ -68,9 +68,7 @@ static qfx_res run_env(char *const *env, const char *first, va_list ap)
     qfx_argv(argv, 32, QMPCTL, first, ap, NULL);
     snprintf(out, sizeof(out), "%s/out.%d", dir, nout);
     snprintf(err, sizeof(err), "%s/err.%d", dir, nout++);
-    tu_child c = { .out = out, .err = err, .state_dir = state_dir, .cwd = child_cwd,
-                   .env = (const char *const *)env };
-    qfx_res r = qfx_run(argv, &c, 120000);
+    qfx_res r = qfx_collect(spawn(argv, out, err, env), out, err, 120000);
     /* Nothing qmpctl prints ever holds the password. */
     cr_assert(!strstr(r.out, PASSWORD) && !strstr(r.err, PASSWORD), "qmpctl %s printed the password",
               first);
