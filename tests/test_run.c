@@ -49,21 +49,14 @@ static int xmllint(const char *xml)
     return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
 }
 
-/* events.jsonl as an array. */
-static json_t *events(const char *path)
+/* An event has a time, a kind and its run. */
+static int event_ok(const json_t *e)
 {
-    char *s = fs_read_file(path, 1 << 26, NULL);
-    cr_assert(s, "no %s", path);
-    json_t *arr = json_array();
-    for (char *save, *l = strtok_r(s, "\n", &save); l; l = strtok_r(NULL, "\n", &save)) {
-        json_t *e = json_parse(l, strlen(l), NULL, 0);
-        cr_assert(e, "not JSON: %s", l);
-        cr_assert(json_get_int(e, "ts_ms", 0) > 0 && json_get_str(e, "kind") && json_get_str(e, "run"), "%s", l);
-        json_append(arr, e);
-    }
-    free(s);
-    return arr;
+    return json_get_int(e, "ts_ms", 0) > 0 && json_get_str(e, "kind") && json_get_str(e, "run");
 }
+
+/* events.jsonl as an array. */
+static json_t *events(const char *path) { return tu_read_jsonl(path, event_ok); }
 
 /* The most guests alive at once (from allocating to stopped or failed). */
 static int max_alive(const json_t *ev, int *instances)

@@ -154,16 +154,7 @@ static json_t *events(void)
 {
     char p[512];
     snprintf(p, sizeof(p), "%s/r/events.jsonl", dir);
-    char *s = fs_read_file(p, 1 << 26, NULL);
-    cr_assert(s, "no %s", p);
-    json_t *arr = json_array();
-    for (char *save, *l = strtok_r(s, "\n", &save); l; l = strtok_r(NULL, "\n", &save)) {
-        json_t *e = json_parse(l, strlen(l), NULL, 0);
-        cr_assert(e, "not JSON: %s", l);
-        json_append(arr, e);
-    }
-    free(s);
-    return arr;
+    return tu_read_jsonl(p, NULL);
 }
 
 static const char *str_or(const json_t *e, const char *k)

@@ -489,3 +489,18 @@ json_t *tu_take_json_line(void *buf, size_t *len)
     *len -= n + 1;
     return v;
 }
+
+json_t *tu_read_jsonl(const char *path, int (*ok)(const json_t *e))
+{
+    char *s = fs_read_file(path, 1 << 26, NULL);
+    cr_assert(s, "no %s", path);
+    json_t *arr = json_array();
+    for (char *save, *l = strtok_r(s, "\n", &save); l; l = strtok_r(NULL, "\n", &save)) {
+        json_t *e = json_parse(l, strlen(l), NULL, 0);
+        cr_assert(e, "not JSON: %s", l);
+        cr_assert(!ok || ok(e), "%s", l);
+        json_append(arr, e);
+    }
+    free(s);
+    return arr;
+}

@@ -63,6 +63,11 @@ char *tu_slurp(const char *path);
 /* The same for DIR/NAME. */
 char *tu_slurp_in(const char *dir, const char *name);
 
+/* The JSON Lines file at path (events.jsonl) as an array, one element a
+ * line; asserted: the file is there, each line parses and, unless ok is
+ * NULL, ok(element) holds. The caller frees it. */
+struct json *tu_read_jsonl(const char *path, int (*ok)(const struct json *e));
+
 /* Run argv (looked up in PATH), stdout and stderr to /dev/null: its exit
  * status as tu_wait_exit gives it (10 s at most). */
 int tu_run(char *const argv[]);
