@@ -41,7 +41,8 @@ static const char leases_help[] =
     "                   /var/lib/qfleet as root, else $XDG_RUNTIME_DIR/qfleet)\n"
     "  --store etcd://H:P[,H:P...]  the leases of every host sharing that etcd\n"
     "                   cluster instead (default: $QFLEET_STORE; see\n"
-    "                   `qfleet leases --store etcd:// --help`)\n";
+    "                   `qfleet leases --store etcd:// --help`); --store DIR\n"
+    "                   is --state-dir DIR\n";
 
 static void print_table(const alloc_lease *v, size_t n, const char *dir)
 {
@@ -192,7 +193,8 @@ static const char alloc_help[] =
     "  --json           print the lease as a JSON object\n"
     "  --store etcd://H:P[,H:P...]  take it across every host sharing that etcd\n"
     "                   cluster (default: $QFLEET_STORE; see\n"
-    "                   `qfleet alloc --store etcd:// --help`)\n"
+    "                   `qfleet alloc --store etcd:// --help`); --store DIR\n"
+    "                   is --state-dir DIR\n"
     "mac:\n"
     "  --nic N          NIC index (default 0); the same owner and NIC always get\n"
     "                   the same MAC while the lease lives\n"
