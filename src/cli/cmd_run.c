@@ -10,6 +10,7 @@
 
 #include "cfg/suite.h"
 #include "src/cli/cmd.h"
+#include "src/fleet/fleet.h"
 #include "src/run/runner.h"
 #include "src/run/sched.h"
 #include "src/status/status.h"
@@ -39,6 +40,11 @@ static const char run_usage[] =
     "  --json             print the final status.json on stdout instead of a summary\n"
     "  --plain            plain progress lines even on a terminal\n"
     "  -q, --quiet        no progress output\n"
+    "  --store etcd://H:P[,H:P...]  claim every guest MAC cluster-wide on etcd\n"
+    "                     (default $QFLEET_STORE; a directory: the host store there,\n"
+    "                     as --state-dir; none: leases stay host-local)\n"
+    "  --host-id ID       this host's name in the cluster (default: the host name)\n"
+    "  --cluster-wide K   also claim these kinds cluster-wide: vnc,migration,vlan\n"
     "\n"
     "exit: 0 all passed, 1 a case failed, 2 usage or config error (also a suite\n"
     "      that can never fit), 3 infrastructure errors, 128+N stopped by signal N\n";
@@ -47,6 +53,7 @@ struct run {
     runner_t *r;
     uv_signal_t sig[3];
     int signo;
+    cmd_cluster cc;
 };
 
 static void on_signal(uv_signal_t *h, int signo)
@@ -60,12 +67,31 @@ static void on_signal(uv_signal_t *h, int signo)
     runner_interrupt(u->r, signo == SIGINT ? "SIGINT" : signo == SIGTERM ? "SIGTERM" : "SIGHUP");
 }
 
+static void close_signals(void *data)
+{
+    struct run *u = data;
+    for (int i = 0; i < 3; i++)
+        uv_close((uv_handle_t *)&u->sig[i], NULL);
+}
+
 static void on_done(runner_t *r, void *data)
 {
     struct run *u = data;
     (void)r;
-    for (int i = 0; i < 3; i++)
-        uv_close((uv_handle_t *)&u->sig[i], NULL);
+    cmd_cluster_close(&u->cc, close_signals, u); /* every fleet is freed by now */
+}
+
+static void run_cluster_state(cmd_cluster *cc, cluster_state s, const char *why)
+{
+    struct run *u = cc->data;
+    runner_cluster_state(u->r, s, why);
+}
+
+static void run_cluster_conflict(cmd_cluster *cc, const char *kind, const char *value,
+                                 const char *owner, const char *holder)
+{
+    struct run *u = cc->data;
+    runner_cluster_conflict(u->r, kind, value, owner, holder);
 }
 
 static void summary(const st_run *st)
@@ -103,6 +129,7 @@ struct run_args {
     runner_opts ro;
     int list, json, plain;
     const char *metrics_textfile;
+    const char *store, *host_id;
     char **suites;
     int nsuites;
 };
@@ -111,7 +138,8 @@ static int run_parse(int argc, char **argv, struct run_args *a)
 {
     static const char P[] = "qfleet run";
     enum { O_JOBS, O_MEM, O_RETRIES, O_SHARD, O_STATUS, O_JUNIT, O_RUN_DIR, O_STATE, O_BOOT,
-           O_LIST, O_JSON, O_PLAIN, O_QUIET, O_TEXTFILE };
+           O_LIST, O_JSON, O_PLAIN, O_QUIET, O_TEXTFILE,
+           O_STORE, O_HOST_ID, O_CLUSTER_WIDE };
     cli_opt opts[] = {
         { "--jobs", 0, 1, NULL },         { "--mem-budget", 0, 1, NULL },
         { "--retries", 0, 1, NULL },      { "--shard", 0, 1, NULL },
@@ -120,6 +148,8 @@ static int run_parse(int argc, char **argv, struct run_args *a)
         { "--boot-timeout", 0, 1, NULL }, { "--list", 0, 0, NULL },
         { "--json", 0, 0, NULL },         { "--plain", 0, 0, NULL },
         { "--quiet", 'q', 0, NULL },      { "--metrics-textfile", 0, 1, NULL },
+        { "--store", 0, 1, NULL },        { "--host-id", 0, 1, NULL },
+        { "--cluster-wide", 0, 1, NULL },
         { NULL, 0, 0, NULL },
     };
     cli_args ca;
@@ -138,6 +168,11 @@ static int run_parse(int argc, char **argv, struct run_args *a)
     ro->state_dir = opts[O_STATE].value;
     ro->quiet = !!opts[O_QUIET].value;
     a->metrics_textfile = opts[O_TEXTFILE].value;
+    a->store = opts[O_STORE].value;
+    a->host_id = opts[O_HOST_ID].value;
+    char why[256];
+    if (fleet_cluster_wide_parse(opts[O_CLUSTER_WIDE].value, &ro->cluster_wide, why, sizeof(why)) < 0)
+        return cli_usage_error(P, "--cluster-wide: %s", why);
     if (cli_int(P, &opts[O_JOBS], 1, 100000, &ro->jobs) ||
         cli_number(P, &opts[O_MEM], 1, 1LL << 40, &ro->mem_budget_mb) ||
         cli_int(P, &opts[O_RETRIES], 0, 100, &ro->retries) ||
@@ -248,14 +283,22 @@ static int run_start(uv_loop_t *loop, struct run_args *a, struct suite **defs, i
     char err[2048];
     a->ro.tty = !a->plain && !a->json && isatty(STDERR_FILENO) && getenv("TERM") &&
                 strcmp(getenv("TERM"), "dumb");
+    a->ro.cluster = u->cc.c;
     int rc = runner_new(loop, &a->ro, &u->r, err, sizeof(err));
     if (rc < 0) {
         fprintf(stderr, "qfleet run: %s\n", err);
         for (int i = 0; i < n; i++)
             suite_free(defs[i]);
         free(defs);
+        cmd_cluster_close(&u->cc, NULL, NULL);
+        uv_run(loop, UV_RUN_DEFAULT);
         return 3;
     }
+    st_run *st = runner_status(u->r);
+    st->cluster = u->cc.c;
+    snprintf(st->cluster_store, sizeof(st->cluster_store), "%s", u->cc.store);
+    u->cc.on_state = run_cluster_state;
+    u->cc.on_conflict = run_cluster_conflict;
     if (a->metrics_textfile && textfile_dir(a->metrics_textfile, runner_status(u->r)) < 0)
         rc = -1;
     for (int i = 0; i < n; i++) {
@@ -272,6 +315,8 @@ static int run_start(uv_loop_t *loop, struct run_args *a, struct suite **defs, i
     /* Nothing started: close what the runner opened and leave. */
     runner_interrupt(u->r, "a configuration error");
     runner_start(u->r, NULL, NULL);
+    uv_run(loop, UV_RUN_DEFAULT);
+    cmd_cluster_close(&u->cc, NULL, NULL);
     uv_run(loop, UV_RUN_DEFAULT);
     runner_free(u->r);
     uv_loop_close(loop);
@@ -305,6 +350,15 @@ int cmd_run(int argc, char **argv)
         return run_list(&a, defs, n);
     struct run u = { 0 };
     uv_loop_t *loop = uv_default_loop();
+    u.cc.data = &u;
+    if ((rc = cmd_cluster_open(loop, "qfleet run", a.store, a.host_id, &u.cc)) != 0) {
+        for (int i = 0; i < n; i++)
+            suite_free(defs[i]);
+        free(defs);
+        return rc;
+    }
+    if (!u.cc.c && u.cc.store[0] && !a.ro.state_dir)
+        a.ro.state_dir = u.cc.store;
     if ((rc = run_start(loop, &a, defs, n, &u)) != 0)
         return rc;
     const int sigs[3] = { SIGINT, SIGTERM, SIGHUP };

@@ -21,6 +21,7 @@
 
 struct suite;
 struct st_run;
+struct cluster;
 
 typedef struct runner_opts {
     const char *state_dir;     /* NULL: the host default */
@@ -33,6 +34,8 @@ typedef struct runner_opts {
     int boot_timeout_s;        /* 0: the suite's, else the cfg's */
     int shard_k, shard_n;      /* for the record; 0/0: no sharding */
     int tty, quiet;
+    struct cluster *cluster;   /* cluster-wide leases (fleet.h), kept by pointer; NULL: none */
+    unsigned cluster_wide;     /* FLEET_CW_* for every suite's fleet */
 } runner_opts;
 
 typedef struct runner runner_t;
@@ -51,5 +54,11 @@ int runner_exit_code(const runner_t *r);
 struct st_run *runner_status(runner_t *r);
 /* After the loop has run dry. */
 void runner_free(runner_t *r);
+/* The cluster session's news (the caller forwards its callbacks): an
+ * event in events.jsonl, status.json's "cluster", and every live suite's
+ * fleet told (fleet_cluster_state, fleet_cluster_conflict). */
+void runner_cluster_state(runner_t *r, int state, const char *why);
+void runner_cluster_conflict(runner_t *r, const char *kind, const char *value, const char *owner,
+                             const char *holder);
 
 #endif

@@ -131,6 +131,14 @@ json_t *status_json(const st_run *r)
     json_set_int(use, "guests", r->guests_in_use);
     json_set_int(use, "mem_mb", r->mem_in_use_mb);
     json_set(run, "in_use", use);
+    json_t *cl = json_null();
+    if (r->cluster) {
+        cl = json_object();
+        json_set_str(cl, "endpoint", r->cluster_store);
+        json_set_str(cl, "host_id", r->cl_host);
+        json_set_str(cl, "state", cluster_state_name(r->cl_stats.state));
+    }
+    json_set(run, "cluster", cl);
     json_set(o, "run", run);
 
     json_t *counts = json_object(), *sc = json_object(), *cc = json_object(), *gc = json_object();
@@ -381,6 +389,10 @@ static void flush_now(status_t *r)
 {
     if (r->dirty) {
         r->dirty = 0;
+        if (r->m->cluster) { /* the session's figures as of this rewrite */
+            cluster_get_stats(r->m->cluster, &r->m->cl_stats);
+            snprintf(r->m->cl_host, sizeof(r->m->cl_host), "%s", cluster_host(r->m->cluster));
+        }
         json_t *doc = status_json(r->m);
         write_file(r, "status.json", json_dump_pretty(doc, NULL));
         json_free(doc);
