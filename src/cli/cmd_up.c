@@ -476,6 +476,8 @@ static int up_start(struct up *u, const struct up_args *a, struct inst *in, int 
         uv_run(u->loop, UV_RUN_DEFAULT);
         return 3;
     }
+    if (u->cc.c) /* what the session said at open, for events.jsonl */
+        fleet_cluster_state(u->f, u->cc.state, u->cc.why);
     int rc = 0;
     for (int i = 0; i < nin; i++) /* the fleet owns each vm from here on */
         if (fleet_add(u->f, in[i].vm, in[i].name, err, sizeof(err)) < 0 && rc == 0) {

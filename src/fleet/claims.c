@@ -172,9 +172,12 @@ int fleet__claims_start(fguest_t *g, char *err, size_t errlen)
 }
 
 /* Another host holds cl's allocated value: give it back here and take
- * another from the host store. A VNC display taken elsewhere is kept
- * here under OWNER/cwN so the lowest-first search does not hand it out
- * again; MACs are random and ports searched upwards. */
+ * another from the host store. The value stays leased here under a name
+ * below the guest's (OWNER/nic50N for a MAC, OWNER/cwN for a display) so
+ * neither this guest nor another of this host picks it again; it goes
+ * with the guest's leases. Ports are searched upwards. */
+#define CLAIM_HOLD_NIC0 500 /* past leases.c's NIC numbers (0.., 100.., 200.., 300.., 400..) */
+
 static int repick(struct fleet_claim *cl, char *err, size_t errlen)
 {
     fguest_t *g = cl->g;
@@ -184,6 +187,7 @@ static int repick(struct fleet_claim *cl, char *err, size_t errlen)
         unsigned mflags = g->vi->migrate ? ALLOC_SHARED : 0;
         snprintf(owner, sizeof(owner), "%s/nic%d", g->owner.name, cl->idx);
         alloc_release(st, owner, "mac", cl->value, NULL, 0);
+        alloc_reserve_mac(st, &g->owner, CLAIM_HOLD_NIC0 + cl->tries, cl->value, mflags, NULL, 0);
         int rc = alloc_mac(st, &g->owner, cl->idx, g->vi->mac_prefix, mflags,
                            g->res.macs[cl->idx], err, errlen);
         snprintf(cl->value, sizeof(cl->value), "%s", g->res.macs[cl->idx]);
