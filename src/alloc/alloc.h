@@ -140,6 +140,13 @@ int alloc_mac_host_prefix(const char *sysfs_root, char *out, size_t outlen, char
  * alloc_mac_host_prefix. *from (may be NULL) says which, for people. The
  * fleet passes the VM's mac_prefix (cfg, or --mac-prefix), which wins. */
 #define ALLOC_MAC_PREFIX_ENV "QFLEET_MAC_PREFIX"
+/* *from when derived: ALLOC_MAC_FROM_LOCAL when the NIC's own MAC is
+ * locally administered (bit 0x02 of its first octet): the mark of a VM
+ * cloned from an image, whose every clone derives the same prefix. Then
+ * alloc_mac_default_prefix also warns once per process on stderr and
+ * suggests --store etcd://... or mac_prefix (docs/cluster.md). */
+#define ALLOC_MAC_FROM_NIC "derived from this host's NIC"
+#define ALLOC_MAC_FROM_LOCAL "derived from this host's NIC, whose MAC is locally administered"
 int alloc_mac_default_prefix(const char *sysfs_root, char *out, size_t outlen, const char **from,
                              char *err, size_t errlen);
 

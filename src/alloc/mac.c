@@ -86,6 +86,23 @@ int alloc_mac_host_prefix(const char *sysfs_root, char *out, size_t outlen, char
     return 0;
 }
 
+/* Once per process: a prefix derived from a locally administered NIC MAC
+ * is likely the same on every VM cloned from one image (issue 18). */
+static void warn_cloned(const char *prefix, const char *nic, const unsigned char m[6])
+{
+    static int warned;
+    char mac[MAC_STRLEN];
+    if (warned++)
+        return;
+    mac_format(m, mac);
+    fprintf(stderr,
+            "qfleet: warning: MAC prefix %s is derived from NIC %s (%s), a locally administered "
+            "MAC: every VM cloned from the same image likely derives the same prefix and hands "
+            "out the same MACs; use --store etcd://HOST:PORT (docs/cluster.md) or set mac_prefix "
+            "(or $%s) per host\n",
+            prefix, nic, mac, ALLOC_MAC_PREFIX_ENV);
+}
+
 int alloc_mac_default_prefix(const char *sysfs_root, char *out, size_t outlen, const char **from,
                              char *err, size_t errlen)
 {
@@ -98,9 +115,16 @@ int alloc_mac_default_prefix(const char *sysfs_root, char *out, size_t outlen, c
                               ALLOC_MAC_PREFIX_ENV);
         return 0;
     }
+    int rc = alloc_mac_host_prefix(sysfs_root, out, outlen, err, errlen);
+    unsigned char m[6];
+    char nic[256];
+    int local = rc == 0 && host_mac(sysfs_root ? sysfs_root : "/sys", m, nic, sizeof(nic)) == 0 &&
+                (m[0] & 0x02);
     if (from)
-        *from = "derived from this host's NIC";
-    return alloc_mac_host_prefix(sysfs_root, out, outlen, err, errlen);
+        *from = local ? ALLOC_MAC_FROM_LOCAL : ALLOC_MAC_FROM_NIC;
+    if (local)
+        warn_cloned(out, nic, m);
+    return rc;
 }
 
 static int nic_owner(const alloc_owner *o, int nic, char *out, char *err, size_t errlen)

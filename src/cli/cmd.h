@@ -53,6 +53,15 @@ int cmd_leases(int argc, char **argv);
 int cmd_alloc(int argc, char **argv);
 int cmd_free(int argc, char **argv);
 
+/* cmd_cluster.c: `leases` and `alloc` on an etcd store (cluster.h). The
+ * store of argv (--store etcd://...) or $QFLEET_STORE when it is etcd, in
+ * *store (NULL: the local store); 2 after a usage error. */
+int cmd_cluster_store(const char *prog, int argc, char **argv, const char **store);
+int cmd_cluster_leases(const char *store, int argc, char **argv);
+int cmd_cluster_alloc(const char *store, int argc, char **argv);
+extern const char cmd_cluster_leases_help[];
+extern const char cmd_cluster_alloc_help[];
+
 /* cmd_cmdline.c: the QEMU command line of a cfg VM, without launching it. */
 int cmd_cmdline(int argc, char **argv);
 

@@ -36,7 +36,10 @@ static const char leases_help[] =
     "\n"
     "  --json           a JSON array of lease objects, for machines\n"
     "  --state-dir DIR  the host's state dir (default: $QFLEET_STATE_DIR, else\n"
-    "                   /var/lib/qfleet as root, else $XDG_RUNTIME_DIR/qfleet)\n";
+    "                   /var/lib/qfleet as root, else $XDG_RUNTIME_DIR/qfleet)\n"
+    "  --store etcd://H:P[,H:P...]  the leases of every host sharing that etcd\n"
+    "                   cluster instead (default: $QFLEET_STORE; see\n"
+    "                   `qfleet leases --store etcd:// --help`)\n";
 
 static void print_table(const alloc_lease *v, size_t n, const char *dir)
 {
@@ -99,8 +102,24 @@ static json_t *leases_json(const alloc_lease *v, size_t n)
     return arr;
 }
 
+/* --store etcd://... (or $QFLEET_STORE): the cluster's leases
+ * (cmd_cluster.c). 1 with the exit code in *exit when handled there. */
+static int leases_on_etcd(int argc, char **argv, int *exit)
+{
+    const char *store = NULL;
+    if ((*exit = cmd_cluster_store("qfleet leases", argc, argv, &store)) != 0)
+        return 1;
+    if (!store)
+        return 0;
+    *exit = cmd_cluster_leases(store, argc, argv);
+    return 1;
+}
+
 int cmd_leases(int argc, char **argv)
 {
+    int on_etcd;
+    if (leases_on_etcd(argc, argv, &on_etcd))
+        return on_etcd;
     enum { O_JSON, O_DIR };
     cli_opt opts[] = { { "--json", 0, 0, NULL }, { "--state-dir", 0, 1, NULL },
                        { NULL, 0, 0, NULL } };
@@ -147,6 +166,9 @@ static const char alloc_help[] =
     "  --pid PID        keep it while process PID lives\n"
     "  --state-dir DIR  the host's state dir (see `qfleet leases --help`)\n"
     "  --json           print the lease as a JSON object\n"
+    "  --store etcd://H:P[,H:P...]  take it across every host sharing that etcd\n"
+    "                   cluster (default: $QFLEET_STORE; see\n"
+    "                   `qfleet alloc --store etcd:// --help`)\n"
     "mac:\n"
     "  --nic N          NIC index (default 0); the same owner and NIC always get\n"
     "                   the same MAC while the lease lives\n"
@@ -300,8 +322,24 @@ static int take_lease(alloc_store *s, const alloc_owner *o, struct alloc_args *a
     return rc;
 }
 
+/* --store etcd://... (or $QFLEET_STORE): leases across hosts
+ * (cmd_cluster.c). 1 with the exit code in *exit when handled there. */
+static int alloc_on_etcd(int argc, char **argv, int *exit)
+{
+    const char *store = NULL;
+    if ((*exit = cmd_cluster_store("qfleet alloc", argc, argv, &store)) != 0)
+        return 1;
+    if (!store)
+        return 0;
+    *exit = cmd_cluster_alloc(store, argc, argv);
+    return 1;
+}
+
 int cmd_alloc(int argc, char **argv)
 {
+    int on_etcd;
+    if (alloc_on_etcd(argc, argv, &on_etcd))
+        return on_etcd;
     struct alloc_args a;
     int rc = alloc_parse(argc, argv, &a);
     if (rc)

@@ -47,8 +47,9 @@ int cluster_store_parse(const char *store, char *out, size_t outlen, char *err, 
         long port = colon ? strtol(colon + 1, &end, 10) : 0;
         if (len == 0 || !colon || colon == s || end != s + len || port < 1 || port > 65535 ||
             memchr(s, '/', len) || memchr(s, '@', len) || ++n > CLUSTER__EP_MAX) {
-            snprintf(err, errlen, "store %s: bad endpoint '%.*s' (want etcd://HOST:PORT[,HOST:PORT...])",
-                     store, (int)len, s);
+            snprintf(err, errlen,
+                     "store %s: bad endpoint '%.*s' (want etcd://HOST:PORT[,HOST:PORT...])", store,
+                     (int)len, s);
             sb_free(&b);
             return -EINVAL;
         }
@@ -260,13 +261,18 @@ static void check_deadline(cluster_t *c, double now)
 
 static void arm_tick(cluster_t *c, double now)
 {
-    double next = c->next_ka;
+    double next = now + 3600e3;
+    if (!c->lreq_inflight && c->resync == 0)
+        next = c->next_ka;
     if ((c->state == CLUSTER_LIVE || c->state == CLUSTER_UNPROVEN) && c->proven_until < next)
         next = c->proven_until;
+    double op = cluster__ops_next(c);
+    if (op > 0 && op < next)
+        next = op;
     if (c->closing)
         next = c->close_deadline;
     double d = next - now;
-    uv_timer_start(&c->tick, on_kick, d > 0 ? (uint64_t)d + 1 : 0, 0);
+    uv_timer_start(&c->tick, on_kick, d > 0 ? (uint64_t)d + 1 : 1, 0); /* never 0: see advance */
 }
 
 static void advance(cluster_t *c)
@@ -321,9 +327,10 @@ static int fill_opts(cluster_t *c, const cluster_opts *o, char *err, size_t errl
         snprintf(c->host, sizeof(c->host), "localhost");
     }
     c->host[sizeof(c->host) - 1] = '\0';
-    if (!is_ident(c->host, "._-") || strlen(o->host_id ? o->host_id : c->host) >= CLUSTER_HOST_MAX) {
+    const char *want = o->host_id ? o->host_id : c->host;
+    if (!is_ident(c->host, "._-") || strlen(want) >= CLUSTER_HOST_MAX) {
         snprintf(err, errlen, "host id '%s': letters, digits, '.', '_', '-' (at most %d)",
-                 o->host_id ? o->host_id : c->host, CLUSTER_HOST_MAX - 1);
+                 want, CLUSTER_HOST_MAX - 1);
         return -EINVAL;
     }
     snprintf(c->run, sizeof(c->run), "%s", o->run ? o->run : "");

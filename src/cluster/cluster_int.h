@@ -105,6 +105,9 @@ typedef struct cop {
     int nprefix, tries;
     char *mac_out;
     int sent, done, result, pend;
+    int transient;      /* the last failure may pass: send again after not_before */
+    int same;           /* COP_MAC: send the same candidate again */
+    double deadline, not_before; /* monotonic ms */
     char **keys;      /* COP_RELEASE: keys to delete */
     size_t nkeys;
     char from[CLUSTER__KEY_MAX], end[CLUSTER__KEY_MAX]; /* paged ranges */
@@ -167,6 +170,8 @@ void cluster__held_del(cluster_t *c, cheld *h);
 /* ops.c: start what is queued, finish what is done (from advance). */
 void cluster__ops_advance(cluster_t *c);
 void cluster__ops_cancel(cluster_t *c);
+/* When an op waits to be sent again (monotonic ms), or 0. */
+double cluster__ops_next(const cluster_t *c);
 void cluster__pubs_advance(cluster_t *c);
 void cluster__pubs_dirty(cluster_t *c);
 void cluster__pubs_free(cluster_t *c);

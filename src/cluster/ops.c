@@ -61,6 +61,7 @@ static cop *op_new(cluster_t *c, cop_kind kind)
         return NULL;
     o->c = c;
     o->kind = kind;
+    o->deadline = time_mono_ms() + c->ttl_s * 1000.0;
     cop **p = &c->ops;
     while (*p)
         p = &(*p)->next;
@@ -89,8 +90,9 @@ static void op_settle(cop *o, int result)
 static void holder_text(const cetcd_kv *kv, char *out, size_t n)
 {
     json_t *v = json_parse(kv->value, kv->value_len, NULL, 0);
-    snprintf(out, n, "host %s run %s owner %s pid %lld", json_get_str(v, "host") ?: "?",
-             json_get_str(v, "run") ?: "", json_get_str(v, "owner") ?: "?",
+    const char *run = json_get_str(v, "run");
+    snprintf(out, n, "host %s%s%s owner %s pid %lld", json_get_str(v, "host") ?: "?",
+             run && *run ? " run " : "", run && *run ? run : "", json_get_str(v, "owner") ?: "?",
              json_get_int(v, "pid", 0));
     json_free(v);
 }
@@ -189,6 +191,7 @@ static void on_op_reply(int res, long status, const char *body, size_t len, cons
         snprintf(o->err, sizeof(o->err), "etcd %s: %s", cluster__http_endpoint(o->c->http), perr);
     } else if (res < 0) {
         snprintf(o->err, sizeof(o->err), "%s", err);
+        o->transient = res == -ETIMEDOUT || res == -ECONNREFUSED || status >= 500;
         if (res == -ECONNREFUSED)
             res = -ENOTCONN;
     }
@@ -240,7 +243,9 @@ static int op_send(cop *o)
     o->result = 0;
     switch (o->kind) {
     case COP_MAC:
-        mac_candidate(o);
+        if (!o->same)
+            mac_candidate(o);
+        o->same = 0;
         /* fall through */
     case COP_CLAIM:
     case COP_RECLAIM: {
@@ -304,6 +309,18 @@ static void reclaim_done(cluster_t *c, cop *o)
  * the op is over. */
 static int op_finish(cluster_t *c, cop *o)
 {
+    /* etcd electing a leader, a member gone: try again while the session
+     * holds, for at most a TTL. A create etcd applied before the reply was
+     * lost is found to be ours (claim_reply). */
+    double now = time_mono_ms();
+    if (o->result < 0 && o->transient && o->kind != COP_RECLAIM && now < o->deadline &&
+        c->state != CLUSTER_LOST && !c->closing) {
+        o->transient = 0;
+        o->same = 1; /* it may have been created: see it is ours first */
+        o->sent = o->done = 0;
+        o->not_before = now + 100;
+        return 0;
+    }
     if (o->kind == COP_MAC && o->result == -EEXIST && ++o->tries < MAC_TRIES &&
         c->state == CLUSTER_LIVE) {
         o->sent = o->done = 0;
@@ -344,6 +361,10 @@ void cluster__ops_advance(cluster_t *c)
     cop **p = &c->ops;
     while (*p && !c->closing) {
         cop *o = *p;
+        if (!o->sent && o->not_before > time_mono_ms()) {
+            p = &o->next;
+            continue;
+        }
         if (!o->sent) {
             int needs_live = o->kind == COP_CLAIM || o->kind == COP_MAC;
             if (needs_live && c->state != CLUSTER_LIVE && c->state != CLUSTER_UNPROVEN) {
@@ -363,6 +384,15 @@ void cluster__ops_advance(cluster_t *c)
         }
         p = &o->next;
     }
+}
+
+double cluster__ops_next(const cluster_t *c)
+{
+    double next = 0;
+    for (const cop *o = c->ops; o; o = o->next)
+        if (!o->sent && o->not_before > 0 && (next == 0 || o->not_before < next))
+            next = o->not_before;
+    return next;
 }
 
 void cluster__ops_cancel(cluster_t *c)
@@ -440,8 +470,8 @@ int cluster_claim(cluster_t *c, const char *kind, const char *value, const char 
         op_settle(o, 0);
     } else if (h) {
         op_settle(o, -EEXIST);
-        snprintf(o->err, sizeof(o->err), "host %s run %s owner %s pid %lld", c->host, c->run,
-                 h->owner, cluster__pid());
+        snprintf(o->err, sizeof(o->err), "host %s%s%s owner %s pid %lld", c->host,
+                 c->run[0] ? " run " : "", c->run, h->owner, cluster__pid());
     }
     return 0;
 }

@@ -101,7 +101,8 @@ _qfleet() {
       --count|--defaults|--run-dir|--jobs|--boot-timeout|--net-timeout|\
       --mem-budget|--retries|--shard|--status-dir|--junit|--timeout|\
       --owner|--pid|--nic|--prefix|--mac|--display|--range|--port|\
-      --qemu-path|--mac-prefix|--downtime-limit|--max-bandwidth|--metrics-textfile|-o|--output) ((i++)) ;;
+      --qemu-path|--mac-prefix|--downtime-limit|--max-bandwidth|--metrics-textfile|-o|--output|\
+      --store|--host-id|--kind) ((i++)) ;;
       --run) run=${COMP_WORDS[i+1]}; ((i++)) ;;
       -*) ;;
       *) pos+=("$w") ;;
@@ -121,6 +122,8 @@ _qfleet() {
     --shard|--timeout|--owner|--pid|--nic|--prefix|--mac|--display|\
     --range|--port|--mac-prefix|--downtime-limit|--max-bandwidth) return 0 ;;
     --run) _qfleet_match < <(_qfleet_run_ids "$state_dir"); return 0 ;;
+    --store) _qfleet_reply "${QFLEET_STORE:-etcd://}"; compopt -o nospace 2>/dev/null; return 0 ;;
+    --host-id|--kind) return 0 ;;
   esac
 
   local opts=""
@@ -167,13 +170,13 @@ _qfleet() {
     templates)
       if ((${#pos[@]} == 0)) && [[ $cur != -* ]]; then _qfleet_reply rm; return 0; fi
       opts="--json --state-dir --all --help" ;;
-    leases) opts="--json --state-dir --help" ;;
+    leases) opts="--json --state-dir --store --host-id --kind --help" ;;
     free) opts="--owner --json --state-dir --help" ;;
     alloc)
       if ((${#pos[@]} == 0)) && [[ $cur != -* ]]; then _qfleet_reply mac vnc port; return 0; fi
-      opts="--owner --hold --pid --state-dir --json --help"
+      opts="--owner --hold --pid --state-dir --json --store --host-id --help"
       case ${pos[0]} in
-        mac) opts+=" --nic --prefix --mac --shared" ;;
+        mac) opts+=" --nic --prefix --mac --shared --count" ;;
         vnc) opts+=" --display --websocket" ;;
         port) opts+=" --range --port" ;;
       esac ;;

@@ -1,0 +1,338 @@
+/* etcd_bench.c - `tools/bench alloc --etcd`: MAC allocations through etcd
+ * (one cluster session per process, one claim in flight, so each latency
+ * is one create-if-absent round trip) beside the same allocations on the
+ * local store, with each process count, in one run. Latencies go to shared
+ * memory; p50 and p99 are over every allocation of every process. */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <ftw.h>
+#include <netinet/in.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "base/json.h"
+#include "base/proc.h"
+#include "base/time.h"
+#include "src/alloc/alloc.h"
+#include "src/cluster/cluster.h"
+#include "tools/etcd_bench.h"
+
+#define LAT_MAX 200000 /* per process */
+#define PREFIX "02:be:"
+
+typedef struct eres {
+    const char *store;
+    int procs;
+    long n;
+    double secs, p50, p99;
+} eres;
+
+typedef struct wsess {
+    cluster_t *c;
+    int live, lost, done, result, closed;
+} wsess;
+
+static void w_state(cluster_t *c, cluster_state s, const char *why, void *data)
+{
+    wsess *w = data;
+    w->live |= s == CLUSTER_LIVE;
+    w->lost |= s == CLUSTER_LOST;
+}
+
+static void w_done(cluster_t *c, int result, void *data)
+{
+    wsess *w = data;
+    w->result = result;
+    w->done = 1;
+}
+
+static void w_closed(cluster_t *c, int result, void *data)
+{
+    ((wsess *)data)->closed = 1;
+}
+
+static void run_until(uv_loop_t *loop, const int *flag)
+{
+    while (!*flag)
+        uv_run(loop, UV_RUN_ONCE);
+}
+
+/* A session on store that went live (or lost: w.lost). */
+static void open_live(uv_loop_t *loop, const char *store, const char *host, wsess *w)
+{
+    char err[CLUSTER_ERR_MAX];
+    cluster_opts o = { .store = store, .host_id = host };
+    memset(w, 0, sizeof(*w));
+    if (cluster_open(loop, &o, w_state, NULL, w, &w->c, err, sizeof(err)) < 0) {
+        fprintf(stderr, "bench_alloc: %s\n", err);
+        w->lost = 1;
+        return;
+    }
+    while (!w->live && !w->lost)
+        uv_run(loop, UV_RUN_ONCE);
+}
+
+static void close_sess(uv_loop_t *loop, wsess *w)
+{
+    cluster_close(w->c, w_closed, w);
+    run_until(loop, &w->closed);
+}
+
+static void etcd_worker(const char *store, int id, double until, double *lat, long *n)
+{
+    uv_loop_t loop;
+    char host[32], owner[64], mac[18];
+    wsess w;
+    uv_loop_init(&loop);
+    snprintf(host, sizeof(host), "bench%d", id);
+    open_live(&loop, store, host, &w);
+    if (!w.live)
+        _exit(1);
+    long k = 0;
+    while (k < LAT_MAX && time_mono_ms() < until) {
+        snprintf(owner, sizeof(owner), "bench/w%d/nic%ld", id, k);
+        double t0 = time_mono_ms();
+        w.done = 0;
+        if (cluster_claim_mac(w.c, PREFIX, owner, mac, w_done, &w) < 0)
+            _exit(1);
+        run_until(&loop, &w.done);
+        if (w.result < 0) {
+            fprintf(stderr, "bench_alloc: etcd worker %d: %s\n", id, cluster_error(w.c));
+            _exit(1);
+        }
+        lat[k++] = time_mono_ms() - t0;
+    }
+    *n = k;
+    close_sess(&loop, &w); /* revokes: the next measurement starts empty */
+    _exit(0);
+}
+
+static void local_worker(const char *dir, int id, double until, double *lat, long *n)
+{
+    char err[512], name[64], mac[MAC_STRLEN];
+    alloc_store *s;
+    alloc_owner o;
+    snprintf(name, sizeof(name), "bench/w%d", id);
+    if (alloc_store_open(&s, dir, NULL, err, sizeof(err)) ||
+        alloc_owner_init(&o, name, getpid(), err, sizeof(err))) {
+        fprintf(stderr, "bench_alloc: %s\n", err);
+        _exit(1);
+    }
+    long k = 0;
+    while (k < LAT_MAX && k < 9999 && time_mono_ms() < until) {
+        double t0 = time_mono_ms();
+        if (alloc_mac(s, &o, (int)k, PREFIX, 0, mac, err, sizeof(err)) < 0) {
+            fprintf(stderr, "bench_alloc: local worker %d: %s\n", id, err);
+            _exit(1);
+        }
+        lat[k++] = time_mono_ms() - t0;
+    }
+    *n = k;
+    alloc_release_owner(s, name, err, sizeof(err));
+    alloc_store_close(s);
+    _exit(0);
+}
+
+static int cmp_double(const void *a, const void *b)
+{
+    double x = *(const double *)a, y = *(const double *)b;
+    return x < y ? -1 : x > y;
+}
+
+/* One measurement: procs workers on store (NULL: the local store in dir). */
+static int measure(const char *store, const char *dir, int procs, double secs, eres *r)
+{
+    size_t bytes = sizeof(double) * LAT_MAX * (size_t)procs + sizeof(long) * (size_t)procs;
+    double *lat = mmap(NULL, bytes, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+    if (lat == MAP_FAILED)
+        return -errno;
+    long *counts = (long *)(lat + (size_t)LAT_MAX * (size_t)procs);
+    double t0 = time_mono_ms(), until = t0 + secs * 1e3;
+    for (int i = 0; i < procs; i++) {
+        pid_t pid = fork();
+        if (pid < 0)
+            return -errno;
+        if (pid == 0) {
+            double *mine = lat + (size_t)LAT_MAX * (size_t)i;
+            if (store)
+                etcd_worker(store, i, until, mine, &counts[i]);
+            local_worker(dir, i, until, mine, &counts[i]);
+        }
+    }
+    int failed = 0, st;
+    for (int i = 0; i < procs; i++)
+        if (wait(&st) < 0 || !WIFEXITED(st) || WEXITSTATUS(st))
+            failed = 1;
+    *r = (eres){ .store = store ? "etcd" : "local", .procs = procs, .secs = secs };
+    double *all = malloc(sizeof(double) * LAT_MAX * (size_t)procs);
+    for (int i = 0; all && i < procs; i++) {
+        memcpy(all + r->n, lat + (size_t)LAT_MAX * (size_t)i, sizeof(double) * (size_t)counts[i]);
+        r->n += counts[i];
+    }
+    if (all && r->n > 0) {
+        qsort(all, (size_t)r->n, sizeof(double), cmp_double);
+        r->p50 = all[r->n / 2];
+        r->p99 = all[(size_t)((double)r->n * 0.99)];
+    }
+    free(all);
+    munmap(lat, bytes);
+    return failed || r->n == 0 ? -EIO : 0;
+}
+
+/* --- a private etcd ------------------------------------------------------ */
+
+static int free_port(void)
+{
+    for (int t = 0; t < 1000; t++) {
+        int port = 12000 + (int)(random() % 20000);
+        int fd = socket(AF_INET, SOCK_STREAM, 0);
+        struct sockaddr_in a = { .sin_family = AF_INET, .sin_port = htons((uint16_t)port),
+                                 .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
+        int ok = fd >= 0 && bind(fd, (struct sockaddr *)&a, sizeof(a)) == 0;
+        if (fd >= 0)
+            close(fd);
+        if (ok)
+            return port;
+    }
+    return -1;
+}
+
+static int rm_one(const char *path, const struct stat *st, int flag, struct FTW *f)
+{
+    return remove(path) < 0 ? -1 : 0;
+}
+
+static void etcd_exited(proc_t *p, int status, int sig, void *data)
+{
+    *(int *)data = 1;
+}
+
+typedef struct private_etcd {
+    uv_loop_t loop;
+    proc_t *p;
+    int exited;
+    char dir[256], store[64];
+} private_etcd;
+
+static int etcd_up(private_etcd *e)
+{
+    char data[300], log[300], client[64], peer[64], cluster[96], err[512];
+    const char *t = getenv("TMPDIR");
+    snprintf(e->dir, sizeof(e->dir), "%s/qf-bench-etcd-XXXXXX", t && *t ? t : "/tmp");
+    if (!mkdtemp(e->dir))
+        return -errno;
+    srandom((unsigned)getpid());
+    int cp = free_port(), pp = free_port();
+    snprintf(data, sizeof(data), "%s/data", e->dir);
+    snprintf(log, sizeof(log), "%s/etcd.log", e->dir);
+    snprintf(client, sizeof(client), "http://127.0.0.1:%d", cp);
+    snprintf(peer, sizeof(peer), "http://127.0.0.1:%d", pp);
+    snprintf(cluster, sizeof(cluster), "default=%s", peer);
+    snprintf(e->store, sizeof(e->store), "etcd://127.0.0.1:%d", cp);
+    char *argv[] = { "etcd", "--data-dir", data, "--listen-client-urls", client,
+                     "--advertise-client-urls", client, "--listen-peer-urls", peer,
+                     "--initial-advertise-peer-urls", peer, "--initial-cluster", cluster, NULL };
+    proc_opts o = { .argv = argv, .log_path = log };
+    uv_loop_init(&e->loop);
+    if (proc_start(&e->loop, &o, etcd_exited, &e->exited, &e->p, err, sizeof(err)) < 0) {
+        fprintf(stderr, "bench_alloc: etcd: %s\n", err);
+        return -ENOENT;
+    }
+    for (int i = 0; i < 50 && !e->exited; i++) { /* 10 s */
+        wsess w;
+        open_live(&e->loop, e->store, "bench-probe", &w);
+        int live = w.live;
+        if (w.c)
+            close_sess(&e->loop, &w);
+        if (live)
+            return 0;
+        usleep(200000);
+    }
+    fprintf(stderr, "bench_alloc: etcd did not come up; see %s\n", log);
+    return -ETIMEDOUT;
+}
+
+static void etcd_down(private_etcd *e)
+{
+    if (e->p) {
+        proc_kill(e->p, SIGTERM);
+        run_until(&e->loop, &e->exited);
+        proc_close(e->p, NULL, NULL);
+        uv_run(&e->loop, UV_RUN_DEFAULT);
+    }
+    uv_loop_close(&e->loop);
+    nftw(e->dir, rm_one, 16, FTW_DEPTH | FTW_PHYS);
+}
+
+/* --- the run ------------------------------------------------------------- */
+
+static void print(const eres *r, int nr, const char *store, int json)
+{
+    if (!json) {
+        printf("MAC allocations (one in flight per process; etcd: %s)\n", store);
+        printf("%-6s %6s %8s %8s %10s %8s %8s\n", "store", "procs", "allocs", "seconds",
+               "allocs/s", "p50 ms", "p99 ms");
+        for (int i = 0; i < nr; i++)
+            printf("%-6s %6d %8ld %8.2f %10.0f %8.2f %8.2f\n", r[i].store, r[i].procs, r[i].n,
+                   r[i].secs, r[i].n / r[i].secs, r[i].p50, r[i].p99);
+        return;
+    }
+    json_t *o = json_object(), *arr = json_array();
+    for (int i = 0; o && arr && i < nr; i++) {
+        json_t *x = json_object();
+        json_set_str(x, "store", r[i].store);
+        json_set_int(x, "procs", r[i].procs);
+        json_set_int(x, "allocs", r[i].n);
+        json_set(x, "allocs_per_s", json_double(r[i].n / r[i].secs));
+        json_set(x, "p50_ms", json_double(r[i].p50));
+        json_set(x, "p99_ms", json_double(r[i].p99));
+        json_append(arr, x);
+    }
+    json_set(o, "results", arr);
+    char *text = json_dump_pretty(o, NULL);
+    printf("%s\n", text ? text : "null");
+    free(text);
+    json_free(o);
+}
+
+int etcd_bench(const char *store, const char *dir, const int *procs, int np, double secs,
+               int json)
+{
+    private_etcd e = {0};
+    char parsed[256], err[256];
+    if (store && cluster_store_parse(store, parsed, sizeof(parsed), err, sizeof(err)) != 1) {
+        fprintf(stderr, "bench_alloc: --store: %s\n", store ? err : "");
+        return 2;
+    }
+    if (!store) {
+        if (etcd_up(&e) < 0) {
+            etcd_down(&e);
+            return 3;
+        }
+        store = e.store;
+    }
+    eres r[32];
+    int nr = 0, rc = 0;
+    for (int i = 0; i < np && nr < 30 && rc == 0; i++) {
+        if ((rc = measure(NULL, dir, procs[i], secs, &r[nr])) == 0)
+            nr++;
+        if (rc == 0 && (rc = measure(store, dir, procs[i], secs, &r[nr])) == 0)
+            nr++;
+    }
+    int private = e.p != NULL;
+    if (private)
+        etcd_down(&e);
+    if (rc < 0) {
+        fprintf(stderr, "bench_alloc: a worker failed\n");
+        return 1;
+    }
+    print(r, nr, private ? "private, started for the run" : store, json);
+    return 0;
+}
