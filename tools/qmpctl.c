@@ -282,7 +282,8 @@ static const struct cmd {
       "finished), or of every live run with --all.\n"
       "\n  --all    every live run on this host, with a RUN column\n"
       "  --cluster  every host's live guests as their controllers publish them on\n"
-      "           etcd (--store etcd://H:P[,H:P...] or $QFLEET_STORE), with a HOST column\n" },
+      "           etcd, with a HOST column\n"
+      "  --store etcd://H:P[,H:P...]  the etcd of --cluster (default $QFLEET_STORE)\n" },
     { "status", "VM", NEEDS_VM | SOCKET_OK, "QEMU status, agent, and when each boot phase was reached",
       "QMP query-status on the guest's inspection monitor, a guest-ping through the\n"
       "controller, and the time each boot phase was reached (from the registry).\n"
@@ -359,7 +360,6 @@ static const char options_help[] =
     "  --state-dir DIR    host state dir (default $QFLEET_STATE_DIR, /var/lib/qfleet)\n"
     "  -s, --socket SOCK  any QEMU's QMP socket instead of a qfleet guest (qmp, events, status)\n"
     "  --json             JSON for machines instead of tables\n"
-    "  --store STORE      etcd://H:P[,H:P...] for list --cluster (default $QFLEET_STORE)\n"
     "  --timeout S        seconds to wait for QEMU, the agent or the controller\n"
     "  -h, --help         help; 'qmpctl COMMAND --help' for one command\n"
     "  --version          the qfleet version this qmpctl belongs to\n"
