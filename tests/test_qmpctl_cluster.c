@@ -337,3 +337,57 @@ Test(qmpctl_cluster_setup, unreachable_etcd_at_start_is_a_setup_error)
     char *nargv[] = { QMPCTL, "list", "--cluster", NULL };
     cr_assert_eq(run("tool", "list", nargv), 2, "no store named: a usage error");
 }
+
+/* `qfleet run --store`: the suite's guest claims its MAC on etcd, and the
+ * run's status.json and metrics.prom show the session (docs/status.md). */
+Test(qmpctl_cluster, run_reports_the_cluster_in_status_and_metrics)
+{
+    char suite[400], status[400], run_dir[400];
+    snprintf(suite, sizeof(suite), "%s/s.suite", F.dir);
+    snprintf(status, sizeof(status), "%s/status", F.dir);
+    snprintf(run_dir, sizeof(run_dir), "%s/run", F.dir);
+    FILE *fp = fopen(suite, "w");
+    cr_assert(fp);
+    fprintf(fp, "[suite]\ncfg = cheap.cfg\nvms = vm0\n"
+                "[case up]\nqmp vm0: query-status\n    expect status = running\n");
+    cr_assert_eq(fclose(fp), 0);
+    char *argv[] = { QFLEET, "run", suite, "--store", (char *)etcd_fx_store(F.fx), "--host-id",
+                     "hostR", "--status-dir", status, "--run-dir", run_dir, "--plain", NULL };
+    int rc = run("hostR", "run", argv);
+    char *err = slurp("run", "err");
+    cr_assert_eq(rc, 0, "qfleet run: %d\n%s", rc, err);
+    free(err);
+    char p[500];
+    snprintf(p, sizeof(p), "%s/status.json", status);
+    size_t n;
+    char *s = fs_read_file(p, 1 << 22, &n);
+    json_t *doc = s ? json_parse(s, n, NULL, 0) : NULL;
+    free(s);
+    const json_t *cl = json_get(json_get(doc, "run"), "cluster");
+    cr_assert(cl && json_typeof(cl) == JSON_OBJECT, "no run.cluster in status.json");
+    cr_assert_str_eq(json_get_str(cl, "host_id"), "hostR");
+    cr_assert_str_eq(json_get_str(cl, "state"), "live");
+    cr_assert(strstr(json_get_str(cl, "endpoint"), etcd_fx_endpoint(F.fx, 0)), "%s",
+              json_get_str(cl, "endpoint"));
+    json_free(doc);
+    snprintf(p, sizeof(p), "%s/metrics.prom", status);
+    char *m = fs_read_file(p, 1 << 22, NULL);
+    cr_assert(m);
+    cr_assert(strstr(m, "qfleet_cluster_state{state=\"live\",host=\"hostR\""), "%s", m);
+    cr_assert(strstr(m, "qfleet_cluster_state{state=\"lost\",host=\"hostR\""), "%s", m);
+    const char *live = strstr(m, "qfleet_cluster_state{state=\"live\"");
+    cr_assert(live && strstr(live, "} 1\n") == strchr(live, '}'), "live is not 1: %s", m);
+    cr_assert(strstr(m, "qfleet_cluster_keepalive_seconds "), "%s", m);
+    cr_assert(strstr(m, "qfleet_cluster_keepalive_max_seconds "), "%s", m);
+    cr_assert(strstr(m, "qfleet_cluster_keepalives_total "), "%s", m);
+    cr_assert(strstr(m, "qfleet_cluster_keepalive_failures_total 0\n"), "%s", m);
+    cr_assert(strstr(m, "qfleet_cluster_leases_held "), "%s", m);
+    free(m);
+    /* The suite's fleet wrote the session's state in its events.jsonl. */
+    snprintf(p, sizeof(p), "%s/s/events.jsonl", run_dir);
+    char *ev = fs_read_file(p, 1 << 22, NULL);
+    cr_assert(ev && strstr(ev, "\"event\":\"cluster\",\"state\":\"live\",\"host\":\"hostR\""),
+              "%s", ev ? ev : p);
+    free(ev);
+    cr_assert_eq(etcd_count("/qfleet/"), 0, "the run's keys went with it");
+}
