@@ -381,9 +381,12 @@ void fleet__claims_release(fguest_t *g)
     if (!f->o.cluster)
         return;
     int held = 0;
-    for (int i = 0; i < g->ncw; i++) {
-        held |= g->cw[i].held || g->cw[i].pending;
-        g->cw[i].held = 0;
+    for (int i = 0; i < g->ncw; i++) { /* held, asked, or granted but not decided on yet */
+        struct fleet_claim *cl = &g->cw[i];
+        held |= cl->held || cl->pending || (cl->answered && cl->result == 0);
+        if (cl->answered && cl->result == 0)
+            cl->answered = 0;
+        cl->held = 0;
     }
     g->claiming = 0;
     if (held && cluster_release_owner(f->o.cluster, g->owner.name, NULL, NULL) < 0)
