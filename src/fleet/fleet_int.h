@@ -1,6 +1,7 @@
 /* fleet_int.h - what fleet.c (the set of guests, the scheduler, the run
- * dir, the registry), boot.c (one guest's state machine) and leases.c (its
- * leases) share. Not for other modules.
+ * dir, the registry), boot.c (one guest's state machine), leases.c (its
+ * leases) and claims.c (its cluster-wide claims) share. Not for other
+ * modules.
  *
  * The direction: fleet.c drives each guest through the fleet__guest_*
  * functions of boot.c; boot.c reports every change of g->state back through
