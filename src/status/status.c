@@ -131,9 +131,8 @@ json_t *status_json(const st_run *r)
     json_set_int(use, "guests", r->guests_in_use);
     json_set_int(use, "mem_mb", r->mem_in_use_mb);
     json_set(run, "in_use", use);
-    json_t *cl = json_null();
+    json_t *cl = r->cluster ? json_object() : json_null();
     if (r->cluster) {
-        cl = json_object();
         json_set_str(cl, "endpoint", r->cluster_store);
         json_set_str(cl, "host_id", r->cl_host);
         json_set_str(cl, "state", cluster_state_name(r->cl_stats.state));
