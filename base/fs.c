@@ -4,6 +4,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <grp.h>
 #include <libgen.h>
 #include <pwd.h>
 #include <stdio.h>
@@ -57,6 +58,71 @@ static int split_path(const char *path, char *dir, size_t dirlen, const char **b
     return n < 0 || (size_t)n >= dirlen ? -ENAMETOOLONG : 0;
 }
 
+static void owner_name(uid_t uid, char *out, size_t len)
+{
+    char buf[1024];
+    struct passwd pw, *pwp = NULL;
+    if (getpwuid_r(uid, &pw, buf, sizeof(buf), &pwp) == 0 && pwp)
+        snprintf(out, len, " (%s)", pw.pw_name);
+    else
+        out[0] = '\0';
+}
+
+int fs_dir_wants_group(int dfd)
+{
+    struct stat st;
+    if (fstat(dfd, &st) < 0)
+        return -errno;
+    return (st.st_mode & (S_IWGRP | S_ISGID)) != 0;
+}
+
+static int in_group(gid_t gid)
+{
+    if (getegid() == gid)
+        return 1;
+    gid_t g[256];
+    int n = getgroups(256, g);
+    for (int i = 0; i < n; i++)
+        if (g[i] == gid)
+            return 1;
+    return 0;
+}
+
+/* FS_DIR_GROUP (fs.h): why st is not a good group dir, or NULL. */
+static const char *group_fault(const struct stat *st, char *buf, size_t len)
+{
+    uid_t me = geteuid();
+    char gbuf[4096], owner[64];
+    struct group gr, *grp = NULL;
+    if (st->st_uid != 0 && st->st_uid != me) {
+        owner_name(st->st_uid, owner, sizeof(owner));
+        snprintf(buf, len, "is owned by uid %u%s: a shared store must be owned by root or by "
+                 "you (uid %u)", (unsigned)st->st_uid, owner, (unsigned)me);
+    } else if (st->st_mode & S_IWOTH) {
+        snprintf(buf, len, "is world-writable, with mode %04o: a shared store is writable by "
+                 "group " FS_GROUP_NAME " only (chmod 2770)", (unsigned)(st->st_mode & 07777));
+    } else if (getgrnam_r(FS_GROUP_NAME, &gr, gbuf, sizeof(gbuf), &grp) != 0 || !grp) {
+        snprintf(buf, len, "is group-writable but this host has no group " FS_GROUP_NAME
+                 " (tools/quickstart, run as root, creates it)");
+    } else if (st->st_gid != grp->gr_gid) {
+        struct group g2, *g2p = NULL;
+        char b2[4096];
+        snprintf(buf, len, "is group-writable by group %s (gid %u), not " FS_GROUP_NAME
+                 " (gid %u): chgrp " FS_GROUP_NAME " it, or make it private (chmod 0700)",
+                 getgrgid_r(st->st_gid, &g2, b2, sizeof(b2), &g2p) == 0 && g2p ? g2.gr_name : "?",
+                 (unsigned)st->st_gid, (unsigned)grp->gr_gid);
+    } else if (!(st->st_mode & S_ISGID)) {
+        snprintf(buf, len, "has no setgid bit (mode %04o): files made in it would not get group "
+                 FS_GROUP_NAME " (chmod 2770)", (unsigned)(st->st_mode & 07777));
+    } else if (me != 0 && !in_group(grp->gr_gid)) {
+        snprintf(buf, len, "is shared by group " FS_GROUP_NAME ", which you (uid %u) are not in "
+                 "(usermod -aG " FS_GROUP_NAME ", then log in again)", (unsigned)me);
+    } else {
+        return NULL;
+    }
+    return buf;
+}
+
 int fs_dir_check(int dfd, const char *path, unsigned policy, char *err, size_t errlen)
 {
     struct stat st;
@@ -65,16 +131,18 @@ int fs_dir_check(int dfd, const char *path, unsigned policy, char *err, size_t e
         snprintf(err, errlen, "%s: %s", path, strerror(e));
         return -e;
     }
-    (void)policy; /* FS_DIR_PRIVATE is the only policy yet (see fs.h) */
     uid_t me = geteuid();
+    char why[512];
+    if (FS_DIR_POLICY(policy) == FS_DIR_GROUP) {
+        if (!group_fault(&st, why, sizeof(why)))
+            return 0;
+        snprintf(err, errlen, "%s %s", path, why);
+        return -EPERM;
+    }
     if (st.st_uid == me && !(st.st_mode & (S_IWGRP | S_IWOTH)))
         return 0;
-    char buf[1024], owner[64];
-    struct passwd pw, *pwp = NULL;
-    if (getpwuid_r(st.st_uid, &pw, buf, sizeof(buf), &pwp) == 0 && pwp)
-        snprintf(owner, sizeof(owner), " (%s)", pw.pw_name);
-    else
-        owner[0] = '\0';
+    char owner[64];
+    owner_name(st.st_uid, owner, sizeof(owner));
     snprintf(err, errlen,
              "%s is owned by uid %u%s with mode %04o: qfleet writes only in a directory owned "
              "by you (uid %u) that group and others cannot write; chown/chmod it or use "

@@ -19,13 +19,25 @@ int fs_mkdir_p(const char *path, mode_t mode, int tighten);
  * O_NOFOLLOW (fs_openat), temporaries also with O_EXCL: no name qfleet
  * opens can be redirected elsewhere.
  *
- * The policy argument leaves room for the group-shared state dir of issue
- * 19 (owned by root or the user, group qfleet, not world-writable); only
- * FS_DIR_PRIVATE exists today. FS_DIR_TIGHTEN may be or'ed in. */
+ * FS_DIR_GROUP is the host-wide store shared by the users of one host
+ * (issue 19): owned by root or the effective user, its group the group
+ * FS_GROUP_NAME (looked up by name), never writable by others, with the
+ * setgid bit so every file made in it gets that group; group write is
+ * what it is for. A caller who is not root must be in the group. Members
+ * of the group trust each other with what is in it. FS_DIR_TIGHTEN may be
+ * or'ed into either policy. */
+#define FS_GROUP_NAME "qfleet"
 enum {
     FS_DIR_PRIVATE = 0,      /* owned by geteuid(), no group/other write */
+    FS_DIR_GROUP = 1,        /* root's or mine, group qfleet, setgid, not o+w */
     FS_DIR_TIGHTEN = 1 << 8, /* an existing dir of ours gets mode (fchmod) */
 };
+#define FS_DIR_POLICY(p) ((p) & 0xffu)
+
+/* 1 if the directory open as dfd asks to be a group dir (group-writable or
+ * setgid): the lease store then checks it with FS_DIR_GROUP, else with
+ * FS_DIR_PRIVATE. 0 if not, -errno if it cannot be stat'ed. */
+int fs_dir_wants_group(int dfd);
 
 /* Check the directory open as dfd (path only names it in err). 0, or
  * -EPERM with a reason naming the owner and mode in err. */

@@ -359,7 +359,7 @@ int proc_start(uv_loop_t *loop, const proc_opts *o, proc_exit_cb cb, void *data,
         free(p);
         return rc;
     }
-    pid_t pid;
+    pid_t pid = -1;
     rc = fork_exec(o, exe, &io, &pid, err, errlen);
     /* The child has its copies; the parent keeps only the read ends. */
     for (int i = 0; i < 3; i++)

@@ -223,6 +223,20 @@ static int res_slot(const struct cfg_res *res, int slot, int need)
     return slot >= 0 ? slot : res->pci_slot[need];
 }
 
+int cfg_sock_paths_fit(const char *run_dir, const char *name, char *err, size_t errlen)
+{
+    struct sockaddr_un sun;
+    /* the longest of the names cfg_run_path gives: NAME-qmp-inspect.sock */
+    size_t need = strlen(run_dir) + strlen(name) + sizeof("/-qmp-inspect.sock");
+    if (need <= sizeof(sun.sun_path))
+        return 0;
+    snprintf(err, err ? errlen : 0,
+             "run dir '%s' is too long for the Unix socket paths of guest %s (%s/%s-qmp-inspect.sock "
+             "is %zu bytes, %zu at most): use a shorter --state-dir or --run-dir",
+             run_dir, name, run_dir, name, need - 1, sizeof(sun.sun_path) - 1);
+    return -ENAMETOOLONG;
+}
+
 static int check_res(const struct model *m, const struct cfg_res *res, char *err, size_t errlen)
 {
 #define FAIL(...) (snprintf(err, err ? errlen : 0, __VA_ARGS__), -EINVAL)
@@ -231,11 +245,8 @@ static int check_res(const struct model *m, const struct cfg_res *res, char *err
     const char *name = inst_name(m, res);
     if (!is_ident(name, "_.-") || strlen(name) > CFG_NAME_MAX)
         return FAIL("res: name '%s': expected letters, digits, '_', '.' and '-'", name);
-    struct sockaddr_un sun;
-    if (strlen(res->run_dir) + strlen(name) + sizeof("/-qmp-inspect.sock") > sizeof(sun.sun_path))
-        return FAIL(
-            "res: run_dir '%s' is too long for the VM's Unix socket paths (%zu bytes at most)",
-            res->run_dir, sizeof(sun.sun_path) - 1);
+    if (cfg_sock_paths_fit(res->run_dir, name, err, errlen) < 0)
+        return -EINVAL;
     for (int i = 0; i < m->nmacs; i++) {
         char mac[18];
         if (cfg_mac_parse(res->macs[i], mac) < 0)

@@ -96,6 +96,11 @@ void cfg_vm_needs(const struct cfg_vm *vm, struct cfg_needs *out);
 /* The command line, NULL-terminated, argv[0] the QEMU binary. Errors
  * (-EINVAL) for resources that are missing or invalid, a hugetlbfs mount
  * that is missing (-ENOENT), or run-dir paths too long for a socket. */
+/* Do the Unix socket paths of instance name in run_dir fit sun_path (107
+ * bytes)? 0, or -ENAMETOOLONG with the limit in err. The argv builder
+ * checks the same; callers use it to refuse a run dir before launching. */
+int cfg_sock_paths_fit(const char *run_dir, const char *name, char *err, size_t errlen);
+
 int cfg_argv_build(const struct cfg_vm *vm, const struct cfg_res *res, char ***argv, char *err,
                    size_t errlen);
 void cfg_argv_free(char **argv);

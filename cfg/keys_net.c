@@ -295,7 +295,7 @@ int k_device(struct bctx *b)
     for (int gi = 0; gi < b->k->ngroups; gi++) {
         struct opts o;
         const struct cfg_pair *drv, *p;
-        int i;
+        int i = 0;
         TRY(ko_one(b, gi, &o));
         if (!(drv = ko_get(&o, "driver"))) {
             if (!ko_get(&o, "vf_idx") && !ko_get(&o, "pf_idx"))

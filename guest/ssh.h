@@ -84,6 +84,13 @@ int ssh__lost(sshtp *t);
 void ssh__fail(sshtp *t, guest_job *j, const char *what);
 void ssh__step(const guest_job *j, char *out, size_t outlen);
 
+/* ssh_connect.c, worker thread */
+void ssh__set_timeout(ssh_session ss, int ms);
+/* Connect, check the host key and log in, retrying while sshd starts;
+ * the result goes into j. */
+void ssh__connect(sshtp *t, guest_job *j);
+void ssh__disconnect(sshtp *t);
+
 /* sshchan.c, worker thread */
 void ssh__exec(sshtp *t, guest_job *j, double deadline);
 void ssh__send(sshtp *t, guest_job *j, double deadline);

@@ -1,5 +1,6 @@
-/* conn.c - newline-delimited JSON over a uv_pipe_t. See conn.h. */
-#include "qmp/conn.h"
+/* conn.c - newline-delimited JSON over a uv_pipe_t (conn.h): connecting,
+ * input and closing; output is in conn_out.c. */
+#include "qmp/conn_int.h"
 #include "qmp/test_hooks.h"
 
 #include <errno.h>
@@ -13,79 +14,6 @@
 #define READ_CHUNK (64u * 1024)
 #define RETRY_FIRST_MS 10
 #define RETRY_MAX_MS 200
-
-enum cstate {
-    C_IDLE,       /* fresh */
-    C_CONNECTING, /* uv_pipe_connect in flight */
-    C_WAIT,       /* between connect attempts */
-    C_OPEN,
-    C_DEAD,       /* failed; err says why */
-};
-
-struct conn {
-    uv_loop_t *loop;
-    uv_pipe_t pipe;
-    uv_timer_t timer; /* connect retries and the connect deadline */
-    uv_connect_t creq;
-    enum cstate state;
-    int pipe_inited;  /* pipe handle initialised and its close not yet done */
-    int pipe_closing;
-    int timer_closed;
-    int closing;
-    int dispatching;
-
-    conn_msg_cb on_msg;
-    conn_dead_cb on_dead;
-    void *data;
-
-    /* connect */
-    char path[sizeof(((struct sockaddr_un *)0)->sun_path)];
-    int timeout_ms;
-    uint64_t deadline; /* uv_now() ms; 0 = none */
-    unsigned retry_ms;
-    int last_err;
-    conn_connect_cb connect_cb;
-    void *connect_data;
-
-    /* input: rbuf[0..rlen) is unprocessed; '\n' was searched up to scan */
-    char *rbuf;
-    size_t rlen, rcap, scan;
-    size_t max_input;
-    int discard;
-    unsigned char delim;
-
-    conn_err err;
-    char errbuf[320];
-    char label[32];
-
-    conn_close_cb close_cb;
-    void *close_data;
-    uint64_t bytes_in, bytes_out;
-
-    /* flow control and half-close */
-    int reading;      /* uv_read_start in effect */
-    int paused;       /* by the owner */
-    int out_blocked;  /* out_queued went over out_soft */
-    size_t out_queued, out_soft, out_hard;
-    conn_eof_cb on_eof;
-    int eof;          /* the peer shut down its side */
-    int eof_reported;
-    int shut;
-    uv_shutdown_t sreq;
-    conn_write_cb shut_cb;
-    void *shut_data;
-};
-
-struct wreq {
-    uv_write_t req;
-    conn_t *c;
-    conn_write_cb cb;
-    void *data;
-    size_t len;
-    char *buf; /* what we allocated: a json_dump result or a raw copy */
-};
-
-static const char newline = '\n';
 
 static void set_err(conn_t *c, int code, const char *cls, const char *desc)
 {
@@ -253,8 +181,6 @@ static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
 static void process(conn_t *c);
 static void deliver(conn_t *c, char *line, size_t len);
 
-static void update_reading(conn_t *c);
-
 static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
 {
     conn_t *c = s->data;
@@ -263,10 +189,10 @@ static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
         c->rlen += (size_t)nread;
         c->bytes_in += (uint64_t)nread;
         process(c);
-        update_reading(c);
+        conn__update_reading(c);
     } else if (nread == UV_EOF && c->on_eof) {
         c->eof = 1;
-        update_reading(c);
+        conn__update_reading(c);
         process(c);
     } else if (nread == UV_EOF) {
         conn_fail(c, -ECONNRESET, CONN_ERR_DISCONNECTED, "connection closed by peer (EOF)");
@@ -432,7 +358,7 @@ void conn_abort(conn_t *c)
 /* ---- input ---- */
 
 /* Read exactly while the conn may take input: open, not held, before EOF. */
-static void update_reading(conn_t *c)
+void conn__update_reading(conn_t *c)
 {
     int want = alive(c) && !held(c) && !c->eof && c->pipe_inited && !c->pipe_closing;
     if (want == c->reading)
@@ -452,11 +378,11 @@ static void on_resume(uv_timer_t *t)
     if (!alive(c) || held(c))
         return;
     process(c); /* the lines that waited */
-    update_reading(c);
+    conn__update_reading(c);
 }
 
 /* Input may flow again: from the loop, not inside the caller's callback. */
-static void schedule_resume(conn_t *c)
+void conn__schedule_resume(conn_t *c)
 {
     if (alive(c) && !held(c))
         uv_timer_start(&c->timer, on_resume, 0, 0);
@@ -467,7 +393,7 @@ void conn_pause(conn_t *c)
     if (!c || c->paused)
         return;
     c->paused = 1;
-    update_reading(c);
+    conn__update_reading(c);
 }
 
 void conn_resume(conn_t *c)
@@ -475,7 +401,7 @@ void conn_resume(conn_t *c)
     if (!c || !c->paused)
         return;
     c->paused = 0;
-    schedule_resume(c);
+    conn__schedule_resume(c);
 }
 
 void conn_set_eof_cb(conn_t *c, conn_eof_cb cb)
@@ -644,158 +570,6 @@ void conn_fail(conn_t *c, int code, const char *cls, const char *desc)
         uv_read_stop((uv_stream_t *)&c->pipe);
     if (c->on_dead && !c->closing)
         c->on_dead(c, &c->err, c->data);
-}
-
-/* ---- output ---- */
-
-static void on_write(uv_write_t *req, int status)
-{
-    struct wreq *w = req->data;
-    conn_t *c = w->c;
-    c->out_queued -= w->len;
-    if (c->out_blocked && c->out_queued <= c->out_soft / 2) {
-        c->out_blocked = 0;
-        schedule_resume(c);
-    }
-    if (status == 0) {
-        c->bytes_out += w->len;
-    } else if (status != UV_ECANCELED) {
-        char desc[160];
-        snprintf(desc, sizeof(desc), "write error: %s", uv_strerror(status));
-        conn_fail(c, status, CONN_ERR_DISCONNECTED, desc);
-    }
-    if (w->cb)
-        w->cb(c, status, w->data);
-    free(w->buf);
-    free(w);
-}
-
-static int send_state(const conn_t *c)
-{
-    if (c->state == C_DEAD)
-        return c->err.code;
-    if (c->closing)
-        return -ECANCELED;
-    if (c->state != C_OPEN)
-        return -ENOTCONN;
-    return 0;
-}
-
-/* A peer that does not read makes output pile up: hold its input past the
- * soft limit (it gets no new replies), drop it past the hard one. */
-static int check_output(conn_t *c)
-{
-    if (c->out_hard && c->out_queued > c->out_hard) {
-        char desc[160];
-        snprintf(desc, sizeof(desc), "the peer does not read: %zu bytes of output queued (limit %zu)",
-                 c->out_queued, c->out_hard);
-        conn_fail(c, -ENOBUFS, CONN_ERR_PROTOCOL, desc);
-        return -ENOBUFS;
-    }
-    if (c->out_soft && c->out_queued > c->out_soft && !c->out_blocked) {
-        c->out_blocked = 1;
-        update_reading(c);
-    }
-    return 0;
-}
-
-void conn_set_output_limit(conn_t *c, size_t soft, size_t hard)
-{
-    if (!c)
-        return;
-    c->out_soft = soft;
-    c->out_hard = hard;
-}
-
-static void on_shutdown(uv_shutdown_t *req, int status)
-{
-    conn_t *c = req->data;
-    conn_write_cb cb = c->shut_cb;
-    c->shut_cb = NULL;
-    if (cb)
-        cb(c, status, c->shut_data);
-}
-
-int conn_shutdown(conn_t *c, conn_write_cb cb, void *data)
-{
-    if (!c)
-        return -EINVAL;
-    int rc = send_state(c);
-    if (rc < 0)
-        return rc;
-    if (c->shut)
-        return -EALREADY;
-    c->shut = 1;
-    c->shut_cb = cb;
-    c->shut_data = data;
-    c->sreq.data = c;
-    rc = uv_shutdown(&c->sreq, (uv_stream_t *)&c->pipe, on_shutdown);
-    if (rc < 0)
-        c->shut_cb = NULL;
-    return rc;
-}
-
-/* Queue buf (ours to free) plus an optional trailing newline. */
-static int queue_write(conn_t *c, char *buf, size_t len, int nl, conn_write_cb cb, void *data)
-{
-    struct wreq *w = calloc(1, sizeof(*w));
-    if (!w) {
-        free(buf);
-        return -ENOMEM;
-    }
-    w->c = c;
-    w->cb = cb;
-    w->data = data;
-    w->buf = buf;
-    w->len = len + (nl ? 1 : 0);
-    w->req.data = w;
-    uv_buf_t bufs[2] = { uv_buf_init(buf, (unsigned)len), uv_buf_init((char *)&newline, 1) };
-    int rc = uv_write(&w->req, (uv_stream_t *)&c->pipe, bufs, nl ? 2 : 1, on_write);
-    if (rc < 0) {
-        free(buf);
-        free(w);
-        char desc[160];
-        snprintf(desc, sizeof(desc), "write error: %s", uv_strerror(rc));
-        conn_fail(c, rc, CONN_ERR_DISCONNECTED, desc);
-        return rc;
-    }
-    c->out_queued += w->len;
-    return check_output(c);
-}
-
-int conn_send(conn_t *c, const json_t *v, conn_write_cb cb, void *data)
-{
-    if (!c || !v)
-        return -EINVAL;
-    int rc = send_state(c);
-    if (rc < 0)
-        return rc;
-    size_t len = 0;
-    char *s = json_dump(v, &len);
-    if (!s)
-        return -ENOMEM;
-    if (len > UINT32_MAX) {
-        free(s);
-        return -EMSGSIZE;
-    }
-    return queue_write(c, s, len, 1, cb, data);
-}
-
-int conn_send_raw(conn_t *c, const void *buf, size_t len, conn_write_cb cb, void *data)
-{
-    if (!c || (!buf && len))
-        return -EINVAL;
-    int rc = send_state(c);
-    if (rc < 0)
-        return rc;
-    if (len > UINT32_MAX)
-        return -EMSGSIZE;
-    char *copy = malloc(len ? len : 1);
-    if (!copy)
-        return -ENOMEM;
-    if (len)
-        memcpy(copy, buf, len);
-    return queue_write(c, copy, len, 0, cb, data);
 }
 
 /* ---- queries ---- */

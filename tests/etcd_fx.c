@@ -314,9 +314,7 @@ void etcd_fx_free_kv(char **keys, char **values, int n)
 
 static void wake_closed(uv_handle_t *h)
 {
-    etcd_fx *fx = h->data;
-    tu_rmtree(fx->dir);
-    free(fx);
+    free(h->data);
 }
 
 void etcd_fx_down(etcd_fx *fx)
@@ -328,6 +326,7 @@ void etcd_fx_down(etcd_fx *fx)
             proc_kill(fx->m[i].p, SIGKILL);
             member_gone(fx, &fx->m[i]);
         }
+    tu_rmtree(fx->dir);
     uv_close((uv_handle_t *)&fx->wake, wake_closed);
     uv_run(fx->loop, UV_RUN_NOWAIT);
 }

@@ -19,29 +19,9 @@
 /* Every test ends with down(). */
 TestSuite(agent, .init = agent_fx_setup, .fini = agent_fx_teardown, .timeout = 60);
 
-static void attach(void)
-{
-    int sv[2];
-    cr_assert_eq(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv), 0);
-    F.peer = sv[0];
-    fcntl(F.peer, F_SETFL, O_NONBLOCK);
-    cr_assert_eq(agent_attach_fd(F.a, sv[1]), 0);
-}
+static void attach(void) { cr_assert_eq(agent_attach_fd(F.a, tu_peer_pair(&F.peer)), 0); }
 
-static void peer_write(const void *buf, size_t len)
-{
-    const char *s = buf;
-    while (len) {
-        ssize_t n = write(F.peer, s, len);
-        if (n < 0 && errno == EAGAIN) {
-            uv_run(&F.l.loop, UV_RUN_NOWAIT);
-            continue;
-        }
-        cr_assert_gt(n, 0);
-        s += n;
-        len -= (size_t)n;
-    }
-}
+static void peer_write(const void *buf, size_t len) { tu_peer_write(&F.l, F.peer, buf, len); }
 
 static void peer_puts(const char *s) { peer_write(s, strlen(s)); }
 
@@ -85,15 +65,9 @@ static json_t *peer_recv(int *ff, int ms)
             *ff = 1;
             memmove(F.pbuf, F.pbuf + 1, --F.plen);
         }
-        unsigned char *nl = memchr(F.pbuf, '\n', F.plen);
-        if (nl) {
-            size_t n = (size_t)(nl - F.pbuf);
-            json_t *v = json_parse((char *)F.pbuf, n, NULL, 0);
-            cr_assert(v, "client wrote invalid JSON: %.*s", (int)n, F.pbuf);
-            memmove(F.pbuf, nl + 1, F.plen - n - 1);
-            F.plen -= n + 1;
+        json_t *v = tu_take_json_line(F.pbuf, &F.plen);
+        if (v)
             return v;
-        }
         if (tu_now_ms() > end)
             return NULL;
         peer_fill(10);

@@ -60,18 +60,6 @@ static size_t count(alloc_store *s)
     return n;
 }
 
-static char *slurp(const char *path)
-{
-    FILE *f = fopen(path, "r");
-    if (!f)
-        return NULL;
-    static char buf[1 << 16];
-    size_t n = fread(buf, 1, sizeof(buf) - 1, f);
-    fclose(f);
-    buf[n] = '\0';
-    return buf;
-}
-
 static void spit(const char *path, const char *text)
 {
     FILE *f = fopen(path, "w");
@@ -271,7 +259,7 @@ Test(alloc, leftover_tmp_and_corrupt_table)
     cr_assert_eq(count(s), 1);
     cr_assert_eq(access(tmp, F_OK), -1, "leftover tmp file was not removed");
     /* a damaged table is refused, not silently emptied */
-    char *good = strdup(slurp(table));
+    char *good = tu_slurp(table);
     spit(table, "{\"version\":1,\"leases\":[{\"kind\"");
     alloc_lease *v;
     size_t n;
@@ -310,7 +298,7 @@ Test(alloc, other_boot_drops_process_leases)
     cr_assert_eq(alloc_take(s, &hold, "cpu", "2", 0, NULL, err, sizeof(err)), 0);
     char table[600];
     snprintf(table, sizeof(table), "%s/leases.json", dir);
-    char *text = strdup(slurp(table)), *b = strstr(text, "\"boot_id\":\"");
+    char *text = tu_slurp(table), *b = strstr(text, "\"boot_id\":\"");
     cr_assert(b);
     b[11] = b[11] == '0' ? '1' : '0'; /* another boot: every pid is stale */
     spit(table, text);
@@ -330,7 +318,7 @@ Test(alloc, write_error_keeps_old_table)
     cr_assert_eq(alloc_take(s, &o, "cpu", "1", 0, NULL, err, sizeof(err)), 0);
     char table[600];
     snprintf(table, sizeof(table), "%s/leases.json", dir);
-    char *before = strdup(slurp(table));
+    char *before = tu_slurp(table);
     pid_t pid = fork();
     if (pid == 0) {
         signal(SIGXFSZ, SIG_IGN);
@@ -353,7 +341,9 @@ Test(alloc, write_error_keeps_old_table)
     int st;
     waitpid(pid, &st, 0);
     cr_assert(WIFEXITED(st) && WEXITSTATUS(st) == 0, "commit did not fail cleanly");
-    cr_assert_str_eq(slurp(table), before);
+    char *after = tu_slurp(table);
+    cr_assert_str_eq(after, before);
+    free(after);
     free(before);
     cr_assert_eq(count(s), 1);
     alloc_store_close(s);

@@ -3,8 +3,9 @@
  * There is no SR-IOV hardware on the machines these tests run on, so every
  * test builds a FAKE sysfs tree in a temp dir (PF netdevs with virtfnN links,
  * VF PCI devices with their net/ dirs, VF netdevs with device links and
- * address files) and points the pool at it. Netlink requests do not reach a
- * kernel either: a recorder takes them, checks them byte by byte, and plays
+ * address files) and points the pool at it: the fake SR-IOV host of
+ * tests/sriov_fx.h. Netlink requests do not reach a
+ * kernel either: its recorder takes them, checks them byte by byte, and plays
  * the kernel's part by writing the new MAC into the fake VF's address file.
  * For VFs bound to vfio-pci (no netdev) the recorder also answers RTM_GETLINK
  * from a table of what the fake PF says about its VFs (IFLA_VF_MAC,
@@ -15,20 +16,15 @@
 #include <criterion/criterion.h>
 
 #include <errno.h>
-#include <linux/if_link.h>
-#include <linux/netlink.h>
-#include <linux/rtnetlink.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 #include <sys/wait.h>
-#include <stdint.h>
 #include <unistd.h>
 
 #include "src/alloc/alloc.h"
 #include "src/alloc/vf.h"
+#include "tests/sriov_fx.h"
 #include "tests/testutil.h"
 
 static char dir[512], root[600], state[600], err[512];
@@ -44,69 +40,13 @@ static void teardown(void) { tu_rmtree(dir); }
 
 TestSuite(alloc_vf, .init = setup, .fini = teardown);
 
-/* --- the fake sysfs ------------------------------------------------- */
-
-static void mkdirs(const char *path)
-{
-    char p[1024];
-    snprintf(p, sizeof(p), "%s", path);
-    for (char *s = p + 1; (s = strchr(s, '/')); s++) {
-        *s = '\0';
-        mkdir(p, 0755);
-        *s = '/';
-    }
-    mkdir(p, 0755);
-}
-
-static void put(const char *text, const char *fmt, ...)
-{
-    char path[1024];
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(path, sizeof(path), fmt, ap);
-    va_end(ap);
-    FILE *f = fopen(path, "w");
-    cr_assert(f, "%s", path);
-    fputs(text, f);
-    fclose(f);
-}
-
-static void link_to(const char *target, const char *fmt, ...)
-{
-    char path[1024];
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(path, sizeof(path), fmt, ap);
-    va_end(ap);
-    unlink(path);
-    cr_assert_eq(symlink(target, path), 0, "%s", path);
-}
+/* --- the fake SR-IOV host (tests/sriov_fx.h) ---------------------- */
 
 /* PF pf with ifindex and nvf VFs at 0000:BUS:02.i, netdevs NAMEi with MAC
  * aa:00:00:00:BUS:i. */
 static void fake_pf(const char *pf, int ifindex, int bus, int nvf, const char *vfname)
 {
-    char p[1024], t[256], addr[32];
-    snprintf(p, sizeof(p), "%s/class/net/%s/device", root, pf);
-    mkdirs(p);
-    snprintf(t, sizeof(t), "%d\n", ifindex);
-    put(t, "%s/class/net/%s/ifindex", root, pf);
-    for (int i = 0; i < nvf; i++) {
-        snprintf(addr, sizeof(addr), "0000:%02x:02.%d", bus, i);
-        snprintf(t, sizeof(t), "../%s", addr);
-        link_to(t, "%s/class/net/%s/device/virtfn%d", root, pf, i);
-        snprintf(p, sizeof(p), "%s/bus/pci/devices/%s/net/%s%d", root, addr, vfname, i);
-        mkdirs(p);
-        snprintf(p, sizeof(p), "%s/class/net/%s%d", root, vfname, i);
-        mkdirs(p);
-        snprintf(t, sizeof(t), "../../../bus/pci/devices/%s", addr);
-        link_to(t, "%s/class/net/%s%d/device", root, vfname, i);
-        snprintf(t, sizeof(t), "aa:00:00:00:%02x:%02x\n", bus, i);
-        put(t, "%s/class/net/%s%d/address", root, vfname, i);
-    }
-    /* the PF itself has other entries under device/ too */
-    snprintf(p, sizeof(p), "%s/class/net/%s/device/driver", root, pf);
-    mkdirs(p);
+    sfx_pf(root, pf, ifindex, bus, nvf, vfname);
 }
 
 /* PF pf (PCI 0000:BUS:00.0) whose nvf VFs 0000:BUS:02.i are bound to
@@ -114,185 +54,16 @@ static void fake_pf(const char *pf, int ifindex, int bus, int nvf, const char *v
  * back to its PF (physfn), as in sysfs. */
 static void fake_bound(const char *pf, int ifindex, int bus, int nvf, const char *driver)
 {
-    char p[1024], t[256], addr[32], pfaddr[32];
-    snprintf(pfaddr, sizeof(pfaddr), "0000:%02x:00.0", bus);
-    snprintf(p, sizeof(p), "%s/class/net/%s/device", root, pf);
-    mkdirs(p);
-    snprintf(t, sizeof(t), "%d\n", ifindex);
-    put(t, "%s/class/net/%s/ifindex", root, pf);
-    snprintf(p, sizeof(p), "%s/bus/pci/devices/%s/net/%s", root, pfaddr, pf);
-    mkdirs(p);
-    snprintf(p, sizeof(p), "%s/bus/pci/drivers/%s", root, driver);
-    mkdirs(p);
-    for (int i = 0; i < nvf; i++) {
-        snprintf(addr, sizeof(addr), "0000:%02x:02.%d", bus, i);
-        snprintf(t, sizeof(t), "../%s", addr);
-        link_to(t, "%s/class/net/%s/device/virtfn%d", root, pf, i);
-        snprintf(p, sizeof(p), "%s/bus/pci/devices/%s", root, addr);
-        mkdirs(p);
-        snprintf(t, sizeof(t), "../../../bus/pci/drivers/%s", driver);
-        link_to(t, "%s/bus/pci/devices/%s/driver", root, addr);
-        snprintf(t, sizeof(t), "../%s", pfaddr);
-        link_to(t, "%s/bus/pci/devices/%s/physfn", root, addr);
-    }
+    sfx_pf(root, pf, ifindex, bus, nvf, NULL);
+    for (int i = 0; i < nvf; i++)
+        sfx_bind(root, bus, i, NULL, driver);
 }
 
-/* --- the netlink recorder ------------------------------------------- */
-
-typedef struct req {
-    int ifindex, vf;
-    unsigned char mac[6];
-    int vlan; /* an IFLA_VF_VLAN request: the VLAN; -1 for IFLA_VF_MAC */
-} req;
-
-/* What the fake PF (any ifindex) says about VF i over RTM_GETLINK. */
-typedef struct pfview {
-    char mac[MAC_STRLEN];
-    int vlan;
-} pfview;
-
-typedef struct recorder {
-    req r[32];
-    int n;
-    pfview pf[8];      /* with nview > 0, answers RTM_GETLINK */
-    int nview;
-    int gets;          /* RTM_GETLINK requests seen */
-    int fail_vlan;     /* -errno for IFLA_VF_VLAN requests */
-    int fail;         /* -errno to answer instead of the ack */
-    int fail_next;    /* ... for this many requests only, when fail is 0 */
-    const char *vfname; /* netdev prefix of the PF's VFs, to play the kernel */
-} recorder;
-
-static int record_vlan(recorder *rc, const struct ifinfomsg *ifi, const struct rtattr *a)
+static void assert_req(const sfx_req *r, int ifindex, int vf, const char *mac)
 {
-    cr_assert_eq(a->rta_len, RTA_LENGTH(sizeof(struct ifla_vf_vlan)));
-    const struct ifla_vf_vlan *v = RTA_DATA(a);
-    cr_assert_lt(rc->n, 32);
-    cr_assert_eq(v->qos, 0);
-    req *r = &rc->r[rc->n++];
-    memset(r, 0, sizeof(*r));
-    r->ifindex = ifi->ifi_index;
-    r->vf = (int)v->vf;
-    r->vlan = (int)v->vlan;
-    if (rc->fail_vlan)
-        return rc->fail_vlan;
-    if (r->vf < rc->nview)
-        rc->pf[r->vf].vlan = r->vlan;
-    return 0;
-}
-
-static void add_attr(char *msg, size_t *len, unsigned short type, const void *data, size_t n)
-{
-    struct rtattr *a = (struct rtattr *)(msg + *len);
-    a->rta_type = type;
-    a->rta_len = (unsigned short)RTA_LENGTH(n);
-    memcpy(RTA_DATA(a), data, n);
-    *len += RTA_ALIGN(a->rta_len);
-}
-
-/* RTM_GETLINK { ifinfomsg, IFLA_EXT_MASK = RTEXT_FILTER_VF }: answer
- * RTM_NEWLINK with IFLA_VFINFO_LIST, one IFLA_VF_INFO per fake VF, as a
- * PF's driver does (IFLA_VF_MAC, IFLA_VF_VLAN and one attribute the
- * parser must skip). */
-static int answer(void *ctx, const void *buf, size_t len, void *reply, size_t replylen)
-{
-    recorder *rc = ctx;
-    const struct nlmsghdr *h = buf;
-    cr_assert_eq(h->nlmsg_len, len);
-    cr_assert_eq(h->nlmsg_type, RTM_GETLINK);
-    cr_assert_eq(h->nlmsg_flags, NLM_F_REQUEST);
-    const struct ifinfomsg *ifi = NLMSG_DATA(h);
-    const struct rtattr *m = (const struct rtattr *)((const char *)ifi + NLMSG_ALIGN(sizeof(*ifi)));
-    cr_assert_eq(m->rta_type, IFLA_EXT_MASK);
-    cr_assert_eq(*(const uint32_t *)RTA_DATA(m), RTEXT_FILTER_VF);
-    rc->gets++;
-    char *out = reply;
-    cr_assert_geq(replylen, 4096);
-    memset(out, 0, 4096);
-    struct nlmsghdr *rh = reply;
-    rh->nlmsg_type = RTM_NEWLINK;
-    rh->nlmsg_seq = h->nlmsg_seq;
-    struct ifinfomsg *ri = NLMSG_DATA(rh);
-    ri->ifi_index = ifi->ifi_index;
-    size_t n = NLMSG_ALIGN(NLMSG_LENGTH(sizeof(*ri)));
-    add_attr(out, &n, IFLA_MTU, &(uint32_t){ 1500 }, 4);
-    struct rtattr *list = (struct rtattr *)(out + n);
-    list->rta_type = IFLA_VFINFO_LIST | NLA_F_NESTED;
-    n += RTA_LENGTH(0);
-    for (int i = 0; i < rc->nview; i++) {
-        struct rtattr *info = (struct rtattr *)(out + n);
-        info->rta_type = IFLA_VF_INFO | NLA_F_NESTED;
-        n += RTA_LENGTH(0);
-        struct ifla_vf_mac vm = { .vf = (unsigned)i };
-        cr_assert_eq(mac_parse(rc->pf[i].mac, vm.mac), 0);
-        struct ifla_vf_tx_rate tx = { .vf = (unsigned)i };
-        add_attr(out, &n, IFLA_VF_TX_RATE, &tx, sizeof(tx));
-        add_attr(out, &n, IFLA_VF_MAC, &vm, sizeof(vm));
-        struct ifla_vf_vlan vv = { .vf = (unsigned)i, .vlan = (unsigned)rc->pf[i].vlan };
-        add_attr(out, &n, IFLA_VF_VLAN, &vv, sizeof(vv));
-        info->rta_len = (unsigned short)(out + n - (char *)info);
-    }
-    list->rta_len = (unsigned short)(out + n - (char *)list);
-    rh->nlmsg_len = (unsigned)n;
-    return (int)n;
-}
-
-/* Decode one RTM_SETLINK request and check every byte that matters. */
-static int record(void *ctx, const void *buf, size_t len)
-{
-    recorder *rc = ctx;
-    const struct nlmsghdr *h = buf;
-    cr_assert_geq(len, NLMSG_LENGTH(sizeof(struct ifinfomsg)));
-    cr_assert_eq(h->nlmsg_len, len);
-    cr_assert_eq(h->nlmsg_type, RTM_SETLINK);
-    cr_assert_eq(h->nlmsg_flags, NLM_F_REQUEST | NLM_F_ACK);
-    const struct ifinfomsg *ifi = NLMSG_DATA(h);
-    cr_assert_eq(ifi->ifi_family, AF_UNSPEC);
-    const struct rtattr *list =
-        (const struct rtattr *)((const char *)ifi + NLMSG_ALIGN(sizeof(*ifi)));
-    cr_assert_eq(list->rta_type & NLA_TYPE_MASK, IFLA_VFINFO_LIST);
-    cr_assert_eq((const char *)list + list->rta_len, (const char *)buf + len);
-    const struct rtattr *info = RTA_DATA(list);
-    cr_assert_eq(info->rta_type & NLA_TYPE_MASK, IFLA_VF_INFO);
-    cr_assert_eq(info->rta_len, list->rta_len - RTA_LENGTH(0));
-    const struct rtattr *mac = RTA_DATA(info);
-    if (mac->rta_type == IFLA_VF_VLAN)
-        return record_vlan(rc, ifi, mac);
-    cr_assert_eq(mac->rta_type, IFLA_VF_MAC);
-    cr_assert_eq(mac->rta_len, RTA_LENGTH(sizeof(struct ifla_vf_mac)));
-    const struct ifla_vf_mac *vm = RTA_DATA(mac);
-    cr_assert_lt(rc->n, 32);
-    req *r = &rc->r[rc->n++];
-    r->ifindex = ifi->ifi_index;
-    r->vf = (int)vm->vf;
-    r->vlan = -1;
-    memcpy(r->mac, vm->mac, 6);
-    for (int i = 6; i < 32; i++)
-        cr_assert_eq(vm->mac[i], 0);
-    if (rc->fail)
-        return rc->fail;
-    if (rc->fail_next > 0) {
-        rc->fail_next--;
-        return -EAGAIN;
-    }
-    if (r->vf < rc->nview)
-        mac_format(r->mac, rc->pf[r->vf].mac);
-    if (rc->vfname) {
-        char t[32];
-        snprintf(t, sizeof(t), "%02x:%02x:%02x:%02x:%02x:%02x\n", r->mac[0], r->mac[1], r->mac[2],
-                 r->mac[3], r->mac[4], r->mac[5]);
-        put(t, "%s/class/net/%s%d/address", root, rc->vfname, r->vf);
-    }
-    return 0;
-}
-
-static void assert_req(const req *r, int ifindex, int vf, const char *mac)
-{
-    char text[MAC_STRLEN];
-    mac_format(r->mac, text);
     cr_assert_eq(r->ifindex, ifindex);
     cr_assert_eq(r->vf, vf);
-    cr_assert_str_eq(text, mac);
+    cr_assert_str_eq(r->mac, mac);
 }
 
 static alloc_store *store(void)
@@ -302,11 +73,11 @@ static alloc_store *store(void)
     return s;
 }
 
-static alloc_vf_pool pool1(recorder *rec, const char *pf)
+static alloc_vf_pool pool1(sfx_rec *rec, const char *pf)
 {
     alloc_vf_pool p;
     const char *pfs[] = { pf };
-    alloc_nl nl = { .send = record, .ctx = rec, .get = rec->nview ? answer : NULL };
+    alloc_nl nl = sfx_nl(rec, rec->nview > 0);
     cr_assert_eq(alloc_vf_pool_init(&p, "net1", pfs, 1, root, &nl, err, sizeof(err)), 0, "%s", err);
     return p;
 }
@@ -351,7 +122,7 @@ Test(alloc_vf, scan_two_pfs)
 Test(alloc_vf, take_set_mac_restore)
 {
     fake_pf("pf0", 7, 0x3b, 2, "vf");
-    recorder rec = { .vfname = "vf" };
+    sfx_rec rec = { .root = root, .vfname = "vf" };
     alloc_vf_pool p = pool1(&rec, "pf0");
     alloc_store *s = store();
     alloc_owner a = owner("run/A"), b = owner("run/B"), c = owner("run/C");
@@ -400,8 +171,8 @@ Test(alloc_vf, netdev_and_pci_disagree)
 {
     fake_pf("pf0", 7, 0x3b, 1, "vf");
     /* vf0 claims to be another PCI device than the one listing it */
-    link_to("../../../bus/pci/devices/0000:3b:09.7", "%s/class/net/vf0/device", root);
-    recorder rec = { 0 };
+    sfx_symlink("../../../bus/pci/devices/0000:3b:09.7", "%s/class/net/vf0/device", root);
+    sfx_rec rec = { .root = root };
     alloc_vf_pool p = pool1(&rec, "pf0");
     alloc_store *s = store();
     alloc_owner a = owner("run/A");
@@ -418,7 +189,7 @@ Test(alloc_vf, netdev_and_pci_disagree)
 Test(alloc_vf, netlink_failure_takes_nothing)
 {
     fake_pf("pf0", 7, 0x3b, 1, "vf");
-    recorder rec = { .fail = -EPERM, .vfname = "vf" };
+    sfx_rec rec = { .root = root, .fail = -EPERM, .vfname = "vf" };
     alloc_vf_pool p = pool1(&rec, "pf0");
     alloc_store *s = store();
     alloc_owner a = owner("run/A");
@@ -440,29 +211,46 @@ Test(alloc_vf, netlink_failure_takes_nothing)
     alloc_store_close(s);
 }
 
+/* A controller that dies holding VF 0 of pf0: a child takes it for
+ * "dead/vm" with MAC 02:de:ad:00:00:01 and exits without a release. With
+ * pf_says, the VF is read through its PF (which says printf(pf_says, 0))
+ * and the child fails unless that is the MAC it saved. */
+static void die_holding_vf0(const char *vfname, const char *pf_says)
+{
+    pid_t pid = fork();
+    cr_assert_geq(pid, 0);
+    if (pid == 0) {
+        sfx_rec crec = { .root = root, .vfname = vfname };
+        char want[MAC_STRLEN] = "";
+        if (pf_says) {
+            sfx_view(&crec, 1, pf_says);
+            snprintf(want, sizeof(want), "%s", crec.pf[0].mac);
+        }
+        alloc_vf_pool cp;
+        const char *pfs[] = { "pf0" };
+        alloc_nl nl = sfx_nl(&crec, pf_says != NULL);
+        alloc_store *cs;
+        alloc_owner co;
+        alloc_vf v;
+        if (alloc_vf_pool_init(&cp, "net1", pfs, 1, root, &nl, NULL, 0) ||
+            alloc_store_open(&cs, state, NULL, NULL, 0) ||
+            alloc_owner_init(&co, "dead/vm", getpid(), NULL, 0) ||
+            alloc_vf_take(cs, &cp, &co, 0, "02:de:ad:00:00:01", &v, NULL, 0) ||
+            (pf_says && strcmp(v.saved_mac, want)))
+            _exit(1);
+        _exit(0); /* killed: no release */
+    }
+    int st;
+    waitpid(pid, &st, 0);
+    cr_assert_eq(WEXITSTATUS(st), 0);
+}
+
 /* The owner dies holding the VF (kill -9 of the controller): the next pool
  * operation puts the original MAC back before anyone reuses the VF. */
 Test(alloc_vf, dead_owner_mac_restored)
 {
     fake_pf("pf0", 7, 0x3b, 1, "vf");
-    pid_t pid = fork();
-    if (pid == 0) {
-        recorder crec = { .vfname = "vf" };
-        alloc_vf_pool cp;
-        const char *pfs[] = { "pf0" };
-        alloc_nl nl = { .send = record, .ctx = &crec };
-        alloc_store *cs;
-        alloc_owner co;
-        alloc_vf v;
-        if (alloc_vf_pool_init(&cp, "net1", pfs, 1, root, &nl, NULL, 0) ||
-            alloc_store_open(&cs, state, NULL, NULL, 0) || alloc_owner_init(&co, "dead/vm", getpid(), NULL, 0) ||
-            alloc_vf_take(cs, &cp, &co, 0, "02:de:ad:00:00:01", &v, NULL, 0))
-            _exit(1);
-        _exit(0); /* no release */
-    }
-    int st;
-    waitpid(pid, &st, 0);
-    cr_assert_eq(WEXITSTATUS(st), 0);
+    die_holding_vf0("vf", NULL);
     FILE *f;
     char now[64] = "";
     char path[700];
@@ -472,7 +260,7 @@ Test(alloc_vf, dead_owner_mac_restored)
     fclose(f);
     cr_assert_str_eq(now, "02:de:ad:00:00:01\n", "the child set the guest MAC");
 
-    recorder rec = { .vfname = "vf" };
+    sfx_rec rec = { .root = root, .vfname = "vf" };
     alloc_vf_pool p = pool1(&rec, "pf0");
     alloc_store *s = store();
     alloc_owner a = owner("next/vm");
@@ -492,7 +280,7 @@ Test(alloc_vf, dead_owner_mac_restored)
 Test(alloc_vf, failed_restore_retried)
 {
     fake_pf("pf0", 7, 0x3b, 1, "vf");
-    recorder rec = { .vfname = "vf" };
+    sfx_rec rec = { .root = root, .vfname = "vf" };
     alloc_vf_pool p = pool1(&rec, "pf0");
     alloc_store *s = store();
     alloc_owner a = owner("run/A");
@@ -514,25 +302,8 @@ Test(alloc_vf, failed_restore_retried)
 Test(alloc_vf, unrestored_vf_keeps_original_mac)
 {
     fake_pf("pf0", 7, 0x3b, 1, "vf");
-    pid_t pid = fork();
-    if (pid == 0) {
-        recorder crec = { .vfname = "vf" };
-        alloc_vf_pool cp;
-        const char *pfs[] = { "pf0" };
-        alloc_nl nl = { .send = record, .ctx = &crec };
-        alloc_store *cs;
-        alloc_owner co;
-        alloc_vf v;
-        if (alloc_vf_pool_init(&cp, "net1", pfs, 1, root, &nl, NULL, 0) ||
-            alloc_store_open(&cs, state, NULL, NULL, 0) || alloc_owner_init(&co, "dead/vm", getpid(), NULL, 0) ||
-            alloc_vf_take(cs, &cp, &co, 0, "02:de:ad:00:00:01", &v, NULL, 0))
-            _exit(1);
-        _exit(0);
-    }
-    int st;
-    waitpid(pid, &st, 0);
-    cr_assert_eq(WEXITSTATUS(st), 0);
-    recorder rec = { .vfname = "vf", .fail_next = 1 };
+    die_holding_vf0("vf", NULL);
+    sfx_rec rec = { .root = root, .vfname = "vf", .fail_next = 1 };
     alloc_vf_pool p = pool1(&rec, "pf0");
     alloc_store *s = store();
     alloc_owner a = owner("next/vm");
@@ -566,13 +337,6 @@ Test(alloc_vf, kernel_parses_request)
 
 /* --- issue 19 ------------------------------------------------------------ */
 
-static recorder *view(recorder *rec, int n, const char *fmt)
-{
-    rec->nview = n;
-    for (int i = 0; i < n; i++)
-        snprintf(rec->pf[i].mac, MAC_STRLEN, fmt, i);
-    return rec;
-}
 
 /* Item 2: a VF bound to vfio-pci has no netdev. Its MAC is read through
  * the PF before the guest's goes on, and put back at release; before, the
@@ -580,8 +344,8 @@ static recorder *view(recorder *rec, int n, const char *fmt)
 Test(alloc_vf, vfio_vf_mac_read_through_pf_and_restored)
 {
     fake_bound("pf0", 7, 0x3b, 2, "vfio-pci");
-    recorder rec = { 0 };
-    view(&rec, 2, "52:00:00:00:3b:%02x");
+    sfx_rec rec = { .root = root };
+    sfx_view(&rec, 2, "52:00:00:00:3b:%02x");
     alloc_vf_pool p = pool1(&rec, "pf0");
     alloc_store *s = store();
     alloc_owner a = owner("run/A");
@@ -606,29 +370,9 @@ Test(alloc_vf, vfio_vf_mac_read_through_pf_and_restored)
 Test(alloc_vf, vfio_vf_dead_owner_mac_restored)
 {
     fake_bound("pf0", 7, 0x3b, 1, "vfio-pci");
-    pid_t pid = fork();
-    if (pid == 0) {
-        recorder crec = { 0 };
-        view(&crec, 1, "52:00:00:00:3b:%02x");
-        alloc_vf_pool cp;
-        const char *pfs[] = { "pf0" };
-        alloc_nl nl = { .send = record, .ctx = &crec, .get = answer };
-        alloc_store *cs;
-        alloc_owner co;
-        alloc_vf v;
-        if (alloc_vf_pool_init(&cp, "net1", pfs, 1, root, &nl, NULL, 0) ||
-            alloc_store_open(&cs, state, NULL, NULL, 0) ||
-            alloc_owner_init(&co, "dead/vm", getpid(), NULL, 0) ||
-            alloc_vf_take(cs, &cp, &co, 0, "02:de:ad:00:00:01", &v, NULL, 0) ||
-            strcmp(v.saved_mac, "52:00:00:00:3b:00"))
-            _exit(1);
-        _exit(0); /* killed: no release */
-    }
-    int st;
-    waitpid(pid, &st, 0);
-    cr_assert_eq(WEXITSTATUS(st), 0);
-    recorder rec = { 0 };
-    view(&rec, 1, "02:de:ad:00:00:%02x"); /* what the dead guest left: 01 */
+    die_holding_vf0(NULL, "52:00:00:00:3b:%02x");
+    sfx_rec rec = { .root = root };
+    sfx_view(&rec, 1, "02:de:ad:00:00:%02x"); /* what the dead guest left: 01 */
     rec.pf[0].mac[16] = '1';
     alloc_vf_pool p = pool1(&rec, "pf0");
     alloc_store *s = store();
@@ -644,8 +388,8 @@ Test(alloc_vf, vfio_vf_dead_owner_mac_restored)
 Test(alloc_vf, vf_not_bound_to_vfio_is_refused_with_how_to_bind)
 {
     fake_bound("pf0", 7, 0x3b, 1, "iavf");
-    recorder rec = { 0 };
-    view(&rec, 1, "52:00:00:00:3b:%02x");
+    sfx_rec rec = { .root = root };
+    sfx_view(&rec, 1, "52:00:00:00:3b:%02x");
     alloc_vf_pool p = pool1(&rec, "pf0");
     alloc_store *s = store();
     alloc_owner a = owner("run/A");
@@ -673,7 +417,7 @@ Test(alloc_vf, vf_not_bound_to_vfio_is_refused_with_how_to_bind)
 Test(alloc_vf, pool_limits_and_free_count)
 {
     fake_pf("pf0", 7, 0x3b, 4, "vf");
-    recorder rec = { .vfname = "vf" };
+    sfx_rec rec = { .root = root, .vfname = "vf" };
     alloc_vf_pool p = pool1(&rec, "pf0");
     alloc_store *s = store();
     size_t total;
@@ -714,8 +458,8 @@ Test(alloc_vf, pool_limits_and_free_count)
 Test(alloc_vf, vlan_set_and_restored)
 {
     fake_bound("pf0", 7, 0x3b, 1, "vfio-pci");
-    recorder rec = { 0 };
-    view(&rec, 1, "52:00:00:00:3b:%02x");
+    sfx_rec rec = { .root = root };
+    sfx_view(&rec, 1, "52:00:00:00:3b:%02x");
     alloc_vf_pool p = pool1(&rec, "pf0");
     alloc_store *s = store();
     alloc_owner a = owner("run/A");
@@ -750,9 +494,9 @@ Test(alloc_vf, vlan_set_and_restored)
 Test(alloc_vf, hand_picked_vf_pool_of_pci)
 {
     fake_bound("pf0", 7, 0x3b, 3, "vfio-pci");
-    recorder rec = { 0 };
-    view(&rec, 3, "52:00:00:00:3b:%02x");
-    alloc_nl nl = { .send = record, .ctx = &rec, .get = answer };
+    sfx_rec rec = { .root = root };
+    sfx_view(&rec, 3, "52:00:00:00:3b:%02x");
+    alloc_nl nl = sfx_nl(&rec, 1);
     alloc_vf_pool p;
     cr_assert_eq(alloc_vf_pool_of_pci(&p, "0000:3b:02.2", root, &nl, err, sizeof(err)), 0, "%s", err);
     alloc_store *s = store();

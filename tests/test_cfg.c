@@ -9,83 +9,14 @@
 #include "cfg/parse.h"
 #include "cfg/util.h"
 #include "cfg/vm.h"
+#include "cfg_fx.h"
 #include "testutil.h"
-
-#define F "/cfgdir/t.cfg"
-#define D "/cfgdir/virt_global.cfg"
-
-static char err[1024];
-
-static struct cfg_doc *parse_ok(const char *text)
-{
-    struct cfg_doc *d;
-    int r = cfg_doc_parse(F, text, strlen(text), &d, err, sizeof(err));
-    cr_assert_eq(r, 0, "parse failed: %s", err);
-    return d;
-}
-
-static void parse_err(const char *text, const char *want)
-{
-    struct cfg_doc *d;
-    err[0] = 0;
-    int r = cfg_doc_parse(F, text, strlen(text), &d, err, sizeof(err));
-    cr_assert_eq(r, -EINVAL, "parse of <<%s>> gave %d", text, r);
-    cr_assert_str_eq(err, want);
-}
-
-/* Load VM name from text, with optional defaults text. */
-static int load(const char *text, const char *name, const char *defaults, struct cfg_vm **vm)
-{
-    struct cfg_doc *d, *g = NULL;
-    err[0] = 0;
-    int r = cfg_doc_parse(F, text, strlen(text), &d, err, sizeof(err));
-    if (r < 0)
-        return r;
-    if (defaults && (r = cfg_doc_parse(D, defaults, strlen(defaults), &g, err, sizeof(err))) < 0) {
-        cfg_doc_free(d);
-        return r;
-    }
-    r = cfg_vm_from_docs(d, name, g, vm, err, sizeof(err));
-    cfg_doc_free(d);
-    cfg_doc_free(g);
-    return r;
-}
-
-static struct cfg_vm *load_ok(const char *text)
-{
-    struct cfg_vm *vm;
-    int r = load(text, "vm0", NULL, &vm);
-    cr_assert_eq(r, 0, "load failed: %s", err);
-    return vm;
-}
-
-static void load_err(const char *text, const char *want)
-{
-    struct cfg_vm *vm = NULL;
-    int r = load(text, "vm0", NULL, &vm);
-    cr_assert_lt(r, 0, "load of <<%s>> succeeded", text);
-    cr_assert_null(vm);
-    cr_assert_str_eq(err, want);
-}
-
-/* The warnings of a VM joined by '\n'. */
-static char *warnings(const struct cfg_vm *vm)
-{
-    static char buf[8192];
-    const struct cfg_vm_info *vi = cfg_vm_info(vm);
-    buf[0] = 0;
-    for (int i = 0; i < vi->nwarnings; i++) {
-        strcat(buf, vi->warnings[i]);
-        strcat(buf, "\n");
-    }
-    return buf;
-}
 
 /* --- grammar ----------------------------------------------------------- */
 
 Test(grammar, dts_doc_sample_two_device_lines_are_two_groups)
 {
-    struct cfg_doc *d = parse_ok(
+    struct cfg_doc *d = cfx_parse_ok(
         "# vm configuration for vhost sample case\n"
         "[vm0]\n"
         "cpu =\n"
@@ -107,7 +38,7 @@ Test(grammar, dts_doc_sample_two_device_lines_are_two_groups)
     struct arena a = { 0 };
     struct cfg_pair p[8];
     int n;
-    cr_assert_eq(cfg_group_pairs(&a, &k->groups[1], F, p, 8, &n, err, sizeof(err)), 0);
+    cr_assert_eq(cfg_group_pairs(&a, &k->groups[1], F, p, 8, &n, cfx_err, sizeof(cfx_err)), 0);
     cr_assert_eq(n, 3);
     cr_assert_str_eq(p[2].opt, "opt_mac");
     cr_assert_str_eq(p[2].val, "00:00:20:00:00:21");
@@ -120,7 +51,7 @@ Test(grammar, dts_doc_sample_two_device_lines_are_two_groups)
 
 Test(grammar, groups_semicolons_commas_and_first_equals)
 {
-    struct cfg_doc *d = parse_ok(
+    struct cfg_doc *d = cfx_parse_ok(
         "[a]\n"
         "k1 = x=1; y=2;; ;\n"
         "k2 =\n"
@@ -146,13 +77,13 @@ Test(grammar, groups_semicolons_commas_and_first_equals)
     struct arena a = { 0 };
     struct cfg_pair p[8];
     int n;
-    cr_assert_eq(cfg_group_pairs(&a, &k2->groups[0], F, p, 8, &n, err, sizeof(err)), 0);
+    cr_assert_eq(cfg_group_pairs(&a, &k2->groups[0], F, p, 8, &n, cfx_err, sizeof(cfx_err)), 0);
     cr_assert_eq(n, 2);
     cr_assert_str_eq(p[0].opt, "a");
     cr_assert_str_eq(p[0].val, "1");
     cr_assert_eq(p[1].opt_loc.line, 7);
     cr_assert_str_eq(s->keys[2].name, "kernel");
-    cr_assert_eq(cfg_group_pairs(&a, &s->keys[2].groups[0], F, p, 8, &n, err, sizeof(err)), 0);
+    cr_assert_eq(cfg_group_pairs(&a, &s->keys[2].groups[0], F, p, 8, &n, cfx_err, sizeof(cfx_err)), 0);
     cr_assert_str_eq(p[0].opt, "append");
     cr_assert_str_eq(p[0].val, "console=ttyS0 quiet");
     cr_assert_str_eq(p[1].val, "/boot/vmlinuz");
@@ -162,7 +93,7 @@ Test(grammar, groups_semicolons_commas_and_first_equals)
 
 Test(grammar, configparser_layout_rules)
 {
-    struct cfg_doc *d = parse_ok(
+    struct cfg_doc *d = cfx_parse_ok(
         "\xef\xbb\xbf; semicolon comment\r\n"
         "[ vm0 ]  # comment after the header\r\n"
         "\tnet =\r\n"
@@ -187,15 +118,15 @@ Test(grammar, configparser_layout_rules)
 
 Test(grammar, syntax_errors_name_line_and_column)
 {
-    parse_err("cpu = number=1\n", F ":1:1: error: expected a [section] header before the first key");
-    parse_err("[vm0]\ncpu\n", F ":2:1: error: expected 'key = value' or '[section]'");
-    parse_err("[vm0]\n = 1\n", F ":2:2: error: expected a key name before '='");
-    parse_err("[vm0\n", F ":1:1: error: expected ']' to close the section header");
-    parse_err("[ ]\n", F ":1:1: error: expected a section name between '[' and ']'");
-    parse_err("[vm0] x\n", F ":1:7: error: expected the end of the line after ']'");
-    parse_err("[vm0]\ncpu = number=1\n[vm1]\n[vm0]\n",
+    cfx_parse_err("cpu = number=1\n", F ":1:1: error: expected a [section] header before the first key");
+    cfx_parse_err("[vm0]\ncpu\n", F ":2:1: error: expected 'key = value' or '[section]'");
+    cfx_parse_err("[vm0]\n = 1\n", F ":2:2: error: expected a key name before '='");
+    cfx_parse_err("[vm0\n", F ":1:1: error: expected ']' to close the section header");
+    cfx_parse_err("[ ]\n", F ":1:1: error: expected a section name between '[' and ']'");
+    cfx_parse_err("[vm0] x\n", F ":1:7: error: expected the end of the line after ']'");
+    cfx_parse_err("[vm0]\ncpu = number=1\n[vm1]\n[vm0]\n",
               F ":4:2: error: duplicate section [vm0]; first at " F ":1");
-    parse_err("[vm0]\ncpu = number=1\nmem = size=1\nCpu = model=host\n",
+    cfx_parse_err("[vm0]\ncpu = number=1\nmem = size=1\nCpu = model=host\n",
               F ":4:1: error: duplicate key 'cpu' in [vm0]; first at " F ":2");
 }
 
@@ -204,29 +135,29 @@ Test(grammar, parse_errors_via_nul_need_explicit_length)
     /* strlen stops at the NUL above, so check the NUL rule with a length */
     struct cfg_doc *d;
     static const char t[] = "[vm0]\ncpu = a\0b\n";
-    cr_assert_eq(cfg_doc_parse(F, t, sizeof(t) - 1, &d, err, sizeof(err)), -EINVAL);
-    cr_assert_str_eq(err, F ":2:8: error: NUL byte in the file");
+    cr_assert_eq(cfg_doc_parse(F, t, sizeof(t) - 1, &d, cfx_err, sizeof(cfx_err)), -EINVAL);
+    cr_assert_str_eq(cfx_err, F ":2:8: error: NUL byte in the file");
 }
 
 Test(grammar, pair_errors)
 {
-    load_err("[vm0]\ncpu = model=host,number\n", F ":2:18: error: expected OPTION=VALUE (this item has no '=')");
-    load_err("[vm0]\ncpu = model=host, =2\n", F ":2:19: error: expected an option name before '='");
-    load_err("[vm0]\ncpu = mo del=host\n", F ":2:7: error: expected an option name of letters, digits, '_', '-' or '.'");
-    load_err("[vm0]\ncpu = number=1,\n    NUMBER=2\n",
+    cfx_load_err("[vm0]\ncpu = model=host,number\n", F ":2:18: error: expected OPTION=VALUE (this item has no '=')");
+    cfx_load_err("[vm0]\ncpu = model=host, =2\n", F ":2:19: error: expected an option name before '='");
+    cfx_load_err("[vm0]\ncpu = mo del=host\n", F ":2:7: error: expected an option name of letters, digits, '_', '-' or '.'");
+    cfx_load_err("[vm0]\ncpu = number=1,\n    NUMBER=2\n",
              F ":3:5: error: cpu: duplicate option 'NUMBER'; first at line 2 column 7");
-    load_err("[vm0]\nmem = size=1024\n    size=2048\n",
+    cfx_load_err("[vm0]\nmem = size=1024\n    size=2048\n",
              F ":3:5: error: mem: duplicate option 'size'; first at line 2 column 7");
 }
 
 Test(grammar, relative_dir_is_made_absolute)
 {
     struct cfg_doc *d;
-    cr_assert_eq(cfg_doc_parse("sub/x.cfg", "[a]\n", 4, &d, err, sizeof(err)), 0);
+    cr_assert_eq(cfg_doc_parse("sub/x.cfg", "[a]\n", 4, &d, cfx_err, sizeof(cfx_err)), 0);
     cr_assert_eq(cfg_doc_dir(d)[0], '/');
     cr_assert(strstr(cfg_doc_dir(d), "/sub") != NULL);
     cfg_doc_free(d);
-    cr_assert_eq(cfg_doc_parse("/abs/dir/x.cfg", "", 0, &d, err, sizeof(err)), 0);
+    cr_assert_eq(cfg_doc_parse("/abs/dir/x.cfg", "", 0, &d, cfx_err, sizeof(cfx_err)), 0);
     cr_assert_str_eq(cfg_doc_dir(d), "/abs/dir");
     cfg_doc_free(d);
 }
@@ -235,95 +166,95 @@ Test(grammar, relative_dir_is_made_absolute)
 
 Test(errors, each_kind_of_bad_value)
 {
-    load_err("[vm0]\ncpu = model=host,number=two\n",
+    cfx_load_err("[vm0]\ncpu = model=host,number=two\n",
              F ":2:25: error: cpu number: expected a whole number from 1 to 255, got 'two'");
-    load_err("[vm0]\ncpu = cpupin=24 2x5\n",
+    cfx_load_err("[vm0]\ncpu = cpupin=24 2x5\n",
              F ":2:17: error: cpu cpupin: expected host CPU numbers separated by spaces, got '2x5'");
-    load_err("[vm0]\ncpu = cpupin=3 3\n", F ":2:16: error: cpu cpupin: CPU 3 is listed twice");
-    load_err("[vm0]\ncpu = model=ho st\n",
+    cfx_load_err("[vm0]\ncpu = cpupin=3 3\n", F ":2:16: error: cpu cpupin: CPU 3 is listed twice");
+    cfx_load_err("[vm0]\ncpu = model=ho st\n",
              F ":2:13: error: cpu model: expected a name of letters, digits and '_.+-', got 'ho st'");
-    load_err("[vm0]\nmem = size=8\n",
+    cfx_load_err("[vm0]\nmem = size=8\n",
              F ":2:12: error: mem size: expected a memory size from 16 to 4194304 MiB: a number of MiB, or with a K, M, G or T suffix like 2G, got '8'");
-    load_err("[vm0]\nmem = hugepage=maybe\n",
+    cfx_load_err("[vm0]\nmem = hugepage=maybe\n",
              F ":2:16: error: mem hugepage: expected yes or no, got 'maybe'");
-    load_err("[vm0]\nnet = type=nic,opt_macaddr=00:11:22:33:44\n",
+    cfx_load_err("[vm0]\nnet = type=nic,opt_macaddr=00:11:22:33:44\n",
              F ":2:28: error: net opt_macaddr: expected a MAC address like 52:54:00:12:34:56, got '00:11:22:33:44'");
-    load_err("[vm0]\nnet = type=nic,opt_macaddr=01:00:5e:00:00:01\n",
+    cfx_load_err("[vm0]\nnet = type=nic,opt_macaddr=01:00:5e:00:00:01\n",
              F ":2:28: error: net opt_macaddr: expected a unicast MAC address (first octet even, not all zero), got '01:00:5e:00:00:01'");
-    load_err("[vm0]\nnet = type=nic,opt_model=e2000\n",
+    cfx_load_err("[vm0]\nnet = type=nic,opt_model=e2000\n",
              F ":2:26: error: net opt_model: expected a NIC model: e1000, e1000e, virtio (virtio-net-pci), rtl8139, vmxnet3, i82559er, ..., got 'e2000'");
-    load_err("[vm0]\nnet = type=vde\n", F ":2:12: error: net type: expected nic, user, tap or bridge, got 'vde'");
-    load_err("[vm0]\nnet = opt_vlan=0\n", F ":2:7: error: net: expected type=nic, user, tap or bridge in each group");
-    load_err("[vm0]\nnet = type=nic,opt_addr=20\n",
+    cfx_load_err("[vm0]\nnet = type=vde\n", F ":2:12: error: net type: expected nic, user, tap or bridge, got 'vde'");
+    cfx_load_err("[vm0]\nnet = opt_vlan=0\n", F ":2:7: error: net: expected type=nic, user, tap or bridge in each group");
+    cfx_load_err("[vm0]\nnet = type=nic,opt_addr=20\n",
              F ":2:25: error: net opt_addr: expected a guest PCI slot like 1f or 1f.0 (hex slot 00-1f, function 0-7), got '20'");
-    load_err("[vm0]\nnet = type=user,opt_hostfwd=tcp::22\n",
+    cfx_load_err("[vm0]\nnet = type=user,opt_hostfwd=tcp::22\n",
              F ":2:29: error: net opt_hostfwd: expected [tcp|udp]:[HOSTADDR]:[HOSTPORT]-[GUESTADDR]:[GUESTPORT], got 'tcp::22'");
-    load_err("[vm0]\ndevice = driver=ivshmem\n",
+    cfx_load_err("[vm0]\ndevice = driver=ivshmem\n",
              F ":2:17: error: device driver: expected pci-assign, vfio-pci, virtio-net-pci, vhost-user or a NIC model (e1000, e1000e, virtio (virtio-net-pci), rtl8139, vmxnet3, i82559er, ...), got 'ivshmem'");
-    load_err("[vm0]\ndevice = driver=vhost-cuse,opt_mac=00:00:20:00:00:20\n",
+    cfx_load_err("[vm0]\ndevice = driver=vhost-cuse,opt_mac=00:00:20:00:00:20\n",
              F ":2:17: error: device driver: vhost-cuse (CUSE vhost over tap) is gone from current QEMU and DPDK; expected vhost-user");
-    load_err("[vm0]\ndevice = opt_host=07:10.0\n", F ":2:10: error: device: expected driver=... in each group (or DTS's scene form vf_idx=N,pf_dev=PORT or pf_idx=PORT)");
-    load_err("[vm0]\ndevice = driver=pci-assign\n",
+    cfx_load_err("[vm0]\ndevice = opt_host=07:10.0\n", F ":2:10: error: device: expected driver=... in each group (or DTS's scene form vf_idx=N,pf_dev=PORT or pf_idx=PORT)");
+    cfx_load_err("[vm0]\ndevice = driver=pci-assign\n",
              F ":2:10: error: device pci-assign: expected opt_host=BB:DD.F (the host PCI device) or opt_pool=POOL (a VF of a vf_pool)");
-    load_err("[vm0]\ndevice = driver=vfio-pci,opt_host=07:10\n",
+    cfx_load_err("[vm0]\ndevice = driver=vfio-pci,opt_host=07:10\n",
              F ":2:35: error: device opt_host: expected a host PCI address like 07:10.0 or 0000:07:10.0, got '07:10'");
-    load_err("[vm0]\ndevice = driver=vhost-user,opt_mac=00:00:20:00:00:20\n",
+    cfx_load_err("[vm0]\ndevice = driver=vhost-user,opt_mac=00:00:20:00:00:20\n",
              F ":2:10: error: device vhost-user: expected opt_path=SOCKET (non-empty)");
-    load_err("[vm0]\ndevice = driver=vhost-user,opt_path=x,opt_queues=0\n",
+    cfx_load_err("[vm0]\ndevice = driver=vhost-user,opt_path=x,opt_queues=0\n",
              F ":2:50: error: device opt_queues: expected a whole number from 1 to 256, got '0'");
-    load_err("[vm0]\ndisk = opt_format=raw\n", F ":2:8: error: disk: expected file=PATH in each group");
-    load_err("[vm0]\ndisk = file=a.img,opt_if=nvme\n",
+    cfx_load_err("[vm0]\ndisk = opt_format=raw\n", F ":2:8: error: disk: expected file=PATH in each group");
+    cfx_load_err("[vm0]\ndisk = file=a.img,opt_if=nvme\n",
              F ":2:26: error: disk opt_if: expected ide, scsi, virtio, sd, mtd, floppy, pflash or none, got 'nvme'");
-    load_err("[vm0]\nkernel = initrd=/boot/initrd\n", F ":2:1: error: kernel: expected file=PATH");
-    load_err("[vm0]\nkernel = file=/k,kernel_img=/k\n", F ":2:18: error: kernel: give file= or kernel_img=, not both");
-    load_err("[vm0]\nvnc = displayNum=-1\n",
+    cfx_load_err("[vm0]\nkernel = initrd=/boot/initrd\n", F ":2:1: error: kernel: expected file=PATH");
+    cfx_load_err("[vm0]\nkernel = file=/k,kernel_img=/k\n", F ":2:18: error: kernel: give file= or kernel_img=, not both");
+    cfx_load_err("[vm0]\nvnc = displayNum=-1\n",
              F ":2:18: error: vnc displayNum: expected a whole number from 0 to 59635, got '-1'");
-    load_err("[vm0]\nmigration = enable=yes,port=70000\n",
+    cfx_load_err("[vm0]\nmigration = enable=yes,port=70000\n",
              F ":2:29: error: migration port: expected a whole number from 1 to 65535, got '70000'");
-    load_err("[vm0]\nusercmd = -device e1000\n", F ":2:11: error: usercmd: expected cmd=ARGUMENTS");
-    load_err("[vm0]\nusercmd =\n    cmd=-append 'console=ttyS0\n",
+    cfx_load_err("[vm0]\nusercmd = -device e1000\n", F ":2:11: error: usercmd: expected cmd=ARGUMENTS");
+    cfx_load_err("[vm0]\nusercmd =\n    cmd=-append 'console=ttyS0\n",
              F ":3:17: error: usercmd: unterminated single quote; expected shell-style words");
-    load_err("[vm0]\nname = name=vm/0\n",
+    cfx_load_err("[vm0]\nname = name=vm/0\n",
              F ":2:13: error: name name: expected a VM name of letters, digits, '_', '.' and '-' (at most 64), got 'vm/0'");
-    load_err("[vm0]\nmachine = type=pc,machine=q35\n", F ":2:19: error: machine: give type= or machine=, not both");
-    load_err("[vm0]\nenable_kvm = enable=perhaps\n",
+    cfx_load_err("[vm0]\nmachine = type=pc,machine=q35\n", F ":2:19: error: machine: give type= or machine=, not both");
+    cfx_load_err("[vm0]\nenable_kvm = enable=perhaps\n",
              F ":2:21: error: enable_kvm enable: expected yes or no, got 'perhaps'");
 }
 
 Test(errors, login_errors_never_echo_values)
 {
-    load_err("[vm0]\nlogin = user=root,passwordS3cret\n",
+    cfx_load_err("[vm0]\nlogin = user=root,passwordS3cret\n",
              F ":2:19: error: expected OPTION=VALUE (this item has no '=')");
-    cr_assert_null(strstr(err, "S3cret"));
+    cr_assert_null(strstr(cfx_err, "S3cret"));
 }
 
 Test(errors, model_conflicts)
 {
-    load_err("[vm0]\ndevice = driver=e1000,opt_addr=1f\n",
+    cfx_load_err("[vm0]\ndevice = driver=e1000,opt_addr=1f\n",
              F ":2:32: error: PCI address 1f.0 is taken by the default host_connect NIC (the VM has no net key)");
-    load_err("[vm0]\ndevice = driver=e1000,opt_addr=1\n",
+    cfx_load_err("[vm0]\ndevice = driver=e1000,opt_addr=1\n",
              F ":2:32: error: PCI address 01.0 is taken by the pc machine's PIIX3 (ISA, IDE, USB, ACPI)");
-    load_err("[vm0]\ndevice = driver=e1000,opt_addr=02.3\n",
+    cfx_load_err("[vm0]\ndevice = driver=e1000,opt_addr=02.3\n",
              F ":2:32: error: PCI address 02.3 is taken by the VGA of the VNC display");
-    load_err("[vm0]\ndevice = driver=e1000,opt_addr=5;\n    driver=rtl8139,opt_addr=0x05.0\n",
+    cfx_load_err("[vm0]\ndevice = driver=e1000,opt_addr=5;\n    driver=rtl8139,opt_addr=0x05.0\n",
              F ":3:29: error: PCI address 05.0 is taken by device dev0 at " F ":2:32");
-    load_err("[vm0]\nmachine = type=q35\n",
+    cfx_load_err("[vm0]\nmachine = type=q35\n",
              F ":2:16: error: machine q35 keeps slot 1f for itself, where the default host_connect NIC must sit; expected machine type=pc, or a net key");
-    load_err("[vm0]\ndevice = driver=e1000,opt_id=pt_0;driver=e1000,opt_id=pt_0\n",
+    cfx_load_err("[vm0]\ndevice = driver=e1000,opt_id=pt_0;driver=e1000,opt_id=pt_0\n",
              F ":2:55: error: id 'pt_0' is used twice; first at " F ":2:30");
-    load_err("[vm0]\ndevice = driver=e1000,opt_id=vga0\n",
+    cfx_load_err("[vm0]\ndevice = driver=e1000,opt_id=vga0\n",
              F ":2:30: error: id 'vga0' is reserved for qfleet's own devices");
-    load_err("[vm0]\nnet = type=nic;type=user\ndevice = driver=virtio-net-pci,opt_netdev=net0\n",
+    cfx_load_err("[vm0]\nnet = type=nic;type=user\ndevice = driver=virtio-net-pci,opt_netdev=net0\n",
              F ":3:43: error: device virtio-net-pci: opt_netdev=net0 is the backend of net NIC 0; expected a netdev of its own (defined with usercmd)");
     struct cfg_vm *vm;
-    cr_assert_eq(load("[vm 0]\n", "vm 0", NULL, &vm), -EINVAL);
-    cr_assert_str_eq(err, F ":1:2: error: VM name 'vm 0': expected letters, digits, '_', '.' and '-' "
+    cr_assert_eq(cfx_load("[vm 0]\n", "vm 0", NULL, &vm), -EINVAL);
+    cr_assert_str_eq(cfx_err, F ":1:2: error: VM name 'vm 0': expected letters, digits, '_', '.' and '-' "
                             "(at most 64; it names sockets and logs), or a name key");
-    cr_assert_eq(load("[vm 0]\nname = name=vm0\n", "vm 0", NULL, &vm), 0);
+    cr_assert_eq(cfx_load("[vm 0]\nname = name=vm0\n", "vm 0", NULL, &vm), 0);
     cr_assert_str_eq(cfg_vm_info(vm)->name, "vm0");
     cfg_vm_free(vm);
-    cr_assert_eq(load("[vm0]\n", "vm1", NULL, &vm), -ENOENT);
-    cr_assert_str_eq(err, F ": no section [vm1] (sections: vm0)");
+    cr_assert_eq(cfx_load("[vm0]\n", "vm1", NULL, &vm), -ENOENT);
+    cr_assert_str_eq(cfx_err, F ": no section [vm1] (sections: vm0)");
 }
 
 Test(errors, too_many_devices_for_the_bus)
@@ -331,14 +262,14 @@ Test(errors, too_many_devices_for_the_bus)
     char text[4096] = "[vm0]\ndevice =\n";
     for (int i = 0; i < 28; i++)
         strcat(text, "    driver=e1000\n");
-    load_err(text, F ":3:5: error: not enough guest PCI slots: 28 devices need one (and 1 more are placed by QEMU), 28 are free");
+    cfx_load_err(text, F ":3:5: error: not enough guest PCI slots: 28 devices need one (and 1 more are placed by QEMU), 28 are free");
 }
 
 /* --- warnings ------------------------------------------------------------ */
 
 Test(warnings, every_unknown_or_ignored_setting_is_named)
 {
-    struct cfg_vm *vm = load_ok(
+    struct cfg_vm *vm = cfx_load_ok(
         "[vm0]\n"
         "virt_type = virt_type=KVM\n"
         "os = type=linux\n"
@@ -356,7 +287,7 @@ Test(warnings, every_unknown_or_ignored_setting_is_named)
         "serial_port = enable=no\n"
         "start = wait_seconds=30,login_prompt=login:\n"
         "device = driver=pci-assign,opt_host=07:10.0\n");
-    cr_assert_str_eq(warnings(vm),
+    cr_assert_str_eq(cfx_warnings(vm),
         F ":2:1: warning: key 'virt_type' ignored: it selects the hypervisor in DTS; qfleet runs QEMU/KVM\n"
         F ":3:1: warning: key 'os' ignored: it belongs to another hypervisor's settings in DTS\n"
         F ":4:1: warning: key 'vif' ignored: it belongs to DTS's Xen settings\n"
@@ -380,13 +311,13 @@ Test(warnings, net_pairing_and_host_connect)
 {
     /* DTS pairs net groups by position: the user group and the nic group
      * after it are one NIC; the last nic has no backend */
-    struct cfg_vm *vm = load_ok(
+    struct cfg_vm *vm = cfx_load_ok(
         "[vm0]\n"
         "net =\n"
         "    type=user\n"
         "    type=nic,opt_model=virtio,opt_vectors=3\n"
         "    type=nic,opt_vectors=2\n");
-    cr_assert_str_eq(warnings(vm),
+    cr_assert_str_eq(cfx_warnings(vm),
         F ":5:14: warning: net: opt_vectors ignored: e1000 has no MSI-X vectors\n"
         F ":5:5: warning: net: type=nic has no backend group next to it; using user networking\n");
     const struct cfg_vm_info *vi = cfg_vm_info(vm);
@@ -398,13 +329,13 @@ Test(warnings, net_pairing_and_host_connect)
     cfg_vm_free(vm);
     /* two backends in a row: the first one gets an e1000 of its own; a
      * VM without a user backend cannot be reached over SSH */
-    vm = load_ok(
+    vm = cfx_load_ok(
         "[vm0]\n"
         "net =\n"
         "    type=tap,opt_script=no\n"
         "    type=bridge\n"
         "    type=nic,opt_model=virtio\n");
-    cr_assert_str_eq(warnings(vm),
+    cr_assert_str_eq(cfx_warnings(vm),
         F ":3:5: warning: net: type=tap has no type=nic group next to it; adding an e1000 NIC\n"
         F ":2:1: warning: net: no NIC has a user network backend with a host forward: qfleet cannot reach the guest over SSH (DTS reaches guests through the first user network's hostfwd)\n");
     vi = cfg_vm_info(vm);
@@ -420,7 +351,7 @@ Test(warnings, net_pairing_and_host_connect)
 
 Test(model, exported_fields)
 {
-    struct cfg_vm *vm = load_ok(
+    struct cfg_vm *vm = cfx_load_ok(
         "[vm0]\n"
         "cpu = model=host,number=2,cpupin=24 25\n"
         "mem = size=4096\n"
@@ -472,39 +403,39 @@ Test(model, exported_fields)
 Test(model, defaults_merge_under_the_suite_file)
 {
     struct cfg_vm *vm;
-    int r = load("[vm0]\ncpu = number=2\nmem = size=512\n", "vm0",
+    int r = cfx_load("[vm0]\ncpu = number=2\nmem = size=512\n", "vm0",
                  "[LIBVIRT]\ncpu = number=8\n"
                  "[KVM]\ncpu = model=host,number=4,cpupin=3 4 5 6\nmem = size=2048,hugepage=yes\n"
                  "start = wait_seconds=180\nvirt_type = virt_type=KVM\n",
                  &vm);
-    cr_assert_eq(r, 0, "%s", err);
+    cr_assert_eq(r, 0, "%s", cfx_err);
     const struct cfg_vm_info *vi = cfg_vm_info(vm);
     cr_assert_eq(vi->smp, 2);
     cr_assert_eq(vi->ncpupin, 0); /* the suite's cpu replaced the defaults' whole */
     cr_assert_eq(vi->mem_mb, 512);
     cr_assert_eq(vi->hugepage, 0);
     cr_assert_eq(vi->wait_seconds, 180);
-    cr_assert_str_eq(warnings(vm),
+    cr_assert_str_eq(cfx_warnings(vm),
         D ":1:2: warning: section [LIBVIRT] ignored: qfleet takes its defaults from [KVM]\n"
         D ":7:1: warning: key 'virt_type' ignored: it selects the hypervisor in DTS; qfleet runs QEMU/KVM\n");
     cfg_vm_free(vm);
-    cr_assert_eq(load("[vm0]\n", "vm0", "[XEN]\nmem = size=1\n", &vm), -ENOENT);
-    cr_assert_str_eq(err, D ": no [KVM] section of defaults");
-    cr_assert_eq(load("[vm0]\n", "vm0", "[KVM]\nmem = size=1\n", &vm), -EINVAL);
-    cr_assert_str_eq(err, D ":2:12: error: mem size: expected a memory size from 16 to 4194304 MiB: a number of MiB, or with a K, M, G or T suffix like 2G, got '1'");
+    cr_assert_eq(cfx_load("[vm0]\n", "vm0", "[XEN]\nmem = size=1\n", &vm), -ENOENT);
+    cr_assert_str_eq(cfx_err, D ": no [KVM] section of defaults");
+    cr_assert_eq(cfx_load("[vm0]\n", "vm0", "[KVM]\nmem = size=1\n", &vm), -EINVAL);
+    cr_assert_str_eq(cfx_err, D ":2:12: error: mem size: expected a memory size from 16 to 4194304 MiB: a number of MiB, or with a K, M, G or T suffix like 2G, got '1'");
 }
 
 Test(model, set_like_dts_set_vm_device)
 {
-    struct cfg_vm *vm = load_ok("[vm0]\nvnc = displayNum=1\ndevice = driver=e1000\n");
+    struct cfg_vm *vm = cfx_load_ok("[vm0]\nvnc = displayNum=1\ndevice = driver=e1000\n");
     cr_assert_eq(cfg_vm_set(vm, "device",
                             "driver=vhost-user,opt_path=./vhost-net,opt_mac=00:00:20:00:00:20",
-                            err, sizeof(err)), 0, "%s", err);
+                            cfx_err, sizeof(cfx_err)), 0, "%s", cfx_err);
     cr_assert_eq(cfg_vm_set(vm, "DEVICE",
                             "driver=vhost-user,opt_path=./vhost-net,opt_mac=00:00:20:00:00:21",
-                            err, sizeof(err)), 0, "%s", err);
-    cr_assert_eq(cfg_vm_set(vm, "vnc", "disable=yes", err, sizeof(err)), 0, "%s", err);
-    cr_assert_eq(cfg_vm_set(vm, "enable_kvm", "enable=no", err, sizeof(err)), 0);
+                            cfx_err, sizeof(cfx_err)), 0, "%s", cfx_err);
+    cr_assert_eq(cfg_vm_set(vm, "vnc", "disable=yes", cfx_err, sizeof(cfx_err)), 0, "%s", cfx_err);
+    cr_assert_eq(cfg_vm_set(vm, "enable_kvm", "enable=no", cfx_err, sizeof(cfx_err)), 0);
     const struct cfg_vm_info *vi = cfg_vm_info(vm);
     cr_assert_eq(vi->vnc, -1);
     cr_assert_eq(vi->kvm, 0);
@@ -515,34 +446,34 @@ Test(model, set_like_dts_set_vm_device)
 
     /* a bad value names the set and leaves the VM as it was */
     cr_assert_eq(cfg_vm_set(vm, "device", "driver=vhost-user,opt_mac=00:00:20:00:00:22",
-                            err, sizeof(err)), -EINVAL);
-    cr_assert_str_eq(err, "<set device>:1:1: error: device vhost-user: expected opt_path=SOCKET (non-empty)");
-    cr_assert_eq(cfg_vm_set(vm, "cpu", "number=1,\n  cpupin=a", err, sizeof(err)), -EINVAL);
-    cr_assert_str_eq(err, "<set cpu>:2:10: error: cpu cpupin: expected host CPU numbers separated by spaces, got 'a'");
+                            cfx_err, sizeof(cfx_err)), -EINVAL);
+    cr_assert_str_eq(cfx_err, "<set device>:1:1: error: device vhost-user: expected opt_path=SOCKET (non-empty)");
+    cr_assert_eq(cfg_vm_set(vm, "cpu", "number=1,\n  cpupin=a", cfx_err, sizeof(cfx_err)), -EINVAL);
+    cr_assert_str_eq(cfx_err, "<set cpu>:2:10: error: cpu cpupin: expected host CPU numbers separated by spaces, got 'a'");
     vi = cfg_vm_info(vm);
     cfg_vm_needs(vm, &nd);
     cr_assert_eq(nd.slots, 3);
     cr_assert_eq(vi->smp, 0);
 
-    cr_assert_eq(cfg_vm_clear(vm, "device", err, sizeof(err)), 0);
+    cr_assert_eq(cfg_vm_clear(vm, "device", cfx_err, sizeof(cfx_err)), 0);
     cfg_vm_needs(vm, &nd);
     cr_assert_eq(nd.slots, 0);
-    cr_assert_eq(cfg_vm_clear(vm, "device", err, sizeof(err)), -ENOENT);
-    cr_assert_eq(cfg_vm_set(vm, "bad key", "x=1", err, sizeof(err)), -EINVAL);
-    cr_assert_eq(cfg_vm_set(vm, "os", "x=1", err, sizeof(err)), 0);
-    cr_assert_str_eq(warnings(vm), "<set os>:1:1: warning: key 'os' ignored: it belongs to another hypervisor's settings in DTS\n");
+    cr_assert_eq(cfg_vm_clear(vm, "device", cfx_err, sizeof(cfx_err)), -ENOENT);
+    cr_assert_eq(cfg_vm_set(vm, "bad key", "x=1", cfx_err, sizeof(cfx_err)), -EINVAL);
+    cr_assert_eq(cfg_vm_set(vm, "os", "x=1", cfx_err, sizeof(cfx_err)), 0);
+    cr_assert_str_eq(cfx_warnings(vm), "<set os>:1:1: warning: key 'os' ignored: it belongs to another hypervisor's settings in DTS\n");
     cfg_vm_free(vm);
 }
 
 Test(model, relative_paths_resolve_against_the_cfg_dir)
 {
     struct cfg_vm *vm;
-    cr_assert_eq(load("[vm0]\ndisk = file=./img/a.img\nqemu = path=bin/qemu\n", "vm0",
-                      "[KVM]\nkernel = file=../boot/vmlinuz\n", &vm), 0, "%s", err);
+    cr_assert_eq(cfx_load("[vm0]\ndisk = file=./img/a.img\nqemu = path=bin/qemu\n", "vm0",
+                      "[KVM]\nkernel = file=../boot/vmlinuz\n", &vm), 0, "%s", cfx_err);
     struct cfg_res res = { .run_dir = "/r", .macs = { "52:54:00:00:00:01" }, .ssh_port = { 2222 } };
     res.vnc = 1;
     char **argv;
-    cr_assert_eq(cfg_argv_build(vm, &res, &argv, err, sizeof(err)), 0, "%s", err);
+    cr_assert_eq(cfg_argv_build(vm, &res, &argv, cfx_err, sizeof(cfx_err)), 0, "%s", cfx_err);
     cr_assert_str_eq(argv[0], "/cfgdir/bin/qemu");
     int kern = 0, disk = 0;
     for (char **a = argv; *a; a++) {
@@ -562,8 +493,8 @@ static int count_warnings(const char *file, const char *vm, const char *defaults
     struct cfg_vm *v;
     snprintf(path, sizeof(path), "%s/cfg/examples/%s", QF_SOURCE_DIR, file);
     snprintf(dpath, sizeof(dpath), "%s/cfg/examples/%s", QF_SOURCE_DIR, defaults ? defaults : "");
-    int r = cfg_vm_load(path, vm, defaults ? dpath : NULL, &v, err, sizeof(err));
-    cr_assert_eq(r, 0, "%s [%s]: %s", file, vm, err);
+    int r = cfg_vm_load(path, vm, defaults ? dpath : NULL, &v, cfx_err, sizeof(cfx_err));
+    cr_assert_eq(r, 0, "%s [%s]: %s", file, vm, cfx_err);
     int n = cfg_vm_info(v)->nwarnings;
     cfg_vm_free(v);
     return n;
@@ -590,369 +521,45 @@ Test(errors, more_nics_and_devices_than_slots)
     strcat(text, "device =\n");
     for (int i = 0; i < 28; i++)
         strcat(text, "    driver=e1000\n");
-    load_err(text, F ":3:5: error: not enough guest PCI slots: 44 devices need one (and 1 more are "
+    cfx_load_err(text, F ":3:5: error: not enough guest PCI slots: 44 devices need one (and 1 more are "
                    "placed by QEMU), 29 are free");
 }
 
-/* --- SR-IOV VF pools ------------------------------------------------------ */
-
-Test(vf_pool, errors_name_the_place)
-{
-    load_err("[vm0]\nvf_pool = name=net1\n", F ":2:11: error: vf_pool: expected name=POOL,pf=PF1 PF2 in each group");
-    load_err("[vm0]\nvf_pool = pf=ens1f0\n", F ":2:11: error: vf_pool: expected name=POOL,pf=PF1 PF2 in each group");
-    load_err("[vm0]\nvf_pool = name=net 1,pf=ens1f0\n",
-             F ":2:16: error: vf_pool name: expected a pool name of letters, digits, '_', '.' and '-' (at most 63), got 'net 1'");
-    load_err("[vm0]\nvf_pool = name=net1,pf=\n", F ":2:24: error: vf_pool pf: expected PF netdev names separated by spaces, got ''");
-    load_err("[vm0]\nvf_pool = name=net1,pf=ens1f0 ens/1\n",
-             F ":2:31: error: vf_pool pf: expected PF netdev names (at most 15 letters, digits, '_', '.', '-') separated by spaces, got 'ens/1'");
-    load_err("[vm0]\nvf_pool = name=net1,pf=ens1f0 a23456789012345x\n",
-             F ":2:31: error: vf_pool pf: expected PF netdev names (at most 15 letters, digits, '_', '.', '-') separated by spaces, got 'a23456789012345x'");
-    load_err("[vm0]\nvf_pool = name=net1,pf=ens1f0  ens1f0\n", F ":2:32: error: vf_pool pf: PF ens1f0 is listed twice");
-    load_err("[vm0]\nvf_pool =\n    name=net1,pf=a\n    name=net1,pf=b\n",
-             F ":4:10: error: vf_pool: pool 'net1' is defined twice; first at " F ":3:10");
-    /* devices */
-    load_err("[vm0]\ndevice = driver=vfio-pci,opt_pool=net1\n",
-             F ":2:35: error: device vfio-pci: opt_pool=net1 names no vf_pool; expected a vf_pool = name=net1,pf=PF... key (in the VM's section or the defaults' [KVM])");
-    load_err("[vm0]\nvf_pool = name=a,pf=p0;name=b,pf=p1\ndevice = driver=pci-assign,opt_pool=c\n",
-             F ":3:37: error: device pci-assign: opt_pool=c names no vf_pool; expected one of: a, b");
-    load_err("[vm0]\nvf_pool = name=a,pf=p0\ndevice = driver=vfio-pci,opt_host=07:10.0,opt_pool=a\n",
-             F ":3:43: error: device vfio-pci: give opt_host= or opt_pool=, not both");
-    load_err("[vm0]\nvf_pool = name=a,pf=p0\ndevice = driver=vfio-pci,opt_pool=a b\n",
-             F ":3:35: error: device opt_pool: expected a vf_pool name, got 'a b'");
-    load_err("[vm0]\nvf_pool = name=a,pf=p0\ndevice = driver=vfio-pci,opt_pool=a,opt_mac=01:00:00:00:00:01\n",
-             F ":3:45: error: device opt_mac: expected a unicast MAC address (first octet even, not all zero), got '01:00:00:00:00:01'");
-}
-
-Test(vf_pool, pools_from_the_defaults_and_the_needs)
-{
-    struct cfg_vm *vm;
-    int r = load("[vm0]\n"
-                 "device =\n"
-                 "    driver=vfio-pci,opt_pool=net1\n"
-                 "    driver=vfio-pci,opt_host=81:10.0\n"
-                 "    driver=vfio-pci,opt_pool=net2,opt_mac=02:00:00:00:00:07,opt_addr=9\n",
-                 "vm0",
-                 "[KVM]\n"
-                 "vf_pool =\n"
-                 "    name=net1,pf=ens1f0 ens1f1;\n"
-                 "    name=net2,pf=ens2f0\n",
-                 &vm);
-    cr_assert_eq(r, 0, "%s", err);
-    const struct cfg_vm_info *vi = cfg_vm_info(vm);
-    cr_assert_eq(vi->nwarnings, 0, "%s", warnings(vm));
-    cr_assert_eq(vi->nvf_pools, 2);
-    cr_assert_str_eq(vi->vf_pools[0].name, "net1");
-    cr_assert_eq(vi->vf_pools[0].npf, 2);
-    cr_assert_str_eq(vi->vf_pools[0].pf[0], "ens1f0");
-    cr_assert_str_eq(vi->vf_pools[0].pf[1], "ens1f1");
-    cr_assert_eq(cfg_vm_vf_pool(vm, "net2"), &vi->vf_pools[1]);
-    cr_assert_null(cfg_vm_vf_pool(vm, "net3"));
-    cr_assert_eq(vi->npt, 3);
-    cr_assert_str_eq(vi->pt[0].id, "pt_0");
-    cr_assert_str_eq(vi->pt[0].pool, "net1");
-    cr_assert_null(vi->pt[0].host);
-    cr_assert_eq(vi->pt[0].vf_need, 0);
-    cr_assert_null(vi->pt[1].pool);
-    cr_assert_str_eq(vi->pt[1].host, "0000:81:10.0");
-    cr_assert_eq(vi->pt[1].vf_need, -1);
-    cr_assert_str_eq(vi->pt[2].pool, "net2");
-    cr_assert_eq(vi->pt[2].vf_need, 1);
-    cr_assert_eq(vi->pt[2].slot, 9);
-    struct cfg_needs nd;
-    cfg_vm_needs(vm, &nd);
-    cr_assert_eq(nd.vfs, 2);
-    cr_assert_str_eq(nd.vf_pool[0], "net1");
-    cr_assert_str_eq(nd.vf_for[0], "device 0 pt_0");
-    cr_assert_null(nd.vf_mac[0]);
-    /* a VF takes a MAC lease like a NIC; the fixed host device does not */
-    cr_assert_eq(nd.macs, 2);
-    cr_assert_eq(nd.vf_mac_need[0], 1);
-    cr_assert_str_eq(nd.mac_for[1], "device 0 pt_0");
-    cr_assert_str_eq(nd.vf_pool[1], "net2");
-    cr_assert_str_eq(nd.vf_for[1], "device 2 pt_2");
-    cr_assert_str_eq(nd.vf_mac[1], "02:00:00:00:00:07");
-    struct cfg_res res = { .run_dir = "/r" };
-    strcpy(res.macs[1], "52:54:00:00:00:02");
-    cr_assert_str_eq(cfg_vf_mac(&nd, &res, 0), "52:54:00:00:00:02");
-    cr_assert_str_eq(cfg_vf_mac(&nd, &res, 1), "02:00:00:00:00:07");
-    cr_assert_null(cfg_vf_mac(&nd, &res, 2));
-
-    /* set appends a pool (a list key, like device); the section's vf_pool
-     * replaces the defaults' whole, like every key */
-    cr_assert_eq(cfg_vm_set(vm, "vf_pool", "name=net3,pf=ens3f0", err, sizeof(err)), 0, "%s", err);
-    cr_assert_eq(cfg_vm_info(vm)->nvf_pools, 3);
-    cfg_vm_free(vm);
-    r = load("[vm0]\nvf_pool = name=mine,pf=eth9\ndevice = driver=vfio-pci,opt_pool=net1\n", "vm0",
-             "[KVM]\nvf_pool = name=net1,pf=ens1f0\n", &vm);
-    cr_assert_eq(r, -EINVAL);
-    cr_assert_str_eq(err, F ":3:35: error: device vfio-pci: opt_pool=net1 names no vf_pool; expected one of: mine");
-}
-
-Test(vf_pool, shared_pf_and_unknown_options_are_warned)
-{
-    /* (opt_mac with opt_host was warned and dropped here before issue 19;
-     * it is the hand-picked VF's MAC now: vf_pool.host_vf_mac_and_vlans) */
-    struct cfg_vm *vm = load_ok("[vm0]\nvf_pool = name=a,pf=p0 p1;name=b,pf=p1,opt_x=1\n"
-                                "device = driver=vfio-pci,opt_host=07:10.0,opt_maq=02:00:00:00:00:01\n");
-    cr_assert_str_eq(warnings(vm),
-        F ":2:37: warning: vf_pool: PF p1 is also in pool a; the two pools share its VFs\n"
-        F ":2:40: warning: vf_pool: unknown option 'opt_x' ignored\n"
-        F ":3:43: warning: device: unknown option 'opt_maq' ignored\n");
-    struct cfg_needs nd;
-    cfg_vm_needs(vm, &nd);
-    cr_assert_eq(nd.vfs, 0);
-    cfg_vm_free(vm);
-}
-
-/* --- DTS constructs (issue 12) ------------------------------------------- */
-
-Test(dts, messages_say_what_is_wrong)
-{
-    load_err("[vm0]\nmem = size=2048; # comment\n",
-             F ":2:18: error: expected OPTION=VALUE, got '# comment': inline comments are not allowed ('#' starts a comment only at the start of a line)");
-    load_err("[vm0]\nmem = size=2048 # comment\n",
-             F ":2:12: error: mem size: expected a memory size from 16 to 4194304 MiB: a number of MiB, or with a K, M, G or T suffix like 2G, got '2048 # comment' (inline comments are not allowed: '#' starts a comment only at the start of a line)");
-    load_err("[vm0]\ncpu = number=2,cpupin=3,4\n",
-             F ":2:25: error: expected OPTION=VALUE (this item has no '='): cpupin is space-separated, like cpupin=3 4");
-    load_err("[vm0]\ndisk = file=\n", F ":2:13: error: disk file: is empty; expected a path");
-    load_err("[vm0]\npflash = file=\n", F ":2:15: error: pflash file: is empty; expected a path");
-    /* an automatic id that collides with a cfg's id: the cfg's is named */
-    load_err("[vm0]\nnet = type=nic;type=user\ndevice = driver=e1000,opt_id=nic0\n",
-             F ":3:30: error: id 'nic0' given here is also the id qfleet gives net NIC 0 automatically; choose another id");
-    load_err("[vm0]\ndevice = driver=e1000,opt_id=vhostuser0;driver=vhost-user,opt_path=/v\n",
-             F ":2:30: error: id 'vhostuser0' given here is also the id qfleet gives device 1 (vhost-user) automatically; choose another id");
-    load_err("[vm0]\ncrypto = enable=yes,opt_num=2\ndevice = driver=e1000,opt_id=crypto1\n",
-             F ":3:30: error: id 'crypto1' is the id of crypto device 1 (crypto key); choose another id");
-    load_err("[vm0]\ncrypto = enable=yes,opt_num=17\n",
-             F ":2:29: error: crypto opt_num: expected a whole number from 1 to 16, got '17'");
-    load_err("[vm0]\nmigration = enable=yes,listen=a b\n",
-             F ":2:31: error: migration listen: expected an IPv4 address or host name to listen on (empty: all), got 'a b'");
-    /* scene devices */
-    load_err("[vm0]\ndevice = vf_idx=0,guestpci=auto\n",
-             F ":2:10: error: device vf_idx: expected pf_dev=PORT too (DTS's DUT port number whose VF this is)");
-    load_err("[vm0]\ndevice = vf_idx=0,pf_dev=0,pf_idx=1\n",
-             F ":2:28: error: device: give vf_idx= (a VF of port pf_dev) or pf_idx= (the port itself), not both");
-    load_err("[vm0]\ndevice = pf_idx=0,guestpci=1g\n",
-             F ":2:28: error: device guestpci: expected auto or a guest PCI slot like 05 or 05.0, got '1g'");
-    load_err("[vm0]\ndevice = vf_idx=0,pf_dev=0000:3b:00.0\n",
-             F ":2:26: error: device pf_dev: expected a DTS port number (the vf_pool named portN) or a vf_pool name, got '0000:3b:00.0'");
-    load_err("[vm0]\ncpu = numa=near\n", F ":2:12: error: cpu numa: expected auto or a NUMA node number, got 'near'");
-    load_err("[vm0]\ncpu = cpupin=1,cpu_pin=2\n", F ":2:16: error: cpu: give cpupin= or cpu_pin=, not both");
-}
-
-Test(dts, memory_sizes_with_suffixes)
-{
-    static const struct {
-        const char *v;
-        int mb;
-    } ok[] = { { "2048", 2048 }, { "2G", 2048 }, { "2g", 2048 }, { "512M", 512 },
-               { "1T", 1 << 20 }, { "65536K", 64 }, { "4GiB", 4096 } };
-    for (size_t i = 0; i < sizeof(ok) / sizeof(*ok); i++) {
-        char text[128];
-        snprintf(text, sizeof(text), "[vm0]\nmem = size=%s\n", ok[i].v);
-        struct cfg_vm *vm = load_ok(text);
-        cr_assert_eq(cfg_vm_info(vm)->mem_mb, ok[i].mb, "size=%s", ok[i].v);
-        cfg_vm_free(vm);
-    }
-    static const char *const bad[] = { "1000K", "2X", "G", "8", "5T", "-1G" };
-    for (size_t i = 0; i < sizeof(bad) / sizeof(*bad); i++) {
-        char text[128];
-        struct cfg_vm *vm = NULL;
-        snprintf(text, sizeof(text), "[vm0]\nmem = size=%s\n", bad[i]);
-        cr_assert_eq(load(text, "vm0", NULL, &vm), -EINVAL, "size=%s loaded", bad[i]);
-    }
-}
-
-Test(dts, kvm_defaults_fill_only_what_dts_fills)
-{
-    struct cfg_vm *vm;
-    int r = load("[vm0]\nmem = size=512\n", "vm0",
-                 "[KVM]\nname = name=other\nenable_kvm = enable=no\npid_file = name=/tmp/p\n"
-                 "daemon = enable=yes\nmonitor = port=\nnet = type=nic,opt_model=virtio;type=user\n"
-                 "cpu = number=3\nmem = size=2048\n",
-                 &vm);
-    cr_assert_eq(r, 0, "%s", err);
-    const struct cfg_vm_info *vi = cfg_vm_info(vm);
-    cr_assert_str_eq(vi->name, "vm0");
-    cr_assert_eq(vi->kvm, 1);
-    cr_assert_eq(vi->smp, 3);      /* a key the VM lacks */
-    cr_assert_eq(vi->mem_mb, 512); /* the VM's own */
-    cr_assert_eq(vi->host_connect, 0); /* the default NIC, not [KVM]'s net */
-    cr_assert_str_eq(vi->nics[0].model, "e1000");
-#define NEVER "ignored: DTS never takes name, enable_kvm, pid_file, daemon, monitor or net from the defaults\n"
-    cr_assert_str_eq(warnings(vm),
-        D ":2:1: warning: [KVM] key 'name' " NEVER
-        D ":3:1: warning: [KVM] key 'enable_kvm' " NEVER
-        D ":4:1: warning: [KVM] key 'pid_file' " NEVER
-        D ":5:1: warning: [KVM] key 'daemon' " NEVER
-        D ":6:1: warning: [KVM] key 'monitor' " NEVER
-        D ":7:1: warning: [KVM] key 'net' " NEVER);
-#undef NEVER
-    cfg_vm_free(vm);
-}
-
-Test(dts, multi_path_qemu)
-{
-    struct cfg_vm *vm = load_ok("[vm0]\nqemu =\n    path=/q/5.2/qemu;\n    path=./7.2/qemu;\n"
-                                "    path=qemu-system-x86_64;\n");
-    const struct cfg_vm_info *vi = cfg_vm_info(vm);
-    cr_assert_eq(vi->nqemu_paths, 3);
-    cr_assert_str_eq(vi->qemu_paths[0], "/q/5.2/qemu");
-    cr_assert_str_eq(vi->qemu_paths[1], "/cfgdir/7.2/qemu");
-    cr_assert_str_eq(vi->qemu_paths[2], "qemu-system-x86_64");
-    cr_assert_str_eq(vi->qemu, "qemu-system-x86_64"); /* the last, as DTS */
-    cr_assert_eq(vi->qemu_selected, 2);
-    cr_assert_eq(cfg_vm_select_qemu(vm, "1", err, sizeof(err)), 0, "%s", err);
-    vi = cfg_vm_info(vm);
-    cr_assert_str_eq(vi->qemu, "/cfgdir/7.2/qemu");
-    cr_assert_eq(vi->qemu_selected, 1);
-    /* kept across changes of the VM */
-    cr_assert_eq(cfg_vm_set(vm, "mem", "size=256", err, sizeof(err)), 0, "%s", err);
-    vi = cfg_vm_info(vm);
-    cr_assert_str_eq(vi->qemu, "/cfgdir/7.2/qemu");
-    cr_assert_eq(cfg_vm_select_qemu(vm, "3", err, sizeof(err)), -EINVAL);
-    cr_assert_str_eq(err, "qemu path 3: expected an index from 0 to 2 (the qemu key has 3 paths) or a path");
-    vi = cfg_vm_info(vm);
-    cr_assert_str_eq(vi->qemu, "/cfgdir/7.2/qemu"); /* unchanged */
-    cr_assert_eq(cfg_vm_select_qemu(vm, "/q/5.2/qemu", err, sizeof(err)), 0, "%s", err);
-    vi = cfg_vm_info(vm);
-    cr_assert_eq(vi->qemu_selected, 0);
-    cr_assert_eq(cfg_vm_select_qemu(vm, "/elsewhere/qemu", err, sizeof(err)), 0, "%s", err);
-    vi = cfg_vm_info(vm);
-    cr_assert_str_eq(vi->qemu, "/elsewhere/qemu");
-    cr_assert_eq(vi->qemu_selected, -1);
-    cr_assert_eq(cfg_vm_select_qemu(vm, NULL, err, sizeof(err)), 0, "%s", err);
-    cr_assert_str_eq(cfg_vm_info(vm)->qemu, "qemu-system-x86_64");
-    cfg_vm_free(vm);
-    load_err("[vm0]\nqemu = path=/a,path=/b\n", F ":2:16: error: qemu: duplicate option 'path'; first at line 2 column 8");
-}
-
-Test(dts, scene_devices_draw_from_port_pools)
-{
-    struct cfg_vm *vm;
-    int r = load("[vm0]\n"
-                 "cpu = model=host,number=4,numa=auto,skipcores=0 1 2 3\n"
-                 "device =\n"
-                 "    vf_idx=1,pf_dev=0,guestpci=auto,mac=00:00:00:00:01:01;\n"
-                 "    vf_idx=0,pf_dev=net2,guestpci=0x6;\n"
-                 "    pf_idx=1,guestpci=auto;\n",
-                 "vm0",
-                 "[KVM]\nvf_pool = name=port0,pf=ens1f0;name=port1,pf=ens2f0;name=net2,pf=ens3f0\n",
-                 &vm);
-    cr_assert_eq(r, 0, "%s", err);
-    const struct cfg_vm_info *vi = cfg_vm_info(vm);
-    cr_assert_str_eq(warnings(vm),
-        F ":2:1: warning: cpu: numa=/skipcores= recorded but not acted on: qfleet does not choose host CPUs by NUMA node, so the VM runs unpinned (give cpupin= to pin it)\n");
-    cr_assert_eq(vi->numa, CFG_NUMA_AUTO);
-    cr_assert_eq(vi->nskipcores, 4);
-    cr_assert_eq(vi->skipcores[3], 3);
-    cr_assert_eq(vi->npt, 3);
-    cr_assert_str_eq(vi->pt[0].id, "pt_0");
-    cr_assert_str_eq(vi->pt[0].pool, "port0");
-    cr_assert_eq(vi->pt[0].vf_need, 0);
-    cr_assert_null(vi->pt[0].pf_pool);
-    cr_assert_str_eq(vi->pt[1].pool, "net2");
-    cr_assert_eq(vi->pt[1].slot, 6);
-    cr_assert_null(vi->pt[2].pool);
-    cr_assert_str_eq(vi->pt[2].pf_pool, "port1");
-    cr_assert_eq(vi->pt[2].pf_need, 0);
-    cr_assert_eq(vi->pt[2].vf_need, -1);
-    struct cfg_needs nd;
-    cfg_vm_needs(vm, &nd);
-    cr_assert_eq(nd.vfs, 2);
-    cr_assert_eq(nd.vf_index[0], 1);
-    cr_assert_eq(nd.vf_index[1], 0);
-    cr_assert_str_eq(nd.vf_mac[0], "00:00:00:00:01:01");
-    cr_assert_null(nd.vf_mac[1]); /* from the allocator */
-    cr_assert_eq(nd.pfs, 1);
-    cr_assert_str_eq(nd.pf_pool[0], "port1");
-    cr_assert_str_eq(nd.pf_for[0], "device 2 pt_2");
-    cr_assert_eq(nd.macs, 2); /* host_connect and the second VF; never the PF */
-    cfg_vm_free(vm);
-    /* without the pools the cfg still loads (cmdline works anywhere) */
-    vm = load_ok("[vm0]\ndevice = vf_idx=0,pf_dev=0,guestpci=auto\n");
-    cr_assert_str_eq(warnings(vm),
-        F ":2:26: warning: device vf_idx: the VM has no vf_pool named port0, so the fleet cannot lease a VF of it; expected vf_pool = name=port0,pf=PF (the PF netdev of DTS port 0) in [KVM]\n");
-    cfg_vm_free(vm);
-}
-
-Test(dts, control_nic_is_the_first_user_backend)
-{
-    struct cfg_vm *vm = load_ok("[vm0]\nnet =\n    type=nic,opt_addr=3;type=tap,opt_script=no\n"
-                                "    type=user,opt_hostfwd=::2222-:22;type=nic,opt_model=virtio\n"
-                                "    type=nic,opt_addr=1f;type=user\n");
-    const struct cfg_vm_info *vi = cfg_vm_info(vm);
-    cr_assert_eq(vi->nnics, 3);
-    cr_assert_eq(vi->control, 1);
-    cr_assert_eq(vi->host_connect, 2);
-    cr_assert_str_eq(vi->nics[2].id, "host_connect");
-    const char *addr;
-    int port;
-    cr_assert_eq(cfg_vm_ssh(vm, NULL, &addr, &port), 0);
-    cr_assert_str_eq(addr, "127.0.0.1");
-    cr_assert_eq(port, 2222);
-    cr_assert_str_eq(warnings(vm), "");
-    cfg_vm_free(vm);
-}
-
-Test(dts, vm_sections)
-{
-    struct cfg_doc *d = parse_ok("[suite]\nframe_size = 1024\n[scene]\nsuite = dut=vm_dut\n"
-                                 "[vm]\ncpu = number=4\n[vm1]\ndaemon = enable=yes\n"
-                                 "[test_x]\nbuffer-sz=\"64,128\"\n");
-    cr_assert_eq(cfg_section_is_vm(cfg_doc_section(d, "suite")), 0);
-    cr_assert_eq(cfg_section_is_vm(cfg_doc_section(d, "scene")), 0);
-    cr_assert_eq(cfg_section_is_vm(cfg_doc_section(d, "vm")), 1);
-    cr_assert_eq(cfg_section_is_vm(cfg_doc_section(d, "vm1")), 1);
-    cr_assert_eq(cfg_section_is_vm(cfg_doc_section(d, "test_x")), 0);
-    cfg_doc_free(d);
-    /* loading one as a VM says what it looks like */
-    struct cfg_vm *vm;
-    cr_assert_eq(load("[suite]\nframe_size = 1024\n", "suite", NULL, &vm), 0, "%s", err);
-    cr_assert_str_eq(warnings(vm),
-        F ":1:2: warning: section [suite] has no key of the VM grammar (cpu, mem, disk, net, device, ...): it looks like a suite's, scene's or test case's section, not a VM\n"
-        F ":2:1: warning: unknown key 'frame_size' ignored\n");
-    cfg_vm_free(vm);
-}
-
-/* Issue 19 item 1: mac_prefix was "unknown key ... ignored". Now it is the
- * VM's prefix (canonical, 1-5 octets, unicast), from the VM's section or
- * from [KVM], in the bare or the DTS pair form; cfg_vm_set overrides it. */
 Test(mac_prefix, from_vm_or_kvm_section_and_set)
 {
-    struct cfg_vm *vm = load_ok("[vm0]\nmac_prefix = 02:AB:cd\n");
+    struct cfg_vm *vm = cfx_load_ok("[vm0]\nmac_prefix = 02:AB:cd\n");
     const struct cfg_vm_info *vi = cfg_vm_info(vm);
     cr_assert_str_eq(vi->mac_prefix, "02:ab:cd:");
-    cr_assert_eq(vi->nwarnings, 0, "%s", warnings(vm));
-    cr_assert_eq(cfg_vm_set(vm, "mac_prefix", "prefix=52:54:00:11:22:", err, sizeof(err)), 0,
-                 "%s", err);
+    cr_assert_eq(vi->nwarnings, 0, "%s", cfx_warnings(vm));
+    cr_assert_eq(cfg_vm_set(vm, "mac_prefix", "prefix=52:54:00:11:22:", cfx_err, sizeof(cfx_err)), 0,
+                 "%s", cfx_err);
     cr_assert_str_eq(cfg_vm_info(vm)->mac_prefix, "52:54:00:11:22:");
-    cr_assert_eq(cfg_vm_set(vm, "mac_prefix", "", err, sizeof(err)), 0, "%s", err);
+    cr_assert_eq(cfg_vm_set(vm, "mac_prefix", "", cfx_err, sizeof(cfx_err)), 0, "%s", cfx_err);
     cr_assert_null(cfg_vm_info(vm)->mac_prefix);
-    cr_assert_lt(cfg_vm_set(vm, "mac_prefix", "03:00:", err, sizeof(err)), 0);
-    cr_assert(strstr(err, "multicast"), "%s", err);
+    cr_assert_lt(cfg_vm_set(vm, "mac_prefix", "03:00:", cfx_err, sizeof(cfx_err)), 0);
+    cr_assert(strstr(cfx_err, "multicast"), "%s", cfx_err);
     cfg_vm_free(vm);
 
-    cr_assert_eq(load("[vm0]\nmem = size=512\n", "vm0", "[KVM]\nmac_prefix = prefix=0a:0b\n", &vm),
-                 0, "%s", err);
+    cr_assert_eq(cfx_load("[vm0]\nmem = size=512\n", "vm0", "[KVM]\nmac_prefix = prefix=0a:0b\n", &vm),
+                 0, "%s", cfx_err);
     cr_assert_str_eq(cfg_vm_info(vm)->mac_prefix, "0a:0b:");
-    cr_assert_eq(cfg_vm_info(vm)->nwarnings, 0, "%s", warnings(vm));
+    cr_assert_eq(cfg_vm_info(vm)->nwarnings, 0, "%s", cfx_warnings(vm));
     cfg_vm_free(vm);
-    cr_assert_eq(load("[vm0]\nmac_prefix = 02:01:\n", "vm0", "[KVM]\nmac_prefix = 0a:0b\n", &vm), 0,
-                 "%s", err);
+    cr_assert_eq(cfx_load("[vm0]\nmac_prefix = 02:01:\n", "vm0", "[KVM]\nmac_prefix = 0a:0b\n", &vm), 0,
+                 "%s", cfx_err);
     cr_assert_str_eq(cfg_vm_info(vm)->mac_prefix, "02:01:"); /* the VM's own wins */
     cfg_vm_free(vm);
 
-    vm = load_ok("[vm0]\nmem = size=512\n");
+    vm = cfx_load_ok("[vm0]\nmem = size=512\n");
     cr_assert_null(cfg_vm_info(vm)->mac_prefix);
     cfg_vm_free(vm);
-    load_err("[vm0]\nmac_prefix = 01:00:5e\n",
+    cfx_load_err("[vm0]\nmac_prefix = 01:00:5e\n",
              F ":2:14: error: mac_prefix: '01:00:5e' is multicast (bit 0 of the first octet is set); a "
                "NIC's MAC must be unicast");
-    load_err("[vm0]\nmac_prefix = 02:11:22:33:44:55\n",
+    cfx_load_err("[vm0]\nmac_prefix = 02:11:22:33:44:55\n",
              F ":2:14: error: mac_prefix: expected 1 to 5 hex octets like 02:11:22:, got "
                "'02:11:22:33:44:55'");
-    load_err("[vm0]\nmac_prefix = pfx=02:11\n",
+    cfx_load_err("[vm0]\nmac_prefix = pfx=02:11\n",
              F ":2:14: error: mac_prefix: expected prefix=OCTETS (or the octets alone)");
 }
 
@@ -960,70 +567,19 @@ Test(mac_prefix, from_vm_or_kvm_section_and_set)
  * fleet to lease (0 when allocated or without migration). */
 Test(model, fixed_migration_port_exported)
 {
-    struct cfg_vm *vm = load_ok("[vm0]\nmigration = enable=yes,port=4444\n");
+    struct cfg_vm *vm = cfx_load_ok("[vm0]\nmigration = enable=yes,port=4444\n");
     cr_assert_eq(cfg_vm_info(vm)->migrate_port, 4444);
     cfg_vm_free(vm);
-    vm = load_ok("[vm0]\nmigration = enable=yes\n");
+    vm = cfx_load_ok("[vm0]\nmigration = enable=yes\n");
     cr_assert_eq(cfg_vm_info(vm)->migrate_port, 0);
     cfg_vm_free(vm);
-    vm = load_ok("[vm0]\nmigration = enable=no,port=4444\n");
+    vm = cfx_load_ok("[vm0]\nmigration = enable=no,port=4444\n");
     cr_assert_eq(cfg_vm_info(vm)->migrate_port, 0);
     cfg_vm_free(vm);
 }
 
 /* Issue 19 item 4: opt_vlan on a VF (pool or hand-picked) and opt_mac on a
  * hand-picked VF were warned and dropped; now the model carries them. */
-Test(vf_pool, host_vf_mac_and_vlans)
-{
-    struct cfg_vm *vm = load_ok("[vm0]\nvf_pool = name=a,pf=p0\n"
-                                "device = driver=vfio-pci,opt_host=07:10.1,opt_mac=02:00:00:00:00:01,"
-                                "opt_vlan=12;driver=vfio-pci,opt_pool=a,opt_vlan=4095;"
-                                "driver=vfio-pci,opt_host=07:10.2\n");
-    cr_assert_eq(cfg_vm_info(vm)->nwarnings, 0, "%s", warnings(vm));
-    const struct cfg_vm_info *vi = cfg_vm_info(vm);
-    cr_assert_eq(vi->npt, 3);
-    cr_assert_str_eq(vi->pt[0].host, "0000:07:10.1");
-    cr_assert_str_eq(vi->pt[0].mac, "02:00:00:00:00:01");
-    cr_assert_eq(vi->pt[0].vlan, 12);
-    cr_assert_null(vi->pt[2].mac);
-    cr_assert_eq(vi->pt[2].vlan, 0);
-    struct cfg_needs nd;
-    cfg_vm_needs(vm, &nd);
-    cr_assert_eq(nd.vfs, 1);
-    cr_assert_eq(nd.vf_vlan[0], 4095);
-    cr_assert_eq(nd.macs, 2, "host_connect and the pool VF; the hand-picked VF has its own");
-    cfg_vm_free(vm);
-    load_err("[vm0]\ndevice = driver=vfio-pci,opt_host=07:10.1,opt_vlan=5\n",
-             F ":2:43: error: device vfio-pci opt_vlan: with opt_host give opt_mac too (the VF's "
-               "MAC and VLAN are set together through its PF)");
-    load_err("[vm0]\nvf_pool = name=a,pf=p0\ndevice = driver=vfio-pci,opt_pool=a,opt_vlan=4096\n",
-             F ":3:46: error: device opt_vlan: expected a whole number from 0 to 4095, got '4096'");
-}
-
-/* Issue 19 item 3: a pool names its VFs (vfs=) or leaves out those the
- * host uses (exclude=), as PCI addresses or PF:N. */
-Test(vf_pool, vfs_and_exclude_lists)
-{
-    struct cfg_vm *vm = load_ok("[vm0]\nvf_pool = name=a,pf=p0 p1,exclude=p0:0 3b:02.1;"
-                                "name=b,pf=p2,vfs=0000:3c:02.0 p2:7\n");
-    const struct cfg_vm_info *vi = cfg_vm_info(vm);
-    cr_assert_eq(vi->nvf_pools, 2);
-    cr_assert_eq(vi->vf_pools[0].nexclude, 2);
-    cr_assert_str_eq(vi->vf_pools[0].exclude[0], "p0:0");
-    cr_assert_str_eq(vi->vf_pools[0].exclude[1], "0000:3b:02.1");
-    cr_assert_eq(vi->vf_pools[0].nvfs, 0);
-    cr_assert_eq(vi->vf_pools[1].nvfs, 2);
-    cr_assert_str_eq(vi->vf_pools[1].vfs[0], "0000:3c:02.0");
-    cr_assert_str_eq(vi->vf_pools[1].vfs[1], "p2:7");
-    cfg_vm_free(vm);
-    load_err("[vm0]\nvf_pool = name=a,pf=p0,exclude=p1:0\n",
-             F ":2:32: error: vf_pool exclude: expected VFs as PCI addresses (3b:02.1) or PF:N "
-               "with PF one of the pool's, got 'p1:0'");
-    load_err("[vm0]\nvf_pool = name=a,pf=p0,vfs=3b:02\n",
-             F ":2:28: error: vf_pool vfs: expected VFs as PCI addresses (3b:02.1) or PF:N "
-               "with PF one of the pool's, got '3b:02'");
-}
-
 /* --- masking ------------------------------------------------------------ */
 
 /* The login password is masked wherever it appears, also twice (and back
@@ -1031,7 +587,7 @@ Test(vf_pool, vfs_and_exclude_lists)
  * text. Before, only an 8-guest end-to-end run caught a second copy. */
 Test(mask, password_twice_in_one_string)
 {
-    struct cfg_vm *vm = load_ok("[vm0]\nlogin = user=root,password=S3cret\n"
+    struct cfg_vm *vm = cfx_load_ok("[vm0]\nlogin = user=root,password=S3cret\n"
                                 "device = driver=vhost-user,opt_path=/tmp/S3cret/S3cretS3cret.sock\n"
                                 "enable_kvm = enable=no\n");
     char *m = cfg_vm_mask(vm, "a S3cret b S3cret c");
@@ -1053,7 +609,7 @@ Test(mask, password_twice_in_one_string)
     for (int i = 0; i < nd.ports; i++)
         res.ssh_port[i] = 20001 + i;
     char **argv;
-    cr_assert_eq(cfg_argv_build(vm, &res, &argv, err, sizeof(err)), 0, "%s", err);
+    cr_assert_eq(cfg_argv_build(vm, &res, &argv, cfx_err, sizeof(cfx_err)), 0, "%s", cfx_err);
     int raw = 0;
     for (int i = 0; argv[i]; i++)
         raw += strstr(argv[i], "/tmp/S3cret/S3cretS3cret.sock") != NULL;
@@ -1081,7 +637,7 @@ Test(mask, password_twice_in_one_string)
  * cmdline --json) showed it unmasked. The fuzzer found it. */
 Test(mask, hostfwd_address_in_vm_json)
 {
-    struct cfg_vm *vm = load_ok("[vm0]\nlogin = user=root,password=Pw9q\n"
+    struct cfg_vm *vm = cfx_load_ok("[vm0]\nlogin = user=root,password=Pw9q\n"
                                 "net = type=nic,opt_addr=1f;type=user,opt_hostfwd=tcp:Pw9q:2222-:22\n"
                                 "enable_kvm = enable=no\n");
     json_t *vj = cfg_vm_json(vm, NULL);

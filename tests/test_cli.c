@@ -52,14 +52,6 @@ static void res_free(struct res *r)
     free(r->err);
 }
 
-static char *slurp(const char *path)
-{
-    size_t n;
-    char *s = fs_read_file(path, 16u << 20, &n);
-    cr_assert(s, "cannot read %s", path);
-    return s;
-}
-
 /* Run prog with args (NULL-terminated); stdout and stderr through files,
  * so no output size can block the child. */
 static struct res run_argv(const char *prog, const char *const *args)
@@ -74,19 +66,10 @@ static struct res run_argv(const char *prog, const char *const *args)
     char out[400], err[400];
     snprintf(out, sizeof(out), "%s/out.txt", dir);
     snprintf(err, sizeof(err), "%s/err.txt", dir);
-    pid_t pid = fork();
-    cr_assert_geq(pid, 0);
-    if (pid == 0) {
-        int o = open(out, O_WRONLY | O_CREAT | O_TRUNC, 0600);
-        int e = open(err, O_WRONLY | O_CREAT | O_TRUNC, 0600);
-        if (o < 0 || e < 0 || dup2(o, 1) < 0 || dup2(e, 2) < 0 || chdir(dir) < 0)
-            _exit(126);
-        execv(prog, (char **)argv);
-        _exit(127);
-    }
-    struct res r = { .rc = tu_wait_exit(pid, 60000) };
-    r.out = slurp(out);
-    r.err = slurp(err);
+    tu_child c = { .out = out, .err = err, .cwd = dir };
+    struct res r = { .rc = tu_wait_exit(tu_start(argv, &c), 60000) };
+    r.out = tu_slurp(out);
+    r.err = tu_slurp(err);
     return r;
 }
 
@@ -112,16 +95,6 @@ static json_t *parse_json(const char *s)
     json_t *v = json_parse(s, strlen(s), NULL, 0);
     cr_assert(v, "not JSON: %s", s);
     return v;
-}
-
-static void write_file(const char *name, const char *text)
-{
-    char p[400];
-    snprintf(p, sizeof(p), "%s/%s", dir, name);
-    FILE *f = fopen(p, "w");
-    cr_assert(f);
-    fputs(text, f);
-    fclose(f);
 }
 
 /* ---- usage errors ---- */
@@ -203,7 +176,7 @@ Test(cli, every_command_has_help_on_stdout)
 /* The version CMake configured: project(qfleet VERSION X.Y.Z ...). */
 static void project_version(char *out, size_t outlen)
 {
-    char *top = slurp(QF_SOURCE_DIR "/CMakeLists.txt");
+    char *top = tu_slurp(QF_SOURCE_DIR "/CMakeLists.txt");
     const char *p = strstr(top, "project(qfleet VERSION ");
     cr_assert(p, "no project(qfleet VERSION ...) in CMakeLists.txt");
     p += strlen("project(qfleet VERSION ");
@@ -274,7 +247,7 @@ Test(cli, cmdline_prints_the_argv_without_launching)
 
 Test(cli, cmdline_cfg_errors_name_file_line)
 {
-    write_file("bad.cfg", "[vm0]\nmem = lots\n");
+    tu_write_in(dir, "bad.cfg", "[vm0]\nmem = lots\n");
     const char *want = "bad.cfg:2:7: error: expected OPTION=VALUE";
     EXPECT(2, NULL, want, QFLEET, "cmdline", "bad.cfg", "vm0");
     EXPECT(2, NULL, "no section [vm9] (sections: vm0)", QFLEET, "cmdline", GUEST_CFG, "vm9");
@@ -341,12 +314,12 @@ Test(cli, leases_alloc_free_on_a_private_state_dir)
 
 Test(cli, run_config_errors_exit_2_with_file_line)
 {
-    write_file("bad.suite", "[suite]\ncfg = " GUEST_CFG "\n[case a]\nrun vm0: true\n"
+    tu_write_in(dir, "bad.suite", "[suite]\ncfg = " GUEST_CFG "\n[case a]\nrun vm0: true\n"
                             "    expect stdout ~ (\n");
     EXPECT(2, NULL, "qfleet run: bad.suite:5:21: error: bad regular expression", QFLEET, "run",
            "bad.suite", "--state-dir", state);
-    write_file("one.suite", "[suite]\nname = same\ncfg = " GUEST_CFG "\n[case a]\nhost: true\n");
-    write_file("two.suite", "[suite]\nname = same\ncfg = " GUEST_CFG "\n[case a]\nhost: true\n");
+    tu_write_in(dir, "one.suite", "[suite]\nname = same\ncfg = " GUEST_CFG "\n[case a]\nhost: true\n");
+    tu_write_in(dir, "two.suite", "[suite]\nname = same\ncfg = " GUEST_CFG "\n[case a]\nhost: true\n");
     EXPECT(2, NULL, "are both suite 'same'", QFLEET, "run", "one.suite", "two.suite",
            "--state-dir", state);
     EXPECT(2, NULL, "nosuch.suite", QFLEET, "run", "nosuch.suite", "--state-dir", state);
@@ -354,8 +327,8 @@ Test(cli, run_config_errors_exit_2_with_file_line)
 
 Test(cli, run_list_boots_nothing)
 {
-    write_file("a.suite", "[suite]\ncfg = " GUEST_CFG "\n[case a]\nhost: true\n");
-    write_file("b.suite", "[suite]\ncfg = " GUEST_CFG "\n[case b]\nhost: true\n");
+    tu_write_in(dir, "a.suite", "[suite]\ncfg = " GUEST_CFG "\n[case a]\nhost: true\n");
+    tu_write_in(dir, "b.suite", "[suite]\ncfg = " GUEST_CFG "\n[case b]\nhost: true\n");
     struct res r = RUN(QFLEET, "run", "--list", "a.suite", "b.suite", "--state-dir", state);
     cr_assert_eq(r.rc, 0, "%s", r.err);
     cr_assert_str_eq(r.out, "a\ta.suite\nb\tb.suite\n");
@@ -369,7 +342,7 @@ Test(cli, run_list_boots_nothing)
     json_free(v);
     res_free(&r);
     /* "--" ends the options: a suite file may start with a dash. */
-    write_file("-c.suite", "[suite]\ncfg = " GUEST_CFG "\n[case c]\nhost: true\n");
+    tu_write_in(dir, "-c.suite", "[suite]\ncfg = " GUEST_CFG "\n[case c]\nhost: true\n");
     EXPECT(0, "-c\t", NULL, QFLEET, "run", "--list", "--", "-c.suite");
 }
 

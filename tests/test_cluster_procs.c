@@ -384,6 +384,11 @@ Test(cluster_procs, leases_lists_every_host_and_errors_are_clear)
     cr_assert(strstr(err, "127.0.0.1:1") && strstr(err, "127.0.0.1:9"), "%s", err);
     free(out);
     free(err);
+    char *dir[] = { "leases", "--store", F.dir, NULL }; /* a directory: the host store */
+    cr_assert_eq(run_qfleet(dir, &out, &err), 0, "%s", err);
+    cr_assert(strstr(out, "no leases held in") && strstr(out, F.dir), "%s", out);
+    free(out);
+    free(err);
     stop(0, SIGTERM);
     stop(1, SIGTERM);
     finish();

@@ -106,11 +106,7 @@ static void setup(void)
 
 static void pair(void)
 {
-    int sv[2];
-    cr_assert_eq(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv), 0);
-    F.peer = sv[0];
-    fcntl(F.peer, F_SETFL, O_NONBLOCK);
-    cr_assert_eq(conn_attach_fd(F.c, sv[1]), 0);
+    cr_assert_eq(conn_attach_fd(F.c, tu_peer_pair(&F.peer)), 0);
 }
 
 static void close_client(void) { conn_close(F.c, on_closed, &F); }
@@ -133,20 +129,7 @@ static void teardown(void)
 /* Every test ends with down(). */
 TestSuite(conn, .init = setup, .fini = teardown);
 
-static void peer_write(const void *buf, size_t len)
-{
-    const char *p = buf;
-    while (len) {
-        ssize_t n = write(F.peer, p, len);
-        if (n < 0 && errno == EAGAIN) {
-            spin(1);
-            continue;
-        }
-        cr_assert_gt(n, 0, "peer write: %s", strerror(errno));
-        p += n;
-        len -= (size_t)n;
-    }
-}
+static void peer_write(const void *buf, size_t len) { tu_peer_write(&F.l, F.peer, buf, len); }
 
 static void peer_puts(const char *s) { peer_write(s, strlen(s)); }
 

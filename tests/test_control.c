@@ -209,30 +209,9 @@ static pid_t spawn_to(const char *base, const char *tag, char *const argv[], con
     char out[400], errp[400];
     snprintf(out, sizeof(out), "%s/%s.out", base, tag);
     snprintf(errp, sizeof(errp), "%s/%s.err", base, tag);
-    pid_t pid = fork();
-    cr_assert_geq(pid, 0);
-    if (pid == 0) {
-        int o = open(out, O_WRONLY | O_CREAT | O_TRUNC, 0644);
-        int e = open(errp, O_WRONLY | O_CREAT | O_TRUNC, 0644);
-        int n = open("/dev/null", O_RDONLY);
-        dup2(n, 0);
-        dup2(o, 1);
-        dup2(e, 2);
-        for (int fd = 3; fd < 1024; fd++)
-            close(fd);
-        if (state)
-            setenv("QFLEET_STATE_DIR", state, 1);
-        struct rlimit rl = { nofile, nofile };
-        if (nofile && setrlimit(RLIMIT_NOFILE, &rl) < 0)
-            _exit(126);
-        if (as_nobody && geteuid() == 0 && (setgid(65534) < 0 || setuid(65534) < 0))
-            _exit(126);
-        /* Whatever a failed assertion leaves running ends with the test. */
-        prctl(PR_SET_PDEATHSIG, SIGTERM);
-        execv(argv[0], argv);
-        _exit(127);
-    }
-    return pid;
+    tu_child c = { .out = out, .err = errp, .state_dir = state, .nofile = nofile,
+                   .as_nobody = as_nobody };
+    return tu_start((const char *const *)argv, &c);
 }
 
 static char *slurp_file(const char *path)

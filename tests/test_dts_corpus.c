@@ -56,30 +56,6 @@ static void teardown(void) { tu_rmtree(tmp); }
 
 TestSuite(corpus, .init = setup, .fini = teardown, .timeout = 300);
 
-/* Whole contents of path (malloc'd, NUL-terminated). */
-static char *slurp(const char *path)
-{
-    FILE *f = fopen(path, "r");
-    cr_assert_not_null(f, "%s: %s", path, strerror(errno));
-    char *buf = NULL;
-    size_t len = 0, cap = 0, n;
-    char chunk[4096];
-    while ((n = fread(chunk, 1, sizeof(chunk), f)) > 0) {
-        if (len + n + 1 > cap) {
-            cap = (len + n + 1) * 2;
-            buf = realloc(buf, cap);
-            cr_assert_not_null(buf);
-        }
-        memcpy(buf + len, chunk, n);
-        len += n;
-    }
-    fclose(f);
-    if (!buf)
-        buf = calloc(1, 1);
-    buf[len] = 0;
-    return buf;
-}
-
 struct result {
     int rc;
     json_t *j;   /* the --json output, NULL if not valid JSON */
@@ -113,21 +89,10 @@ static struct result cmdline_as(const char *file, const char *sec, const char *d
     if (extra2)
         av[n++] = extra2;
     av[n] = NULL;
-    pid_t pid = fork();
-    cr_assert_geq(pid, 0);
-    if (pid == 0) {
-        int o = open(outp, O_WRONLY | O_CREAT | O_TRUNC, 0600);
-        int e = open(errp, O_WRONLY | O_CREAT | O_TRUNC, 0600);
-        if (o < 0 || e < 0 || dup2(o, 1) < 0 || dup2(e, 2) < 0)
-            _exit(127);
-        execv(QFLEET, (char *const *)av);
-        _exit(127);
-    }
-    int st;
-    cr_assert_eq(waitpid(pid, &st, 0), pid);
-    struct result r = { .rc = WIFEXITED(st) ? WEXITSTATUS(st) : 128 };
-    r.out = slurp(outp);
-    r.errout = slurp(errp);
+    tu_child c = { .out = outp, .err = errp };
+    struct result r = { .rc = tu_wait_exit(tu_start(av, &c), 120000) };
+    r.out = tu_slurp(outp);
+    r.errout = tu_slurp(errp);
     char jerr[256];
     r.j = json_parse(r.out, strlen(r.out), jerr, sizeof(jerr));
     return r;

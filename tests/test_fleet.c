@@ -6,7 +6,6 @@
 
 #include <errno.h>
 #include <fcntl.h>
-#include <libssh/libssh.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -19,6 +18,7 @@
 #include "base/json.h"
 #include "src/ctl/control.h"
 #include "base/fs.h"
+#include "qfleet_fx.h"
 #include "testutil.h"
 
 #define QFLEET QF_BINARY_DIR "/src/qfleet"
@@ -35,9 +35,7 @@ static void setup_dirs(void)
 static void setup(void)
 {
     setup_dirs();
-    char k[512];
-    snprintf(k, sizeof(k), "%s/vmlinux", tu_guest_dir());
-    cr_assert_eq(access(k, R_OK), 0, "no test guest in %s: run tools/mkguest", tu_guest_dir());
+    qfx_need_guest();
 }
 
 static void teardown(void) { tu_rmtree(dir); }
@@ -68,79 +66,18 @@ static pid_t start_qfleet_stack(char *const args[], rlim_t stack)
     char out[320], errp[320];
     snprintf(out, sizeof(out), "%s/out.txt", dir);
     snprintf(errp, sizeof(errp), "%s/err.txt", dir);
-    pid_t pid = fork();
-    cr_assert_geq(pid, 0);
-    if (pid == 0) {
-        int o = open(out, O_WRONLY | O_CREAT | O_TRUNC, 0600);
-        int e = open(errp, O_WRONLY | O_CREAT | O_TRUNC, 0600);
-        dup2(o, 1);
-        dup2(e, 2);
-        setenv("QFLEET_STATE_DIR", state_dir, 1);
-        struct rlimit rl = { stack, stack };
-        if (stack && setrlimit(RLIMIT_STACK, &rl) < 0)
-            _exit(126);
-        execv(QFLEET, args);
-        _exit(127);
-    }
-    return pid;
+    tu_child c = { .out = out, .err = errp, .state_dir = state_dir, .stack = stack };
+    return tu_start((const char *const *)args, &c);
 }
 
 static pid_t start_qfleet(char *const args[]) { return start_qfleet_stack(args, 0); }
-
-static char *slurp(const char *name)
-{
-    char p[320];
-    snprintf(p, sizeof(p), "%s/%s", dir, name);
-    char *s = fs_read_file(p, 1 << 24, NULL);
-    return s ? s : strdup("");
-}
-
-static json_t *registry(void)
-{
-    char p[400];
-    snprintf(p, sizeof(p), "%s/guests.json", run_dir);
-    size_t n;
-    char *s = fs_read_file(p, 1 << 24, &n);
-    json_t *v = s ? json_parse(s, n, NULL, 0) : NULL;
-    free(s);
-    return v;
-}
-
-static json_t *guest_of(json_t *reg, const char *name)
-{
-    json_t *gs = json_get(reg, "guests");
-    for (size_t i = 0; i < json_len(gs); i++)
-        if (!strcmp(json_get_str(json_at(gs, i), "name"), name))
-            return json_at(gs, i);
-    return NULL;
-}
-
-/* Wait until every guest in the registry is at least ready/failed. */
-static json_t *wait_settled(int n, int timeout_ms)
-{
-    double end = tu_now_ms() + timeout_ms;
-    while (tu_now_ms() < end) {
-        json_t *reg = registry();
-        json_t *gs = json_get(reg, "guests");
-        int settled = 0;
-        for (size_t i = 0; i < json_len(gs); i++) {
-            const char *st = json_get_str(json_at(gs, i), "state");
-            settled += !strcmp(st, "ready") || !strcmp(st, "failed");
-        }
-        if ((int)json_len(gs) == n && settled == n)
-            return reg;
-        json_free(reg);
-        usleep(200000);
-    }
-    return NULL;
-}
 
 static int leases_held(const char *owner_part)
 {
     char *args[] = { QFLEET, "leases", "--json", "--state-dir", state_dir, NULL };
     pid_t pid = start_qfleet(args);
     cr_assert_eq(tu_wait_exit(pid, 10000), 0);
-    char *out = slurp("out.txt");
+    char *out = tu_slurp_in(dir, "out.txt");
     json_t *l = json_parse(out, strlen(out), NULL, 0);
     free(out);
     cr_assert(l, "qfleet leases --json printed no JSON");
@@ -152,27 +89,6 @@ static int leases_held(const char *owner_part)
     return n;
 }
 
-static void ssh_uname(int port, char *out, size_t outlen)
-{
-    ssh_session s = ssh_new();
-    int p = port;
-    ssh_options_set(s, SSH_OPTIONS_HOST, "127.0.0.1");
-    ssh_options_set(s, SSH_OPTIONS_PORT, &p);
-    ssh_options_set(s, SSH_OPTIONS_USER, "root");
-    ssh_options_set(s, SSH_OPTIONS_KNOWNHOSTS, "/dev/null");
-    cr_assert_eq(ssh_connect(s), SSH_OK, "ssh to port %d: %s", port, ssh_get_error(s));
-    cr_assert_eq(ssh_userauth_password(s, NULL, "tester"), SSH_AUTH_SUCCESS);
-    ssh_channel c = ssh_channel_new(s);
-    cr_assert_eq(ssh_channel_open_session(c), SSH_OK);
-    cr_assert_eq(ssh_channel_request_exec(c, "uname -r"), SSH_OK);
-    int n = ssh_channel_read_timeout(c, out, (uint32_t)outlen - 1, 0, 20000);
-    out[n > 0 ? n : 0] = '\0';
-    ssh_channel_close(c);
-    ssh_channel_free(c);
-    ssh_disconnect(s);
-    ssh_free(s);
-}
-
 Test(fleet, eight_guests_ready_and_distinct)
 {
     char cfg[320];
@@ -180,8 +96,8 @@ Test(fleet, eight_guests_ready_and_distinct)
     write_cfg(cfg, "console=ttyS0 quiet panic=-1", NULL);
     char *args[] = { QFLEET, "up", cfg, "--count", "8", "--run-dir", run_dir, "-q", NULL };
     pid_t pid = start_qfleet(args);
-    json_t *reg = wait_settled(8, 400000);
-    char *err = slurp("err.txt");
+    json_t *reg = qfx_wait_settled(run_dir, 8, 400000);
+    char *err = tu_slurp_in(dir, "err.txt");
     cr_assert(reg, "guests did not settle: %s", err);
     json_t *gs = json_get(reg, "guests");
     char macs[8][20], ctl[400];
@@ -218,7 +134,7 @@ Test(fleet, eight_guests_ready_and_distinct)
     /* SSH answers on two of them (all eight take long under TCG). */
     for (int i = 0; i < 8; i += 7) {
         char un[256];
-        ssh_uname((int)port[i], un, sizeof(un));
+        qfx_ssh_run((int)port[i], "uname -r", un, sizeof(un));
         cr_assert(strstr(un, "amd64"), "uname -r said '%s'", un);
     }
     json_free(reg);
@@ -238,8 +154,8 @@ Test(fleet, killed_qemu_fails_alone)
     /* Kill vm0-2's QEMU as soon as it runs, well before the guest is up. */
     long long victim = 0;
     for (int i = 0; i < 600 && !victim; i++) {
-        json_t *reg = registry();
-        json_t *g = guest_of(reg, "vm0-2");
+        json_t *reg = qfx_registry(run_dir);
+        json_t *g = qfx_guest_of(reg, "vm0-2");
         const char *st = json_get_str(g, "state");
         if (st && (!strcmp(st, "running") || !strcmp(st, "qmp-connected")))
             victim = json_get_int(g, "pid", 0);
@@ -248,13 +164,13 @@ Test(fleet, killed_qemu_fails_alone)
     }
     cr_assert_gt(victim, 0, "vm0-2 never reached running");
     cr_assert_eq(kill((pid_t)victim, SIGKILL), 0);
-    json_t *reg = wait_settled(3, 300000);
+    json_t *reg = qfx_wait_settled(run_dir, 3, 300000);
     cr_assert(reg);
-    json_t *g = guest_of(reg, "vm0-2");
+    json_t *g = qfx_guest_of(reg, "vm0-2");
     cr_assert_str_eq(json_get_str(g, "state"), "failed");
     cr_assert(strstr(json_get_str(g, "reason"), "SIGKILL"), "%s", json_get_str(g, "reason"));
-    cr_assert_str_eq(json_get_str(guest_of(reg, "vm0-1"), "state"), "ready");
-    cr_assert_str_eq(json_get_str(guest_of(reg, "vm0-3"), "state"), "ready");
+    cr_assert_str_eq(json_get_str(qfx_guest_of(reg, "vm0-1"), "state"), "ready");
+    cr_assert_str_eq(json_get_str(qfx_guest_of(reg, "vm0-3"), "state"), "ready");
     json_free(reg);
     cr_assert_eq(leases_held("/vm0-2"), 0, "the failed guest still holds leases");
     cr_assert_gt(leases_held("/vm0-1"), 0);
@@ -276,10 +192,10 @@ Test(fleet, guest_without_agent_times_out_with_serial_tail)
                      "--json", "-q", NULL };
     pid_t pid = start_qfleet(args);
     cr_assert_eq(tu_wait_exit(pid, 120000), 1);
-    char *out = slurp("out.txt");
+    char *out = tu_slurp_in(dir, "out.txt");
     json_t *res = json_parse(out, strlen(out), NULL, 0);
     cr_assert(res, "no JSON result: %s", out);
-    json_t *g = guest_of(res, "vm0");
+    json_t *g = qfx_guest_of(res, "vm0");
     const char *reason = json_get_str(g, "reason");
     cr_assert_str_eq(json_get_str(g, "state"), "failed");
     cr_assert(strstr(reason, "timed out"), "%s", reason);
@@ -298,7 +214,7 @@ Test(fleet, sigterm_stops_every_guest)
     write_cfg(cfg, "console=ttyS0 quiet panic=-1", NULL);
     char *args[] = { QFLEET, "up", cfg, "--count", "2", "--run-dir", run_dir, "--no-ssh", "-q", NULL };
     pid_t pid = start_qfleet(args);
-    json_t *reg = wait_settled(2, 300000);
+    json_t *reg = qfx_wait_settled(run_dir, 2, 300000);
     cr_assert(reg);
     long long pids[2];
     for (int i = 0; i < 2; i++) {
@@ -330,8 +246,8 @@ Test(fleet, kill9_controller_takes_qemu_along)
     pid_t pid = start_qfleet(args);
     long long qpid = 0;
     for (int i = 0; i < 600 && !qpid; i++) {
-        json_t *reg = registry();
-        qpid = json_get_int(guest_of(reg, "vm0"), "pid", 0);
+        json_t *reg = qfx_registry(run_dir);
+        qpid = json_get_int(qfx_guest_of(reg, "vm0"), "pid", 0);
         json_free(reg);
         usleep(50000);
     }
@@ -355,7 +271,7 @@ Test(fleet, bad_cfg_exits_2_naming_the_line)
     char *args[] = { QFLEET, "up", cfg, "--run-dir", run_dir, "--until-ready", NULL };
     pid_t pid = start_qfleet(args);
     cr_assert_eq(tu_wait_exit(pid, 30000), 2);
-    char *err = slurp("err.txt");
+    char *err = tu_slurp_in(dir, "err.txt");
     cr_assert(strstr(err, "bad.cfg:3:"), "%s", err);
     free(err);
     cr_assert_neq(access(run_dir, F_OK), 0, "a bad cfg left a run dir behind");
@@ -396,9 +312,9 @@ Test(fleet, cpupin_pins_qemu_and_its_vcpus)
     fclose(f);
     char *args[] = { QFLEET, "up", cfg, "--run-dir", run_dir, "--no-ssh", "-q", NULL };
     pid_t pid = start_qfleet(args);
-    json_t *reg = wait_settled(1, 120000);
+    json_t *reg = qfx_wait_settled(run_dir, 1, 120000);
     cr_assert(reg);
-    json_t *g = guest_of(reg, "vm0");
+    json_t *g = qfx_guest_of(reg, "vm0");
     cr_assert_str_eq(json_get_str(g, "state"), "ready", "%s", json_get_str(g, "reason"));
     long long qpid = json_get_int(g, "pid", 0);
     json_free(reg);
@@ -482,13 +398,13 @@ Test(fleet, port_race_gets_a_new_port_once)
     char *args[] = { QFLEET, "up", cfg, "--run-dir", run_dir, "--no-ssh", "--until-ready", "--json", "-q", NULL };
     pid_t pid = start_qfleet(args);
     int code = tu_wait_exit(pid, 120000);
-    char *errt = slurp("err.txt");
+    char *errt = tu_slurp_in(dir, "err.txt");
     cr_assert_eq(code, 0, "exit %d: %s", code, errt);
     free(errt);
-    char *out = slurp("out.txt");
+    char *out = tu_slurp_in(dir, "out.txt");
     json_t *res = json_parse(out, strlen(out), NULL, 0);
     cr_assert(res, "%s", out);
-    json_t *g = guest_of(res, "vm0");
+    json_t *g = qfx_guest_of(res, "vm0");
     cr_assert_str_eq(json_get_str(g, "state"), "ready", "%s", json_get_str(g, "reason"));
     long long port = json_get_int(g, "ssh_port", 0);
     char *first = fs_read_file(mark, 1 << 16, NULL);
@@ -535,10 +451,10 @@ Test(fleet_setup, nine_hundred_synchronous_failures_in_a_small_stack)
     char *args[] = { QFLEET, "up", cfg, "--count", "900", "--run-dir", run_dir, "--until-ready", "-q", NULL };
     pid_t pid = start_qfleet_stack(args, 1 << 20);
     int code = tu_wait_exit(pid, 240000);
-    char *errt = slurp("err.txt");
+    char *errt = tu_slurp_in(dir, "err.txt");
     cr_assert_eq(code, 1, "exit %d (128+N: killed by signal N): %.2000s", code, errt);
     free(errt);
-    json_t *reg = registry();
+    json_t *reg = qfx_registry(run_dir);
     json_t *gs = json_get(reg, "guests");
     cr_assert_eq(json_len(gs), 900);
     for (size_t i = 0; i < json_len(gs); i++) {
@@ -569,7 +485,7 @@ static void control_socket_blocked(int until_ready)
                      NULL };
     pid_t pid = start_qfleet(args);
     int code = tu_wait_exit(pid, 60000);
-    char *errt = slurp("err.txt"), *out = slurp("out.txt");
+    char *errt = tu_slurp_in(dir, "err.txt"), *out = tu_slurp_in(dir, "out.txt");
     cr_assert_eq(code, 3, "exit %d: %s", code, errt);
     cr_assert(strstr(errt, "control socket") && strstr(errt, sock), "%s", errt);
     cr_assert_not(strstr(errt, "is up"), "%s", errt);
@@ -593,14 +509,14 @@ Test(fleet, control_nic_without_1f_reaches_ready_with_ssh)
                   NULL);
     char *args[] = { QFLEET, "up", cfg, "--run-dir", run_dir, "-q", NULL };
     pid_t pid = start_qfleet(args);
-    json_t *reg = wait_settled(1, 300000);
-    char *err = slurp("err.txt");
+    json_t *reg = qfx_wait_settled(run_dir, 1, 300000);
+    char *err = tu_slurp_in(dir, "err.txt");
     cr_assert(reg, "guest did not settle: %s", err);
     json_t *g = json_at(json_get(reg, "guests"), 0);
     cr_assert_str_eq(json_get_str(g, "state"), "ready", "%s", json_get_str(g, "reason"));
     cr_assert_str_eq(json_get_str(g, "ip"), "10.0.2.15");
     char un[256];
-    ssh_uname((int)json_get_int(g, "ssh_port", -1), un, sizeof(un));
+    qfx_ssh_run((int)json_get_int(g, "ssh_port", -1), "uname -r", un, sizeof(un));
     cr_assert(strstr(un, "amd64"), "uname -r said '%s'", un);
     json_free(reg);
     kill(pid, SIGINT);
@@ -636,8 +552,8 @@ Test(fleet, tap_nic_joins_its_bridge)
     write_cfg_net(cfg, "console=ttyS0 quiet panic=-1", net, NULL);
     char *args[] = { QFLEET, "up", cfg, "--run-dir", run_dir, "-q", "--no-ssh", NULL };
     pid_t pid = start_qfleet(args);
-    json_t *reg = wait_settled(1, 300000);
-    char *err = slurp("err.txt"), brif[64];
+    json_t *reg = qfx_wait_settled(run_dir, 1, 300000);
+    char *err = tu_slurp_in(dir, "err.txt"), brif[64];
     json_t *g = reg ? json_at(json_get(reg, "guests"), 0) : NULL;
     int ports = 0;
     snprintf(brif, sizeof(brif), "/sys/class/net/%s/brif", br);
@@ -664,7 +580,7 @@ Test(fleet, tap_nic_joins_its_bridge)
     args2[4] = rd2;
     pid = start_qfleet(args2);
     cr_assert_eq(tu_wait_exit(pid, 120000), 1);
-    char *out = slurp("out.txt"), want[64];
+    char *out = tu_slurp_in(dir, "out.txt"), want[64];
     snprintf(want, sizeof(want), "bridge %s does not exist", br);
     cr_assert(strstr(out, want), "stdout: %s", out);
     free(out);
@@ -683,7 +599,7 @@ Test(fleet_setup, missing_qemu_or_kernel_exit_codes)
     fclose(f);
     char *args[] = { QFLEET, "up", cfg, "--run-dir", run_dir, "--until-ready", NULL };
     cr_assert_eq(tu_wait_exit(start_qfleet(args), 60000), 3);
-    char *e = slurp("err.txt");
+    char *e = tu_slurp_in(dir, "err.txt");
     cr_assert(strstr(e, "no-such-qemu: No such file or directory"), "%s", e);
     free(e);
     cr_assert_neq(access(run_dir, F_OK), 0, "a run dir was made");
@@ -692,7 +608,7 @@ Test(fleet_setup, missing_qemu_or_kernel_exit_codes)
     fprintf(f, "[vm0]\nkernel =\n    file=%s/no-such-vmlinuz;\nenable_kvm =\n    enable=no;\n", dir);
     fclose(f);
     cr_assert_eq(tu_wait_exit(start_qfleet(args), 60000), 2);
-    e = slurp("err.txt");
+    e = tu_slurp_in(dir, "err.txt");
     cr_assert(strstr(e, "kernel ") && strstr(e, "no-such-vmlinuz: No such file or directory"), "%s", e);
     free(e);
 }
@@ -721,7 +637,7 @@ Test(fleet_setup, silent_qmp_fails_within_the_boot_timeout)
     write_silent_qemu_cfg(cfg, sizeof(cfg));
     char *args[] = { QFLEET, "up", cfg, "--run-dir", run_dir, "--boot-timeout", "3", "--until-ready", NULL };
     cr_assert_eq(tu_wait_exit(start_qfleet(args), 60000), 1);
-    json_t *reg = registry();
+    json_t *reg = qfx_registry(run_dir);
     const char *why = json_get_str(json_at(json_get(reg, "guests"), 0), "reason");
     cr_assert(why && strstr(why, "QMP") && strstr(why, "3000 ms"), "%s", why ? why : "(none)");
     json_free(reg);

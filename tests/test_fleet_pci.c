@@ -11,7 +11,6 @@
 #include <criterion/criterion.h>
 
 #include <fcntl.h>
-#include <libssh/libssh.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -21,6 +20,7 @@
 
 #include "base/fs.h"
 #include "base/json.h"
+#include "qfleet_fx.h"
 #include "testutil.h"
 
 #define QFLEET QF_BINARY_DIR "/src/qfleet"
@@ -33,9 +33,7 @@ static void setup(void)
     cr_assert_eq(tu_mkdtemp(dir, sizeof(dir), "fleetpci"), 0);
     snprintf(run_dir, sizeof(run_dir), "%s/run", dir);
     snprintf(state_dir, sizeof(state_dir), "%s/state", dir);
-    char k[512];
-    snprintf(k, sizeof(k), "%s/vmlinux", tu_guest_dir());
-    cr_assert_eq(access(k, R_OK), 0, "no test guest in %s: run tools/mkguest", tu_guest_dir());
+    qfx_need_guest();
 }
 
 /* A test that failed before stopping its qfleet stops it here: left
@@ -105,73 +103,9 @@ static pid_t start_qfleet(char *const args[])
     char out[320], errp[320];
     snprintf(out, sizeof(out), "%s/out.txt", dir);
     snprintf(errp, sizeof(errp), "%s/err.txt", dir);
-    pid_t pid = fork();
-    cr_assert_geq(pid, 0);
-    if (pid == 0) {
-        int o = open(out, O_WRONLY | O_CREAT | O_TRUNC, 0600);
-        int e = open(errp, O_WRONLY | O_CREAT | O_TRUNC, 0600);
-        dup2(o, 1);
-        dup2(e, 2);
-        setenv("QFLEET_STATE_DIR", state_dir, 1);
-        execv(QFLEET, args);
-        _exit(127);
-    }
-    qfleet_pid = pid;
-    return pid;
-}
-
-static char *slurp(const char *name)
-{
-    char p[320];
-    snprintf(p, sizeof(p), "%s/%s", dir, name);
-    char *s = fs_read_file(p, 1 << 24, NULL);
-    return s ? s : strdup("");
-}
-
-/* The one guest of the registry once it is ready or failed (the registry
- * is rewritten atomically on every change; it is read until then). */
-static json_t *wait_settled(int timeout_ms)
-{
-    char p[400];
-    snprintf(p, sizeof(p), "%s/guests.json", run_dir);
-    double end = tu_now_ms() + timeout_ms;
-    while (tu_now_ms() < end) {
-        size_t n;
-        char *s = fs_read_file(p, 1 << 24, &n);
-        json_t *reg = s ? json_parse(s, n, NULL, 0) : NULL;
-        free(s);
-        const char *st = json_get_str(json_at(json_get(reg, "guests"), 0), "state");
-        if (st && (!strcmp(st, "ready") || !strcmp(st, "failed")))
-            return reg;
-        json_free(reg);
-        usleep(200000);
-    }
-    return NULL;
-}
-
-/* Run cmd in the guest over SSH; its stdout into out. */
-static void ssh_run(int port, const char *cmd, char *out, size_t outlen)
-{
-    ssh_session s = ssh_new();
-    int p = port;
-    ssh_options_set(s, SSH_OPTIONS_HOST, "127.0.0.1");
-    ssh_options_set(s, SSH_OPTIONS_PORT, &p);
-    ssh_options_set(s, SSH_OPTIONS_USER, "root");
-    ssh_options_set(s, SSH_OPTIONS_KNOWNHOSTS, "/dev/null");
-    cr_assert_eq(ssh_connect(s), SSH_OK, "ssh to port %d: %s", port, ssh_get_error(s));
-    cr_assert_eq(ssh_userauth_password(s, NULL, "tester"), SSH_AUTH_SUCCESS);
-    ssh_channel c = ssh_channel_new(s);
-    cr_assert_eq(ssh_channel_open_session(c), SSH_OK);
-    cr_assert_eq(ssh_channel_request_exec(c, cmd), SSH_OK);
-    size_t off = 0;
-    for (int n; off + 1 < outlen &&
-                (n = ssh_channel_read_timeout(c, out + off, (uint32_t)(outlen - 1 - off), 0, 30000)) > 0;)
-        off += (size_t)n;
-    out[off] = '\0';
-    ssh_channel_close(c);
-    ssh_channel_free(c);
-    ssh_disconnect(s);
-    ssh_free(s);
+    tu_child c = { .out = out, .err = errp, .state_dir = state_dir };
+    qfleet_pid = tu_start((const char *const *)args, &c);
+    return qfleet_pid;
 }
 
 /* The guest's view: "ADDR VENDOR DEVICE" per PCI function it enumerated. */
@@ -185,8 +119,8 @@ Test(fleet_pci, pt_map_is_exact_and_what_the_guest_sees)
     write_cfg(cfg);
     char *args[] = { QFLEET, "up", cfg, "--run-dir", run_dir, "-q", NULL };
     pid_t pid = start_qfleet(args);
-    json_t *reg = wait_settled(400000);
-    char *err = slurp("err.txt");
+    json_t *reg = qfx_wait_settled(run_dir, 1, 400000);
+    char *err = tu_slurp_in(dir, "err.txt");
     cr_assert(reg, "the guest did not settle: %s", err);
     json_t *g = json_at(json_get(reg, "guests"), 0);
     cr_assert_str_eq(json_get_str(g, "state"), "ready", "%s", json_get_str(g, "reason"));
@@ -215,7 +149,7 @@ Test(fleet_pci, pt_map_is_exact_and_what_the_guest_sees)
 
     /* The guest's kernel finds each device at the fleet's address. */
     char seen[8192];
-    ssh_run((int)json_get_int(g, "ssh_port", -1), GUEST_PCI_CMD, seen, sizeof(seen));
+    qfx_ssh_run((int)json_get_int(g, "ssh_port", -1), GUEST_PCI_CMD, seen, sizeof(seen));
     for (size_t i = 0; i < NCASES; i++) {
         char want[96];
         snprintf(want, sizeof(want), "%s %s %s\n", addr[i], cases[i].vendor, cases[i].device);

@@ -3,31 +3,23 @@
  * the VF gets the guest's MAC, QEMU gets `-device vfio-pci,host=VF,id=pt_N`,
  * and stopping or failing the guest puts the VF's own MAC back.
  *
- * There is NO SR-IOV hardware on the machines these tests run on. So the
- * VFs are FAKE: a sysfs tree in a temp dir (a PF netdev with virtfnN links,
- * the VFs' PCI devices and netdevs), handed to the fleet as
- * fleet_opts.sysfs_root. Netlink is faked too: fleet_opts.vf_nl is a
- * recorder that keeps every RTM_SETLINK request and plays the kernel by
- * writing the new MAC into the fake VF's address file. QEMU cannot be given
- * a fake VF (vfio would refuse it), so "QEMU" here is a stand-in script
- * that records its argv and then waits to be stopped (or exits at once).
- * For VFs bound to vfio-pci (no netdev) the recorder also answers
- * RTM_GETLINK with what the fake PF says about each VF (IFLA_VF_MAC,
- * IFLA_VF_VLAN), and records IFLA_VF_VLAN requests. The fake sysfs, the
- * netlink recorder and the QEMU stand-in are the only fakes allowed here.
- * Everything else - cfg, leases, the guest state machine on a libuv loop,
- * the run dir - is the real thing, in this process. */
+ * There is NO SR-IOV hardware on the machines these tests run on, so the
+ * fake SR-IOV host of tests/sriov_fx.h stands in for it, and nothing else
+ * is fake: a sysfs tree in a temp dir (PF ens1f0 with its VFs) handed to
+ * the fleet as fleet_opts.sysfs_root; a netlink recorder as
+ * fleet_opts.vf_nl, which keeps every RTM_SETLINK request (MAC, VLAN),
+ * plays the kernel by writing the new MAC into the fake VF, and answers
+ * RTM_GETLINK for VFs bound to vfio-pci (no netdev); and, since vfio would
+ * refuse a fake VF, a QEMU stand-in script that records its argv and then
+ * waits to be stopped (or exits at once). Everything else - cfg, leases,
+ * the guest state machine on a libuv loop, the run dir - is the real
+ * thing, in this process. */
 #include <criterion/criterion.h>
 
 #include <errno.h>
-#include <linux/if_link.h>
-#include <linux/netlink.h>
-#include <linux/rtnetlink.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 #include <unistd.h>
 #include <uv.h>
 
@@ -36,12 +28,15 @@
 #include "src/alloc/vf.h"
 #include "src/fleet/fleet.h"
 #include "base/fs.h"
+#include "sriov_fx.h"
 #include "testutil.h"
 
 #define PF_IFINDEX 7
 #define VF_NETDEV "ens1f0v" /* VF i of the fake PF ens1f0 is ens1f0v<i> */
 
 static char dir[256], root[300], state[300], run[300], err[1024];
+static sfx_rec rec; /* what the netlink recorder saw; the fake PF's view */
+static alloc_nl recorder;
 
 static void setup(void)
 {
@@ -49,237 +44,33 @@ static void setup(void)
     snprintf(root, sizeof(root), "%s/sys", dir);
     snprintf(state, sizeof(state), "%s/state", dir);
     snprintf(run, sizeof(run), "%s/run", dir);
+    rec = (sfx_rec){ .root = root, .vfname = VF_NETDEV };
+    recorder = sfx_nl(&rec, 1);
 }
 
 static void teardown(void) { tu_rmtree(dir); }
 
 TestSuite(fleet_vf, .init = setup, .fini = teardown, .timeout = 120);
 
-/* --- files ------------------------------------------------------------ */
+/* --- the fake SR-IOV host (tests/sriov_fx.h) ---------------------------- */
 
-static void vpath(char *out, size_t len, const char *fmt, va_list ap)
-{
-    int n = vsnprintf(out, len, fmt, ap);
-    cr_assert(n > 0 && (size_t)n < len);
-}
-
-static void mkdir_p(const char *fmt, ...)
-{
-    char p[1024];
-    va_list ap;
-    va_start(ap, fmt);
-    vpath(p, sizeof(p), fmt, ap);
-    va_end(ap);
-    cr_assert_eq(fs_mkdir_p(p, 0755, 0), 0, "%s", p);
-}
-
-static void write_file(const char *text, int mode, const char *fmt, ...)
-{
-    char p[1024];
-    va_list ap;
-    va_start(ap, fmt);
-    vpath(p, sizeof(p), fmt, ap);
-    va_end(ap);
-    FILE *f = fopen(p, "w");
-    cr_assert(f, "%s", p);
-    fputs(text, f);
-    fclose(f);
-    cr_assert_eq(chmod(p, (mode_t)mode), 0);
-}
-
-static void symlink_at(const char *target, const char *fmt, ...)
-{
-    char p[1024];
-    va_list ap;
-    va_start(ap, fmt);
-    vpath(p, sizeof(p), fmt, ap);
-    va_end(ap);
-    unlink(p);
-    cr_assert_eq(symlink(target, p), 0, "%s", p);
-}
-
-static char *read_text(const char *fmt, ...)
-{
-    char p[1024];
-    va_list ap;
-    va_start(ap, fmt);
-    vpath(p, sizeof(p), fmt, ap);
-    va_end(ap);
-    return fs_read_file(p, 1 << 20, NULL);
-}
-
-/* --- what the netlink recorder saw and what the fake PF says ---------- */
-
-typedef struct nlreq {
-    int ifindex, vf;
-    char mac[MAC_STRLEN];
-    int vlan; /* IFLA_VF_VLAN request: the VLAN; -1 for IFLA_VF_MAC */
-} nlreq;
-
-static struct {
-    nlreq r[16];
-    int n;
-    int answer; /* 0: ack; else the -errno the "kernel" answers */
-    struct {
-        char mac[MAC_STRLEN];
-        int vlan;
-    } pf[4]; /* the fake PF's view of its VFs, for RTM_GETLINK */
-    int nview;
-} rec;
-
-/* --- the fake sysfs: PF ens1f0 with nvf VFs ----------------------------
- * VF i is PCI device 0000:3b:02.i, a host driver gave it netdev ens1f0vI
- * with MAC aa:00:00:00:3b:0I, as a real ixgbe/i40e PF shows them:
- *   class/net/ens1f0/{ifindex, device/virtfnI -> ../0000:3b:02.I}
- *   bus/pci/devices/0000:3b:02.I/net/ens1f0vI/
- *   class/net/ens1f0vI/{device -> ../../../bus/pci/devices/0000:3b:02.I, address} */
+/* PF ens1f0 (PF_IFINDEX) with nvf VFs 0000:3b:02.i, netdevs ens1f0vI with
+ * MAC aa:00:00:00:3b:0I; the PF says the same over RTM_GETLINK. */
 static void fake_pf(int nvf)
 {
-    char t[128];
-    mkdir_p("%s/class/net/ens1f0/device/driver", root);
-    snprintf(t, sizeof(t), "%d\n", PF_IFINDEX);
-    write_file(t, 0644, "%s/class/net/ens1f0/ifindex", root);
-    for (int i = 0; i < nvf; i++) {
-        snprintf(t, sizeof(t), "../0000:3b:02.%d", i);
-        symlink_at(t, "%s/class/net/ens1f0/device/virtfn%d", root, i);
-        mkdir_p("%s/bus/pci/devices/0000:3b:02.%d/net/" VF_NETDEV "%d", root, i, i);
-        mkdir_p("%s/class/net/" VF_NETDEV "%d", root, i);
-        snprintf(t, sizeof(t), "../../../bus/pci/devices/0000:3b:02.%d", i);
-        symlink_at(t, "%s/class/net/" VF_NETDEV "%d/device", root, i);
-        snprintf(t, sizeof(t), "aa:00:00:00:3b:%02x\n", i);
-        write_file(t, 0644, "%s/class/net/" VF_NETDEV "%d/address", root, i);
-        symlink_at("../0000:3b:00.0", "%s/bus/pci/devices/0000:3b:02.%d/physfn", root, i);
-    }
-    mkdir_p("%s/bus/pci/devices/0000:3b:00.0/net/ens1f0", root);
-    /* what the PF says about its VFs (RTM_GETLINK) */
-    rec.nview = nvf < 4 ? nvf : 4;
-    for (int i = 0; i < rec.nview; i++)
-        snprintf(rec.pf[i].mac, MAC_STRLEN, "aa:00:00:00:3b:%02x", i);
+    sfx_pf(root, "ens1f0", PF_IFINDEX, 0x3b, nvf, VF_NETDEV);
+    sfx_view(&rec, nvf, "aa:00:00:00:3b:%02x");
 }
 
 /* VF i loses its netdev and is bound to vfio-pci, as QEMU needs it. Its
  * MAC is then only known to the PF: set it to pf_mac there. */
 static void bind_vfio(int i, const char *pf_mac)
 {
-    char p[600];
-    snprintf(p, sizeof(p), "%s/bus/pci/devices/0000:3b:02.%d/net", root, i);
-    tu_rmtree(p);
-    snprintf(p, sizeof(p), "%s/class/net/" VF_NETDEV "%d", root, i);
-    tu_rmtree(p);
-    mkdir_p("%s/bus/pci/drivers/vfio-pci", root);
-    symlink_at("../../../bus/pci/drivers/vfio-pci", "%s/bus/pci/devices/0000:3b:02.%d/driver",
-               root, i);
+    sfx_bind(root, 0x3b, i, VF_NETDEV, "vfio-pci");
     snprintf(rec.pf[i].mac, MAC_STRLEN, "%s", pf_mac);
 }
 
-/* --- the netlink recorder ---------------------------------------------- */
-
-
-/* Decode RTM_SETLINK { ifinfomsg, IFLA_VFINFO_LIST { IFLA_VF_INFO {
- * IFLA_VF_MAC } } } and, if acked, set the fake VF's MAC as the kernel
- * would. */
-static int record(void *ctx, const void *buf, size_t len)
-{
-    (void)ctx;
-    const struct nlmsghdr *h = buf;
-    cr_assert_eq(h->nlmsg_len, len);
-    cr_assert_eq(h->nlmsg_type, RTM_SETLINK);
-    const struct ifinfomsg *ifi = NLMSG_DATA(h);
-    const struct rtattr *list = (const void *)((const char *)ifi + NLMSG_ALIGN(sizeof(*ifi)));
-    cr_assert_eq(list->rta_type & NLA_TYPE_MASK, IFLA_VFINFO_LIST);
-    const struct rtattr *info = RTA_DATA(list);
-    cr_assert_eq(info->rta_type & NLA_TYPE_MASK, IFLA_VF_INFO);
-    const struct rtattr *mac = RTA_DATA(info);
-    cr_assert_lt(rec.n, 16);
-    nlreq *r = &rec.r[rec.n++];
-    r->ifindex = ifi->ifi_index;
-    if (mac->rta_type == IFLA_VF_VLAN) {
-        const struct ifla_vf_vlan *v = RTA_DATA(mac);
-        r->vf = (int)v->vf;
-        r->vlan = (int)v->vlan;
-        r->mac[0] = '\0';
-        if (!rec.answer && r->vf < rec.nview)
-            rec.pf[r->vf].vlan = r->vlan;
-        return rec.answer;
-    }
-    cr_assert_eq(mac->rta_type, IFLA_VF_MAC);
-    const struct ifla_vf_mac *vm = RTA_DATA(mac);
-    r->vf = (int)vm->vf;
-    r->vlan = -1;
-    mac_format(vm->mac, r->mac);
-    if (rec.answer)
-        return rec.answer;
-    if (r->vf < rec.nview)
-        snprintf(rec.pf[r->vf].mac, MAC_STRLEN, "%s", r->mac);
-    char t[300];
-    snprintf(t, sizeof(t), "%s/class/net/" VF_NETDEV "%d", root, r->vf);
-    if (access(t, F_OK) == 0) { /* a VF with a netdev shows its MAC there */
-        snprintf(t, sizeof(t), "%s\n", r->mac);
-        write_file(t, 0644, "%s/class/net/" VF_NETDEV "%d/address", root, r->vf);
-    }
-    return 0;
-}
-
-static void attr(char *msg, size_t *len, unsigned short type, const void *data, size_t n)
-{
-    struct rtattr *a = (struct rtattr *)(msg + *len);
-    a->rta_type = type;
-    a->rta_len = (unsigned short)RTA_LENGTH(n);
-    memcpy(RTA_DATA(a), data, n);
-    *len += RTA_ALIGN(a->rta_len);
-}
-
-/* RTM_GETLINK on the PF: RTM_NEWLINK with one IFLA_VF_INFO per VF. */
-static int answer(void *ctx, const void *buf, size_t len, void *reply, size_t replylen)
-{
-    (void)ctx;
-    const struct nlmsghdr *h = buf;
-    cr_assert_eq(h->nlmsg_len, len);
-    cr_assert_eq(h->nlmsg_type, RTM_GETLINK);
-    cr_assert_geq(replylen, 2048);
-    char *out = reply;
-    memset(out, 0, 2048);
-    struct nlmsghdr *rh = reply;
-    rh->nlmsg_type = RTM_NEWLINK;
-    rh->nlmsg_seq = h->nlmsg_seq;
-    size_t n = NLMSG_ALIGN(NLMSG_LENGTH(sizeof(struct ifinfomsg)));
-    struct rtattr *list = (struct rtattr *)(out + n);
-    list->rta_type = IFLA_VFINFO_LIST;
-    n += RTA_LENGTH(0);
-    for (int i = 0; i < rec.nview; i++) {
-        struct rtattr *info = (struct rtattr *)(out + n);
-        info->rta_type = IFLA_VF_INFO;
-        n += RTA_LENGTH(0);
-        struct ifla_vf_mac vm = { .vf = (unsigned)i };
-        cr_assert_eq(mac_parse(rec.pf[i].mac, vm.mac), 0);
-        attr(out, &n, IFLA_VF_MAC, &vm, sizeof(vm));
-        struct ifla_vf_vlan vv = { .vf = (unsigned)i, .vlan = (unsigned)rec.pf[i].vlan };
-        attr(out, &n, IFLA_VF_VLAN, &vv, sizeof(vv));
-        info->rta_len = (unsigned short)(out + n - (char *)info);
-    }
-    list->rta_len = (unsigned short)(out + n - (char *)list);
-    rh->nlmsg_len = (unsigned)n;
-    return (int)n;
-}
-
-static const alloc_nl recorder = { .send = record, .ctx = NULL, .get = answer };
-
-/* --- cfg and the QEMU stand-in -------------------------------------------- */
-
-/* The stand-in writes its arguments, one a line, to DIR/argv-NAME (QEMU's
- * argv[2] is the instance name), then waits to be stopped, or fails. */
-static void write_qemu(const char *name, int stays)
-{
-    char s[512];
-    snprintf(s, sizeof(s),
-             "#!/bin/sh\n"
-             "# stand-in for QEMU: no real VF exists here for vfio-pci to open\n"
-             "out=\"$(dirname \"$0\")/argv-$2\"\n"
-             "printf '%%s\\n' \"$@\" > \"$out.tmp\" && mv \"$out.tmp\" \"$out\"\n"
-             "%s\n",
-             stays ? "exec sleep 600" : "echo 'stand-in: no VF here' >&2; exit 1");
-    write_file(s, 0755, "%s/%s", dir, name);
-}
+/* --- cfg ------------------------------------------------------------------ */
 
 /* The pool is in the defaults' [KVM], where a DTS setup keeps host facts;
  * the VM asks for a VF of it. extra: more device options. */
@@ -291,7 +82,7 @@ static struct cfg_vm *vf_vm(const char *qemu, const char *extra)
     char text[1024];
     snprintf(text, sizeof(text), "[KVM]\nvf_pool = name=net1,pf=ens1f0%s\n%s", pool_extra,
              kvm_extra);
-    write_file(text, 0644, "%s/global.cfg", dir);
+    sfx_write(text, 0644, "%s/global.cfg", dir);
     snprintf(text, sizeof(text),
              "[vm0]\n"
              "qemu = path=./%s\n"
@@ -300,7 +91,7 @@ static struct cfg_vm *vf_vm(const char *qemu, const char *extra)
              "vnc = disable=yes\n"
              "device = driver=vfio-pci,opt_pool=net1%s\n",
              qemu, extra ? extra : "");
-    write_file(text, 0644, "%s/vm.cfg", dir);
+    sfx_write(text, 0644, "%s/vm.cfg", dir);
     char cfg[400], glob[400];
     snprintf(cfg, sizeof(cfg), "%s/vm.cfg", dir);
     snprintf(glob, sizeof(glob), "%s/global.cfg", dir);
@@ -357,6 +148,15 @@ static void fleet_down(fleet_t *f)
     cr_assert_eq(uv_loop_close(&loop), 0, "handles left open");
 }
 
+/* A fleet with guest name of vf_vm(qemu, extra), started. */
+static fleet_t *started(const char *qemu, const char *extra, const char *name)
+{
+    fleet_t *f = fleet();
+    cr_assert_eq(fleet_add(f, vf_vm(qemu, extra), name, err, sizeof(err)), 0, "%s", err);
+    fleet_start(f);
+    return f;
+}
+
 struct want_state {
     fleet_t *f;
     const char *name;
@@ -389,7 +189,7 @@ static int argv_written(void *name)
 static char *argv_of(const char *name)
 {
     cr_assert(run_until(argv_written, (void *)name, 20000), "%s: QEMU never ran", name);
-    char *s = read_text("%s/argv-%s", dir, name);
+    char *s = sfx_read("%s/argv-%s", dir, name);
     cr_assert(s);
     return s;
 }
@@ -464,7 +264,7 @@ static int holds_mac(const char *name, const char *mac)
 /* No saved MAC is left behind in the store. */
 static void no_saved_macs(void)
 {
-    char *s = read_text("%s/leases.json", state);
+    char *s = sfx_read("%s/leases.json", state);
     cr_assert(s);
     cr_assert_null(strstr(s, "vfmac:"), "%s", s);
     free(s);
@@ -489,10 +289,8 @@ static void stop_guest_cb(fguest_t *g, void *data)
 Test(fleet_vf, vf_gets_the_guest_mac_and_it_is_restored_at_stop)
 {
     fake_pf(2);
-    write_qemu("qemu-stay", 1);
-    fleet_t *f = fleet();
-    cr_assert_eq(fleet_add(f, vf_vm("qemu-stay", NULL), "vm0-1", err, sizeof(err)), 0, "%s", err);
-    fleet_start(f);
+    sfx_qemu(dir, "qemu-stay", SFX_QEMU_STAYS);
+    fleet_t *f = started("qemu-stay", NULL, "vm0-1");
     char *argv = argv_of("vm0-1");
     char host[13], pci[13], mac[MAC_STRLEN];
     vf_of_argv(argv, host);
@@ -525,10 +323,8 @@ Test(fleet_vf, vf_gets_the_guest_mac_and_it_is_restored_at_stop)
 Test(fleet_vf, qemu_failing_gives_the_vf_back)
 {
     fake_pf(1);
-    write_qemu("qemu-fail", 0);
-    fleet_t *f = fleet();
-    cr_assert_eq(fleet_add(f, vf_vm("qemu-fail", NULL), "vm0", err, sizeof(err)), 0, "%s", err);
-    fleet_start(f);
+    sfx_qemu(dir, "qemu-fail", SFX_QEMU_FAILS);
+    fleet_t *f = started("qemu-fail", NULL, "vm0");
     wait_state(f, "vm0", GS_FAILED);
     const char *why = fguest_reason(fleet_find(f, "vm0"));
     cr_assert(strstr(why, "exited with status 1 in state launching"), "%s", why);
@@ -547,7 +343,7 @@ Test(fleet_vf, qemu_failing_gives_the_vf_back)
 Test(fleet_vf, two_guests_two_vfs_and_the_third_finds_the_pool_empty)
 {
     fake_pf(2);
-    write_qemu("qemu-stay", 1);
+    sfx_qemu(dir, "qemu-stay", SFX_QEMU_STAYS);
     fleet_t *f = fleet();
     char name[16];
     for (int i = 1; i <= 3; i++) {
@@ -597,11 +393,9 @@ Test(fleet_vf, netdev_and_pci_address_must_agree)
     fake_pf(2);
     /* a broken tree: VF 0's PCI device lists netdev ens1f0v0, whose device
      * link leads to VF 1's PCI device */
-    symlink_at("../../../bus/pci/devices/0000:3b:02.1", "%s/class/net/" VF_NETDEV "0/device", root);
-    write_qemu("qemu-stay", 1);
-    fleet_t *f = fleet();
-    cr_assert_eq(fleet_add(f, vf_vm("qemu-stay", NULL), "vm0", err, sizeof(err)), 0, "%s", err);
-    fleet_start(f);
+    sfx_symlink("../../../bus/pci/devices/0000:3b:02.1", "%s/class/net/" VF_NETDEV "0/device", root);
+    sfx_qemu(dir, "qemu-stay", SFX_QEMU_STAYS);
+    fleet_t *f = started("qemu-stay", NULL, "vm0");
     wait_state(f, "vm0", GS_FAILED);
     cr_assert_str_eq(fguest_reason(fleet_find(f, "vm0")),
                      "vm0: allocating: a VF of pool net1 for device 0 pt_0: VF 0 of ens1f0: PCI "
@@ -616,11 +410,8 @@ Test(fleet_vf, netdev_and_pci_address_must_agree)
 Test(fleet_vf, cfg_mac_is_reserved_and_set)
 {
     fake_pf(1);
-    write_qemu("qemu-stay", 1);
-    fleet_t *f = fleet();
-    cr_assert_eq(fleet_add(f, vf_vm("qemu-stay", ",opt_mac=02:00:00:00:00:42"), "vm0", err,
-                           sizeof(err)), 0, "%s", err);
-    fleet_start(f);
+    sfx_qemu(dir, "qemu-stay", SFX_QEMU_STAYS);
+    fleet_t *f = started("qemu-stay", ",opt_mac=02:00:00:00:00:42", "vm0");
     free(argv_of("vm0"));
     char pci[13], mac[MAC_STRLEN];
     vf_lease("vm0", pci, mac);
@@ -637,11 +428,9 @@ Test(fleet_vf, cfg_mac_is_reserved_and_set)
 Test(fleet_vf, refused_mac_fails_the_guest_and_takes_nothing)
 {
     fake_pf(1);
-    write_qemu("qemu-stay", 1);
-    rec.answer = -EPERM;
-    fleet_t *f = fleet();
-    cr_assert_eq(fleet_add(f, vf_vm("qemu-stay", NULL), "vm0", err, sizeof(err)), 0, "%s", err);
-    fleet_start(f);
+    sfx_qemu(dir, "qemu-stay", SFX_QEMU_STAYS);
+    rec.fail = rec.fail_vlan = -EPERM;
+    fleet_t *f = started("qemu-stay", NULL, "vm0");
     wait_state(f, "vm0", GS_FAILED);
     const char *why = fguest_reason(fleet_find(f, "vm0"));
     cr_assert(strstr(why, "vm0: allocating: a VF of pool net1 for device 0 pt_0: set MAC "), "%s", why);
@@ -659,11 +448,9 @@ Test(fleet_vf, refused_mac_fails_the_guest_and_takes_nothing)
 Test(fleet_vf, cfg_mac_prefix_is_used_by_the_fleet)
 {
     fake_pf(1);
-    write_qemu("qemu-stay", 1);
+    sfx_qemu(dir, "qemu-stay", SFX_QEMU_STAYS);
     kvm_extra = "mac_prefix = prefix=02:5a:5a:\n";
-    fleet_t *f = fleet();
-    cr_assert_eq(fleet_add(f, vf_vm("qemu-stay", NULL), "vm0", err, sizeof(err)), 0, "%s", err);
-    fleet_start(f);
+    fleet_t *f = started("qemu-stay", NULL, "vm0");
     char *argv = argv_of("vm0");
     char pci[13], mac[MAC_STRLEN];
     vf_lease("vm0", pci, mac);
@@ -703,15 +490,13 @@ static void hold_port(int port, const char *owner)
 Test(fleet_vf, fixed_ports_are_leased_and_a_clash_names_the_holder)
 {
     fake_pf(2);
-    write_qemu("qemu-stay", 1);
+    sfx_qemu(dir, "qemu-stay", SFX_QEMU_STAYS);
     int fwd = quiet_port(41000), mig = quiet_port(fwd + 1);
     char extra[256];
     snprintf(extra, sizeof(extra),
              "\nnet = type=nic;type=user,opt_hostfwd=tcp:127.0.0.1:%d-:22\n"
              "migration = enable=yes,port=%d\n", fwd, mig);
-    fleet_t *f = fleet();
-    cr_assert_eq(fleet_add(f, vf_vm("qemu-stay", extra), "vm0", err, sizeof(err)), 0, "%s", err);
-    fleet_start(f);
+    fleet_t *f = started("qemu-stay", extra, "vm0");
     free(argv_of("vm0"));
     char v[16];
     alloc_store *s;
@@ -729,9 +514,7 @@ Test(fleet_vf, fixed_ports_are_leased_and_a_clash_names_the_holder)
 
     /* held by someone else: the guest fails naming the holder */
     hold_port(mig, "other/mig");
-    f = fleet();
-    cr_assert_eq(fleet_add(f, vf_vm("qemu-stay", extra), "vm1", err, sizeof(err)), 0, "%s", err);
-    fleet_start(f);
+    f = started("qemu-stay", extra, "vm1");
     wait_state(f, "vm1", GS_FAILED);
     const char *why = fguest_reason(fleet_find(f, "vm1"));
     snprintf(v, sizeof(v), "port %d", mig);
@@ -741,9 +524,7 @@ Test(fleet_vf, fixed_ports_are_leased_and_a_clash_names_the_holder)
     fleet_down(f);
 
     hold_port(fwd, "other/fwd");
-    f = fleet();
-    cr_assert_eq(fleet_add(f, vf_vm("qemu-stay", extra), "vm2", err, sizeof(err)), 0, "%s", err);
-    fleet_start(f);
+    f = started("qemu-stay", extra, "vm2");
     wait_state(f, "vm2", GS_FAILED);
     why = fguest_reason(fleet_find(f, "vm2"));
     snprintf(v, sizeof(v), "port %d", fwd);
@@ -759,10 +540,8 @@ Test(fleet_vf, vfio_bound_vf_gets_its_mac_back)
 {
     fake_pf(1);
     bind_vfio(0, "5a:00:00:00:3b:00");
-    write_qemu("qemu-stay", 1);
-    fleet_t *f = fleet();
-    cr_assert_eq(fleet_add(f, vf_vm("qemu-stay", NULL), "vm0", err, sizeof(err)), 0, "%s", err);
-    fleet_start(f);
+    sfx_qemu(dir, "qemu-stay", SFX_QEMU_STAYS);
+    fleet_t *f = started("qemu-stay", NULL, "vm0");
     free(argv_of("vm0"));
     char pci[13], mac[MAC_STRLEN];
     vf_lease("vm0", pci, mac);
@@ -781,12 +560,10 @@ Test(fleet_vf, vfio_bound_vf_gets_its_mac_back)
 Test(fleet_vf, vf_not_on_vfio_fails_before_launch)
 {
     fake_pf(1);
-    mkdir_p("%s/bus/pci/drivers/iavf", root);
-    symlink_at("../../../bus/pci/drivers/iavf", "%s/bus/pci/devices/0000:3b:02.0/driver", root);
-    write_qemu("qemu-stay", 1);
-    fleet_t *f = fleet();
-    cr_assert_eq(fleet_add(f, vf_vm("qemu-stay", NULL), "vm0", err, sizeof(err)), 0, "%s", err);
-    fleet_start(f);
+    sfx_mkdir_p("%s/bus/pci/drivers/iavf", root);
+    sfx_symlink("../../../bus/pci/drivers/iavf", "%s/bus/pci/devices/0000:3b:02.0/driver", root);
+    sfx_qemu(dir, "qemu-stay", SFX_QEMU_STAYS);
+    fleet_t *f = started("qemu-stay", NULL, "vm0");
     wait_state(f, "vm0", GS_FAILED);
     const char *why = fguest_reason(fleet_find(f, "vm0"));
     cr_assert(strstr(why, "is bound to iavf, not vfio-pci") && strstr(why, "driver_override"), "%s", why);
@@ -800,7 +577,7 @@ Test(fleet_vf, vf_not_on_vfio_fails_before_launch)
 Test(fleet_vf, pool_exclude_skips_the_hosts_vf)
 {
     fake_pf(2);
-    write_qemu("qemu-stay", 1);
+    sfx_qemu(dir, "qemu-stay", SFX_QEMU_STAYS);
     pool_extra = ";name=net2,pf=ens1f0,exclude=ens1f0:0";
     fleet_t *f = fleet();
     struct cfg_vm *vm = vf_vm("qemu-stay", NULL);
@@ -846,11 +623,8 @@ Test(fleet_vf, pool_exclude_skips_the_hosts_vf)
 Test(fleet_vf, pool_vf_vlan_set_and_taken_off)
 {
     fake_pf(1);
-    write_qemu("qemu-stay", 1);
-    fleet_t *f = fleet();
-    cr_assert_eq(fleet_add(f, vf_vm("qemu-stay", ",opt_vlan=100"), "vm0", err, sizeof(err)), 0,
-                 "%s", err);
-    fleet_start(f);
+    sfx_qemu(dir, "qemu-stay", SFX_QEMU_STAYS);
+    fleet_t *f = started("qemu-stay", ",opt_vlan=100", "vm0");
     free(argv_of("vm0"));
     char pci[13], mac[MAC_STRLEN];
     vf_lease("vm0", pci, mac);
@@ -873,7 +647,7 @@ Test(fleet_vf, hand_picked_vf_gets_fixed_mac_and_vlan)
 {
     fake_pf(2);
     bind_vfio(1, "5a:00:00:00:3b:01");
-    write_qemu("qemu-stay", 1);
+    sfx_qemu(dir, "qemu-stay", SFX_QEMU_STAYS);
     fleet_t *f = fleet();
     struct cfg_vm *vm = vf_vm("qemu-stay", NULL);
     cr_assert_eq(cfg_vm_clear(vm, "device", err, sizeof(err)), 0, "%s", err);

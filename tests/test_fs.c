@@ -3,6 +3,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <grp.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -111,4 +112,55 @@ Test(fsutil, append_line_is_one_write)
     char *s = fs_read_file(path, 1024, NULL);
     cr_assert_str_eq(s, "{\"a\":1}\n{\"b\":2}\n");
     free(s);
+}
+
+/* The group qfleet, made if missing (as tools/quickstart makes it): its gid. */
+static gid_t qfleet_group(void)
+{
+    char *add[] = { "/usr/sbin/groupadd", "-f", FS_GROUP_NAME, NULL };
+    cr_assert_eq(tu_run(add), 0, "groupadd -f " FS_GROUP_NAME);
+    struct group *g = getgrnam(FS_GROUP_NAME);
+    cr_assert(g);
+    return g->gr_gid;
+}
+
+/* dir/NAME with owner, group and mode; checked with policy. */
+static int check(const char *name, uid_t uid, gid_t gid, mode_t mode, unsigned policy, char *err,
+                 size_t errlen)
+{
+    char p[512];
+    snprintf(p, sizeof(p), "%s/%s", dir, name);
+    cr_assert_eq(mkdir(p, 0700), 0, "%s", p);
+    cr_assert_eq(chown(p, uid, gid), 0);
+    cr_assert_eq(chmod(p, mode), 0);
+    int fd = open(p, O_RDONLY | O_DIRECTORY);
+    cr_assert_geq(fd, 0);
+    if (policy == FS_DIR_GROUP)
+        cr_assert_eq(fs_dir_wants_group(fd), (mode & (S_IWGRP | S_ISGID)) != 0);
+    int rc = fs_dir_check(fd, p, policy, err, errlen);
+    close(fd);
+    return rc;
+}
+
+/* FS_DIR_GROUP: root's (or mine), group qfleet, setgid, never o+w. */
+Test(fsutil, group_dir_policy)
+{
+    if (geteuid() != 0)
+        cr_skip("makes directories of root and of another user, group qfleet: run as root");
+    gid_t g = qfleet_group();
+    char err[512];
+    cr_assert_eq(check("ok", 0, g, 02770, FS_DIR_GROUP, err, sizeof(err)), 0, "%s", err);
+    cr_assert_eq(check("ok-private", 0, g, 02770, FS_DIR_PRIVATE, err, sizeof(err)), -EPERM,
+                 "a group dir is not private");
+    cr_assert_eq(check("private", 0, 0, 0700, FS_DIR_GROUP, err, sizeof(err)), -EPERM);
+    cr_assert(strstr(err, "not " FS_GROUP_NAME), "%s", err);
+    cr_assert_eq(check("world", 0, g, 02777, FS_DIR_GROUP, err, sizeof(err)), -EPERM);
+    cr_assert(strstr(err, "is world-writable, with mode 2777"), "%s", err);
+    cr_assert_eq(check("nosgid", 0, g, 0770, FS_DIR_GROUP, err, sizeof(err)), -EPERM);
+    cr_assert(strstr(err, "has no setgid bit"), "%s", err);
+    cr_assert_eq(check("rootgrp", 0, 0, 02770, FS_DIR_GROUP, err, sizeof(err)), -EPERM);
+    cr_assert(strstr(err, "by group root (gid 0), not " FS_GROUP_NAME), "%s", err);
+    cr_assert_eq(check("nobody", 65534, g, 02770, FS_DIR_GROUP, err, sizeof(err)), -EPERM);
+    cr_assert(strstr(err, "is owned by uid 65534"), "%s", err);
+    cr_assert(strstr(err, "must be owned by root or by you"), "%s", err);
 }

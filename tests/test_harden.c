@@ -72,8 +72,10 @@ static mode_t mode_of(const char *path)
     return st.st_mode & 07777;
 }
 
-/* Run argv (NULL-terminated) under umask 022, as an operator's shell has it. */
-static void run_argv(result *r, char *const argv[])
+/* Run argv (NULL-terminated) under umask 022, as an operator's shell has it:
+ * as root, or (uid set) as that user with only the supplementary group
+ * extra (a member of group qfleet without editing /etc/group). */
+static void run_argv_as(result *r, char *const argv[], uid_t uid, gid_t gid, gid_t extra)
 {
     char o[320], e[320];
     snprintf(o, sizeof(o), "%s/stdout", dir);
@@ -87,6 +89,8 @@ static void run_argv(result *r, char *const argv[])
         dup2(fo, 1);
         dup2(fe, 2);
         unsetenv("QFLEET_STATE_DIR");
+        if (uid && (setgroups(1, &extra) < 0 || setgid(gid) < 0 || setuid(uid) < 0))
+            _exit(126);
         execv(argv[0], argv);
         _exit(127);
     }
@@ -94,6 +98,8 @@ static void run_argv(result *r, char *const argv[])
     slurp(o, r->out, sizeof(r->out));
     slurp(e, r->err, sizeof(r->err));
 }
+
+static void run_argv(result *r, char *const argv[]) { run_argv_as(r, argv, 0, 0, 0); }
 
 static void alloc_mac(result *r, const char *sdir, const char *owner)
 {
@@ -653,4 +659,125 @@ Test(harden, hostfwd_beyond_loopback_warns)
     run_argv(&r, argv);
     cr_assert_eq(r.status, 0, "%s", r.err);
     cr_assert_null(strstr(r.err, "opt_hostfwd"), "%s", r.err);
+}
+
+/* --- issue 19 item 7: one store for every user of a host ---------------- */
+
+/* The group qfleet, made if missing (as tools/quickstart makes it; kept:
+ * a fixed name, reused idempotently). */
+static gid_t qfleet_gid(void)
+{
+    char *add[] = { "/usr/sbin/groupadd", "-f", FS_GROUP_NAME, NULL };
+    cr_assert_eq(run_cmd(add), 0, "groupadd -f " FS_GROUP_NAME);
+    struct group *g = getgrnam(FS_GROUP_NAME);
+    cr_assert(g);
+    return g->gr_gid;
+}
+
+static void shared_dir(const char *path, uid_t uid, gid_t gid, mode_t mode)
+{
+    cr_assert_eq(mkdir(path, 0700), 0);
+    cr_assert_eq(chown(path, uid, gid), 0);
+    cr_assert_eq(chmod(path, mode), 0);
+}
+
+/* Root and the second user, both in group qfleet, take MACs in turn from
+ * one root:qfleet 2770 store: every MAC differs, each sees the other's
+ * leases, and the files are 0660 group qfleet so the next one can write. */
+Test(harden_user, group_store_is_shared_by_root_and_a_member)
+{
+    need_root();
+    gid_t g = qfleet_gid();
+    shared_dir(state, 0, g, 02770);
+    char macs[6][32];
+    result r;
+    for (int i = 0; i < 6; i++) {
+        char owner[64];
+        snprintf(owner, sizeof(owner), "%s-%d/vm", i % 2 ? "user" : "root", i);
+        char *argv[] = { QFLEET, "alloc", "mac", "--owner", owner, "--hold", "--state-dir", state,
+                         NULL };
+        run_argv_as(&r, argv, i % 2 ? evil_uid : 0, evil_gid, g);
+        cr_assert_eq(r.status, 0, "%s: exit %d\n%s", owner, r.status, r.err);
+        cr_assert_eq(sscanf(r.out, "%31s", macs[i]), 1, "%s", r.out);
+        for (int k = 0; k < i; k++)
+            cr_assert_str_neq(macs[k], macs[i], "one MAC for two holders");
+    }
+    char *ls[] = { QFLEET, "leases", "--state-dir", state, NULL };
+    run_argv_as(&r, ls, evil_uid, evil_gid, g);
+    cr_assert_eq(r.status, 0, "%s", r.err);
+    for (int i = 0; i < 6; i++)
+        cr_assert(strstr(r.out, macs[i]), "the member does not see %s:\n%s", macs[i], r.out);
+    const char *files[] = { "leases.json", "leases.lock" };
+    for (int i = 0; i < 2; i++) {
+        char p[400];
+        struct stat st;
+        snprintf(p, sizeof(p), "%s/%s", state, files[i]);
+        cr_assert_eq(lstat(p, &st), 0, "%s", p);
+        cr_assert_eq(st.st_mode & 07777, 0660, "%s: %04o", p, st.st_mode & 07777);
+        cr_assert_eq(st.st_gid, g, "%s: group %u", p, (unsigned)st.st_gid);
+    }
+}
+
+/* A shared store must be root's or the caller's, group qfleet, never
+ * world-writable: anything else is refused before anything in it is used. */
+Test(harden_user, bad_group_stores_are_refused)
+{
+    need_root();
+    gid_t g = qfleet_gid();
+    char *ls[] = { QFLEET, "leases", "--state-dir", state, NULL };
+    result r;
+    shared_dir(state, 0, g, 02777);
+    run_argv(&r, ls);
+    cr_assert_eq(r.status, 1, "%s", r.err);
+    cr_assert(strstr(r.err, "is world-writable, with mode 2777"), "%s", r.err);
+    cr_assert_eq(rmdir(state), 0);
+
+    /* Owned by the second user: refused to root, and to a third user (the
+     * check does not depend on who asks, only "root or me"). */
+    shared_dir(state, evil_uid, g, 02770);
+    char want[128];
+    snprintf(want, sizeof(want), "is owned by uid %u (%s): a shared store must be owned by root",
+             (unsigned)evil_uid, evil);
+    run_argv(&r, ls);
+    cr_assert_eq(r.status, 1, "%s", r.err);
+    cr_assert(strstr(r.err, want), "%s", r.err);
+    run_argv_as(&r, ls, 65534, 65534, g); /* nobody, in group qfleet */
+    cr_assert_eq(r.status, 1, "%s", r.err);
+    cr_assert(strstr(r.err, "must be owned by root or by you"), "%s", r.err);
+    cr_assert_eq(rmdir(state), 0);
+
+    shared_dir(state, 0, 0, 02770);
+    run_argv(&r, ls);
+    cr_assert_eq(r.status, 1, "%s", r.err);
+    cr_assert(strstr(r.err, "not " FS_GROUP_NAME), "%s", r.err);
+    char table[400];
+    snprintf(table, sizeof(table), "%s/leases.lock", state);
+    cr_assert_neq(access(table, F_OK), 0, "a lock file was made in the refused dir");
+}
+
+/* tools/shared-store (what quickstart runs as root) turns a store that was
+ * root's alone into a shared one, idempotently; a member can then use it. */
+Test(harden_user, shared_store_tool_converts_a_root_store)
+{
+    need_root();
+    gid_t g = qfleet_gid();
+    result r;
+    alloc_mac(&r, state, "root-before/vm");
+    cr_assert_eq(r.status, 0, "%s", r.err);
+    char *tool[] = { QF_SOURCE_DIR "/tools/shared-store", state, NULL };
+    for (int i = 0; i < 2; i++) {
+        run_argv(&r, tool);
+        cr_assert_eq(r.status, 0, "run %d: %s", i + 1, r.err);
+        struct stat st;
+        cr_assert_eq(stat(state, &st), 0);
+        cr_assert(st.st_uid == 0 && st.st_gid == g && (st.st_mode & 07777) == 02770,
+                  "%u:%u %04o", (unsigned)st.st_uid, (unsigned)st.st_gid, st.st_mode & 07777);
+    }
+    char *argv[] = { QFLEET, "alloc", "mac", "--owner", "user-after/vm", "--hold", "--state-dir",
+                     state, NULL };
+    run_argv_as(&r, argv, evil_uid, evil_gid, g);
+    cr_assert_eq(r.status, 0, "%s", r.err);
+    char *ls[] = { QFLEET, "leases", "--state-dir", state, NULL };
+    run_argv(&r, ls);
+    cr_assert(strstr(r.out, "root-before/vm") && strstr(r.out, "user-after/vm"), "%s", r.out);
 }

@@ -5,7 +5,6 @@
 
 #include <errno.h>
 #include <fcntl.h>
-#include <libssh/libssh.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -18,6 +17,7 @@
 #include "base/json.h"
 #include "src/alloc/alloc.h"
 #include "src/ctl/control.h"
+#include "qfleet_fx.h"
 #include "testutil.h"
 
 #define QFLEET QF_BINARY_DIR "/src/qfleet"
@@ -35,9 +35,7 @@ static void setup_dirs(void)
 static void setup(void)
 {
     setup_dirs();
-    char k[512];
-    snprintf(k, sizeof(k), "%s/vmlinux", tu_guest_dir());
-    cr_assert_eq(access(k, R_OK), 0, "no test guest in %s: run tools/mkguest", tu_guest_dir());
+    qfx_need_guest();
 }
 
 static void teardown(void) { tu_rmtree(dir); }
@@ -146,57 +144,8 @@ static pid_t start(char *const args[], const char *name)
     char out[320], errp[320];
     snprintf(out, sizeof(out), "%s/%s.out", dir, name);
     snprintf(errp, sizeof(errp), "%s/%s.err", dir, name);
-    pid_t pid = fork();
-    cr_assert_geq(pid, 0);
-    if (pid == 0) {
-        int o = open(out, O_WRONLY | O_CREAT | O_TRUNC, 0600);
-        int e = open(errp, O_WRONLY | O_CREAT | O_TRUNC, 0600);
-        dup2(o, 1);
-        dup2(e, 2);
-        setenv("QFLEET_STATE_DIR", state_dir, 1);
-        execv(QFLEET, args);
-        _exit(127);
-    }
-    return pid;
-}
-
-static char *slurp(const char *name)
-{
-    char p[320];
-    snprintf(p, sizeof(p), "%s/%s", dir, name);
-    char *s = fs_read_file(p, 1 << 24, NULL);
-    return s ? s : strdup("");
-}
-
-static json_t *read_json(const char *path)
-{
-    size_t n;
-    char *s = fs_read_file(path, 1 << 24, &n);
-    json_t *v = s ? json_parse(s, n, NULL, 0) : NULL;
-    free(s);
-    return v;
-}
-
-static json_t *registry(void)
-{
-    char p[400];
-    snprintf(p, sizeof(p), "%s/guests.json", run_dir);
-    return read_json(p);
-}
-
-static json_t *guest_of(json_t *reg, const char *name)
-{
-    json_t *gs = json_get(reg, "guests");
-    for (size_t i = 0; i < json_len(gs); i++)
-        if (!strcmp(json_get_str(json_at(gs, i), "name"), name))
-            return json_at(gs, i);
-    return NULL;
-}
-
-static const char *state_of(json_t *reg, const char *name)
-{
-    const char *st = json_get_str(guest_of(reg, name), "state");
-    return st ? st : "";
+    tu_child c = { .out = out, .err = errp, .state_dir = state_dir };
+    return tu_start((const char *const *)args, &c);
 }
 
 /* `qfleet up` host and backup; until host is ready and backup parked. */
@@ -211,55 +160,25 @@ static pid_t up(json_t **reg_out)
     json_t *reg = NULL;
     while (tu_now_ms() < end) {
         json_free(reg);
-        reg = registry();
-        const char *h = state_of(reg, "host"), *b = state_of(reg, "backup");
+        reg = qfx_registry(run_dir);
+        const char *h = qfx_state_of(reg, "host"), *b = qfx_state_of(reg, "backup");
         if (!strcmp(h, "failed") || !strcmp(b, "failed"))
             break;
         if (!strcmp(h, "ready") && !strcmp(b, "awaiting-migration"))
             break;
         usleep(200000);
     }
-    char *e = slurp("up.err");
-    cr_assert_str_eq(state_of(reg, "host"), "ready", "%s", e);
-    cr_assert_str_eq(state_of(reg, "backup"), "awaiting-migration", "%s", e);
+    char *e = tu_slurp_in(dir, "up.err");
+    cr_assert_str_eq(qfx_state_of(reg, "host"), "ready", "%s", e);
+    cr_assert_str_eq(qfx_state_of(reg, "backup"), "awaiting-migration", "%s", e);
     free(e);
     /* parked: QMP up, leases held, no agent expected */
-    json_t *b = guest_of(reg, "backup");
+    json_t *b = qfx_guest_of(reg, "backup");
     cr_assert(json_get_int(b, "pid", 0) > 0);
     cr_assert(json_get_int(b, "ssh_port", 0) > 0);
     cr_assert_eq(json_typeof(json_get(b, "ip")), JSON_NULL);
     *reg_out = reg;
     return pid;
-}
-
-static int ssh_run(int port, const char *cmd, char *out, size_t outlen)
-{
-    ssh_session s = ssh_new();
-    int p = port, rc = -1;
-    ssh_options_set(s, SSH_OPTIONS_HOST, "127.0.0.1");
-    ssh_options_set(s, SSH_OPTIONS_PORT, &p);
-    ssh_options_set(s, SSH_OPTIONS_USER, "root");
-    ssh_options_set(s, SSH_OPTIONS_KNOWNHOSTS, "/dev/null");
-    cr_assert_eq(ssh_connect(s), SSH_OK, "ssh to port %d: %s", port, ssh_get_error(s));
-    cr_assert_eq(ssh_userauth_password(s, NULL, "tester"), SSH_AUTH_SUCCESS);
-    ssh_channel c = ssh_channel_new(s);
-    cr_assert_eq(ssh_channel_open_session(c), SSH_OK);
-    cr_assert_eq(ssh_channel_request_exec(c, cmd), SSH_OK);
-    size_t got = 0;
-    int n;
-    while (got + 1 < outlen &&
-           (n = ssh_channel_read_timeout(c, out + got, (uint32_t)(outlen - 1 - got), 0, 20000)) > 0)
-        got += (size_t)n;
-    out[got] = '\0';
-    ssh_channel_send_eof(c);
-    for (int i = 0; i < 100 && !ssh_channel_is_eof(c); i++)
-        ssh_channel_read_timeout(c, NULL, 0, 0, 100);
-    rc = ssh_channel_get_exit_status(c);
-    ssh_channel_close(c);
-    ssh_channel_free(c);
-    ssh_disconnect(s);
-    ssh_free(s);
-    return rc;
 }
 
 static json_t *control(const char *guest, const char *cmd, const char *execute)
@@ -329,12 +248,12 @@ Test(migrate, file_survives_agent_answers_source_gone_name_and_mac_move)
 {
     json_t *reg;
     pid_t pid = up(&reg);
-    json_t *h = guest_of(reg, "host"), *b = guest_of(reg, "backup");
+    json_t *h = qfx_guest_of(reg, "host"), *b = qfx_guest_of(reg, "backup");
     long long src_pid = json_get_int(h, "pid", 0), dst_pid = json_get_int(b, "pid", 0);
     int dst_port = (int)json_get_int(b, "ssh_port", 0);
     char mac[32], out[4096];
     snprintf(mac, sizeof(mac), "%s", json_str(json_at(json_get(h, "macs"), 0)));
-    cr_assert_eq(ssh_run((int)json_get_int(h, "ssh_port", 0),
+    cr_assert_eq(qfx_ssh_run((int)json_get_int(h, "ssh_port", 0),
                          "echo written-before-migration > /root/mark && sync", out, sizeof(out)),
                  0);
     json_free(reg);
@@ -362,7 +281,7 @@ Test(migrate, file_survives_agent_answers_source_gone_name_and_mac_move)
                      "--downtime-limit", "300", "--max-bandwidth", "1000000000", NULL };
     pid_t m = start(args, "migrate");
     int rc = tu_wait_exit(m, 300000);
-    char *mo = slurp("migrate.out"), *me = slurp("migrate.err");
+    char *mo = tu_slurp_in(dir, "migrate.out"), *me = tu_slurp_in(dir, "migrate.err");
     cr_assert_eq(rc, 0, "qfleet migrate: %s%s", mo, me);
     json_t *r = json_parse(mo, strlen(mo), NULL, 0);
     cr_assert(r, "not JSON: %s", mo);
@@ -384,9 +303,9 @@ Test(migrate, file_survives_agent_answers_source_gone_name_and_mac_move)
     free(me);
 
     /* The guest lives on under its name in the destination's QEMU, with its MAC. */
-    reg = registry();
-    h = guest_of(reg, "host");
-    b = guest_of(reg, "backup");
+    reg = qfx_registry(run_dir);
+    h = qfx_guest_of(reg, "host");
+    b = qfx_guest_of(reg, "backup");
     cr_assert_str_eq(json_get_str(h, "state"), "ready", "%s", json_get_str(h, "reason"));
     cr_assert_eq(json_get_int(h, "pid", 0), dst_pid);
     cr_assert_str_eq(json_get_str(h, "vm"), "backup");
@@ -402,10 +321,10 @@ Test(migrate, file_survives_agent_answers_source_gone_name_and_mac_move)
     json_free(reg);
 
     /* The file written before, read back over SSH on the destination. */
-    cr_assert_eq(ssh_run(dst_port, "cat /root/mark", out, sizeof(out)), 0);
+    cr_assert_eq(qfx_ssh_run(dst_port, "cat /root/mark", out, sizeof(out)), 0);
     cr_assert_str_eq(out, "written-before-migration\n");
     /* The guest's NIC kept the source's MAC. */
-    cr_assert_eq(ssh_run(dst_port, "cat /sys/class/net/host_connect/address", out, sizeof(out)), 0);
+    cr_assert_eq(qfx_ssh_run(dst_port, "cat /sys/class/net/host_connect/address", out, sizeof(out)), 0);
     cr_assert(!strncmp(out, mac, 17), "guest MAC %s, source's %s", out, mac);
     /* The agent answers through the controller. */
     json_t *rep = control("host", "qga", "guest-ping");
@@ -429,8 +348,8 @@ Test(migrate, killed_destination_fails_naming_the_phase_source_runs_on)
 {
     json_t *reg;
     pid_t pid = up(&reg);
-    json_t *h = guest_of(reg, "host");
-    long long dst_pid = json_get_int(guest_of(reg, "backup"), "pid", 0);
+    json_t *h = qfx_guest_of(reg, "host");
+    long long dst_pid = json_get_int(qfx_guest_of(reg, "backup"), "pid", 0);
     long long src_pid = json_get_int(h, "pid", 0);
     char mac[32];
     snprintf(mac, sizeof(mac), "%s", json_str(json_at(json_get(h, "macs"), 0)));
@@ -445,8 +364,8 @@ Test(migrate, killed_destination_fails_naming_the_phase_source_runs_on)
     reg = NULL;
     while (tu_now_ms() < end && strcmp(phase, "active")) {
         json_free(reg);
-        reg = registry();
-        phase = json_get_str(json_get(guest_of(reg, "host"), "migration"), "phase");
+        reg = qfx_registry(run_dir);
+        phase = json_get_str(json_get(qfx_guest_of(reg, "host"), "migration"), "phase");
         phase = phase ? phase : "";
         usleep(50000);
     }
@@ -454,19 +373,19 @@ Test(migrate, killed_destination_fails_naming_the_phase_source_runs_on)
     json_free(reg);
     cr_assert_eq(kill((pid_t)dst_pid, SIGKILL), 0);
     int rc = tu_wait_exit(m, 120000);
-    char *me = slurp("migrate.err");
+    char *me = tu_slurp_in(dir, "migrate.err");
     cr_assert_eq(rc, 1, "%s", me);
     cr_assert(strstr(me, "migration host -> backup failed in phase active"), "%s", me);
     cr_assert(strstr(me, "destination backup") && strstr(me, "SIGKILL"), "%s", me);
     free(me);
 
     /* The source runs on, ready, its agent answering; QEMU says running. */
-    reg = registry();
-    h = guest_of(reg, "host");
+    reg = qfx_registry(run_dir);
+    h = qfx_guest_of(reg, "host");
     cr_assert_str_eq(json_get_str(h, "state"), "ready");
     cr_assert_eq(json_get_int(h, "pid", 0), src_pid);
     cr_assert_str_eq(json_get_str(json_get(h, "migration"), "result"), "failed");
-    cr_assert_str_eq(state_of(reg, "backup"), "failed");
+    cr_assert_str_eq(qfx_state_of(reg, "backup"), "failed");
     json_free(reg);
     json_t *rep = control("host", "qga", "guest-ping");
     cr_assert(json_get(rep, "return"), "guest-ping failed");
@@ -483,7 +402,7 @@ Test(migrate, killed_destination_fails_naming_the_phase_source_runs_on)
         _exit(127);
     }
     cr_assert_eq(tu_wait_exit(q, 30000), 0);
-    char *qo = slurp("qmp.out");
+    char *qo = tu_slurp_in(dir, "qmp.out");
     cr_assert(strstr(qo, "\"running\""), "%s", qo);
     free(qo);
 

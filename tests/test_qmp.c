@@ -167,26 +167,10 @@ TestSuite(qmp, .init = setup, .fini = teardown, .timeout = 120);
 
 static void attach(int timeout_ms)
 {
-    int sv[2];
-    cr_assert_eq(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv), 0);
-    F.peer = sv[0];
-    fcntl(F.peer, F_SETFL, O_NONBLOCK);
-    cr_assert_eq(qmp_attach_fd(F.q, sv[1], timeout_ms, on_ready, NULL), 0);
+    cr_assert_eq(qmp_attach_fd(F.q, tu_peer_pair(&F.peer), timeout_ms, on_ready, NULL), 0);
 }
 
-static void peer_write(const char *s, size_t len)
-{
-    while (len) {
-        ssize_t n = write(F.peer, s, len);
-        if (n < 0 && errno == EAGAIN) {
-            uv_run(&F.l.loop, UV_RUN_NOWAIT);
-            continue;
-        }
-        cr_assert_gt(n, 0);
-        s += n;
-        len -= (size_t)n;
-    }
-}
+static void peer_write(const char *s, size_t len) { tu_peer_write(&F.l, F.peer, s, len); }
 
 static void peer_puts(const char *s) { peer_write(s, strlen(s)); }
 
@@ -195,15 +179,9 @@ static json_t *peer_recv(int ms)
 {
     double end = tu_now_ms() + ms;
     for (;;) {
-        char *nl = memchr(F.pbuf, '\n', F.plen);
-        if (nl) {
-            size_t n = (size_t)(nl - F.pbuf);
-            json_t *v = json_parse(F.pbuf, n, NULL, 0);
-            cr_assert(v, "client wrote invalid JSON: %.*s", (int)n, F.pbuf);
-            memmove(F.pbuf, nl + 1, F.plen - n - 1);
-            F.plen -= n + 1;
+        json_t *v = tu_take_json_line(F.pbuf, &F.plen);
+        if (v)
             return v;
-        }
         if (tu_now_ms() > end)
             return NULL;
         ssize_t r = read(F.peer, F.pbuf + F.plen, sizeof(F.pbuf) - F.plen);

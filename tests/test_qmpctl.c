@@ -21,6 +21,7 @@
 #include <unistd.h>
 
 #include "base/json.h"
+#include "qfleet_fx.h"
 #include "testutil.h"
 
 #define QFLEET QF_BINARY_DIR "/src/qfleet"
@@ -43,26 +44,12 @@ static void setup(void)
 
 /* Whatever a failed assertion left running goes down here: qfleet stops
  * its guests on SIGTERM (and QEMU dies with it on SIGKILL anyway). */
-static void reap(pid_t *pid, int sig, int ms)
-{
-    if (*pid <= 0)
-        return;
-    kill(*pid, sig);
-    for (int i = 0; i < ms / 50 && waitpid(*pid, NULL, WNOHANG) == 0; i++)
-        usleep(50000);
-    if (waitpid(*pid, NULL, WNOHANG) == 0) {
-        kill(*pid, SIGKILL);
-        waitpid(*pid, NULL, 0);
-    }
-    *pid = 0;
-}
-
 static void teardown(void)
 {
     for (int i = 0; i < 4; i++)
-        reap(&bg_pids[i], SIGINT, 3000);
-    reap(&qemu_pid, SIGKILL, 1000);
-    reap(&fleet_pid, SIGTERM, 60000);
+        qfx_reap(&bg_pids[i], SIGINT, 3000);
+    qfx_reap(&qemu_pid, SIGKILL, 1000);
+    qfx_reap(&fleet_pid, SIGTERM, 60000);
     tu_rmtree(dir);
 }
 
@@ -72,90 +59,29 @@ TestSuite(qmpctl, .init = setup, .fini = teardown, .timeout = 400);
 
 static pid_t spawn(char *const argv[], const char *out, const char *err)
 {
-    pid_t pid = fork();
-    cr_assert_geq(pid, 0);
-    if (pid == 0) {
-        int o = open(out, O_WRONLY | O_CREAT | O_TRUNC, 0600);
-        int e = open(err, O_WRONLY | O_CREAT | O_TRUNC, 0600);
-        int n = open("/dev/null", O_RDONLY);
-        dup2(n, 0);
-        dup2(o, 1);
-        dup2(e, 2);
-        setenv("QFLEET_STATE_DIR", state_dir, 1);
-        execv(argv[0], argv);
-        _exit(127);
-    }
-    return pid;
+    tu_child c = { .out = out, .err = err, .state_dir = state_dir };
+    return tu_start((const char *const *)argv, &c);
 }
 
-/* A whole file as a string; "" when missing. */
-static char *slurp(const char *path)
+/* qmpctl ARGS... (then last, unless NULL); waits up to 120 s. */
+static qfx_res run(const char *last, const char *first, va_list ap)
 {
-    FILE *f = fopen(path, "r");
-    size_t n = 0, cap = 4096;
-    char *s = malloc(cap);
-    cr_assert(s);
-    while (f) {
-        if (n + 1 >= cap) {
-            cap *= 2;
-            s = realloc(s, cap);
-            cr_assert(s);
-        }
-        size_t r = fread(s + n, 1, cap - n - 1, f);
-        if (r == 0)
-            break;
-        n += r;
-    }
-    if (f)
-        fclose(f);
-    s[n] = '\0';
-    return s;
-}
-
-struct res {
-    int rc;
-    char *out, *err;
-};
-
-static void res_free(struct res *r)
-{
-    free(r->out);
-    free(r->err);
-}
-
-/* qmpctl ARGS... (NULL-terminated); waits up to 120 s. */
-static struct res qmpctl(const char *first, ...)
-{
-    char *argv[32] = { QMPCTL };
-    int n = 1;
-    va_list ap;
-    va_start(ap, first);
-    for (const char *a = first; a && n < 31; a = va_arg(ap, const char *))
-        argv[n++] = (char *)a;
-    va_end(ap);
-    argv[n] = NULL;
-    char out[320], err[320];
+    char *argv[32], out[320], err[320];
+    qfx_argv(argv, 32, QMPCTL, first, ap, last);
     snprintf(out, sizeof(out), "%s/out.%d", dir, nout);
     snprintf(err, sizeof(err), "%s/err.%d", dir, nout++);
-    struct res r = { .rc = tu_wait_exit(spawn(argv, out, err), 120000) };
-    r.out = slurp(out);
-    r.err = slurp(err);
-    return r;
+    return qfx_collect(spawn(argv, out, err), out, err, 120000);
 }
 
-/* qmpctl ARGS... that must exit with rc and print want on stdout (or
- * stderr when want_err); returns stdout for more checks. */
-#define EXPECT(rc_, want, want_err, ...)                                                          \
-    do {                                                                                      \
-        struct res r_ = qmpctl(__VA_ARGS__, NULL);                                            \
-        cr_assert_eq(r_.rc, rc_, "qmpctl %s: exit %d, wanted %d\nstdout: %s\nstderr: %s",     \
-                     #__VA_ARGS__, r_.rc, rc_, r_.out, r_.err);                               \
-        if (want)                                                                             \
-            cr_assert(strstr(want_err ? r_.err : r_.out, want ? want : ""),                   \
-                      "qmpctl %s: no '%s' in\nstdout: %s\nstderr: %s", #__VA_ARGS__, want,    \
-                      r_.out, r_.err);                                                        \
-        res_free(&r_);                                                                        \
-    } while (0)
+/* qmpctl ARGS... (NULL-terminated). */
+static qfx_res qmpctl(const char *first, ...)
+{
+    va_list ap;
+    va_start(ap, first);
+    qfx_res r = run(NULL, first, ap);
+    va_end(ap);
+    return r;
+}
 
 static json_t *parse(const char *s)
 {
@@ -167,24 +93,13 @@ static json_t *parse(const char *s)
 /* qmpctl ARGS... that must succeed with JSON on stdout. */
 static json_t *qmpctl_json(const char *first, ...)
 {
-    char *argv[32] = { QMPCTL };
-    int n = 1;
     va_list ap;
     va_start(ap, first);
-    for (const char *a = first; a && n < 30; a = va_arg(ap, const char *))
-        argv[n++] = (char *)a;
+    qfx_res r = run("--json", first, ap);
     va_end(ap);
-    argv[n++] = "--json";
-    argv[n] = NULL;
-    char out[320], err[320];
-    snprintf(out, sizeof(out), "%s/out.%d", dir, nout);
-    snprintf(err, sizeof(err), "%s/err.%d", dir, nout++);
-    int rc = tu_wait_exit(spawn(argv, out, err), 120000);
-    char *o = slurp(out), *e = slurp(err);
-    cr_assert_eq(rc, 0, "qmpctl %s ... --json: exit %d: %s", first, rc, e);
-    json_t *v = parse(o);
-    free(o);
-    free(e);
+    cr_assert_eq(r.rc, 0, "qmpctl %s ... --json: exit %d: %s", first, r.rc, r.err);
+    json_t *v = parse(r.out);
+    qfx_res_free(&r);
     return v;
 }
 
@@ -212,7 +127,7 @@ static char *bg_output(const char *name, const char *ext)
 {
     char p[320];
     snprintf(p, sizeof(p), "%s/%s.%s", dir, name, ext);
-    return slurp(p);
+    return tu_slurp(p);
 }
 
 /* Wait until the background output has every one of the words. */
@@ -243,46 +158,6 @@ static int finish_bg(pid_t *slot, int sig, int ms)
 
 /* ---- the fleet ---- */
 
-static json_t *registry(void)
-{
-    char p[400];
-    snprintf(p, sizeof(p), "%s/guests.json", run_dir);
-    char *s = slurp(p);
-    json_t *v = json_parse(s, strlen(s), NULL, 0);
-    free(s);
-    return v;
-}
-
-static const json_t *guest_of(const json_t *reg, const char *name)
-{
-    const json_t *gs = json_get(reg, "guests");
-    for (size_t i = 0; i < json_len(gs); i++)
-        if (!strcmp(json_get_str(json_at(gs, i), "name"), name))
-            return json_at(gs, i);
-    return NULL;
-}
-
-static const char *state_of(const json_t *reg, const char *name)
-{
-    const char *s = json_get_str(guest_of(reg, name), "state");
-    return s ? s : "";
-}
-
-/* Wait until guest name is in one of the states (NULL-terminated). */
-static json_t *wait_state(const char *name, const char *const *states, int ms)
-{
-    double end = tu_now_ms() + ms;
-    while (tu_now_ms() < end) {
-        json_t *reg = registry();
-        for (const char *const *s = states; reg && *s; s++)
-            if (!strcmp(state_of(reg, name), *s))
-                return reg;
-        json_free(reg);
-        usleep(200000);
-    }
-    return NULL;
-}
-
 static void start_fleet(void)
 {
     char cfg[320];
@@ -297,11 +172,11 @@ static void start_fleet(void)
     for (int i = 1; i <= 2; i++) {
         char name[16];
         snprintf(name, sizeof(name), "vm0-%d", i);
-        json_t *reg = wait_state(name, ready, 240000);
-        char *e = slurp(err);
+        json_t *reg = qfx_wait_state(run_dir, name, ready, 240000);
+        char *e = tu_slurp(err);
         cr_assert(reg, "%s did not come up: %s", name, e);
-        cr_assert_str_eq(state_of(reg, name), "ready", "%s: %s", name,
-                         json_get_str(guest_of(reg, name), "reason"));
+        cr_assert_str_eq(qfx_state_of(reg, name), "ready", "%s: %s", name,
+                         json_get_str(qfx_guest_of(reg, name), "reason"));
         free(e);
         json_free(reg);
     }
@@ -309,46 +184,46 @@ static void start_fleet(void)
 
 static void check_list(const json_t *reg)
 {
-    const json_t *g1 = guest_of(reg, "vm0-1");
+    const json_t *g1 = qfx_guest_of(reg, "vm0-1");
     char pid[32], vnc[16];
     snprintf(pid, sizeof(pid), "%lld", json_get_int(g1, "pid", 0));
     snprintf(vnc, sizeof(vnc), ":%lld", json_get_int(g1, "vnc", 0));
     const char *mac = json_str(json_at(json_get(g1, "macs"), 0));
-    struct res r = qmpctl("list", NULL);
+    qfx_res r = qmpctl("list", NULL);
     cr_assert_eq(r.rc, 0, "%s", r.err);
     const char *want[] = { "NAME", "STATE", "UPTIME", "vm0-1", "vm0-2", "ready", "10.0.2.15", pid, vnc, mac };
     for (size_t i = 0; i < sizeof(want) / sizeof(want[0]); i++)
         cr_assert(strstr(r.out, want[i]), "list lacks '%s':\n%s", want[i], r.out);
-    res_free(&r);
+    qfx_res_free(&r);
 
     json_t *v = qmpctl_json("list", NULL);
     cr_assert(json_get_bool(v, "live", 0));
     cr_assert_eq(json_len(json_get(v, "guests")), 2);
     cr_assert_gt(json_get_int(json_at(json_get(v, "guests"), 0), "uptime_ms", -1), 0);
     json_free(v);
-    EXPECT(0, json_get_str(reg, "run"), 0, "list", "--all");
-    EXPECT(0, "vm0-2", 0, "list", "--run-dir", run_dir);
+    QFX_EXPECT(0, json_get_str(reg, "run"), 0, "list", "--all");
+    QFX_EXPECT(0, "vm0-2", 0, "list", "--run-dir", run_dir);
 }
 
 static void check_status_pci_ifaces(const json_t *reg)
 {
-    EXPECT(0, "responding", 0, "status", "vm0-1");
+    QFX_EXPECT(0, "responding", 0, "status", "vm0-1");
     json_t *v = qmpctl_json("status", "vm0-1", NULL);
     cr_assert_str_eq(json_get_str(json_get(v, "qmp"), "status"), "running");
     cr_assert(json_get_bool(json_get(v, "agent"), "ok", 0));
     cr_assert_geq(json_get_int(json_get(v, "timings_ms"), "ready", -1), 0);
     cr_assert_geq(json_get_int(json_get(v, "timings_ms"), "qmp-connected", -1), 0);
     json_free(v);
-    struct res r = qmpctl("status", "vm0-2", NULL);
+    qfx_res r = qmpctl("status", "vm0-2", NULL);
     cr_assert_eq(r.rc, 0);
     for (const char *w[] = { "running", "agent-connected", "net-ready", "pci-mapped", NULL }, **p = w; *p; p++)
         cr_assert(strstr(r.out, *p), "status lacks '%s':\n%s", *p, r.out);
-    res_free(&r);
+    qfx_res_free(&r);
 
-    const char *addr = json_get_str(json_at(json_get(guest_of(reg, "vm0-1"), "pci"), 0), "addr");
+    const char *addr = json_get_str(json_at(json_get(qfx_guest_of(reg, "vm0-1"), "pci"), 0), "addr");
     cr_assert(addr);
-    EXPECT(0, addr, 0, "pci", "vm0-1");
-    EXPECT(0, "ok", 0, "pci", "vm0-1", "--check");
+    QFX_EXPECT(0, addr, 0, "pci", "vm0-1");
+    QFX_EXPECT(0, "ok", 0, "pci", "vm0-1", "--check");
     v = qmpctl_json("pci", "vm0-1", "--check", NULL);
     cr_assert_str_eq(json_get_str(json_at(v, 0), "id"), "pt_0");
     cr_assert(json_get_bool(json_at(v, 0), "ok", 0));
@@ -358,7 +233,7 @@ static void check_status_pci_ifaces(const json_t *reg)
     cr_assert_eq(r.rc, 0, "%s", r.err);
     const char *hc = strstr(r.out, "host_connect");
     cr_assert(hc && strstr(hc, "10.0.2.15"), "ifaces:\n%s", r.out);
-    res_free(&r);
+    qfx_res_free(&r);
     v = qmpctl_json("ifaces", "vm0-2", NULL);
     int found = 0;
     for (size_t i = 0; i < json_len(v); i++) {
@@ -374,28 +249,28 @@ static void check_status_pci_ifaces(const json_t *reg)
 
 static void check_raw(void)
 {
-    EXPECT(0, "\"running\"", 0, "qmp", "vm0-1", "query-status");
+    QFX_EXPECT(0, "\"running\"", 0, "qmp", "vm0-1", "query-status");
     json_t *v = qmpctl_json("qmp", "vm0-1", "{\"execute\":\"query-status\"}", NULL);
     cr_assert(json_get_bool(v, "running", 0));
     json_free(v);
     /* key=value arguments; text returns print as text. */
-    EXPECT(0, "7.", 0, "qmp", "vm0-2", "human-monitor-command", "command-line=info version");
-    EXPECT(1, "CommandNotFound", 1, "qmp", "vm0-1", "no-such-command");
-    EXPECT(0, "supported_commands", 0, "qga", "vm0-1", "guest-info");
-    EXPECT(0, NULL, 0, "qga", "vm0-2", "{\"execute\":\"guest-ping\"}");
-    EXPECT(1, "vm0-1", 1, "qga", "vm0-1", "guest-no-such-command");
-    EXPECT(0, "qfleet-guest:", 0, "console", "vm0-1");
-    struct res r = qmpctl("console", "vm0-1", "-n", "1", NULL);
+    QFX_EXPECT(0, "7.", 0, "qmp", "vm0-2", "human-monitor-command", "command-line=info version");
+    QFX_EXPECT(1, "CommandNotFound", 1, "qmp", "vm0-1", "no-such-command");
+    QFX_EXPECT(0, "supported_commands", 0, "qga", "vm0-1", "guest-info");
+    QFX_EXPECT(0, NULL, 0, "qga", "vm0-2", "{\"execute\":\"guest-ping\"}");
+    QFX_EXPECT(1, "vm0-1", 1, "qga", "vm0-1", "guest-no-such-command");
+    QFX_EXPECT(0, "qfleet-guest:", 0, "console", "vm0-1");
+    qfx_res r = qmpctl("console", "vm0-1", "-n", "1", NULL);
     cr_assert_eq(r.rc, 0);
     int lines = 0;
     for (const char *p = r.out; *p; p++)
         lines += *p == '\n';
     cr_assert(strstr(r.out, "qfleet-guest:") && lines <= 1, "-n 1 printed: %s", r.out);
-    res_free(&r);
+    qfx_res_free(&r);
     r = qmpctl("status", "vm9", NULL);
     cr_assert_eq(r.rc, 1);
     cr_assert(strstr(r.err, "no guest 'vm9' in run") && strstr(r.err, "vm0-1, vm0-2"), "%s", r.err);
-    res_free(&r);
+    qfx_res_free(&r);
 }
 
 /* events holds the inspection monitor and shares it, so qmp still works. */
@@ -406,11 +281,11 @@ static void check_events(void)
     char *args[] = { QMPCTL, "events", "vm0-1", "--json", NULL };
     pid_t *ev = background("events", args);
     cr_assert_eq(tu_wait_path(relay, 20000), 0, "events never shared the monitor");
-    EXPECT(0, NULL, 0, "qmp", "vm0-1", "stop");
+    QFX_EXPECT(0, NULL, 0, "qmp", "vm0-1", "stop");
     json_t *v = qmpctl_json("qmp", "vm0-1", "query-status", NULL);
     cr_assert_str_eq(json_get_str(v, "status"), "paused");
     json_free(v);
-    EXPECT(0, NULL, 0, "qmp", "vm0-1", "cont");
+    QFX_EXPECT(0, NULL, 0, "qmp", "vm0-1", "cont");
     static const char *const want[] = { "\"STOP\"", "\"RESUME\"", NULL };
     cr_assert(wait_output("events", want, 10000), "no STOP and RESUME");
     cr_assert_eq(finish_bg(ev, SIGINT, 10000), 0);
@@ -437,35 +312,35 @@ static void check_stop(void)
     pid_t *con = background("console", args);
     static const char *const want[] = { "qfleet-guest:", NULL };
     cr_assert(wait_output("console", want, 10000));
-    EXPECT(0, "vm0-2 stopped", 0, "stop", "vm0-2");
-    json_t *reg = registry();
-    cr_assert_str_eq(state_of(reg, "vm0-2"), "stopped");
+    QFX_EXPECT(0, "vm0-2 stopped", 0, "stop", "vm0-2");
+    json_t *reg = qfx_registry(run_dir);
+    cr_assert_str_eq(qfx_state_of(reg, "vm0-2"), "stopped");
     json_free(reg);
     cr_assert_eq(finish_bg(con, 0, 10000), 0, "console -f did not end with its guest");
     char *e = bg_output("console", "err");
     cr_assert(strstr(e, "stopped"), "%s", e);
     free(e);
-    EXPECT(1, "stopped", 1, "status", "vm0-2");
-    EXPECT(1, "stopped", 1, "qmp", "vm0-2", "query-status");
+    QFX_EXPECT(1, "stopped", 1, "status", "vm0-2");
+    QFX_EXPECT(1, "stopped", 1, "qmp", "vm0-2", "query-status");
 }
 
 static void check_killed(const json_t *reg)
 {
-    long long pid = json_get_int(guest_of(reg, "vm0-1"), "pid", 0);
+    long long pid = json_get_int(qfx_guest_of(reg, "vm0-1"), "pid", 0);
     cr_assert_gt(pid, 0);
     cr_assert_eq(kill((pid_t)pid, SIGKILL), 0);
     /* At once, whether or not the controller has noticed yet. */
-    struct res r = qmpctl("qmp", "vm0-1", "query-status", NULL);
+    qfx_res r = qmpctl("qmp", "vm0-1", "query-status", NULL);
     cr_assert_eq(r.rc, 1, "%s", r.out);
     cr_assert(strstr(r.err, "vm0-1:") && (strstr(r.err, "exited") || strstr(r.err, "failed")), "%s", r.err);
-    res_free(&r);
+    qfx_res_free(&r);
     static const char *const failed[] = { "failed", NULL };
-    json_t *now = wait_state("vm0-1", failed, 30000);
+    json_t *now = qfx_wait_state(run_dir, "vm0-1", failed, 30000);
     cr_assert(now);
     json_free(now);
-    EXPECT(1, "SIGKILL", 1, "status", "vm0-1");
-    EXPECT(1, "failed", 1, "qmp", "vm0-1", "query-status");
-    EXPECT(0, "vm0-1 failed:", 0, "list");
+    QFX_EXPECT(1, "SIGKILL", 1, "status", "vm0-1");
+    QFX_EXPECT(1, "failed", 1, "qmp", "vm0-1", "query-status");
+    QFX_EXPECT(0, "vm0-1 failed:", 0, "list");
 }
 
 /* The cfg's login password appears in nothing qmpctl printed. */
@@ -475,7 +350,7 @@ static void check_no_password(void)
     for (int i = 0; i < nout; i++) {
         for (int k = 0; k < 2; k++) {
             snprintf(p, sizeof(p), "%s/%s.%d", dir, k ? "err" : "out", i);
-            char *s = slurp(p);
+            char *s = tu_slurp(p);
             cr_assert_null(strstr(s, "tester"), "%s shows the password:\n%s", p, s);
             free(s);
         }
@@ -483,7 +358,7 @@ static void check_no_password(void)
     static const char *const bg[] = { "events.out", "events.err", "console.out", "console.err" };
     for (size_t i = 0; i < sizeof(bg) / sizeof(bg[0]); i++) {
         snprintf(p, sizeof(p), "%s/%s", dir, bg[i]);
-        char *s = slurp(p);
+        char *s = tu_slurp(p);
         cr_assert_null(strstr(s, "tester"), "%s shows the password", p);
         free(s);
     }
@@ -494,7 +369,7 @@ Test(qmpctl, fleet_end_to_end)
     double t0 = tu_now_ms();
     start_fleet();
     double t_up = tu_now_ms();
-    json_t *reg = registry();
+    json_t *reg = qfx_registry(run_dir);
     check_list(reg);
     check_status_pci_ifaces(reg);
     check_raw();
@@ -509,13 +384,13 @@ Test(qmpctl, fleet_end_to_end)
     cr_assert_eq(tu_wait_exit(spawn(down, o, e), 120000), 0);
     cr_assert_eq(tu_wait_exit(fleet_pid, 30000), 1, "a failed guest makes 'up' exit 1");
     fleet_pid = 0;
-    EXPECT(1, "has finished", 1, "status", "vm0-1", "--run-dir", run_dir);
-    EXPECT(0, "stopped", 0, "list", "--run-dir", run_dir);
-    EXPECT(1, "no running qfleet run", 1, "list");
+    QFX_EXPECT(1, "has finished", 1, "status", "vm0-1", "--run-dir", run_dir);
+    QFX_EXPECT(0, "stopped", 0, "list", "--run-dir", run_dir);
+    QFX_EXPECT(1, "no running qfleet run", 1, "list");
     for (int i = 1; i <= 2; i++) {
         char name[16];
         snprintf(name, sizeof(name), "vm0-%d", i);
-        long long pid = json_get_int(guest_of(reg, name), "pid", 0);
+        long long pid = json_get_int(qfx_guest_of(reg, name), "pid", 0);
         cr_assert_not(tu_alive(pid), "QEMU of %s (%lld) still runs", name, pid);
     }
     json_free(reg);
@@ -541,53 +416,53 @@ Test(qmpctl, bare_qemu_socket)
     qemu_pid = spawn(q, out, err);
     cr_assert_eq(tu_wait_path(sock, 10000), 0);
 
-    EXPECT(0, "\"status\"", 0, "-s", sock, "qmp", "query-status");
+    QFX_EXPECT(0, "\"status\"", 0, "-s", sock, "qmp", "query-status");
     json_t *v = qmpctl_json("-s", sock, "qmp", "{\"execute\":\"query-version\"}", NULL);
     cr_assert_geq(json_get_int(json_get(v, "qemu"), "major", 0), 2);
     json_free(v);
-    EXPECT(0, "running", 0, "-s", sock, "status");
-    EXPECT(1, "CommandNotFound", 1, "-s", sock, "qmp", "no-such-command");
+    QFX_EXPECT(0, "running", 0, "-s", sock, "status");
+    QFX_EXPECT(1, "CommandNotFound", 1, "-s", sock, "qmp", "no-such-command");
 
     char *args[] = { QMPCTL, "-s", sock, "events", "--json", NULL };
     pid_t *ev = background("bare-events", args);
     cr_assert_eq(tu_wait_path(relay, 10000), 0);
-    EXPECT(0, NULL, 0, "-s", sock, "qmp", "stop");
-    EXPECT(0, NULL, 0, "-s", sock, "qmp", "cont");
+    QFX_EXPECT(0, NULL, 0, "-s", sock, "qmp", "stop");
+    QFX_EXPECT(0, NULL, 0, "-s", sock, "qmp", "cont");
     static const char *const want[] = { "\"STOP\"", "\"RESUME\"", NULL };
     cr_assert(wait_output("bare-events", want, 10000));
     /* QEMU goes away under the follower: it says so and exits 1. */
-    reap(&qemu_pid, SIGKILL, 1000);
+    qfx_reap(&qemu_pid, SIGKILL, 1000);
     cr_assert_eq(finish_bg(ev, 0, 10000), 1);
     char *e = bg_output("bare-events", "err");
     cr_assert(strstr(e, "closed"), "%s", e);
     free(e);
-    EXPECT(1, "QEMU exited?", 1, "-s", sock, "qmp", "query-status");
-    EXPECT(1, "no socket", 1, "-s", "/nonexistent/qmp.sock", "qmp", "query-status");
+    QFX_EXPECT(1, "QEMU exited?", 1, "-s", sock, "qmp", "query-status");
+    QFX_EXPECT(1, "no socket", 1, "-s", "/nonexistent/qmp.sock", "qmp", "query-status");
 }
 
 /* ---- usage ---- */
 
 Test(qmpctl, usage_and_no_run)
 {
-    EXPECT(2, "usage", 1, NULL);
-    EXPECT(2, "no command 'bogus'", 1, "bogus");
-    EXPECT(2, "needs a guest name", 1, "status");
-    EXPECT(2, "unexpected argument", 1, "list", "extra");
-    EXPECT(2, "missing the command", 1, "qmp", "vm0");
-    EXPECT(2, "not valid JSON", 1, "qmp", "vm0", "{\"execute\":");
-    EXPECT(2, "key=value", 1, "qga", "vm0", "guest-ping", "oops");
-    EXPECT(2, "-s works with", 1, "-s", "/tmp/x.sock", "list");
-    EXPECT(2, "--all is for list", 1, "--all", "status", "vm0");
-    EXPECT(2, "--timeout", 1, "--timeout", "soon", "list");
-    EXPECT(2, "for console", 1, "-f", "status", "vm0");
-    EXPECT(2, NULL, 0, "--no-such-option");
-    EXPECT(0, "commands:", 0, "--help");
-    EXPECT(0, "usage: qmpctl [options] status VM", 0, "status", "--help");
-    EXPECT(0, "Ctrl-C", 0, "help", "events");
+    QFX_EXPECT(2, "usage", 1, NULL);
+    QFX_EXPECT(2, "no command 'bogus'", 1, "bogus");
+    QFX_EXPECT(2, "needs a guest name", 1, "status");
+    QFX_EXPECT(2, "unexpected argument", 1, "list", "extra");
+    QFX_EXPECT(2, "missing the command", 1, "qmp", "vm0");
+    QFX_EXPECT(2, "not valid JSON", 1, "qmp", "vm0", "{\"execute\":");
+    QFX_EXPECT(2, "key=value", 1, "qga", "vm0", "guest-ping", "oops");
+    QFX_EXPECT(2, "-s works with", 1, "-s", "/tmp/x.sock", "list");
+    QFX_EXPECT(2, "--all is for list", 1, "--all", "status", "vm0");
+    QFX_EXPECT(2, "--timeout", 1, "--timeout", "soon", "list");
+    QFX_EXPECT(2, "for console", 1, "-f", "status", "vm0");
+    QFX_EXPECT(2, NULL, 0, "--no-such-option");
+    QFX_EXPECT(0, "commands:", 0, "--help");
+    QFX_EXPECT(0, "usage: qmpctl [options] status VM", 0, "status", "--help");
+    QFX_EXPECT(0, "Ctrl-C", 0, "help", "events");
     /* An empty state dir: nothing to inspect. */
-    EXPECT(1, "no running qfleet run", 1, "list");
-    EXPECT(1, "no running qfleet run", 1, "status", "vm0");
-    EXPECT(0, "[]", 0, "list", "--all", "--json");
+    QFX_EXPECT(1, "no running qfleet run", 1, "list");
+    QFX_EXPECT(1, "no running qfleet run", 1, "status", "vm0");
+    QFX_EXPECT(0, "[]", 0, "list", "--all", "--json");
 }
 
 /* Issue 17: with the run dir's disk full, a stop whose registry rewrite
@@ -611,12 +486,12 @@ Test(qmpctl, full_disk_makes_stop_an_error)
     while (write(fd, zeros, sizeof(zeros)) > 0)
         ;
     close(fd);
-    struct res r = qmpctl("stop", "vm0-2", NULL);
+    qfx_res r = qmpctl("stop", "vm0-2", NULL);
     unlink(filler);
-    reap(&fleet_pid, SIGTERM, 60000);
+    qfx_reap(&fleet_pid, SIGTERM, 60000);
     umount2(mnt, MNT_DETACH);
     cr_assert_eq(r.rc, 1, "stdout: %s\nstderr: %s", r.out, r.err);
     cr_assert(strstr(r.err, "registry could not be updated") && strstr(r.err, "No space left"),
               "%s", r.err);
-    res_free(&r);
+    qfx_res_free(&r);
 }

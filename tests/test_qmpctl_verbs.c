@@ -24,6 +24,7 @@
 #include <unistd.h>
 
 #include "base/json.h"
+#include "qfleet_fx.h"
 #include "testutil.h"
 
 #define QFLEET QF_BINARY_DIR "/src/qfleet"
@@ -43,20 +44,10 @@ static void setup(void)
     snprintf(run_dir, sizeof(run_dir), "%s/runs/fleet", state_dir);
 }
 
-static void reap(pid_t *pid, int sig, int ms)
-{
-    if (*pid <= 0)
-        return;
-    kill(*pid, sig);
-    if (tu_wait_exit(*pid, ms) < 0)
-        waitpid(*pid, NULL, 0);
-    *pid = 0;
-}
-
 static void teardown(void)
 {
-    reap(&qemu_pid, SIGKILL, 1000);
-    reap(&fleet_pid, SIGTERM, 60000);
+    qfx_reap(&qemu_pid, SIGKILL, 1000);
+    qfx_reap(&fleet_pid, SIGTERM, 60000);
     tu_rmtree(dir);
 }
 
@@ -66,65 +57,18 @@ TestSuite(qmpctl_verbs, .init = setup, .fini = teardown, .timeout = 400);
 
 static pid_t spawn(char *const argv[], const char *out, const char *err, char *const *env)
 {
-    pid_t pid = fork();
-    cr_assert_geq(pid, 0);
-    if (pid == 0) {
-        int o = open(out, O_WRONLY | O_CREAT | O_TRUNC, 0600);
-        int e = open(err, O_WRONLY | O_CREAT | O_TRUNC, 0600);
-        int n = open("/dev/null", O_RDONLY);
-        dup2(n, 0);
-        dup2(o, 1);
-        dup2(e, 2);
-        setenv("QFLEET_STATE_DIR", state_dir, 1);
-        if (child_cwd && chdir(child_cwd) < 0)
-            _exit(126);
-        for (int i = 0; env && env[i]; i += 2)
-            setenv(env[i], env[i + 1], 1);
-        execv(argv[0], argv);
-        _exit(127);
-    }
-    return pid;
+    tu_child c = { .out = out, .err = err, .state_dir = state_dir, .cwd = child_cwd,
+                   .env = (const char *const *)env };
+    return tu_start((const char *const *)argv, &c);
 }
 
-static char *slurp(const char *path)
+static qfx_res run_env(char *const *env, const char *first, va_list ap)
 {
-    size_t n = 0;
-    int fd = open(path, O_RDONLY);
-    char *s = malloc(1 << 20);
-    cr_assert(s);
-    ssize_t k;
-    while (fd >= 0 && n < (1 << 20) - 1 && (k = read(fd, s + n, (1 << 20) - 1 - n)) > 0)
-        n += (size_t)k;
-    if (fd >= 0)
-        close(fd);
-    s[n] = '\0';
-    return s;
-}
-
-struct res {
-    int rc;
-    char *out, *err;
-};
-
-static void res_free(struct res *r)
-{
-    free(r->out);
-    free(r->err);
-}
-
-static struct res run_env(char *const *env, const char *first, va_list ap)
-{
-    char *argv[32] = { QMPCTL };
-    int n = 1;
-    for (const char *a = first; a && n < 31; a = va_arg(ap, const char *))
-        argv[n++] = (char *)a;
-    argv[n] = NULL;
-    char out[320], err[320];
+    char *argv[32], out[320], err[320];
+    qfx_argv(argv, 32, QMPCTL, first, ap, NULL);
     snprintf(out, sizeof(out), "%s/out.%d", dir, nout);
     snprintf(err, sizeof(err), "%s/err.%d", dir, nout++);
-    struct res r = { .rc = tu_wait_exit(spawn(argv, out, err, env), 120000) };
-    r.out = slurp(out);
-    r.err = slurp(err);
+    qfx_res r = qfx_collect(spawn(argv, out, err, env), out, err, 120000);
     /* Nothing qmpctl prints ever holds the password. */
     cr_assert(!strstr(r.out, PASSWORD) && !strstr(r.err, PASSWORD), "qmpctl %s printed the password",
               first);
@@ -132,40 +76,30 @@ static struct res run_env(char *const *env, const char *first, va_list ap)
 }
 
 /* qmpctl ARGS... (NULL-terminated). */
-static struct res qmpctl(const char *first, ...)
+static qfx_res qmpctl(const char *first, ...)
 {
     va_list ap;
     va_start(ap, first);
-    struct res r = run_env(NULL, first, ap);
+    qfx_res r = run_env(NULL, first, ap);
     va_end(ap);
     return r;
 }
-
-#define EXPECT(rc_, want, where, ...)                                                         \
-    do {                                                                                  \
-        struct res r_ = qmpctl(__VA_ARGS__, NULL);                                        \
-        cr_assert_eq(r_.rc, rc_, "qmpctl %s: exit %d, wanted %d\nstdout: %s\nstderr: %s", \
-                     #__VA_ARGS__, r_.rc, rc_, r_.out, r_.err);                           \
-        cr_assert(strstr((where) ? r_.err : r_.out, want), "qmpctl %s: no '%s' in\n%s\n%s", \
-                  #__VA_ARGS__, want, r_.out, r_.err);                                    \
-        res_free(&r_);                                                                    \
-    } while (0)
 
 /* ---- without a guest ---- */
 
 Test(qmpctl_verbs, help_and_usage)
 {
-    EXPECT(0, "SSH_ASKPASS", 0, "ssh", "--help");
-    EXPECT(0, "5900+N", 0, "vnc", "--help");
-    EXPECT(0, "human-monitor-command", 0, "hmp", "--help");
-    EXPECT(0, "ssh VM", 0, "--help");
-    EXPECT(2, "needs a guest name", 1, "ssh");
-    EXPECT(2, "needs a guest name", 1, "vnc");
-    EXPECT(2, "unexpected argument 'extra'", 1, "vnc", "vm0", "extra");
-    EXPECT(2, "needs a command", 1, "hmp", "vm0");
-    EXPECT(2, "--json is not for it", 1, "ssh", "vm0", "--json");
-    EXPECT(2, "-s works with qmp, hmp, events and status", 1, "ssh", "-s", "/nonexistent", "vm0");
-    EXPECT(1, "no running qfleet run", 1, "--state-dir", "/nonexistent-qfleet", "vnc", "vm0");
+    QFX_EXPECT(0, "SSH_ASKPASS", 0, "ssh", "--help");
+    QFX_EXPECT(0, "5900+N", 0, "vnc", "--help");
+    QFX_EXPECT(0, "human-monitor-command", 0, "hmp", "--help");
+    QFX_EXPECT(0, "ssh VM", 0, "--help");
+    QFX_EXPECT(2, "needs a guest name", 1, "ssh");
+    QFX_EXPECT(2, "needs a guest name", 1, "vnc");
+    QFX_EXPECT(2, "unexpected argument 'extra'", 1, "vnc", "vm0", "extra");
+    QFX_EXPECT(2, "needs a command", 1, "hmp", "vm0");
+    QFX_EXPECT(2, "--json is not for it", 1, "ssh", "vm0", "--json");
+    QFX_EXPECT(2, "-s works with qmp, hmp, events and status", 1, "ssh", "-s", "/nonexistent", "vm0");
+    QFX_EXPECT(1, "no running qfleet run", 1, "--state-dir", "/nonexistent-qfleet", "vnc", "vm0");
 }
 
 static void bare_qemu(char *sock, size_t len)
@@ -191,11 +125,11 @@ Test(qmpctl_verbs, hmp_on_a_bare_qemu)
 {
     char sock[300];
     bare_qemu(sock, sizeof(sock));
-    struct res r = qmpctl("hmp", "-s", sock, "info", "version", NULL);
+    qfx_res r = qmpctl("hmp", "-s", sock, "info", "version", NULL);
     cr_assert_eq(r.rc, 0, "%s", r.err);
     cr_assert(r.out[0] >= '1' && r.out[0] <= '9' && strchr(r.out, '.'), "not a version: %s", r.out);
     cr_assert(!strchr(r.out, '\r'), "HMP's CR LF line ends are kept: %s", r.out);
-    res_free(&r);
+    qfx_res_free(&r);
     r = qmpctl("hmp", "-s", sock, "--json", "info", "status", NULL);
     cr_assert_eq(r.rc, 0, "%s", r.err);
     json_t *v = json_parse(r.out, strlen(r.out), NULL, 0);
@@ -203,10 +137,10 @@ Test(qmpctl_verbs, hmp_on_a_bare_qemu)
     cr_assert_str_eq(json_get_str(v, "command"), "info status");
     cr_assert(strstr(json_get_str(v, "output"), "VM status"), "%s", r.out);
     json_free(v);
-    res_free(&r);
-    EXPECT(1, "unknown command: 'info bogus'", 1, "hmp", "-s", sock, "info", "bogus");
-    reap(&qemu_pid, SIGKILL, 5000);
-    EXPECT(1, "qmp.sock", 1, "hmp", "-s", sock, "info", "version");
+    qfx_res_free(&r);
+    QFX_EXPECT(1, "unknown command: 'info bogus'", 1, "hmp", "-s", sock, "info", "bogus");
+    qfx_reap(&qemu_pid, SIGKILL, 5000);
+    QFX_EXPECT(1, "qmp.sock", 1, "hmp", "-s", sock, "info", "version");
 }
 
 /* A stand-in for the qmpctl that started ssh: one connection, answered. */
@@ -247,7 +181,7 @@ Test(qmpctl_verbs, askpass_helper_answers_only_password_prompts)
     cr_assert_eq(write(c, "s3cret", 6), 6);
     close(c);
     cr_assert_eq(tu_wait_exit(pid, 30000), 0);
-    char *o = slurp(out);
+    char *o = tu_slurp(out);
     cr_assert_str_eq(o, "s3cret\n");
     free(o);
     close(lfd);
@@ -269,35 +203,13 @@ static void start_fleet(void)
     child_cwd = dir;
     fleet_pid = spawn(args, out, err, NULL);
     child_cwd = NULL;
-    char reg[400];
-    snprintf(reg, sizeof(reg), "%s/guests.json", run_dir);
-    for (double end = tu_now_ms() + 240000; tu_now_ms() < end; usleep(200000)) {
-        char *s = slurp(reg);
-        json_t *v = json_parse(s, strlen(s), NULL, 0);
-        const char *st = json_get_str(json_at(json_get(v, "guests"), 0), "state");
-        int done = st && (!strcmp(st, "ready") || !strcmp(st, "failed"));
-        int ok = st && !strcmp(st, "ready");
-        json_free(v);
-        free(s);
-        if (done) {
-            char *e = slurp(err);
-            cr_assert(ok, "the guest failed: %s", e);
-            free(e);
-            return;
-        }
-    }
-    cr_assert_fail("the guest did not get to ready");
-}
-
-static json_t *guest_entry(void)
-{
-    char reg[400];
-    snprintf(reg, sizeof(reg), "%s/guests.json", run_dir);
-    char *s = slurp(reg);
-    json_t *v = json_parse(s, strlen(s), NULL, 0);
-    free(s);
-    cr_assert(v);
-    return v;
+    static const char *const settled[] = { "ready", "failed", NULL };
+    json_t *reg = qfx_wait_state(run_dir, NULL, settled, 240000);
+    cr_assert(reg, "the guest did not get to ready");
+    char *e = tu_slurp(err);
+    cr_assert_str_eq(qfx_state_of(reg, NULL), "ready", "the guest failed: %s", e);
+    free(e);
+    json_free(reg);
 }
 
 /* 1 if any process's command line or environment holds s. */
@@ -380,17 +292,17 @@ static void check_vnc(const json_t *g)
     cr_assert_geq(disp, 0);
     char want[64];
     snprintf(want, sizeof(want), "127.0.0.1:%lld\n", 5900 + disp);
-    struct res r = qmpctl("vnc", "vm0", NULL);
+    qfx_res r = qmpctl("vnc", "vm0", NULL);
     cr_assert_eq(r.rc, 0, "%s", r.err);
     cr_assert_str_eq(r.out, want);
-    res_free(&r);
+    qfx_res_free(&r);
     r = qmpctl("vnc", "vm0", "--json", NULL);
     json_t *v = json_parse(r.out, strlen(r.out), NULL, 0);
     cr_assert(v, "%s", r.out);
     cr_assert_eq(json_get_int(v, "port", 0), 5900 + disp);
     cr_assert_eq(json_get_int(v, "display", -1), disp);
     json_free(v);
-    res_free(&r);
+    qfx_res_free(&r);
     int fd = socket(AF_INET, SOCK_STREAM, 0);
     struct sockaddr_in a = { .sin_family = AF_INET, .sin_port = htons((uint16_t)(5900 + disp)),
                              .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
@@ -405,7 +317,7 @@ Test(qmpctl_verbs, ssh_vnc_hmp_on_a_real_guest)
 {
     start_fleet();
     /* The kernel the guest runs, as its agent reports it. */
-    struct res r = qmpctl("qga", "vm0", "guest-get-osinfo", "--json", NULL);
+    qfx_res r = qmpctl("qga", "vm0", "guest-get-osinfo", "--json", NULL);
     cr_assert_eq(r.rc, 0, "%s", r.err);
     json_t *os = json_parse(r.out, strlen(r.out), NULL, 0);
     const char *rel = json_get_str(os, "kernel-release");
@@ -413,27 +325,28 @@ Test(qmpctl_verbs, ssh_vnc_hmp_on_a_real_guest)
     char want[256];
     snprintf(want, sizeof(want), "%s\n", rel);
     json_free(os);
-    res_free(&r);
+    qfx_res_free(&r);
 
     r = qmpctl("ssh", "vm0", "uname", "-r", NULL);
     cr_assert_eq(r.rc, 2, "a CMD option without -- is qmpctl's: %s", r.err);
-    res_free(&r);
+    qfx_res_free(&r);
     r = qmpctl("ssh", "--timeout", "60", "vm0", "--", "uname", "-r", NULL);
     cr_assert_eq(r.rc, 0, "%s", r.err);
     cr_assert_str_eq(r.out, want);
-    res_free(&r);
+    qfx_res_free(&r);
     r = qmpctl("ssh", "vm0", "--", "sh", "-c", "'echo to-stderr >&2; exit 7'", NULL);
     cr_assert_eq(r.rc, 7, "the command's exit status: %d %s", r.rc, r.err);
     cr_assert(strstr(r.err, "to-stderr"), "%s", r.err);
-    res_free(&r);
+    qfx_res_free(&r);
     check_interactive();
 
-    EXPECT(0, "Ethernet controller", 0, "hmp", "vm0", "info pci");
-    EXPECT(0, "id \"pt_0\"", 0, "hmp", "vm0", "info", "pci");
-    json_t *reg = guest_entry();
+    QFX_EXPECT(0, "Ethernet controller", 0, "hmp", "vm0", "info pci");
+    QFX_EXPECT(0, "id \"pt_0\"", 0, "hmp", "vm0", "info", "pci");
+    json_t *reg = qfx_registry(run_dir);
+    cr_assert(reg);
     check_vnc(json_at(json_get(reg, "guests"), 0));
     json_free(reg);
-    EXPECT(1, "no guest 'vm1'", 1, "ssh", "vm1");
+    QFX_EXPECT(1, "no guest 'vm1'", 1, "ssh", "vm1");
 
     char *down[] = { QFLEET, "down", run_dir, NULL };
     char out[320], err[320];
@@ -442,5 +355,5 @@ Test(qmpctl_verbs, ssh_vnc_hmp_on_a_real_guest)
     cr_assert_eq(tu_wait_exit(spawn(down, out, err, NULL), 120000), 0);
     cr_assert_eq(tu_wait_exit(fleet_pid, 60000), 0);
     fleet_pid = 0;
-    EXPECT(1, "has finished", 1, "--run-dir", run_dir, "ssh", "vm0", "--", "true");
+    QFX_EXPECT(1, "has finished", 1, "--run-dir", run_dir, "ssh", "vm0", "--", "true");
 }

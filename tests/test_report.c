@@ -42,21 +42,6 @@ static void put(const char *name, const char *text)
     fclose(f);
 }
 
-static char *slurp(const char *path)
-{
-    size_t n = 0, cap = 1 << 22;
-    char *s = malloc(cap);
-    cr_assert(s);
-    int fd = open(path, O_RDONLY);
-    ssize_t k;
-    while (fd >= 0 && n < cap - 1 && (k = read(fd, s + n, cap - 1 - n)) > 0)
-        n += (size_t)k;
-    if (fd >= 0)
-        close(fd);
-    s[n] = '\0';
-    return s;
-}
-
 static size_t count(const char *hay, const char *needle)
 {
     size_t n = 0;
@@ -67,19 +52,8 @@ static size_t count(const char *hay, const char *needle)
 
 static int run(char *const argv[], const char *out, const char *err, int ms)
 {
-    pid_t pid = fork();
-    cr_assert_geq(pid, 0);
-    if (pid == 0) {
-        int o = open(out, O_WRONLY | O_CREAT | O_TRUNC, 0600);
-        int e = open(err, O_WRONLY | O_CREAT | O_TRUNC, 0600);
-        int n = open("/dev/null", O_RDONLY);
-        dup2(n, 0);
-        dup2(o, 1);
-        dup2(e, 2);
-        execvp(argv[0], argv);
-        _exit(127);
-    }
-    return tu_wait_exit(pid, ms);
+    tu_child c = { .out = out, .err = err };
+    return tu_wait_exit(tu_start((const char *const *)argv, &c), ms);
 }
 
 /* ---- a hand-made status dir ---- */
@@ -173,7 +147,7 @@ Test(report, escapes_everything_and_draws_the_phases)
     mkdir(empty, 0700);
     char *bad[] = { QFLEET, "report", empty, NULL };
     cr_assert_eq(run(bad, o, e, 60000), 1);
-    char *msg = slurp(e);
+    char *msg = tu_slurp(e);
     cr_assert(strstr(msg, "status.json"), "%s", msg);
     free(msg);
     char *usage[] = { QFLEET, "report", NULL };
@@ -276,14 +250,14 @@ static void real_run(char *status)
     char *argv[] = { QFLEET, "run", sa, sb, "--jobs", "1", "--retries", "0", "--run-dir", rd,
                      "--state-dir", sd, "--status-dir", status, "--metrics-textfile", tf, "--plain", NULL };
     int rc = run(argv, o, e, 500000);
-    char *err = slurp(e);
+    char *err = tu_slurp(e);
     cr_assert_eq(rc, 1, "qfleet run: exit %d (one case fails on purpose):\n%s", rc, err);
     free(err);
     /* --metrics-textfile: the same text as metrics.prom, with phase histograms. */
     char p1[500], p2[500];
     snprintf(p1, sizeof(p1), "%s/qfleet.prom", tf);
     snprintf(p2, sizeof(p2), "%s/metrics.prom", status);
-    char *m1 = slurp(p1), *m2 = slurp(p2);
+    char *m1 = tu_slurp(p1), *m2 = tu_slurp(p2);
     cr_assert_str_eq(m1, m2);
     cr_assert(strstr(m1, "qfleet_guest_phase_seconds_count{phase=\"launching\"} 2\n"), "%s", m1);
     cr_assert(strstr(m1, "qfleet_guest_boot_seconds_count 2\n"));
@@ -301,7 +275,7 @@ Test(report, real_run_in_a_real_browser)
     snprintf(e, sizeof(e), "%s/rep.err", dir);
     char *argv[] = { QFLEET, "report", status, NULL };
     cr_assert_eq(run(argv, o, e, 60000), 0);
-    char *h = slurp(html);
+    char *h = tu_slurp(html);
     cr_assert_eq(count(h, "<script"), 0, "guest output became markup");
     cr_assert(strstr(h, "&lt;script&gt;alert(1)&lt;/script&gt; &amp; &lt;b&gt;bold&lt;/b&gt;"));
     free(h);
@@ -317,7 +291,7 @@ Test(report, real_run_in_a_real_browser)
     char *dom[] = { chrome, "--headless", "--no-sandbox", "--disable-gpu", prof, "--dump-dom", url, NULL };
     snprintf(o, sizeof(o), "%s/dom.html", dir);
     cr_assert_eq(run(dom, o, e, 180000), 0, "chromium --dump-dom failed");
-    char *d = slurp(o);
+    char *d = tu_slurp(o);
     /* What the browser built: every case, the guests' phases, no script. */
     static const char *const want[] = {
         "data-case=\"uname\"", "data-case=\"guest_prints_html\"", "data-case=\"status\"",
@@ -336,7 +310,7 @@ Test(report, real_run_in_a_real_browser)
     char *png[] = { chrome, "--headless", "--no-sandbox", "--disable-gpu", "--hide-scrollbars", prof,
                     "--window-size=1200,900", shot, url, NULL };
     cr_assert_eq(run(png, o, e, 180000), 0, "chromium --screenshot failed");
-    char *p = slurp(SHOT);
+    char *p = tu_slurp(SHOT);
     cr_assert(!memcmp(p, "\x89PNG\r\n\x1a\n", 8), "%s is not a PNG", SHOT);
     /* 1200 x 900, big-endian in the IHDR chunk */
     cr_assert(!memcmp(p + 16, "\0\0\x04\xb0\0\0\x03\x84", 8), "not 1200x900");

@@ -41,55 +41,6 @@ static void teardown(void) { tu_rmtree(dir); }
 
 TestSuite(run, .init = setup, .fini = teardown, .timeout = 600);
 
-static void write_file(const char *name, const char *text)
-{
-    char p[512];
-    snprintf(p, sizeof(p), "%s/%s", dir, name);
-    FILE *f = fopen(p, "w");
-    cr_assert(f, "%s", p);
-    fputs(text, f);
-    fclose(f);
-}
-
-static char *slurp(const char *name)
-{
-    char p[512];
-    snprintf(p, sizeof(p), "%s/%s", dir, name);
-    char *s = fs_read_file(p, 1 << 26, NULL);
-    return s ? s : strdup("");
-}
-
-/* Run qfleet with args (NULL-terminated, without argv[0]) from dir;
- * stdout to DIR/TAG.out, stderr to DIR/TAG.err. */
-static pid_t start(const char *tag, const char *const args[])
-{
-    char out[512], errp[512];
-    snprintf(out, sizeof(out), "%s/%s.out", dir, tag);
-    snprintf(errp, sizeof(errp), "%s/%s.err", dir, tag);
-    const char *argv[40] = { QFLEET };
-    for (int i = 0; args[i] && i < 38; i++)
-        argv[i + 1] = args[i];
-    pid_t pid = fork();
-    cr_assert_geq(pid, 0);
-    if (pid == 0) {
-        int o = open(out, O_WRONLY | O_CREAT | O_TRUNC, 0600);
-        int e = open(errp, O_WRONLY | O_CREAT | O_TRUNC, 0600);
-        dup2(o, 1);
-        dup2(e, 2);
-        if (chdir(dir) < 0)
-            _exit(126);
-        setenv("QFLEET_STATE_DIR", state_dir, 1);
-        execv(QFLEET, (char *const *)argv);
-        _exit(127);
-    }
-    return pid;
-}
-
-static int run_qfleet(const char *tag, const char *const args[], int timeout_ms)
-{
-    return tu_wait_exit(start(tag, args), timeout_ms);
-}
-
 static int xmllint(const char *xml)
 {
     char cmd[1024];
@@ -98,21 +49,14 @@ static int xmllint(const char *xml)
     return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
 }
 
-/* events.jsonl as an array. */
-static json_t *events(const char *path)
+/* An event has a time, a kind and its run. */
+static int event_ok(const json_t *e)
 {
-    char *s = fs_read_file(path, 1 << 26, NULL);
-    cr_assert(s, "no %s", path);
-    json_t *arr = json_array();
-    for (char *save, *l = strtok_r(s, "\n", &save); l; l = strtok_r(NULL, "\n", &save)) {
-        json_t *e = json_parse(l, strlen(l), NULL, 0);
-        cr_assert(e, "not JSON: %s", l);
-        cr_assert(json_get_int(e, "ts_ms", 0) > 0 && json_get_str(e, "kind") && json_get_str(e, "run"), "%s", l);
-        json_append(arr, e);
-    }
-    free(s);
-    return arr;
+    return json_get_int(e, "ts_ms", 0) > 0 && json_get_str(e, "kind") && json_get_str(e, "run");
 }
+
+/* events.jsonl as an array. */
+static json_t *events(const char *path) { return tu_read_jsonl(path, event_ok); }
 
 /* The most guests alive at once (from allocating to stopped or failed). */
 static int max_alive(const json_t *ev, int *instances)
@@ -155,8 +99,8 @@ static int count_events(const json_t *ev, const char *kind, const char *state)
 static int leases_left(void)
 {
     const char *args[] = { "leases", "--json", "--state-dir", state_dir, NULL };
-    cr_assert_eq(run_qfleet("leases", args, 20000), 0);
-    char *out = slurp("leases.out");
+    cr_assert_eq(tu_run_qfleet(dir, state_dir, "leases", args, 20000), 0);
+    char *out = tu_slurp_in(dir, "leases.out");
     json_t *l = json_parse(out, strlen(out), NULL, 0);
     free(out);
     cr_assert(l);
@@ -251,9 +195,9 @@ static const char gamma_[] =
 
 Test(run, three_suites_in_parallel_within_limits)
 {
-    write_file("alpha.suite", alpha);
-    write_file("beta.suite", beta);
-    write_file("gamma.suite", gamma_);
+    tu_write_in(dir, "alpha.suite", alpha);
+    tu_write_in(dir, "beta.suite", beta);
+    tu_write_in(dir, "gamma.suite", gamma_);
     struct watcher w = { 0 };
     snprintf(w.dir, sizeof(w.dir), "%s/status", dir);
     cr_assert_eq(mkdir(w.dir, 0755), 0);
@@ -264,11 +208,11 @@ Test(run, three_suites_in_parallel_within_limits)
     const char *args[] = { "run", "alpha.suite", "beta.suite", "gamma.suite", "--jobs", "4", "--retries", "0",
                            "--run-dir", run_dir, "--status-dir", w.dir, "--plain", NULL };
     double t0 = tu_now_ms();
-    int rc = run_qfleet("three", args, 400000);
+    int rc = tu_run_qfleet(dir, state_dir, "three", args, 400000);
     double secs = (tu_now_ms() - t0) / 1000;
     w.stop = 1;
     pthread_join(w.th, NULL);
-    char *err = slurp("three.err"), *out = slurp("three.out");
+    char *err = tu_slurp_in(dir, "three.err"), *out = tu_slurp_in(dir, "three.out");
     cr_assert_eq(rc, 0, "exit %d after %.0fs\nstdout:\n%s\nstderr:\n%s", rc, secs, out, err);
 
     /* The schedule: never more than 4 guests between allocating and stopped. */
@@ -310,7 +254,7 @@ Test(run, three_suites_in_parallel_within_limits)
     /* set_up_all ran once per generation of beta, on distinct instances. */
     snprintf(p, sizeof(p), "ls %s/beta/tmp | grep -c '^set_up_all\\.vm0-1' | grep -qx 2", run_dir);
     cr_assert_eq(system(p), 0, "set_up_all did not run once per generation");
-    char *m = slurp("status/metrics.prom");
+    char *m = tu_slurp_in(dir, "status/metrics.prom");
     cr_assert(strstr(m, "qfleet_guest_boot_seconds_count 8\n"), "%s", m);
     cr_assert(strstr(m, "qfleet_cases{result=\"passed\"} 7\n"));
 
@@ -318,7 +262,7 @@ Test(run, three_suites_in_parallel_within_limits)
     const char *files[] = { "status/status.json", "status/events.jsonl", "status/junit.xml",
                             "status/metrics.prom", "three.out", "three.err" };
     for (size_t i = 0; i < sizeof(files) / sizeof(files[0]); i++) {
-        char *t = slurp(files[i]);
+        char *t = tu_slurp_in(dir, files[i]);
         cr_assert_null(strstr(t, "tester"), "the password is in %s", files[i]);
         free(t);
     }
@@ -348,18 +292,18 @@ static const char killed[] =
 
 Test(run, failure_and_killed_qemu)
 {
-    write_file("fails.suite", fails);
-    write_file("killed.suite", killed);
+    tu_write_in(dir, "fails.suite", fails);
+    tu_write_in(dir, "killed.suite", killed);
     char rf[400], rk[400];
     snprintf(rf, sizeof(rf), "%s/rf", dir);
     snprintf(rk, sizeof(rk), "%s/rk", dir);
     const char *fa[] = { "run", "fails.suite", "--run-dir", rf, "--retries", "2", "--plain", NULL };
     const char *ka[] = { "run", "killed.suite", "--run-dir", rk, "--retries", "1", "--json", NULL };
     double t0 = tu_now_ms();
-    pid_t pf = start("fails", fa), pk = start("killed", ka);
+    pid_t pf = tu_start_qfleet(dir, state_dir, "fails", fa), pk = tu_start_qfleet(dir, state_dir, "killed", ka);
     int rcf = tu_wait_exit(pf, 300000), rck = tu_wait_exit(pk, 300000);
     double secs = (tu_now_ms() - t0) / 1000;
-    char *ef = slurp("fails.err"), *ek = slurp("killed.err"), *ok = slurp("killed.out");
+    char *ef = tu_slurp_in(dir, "fails.err"), *ek = tu_slurp_in(dir, "killed.err"), *ok = tu_slurp_in(dir, "killed.out");
 
     /* A failed expectation: failure, exit 1, never retried, output kept. */
     cr_assert_eq(rcf, 1, "exit %d\n%s", rcf, ef);
@@ -421,27 +365,27 @@ Test(run, failure_and_killed_qemu)
 Test(run, config_errors_exit_2_early)
 {
     const char *none[] = { "run", NULL };
-    cr_assert_eq(run_qfleet("none", none, 10000), 2);
-    write_file("bad.suite", "[suite]\ncfg = guest.cfg\n[case a]\nrun vm0: true\n    expect stdout ~ (\n");
+    cr_assert_eq(tu_run_qfleet(dir, state_dir, "none", none, 10000), 2);
+    tu_write_in(dir, "bad.suite", "[suite]\ncfg = guest.cfg\n[case a]\nrun vm0: true\n    expect stdout ~ (\n");
     const char *bad[] = { "run", "bad.suite", NULL };
-    cr_assert_eq(run_qfleet("bad", bad, 10000), 2);
-    char *e = slurp("bad.err");
+    cr_assert_eq(tu_run_qfleet(dir, state_dir, "bad", bad, 10000), 2);
+    char *e = tu_slurp_in(dir, "bad.err");
     cr_assert(strstr(e, "bad.suite:5:21: error: bad regular expression"), "%s", e);
     free(e);
     const char *shard[] = { "run", "bad.suite", "--shard", "3/2", NULL };
-    cr_assert_eq(run_qfleet("shard", shard, 10000), 2);
+    cr_assert_eq(tu_run_qfleet(dir, state_dir, "shard", shard, 10000), 2);
 
     /* A suite that can never fit fails at once, without booting anything. */
-    write_file("big.suite", "[suite]\ncfg = guest.cfg\nvms = vm0 * 3\n[case a]\nrun vm0-1: true\n"
+    tu_write_in(dir, "big.suite", "[suite]\ncfg = guest.cfg\nvms = vm0 * 3\n[case a]\nrun vm0-1: true\n"
                             "[case b]\nrun vm0-2: true\n");
-    write_file("tiny.suite", "[suite]\ncfg = guest.cfg\nvms = vm0\n[case a]\nhost: true\n");
+    tu_write_in(dir, "tiny.suite", "[suite]\ncfg = guest.cfg\nvms = vm0\n[case a]\nhost: true\n");
     char rd[400];
     snprintf(rd, sizeof(rd), "%s/rbig", dir);
     const char *big[] = { "run", "big.suite", "--jobs", "2", "--run-dir", rd, "--mem-budget", "100", NULL };
     double t0 = tu_now_ms();
-    cr_assert_eq(run_qfleet("big", big, 20000), 2);
+    cr_assert_eq(tu_run_qfleet(dir, state_dir, "big", big, 20000), 2);
     cr_assert_lt(tu_now_ms() - t0, 10000);
-    e = slurp("big.err");
+    e = tu_slurp_in(dir, "big.err");
     cr_assert(strstr(e, "big: can never fit: needs 3 guests at once, --jobs allows 2"), "%s", e);
     free(e);
     char p[600];
@@ -457,8 +401,8 @@ Test(run, config_errors_exit_2_early)
     json_free(ev);
     /* Memory: the budget is below one guest plus its QEMU. */
     const char *mem[] = { "run", "tiny.suite", "--mem-budget", "100", "--run-dir", rd, NULL };
-    cr_assert_eq(run_qfleet("mem", mem, 20000), 2);
-    e = slurp("mem.err");
+    cr_assert_eq(tu_run_qfleet(dir, state_dir, "mem", mem, 20000), 2);
+    e = tu_slurp_in(dir, "mem.err");
     cr_assert(strstr(e, "tiny: can never fit: needs 320 MiB"), "%s", e);
     free(e);
 }
@@ -470,12 +414,12 @@ Test(run, shards_split_a_suite_list)
     int na = 2;
     for (int i = 0; i < 12; i++) {
         snprintf(names[i], sizeof(names[i]), "s%02d.suite", i);
-        write_file(names[i], "[suite]\ncfg = guest.cfg\n[case a]\nhost: true\n");
+        tu_write_in(dir, names[i], "[suite]\ncfg = guest.cfg\n[case a]\nhost: true\n");
         args[na++] = names[i];
     }
     args[na] = NULL;
-    cr_assert_eq(run_qfleet("all", args, 20000), 0);
-    char *all = slurp("all.out");
+    cr_assert_eq(tu_run_qfleet(dir, state_dir, "all", args, 20000), 0);
+    char *all = tu_slurp_in(dir, "all.out");
     int seen[12] = { 0 };
     for (int k = 1; k <= 3; k++) {
         char sh[16], tag[16];
@@ -484,10 +428,10 @@ Test(run, shards_split_a_suite_list)
         args[na] = "--shard";
         args[na + 1] = sh;
         args[na + 2] = NULL;
-        cr_assert_eq(run_qfleet(tag, args, 20000), 0);
+        cr_assert_eq(tu_run_qfleet(dir, state_dir, tag, args, 20000), 0);
         char fn[32];
         snprintf(fn, sizeof(fn), "%s.out", tag);
-        char *o = slurp(fn);
+        char *o = tu_slurp_in(dir, fn);
         for (int i = 0; i < 12; i++) {
             char line[48];
             snprintf(line, sizeof(line), "s%02d\t", i);
@@ -508,7 +452,7 @@ Test(run, shards_split_a_suite_list)
 /* On a terminal the table is redrawn in place. */
 Test(run, live_table_on_a_tty)
 {
-    write_file("big.suite", "[suite]\ncfg = guest.cfg\nvms = vm0 * 3\n[case a]\nrun vm0-1: true\n");
+    tu_write_in(dir, "big.suite", "[suite]\ncfg = guest.cfg\nvms = vm0 * 3\n[case a]\nrun vm0-1: true\n");
     char rd[400];
     snprintf(rd, sizeof(rd), "%s/rtty", dir);
     int master;
@@ -538,4 +482,106 @@ Test(run, live_table_on_a_tty)
     cr_assert_eq(tu_wait_exit(pid, 10000), 2);
     cr_assert(strstr(buf, "\033[J"), "no redraw in: %s", buf);
     cr_assert(strstr(buf, "SUITE") && strstr(buf, "big"), "%s", buf);
+}
+
+/* A run dir QEMU's sockets do not fit in is a set-up error: exit 3 before
+ * anything starts when no guest fits, and no retry when only a later
+ * generation's instance name ("vm0.2") tips it over (issue 17). */
+static const char each[] =
+    "[suite]\nname = long\ncfg = guest.cfg\nvms = vm0\nsetup = each\n"
+    "[case first]\nrun vm0: true\n"
+    "[case second]\nrun vm0: true\n";
+
+/* DIR/PAD.../long is n bytes long, PAD of 'x's, created. */
+static void long_run_dir(char *out, size_t outlen, size_t n)
+{
+    char base[PATH_MAX];
+    cr_assert(realpath(dir, base));
+    size_t pad = n - strlen(base) - strlen("//long");
+    cr_assert_lt(pad, 200);
+    snprintf(out, outlen, "%s/%.*s", base, (int)pad,
+             "xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx"
+             "xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx");
+    cr_assert_eq(strlen(out) + strlen("/long"), n);
+}
+
+Test(run, run_dir_too_long_is_setup_error)
+{
+    tu_write_in(dir, "long.suite", each);
+    /* sun_path: RUN/long + "/" + NAME + "-qmp-inspect.sock" within 107 bytes. */
+    char rd[PATH_MAX];
+    long_run_dir(rd, sizeof(rd), 100);
+    const char *a[] = { "run", "long.suite", "--run-dir", rd, "--retries", "2", "--plain", NULL };
+    int rc = tu_run_qfleet(dir, state_dir, "toolong", a, 60000);
+    char *e = tu_slurp_in(dir, "toolong.err");
+    cr_assert_eq(rc, 3, "exit %d\n%s", rc, e);
+    cr_assert(strstr(e, "suite long: run dir '") && strstr(e, "too long for the Unix socket paths of guest vm0"),
+              "%s", e);
+    char p[PATH_MAX + 32];
+    snprintf(p, sizeof(p), "%s/long/vm0-qmp.sock", rd);
+    cr_assert_neq(access(p, F_OK), 0, "a guest was started");
+    free(e);
+
+    /* 86 bytes: "vm0" fits exactly, "vm0.2" (the second case's fresh guest) does not. */
+    long_run_dir(rd, sizeof(rd), 86);
+    const char *b[] = { "run", "long.suite", "--run-dir", rd, "--retries", "2", "--json", NULL };
+    rc = tu_run_qfleet(dir, state_dir, "tips", b, 300000);
+    e = tu_slurp_in(dir, "tips.err");
+    cr_assert_eq(rc, 3, "exit %d\n%s", rc, e);
+    snprintf(p, sizeof(p), "%s/events.jsonl", rd);
+    json_t *ev = events(p);
+    cr_assert_eq(count_events(ev, "case", "passed"), 1, "%s", e);
+    cr_assert_eq(count_events(ev, "case", "retrying"), 0, "a set-up error was retried");
+    cr_assert_eq(count_events(ev, "case", "error"), 1);
+    json_free(ev);
+    char *out = tu_slurp_in(dir, "tips.out");
+    cr_assert(strstr(out, "set-up error: run dir '") && strstr(out, "guest vm0.2"), "%s", out);
+    cr_assert_null(strstr(out, "retries used up"), "%s", out);
+    free(out);
+    free(e);
+}
+
+/* --mac-prefix: every VM of every suite takes its MACs under the prefix
+ * (as `qfleet up --mac-prefix`); a prefix a VM refuses is a usage error
+ * before anything boots. The VM has no kernel or disk: QEMU (TCG) runs its
+ * firmware, which is all this needs (ready = QMP and the PCI map). */
+Test(run, mac_prefix_applies_to_every_vm)
+{
+    tu_write_in(dir, "bare.cfg", "[vm0]\nenable_kvm = enable=no\nqga = enable=no\nvnc = disable=yes\n"
+                           "mem = size=64\n");
+    tu_write_in(dir, "mac.suite", "[suite]\ncfg = bare.cfg\nvms = vm0 * 2\n[case prefixed]\n"
+                            "host: echo ${guest.vm0-1.mac} ${guest.vm0-2.mac}\n"
+                            "    expect stdout ~ ^02:5a:5b:[0-9a-f:]{8} 02:5a:5b:[0-9a-f:]{8}$\n");
+    char rd[400];
+    snprintf(rd, sizeof(rd), "%s/rmac", dir);
+    const char *args[] = { "run", "mac.suite", "--mac-prefix", "02:5a:5b", "--run-dir", rd,
+                           "--retries", "0", "--plain", NULL };
+    int rc = tu_run_qfleet(dir, state_dir, "mac", args, 120000);
+    char *e = tu_slurp_in(dir, "mac.err"), *o = tu_slurp_in(dir, "mac.out");
+    cr_assert_eq(rc, 0, "exit %d\n%s\n%s", rc, o, e);
+    free(e);
+    free(o);
+    const char *bad[] = { "run", "mac.suite", "--mac-prefix", "01:00:", "--run-dir", rd, NULL };
+    cr_assert_eq(tu_run_qfleet(dir, state_dir, "badmac", bad, 20000), 2);
+    e = tu_slurp_in(dir, "badmac.err");
+    cr_assert(strstr(e, "mac.suite: --mac-prefix 01:00:: "), "%s", e);
+    free(e);
+
+    /* `qfleet leases --json --with-prefix`: the prefix new MACs get here,
+     * where it comes from, and the leases (all given back by now). */
+    setenv("QFLEET_MAC_PREFIX", "02:77:", 1);
+    const char *ls[] = { "leases", "--json", "--with-prefix", NULL };
+    rc = tu_run_qfleet(dir, state_dir, "lsp", ls, 20000);
+    unsetenv("QFLEET_MAC_PREFIX");
+    char *out = tu_slurp_in(dir, "lsp.out");
+    cr_assert_eq(rc, 0, "%s", out);
+    json_t *j = json_parse(out, strlen(out), NULL, 0);
+    cr_assert(j, "%s", out);
+    cr_assert_str_eq(json_get_str(j, "prefix"), "02:77:");
+    cr_assert_str_eq(json_get_str(j, "prefix_from"), "QFLEET_MAC_PREFIX");
+    cr_assert_eq(json_len(json_get(j, "leases")), 0, "%s", out);
+    json_free(j);
+    free(out);
+    const char *ls_text[] = { "leases", "--with-prefix", NULL };
+    cr_assert_eq(tu_run_qfleet(dir, state_dir, "lsp2", ls_text, 20000), 2);
 }

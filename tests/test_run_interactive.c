@@ -34,47 +34,6 @@ static void teardown(void) { tu_rmtree(dir); }
 
 TestSuite(run_interactive, .init = setup, .fini = teardown, .timeout = 400);
 
-static void write_file(const char *name, const char *text)
-{
-    char p[512];
-    snprintf(p, sizeof(p), "%s/%s", dir, name);
-    FILE *f = fopen(p, "w");
-    cr_assert(f, "%s", p);
-    fputs(text, f);
-    fclose(f);
-}
-
-static char *slurp(const char *path)
-{
-    char *s = fs_read_file(path, 1 << 26, NULL);
-    return s ? s : strdup("");
-}
-
-/* qfleet args... from dir, stdout/stderr to DIR/TAG.out/.err; exit code. */
-static int run_qfleet(const char *tag, const char *const args[], int timeout_ms)
-{
-    char out[512], errp[512];
-    snprintf(out, sizeof(out), "%s/%s.out", dir, tag);
-    snprintf(errp, sizeof(errp), "%s/%s.err", dir, tag);
-    const char *argv[40] = { QFLEET };
-    for (int i = 0; args[i] && i < 38; i++)
-        argv[i + 1] = args[i];
-    pid_t pid = fork();
-    cr_assert_geq(pid, 0);
-    if (pid == 0) {
-        int o = open(out, O_WRONLY | O_CREAT | O_TRUNC, 0600);
-        int e = open(errp, O_WRONLY | O_CREAT | O_TRUNC, 0600);
-        dup2(o, 1);
-        dup2(e, 2);
-        if (chdir(dir) < 0)
-            _exit(126);
-        setenv("QFLEET_STATE_DIR", state_dir, 1);
-        execv(QFLEET, (char *const *)argv);
-        _exit(127);
-    }
-    return tu_wait_exit(pid, timeout_ms);
-}
-
 /* The <testcase name="NAME" ...> element of junit text x (malloc'd). */
 static char *testcase(const char *x, const char *name)
 {
@@ -113,22 +72,22 @@ static const char sessions[] =
 
 Test(run_interactive, spawn_send_expect_and_tear_downs)
 {
-    write_file("t.suite", sessions);
+    tu_write_in(dir, "t.suite", sessions);
     char run_dir[400], p[600];
     snprintf(run_dir, sizeof(run_dir), "%s/r", dir);
     /* With the documented example (cfg/examples/interactive.suite), in parallel. */
     const char *args[] = { "run", "t.suite", QF_SOURCE_DIR "/cfg/examples/interactive.suite", "--jobs", "2",
                            "--retries", "0", "--run-dir", run_dir, "--plain", NULL };
-    int rc = run_qfleet("t", args, 300000);
+    int rc = tu_run_qfleet(dir, state_dir, "t", args, 300000);
     snprintf(p, sizeof(p), "%s/t.err", dir);
-    char *err = slurp(p);
+    char *err = tu_slurp(p);
     cr_assert_eq(rc, 1, "exit %d (one case fails)\n%s", rc, err);
     cr_assert(!strstr(err, "Sanitizer") && !strstr(err, "runtime error:"), "%s", err); /* ASan exits 1 too */
     snprintf(p, sizeof(p), "%s/junit.xml", run_dir);
     char cmd[1024];
     snprintf(cmd, sizeof(cmd), "xmllint --noout --schema %s/tests/junit.xsd %s 2>&1", QF_SOURCE_DIR, p);
     cr_assert_eq(system(cmd), 0, "junit.xml does not validate");
-    char *x = slurp(p);
+    char *x = tu_slurp(p);
     cr_assert(strstr(x, "tests=\"4\" failures=\"1\" errors=\"0\" skipped=\"0\""), "%s", x);
     cr_assert(strstr(x, "<testsuite name=\"t\" tests=\"2\" failures=\"1\""), "%s", x);
 
@@ -164,7 +123,7 @@ Test(run_interactive, spawn_send_expect_and_tear_downs)
              run_dir, run_dir);
     cr_assert_eq(system(cmd), 0, "tear_down or tear_down_all did not run");
     snprintf(p, sizeof(p), "%s/status.json", run_dir);
-    char *st = slurp(p), e[512];
+    char *st = tu_slurp(p), e[512];
     json_t *doc = json_parse(st, strlen(st), e, sizeof(e));
     cr_assert(doc, "status.json: %s", e);
     cr_assert_eq(status_check(doc, e, sizeof(e)), 0, "%s", e);

@@ -35,37 +35,6 @@ static void teardown(void) { tu_rmtree(dir); }
 
 TestSuite(run_migrate, .init = setup, .fini = teardown, .timeout = 400);
 
-static char *slurp(const char *path)
-{
-    char *s = fs_read_file(path, 1 << 26, NULL);
-    return s ? s : strdup("");
-}
-
-/* qfleet args... from dir, stdout/stderr to DIR/TAG.out/.err; exit code. */
-static int run_qfleet(const char *tag, const char *const args[], int timeout_ms)
-{
-    char out[512], errp[512];
-    snprintf(out, sizeof(out), "%s/%s.out", dir, tag);
-    snprintf(errp, sizeof(errp), "%s/%s.err", dir, tag);
-    const char *argv[40] = { QFLEET };
-    for (int i = 0; args[i] && i < 38; i++)
-        argv[i + 1] = args[i];
-    pid_t pid = fork();
-    cr_assert_geq(pid, 0);
-    if (pid == 0) {
-        int o = open(out, O_WRONLY | O_CREAT | O_TRUNC, 0600);
-        int e = open(errp, O_WRONLY | O_CREAT | O_TRUNC, 0600);
-        dup2(o, 1);
-        dup2(e, 2);
-        if (chdir(dir) < 0)
-            _exit(126);
-        setenv("QFLEET_STATE_DIR", state_dir, 1);
-        execv(QFLEET, (char *const *)argv);
-        _exit(127);
-    }
-    return tu_wait_exit(pid, timeout_ms);
-}
-
 static const char *gs(const json_t *o, const char *key)
 {
     const char *s = json_get_str(o, key);
@@ -76,7 +45,7 @@ static const char *gs(const json_t *o, const char *key)
  * frees each): the fleet's say "event", the run's "kind". */
 static int migration_events(const char *path, const char *key, json_t **ev, int max)
 {
-    char *text = slurp(path), *save = NULL;
+    char *text = tu_slurp(path), *save = NULL;
     int n = 0;
     for (char *l = strtok_r(text, "\n", &save); l && n < max; l = strtok_r(NULL, "\n", &save)) {
         char e[256];
@@ -98,11 +67,11 @@ Test(run_migrate, example_suite_migrates_and_keeps_the_guest)
     const char *args[] = { "run", SUITE, "--retries", "2", "--run-dir", run_dir, "--plain", NULL };
     /* Retries: another fleet on this host may take a leased port first (an
      * infrastructure error the runner recovers from on fresh guests). */
-    int rc = run_qfleet("m", args, 300000);
+    int rc = tu_run_qfleet(dir, state_dir, "m", args, 300000);
     snprintf(p, sizeof(p), "%s/m.err", dir);
-    char *err = slurp(p);
+    char *err = tu_slurp(p);
     snprintf(p, sizeof(p), "%s/junit.xml", run_dir);
-    char *x = slurp(p);
+    char *x = tu_slurp(p);
     cr_assert_eq(rc, 0, "exit %d\n%s\n%s", rc, err, x);
     cr_assert(!strstr(err, "Sanitizer") && !strstr(err, "runtime error:"), "%s", err);
 
@@ -179,11 +148,11 @@ Test(run_migrate, cancelled_migration_fails_the_step_and_the_source_lives_on)
     fclose(f);
     snprintf(run_dir, sizeof(run_dir), "%s/r", dir);
     const char *args[] = { "run", "c.suite", "--retries", "2", "--run-dir", run_dir, "--plain", NULL };
-    int rc = run_qfleet("c", args, 300000);
+    int rc = tu_run_qfleet(dir, state_dir, "c", args, 300000);
     snprintf(p, sizeof(p), "%s/c.err", dir);
-    char *err = slurp(p);
+    char *err = tu_slurp(p);
     snprintf(p, sizeof(p), "%s/junit.xml", run_dir);
-    char *x = slurp(p);
+    char *x = tu_slurp(p);
     cr_assert_eq(rc, 1, "exit %d (one case fails)\n%s\n%s", rc, err, x);
     cr_assert(!strstr(err, "Sanitizer") && !strstr(err, "runtime error:"), "%s", err);
     cr_assert(strstr(x, "tests=\"2\" failures=\"1\" errors=\"0\" skipped=\"0\""), "%s", x);

@@ -113,6 +113,101 @@ Test(sched, vnc_displays)
     cr_assert(sched_fits_now(&l, &u, &autos, why, sizeof(why)));
 }
 
+/* --- SR-IOV VFs --------------------------------------------------------- */
+
+/* VFs 0000:3b:02.0 .. 02.(n-1) of a PF ("3b") or another bus. */
+static int pool(sched_limits *l, unsigned long long key, const char *name, const char *bus, int from,
+                int n)
+{
+    char addr[16][16];
+    const char *pci[16];
+    for (int i = 0; i < n; i++) {
+        snprintf(addr[i], sizeof(addr[i]), "0000:%s:02.%d", bus, from + i);
+        pci[i] = addr[i];
+    }
+    char why[256];
+    int p = sched_vf_pool_add(l, key, name, pci, n, why, sizeof(why));
+    cr_assert_geq(p, 0, "%s", why);
+    return p;
+}
+
+static sched_need vfs(int p, int count)
+{
+    sched_need n = plain(1, 64);
+    sched_need_vfs(&n, p, count);
+    return n;
+}
+
+Test(sched, vf_pool_waits_and_never_fits)
+{
+    sched_limits l = limits(0, 0, 1);
+    sched_use u = { 0 };
+    char why[512];
+    int p = pool(&l, 1, "net1", "3b", 0, 3);
+    cr_assert_eq(l.vf_pool[p].nvf, 3);
+    cr_assert_eq(pool(&l, 1, "net1", "3b", 0, 3), p, "one pool, registered once");
+    sched_need two = vfs(p, 2), four = vfs(p, 4);
+    cr_assert(sched_never_fits(&l, &four, why, sizeof(why)));
+    cr_assert(strstr(why, "needs 4 VF(s) of pool net1, the pool has 3 usable"), "%s", why);
+    cr_assert_not(sched_never_fits(&l, &two, why, sizeof(why)));
+    cr_assert(sched_fits_now(&l, &u, &two, why, sizeof(why)));
+    sched_take(&u, &two);
+    cr_assert_not(sched_fits_now(&l, &u, &two, why, sizeof(why)));
+    cr_assert(strstr(why, "waiting for 2 VF(s) of pool net1 (1 of 3 free)"), "%s", why);
+    sched_need one = vfs(p, 1);
+    cr_assert(sched_fits_now(&l, &u, &one, why, sizeof(why)), "the third VF is free");
+    sched_release(&u, &two);
+    cr_assert_eq(u.vf[p], 0);
+    cr_assert(sched_fits_now(&l, &u, &two, why, sizeof(why)));
+    /* A pool with no usable VF (all leased elsewhere): never. */
+    int empty = pool(&l, 2, "gone", "5e", 0, 0);
+    sched_need e = vfs(empty, 1);
+    cr_assert(sched_never_fits(&l, &e, why, sizeof(why)));
+    cr_assert(strstr(why, "pool gone, the pool has 0"), "%s", why);
+}
+
+/* Two pools over one PF compete for the same VFs; a pool on another PF
+ * does not. */
+Test(sched, vf_pools_sharing_a_pf_add_up)
+{
+    sched_limits l = limits(0, 0, 1);
+    sched_use u = { 0 };
+    char why[512];
+    int a = pool(&l, 1, "fast", "3b", 0, 3), b = pool(&l, 2, "slow", "3b", 0, 3);
+    int c = pool(&l, 3, "other", "5e", 0, 2);
+    cr_assert_neq(a, b);
+    sched_need a2 = vfs(a, 2), b2 = vfs(b, 2), c2 = vfs(c, 2), b1 = vfs(b, 1);
+    /* One suite wanting 2 of each: 4 of the PF's 3. */
+    sched_need both = vfs(a, 2);
+    sched_need_vfs(&both, b, 2);
+    cr_assert(sched_never_fits(&l, &both, why, sizeof(why)));
+    cr_assert(strstr(why, "needs 2 VF(s) of pool fast and 2 of pool(s) sharing its VFs (slow), "
+                     "the pool has 3"), "%s", why);
+    sched_take(&u, &a2);
+    cr_assert_not(sched_fits_now(&l, &u, &b2, why, sizeof(why)), "2 + 2 of one PF's 3");
+    cr_assert(strstr(why, "waiting for 2 VF(s) of pool slow (1 of 3 free)"), "%s", why);
+    cr_assert(sched_fits_now(&l, &u, &b1, why, sizeof(why)));
+    cr_assert(sched_fits_now(&l, &u, &c2, why, sizeof(why)), "another PF's VFs are its own");
+    sched_take(&u, &c2);
+    sched_release(&u, &a2);
+    cr_assert(sched_fits_now(&l, &u, &b2, why, sizeof(why)));
+
+    /* Pools overlapping in part (a VF list of one PF and the whole PF):
+     * conservative. "head" is VFs 0-1, "all" VFs 0-3: 1 of head and 2 of
+     * all would fit by hand (head takes VF 0, all VFs 2 and 3), but the
+     * fleet takes the first free VF in launch order, so all's guests might
+     * take both of head's first: it waits. 1 of all fits any order. */
+    sched_limits m = limits(0, 0, 1);
+    sched_use v = { 0 };
+    int head = pool(&m, 1, "head", "3b", 0, 2), all = pool(&m, 2, "all", "3b", 0, 4);
+    sched_need h1 = vfs(head, 1), all1 = vfs(all, 1), all2 = vfs(all, 2);
+    sched_take(&v, &h1);
+    cr_assert_not(sched_fits_now(&m, &v, &all2, why, sizeof(why)));
+    cr_assert(strstr(why, "waiting for 2 VF(s) of pool all, which shares VFs with pool head (1 of 2 "
+                     "free)"), "%s", why);
+    cr_assert(sched_fits_now(&m, &v, &all1, why, sizeof(why)));
+}
+
 Test(sched, shard_parse)
 {
     int k, n;

@@ -14,9 +14,15 @@
 #include <time.h>
 #include <sys/file.h>
 #include <sys/mount.h>
+#include <sys/prctl.h>
+#include <sys/resource.h>
+#include <sys/socket.h>
 #include <sys/statfs.h>
 #include <sys/wait.h>
 #include <unistd.h>
+
+#include "base/fs.h"
+#include "base/json.h"
 
 int tu_mkdtemp(char *out, size_t outlen, const char *tag)
 {
@@ -104,6 +110,63 @@ int tu_run(char *const argv[])
         _exit(127);
     }
     return tu_wait_exit(p, 10000);
+}
+
+static void child_setup(const tu_child *c)
+{
+    int n = open("/dev/null", O_RDONLY);
+    int o = c && c->out ? open(c->out, O_WRONLY | O_CREAT | O_TRUNC, 0600) : 1;
+    int e = c && c->err ? open(c->err, O_WRONLY | O_CREAT | O_TRUNC, 0600) : 2;
+    if (n < 0 || o < 0 || e < 0 || dup2(n, 0) < 0 || dup2(o, 1) < 0 || dup2(e, 2) < 0)
+        _exit(126);
+    for (int fd = 3; fd < 1024; fd++)
+        close(fd);
+    prctl(PR_SET_PDEATHSIG, SIGTERM);
+    if (!c)
+        return;
+    if (c->state_dir)
+        setenv("QFLEET_STATE_DIR", c->state_dir, 1);
+    for (int i = 0; c->env && c->env[i] && c->env[i + 1]; i += 2)
+        setenv(c->env[i], c->env[i + 1], 1);
+    struct rlimit st = { c->stack, c->stack }, nf = { c->nofile, c->nofile };
+    if ((c->cwd && chdir(c->cwd) < 0) || (c->stack && setrlimit(RLIMIT_STACK, &st) < 0) ||
+        (c->nofile && setrlimit(RLIMIT_NOFILE, &nf) < 0))
+        _exit(126);
+    if (c->as_nobody && geteuid() == 0 && (setgid(65534) < 0 || setuid(65534) < 0))
+        _exit(126);
+}
+
+pid_t tu_start(const char *const argv[], const tu_child *c)
+{
+    pid_t pid = fork();
+    cr_assert_geq(pid, 0, "fork: %s", strerror(errno));
+    if (pid == 0) {
+        child_setup(c);
+        execvp(argv[0], (char *const *)argv);
+        _exit(127);
+    }
+    return pid;
+}
+
+pid_t tu_start_qfleet(const char *dir, const char *state_dir, const char *tag,
+                      const char *const args[])
+{
+    char out[4096], err[4096];
+    snprintf(out, sizeof(out), "%s/%s.out", dir, tag);
+    snprintf(err, sizeof(err), "%s/%s.err", dir, tag);
+    const char *argv[64] = { QF_BINARY_DIR "/src/qfleet" };
+    for (int i = 0; args[i]; i++) {
+        cr_assert_lt(i, 62, "too many arguments");
+        argv[i + 1] = args[i];
+    }
+    tu_child c = { .out = out, .err = err, .state_dir = state_dir, .cwd = dir };
+    return tu_start(argv, &c);
+}
+
+int tu_run_qfleet(const char *dir, const char *state_dir, const char *tag,
+                  const char *const args[], int ms)
+{
+    return tu_wait_exit(tu_start_qfleet(dir, state_dir, tag, args), ms);
 }
 
 /* ---- host resources private to one test ---- */
@@ -362,4 +425,82 @@ void tu_guest_cfg(const char *path, const char *name, const char *append, const 
             net ? net : "    type=nic,opt_model=e1000,opt_addr=1f;\n    type=user;\n",
             extra ? extra : "");
     cr_assert_eq(fclose(f), 0);
+}
+
+char *tu_slurp(const char *path)
+{
+    char *s = fs_read_file(path, 64u << 20, NULL);
+    if (!s)
+        s = strdup("");
+    cr_assert(s);
+    return s;
+}
+
+char *tu_slurp_in(const char *dir, const char *name)
+{
+    char p[4096];
+    snprintf(p, sizeof(p), "%s/%s", dir, name);
+    return tu_slurp(p);
+}
+
+void tu_write_in(const char *dir, const char *name, const char *text)
+{
+    char p[4096];
+    snprintf(p, sizeof(p), "%s/%s", dir, name);
+    FILE *f = fopen(p, "w");
+    cr_assert(f, "%s: %s", p, strerror(errno));
+    fputs(text, f);
+    cr_assert_eq(fclose(f), 0, "%s: %s", p, strerror(errno));
+}
+
+int tu_peer_pair(int *peer)
+{
+    int sv[2];
+    cr_assert_eq(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv), 0);
+    *peer = sv[0];
+    fcntl(*peer, F_SETFL, O_NONBLOCK);
+    return sv[1];
+}
+
+void tu_peer_write(tu_loop *l, int peer, const void *buf, size_t len)
+{
+    const char *p = buf;
+    while (len) {
+        ssize_t n = write(peer, p, len);
+        if (n < 0 && errno == EAGAIN) {
+            tu_spin(l, 1);
+            continue;
+        }
+        cr_assert_gt(n, 0, "peer write: %s", strerror(errno));
+        p += n;
+        len -= (size_t)n;
+    }
+}
+
+json_t *tu_take_json_line(void *buf, size_t *len)
+{
+    char *b = buf, *nl = memchr(b, '\n', *len);
+    if (!nl)
+        return NULL;
+    size_t n = (size_t)(nl - b);
+    json_t *v = json_parse(b, n, NULL, 0);
+    cr_assert(v, "client wrote invalid JSON: %.*s", (int)n, b);
+    memmove(b, nl + 1, *len - n - 1);
+    *len -= n + 1;
+    return v;
+}
+
+json_t *tu_read_jsonl(const char *path, int (*ok)(const json_t *e))
+{
+    char *s = fs_read_file(path, 1 << 26, NULL);
+    cr_assert(s, "no %s", path);
+    json_t *arr = json_array();
+    for (char *save, *l = strtok_r(s, "\n", &save); l; l = strtok_r(NULL, "\n", &save)) {
+        json_t *e = json_parse(l, strlen(l), NULL, 0);
+        cr_assert(e, "not JSON: %s", l);
+        cr_assert(!ok || ok(e), "%s", l);
+        json_append(arr, e);
+    }
+    free(s);
+    return arr;
 }

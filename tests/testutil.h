@@ -4,6 +4,7 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/resource.h>
 #include <sys/types.h>
 
 #include <uv.h>
@@ -31,6 +32,42 @@ int tu_wait_exit(pid_t pid, int ms);
 int tu_alive(long long pid);
 /* Monotonic milliseconds. */
 double tu_now_ms(void);
+/* How tu_start runs a child; zeroed fields change nothing. */
+typedef struct tu_child {
+    const char *out, *err;  /* stdout, stderr to these files (0600, truncated) */
+    const char *state_dir;  /* QFLEET_STATE_DIR */
+    const char *cwd;
+    const char *const *env; /* NAME, VALUE, NAME, VALUE, ..., NULL */
+    rlim_t stack, nofile;   /* RLIMIT_STACK, RLIMIT_NOFILE */
+    int as_nobody;          /* as uid/gid 65534 (when root) */
+} tu_child;
+
+/* Fork and exec argv[0] (a path, or looked up in PATH) as c says (c may be
+ * NULL), with stdin from /dev/null, no descriptor above 2, and SIGTERM
+ * when the test process ends, so a failed assertion leaves nothing behind.
+ * A child that cannot be set up exits 126; one that cannot exec, 127. */
+pid_t tu_start(const char *const argv[], const tu_child *c);
+/* The build's qfleet with args (NULL-terminated, without argv[0]), run in
+ * dir with QFLEET_STATE_DIR=state_dir, stdout and stderr to DIR/TAG.out and
+ * DIR/TAG.err; tu_run_qfleet waits up to ms for its exit status. */
+pid_t tu_start_qfleet(const char *dir, const char *state_dir, const char *tag,
+                      const char *const args[]);
+int tu_run_qfleet(const char *dir, const char *state_dir, const char *tag,
+                  const char *const args[], int ms);
+
+/* Write text to DIR/NAME (created or truncated). */
+void tu_write_in(const char *dir, const char *name, const char *text);
+/* The whole file at path (at most 64 MiB), malloc'd and NUL-terminated;
+ * "" (malloc'd too) when it cannot be read. The caller frees. */
+char *tu_slurp(const char *path);
+/* The same for DIR/NAME. */
+char *tu_slurp_in(const char *dir, const char *name);
+
+/* The JSON Lines file at path (events.jsonl) as an array, one element a
+ * line; asserted: the file is there, each line parses and, unless ok is
+ * NULL, ok(element) holds. The caller frees it. */
+struct json *tu_read_jsonl(const char *path, int (*ok)(const struct json *e));
+
 /* Run argv (looked up in PATH), stdout and stderr to /dev/null: its exit
  * status as tu_wait_exit gives it (10 s at most). */
 int tu_run(char *const argv[]);
@@ -114,5 +151,19 @@ void tu_loop_down(tu_loop *l, tu_close_fn close_client);
  * left without asserting anything; after one that passed, a warning if
  * it never called tu_loop_down (its checks did not run). */
 void tu_loop_cleanup(tu_loop *l, tu_close_fn close_client);
+
+/* ---- a scripted peer on the other end of a socketpair ----
+ *
+ * test_conn, test_qmp and test_agent play the server from the test thread,
+ * between turns of the client's loop. */
+
+/* A socketpair: the test's end, non-blocking, in *peer; returns the
+ * client's end (asserted). */
+int tu_peer_pair(int *peer);
+/* Write all of buf to peer, turning l's loop while the socket is full. */
+void tu_peer_write(tu_loop *l, int peer, const void *buf, size_t len);
+/* The first line ('\n') of buf[0, *len) as JSON (asserted to parse), taken
+ * out of buf; NULL while buf holds no whole line. The caller frees it. */
+struct json *tu_take_json_line(void *buf, size_t *len);
 
 #endif

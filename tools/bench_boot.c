@@ -21,88 +21,13 @@
 #include "qmp/qmp.h"
 #include "src/fleet/fleet.h"
 #include "base/proc.h"
+#include "tools/benchutil.h"
 
-static double now_ms(void) { return uv_hrtime() / 1e6; }
-
-static double cpu_s(void)
+static json_t *boot_run(const char *cfg, int n, const char *state_dir)
 {
-    struct rusage ru;
-    getrusage(RUSAGE_SELF, &ru);
-    return ru.ru_utime.tv_sec + ru.ru_stime.tv_sec + (ru.ru_utime.tv_usec + ru.ru_stime.tv_usec) / 1e6;
-}
-
-static long rss_kb(void)
-{
-    long kb = 0;
-    FILE *f = fopen("/proc/self/status", "r");
-    char line[256];
-    while (f && fgets(line, sizeof(line), f))
-        if (sscanf(line, "VmRSS: %ld", &kb) == 1)
-            break;
-    if (f)
-        fclose(f);
-    return kb;
-}
-
-static long peak_kb(void)
-{
-    struct rusage ru;
-    getrusage(RUSAGE_SELF, &ru);
-    return ru.ru_maxrss;
-}
-
-struct boot {
-    uv_loop_t *loop;
-    fleet_t *f;
-    double t0, t_all;
-    int failed;
-    int done;
-};
-
-static void on_stopped(fleet_t *f, void *data)
-{
-    struct boot *b = data;
-    fleet_free(f, NULL, NULL);
-    b->done = 1;
-}
-
-static void on_event(fleet_t *f, fguest_t *g, fleet_state s, void *data)
-{
-    struct boot *b = data;
-    if (s == GS_FAILED && !b->t_all) {
-        fprintf(stderr, "bench: %s failed: %s\n", fguest_name(g), fguest_reason(g));
-        b->failed = 1;
-    }
-    if (!b->t_all && fleet_settled(f)) {
-        b->t_all = now_ms() - b->t0;
-    }
-}
-
-static json_t *bench_fleet(const char *cfg, int n, const char *state_dir)
-{
-    struct boot b = { .loop = uv_default_loop() };
-    fleet_opts o = { .state_dir = state_dir, .cfg_path = cfg };
-    char err[1024];
-    if (fleet_new(b.loop, &o, on_event, &b, &b.f, err, sizeof(err)) < 0) {
-        fprintf(stderr, "bench: %s\n", err);
+    bench_fleet b;
+    if (bench_fleet_boot(&b, cfg, state_dir, n, 0) < 0)
         return NULL;
-    }
-    for (int i = 1; i <= n; i++) {
-        struct cfg_vm *vm;
-        char name[32];
-        snprintf(name, sizeof(name), "vm0-%d", i);
-        if (cfg_vm_load(cfg, "vm0", NULL, &vm, err, sizeof(err)) < 0 ||
-            fleet_add(b.f, vm, name, err, sizeof(err)) < 0) {
-            fprintf(stderr, "bench: %s\n", err);
-            return NULL;
-        }
-    }
-    double cpu0 = cpu_s();
-    b.t0 = now_ms();
-    fleet_start(b.f);
-    while (!b.t_all)
-        uv_run(b.loop, UV_RUN_ONCE);
-    double cpu_boot = cpu_s() - cpu0;
     json_t *r = json_object();
     json_set_int(r, "guests", n);
     json_set(r, "all_ready_s", json_double(b.t_all / 1000));
@@ -126,11 +51,9 @@ static json_t *bench_fleet(const char *cfg, int n, const char *state_dir)
     json_set(r, "agent_sync_after_port_open_ms_avg", json_double(counted ? sync_sum / counted : -1));
     json_set(r, "agent_sync_after_port_open_ms_max", json_double(sync_max));
     json_set(r, "dhcp_to_ready_ms_avg", json_double(counted ? tail_sum / counted : -1));
-    json_set(r, "controller_cpu_s", json_double(cpu_boot));
-    json_set_int(r, "controller_peak_rss_kb", peak_kb());
-    fleet_stop_all(b.f, on_stopped, &b);
-    while (!b.done)
-        uv_run(b.loop, UV_RUN_ONCE);
+    json_set(r, "controller_cpu_s", json_double(b.cpu_s));
+    json_set_int(r, "controller_peak_rss_kb", bench_peak_kb());
+    bench_fleet_stop(&b);
     return r;
 }
 
@@ -166,8 +89,8 @@ static json_t *bench_peers(int n, const char *dir)
     proc_t **procs = calloc((size_t)n, sizeof(*procs));
     qmp_t **qs = calloc((size_t)n, sizeof(*qs));
     struct peers p = { 0 };
-    long rss0 = rss_kb();
-    double cpu0 = cpu_s(), t0 = now_ms();
+    long rss0 = bench_rss_kb();
+    double cpu0 = bench_cpu_s(), t0 = bench_now_ms();
     char err[512];
     for (int i = 0; i < n; i++) {
         char sock[512], arg[600];
@@ -185,13 +108,13 @@ static json_t *bench_peers(int n, const char *dir)
     }
     while (p.connected + p.failed < n)
         uv_run(loop, UV_RUN_ONCE);
-    double t = now_ms() - t0;
+    double t = bench_now_ms() - t0;
     json_t *r = json_object();
     json_set_int(r, "peers", n);
     json_set_int(r, "connected", p.connected);
     json_set(r, "launch_and_connect_s", json_double(t / 1000));
-    json_set_int(r, "controller_rss_kb_added", rss_kb() - rss0);
-    json_set(r, "controller_cpu_s", json_double(cpu_s() - cpu0));
+    json_set_int(r, "controller_rss_kb_added", bench_rss_kb() - rss0);
+    json_set(r, "controller_cpu_s", json_double(bench_cpu_s() - cpu0));
     for (int i = 0; i < n; i++) {
         if (qs[i])
             qmp_close(qs[i], NULL, NULL);
@@ -233,7 +156,7 @@ int main(int argc, char **argv)
     snprintf(list, sizeof(list), "%s", counts);
     int ok = 1;
     for (char *tok = strtok(list, ","); tok; tok = strtok(NULL, ",")) {
-        json_t *r = bench_fleet(cfg, atoi(tok), dir);
+        json_t *r = boot_run(cfg, atoi(tok), dir);
         if (!r)
             return 1;
         ok &= json_get_bool(r, "all_ready", 0);

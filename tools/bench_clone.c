@@ -18,71 +18,20 @@
 #include "base/json.h"
 #include "cfg/vm.h"
 #include "src/fleet/fleet.h"
-
-static double now_ms(void) { return uv_hrtime() / 1e6; }
-
-static double cpu_s(void)
-{
-    struct rusage ru;
-    getrusage(RUSAGE_SELF, &ru);
-    return ru.ru_utime.tv_sec + ru.ru_stime.tv_sec + (ru.ru_utime.tv_usec + ru.ru_stime.tv_usec) / 1e6;
-}
-
-struct run {
-    fleet_t *f;
-    double t0, t_all;
-    int failed, done;
-};
-
-static void on_event(fleet_t *f, fguest_t *g, fleet_state s, void *data)
-{
-    struct run *b = data;
-    if (s == GS_FAILED && !b->t_all) {
-        fprintf(stderr, "bench: %s failed: %s\n", fguest_name(g), fguest_reason(g));
-        b->failed = 1;
-    }
-    if (!b->t_all && fleet_settled(f))
-        b->t_all = now_ms() - b->t0;
-}
-
-static void on_stopped(fleet_t *f, void *data)
-{
-    fleet_free(f, NULL, NULL);
-    ((struct run *)data)->done = 1;
-}
+#include "tools/benchutil.h"
 
 /* One fleet of n guests; NULL on a setup error. */
 static json_t *fleet_run(const char *cfg, const char *state, int n, int clone)
 {
-    uv_loop_t *loop = uv_default_loop();
-    struct run b = { 0 };
-    fleet_opts o = { .state_dir = state, .cfg_path = cfg, .clone = clone };
-    char err[1024];
-    if (fleet_new(loop, &o, on_event, &b, &b.f, err, sizeof(err)) < 0) {
-        fprintf(stderr, "bench: %s\n", err);
+    bench_fleet b;
+    if (bench_fleet_boot(&b, cfg, state, n, clone) < 0)
         return NULL;
-    }
-    for (int i = 1; i <= n; i++) {
-        struct cfg_vm *vm;
-        char name[32];
-        snprintf(name, sizeof(name), "vm0-%d", i);
-        if (cfg_vm_load(cfg, "vm0", NULL, &vm, err, sizeof(err)) < 0 ||
-            fleet_add(b.f, vm, name, err, sizeof(err)) < 0) {
-            fprintf(stderr, "bench: %s\n", err);
-            return NULL;
-        }
-    }
-    double cpu0 = cpu_s();
-    b.t0 = now_ms();
-    fleet_start(b.f);
-    while (!b.t_all)
-        uv_run(loop, UV_RUN_ONCE);
     json_t *r = json_object();
     json_set_int(r, "guests", n);
     json_set_str(r, "mode", clone ? "clone" : "cold");
     json_set(r, "all_ready_s", json_double(b.t_all / 1000));
     json_set_bool(r, "all_ready", !b.failed);
-    json_set(r, "controller_cpu_s", json_double(cpu_s() - cpu0));
+    json_set(r, "controller_cpu_s", json_double(b.cpu_s));
     double restore_sum = 0, restore_max = 0;
     int restored = 0;
     for (size_t i = 0; i < fleet_count(b.f); i++) {
@@ -101,9 +50,7 @@ static json_t *fleet_run(const char *cfg, const char *state, int n, int clone)
     json_set_int(r, "restored", restored);
     json_set(r, "restore_ms_avg", json_double(restored ? restore_sum / restored : -1));
     json_set(r, "restore_ms_max", json_double(restore_max));
-    fleet_stop_all(b.f, on_stopped, &b);
-    while (!b.done)
-        uv_run(loop, UV_RUN_ONCE);
+    bench_fleet_stop(&b);
     return r;
 }
 

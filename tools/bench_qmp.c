@@ -19,6 +19,7 @@
 
 #include <uv.h>
 
+#include "tools/benchutil.h"
 #include "base/json.h"
 #include "qmp/qmp.h"
 
@@ -102,13 +103,6 @@ static int cmp_double(const void *a, const void *b)
     return x < y ? -1 : x > y;
 }
 
-static double cpu_now(void)
-{
-    struct rusage ru;
-    getrusage(RUSAGE_SELF, &ru);
-    return ru.ru_utime.tv_sec + ru.ru_stime.tv_sec + (ru.ru_utime.tv_usec + ru.ru_stime.tv_usec) / 1e6;
-}
-
 static void run_phase(struct phase *p)
 {
     p->sent_at = calloc((size_t)p->target, sizeof(*p->sent_at));
@@ -119,7 +113,7 @@ static void run_phase(struct phase *p)
     }
     B.ph = p;
     B.phase_over = 0;
-    double cpu0 = cpu_now();
+    double cpu0 = bench_cpu_s();
     p->t0 = uv_hrtime();
     issue();
     while (!B.phase_over)
@@ -131,7 +125,7 @@ static void run_phase(struct phase *p)
         fprintf(stderr, "bench_qmp: %s\n", qmp_error(B.q)->desc);
         exit(3);
     }
-    p->cpu_s = cpu_now() - cpu0;
+    p->cpu_s = bench_cpu_s() - cpu0;
     qsort(p->lat_us, (size_t)p->done, sizeof(double), cmp_double);
 }
 

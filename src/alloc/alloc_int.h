@@ -73,6 +73,15 @@ const alloc_opts *alloc__opts(const alloc_store *s);
  * parts, shorter than max. */
 int alloc__name_ok(const char *name, size_t max);
 
+/* host.c: open (making it 0700 if missing) and check the state dir: a
+ * private one (FS_DIR_PRIVATE), or, when it is group-writable or setgid,
+ * one shared by group qfleet (FS_DIR_GROUP, *group set; its runs/ is made
+ * 2770 too). The dir's fd, or -errno with a reason. */
+int alloc__state_dir_open(const char *dir, int *group, char *err, size_t errlen);
+/* Open (creating) the lock file name in dfd: 0600, or 0660 in a shared
+ * store, where one with other hard links is -EMLINK. fd or -errno. */
+int alloc__lock_open(int dfd, const char *name, int group);
+
 /* Format err (if any) and return rc: `return alloc__errf(err, n, -EINVAL, ...)`. */
 int alloc__errf(char *err, size_t errlen, int rc, const char *fmt, ...)
     __attribute__((format(printf, 4, 5)));

@@ -1,6 +1,7 @@
 /* host.c - what the lease store and the owners need to know about the
  * host: a process's start time (is the owner still the same process?) and
- * the default state dir. Calls nothing of the module: lease.c and store.c
+ * the default state dir and how it is opened (private, or shared by group
+ * qfleet). Calls nothing of the module: lease.c and store.c
  * both use it, so the calls point one way. */
 #include "src/alloc/alloc_int.h"
 
@@ -9,7 +10,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
+
+#include "base/fs.h"
 
 /* --- processes ------------------------------------------------------ */
 
@@ -67,4 +71,59 @@ int alloc_state_dir_default(char *out, size_t outlen)
     else
         return -ENOENT;
     return n < 0 || (size_t)n >= outlen ? -ENAMETOOLONG : 0;
+}
+
+/* The state dir, made 0700 if missing. Never tighten an existing dir:
+ * refuse one others could write in (a planted leases.tmp link would have
+ * root overwrite any file), unless it is a store shared by group qfleet
+ * (group-writable or setgid: then checked as FS_DIR_GROUP), whose runs/
+ * is shared the same way so every member's run dirs fit in it. */
+int alloc__state_dir_open(const char *dir, int *group, char *err, size_t errlen)
+{
+    int rc = fs_mkdir_p(dir, 0700, 0);
+    int dfd = rc < 0 ? rc : open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (dfd < 0) {
+        rc = rc < 0 ? rc : -errno;
+        snprintf(err, errlen, "%s: %s", dir, strerror(-rc));
+        return rc;
+    }
+    rc = fs_dir_wants_group(dfd);
+    *group = rc > 0;
+    if (rc >= 0)
+        rc = fs_dir_check(dfd, dir, *group ? FS_DIR_GROUP : FS_DIR_PRIVATE, err, errlen);
+    else
+        snprintf(err, errlen, "%s: %s", dir, strerror(-rc));
+    if (rc == 0 && *group && mkdirat(dfd, "runs", 02770) == 0) {
+        int r = fs_openat(dfd, "runs", O_RDONLY | O_DIRECTORY, 0);
+        if (r >= 0) { /* past the umask */
+            fchmod(r, 02770);
+            close(r);
+        }
+    }
+    if (rc < 0) {
+        close(dfd);
+        return rc;
+    }
+    return dfd;
+}
+
+/* The lock file. In a shared store it is 0660 (made so past the umask by
+ * whoever creates it) and must have no other hard link: root opens it. */
+int alloc__lock_open(int dfd, const char *name, int group)
+{
+    mode_t mode = group ? 0660 : 0600;
+    int fd = fs_openat(dfd, name, O_RDWR | O_CREAT | O_EXCL, mode);
+    if (fd >= 0) {
+        if (group)
+            fchmod(fd, mode);
+        return fd;
+    }
+    if (fd != -EEXIST || (fd = fs_openat(dfd, name, O_RDWR, 0)) < 0)
+        return fd;
+    struct stat st;
+    if (group && (fstat(fd, &st) < 0 || st.st_nlink != 1)) {
+        close(fd);
+        return -EMLINK;
+    }
+    return fd;
 }

@@ -46,6 +46,7 @@ struct alloc_store {
     pid_t opener;   /* flock belongs to an open file, which fork shares */
     int locked;     /* the flock is ours */
     int batch;      /* inside alloc_begin .. alloc_commit */
+    int group;      /* a store shared by group qfleet (FS_DIR_GROUP): files 0660 */
     int dirty;      /* table differs from the file */
     int durable;    /* a change that must survive a reboot: fsync the dir */
     alloc_lease *v;
@@ -105,9 +106,7 @@ int alloc_store_open(alloc_store **out, const char *dir, const alloc_opts *opts,
         free(s);
         return alloc__errf(err, errlen, -ENAMETOOLONG, "state dir name too long");
     }
-    /* Never tighten an existing dir: refuse one others could write in (a
-     * planted leases.tmp link would have root overwrite any file). */
-    int rc = fs_dir_open(s->dir, 0700, FS_DIR_PRIVATE, err, errlen);
+    int rc = alloc__state_dir_open(s->dir, &s->group, err, errlen);
     if (rc < 0) {
         free(s);
         char why[768];
@@ -115,12 +114,13 @@ int alloc_store_open(alloc_store **out, const char *dir, const alloc_opts *opts,
         return alloc__errf(err, errlen, rc, "state dir %s", why);
     }
     s->dirfd = rc;
-    s->lockfd = fs_openat(s->dirfd, LOCK_NAME, O_RDWR | O_CREAT, 0600);
+    s->lockfd = alloc__lock_open(s->dirfd, LOCK_NAME, s->group);
     if (s->lockfd < 0) {
         rc = s->lockfd;
         alloc_store_close(s);
         return alloc__errf(err, errlen, rc, "state dir %s: " LOCK_NAME ": %s", dir,
-                           fs_strerror(rc));
+                           rc == -EMLINK ? "has other hard links (refused in a shared store)"
+                                         : fs_strerror(rc));
     }
     s->opener = getpid();
     read_boot_id(s->boot_id, sizeof(s->boot_id));
@@ -373,6 +373,10 @@ static int read_file(alloc_store *s, char **buf, size_t *len, time_t *mtime)
         close(fd);
         return -e;
     }
+    if (s->group && st.st_nlink != 1) { /* a member's link to a file root may read */
+        close(fd);
+        return -EMLINK;
+    }
     *mtime = st.st_mtime;
     size_t cap = (size_t)st.st_size + 1, n = 0;
     char *b = malloc(cap);
@@ -539,8 +543,10 @@ static int commit(alloc_store *s, char *err, size_t errlen)
     const char *step = "create";
     /* Created anew (O_EXCL, O_NOFOLLOW): never a file or link found there. */
     unlinkat(s->dirfd, TMP_NAME, 0);
-    int fd = fs_openat(s->dirfd, TMP_NAME, O_WRONLY | O_CREAT | O_EXCL, 0600);
+    int fd = fs_openat(s->dirfd, TMP_NAME, O_WRONLY | O_CREAT | O_EXCL, s->group ? 0660 : 0600);
     int rc = fd < 0 ? fd : 0;
+    if (!rc && s->group && fchmod(fd, 0660) < 0) /* every member rewrites it: past the umask */
+        rc = -errno, step = "chmod";
     if (!rc && (rc = fs_write_all(fd, buf, len)) < 0)
         step = "write";
     /* Data before name: after a power cut the new name must not point at

@@ -55,7 +55,8 @@ int cmd_free(int argc, char **argv);
 
 /* cmd_cluster.c: `leases` and `alloc` on an etcd store (cluster.h). The
  * store of argv (--store etcd://...) or $QFLEET_STORE when it is etcd, in
- * *store (NULL: the local store); 2 after a usage error. */
+ * *store (NULL: the local store; a `--store DIR` of argv is rewritten to
+ * --state-dir DIR in place); 2 after a usage error. */
 int cmd_cluster_store(const char *prog, int argc, char **argv, const char **store);
 int cmd_cluster_leases(const char *store, int argc, char **argv);
 int cmd_cluster_alloc(const char *store, int argc, char **argv);

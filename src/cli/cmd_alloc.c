@@ -28,18 +28,21 @@ static int print_json(json_t *v)
 /* --- qfleet leases -------------------------------------------------- */
 
 static const char leases_help[] =
-    "usage: qfleet leases [--json] [--state-dir DIR]\n"
+    "usage: qfleet leases [--json [--with-prefix]] [--state-dir DIR]\n"
     "\n"
     "List the leases held on this host: MACs, VNC displays, host ports, pinned\n"
     "CPUs and SR-IOV VFs, with their owners. Leases of owners that are gone are\n"
     "reclaimed first, so what is listed is held right now.\n"
     "\n"
     "  --json           a JSON array of lease objects, for machines\n"
+    "  --with-prefix    with --json: an object {\"prefix\", \"prefix_from\", \"leases\"},\n"
+    "                   the MAC prefix new MACs get here and the array\n"
     "  --state-dir DIR  the host's state dir (default: $QFLEET_STATE_DIR, else\n"
     "                   /var/lib/qfleet as root, else $XDG_RUNTIME_DIR/qfleet)\n"
     "  --store etcd://H:P[,H:P...]  the leases of every host sharing that etcd\n"
     "                   cluster instead (default: $QFLEET_STORE; see\n"
-    "                   `qfleet leases --store etcd:// --help`)\n";
+    "                   `qfleet leases --store etcd:// --help`); --store DIR\n"
+    "                   is --state-dir DIR\n";
 
 static void print_table(const alloc_lease *v, size_t n, const char *dir)
 {
@@ -102,6 +105,24 @@ static json_t *leases_json(const alloc_lease *v, size_t n)
     return arr;
 }
 
+/* --with-prefix: the array inside {"prefix", "prefix_from", "leases"}
+ * ("prefix" null, "prefix_from" the reason, when there is none). */
+static json_t *with_prefix(json_t *arr)
+{
+    char pfx[32], err[256];
+    const char *from = "";
+    json_t *o = arr ? json_object() : NULL;
+    if (!o) {
+        json_free(arr);
+        return NULL;
+    }
+    int ok = alloc_mac_default_prefix(NULL, pfx, sizeof(pfx), &from, err, sizeof(err)) == 0;
+    json_set(o, "prefix", ok ? json_string(pfx) : json_null());
+    json_set_str(o, "prefix_from", ok ? from : err);
+    json_set(o, "leases", arr);
+    return o;
+}
+
 /* --store etcd://... (or $QFLEET_STORE): the cluster's leases
  * (cmd_cluster.c). 1 with the exit code in *exit when handled there. */
 static int leases_on_etcd(int argc, char **argv, int *exit)
@@ -120,14 +141,17 @@ int cmd_leases(int argc, char **argv)
     int on_etcd;
     if (leases_on_etcd(argc, argv, &on_etcd))
         return on_etcd;
-    enum { O_JSON, O_DIR };
+    enum { O_JSON, O_DIR, O_WITH_PREFIX };
     cli_opt opts[] = { { "--json", 0, 0, NULL }, { "--state-dir", 0, 1, NULL },
-                       { NULL, 0, 0, NULL } };
+                       { "--with-prefix", 0, 0, NULL }, { NULL, 0, 0, NULL } };
     cli_args ca;
     if (cli_parse("qfleet leases", argc, argv, opts, 0, &ca))
         return 2;
     if (ca.help)
         return cli_help(leases_help);
+    if (opts[O_WITH_PREFIX].value && !opts[O_JSON].value)
+        return cli_usage_error("qfleet leases", "--with-prefix goes with --json (the table always "
+                               "shows the prefix)");
     alloc_store *s;
     if (open_store("leases", opts[O_DIR].value, &s) < 0)
         return 1;
@@ -142,7 +166,8 @@ int cmd_leases(int argc, char **argv)
     }
     int exit = 0;
     if (opts[O_JSON].value) {
-        exit = print_json(leases_json(v, n));
+        json_t *arr = leases_json(v, n);
+        exit = print_json(opts[O_WITH_PREFIX].value ? with_prefix(arr) : arr);
     } else {
         print_table(v, n, alloc_store_dir(s));
         print_prefix();
@@ -168,7 +193,8 @@ static const char alloc_help[] =
     "  --json           print the lease as a JSON object\n"
     "  --store etcd://H:P[,H:P...]  take it across every host sharing that etcd\n"
     "                   cluster (default: $QFLEET_STORE; see\n"
-    "                   `qfleet alloc --store etcd:// --help`)\n"
+    "                   `qfleet alloc --store etcd:// --help`); --store DIR\n"
+    "                   is --state-dir DIR\n"
     "mac:\n"
     "  --nic N          NIC index (default 0); the same owner and NIC always get\n"
     "                   the same MAC while the lease lives\n"

@@ -40,22 +40,37 @@ typedef struct sess {
 int cmd_cluster_store(const char *prog, int argc, char **argv, const char **store)
 {
     const char *s = NULL;
+    int at = 0;
     for (int i = 1; i < argc; i++) {
         if (strcmp(argv[i], "--") == 0)
             break;
         if (strcmp(argv[i], "--store") == 0 && i + 1 < argc)
-            s = argv[i + 1];
+            s = argv[at = i + 1];
         else if (strncmp(argv[i], "--store=", 8) == 0)
-            s = argv[i] + 8;
+            s = argv[at = i] + 8;
     }
+    *store = NULL;
     if (!s) {
         const char *env = getenv(CLUSTER_STORE_ENV);
-        s = env && strncmp(env, "etcd://", 7) == 0 ? env : NULL;
-    } else if (strncmp(s, "etcd://", 7) != 0) {
-        return cli_usage_error(prog, "--store takes etcd://HOST:PORT[,HOST:PORT...], not '%s' "
-                                     "(the local store is the default: --state-dir DIR)", s);
+        *store = env && strncmp(env, "etcd://", 7) == 0 ? env : NULL;
+        return 0;
     }
-    *store = s;
+    if (strncmp(s, "etcd://", 7) == 0) {
+        *store = s;
+        return 0;
+    }
+    if (!*s)
+        return cli_usage_error(prog, "--store takes etcd://HOST:PORT[,HOST:PORT...] or a "
+                                     "state dir");
+    /* A directory names the host store, as --state-dir does (and as
+     * `qfleet up --store DIR`). */
+    if (s == argv[at]) {
+        argv[at - 1] = "--state-dir";
+    } else {
+        static char opt[4096];
+        snprintf(opt, sizeof(opt), "--state-dir=%s", s);
+        argv[at] = opt;
+    }
     return 0;
 }
 
@@ -258,7 +273,8 @@ const char cmd_cluster_alloc_help[] =
     "under a prefix, a given MAC, or any KIND VALUE the farm shares (vlan 100,\n"
     "vnc 7, port 4444). Each is created only if no one holds it.\n"
     "\n"
-    "  --store S       etcd endpoints, tried in order (default: $QFLEET_STORE)\n"
+    "  --store S       etcd endpoints, tried in order (default: $QFLEET_STORE);\n"
+    "                  a directory instead names the host store (--state-dir)\n"
     "  --owner NAME    who holds it (a MAC belongs to NAME/nicN)\n"
     "  --hold          required: print each value on its own line (a JSON object\n"
     "                  per line with --json), flush, then keep the etcd lease alive\n"

@@ -22,7 +22,8 @@ static const char run_usage[] =
     "from its DTS cfg once they fit the limits below, runs its cases in order\n"
     "and stops them. Progress is a live table on a terminal, plain lines\n"
     "otherwise; status.json, events.jsonl, metrics.prom and junit.xml are\n"
-    "kept up to date in the status dir.\n"
+    "kept up to date in the status dir. VFs of the cfgs' vf_pools count like\n"
+    "memory: a suite waits for them.\n"
     "\n"
     "options:\n"
     "  --jobs J           guests at once over all suites (default: 2 per CPU, at least 4)\n"
@@ -36,6 +37,7 @@ static const char run_usage[] =
     "  --run-dir DIR      run directory (default STATE/runs/RUN); suite SUITE uses DIR/SUITE\n"
     "  --state-dir DIR    host state dir (default $QFLEET_STATE_DIR, /var/lib/qfleet)\n"
     "  --boot-timeout S   seconds from start to agent, for every suite\n"
+    "  --mac-prefix P     every VM's MAC prefix (1-5 octets), over the cfgs' mac_prefix\n"
     "  --list             print the suites this shard would run and exit (--json: as JSON)\n"
     "  --json             print the final status.json on stdout instead of a summary\n"
     "  --plain            plain progress lines even on a terminal\n"
@@ -138,7 +140,7 @@ static int run_parse(int argc, char **argv, struct run_args *a)
 {
     static const char P[] = "qfleet run";
     enum { O_JOBS, O_MEM, O_RETRIES, O_SHARD, O_STATUS, O_JUNIT, O_RUN_DIR, O_STATE, O_BOOT,
-           O_LIST, O_JSON, O_PLAIN, O_QUIET, O_TEXTFILE,
+           O_LIST, O_JSON, O_PLAIN, O_QUIET, O_TEXTFILE, O_MAC_PREFIX,
            O_STORE, O_HOST_ID, O_CLUSTER_WIDE };
     cli_opt opts[] = {
         { "--jobs", 0, 1, NULL },         { "--mem-budget", 0, 1, NULL },
@@ -148,6 +150,7 @@ static int run_parse(int argc, char **argv, struct run_args *a)
         { "--boot-timeout", 0, 1, NULL }, { "--list", 0, 0, NULL },
         { "--json", 0, 0, NULL },         { "--plain", 0, 0, NULL },
         { "--quiet", 'q', 0, NULL },      { "--metrics-textfile", 0, 1, NULL },
+        { "--mac-prefix", 0, 1, NULL },
         { "--store", 0, 1, NULL },        { "--host-id", 0, 1, NULL },
         { "--cluster-wide", 0, 1, NULL },
         { NULL, 0, 0, NULL },
@@ -167,6 +170,7 @@ static int run_parse(int argc, char **argv, struct run_args *a)
     ro->run_dir = opts[O_RUN_DIR].value;
     ro->state_dir = opts[O_STATE].value;
     ro->quiet = !!opts[O_QUIET].value;
+    ro->mac_prefix = opts[O_MAC_PREFIX].value;
     a->metrics_textfile = opts[O_TEXTFILE].value;
     a->store = opts[O_STORE].value;
     a->host_id = opts[O_HOST_ID].value;
@@ -301,10 +305,13 @@ static int run_start(uv_loop_t *loop, struct run_args *a, struct suite **defs, i
     u->cc.on_conflict = run_cluster_conflict;
     if (a->metrics_textfile && textfile_dir(a->metrics_textfile, runner_status(u->r)) < 0)
         rc = -1;
+    int code = 2; /* a suite the run cannot take; 3 when the host's set-up is why */
     for (int i = 0; i < n; i++) {
-        if (rc == 0 && runner_add(u->r, defs[i], err, sizeof(err)) < 0) {
+        int ra = rc == 0 ? runner_add(u->r, defs[i], err, sizeof(err)) : 0;
+        if (ra < 0) {
             fprintf(stderr, "qfleet run: %s\n", err);
             rc = -1;
+            code = ra == -ENAMETOOLONG ? 3 : 2;
         }
         if (rc < 0)
             suite_free(defs[i]);
@@ -320,7 +327,7 @@ static int run_start(uv_loop_t *loop, struct run_args *a, struct suite **defs, i
     uv_run(loop, UV_RUN_DEFAULT);
     runner_free(u->r);
     uv_loop_close(loop);
-    return 2;
+    return code;
 }
 
 static void run_report(const struct run_args *a, runner_t *r)

@@ -107,6 +107,7 @@ typedef struct cop {
     int sent, done, result, pend;
     int transient;      /* the last failure may pass: send again after not_before */
     int same;           /* COP_MAC: send the same candidate again */
+    int fail;           /* COP_RELEASE: its result whatever etcd says (-ENOMEM) */
     double deadline, not_before; /* monotonic ms */
     char **keys;      /* COP_RELEASE: keys to delete */
     size_t nkeys;

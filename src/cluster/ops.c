@@ -322,7 +322,7 @@ static int op_finish(cluster_t *c, cop *o)
         return 0;
     }
     if (o->kind == COP_MAC && o->result == -EEXIST && ++o->tries < MAC_TRIES &&
-        c->state == CLUSTER_LIVE) {
+        c->state != CLUSTER_LOST && !c->closing) {
         o->sent = o->done = 0;
         return 0;
     }
@@ -338,6 +338,8 @@ static int op_finish(cluster_t *c, cop *o)
         if (o->mac_out)
             memcpy(o->mac_out, o->value, MAC_STRLEN);
     }
+    if (o->fail)
+        o->result = o->fail;
     snprintf(c->err, sizeof(c->err), "%s", o->err);
     if (o->kind == COP_RECLAIM)
         reclaim_done(c, o);
@@ -521,12 +523,14 @@ static int release_keys(cluster_t *c, const char *kind, const char *value, const
         if (!match)
             continue;
         char key[CLUSTER__KEY_MAX], **k = realloc(o->keys, (o->nkeys + 1) * sizeof(*k));
-        if (!k)
-            return -ENOMEM; /* o stays queued: what it has is released */
-        o->keys = k;
         cluster__lease_key(key, sizeof(key), h->kind, h->value);
-        if (!(k[o->nkeys] = strdup(key)))
-            return -ENOMEM;
+        if (!k || !(k[o->nkeys] = strdup(key))) {
+            if (k)
+                o->keys = k;
+            o->fail = -ENOMEM; /* what o has is released; its callback says -ENOMEM */
+            return 0;
+        }
+        o->keys = k;
         o->nkeys++;
         cluster__held_del(c, h);
     }

@@ -94,6 +94,7 @@ struct rsuite {
     int in_grace;
     step_out *done;              /* a finished step waiting for its verdict */
     char *infra;                 /* why this generation is unusable */
+    int setup_error;             /* infra is the host's set-up: retrying cannot help */
     int aborted;                 /* interrupted: no more work */
     const char *abort_why;       /* "SIGINT", "qfleet down" */
     int reserved;                /* holds its sched_need */

@@ -7,6 +7,7 @@
  * decision is ever taken inside the fleet's or a session's callback, where
  * starting or stopping guests would re-enter code that is mid-change. */
 #include "src/run/run_int.h"
+#include "cfg/argv.h"
 #include "base/time.h"
 
 #include <errno.h>
@@ -145,6 +146,7 @@ static void gen_start(struct rsuite *s)
     s->gen++;
     free(s->infra);
     s->infra = NULL;
+    s->setup_error = 0;
     free(s->setup_all_failed);
     s->setup_all_failed = NULL;
     s->setup_all_done = 0;
@@ -155,8 +157,20 @@ static void gen_start(struct rsuite *s)
             set_infra(s, "%s", err);
             break;
         }
+        const char *pfx = s->r->o.mac_prefix; /* checked by runner_add */
+        if (pfx && cfg_vm_set(vm, "mac_prefix", pfx, err, sizeof(err)) < 0) {
+            cfg_vm_free(vm);
+            set_infra(s, "--mac-prefix: %s", err);
+            break;
+        }
         run__add_password(s, cfg_vm_info(vm)->password);
         run__instance_name(s->r, d->guests[i].name, name, sizeof(name));
+        if (cfg_sock_paths_fit(s->st.run_dir, name, err, sizeof(err)) < 0) {
+            cfg_vm_free(vm);
+            s->setup_error = 1; /* the same on any retry: none */
+            set_infra(s, "set-up error: %s", err);
+            break;
+        }
         if (fleet_add(s->f, vm, name, err, sizeof(err)) < 0) {
             set_infra(s, "%s", err);
             break;
@@ -277,7 +291,7 @@ static void infra_handle(struct rsuite *s)
     st_case *c = &s->st.cases[s->cur];
     char *line = first_line(s->infra);
     s->tries++;
-    if (s->tries <= r->o.retries) {
+    if (s->tries <= r->o.retries && !s->setup_error) {
         s->st.retries_used++;
         st_case_log(c, "\n=== infrastructure error; retry %d of %d on fresh guests ===\n%s\n", s->tries,
                     r->o.retries, s->infra);
@@ -294,7 +308,8 @@ static void infra_handle(struct rsuite *s)
         c->result = RES_ERROR;
         free(c->message);
         free(c->detail);
-        c->message = str_printf("infrastructure error%s: %s", r->o.retries ? " (retries used up)" : "", line);
+        c->message = str_printf("infrastructure error%s: %s",
+                                r->o.retries && !s->setup_error ? " (retries used up)" : "", line);
         c->detail = xstrdup(s->infra);
         st_case_log(c, "\n=== infrastructure error ===\n%s\n", s->infra);
         c->finished_ms = time_wall_ms();
@@ -596,6 +611,8 @@ static void suite_start(struct rsuite *s)
         .cfg_path = s->def->cfg,
         .boot_timeout_s = r->o.boot_timeout_s ? r->o.boot_timeout_s : s->def->boot_timeout_s,
         .clone = s->def->setup_clone,
+        .sysfs_root = r->o.sysfs_root,
+        .vf_nl = r->o.vf_nl,
         .cluster = r->o.cluster,
         .cluster_wide = r->o.cluster_wide,
     };

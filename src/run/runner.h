@@ -6,7 +6,8 @@
  * every case boots a fresh one. A generation a guest of which fails or is
  * stopped from outside is an infrastructure error: the case is retried on
  * a fresh generation up to --retries times, then reported as error. A
- * failed expectation is a failure and never retried.
+ * failed expectation is a failure and never retried. VFs of the cfg's
+ * vf_pools are a resource like memory: a suite waits for them (sched.h).
  *
  *   runner_t *r;
  *   runner_new(loop, &opts, &r, err, sizeof(err));
@@ -21,6 +22,7 @@
 
 struct suite;
 struct st_run;
+struct alloc_nl;
 struct cluster;
 
 typedef struct runner_opts {
@@ -34,6 +36,12 @@ typedef struct runner_opts {
     int boot_timeout_s;        /* 0: the suite's, else the cfg's */
     int shard_k, shard_n;      /* for the record; 0/0: no sharding */
     int tty, quiet;
+    const char *mac_prefix;    /* every VM's mac_prefix (--mac-prefix); NULL: the cfg's */
+    /* SR-IOV: where the VF pools' PFs and VFs are and how VF MACs are set,
+     * as fleet_opts; NULL: /sys and the kernel. Tests point them at a fake
+     * sysfs and a netlink recorder. Must outlive the runner. */
+    const char *sysfs_root;
+    const struct alloc_nl *vf_nl;
     struct cluster *cluster;   /* cluster-wide leases (fleet.h), kept by pointer; NULL: none */
     unsigned cluster_wide;     /* FLEET_CW_* for every suite's fleet */
 } runner_opts;

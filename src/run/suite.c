@@ -12,8 +12,11 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "cfg/argv.h"
 #include "src/alloc/alloc.h"
+#include "src/alloc/vf.h"
 #include "base/fs.h"
+#include "cfg/argv.h"
 
 static int name_used(const struct runner *r, const char *n)
 {
@@ -129,6 +132,123 @@ int runner_new(uv_loop_t *loop, const runner_opts *o, runner_t **out, char *err,
     return 0;
 }
 
+/* FNV-1a of a pool's definition: two suites' pools are one scheduler
+ * pool when they say the same (the VFs decide whether they compete). */
+static unsigned long long fnv(unsigned long long h, const char *s)
+{
+    for (const unsigned char *p = (const unsigned char *)s; *p; p++)
+        h = (h ^ *p) * 1099511628211ull;
+    return (h ^ 0xff) * 1099511628211ull; /* a separator no name holds */
+}
+
+static unsigned long long pool_key(const struct cfg_vf_pool *d)
+{
+    unsigned long long h = fnv(14695981039346656037ull, d->name);
+    for (int i = 0; i < d->npf; i++)
+        h = fnv(h, d->pf[i]);
+    h = fnv(h, "vfs=");
+    for (int i = 0; i < d->nvfs; i++)
+        h = fnv(h, d->vfs[i]);
+    h = fnv(h, "exclude=");
+    for (int i = 0; i < d->nexclude; i++)
+        h = fnv(h, d->exclude[i]);
+    return h;
+}
+
+/* The VFs of pool d usable by this run: sysfs's after vfs=/exclude=, less
+ * those leased now (by another run or `qfleet up`). */
+static int pool_usable(struct runner *r, alloc_store *st, const struct cfg_vf_pool *d,
+                       char ***pci, int *n, char *why, size_t whylen)
+{
+    alloc_vf_pool p;
+    alloc_vf *vfs = NULL;
+    alloc_lease *l = NULL;
+    size_t nvf = 0, nl = 0;
+    int rc = alloc_vf_pool_init(&p, d->name, d->pf, (size_t)d->npf, r->o.sysfs_root, r->o.vf_nl,
+                                why, whylen);
+    if (rc == 0)
+        rc = alloc_vf_pool_limit(&p, d->vfs, (size_t)d->nvfs, d->exclude, (size_t)d->nexclude, why,
+                                 whylen);
+    if (rc == 0)
+        rc = alloc_vf_scan(&p, &vfs, &nvf, why, whylen);
+    if (rc == 0)
+        rc = alloc_list(st, &l, &nl, why, whylen);
+    *n = 0;
+    *pci = rc == 0 ? calloc(nvf + 1, sizeof(**pci)) : NULL;
+    for (size_t i = 0; *pci && i < nvf; i++) {
+        size_t k = 0;
+        while (k < nl && (strcmp(l[k].kind, "vf") || strcmp(l[k].value, vfs[i].pci)))
+            k++;
+        if (k == nl)
+            (*pci)[(*n)++] = strdup(vfs[i].pci);
+    }
+    if (rc == 0 && !*pci)
+        rc = -ENOMEM;
+    free(vfs);
+    free(l);
+    return rc;
+}
+
+/* The scheduler's index of pool d, read from the host the first time. */
+static int pool_index(struct runner *r, alloc_store **st, const struct cfg_vf_pool *d, char *why,
+                      size_t whylen)
+{
+    unsigned long long key = pool_key(d);
+    int i = sched_vf_pool_find(&r->lim, key);
+    if (i >= 0)
+        return i;
+    char e[512];
+    alloc_opts ao = { .sysfs_root = r->o.sysfs_root };
+    int rc = *st ? 0 : alloc_store_open(st, r->o.state_dir, &ao, e, sizeof(e));
+    char **pci = NULL;
+    int n = 0;
+    if (rc == 0)
+        rc = pool_usable(r, *st, d, &pci, &n, e, sizeof(e));
+    if (rc == 0)
+        rc = sched_vf_pool_add(&r->lim, key, d->name, (const char *const *)pci, n, e, sizeof(e));
+    for (int k = 0; pci && k < n; k++)
+        free(pci[k]);
+    free(pci);
+    if (rc < 0)
+        snprintf(why, whylen, "VF pool %s: %s", d->name, e);
+    return rc;
+}
+
+/* What the guests of s ask of the VF pools (devices with opt_pool).
+ * *bad_prefix is set when a VM refuses --mac-prefix (why says how). */
+static int suite_vfs(struct runner *r, struct rsuite *s, int *bad_prefix, char *why, size_t whylen)
+{
+    const struct suite *def = s->def;
+    alloc_store *st = NULL;
+    int rc = 0;
+    for (int i = 0; rc == 0 && i < def->nguests; i++) {
+        struct cfg_vm *vm;
+        if ((rc = cfg_vm_from_docs(def->doc, def->guests[i].section, def->defaults_doc, &vm, why,
+                                   whylen)) < 0)
+            break;
+        /* --mac-prefix is checked here, before anything runs (gen_start sets it). */
+        if (r->o.mac_prefix && (rc = cfg_vm_set(vm, "mac_prefix", r->o.mac_prefix, why, whylen)) < 0) {
+            *bad_prefix = 1;
+            cfg_vm_free(vm);
+            break;
+        }
+        struct cfg_needs nd;
+        cfg_vm_needs(vm, &nd);
+        for (int k = 0; rc >= 0 && k < nd.vfs; k++) {
+            const struct cfg_vf_pool *d = cfg_vm_vf_pool(vm, nd.vf_pool[k]);
+            if (!d)
+                continue; /* the fleet says so at launch */
+            if ((rc = pool_index(r, &st, d, why, whylen)) >= 0)
+                sched_need_vfs(&s->need, rc, 1);
+        }
+        rc = rc < 0 ? rc : 0;
+        cfg_vm_free(vm);
+    }
+    if (st)
+        alloc_store_close(st);
+    return rc;
+}
+
 int runner_add(runner_t *r, struct suite *def, char *err, size_t errlen)
 {
     for (int i = 0; i < r->n; i++) {
@@ -138,6 +258,15 @@ int runner_add(runner_t *r, struct suite *def, char *err, size_t errlen)
             return -EEXIST;
         }
     }
+    /* A run dir QEMU's sockets cannot live in is the host's set-up, not
+     * the suite's: refuse it before anything starts (-ENAMETOOLONG). */
+    char dir[PATH_MAX], why[512];
+    snprintf(dir, sizeof(dir), "%s/%s", r->st.run_dir, def->name);
+    for (int i = 0; i < def->nguests; i++)
+        if (cfg_sock_paths_fit(dir, def->guests[i].name, why, sizeof(why)) < 0) {
+            snprintf(err, errlen, "suite %s: %s", def->name, why);
+            return -ENAMETOOLONG;
+        }
     struct rsuite *s = calloc(1, sizeof(*s));
     struct rsuite **ns = realloc(r->s, sizeof(*ns) * (size_t)(r->n + 1));
     st_suite **ss = realloc(r->st.suites, sizeof(*ss) * (size_t)(r->n + 1));
@@ -172,13 +301,23 @@ int runner_add(runner_t *r, struct suite *def, char *err, size_t errlen)
     for (int i = 0; i < def->ncases; i++)
         s->st.cases[i].name = def->cases[i].name;
     s->st.tear_down_all.name = "tear_down_all";
-    char why[512];
     for (int i = 0; i < def->nguests && !s->never; i++) {
         const struct suite_guest *g = &def->guests[i];
         s->st.guests[i].name = g->name;
         if (sched_need_add(&s->need, g->name, g->mem_mb, g->cpupin, g->ncpupin, g->vnc, why, sizeof(why)) < 0)
             s->never = strdup(why);
     }
+    int bad_prefix = 0, rc = s->never ? 0 : suite_vfs(r, s, &bad_prefix, why, sizeof(why));
+    if (bad_prefix) {
+        snprintf(err, errlen, "%s: --mac-prefix %s: %s", def->path, r->o.mac_prefix, why);
+        free(s->st.cases);
+        free(s->st.guests);
+        free(s->g);
+        free(s);
+        return rc;
+    }
+    if (rc < 0)
+        s->never = strdup(why);
     for (int i = 0; i < def->nguests; i++)
         s->st.guests[i].name = def->guests[i].name;
     uv_timer_init(r->loop, &s->kick);

@@ -149,7 +149,7 @@ _qfleet() {
     run)
       opts="--jobs --mem-budget --retries --shard --status-dir --junit --run-dir
         --state-dir --boot-timeout --list --json --plain -q --quiet --help
-        --metrics-textfile --store --host-id --cluster-wide"
+        --metrics-textfile --mac-prefix --store --host-id --cluster-wide"
       if [[ $cur != -* ]]; then _qfleet_files '*.suite'; return 0; fi ;;
     report)
       opts="-o --output --json -h --help"
@@ -172,7 +172,7 @@ _qfleet() {
     templates)
       if ((${#pos[@]} == 0)) && [[ $cur != -* ]]; then _qfleet_reply rm; return 0; fi
       opts="--json --state-dir --all --help" ;;
-    leases) opts="--json --state-dir --store --host-id --kind --help" ;;
+    leases) opts="--json --with-prefix --state-dir --store --host-id --kind --help" ;;
     free) opts="--owner --json --state-dir --help" ;;
     alloc)
       if ((${#pos[@]} == 0)) && [[ $cur != -* ]]; then _qfleet_reply mac vnc port; return 0; fi
