@@ -12,6 +12,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <arpa/inet.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -61,6 +62,7 @@ static void setup(void)
 
 static void on_freed(fleet_t *f, void *data);
 static void on_closed(cluster_t *c, int result, void *data);
+static void proxy_stop(void);
 
 static void close_any(uv_handle_t *h, void *arg)
 {
@@ -81,6 +83,7 @@ static void teardown(void)
     for (int i = 0; i < 2; i++)
         if (F.h[i].c && !F.h[i].closed)
             cluster_close(F.h[i].c, on_closed, &F.h[i]);
+    proxy_stop();
     etcd_fx_down(F.fx);
     F.fx = NULL;
     double end = tu_now_ms() + 5000;
@@ -136,7 +139,12 @@ static void on_event(fleet_t *f, fguest_t *g, fleet_state s, void *data)
     (void)f, (void)g, (void)s, (void)data;
 }
 
-static void host_up(int i, const char *id)
+static void host_up_via(int i, const char *id, const char *store);
+
+static void host_up(int i, const char *id) { host_up_via(i, id, NULL); }
+
+/* Host i, reaching etcd at store (NULL: the fixture's). */
+static void host_up_via(int i, const char *id, const char *store)
 {
     struct host *h = &F.h[i];
     h->id = id;
@@ -144,7 +152,7 @@ static void host_up(int i, const char *id)
     snprintf(h->run_dir, sizeof(h->run_dir), "%s/%s-run", F.dir, id);
     cr_assert_eq(mkdir(h->state_dir, 0700), 0);
     char err[CLUSTER_ERR_MAX];
-    cluster_opts o = { .store = etcd_fx_store(F.fx), .host_id = id };
+    cluster_opts o = { .store = store ? store : etcd_fx_store(F.fx), .host_id = id };
     cr_assert_eq(cluster_open(&F.loop, &o, on_state, on_conflict, h, &h->c, err, sizeof(err)), 0,
                  "%s", err);
     cr_assert(run_until(is_live, h, 10000), "host %s: the session never went live", id);
@@ -261,6 +269,145 @@ static void host_down(int i)
     cr_assert_eq(h->closed, 1);
     h->f = NULL;
     h->c = NULL;
+}
+
+
+/* ---- a TCP proxy in front of etcd, to cut one host off ----
+ *
+ * Host A reaches etcd only through it; cut closes every connection it
+ * carries and every one made while cut, so A's session fails at once while
+ * etcd itself (and host B) go on. */
+
+struct pconn {
+    uv_tcp_t a, b; /* client side, etcd side */
+    uv_connect_t cr;
+    int closed, closing;
+    struct pconn *next;
+};
+
+static struct {
+    uv_tcp_t srv;
+    int port, cut, open;
+    struct sockaddr_in to;
+    struct pconn *conns;
+} P;
+
+static void p_closed(uv_handle_t *h)
+{
+    struct pconn *c = h->data;
+    if (++c->closed < 2)
+        return;
+    for (struct pconn **pp = &P.conns; *pp; pp = &(*pp)->next)
+        if (*pp == c) {
+            *pp = c->next;
+            break;
+        }
+    free(c);
+}
+
+static void p_close(struct pconn *c)
+{
+    if (c->closing)
+        return;
+    c->closing = 1;
+    uv_close((uv_handle_t *)&c->a, p_closed);
+    uv_close((uv_handle_t *)&c->b, p_closed);
+}
+
+static void p_alloc(uv_handle_t *h, size_t n, uv_buf_t *buf)
+{
+    (void)h;
+    buf->base = malloc(n);
+    buf->len = buf->base ? n : 0;
+}
+
+static void p_written(uv_write_t *w, int status)
+{
+    (void)status;
+    free(w->data);
+    free(w);
+}
+
+static void p_read(uv_stream_t *s, ssize_t n, const uv_buf_t *buf)
+{
+    struct pconn *c = s->data;
+    if (n < 0 || P.cut) {
+        free(buf->base);
+        p_close(c);
+        return;
+    }
+    uv_write_t *w = malloc(sizeof(*w));
+    uv_buf_t out = uv_buf_init(buf->base, (unsigned)n);
+    w->data = buf->base;
+    uv_stream_t *to = s == (uv_stream_t *)&c->a ? (uv_stream_t *)&c->b : (uv_stream_t *)&c->a;
+    if (n == 0 || uv_write(w, to, &out, 1, p_written) < 0) {
+        free(buf->base);
+        free(w);
+    }
+}
+
+static void p_connected(uv_connect_t *r, int status)
+{
+    struct pconn *c = r->data;
+    if (status < 0 || P.cut || c->closing) {
+        p_close(c);
+        return;
+    }
+    uv_read_start((uv_stream_t *)&c->a, p_alloc, p_read);
+    uv_read_start((uv_stream_t *)&c->b, p_alloc, p_read);
+}
+
+static void p_accept(uv_stream_t *srv, int status)
+{
+    if (status < 0)
+        return;
+    struct pconn *c = calloc(1, sizeof(*c));
+    cr_assert(c);
+    uv_tcp_init(&F.loop, &c->a);
+    uv_tcp_init(&F.loop, &c->b);
+    c->a.data = c->b.data = c->cr.data = c;
+    c->next = P.conns;
+    P.conns = c;
+    if (uv_accept(srv, (uv_stream_t *)&c->a) < 0 || P.cut) {
+        p_close(c);
+        return;
+    }
+    uv_tcp_connect(&c->cr, &c->b, (const struct sockaddr *)&P.to, p_connected);
+}
+
+static void proxy_start(const char *endpoint)
+{
+    memset(&P, 0, sizeof(P));
+    char host[64];
+    int port;
+    cr_assert_eq(sscanf(endpoint, "%63[^:]:%d", host, &port), 2, "%s", endpoint);
+    uv_ip4_addr(host, port, &P.to);
+    struct sockaddr_in any;
+    uv_ip4_addr("127.0.0.1", 0, &any);
+    uv_tcp_init(&F.loop, &P.srv);
+    cr_assert_eq(uv_tcp_bind(&P.srv, (const struct sockaddr *)&any, 0), 0);
+    cr_assert_eq(uv_listen((uv_stream_t *)&P.srv, 16, p_accept), 0);
+    struct sockaddr_in me;
+    int len = sizeof(me);
+    uv_tcp_getsockname(&P.srv, (struct sockaddr *)&me, &len);
+    P.port = ntohs(me.sin_port);
+    P.open = 1;
+}
+
+static void proxy_cut(int cut)
+{
+    P.cut = cut;
+    for (struct pconn *c = P.conns; cut && c; c = c->next)
+        p_close(c);
+}
+
+static void proxy_stop(void)
+{
+    if (!P.open)
+        return;
+    proxy_cut(1);
+    uv_close((uv_handle_t *)&P.srv, NULL);
+    P.open = 0;
 }
 
 /* ---- tests ---- */
@@ -405,4 +552,54 @@ Test(fleet_cluster, etcd_stopped_holds_new_guests_and_restarted_resumes)
     cr_assert_str_eq(etcd_holder(mac_of(0, "a")), "hostC", "re-created after the restart");
     cr_assert_str_eq(etcd_holder(mac_of(0, "b")), "hostC");
     host_down(0);
+}
+
+struct claim { int done, result; };
+
+static void on_claimed(cluster_t *c, int result, void *data)
+{
+    (void)c;
+    struct claim *k = data;
+    k->done = 1;
+    k->result = result;
+}
+
+static int claim_done(void *arg) { return ((struct claim *)arg)->done; }
+
+static int mac_gone(void *arg) { return !etcd_holder(arg)[0]; }
+
+/* A host cut off from etcd past its lease TTL loses its keys; host B takes
+ * one of them meanwhile; when A reaches etcd again the session reports the
+ * conflict and the fleet fails the guest that held the key, naming B. */
+Test(fleet_cluster, key_taken_while_cut_off_fails_its_guest_naming_the_holder)
+{
+    proxy_start(etcd_fx_endpoint(F.fx, 0));
+    char via[64];
+    snprintf(via, sizeof(via), "etcd://127.0.0.1:%d", P.port);
+    host_up_via(0, "hostA", via);
+    host_up(1, "hostB");
+    add_guest(0, "a", NULL);
+    wait_state(0, "a", GS_READY, 60000);
+    char mac[32];
+    snprintf(mac, sizeof(mac), "%s", mac_of(0, "a"));
+    cr_assert_str_eq(etcd_holder(mac), "hostA");
+    proxy_cut(1);
+    cr_assert(run_until(host_lost, &F.h[0], 20000), "host A never said lost");
+    cr_assert(run_until(mac_gone, mac, 15000), "etcd kept A's key past its TTL");
+    struct claim k = { 0 };
+    cr_assert_eq(cluster_claim(F.h[1].c, "mac", mac, "other/b", on_claimed, &k), 0);
+    cr_assert(run_until(claim_done, &k, 10000));
+    cr_assert_eq(k.result, 0, "%s", cluster_error(F.h[1].c));
+    cr_assert_eq(fguest_state(fleet_find(F.h[0].f, "a")), GS_READY, "cut off, it keeps running");
+    proxy_cut(0);
+    wait_state(0, "a", GS_FAILED, 30000);
+    const char *why = fguest_reason(fleet_find(F.h[0].f, "a"));
+    cr_assert(strstr(why, mac) && strstr(why, "taken cluster-wide by") && strstr(why, "hostB"),
+              "%s", why);
+    cr_assert_geq(F.h[0].conflicts, 1);
+    cr_assert_str_eq(etcd_holder(mac), "hostB");
+    host_down(0);
+    host_down(1);
+    proxy_stop();
+    cr_assert_str_eq(etcd_holder(mac), "");
 }
