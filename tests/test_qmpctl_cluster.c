@@ -349,7 +349,8 @@ Test(qmpctl_cluster, run_reports_the_cluster_in_status_and_metrics)
     FILE *fp = fopen(suite, "w");
     cr_assert(fp);
     fprintf(fp, "[suite]\ncfg = cheap.cfg\nvms = vm0\n"
-                "[case up]\nqmp vm0: query-status\n    expect status = running\n");
+                "[case up]\nqmp vm0: query-status\n    expect status = running\n"
+                "host: sleep 3\n"); /* long enough for keepalives (every TTL/3) */
     cr_assert_eq(fclose(fp), 0);
     char *argv[] = { QFLEET, "run", suite, "--store", (char *)etcd_fx_store(F.fx), "--host-id",
                      "hostR", "--status-dir", status, "--run-dir", run_dir, "--plain", NULL };
@@ -379,7 +380,9 @@ Test(qmpctl_cluster, run_reports_the_cluster_in_status_and_metrics)
     cr_assert(live && strstr(live, "} 1\n") == strchr(live, '}'), "live is not 1: %s", m);
     cr_assert(strstr(m, "qfleet_cluster_keepalive_seconds "), "%s", m);
     cr_assert(strstr(m, "qfleet_cluster_keepalive_max_seconds "), "%s", m);
-    cr_assert(strstr(m, "qfleet_cluster_keepalives_total "), "%s", m);
+    cr_assert(strstr(m, "qfleet_cluster_keepalives_total ") &&
+              !strstr(m, "qfleet_cluster_keepalives_total 0\n"), "no keepalive counted: %s", m);
+    cr_assert(!strstr(m, "qfleet_cluster_keepalive_seconds 0.000000\n"), "%s", m);
     cr_assert(strstr(m, "qfleet_cluster_keepalive_failures_total 0\n"), "%s", m);
     cr_assert(strstr(m, "qfleet_cluster_leases_held "), "%s", m);
     free(m);

@@ -18,6 +18,7 @@
 #include "base/fs.h"
 
 #define REDRAW_MS 250
+#define CLUSTER_REFRESH_MS 5000 /* metrics.prom's cluster figures, at least this often */
 
 /* ---- status.json ------------------------------------------------------------ */
 
@@ -339,10 +340,18 @@ static void draw_table(status_t *r)
     free(t);
 }
 
+/* The live table, and with a cluster its figures (keepalive round trips,
+ * keys held) rewritten every CLUSTER_REFRESH_MS though nothing else moved. */
 static void on_redraw(uv_timer_t *t)
 {
     status_t *r = t->data;
-    draw_table(r);
+    if (r->tty)
+        draw_table(r);
+    double now = time_mono_ms();
+    if (r->m->cluster && now - r->cl_refresh_ms >= CLUSTER_REFRESH_MS) {
+        r->cl_refresh_ms = now;
+        r->dirty = 1; /* the flush handle writes it before the loop waits */
+    }
 }
 
 void status_say(status_t *r, const char *fmt, ...)
@@ -460,10 +469,9 @@ int status_open(st_run *m, uv_loop_t *loop, int tty, int quiet, status_t **out, 
     uv_unref((uv_handle_t *)&r->flush);
     uv_timer_init(loop, &r->redraw);
     r->redraw.data = r;
-    if (r->tty) {
-        uv_timer_start(&r->redraw, on_redraw, REDRAW_MS, REDRAW_MS);
-        uv_unref((uv_handle_t *)&r->redraw);
-    }
+    uint64_t every = r->tty ? REDRAW_MS : CLUSTER_REFRESH_MS;
+    uv_timer_start(&r->redraw, on_redraw, every, every);
+    uv_unref((uv_handle_t *)&r->redraw);
     r->handles_open = 2;
     r->dirty = 1;
     *out = r;
