@@ -55,7 +55,7 @@ struct run {
     runner_t *r;
     uv_signal_t sig[3];
     int signo;
-    cmd_cluster cc;
+    cmd_session cc;
 };
 
 static void on_signal(uv_signal_t *h, int signo)
@@ -80,16 +80,16 @@ static void on_done(runner_t *r, void *data)
 {
     struct run *u = data;
     (void)r;
-    cmd_cluster_close(&u->cc, close_signals, u); /* every fleet is freed by now */
+    cmd_session_close(&u->cc, close_signals, u); /* every fleet is freed by now */
 }
 
-static void run_cluster_state(cmd_cluster *cc, cluster_state s, const char *why)
+static void run_cluster_state(cmd_session *cc, cluster_state s, const char *why)
 {
     struct run *u = cc->data;
     runner_cluster_state(u->r, s, why);
 }
 
-static void run_cluster_conflict(cmd_cluster *cc, const char *kind, const char *value,
+static void run_cluster_conflict(cmd_session *cc, const char *kind, const char *value,
                                  const char *owner, const char *holder)
 {
     struct run *u = cc->data;
@@ -294,7 +294,7 @@ static int run_start(uv_loop_t *loop, struct run_args *a, struct suite **defs, i
         for (int i = 0; i < n; i++)
             suite_free(defs[i]);
         free(defs);
-        cmd_cluster_close(&u->cc, NULL, NULL);
+        cmd_session_close(&u->cc, NULL, NULL);
         uv_run(loop, UV_RUN_DEFAULT);
         return 3;
     }
@@ -323,7 +323,7 @@ static int run_start(uv_loop_t *loop, struct run_args *a, struct suite **defs, i
     runner_interrupt(u->r, "a configuration error");
     runner_start(u->r, NULL, NULL);
     uv_run(loop, UV_RUN_DEFAULT);
-    cmd_cluster_close(&u->cc, NULL, NULL);
+    cmd_session_close(&u->cc, NULL, NULL);
     uv_run(loop, UV_RUN_DEFAULT);
     runner_free(u->r);
     uv_loop_close(loop);
@@ -358,7 +358,7 @@ int cmd_run(int argc, char **argv)
     struct run u = { 0 };
     uv_loop_t *loop = uv_default_loop();
     u.cc.data = &u;
-    if ((rc = cmd_cluster_open(loop, "qfleet run", a.store, a.host_id, &u.cc)) != 0) {
+    if ((rc = cmd_session_open(loop, "qfleet run", a.store, a.host_id, &u.cc)) != 0) {
         for (int i = 0; i < n; i++)
             suite_free(defs[i]);
         free(defs);

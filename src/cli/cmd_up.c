@@ -55,7 +55,7 @@ static const char up_usage[] =
 struct up {
     uv_loop_t *loop;
     fleet_t *f;
-    cmd_cluster cc;
+    cmd_session cc;
     control_t *ctl;
     uv_signal_t sig[3];
     int json, quiet, until_ready;
@@ -137,7 +137,7 @@ static void on_freed(fleet_t *f, void *data)
     (void)f;
     struct up *u = data;
     u->f = NULL;
-    cmd_cluster_close(&u->cc, close_signals, u); /* the fleet's keys go with its lease */
+    cmd_session_close(&u->cc, close_signals, u); /* the fleet's keys go with its lease */
 }
 
 static void on_all_stopped(fleet_t *f, void *data)
@@ -219,7 +219,7 @@ static void on_down(control_t *c, void *data)
 
 static void cc_state(cluster_t *c, cluster_state s, const char *why, void *data)
 {
-    cmd_cluster *cc = data;
+    cmd_session *cc = data;
     (void)c;
     cc->state = s;
     snprintf(cc->why, sizeof(cc->why), "%s", why ? why : "");
@@ -230,7 +230,7 @@ static void cc_state(cluster_t *c, cluster_state s, const char *why, void *data)
 static void cc_conflict(cluster_t *c, const char *kind, const char *value, const char *owner,
                         const char *holder, void *data)
 {
-    cmd_cluster *cc = data;
+    cmd_session *cc = data;
     (void)c;
     if (cc->on_conflict)
         cc->on_conflict(cc, kind, value, owner, holder);
@@ -238,14 +238,14 @@ static void cc_conflict(cluster_t *c, const char *kind, const char *value, const
 
 static void cc_closed(cluster_t *c, int result, void *data)
 {
-    cmd_cluster *cc = data;
+    cmd_session *cc = data;
     (void)c;
     (void)result;
     if (cc->closed)
         cc->closed(cc->data);
 }
 
-void cmd_cluster_close(cmd_cluster *cc, void (*cb)(void *data), void *data)
+void cmd_session_close(cmd_session *cc, void (*cb)(void *data), void *data)
 {
     cc->on_state = NULL;
     cc->on_conflict = NULL;
@@ -261,12 +261,12 @@ void cmd_cluster_close(cmd_cluster *cc, void (*cb)(void *data), void *data)
     cluster_close(c, cc_closed, cc);
 }
 
-int cmd_cluster_open(uv_loop_t *loop, const char *prog, const char *store, const char *host_id,
-                     cmd_cluster *cc)
+int cmd_session_open(uv_loop_t *loop, const char *prog, const char *store, const char *host_id,
+                     cmd_session *cc)
 {
     char err[CLUSTER_ERR_MAX];
     void *keep = cc->data;
-    *cc = (cmd_cluster){ .data = keep };
+    *cc = (cmd_session){ .data = keep };
     if (!store || !*store)
         store = getenv(CLUSTER_STORE_ENV);
     int rc = cluster_store_parse(store, cc->store, sizeof(cc->store), err, sizeof(err));
@@ -289,13 +289,13 @@ int cmd_cluster_open(uv_loop_t *loop, const char *prog, const char *store, const
         return 0;
     fprintf(stderr, "%s: etcd %s is unreachable: %s; nothing was started\n", prog, store,
             cc->why[0] ? cc->why : cluster_state_name(cc->state));
-    cmd_cluster_close(cc, NULL, NULL);
+    cmd_session_close(cc, NULL, NULL);
     uv_run(loop, UV_RUN_DEFAULT);
     return 3;
 }
 
 /* The session's news for the fleet: recorded there, decided on later. */
-static void up_cluster_state(cmd_cluster *cc, cluster_state s, const char *why)
+static void up_cluster_state(cmd_session *cc, cluster_state s, const char *why)
 {
     struct up *u = cc->data;
     if (!u->quiet)
@@ -304,7 +304,7 @@ static void up_cluster_state(cmd_cluster *cc, cluster_state s, const char *why)
         fleet_cluster_state(u->f, s, why);
 }
 
-static void up_cluster_conflict(cmd_cluster *cc, const char *kind, const char *value,
+static void up_cluster_conflict(cmd_session *cc, const char *kind, const char *value,
                                 const char *owner, const char *holder)
 {
     struct up *u = cc->data;
@@ -472,7 +472,7 @@ static int up_start(struct up *u, const struct up_args *a, struct inst *in, int 
         for (int i = 0; i < nin; i++)
             cfg_vm_free(in[i].vm);
         free(in);
-        cmd_cluster_close(&u->cc, NULL, NULL);
+        cmd_session_close(&u->cc, NULL, NULL);
         uv_run(u->loop, UV_RUN_DEFAULT);
         return 3;
     }
@@ -497,7 +497,7 @@ static int up_start(struct up *u, const struct up_args *a, struct inst *in, int 
         fleet_free(u->f, NULL, NULL);
         u->f = NULL;
         uv_run(u->loop, UV_RUN_DEFAULT);
-        cmd_cluster_close(&u->cc, NULL, NULL);
+        cmd_session_close(&u->cc, NULL, NULL);
         uv_run(u->loop, UV_RUN_DEFAULT);
     }
     return rc;
@@ -525,7 +525,7 @@ int cmd_up(int argc, char **argv)
     struct up u = { .loop = uv_default_loop(), .json = a.json, .quiet = a.quiet,
                     .until_ready = a.until_ready };
     u.cc.data = &u;
-    if ((rc = cmd_cluster_open(u.loop, "qfleet up", a.store, a.host_id, &u.cc)) != 0) {
+    if ((rc = cmd_session_open(u.loop, "qfleet up", a.store, a.host_id, &u.cc)) != 0) {
         for (int j = 0; j < nin; j++)
             cfg_vm_free(in[j].vm);
         free(in);
