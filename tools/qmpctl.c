@@ -280,7 +280,10 @@ static const struct cmd {
     { "list", "", 0, "guests of the latest run: state, pid, MACs, VNC, SSH, IP, uptime",
       "Show the guests of the latest live run (or --run-dir RUN, which may have\n"
       "finished), or of every live run with --all.\n"
-      "\n  --all    every live run on this host, with a RUN column\n" },
+      "\n  --all    every live run on this host, with a RUN column\n"
+      "  --cluster  every host's live guests as their controllers publish them on\n"
+      "           etcd, with a HOST column\n"
+      "  --store etcd://H:P[,H:P...]  the etcd of --cluster (default $QFLEET_STORE)\n" },
     { "status", "VM", NEEDS_VM | SOCKET_OK, "QEMU status, agent, and when each boot phase was reached",
       "QMP query-status on the guest's inspection monitor, a guest-ping through the\n"
       "controller, and the time each boot phase was reached (from the registry).\n"
@@ -425,7 +428,7 @@ static int run_cmd(const struct cmd *c, const struct qc_opts *o, int argc, char 
     if (rest > 0)
         return usage_error(c, "%s: unexpected argument '%s'", c->name, rargv[0]);
     if (!strcmp(c->name, "list"))
-        return qc_cmd_list(o);
+        return o->cluster ? qc_cmd_list_cluster(o) : qc_cmd_list(o);
     if (!strcmp(c->name, "status"))
         return qc_cmd_status(o, vm);
     if (!strcmp(c->name, "pci"))
@@ -441,7 +444,7 @@ static int run_cmd(const struct cmd *c, const struct qc_opts *o, int argc, char 
 
 /* The options of every command (they may come before or after it). */
 enum { O_RUN_DIR, O_RUN, O_STATE, O_SOCKET, O_ALL, O_JSON, O_FOLLOW, O_LINES, O_RAW, O_CHECK,
-       O_TIMEOUT, O_VERSION };
+       O_TIMEOUT, O_VERSION, O_CLUSTER, O_STORE };
 
 static int parse_opts(int argc, char **argv, struct qc_opts *o, cli_args *ca, int *version)
 {
@@ -450,6 +453,7 @@ static int parse_opts(int argc, char **argv, struct qc_opts *o, cli_args *ca, in
         { "--socket", 's', 1, NULL }, { "--all", 0, 0, NULL },     { "--json", 0, 0, NULL },
         { "--follow", 'f', 0, NULL }, { "--lines", 'n', 1, NULL }, { "--raw", 0, 0, NULL },
         { "--check", 0, 0, NULL },   { "--timeout", 0, 1, NULL },  { "--version", 0, 0, NULL },
+        { "--cluster", 0, 0, NULL }, { "--store", 0, 1, NULL },
         { NULL, 0, 0, NULL },
     };
     if (cli_parse(qc_prog, argc, argv, opts, -1, ca))
@@ -458,7 +462,8 @@ static int parse_opts(int argc, char **argv, struct qc_opts *o, cli_args *ca, in
                            .state_dir = opts[O_STATE].value, .socket = opts[O_SOCKET].value,
                            .all = !!opts[O_ALL].value, .json = !!opts[O_JSON].value,
                            .follow = !!opts[O_FOLLOW].value, .raw = !!opts[O_RAW].value,
-                           .check = !!opts[O_CHECK].value, .lines = -1 };
+                           .check = !!opts[O_CHECK].value, .lines = -1,
+                           .cluster = !!opts[O_CLUSTER].value, .store = opts[O_STORE].value };
     *version = !!opts[O_VERSION].value;
     long long lines = -1, secs = 0;
     if (cli_number(qc_prog, &opts[O_LINES], 0, 1000000000, &lines) ||
@@ -480,6 +485,13 @@ static int check_opts(const struct cmd *c, const struct qc_opts *o, int nargs)
         return usage_error(c, "--all is for list");
     if (o->all && o->run)
         return usage_error(c, "--all and --run-dir exclude each other");
+    if ((o->cluster || o->store) && strcmp(c->name, "list"))
+        return usage_error(c, "--cluster and --store are for list");
+    if (o->cluster && (o->all || o->run || o->state_dir))
+        return usage_error(c, "--cluster lists every host from etcd; --all, --run-dir and "
+                              "--state-dir are for this host's runs");
+    if (o->store && !o->cluster)
+        return usage_error(c, "--store is for list --cluster");
     if ((o->follow || o->raw || o->lines >= 0) && strcmp(c->name, "console"))
         return usage_error(c, "-f, -n and --raw are for console");
     if (o->check && strcmp(c->name, "pci"))

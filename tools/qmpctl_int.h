@@ -27,6 +27,8 @@ struct qc_opts {
     const char *state_dir;  /* --state-dir */
     const char *socket;     /* -s: any QEMU's QMP socket */
     int all;                /* list --all */
+    int cluster;            /* list --cluster */
+    const char *store;      /* --store etcd://... (list --cluster) */
     int json;
     int follow;             /* console -f */
     int raw;                /* console --raw */
@@ -101,6 +103,8 @@ int qc_follow_events(const struct qc_target *t, const char *label, int json, int
 
 /* qmpctl_show.c */
 int qc_cmd_list(const struct qc_opts *o);
+/* list --cluster: every host's published guests, from etcd. */
+int qc_cmd_list_cluster(const struct qc_opts *o);
 int qc_cmd_status(const struct qc_opts *o, const char *name);
 int qc_cmd_pci(const struct qc_opts *o, const char *name);
 

@@ -6,7 +6,9 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
+#include "src/cluster/cluster.h"
 #include "src/ctl/runs.h"
 #include "src/fleet/fleet.h"
 #include "tools/qmpctl_int.h"
@@ -253,6 +255,131 @@ int qc_cmd_list(const struct qc_opts *o)
         qc_guest_close(&runs[i]);
     free(runs);
     return QC_OK;
+}
+
+/* ---- list --cluster ---- */
+
+/* One short session with etcd on a loop of its own: open, list, close. */
+struct cl_list {
+    cluster_state state;
+    char why[CLUSTER_ERR_MAX];
+    int answered, closed, rc;
+    json_t *guests;
+};
+
+static void cl_state(cluster_t *c, cluster_state s, const char *why, void *data)
+{
+    struct cl_list *l = data;
+    (void)c;
+    l->state = s;
+    snprintf(l->why, sizeof(l->why), "%s", why ? why : "");
+}
+
+static void cl_guests(cluster_t *c, int result, json_t *v, void *data)
+{
+    struct cl_list *l = data;
+    l->answered = 1;
+    l->rc = result;
+    l->guests = v;
+    if (result < 0)
+        snprintf(l->why, sizeof(l->why), "%s", cluster_error(c));
+}
+
+static void cl_closed(cluster_t *c, int result, void *data)
+{
+    (void)c;
+    (void)result;
+    ((struct cl_list *)data)->closed = 1;
+}
+
+static int by_host_name(const void *a, const void *b)
+{
+    const json_t *x = *(json_t *const *)a, *y = *(json_t *const *)b;
+    const char *hx = json_get_str(x, "host"), *hy = json_get_str(y, "host");
+    int c = strcmp(hx ? hx : "", hy ? hy : "");
+    const char *nx = json_get_str(x, "name"), *ny = json_get_str(y, "name");
+    return c ? c : strcmp(nx ? nx : "", ny ? ny : "");
+}
+
+static void cluster_print(const json_t *gs)
+{
+    size_t n = json_len(gs);
+    const json_t **v = calloc(n ? n : 1, sizeof(*v));
+    for (size_t i = 0; v && i < n; i++)
+        v[i] = json_at(gs, i);
+    if (v)
+        qsort(v, n, sizeof(*v), by_host_name);
+    struct table t = { .ncols = 9 };
+    table_row(&t, "HOST", "NAME", "STATE", "MACS", "VNC", "SSH", "IP", "RUN", "UPTIME");
+    for (size_t i = 0; v && i < n; i++) {
+        const json_t *g = v[i];
+        char macs[256] = "", vnc[16] = "", ssh[16] = "", up[32];
+        long long x;
+        if ((x = json_get_int(g, "vnc", -1)) >= 0)
+            snprintf(vnc, sizeof(vnc), ":%lld", x);
+        if ((x = json_get_int(g, "ssh_port", 0)) > 0)
+            snprintf(ssh, sizeof(ssh), "%lld", x);
+        const json_t *m = json_get(g, "macs");
+        size_t off = 0;
+        for (size_t k = 0; k < json_len(m) && off < sizeof(macs); k++)
+            off += (size_t)snprintf(macs + off, sizeof(macs) - off, "%s%s", k ? "," : "",
+                                    json_str(json_at(m, k)));
+        fmt_dur(uptime_ms(g, 1), up, sizeof(up));
+        table_row(&t, json_get_str(g, "host"), json_get_str(g, "name"), json_get_str(g, "state"),
+                  macs, vnc, ssh, json_get_str(g, "ip"), json_get_str(g, "run"), up);
+    }
+    table_print(&t);
+    free(v);
+}
+
+int qc_cmd_list_cluster(const struct qc_opts *o)
+{
+    const char *store = o->store ? o->store : getenv(CLUSTER_STORE_ENV);
+    char eps[512], err[CLUSTER_ERR_MAX], host[CLUSTER_HOST_MAX];
+    int rc = cluster_store_parse(store, eps, sizeof(eps), err, sizeof(err));
+    if (rc <= 0) {
+        fprintf(stderr, "%s: list --cluster: %s\n", qc_prog,
+                rc < 0 ? err : "name the etcd store: --store etcd://H:P or $" CLUSTER_STORE_ENV);
+        return QC_USAGE;
+    }
+    /* A session of its own, under a name no controller uses. */
+    snprintf(host, sizeof(host), "qmpctl-%d", (int)getpid());
+    uv_loop_t loop;
+    uv_loop_init(&loop);
+    struct cl_list l = { .state = CLUSTER_CONNECTING };
+    cluster_opts co = { .store = store, .host_id = host,
+                        .timeout_ms = o->timeout_ms ? o->timeout_ms : 0 };
+    cluster_t *c = NULL;
+    if (cluster_open(&loop, &co, cl_state, NULL, &l, &c, err, sizeof(err)) < 0) {
+        fprintf(stderr, "%s: etcd %s: %s\n", qc_prog, store, err);
+        uv_loop_close(&loop);
+        return QC_FAIL;
+    }
+    while (l.state == CLUSTER_CONNECTING && uv_run(&loop, UV_RUN_ONCE))
+        ;
+    if (l.state == CLUSTER_LIVE && (rc = cluster_guests(c, cl_guests, &l)) == 0)
+        while (!l.answered && uv_run(&loop, UV_RUN_ONCE))
+            ;
+    int out = QC_OK;
+    if (l.state != CLUSTER_LIVE) {
+        fprintf(stderr, "%s: etcd %s is unreachable: %s\n", qc_prog, store, l.why);
+        out = QC_FAIL;
+    } else if (rc < 0 || l.rc < 0) {
+        fprintf(stderr, "%s: etcd %s: listing guests: %s\n", qc_prog, store,
+                rc < 0 ? strerror(-rc) : l.why);
+        out = QC_FAIL;
+    } else if (o->json) {
+        qc_print_json(l.guests, 0);
+    } else {
+        cluster_print(l.guests);
+    }
+    json_free(l.guests);
+    cluster_close(c, cl_closed, &l);
+    while (!l.closed && uv_run(&loop, UV_RUN_ONCE))
+        ;
+    uv_run(&loop, UV_RUN_DEFAULT);
+    uv_loop_close(&loop);
+    return out;
 }
 
 /* ---- status ---- */

@@ -10,10 +10,34 @@
 #define QF_CMD_H
 
 #include "base/cli.h"
+#include "src/cluster/cluster.h"
 
 /* cmd_up.c: the fleet. */
 int cmd_up(int argc, char **argv);
 int cmd_down(int argc, char **argv);
+
+/* cmd_up.c: the cluster session of `qfleet up` and `qfleet run` (--store,
+ * $QFLEET_STORE, --host-id). cmd_session_open opens it and runs the loop
+ * until etcd answered: 0 with cc->c live, 0 with cc->c NULL for the local
+ * store, 2 for a bad store string, 3 when no endpoint answered (both said
+ * on stderr as "PROG: ..."; nothing is left open). From then on every
+ * state change and conflict goes to the callbacks set in cc (NULL: none).
+ * cmd_session_close: cb (may be NULL) once the session is freed, from the
+ * loop; at once without a session. */
+typedef struct cmd_session {
+    cluster_t *c;
+    char store[512];       /* the endpoints, for errors and status */
+    cluster_state state;   /* the last one seen */
+    char why[CLUSTER_ERR_MAX];
+    void (*on_state)(struct cmd_session *cc, cluster_state s, const char *why);
+    void (*on_conflict)(struct cmd_session *cc, const char *kind, const char *value,
+                        const char *owner, const char *holder);
+    void *data;
+    void (*closed)(void *data);
+} cmd_session;
+int cmd_session_open(uv_loop_t *loop, const char *prog, const char *store, const char *host_id,
+                     cmd_session *cc);
+void cmd_session_close(cmd_session *cc, void (*cb)(void *data), void *data);
 
 /* cmd_migrate.c: live migration between two guests of a live run. */
 int cmd_migrate(int argc, char **argv);

@@ -10,6 +10,7 @@
 
 #include "cfg/suite.h"
 #include "src/cli/cmd.h"
+#include "src/fleet/fleet.h"
 #include "src/run/runner.h"
 #include "src/run/sched.h"
 #include "src/status/status.h"
@@ -41,6 +42,11 @@ static const char run_usage[] =
     "  --json             print the final status.json on stdout instead of a summary\n"
     "  --plain            plain progress lines even on a terminal\n"
     "  -q, --quiet        no progress output\n"
+    "  --store etcd://H:P[,H:P...]  claim every guest MAC cluster-wide on etcd\n"
+    "                     (default $QFLEET_STORE; a directory: the host store there,\n"
+    "                     as --state-dir; none: leases stay host-local)\n"
+    "  --host-id ID       this host's name in the cluster (default: the host name)\n"
+    "  --cluster-wide K   also claim these kinds cluster-wide: vnc,migration,vlan\n"
     "\n"
     "exit: 0 all passed, 1 a case failed, 2 usage or config error (also a suite\n"
     "      that can never fit), 3 infrastructure errors, 128+N stopped by signal N\n";
@@ -49,6 +55,7 @@ struct run {
     runner_t *r;
     uv_signal_t sig[3];
     int signo;
+    cmd_session cc;
 };
 
 static void on_signal(uv_signal_t *h, int signo)
@@ -62,12 +69,31 @@ static void on_signal(uv_signal_t *h, int signo)
     runner_interrupt(u->r, signo == SIGINT ? "SIGINT" : signo == SIGTERM ? "SIGTERM" : "SIGHUP");
 }
 
+static void close_signals(void *data)
+{
+    struct run *u = data;
+    for (int i = 0; i < 3; i++)
+        uv_close((uv_handle_t *)&u->sig[i], NULL);
+}
+
 static void on_done(runner_t *r, void *data)
 {
     struct run *u = data;
     (void)r;
-    for (int i = 0; i < 3; i++)
-        uv_close((uv_handle_t *)&u->sig[i], NULL);
+    cmd_session_close(&u->cc, close_signals, u); /* every fleet is freed by now */
+}
+
+static void run_cluster_state(cmd_session *cc, cluster_state s, const char *why)
+{
+    struct run *u = cc->data;
+    runner_cluster_state(u->r, s, why);
+}
+
+static void run_cluster_conflict(cmd_session *cc, const char *kind, const char *value,
+                                 const char *owner, const char *holder)
+{
+    struct run *u = cc->data;
+    runner_cluster_conflict(u->r, kind, value, owner, holder);
 }
 
 static void summary(const st_run *st)
@@ -105,6 +131,7 @@ struct run_args {
     runner_opts ro;
     int list, json, plain;
     const char *metrics_textfile;
+    const char *store, *host_id;
     char **suites;
     int nsuites;
 };
@@ -113,7 +140,8 @@ static int run_parse(int argc, char **argv, struct run_args *a)
 {
     static const char P[] = "qfleet run";
     enum { O_JOBS, O_MEM, O_RETRIES, O_SHARD, O_STATUS, O_JUNIT, O_RUN_DIR, O_STATE, O_BOOT,
-           O_LIST, O_JSON, O_PLAIN, O_QUIET, O_TEXTFILE, O_MAC_PREFIX };
+           O_LIST, O_JSON, O_PLAIN, O_QUIET, O_TEXTFILE, O_MAC_PREFIX,
+           O_STORE, O_HOST_ID, O_CLUSTER_WIDE };
     cli_opt opts[] = {
         { "--jobs", 0, 1, NULL },         { "--mem-budget", 0, 1, NULL },
         { "--retries", 0, 1, NULL },      { "--shard", 0, 1, NULL },
@@ -122,7 +150,10 @@ static int run_parse(int argc, char **argv, struct run_args *a)
         { "--boot-timeout", 0, 1, NULL }, { "--list", 0, 0, NULL },
         { "--json", 0, 0, NULL },         { "--plain", 0, 0, NULL },
         { "--quiet", 'q', 0, NULL },      { "--metrics-textfile", 0, 1, NULL },
-        { "--mac-prefix", 0, 1, NULL },   { NULL, 0, 0, NULL },
+        { "--mac-prefix", 0, 1, NULL },
+        { "--store", 0, 1, NULL },        { "--host-id", 0, 1, NULL },
+        { "--cluster-wide", 0, 1, NULL },
+        { NULL, 0, 0, NULL },
     };
     cli_args ca;
     if (cli_parse(P, argc, argv, opts, -1, &ca))
@@ -141,6 +172,11 @@ static int run_parse(int argc, char **argv, struct run_args *a)
     ro->quiet = !!opts[O_QUIET].value;
     ro->mac_prefix = opts[O_MAC_PREFIX].value;
     a->metrics_textfile = opts[O_TEXTFILE].value;
+    a->store = opts[O_STORE].value;
+    a->host_id = opts[O_HOST_ID].value;
+    char why[256];
+    if (fleet_cluster_wide_parse(opts[O_CLUSTER_WIDE].value, &ro->cluster_wide, why, sizeof(why)) < 0)
+        return cli_usage_error(P, "--cluster-wide: %s", why);
     if (cli_int(P, &opts[O_JOBS], 1, 100000, &ro->jobs) ||
         cli_number(P, &opts[O_MEM], 1, 1LL << 40, &ro->mem_budget_mb) ||
         cli_int(P, &opts[O_RETRIES], 0, 100, &ro->retries) ||
@@ -251,14 +287,22 @@ static int run_start(uv_loop_t *loop, struct run_args *a, struct suite **defs, i
     char err[2048];
     a->ro.tty = !a->plain && !a->json && isatty(STDERR_FILENO) && getenv("TERM") &&
                 strcmp(getenv("TERM"), "dumb");
+    a->ro.cluster = u->cc.c;
     int rc = runner_new(loop, &a->ro, &u->r, err, sizeof(err));
     if (rc < 0) {
         fprintf(stderr, "qfleet run: %s\n", err);
         for (int i = 0; i < n; i++)
             suite_free(defs[i]);
         free(defs);
+        cmd_session_close(&u->cc, NULL, NULL);
+        uv_run(loop, UV_RUN_DEFAULT);
         return 3;
     }
+    st_run *st = runner_status(u->r);
+    st->cluster = u->cc.c;
+    snprintf(st->cluster_store, sizeof(st->cluster_store), "%s", u->cc.store);
+    u->cc.on_state = run_cluster_state;
+    u->cc.on_conflict = run_cluster_conflict;
     if (a->metrics_textfile && textfile_dir(a->metrics_textfile, runner_status(u->r)) < 0)
         rc = -1;
     int code = 2; /* a suite the run cannot take; 3 when the host's set-up is why */
@@ -278,6 +322,8 @@ static int run_start(uv_loop_t *loop, struct run_args *a, struct suite **defs, i
     /* Nothing started: close what the runner opened and leave. */
     runner_interrupt(u->r, "a configuration error");
     runner_start(u->r, NULL, NULL);
+    uv_run(loop, UV_RUN_DEFAULT);
+    cmd_session_close(&u->cc, NULL, NULL);
     uv_run(loop, UV_RUN_DEFAULT);
     runner_free(u->r);
     uv_loop_close(loop);
@@ -311,6 +357,15 @@ int cmd_run(int argc, char **argv)
         return run_list(&a, defs, n);
     struct run u = { 0 };
     uv_loop_t *loop = uv_default_loop();
+    u.cc.data = &u;
+    if ((rc = cmd_session_open(loop, "qfleet run", a.store, a.host_id, &u.cc)) != 0) {
+        for (int i = 0; i < n; i++)
+            suite_free(defs[i]);
+        free(defs);
+        return rc;
+    }
+    if (!u.cc.c && u.cc.store[0] && !a.ro.state_dir)
+        a.ro.state_dir = u.cc.store;
     if ((rc = run_start(loop, &a, defs, n, &u)) != 0)
         return rc;
     const int sigs[3] = { SIGINT, SIGTERM, SIGHUP };

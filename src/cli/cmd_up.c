@@ -42,6 +42,11 @@ static const char up_usage[] =
     "  --qemu-path N|PATH the QEMU of a multi-path qemu key: path N (from 0) or PATH\n"
     "                     (default: the key's last path, as DTS)\n"
     "  -q, --quiet        no progress lines on stderr\n"
+    "  --store etcd://H:P[,H:P...]  claim every guest MAC cluster-wide on etcd\n"
+    "                     (default $QFLEET_STORE; a directory: the host store there,\n"
+    "                     as --state-dir; none: leases stay host-local)\n"
+    "  --host-id ID       this host's name in the cluster (default: the host name)\n"
+    "  --cluster-wide K   also claim these kinds cluster-wide: vnc,migration,vlan\n"
     "\n"
     "exit: 0 all ready, 1 a guest failed (or 'qfleet down' came first), 2 usage or\n"
     "      cfg error, 3 setup error,\n"
@@ -50,6 +55,7 @@ static const char up_usage[] =
 struct up {
     uv_loop_t *loop;
     fleet_t *f;
+    cmd_session cc;
     control_t *ctl;
     uv_signal_t sig[3];
     int json, quiet, until_ready;
@@ -119,12 +125,19 @@ static void print_result(struct up *u)
     }
 }
 
+static void close_signals(void *data)
+{
+    struct up *u = data;
+    for (int i = 0; i < 3; i++)
+        uv_close((uv_handle_t *)&u->sig[i], NULL);
+}
+
 static void on_freed(fleet_t *f, void *data)
 {
     (void)f;
     struct up *u = data;
-    for (int i = 0; i < 3; i++)
-        uv_close((uv_handle_t *)&u->sig[i], NULL);
+    u->f = NULL;
+    cmd_session_close(&u->cc, close_signals, u); /* the fleet's keys go with its lease */
 }
 
 static void on_all_stopped(fleet_t *f, void *data)
@@ -200,6 +213,103 @@ static void on_down(control_t *c, void *data)
         print_result(u);
     }
     stop_everything(u);
+}
+
+/* ---- the cluster session (cmd.h) ---- */
+
+static void cc_state(cluster_t *c, cluster_state s, const char *why, void *data)
+{
+    cmd_session *cc = data;
+    (void)c;
+    cc->state = s;
+    snprintf(cc->why, sizeof(cc->why), "%s", why ? why : "");
+    if (cc->on_state)
+        cc->on_state(cc, s, why);
+}
+
+static void cc_conflict(cluster_t *c, const char *kind, const char *value, const char *owner,
+                        const char *holder, void *data)
+{
+    cmd_session *cc = data;
+    (void)c;
+    if (cc->on_conflict)
+        cc->on_conflict(cc, kind, value, owner, holder);
+}
+
+static void cc_closed(cluster_t *c, int result, void *data)
+{
+    cmd_session *cc = data;
+    (void)c;
+    (void)result;
+    if (cc->closed)
+        cc->closed(cc->data);
+}
+
+void cmd_session_close(cmd_session *cc, void (*cb)(void *data), void *data)
+{
+    cc->on_state = NULL;
+    cc->on_conflict = NULL;
+    if (!cc->c) {
+        if (cb)
+            cb(data);
+        return;
+    }
+    cc->closed = cb;
+    cc->data = data;
+    cluster_t *c = cc->c;
+    cc->c = NULL;
+    cluster_close(c, cc_closed, cc);
+}
+
+int cmd_session_open(uv_loop_t *loop, const char *prog, const char *store, const char *host_id,
+                     cmd_session *cc)
+{
+    char err[CLUSTER_ERR_MAX];
+    void *keep = cc->data;
+    *cc = (cmd_session){ .data = keep };
+    if (!store || !*store)
+        store = getenv(CLUSTER_STORE_ENV);
+    int rc = cluster_store_parse(store, cc->store, sizeof(cc->store), err, sizeof(err));
+    if (rc < 0) {
+        fprintf(stderr, "%s: --store %s: %s\n", prog, store, err);
+        return 2;
+    }
+    if (rc == 0) { /* the host's own store: a state dir, or the default */
+        snprintf(cc->store, sizeof(cc->store), "%s", store ? store : "");
+        return 0;
+    }
+    cluster_opts o = { .store = store, .host_id = host_id };
+    if (cluster_open(loop, &o, cc_state, cc_conflict, cc, &cc->c, err, sizeof(err)) < 0) {
+        fprintf(stderr, "%s: etcd %s: %s\n", prog, store, err);
+        return 3;
+    }
+    while (cc->state == CLUSTER_CONNECTING && uv_run(loop, UV_RUN_ONCE))
+        ;
+    if (cc->state == CLUSTER_LIVE)
+        return 0;
+    fprintf(stderr, "%s: etcd %s is unreachable: %s; nothing was started\n", prog, store,
+            cc->why[0] ? cc->why : cluster_state_name(cc->state));
+    cmd_session_close(cc, NULL, NULL);
+    uv_run(loop, UV_RUN_DEFAULT);
+    return 3;
+}
+
+/* The session's news for the fleet: recorded there, decided on later. */
+static void up_cluster_state(cmd_session *cc, cluster_state s, const char *why)
+{
+    struct up *u = cc->data;
+    if (!u->quiet)
+        fprintf(stderr, "qfleet: cluster %s: %s\n", cluster_state_name(s), why ? why : "");
+    if (u->f)
+        fleet_cluster_state(u->f, s, why);
+}
+
+static void up_cluster_conflict(cmd_session *cc, const char *kind, const char *value,
+                                const char *owner, const char *holder)
+{
+    struct up *u = cc->data;
+    if (u->f)
+        fleet_cluster_conflict(u->f, kind, value, owner, holder);
 }
 
 struct inst {
@@ -292,7 +402,7 @@ static int load_guests(const char *cfg, const char *defaults, const char *qemu, 
 /* What `qfleet up` was asked for. */
 struct up_args {
     fleet_opts fo;
-    const char *cfg, *defaults, *qemu, *mac_prefix;
+    const char *cfg, *defaults, *qemu, *mac_prefix, *store, *host_id;
     char **vms; /* the VMs named, or none: every section */
     int nvms;
     int count;
@@ -303,7 +413,8 @@ static int up_parse(int argc, char **argv, struct up_args *a)
 {
     static const char P[] = "qfleet up";
     enum { O_COUNT, O_DEFAULTS, O_RUN_DIR, O_STATE, O_JOBS, O_BOOT, O_NET, O_NO_SSH, O_UNTIL,
-           O_JSON, O_QUIET, O_QEMU, O_MAC_PREFIX, O_CLONE, O_NO_CLONE };
+           O_JSON, O_QUIET, O_QEMU, O_MAC_PREFIX, O_CLONE, O_NO_CLONE, O_STORE, O_HOST_ID,
+           O_CLUSTER_WIDE };
     cli_opt opts[] = {
         { "--count", 0, 1, NULL },        { "--defaults", 0, 1, NULL },
         { "--run-dir", 0, 1, NULL },      { "--state-dir", 0, 1, NULL },
@@ -313,6 +424,8 @@ static int up_parse(int argc, char **argv, struct up_args *a)
         { "--quiet", 'q', 0, NULL },      { "--qemu-path", 0, 1, NULL },
         { "--mac-prefix", 0, 1, NULL },
         { "--clone", 0, 0, NULL },        { "--no-clone", 0, 0, NULL },
+        { "--store", 0, 1, NULL },        { "--host-id", 0, 1, NULL },
+        { "--cluster-wide", 0, 1, NULL },
         { NULL, 0, 0, NULL },
     };
     cli_args ca;
@@ -324,7 +437,8 @@ static int up_parse(int argc, char **argv, struct up_args *a)
     *a = (struct up_args){ .defaults = opts[O_DEFAULTS].value, .qemu = opts[O_QEMU].value, .count = 1,
                            .json = !!opts[O_JSON].value, .quiet = !!opts[O_QUIET].value,
                            .until_ready = !!opts[O_UNTIL].value,
-                           .mac_prefix = opts[O_MAC_PREFIX].value };
+                           .mac_prefix = opts[O_MAC_PREFIX].value, .store = opts[O_STORE].value,
+                           .host_id = opts[O_HOST_ID].value };
     fleet_opts *fo = &a->fo;
     fo->run_dir = opts[O_RUN_DIR].value;
     fo->state_dir = opts[O_STATE].value;
@@ -335,6 +449,9 @@ static int up_parse(int argc, char **argv, struct up_args *a)
         cli_int(P, &opts[O_BOOT], 1, 86400, &fo->boot_timeout_s) ||
         cli_int(P, &opts[O_NET], 1, 86400, &fo->net_timeout_s))
         return 2;
+    char err[256];
+    if (fleet_cluster_wide_parse(opts[O_CLUSTER_WIDE].value, &fo->cluster_wide, err, sizeof(err)) < 0)
+        return cli_usage_error(P, "--cluster-wide: %s", err);
     if (ca.npos == 0)
         return cli_usage_error(P, "name the cfg file: qfleet up CFG [VM...]");
     a->cfg = fo->cfg_path = ca.pos[0];
@@ -348,13 +465,19 @@ static int up_parse(int argc, char **argv, struct up_args *a)
 static int up_start(struct up *u, const struct up_args *a, struct inst *in, int nin)
 {
     char err[1024], path[PATH_MAX];
-    if (fleet_new(u->loop, &a->fo, on_event, u, &u->f, err, sizeof(err)) < 0) {
+    fleet_opts fo = a->fo;
+    fo.cluster = u->cc.c;
+    if (fleet_new(u->loop, &fo, on_event, u, &u->f, err, sizeof(err)) < 0) {
         fprintf(stderr, "qfleet: %s\n", err);
         for (int i = 0; i < nin; i++)
             cfg_vm_free(in[i].vm);
         free(in);
+        cmd_session_close(&u->cc, NULL, NULL);
+        uv_run(u->loop, UV_RUN_DEFAULT);
         return 3;
     }
+    if (u->cc.c) /* what the session said at open, for events.jsonl */
+        fleet_cluster_state(u->f, u->cc.state, u->cc.why);
     int rc = 0;
     for (int i = 0; i < nin; i++) /* the fleet owns each vm from here on */
         if (fleet_add(u->f, in[i].vm, in[i].name, err, sizeof(err)) < 0 && rc == 0) {
@@ -372,6 +495,9 @@ static int up_start(struct up *u, const struct up_args *a, struct inst *in, int 
          * stopping set on_event would take no decision anyway. */
         u->stopping = 1;
         fleet_free(u->f, NULL, NULL);
+        u->f = NULL;
+        uv_run(u->loop, UV_RUN_DEFAULT);
+        cmd_session_close(&u->cc, NULL, NULL);
         uv_run(u->loop, UV_RUN_DEFAULT);
     }
     return rc;
@@ -398,6 +524,17 @@ int cmd_up(int argc, char **argv)
     }
     struct up u = { .loop = uv_default_loop(), .json = a.json, .quiet = a.quiet,
                     .until_ready = a.until_ready };
+    u.cc.data = &u;
+    if ((rc = cmd_session_open(u.loop, "qfleet up", a.store, a.host_id, &u.cc)) != 0) {
+        for (int j = 0; j < nin; j++)
+            cfg_vm_free(in[j].vm);
+        free(in);
+        return rc;
+    }
+    if (!u.cc.c && u.cc.store[0] && !a.fo.state_dir)
+        a.fo.state_dir = u.cc.store;
+    u.cc.on_state = up_cluster_state;
+    u.cc.on_conflict = up_cluster_conflict;
     if ((rc = up_start(&u, &a, in, nin)) != 0)
         return rc;
     const int sigs[3] = { SIGINT, SIGTERM, SIGHUP };

@@ -801,6 +801,7 @@ static void launch(fguest_t *g)
 void fleet__guest_boot(fguest_t *g)
 {
     char err[512], owner[ALLOC_OWNER_MAX];
+    g->reason[0] = '\0'; /* a queued guest's "waiting: ..." */
     set_state(g, GS_ALLOCATING);
     snprintf(owner, sizeof(owner), "%s/%s", g->f->run_id, g->name);
     if (alloc_owner_init(&g->owner, owner, getpid(), err, sizeof(err)) < 0) {
@@ -811,10 +812,17 @@ void fleet__guest_boot(fguest_t *g)
     memset(&g->res, 0, sizeof(g->res));
     g->res.run_dir = g->f->run_dir;
     g->res.name = g->fname;
-    if (fleet__place_devices(g, err, sizeof(err)) < 0 || fleet__take_leases(g, err, sizeof(err)) < 0) {
+    if (fleet__place_devices(g, err, sizeof(err)) < 0 || fleet__take_leases(g, err, sizeof(err)) < 0 ||
+        fleet__claims_start(g, err, sizeof(err)) < 0) {
         fleet__guest_fail(g, "%s: allocating: %s", g->name, err);
         return;
     }
+    if (!g->claiming) /* else claims.c launches once the cluster said yes */
+        fleet__guest_launch(g);
+}
+
+void fleet__guest_launch(fguest_t *g)
+{
     fleet__clone_plan(g); /* may set res.incoming: start from the template */
     launch(g);
 }

@@ -166,6 +166,10 @@ int fleet_new(uv_loop_t *loop, const fleet_opts *o, fleet_event_cb cb, void *dat
     }
     uv_timer_init(loop, &f->kick);
     f->kick.data = f;
+    if (o->cluster) { /* until the owner tells a change */
+        f->cl_state = cluster_get_state(o->cluster);
+        f->cl_since_ms = f->cl_state == CLUSTER_LIVE ? 0 : time_wall_ms();
+    }
     *out = f;
     return 0;
 }
@@ -288,6 +292,7 @@ json_t *fleet_registry(const fleet_t *f)
     for (size_t i = 0; i < f->n; i++)
         json_append(arr, fguest_json(f->g[i]));
     json_set(o, "guests", arr);
+    json_set(o, "cluster", fleet__cluster_json(f));
     return o;
 }
 
@@ -360,6 +365,7 @@ void fleet__guest_changed(fguest_t *g)
     /* Several guests often change state in one loop turn: the registry is
      * rewritten (and fsync'd) once for all of them, after advance(). */
     f->registry_dirty = 1;
+    g->pub_dirty = 1;
     if (f->freeing)
         return;
     if (f->cb && queue_event(f, g) < 0)
@@ -376,7 +382,7 @@ static int is_down(const fguest_t *g) { return g->state == GS_STOPPED || g->stat
  * its slot at once: the loop goes on with the next guest, no recursion. */
 static void schedule(fleet_t *f)
 {
-    if (f->stopping_all)
+    if (f->stopping_all || !fleet__cluster_gate(f))
         return;
     int booting = 0;
     for (size_t i = 0; i < f->n; i++)
@@ -444,6 +450,7 @@ static void advance(fleet_t *f)
     f->advancing = 1;
     do {
         f->again = 0;
+        fleet__claims_advance(f);
         schedule(f);
         tell_events(f);
         if (!f->freeing)
@@ -500,6 +507,7 @@ static void free_all(fleet_t *f)
     fleet__migrations_free(f);
     for (size_t i = 0; i < f->n; i++) {
         json_free(f->g[i]->migration);
+        fleet__claims_free(f->g[i]);
         cfg_vm_free(f->g[i]->vm);
         free(f->g[i]);
     }
@@ -540,6 +548,7 @@ void fleet_free(fleet_t *f, fleet_done_cb cb, void *data)
     fleet_flush_registry(f, err, sizeof(err));
     f->pending_closes = 1 + FLEET_GUEST_HANDLES * (int)f->n;
     f->pending_closes += fleet__migrations_close(f);
+    f->pending_closes += f->claims_pending; /* on_claim counts them down */
     uv_close((uv_handle_t *)&f->kick, on_kick_closed);
     for (size_t i = 0; i < f->n; i++)
         fleet__guest_close(f->g[i], on_guest_handle_closed);

@@ -31,6 +31,7 @@
 
 #include "cfg/vm.h"
 #include "base/json.h"
+#include "src/cluster/cluster.h"
 
 /* One guest's life. The order matters: states before GS_READY are the way
  * there, the ones after GS_AWAITING_MIGRATION the way down.
@@ -89,7 +90,48 @@ typedef struct fleet_opts {
      * template when there is one and saves one when there is none. 0: every
      * guest cold-boots and no template is read or written. */
     int clone;
+    /* Leases across hosts (below, "cluster-wide leases"): the session the
+     * owner opened, kept by pointer; NULL: every lease is host-local. */
+    cluster_t *cluster;
+    unsigned cluster_wide;   /* FLEET_CW_*: kinds claimed beside the MACs */
 } fleet_opts;
+
+/* ---- cluster-wide leases (claims.c) ----
+ *
+ * With fleet_opts.cluster, a guest still takes every lease from the host's
+ * store first; then every MAC it gets (allocated or fixed by the cfg) is
+ * also claimed cluster-wide as ("mac", MAC) for owner RUN/NAME, and so are
+ * the kinds of cluster_wide: FLEET_CW_VNC its VNC display ("vnc", "N"),
+ * FLEET_CW_MIGRATION its migration port ("migration", "PORT"),
+ * FLEET_CW_VLAN the VLAN ids of its VFs ("vlan", "ID"). The claims are
+ * answered asynchronously and the guest stays allocating until all are.
+ * A value another host holds fails the guest naming that host when the
+ * cfg fixes it; an allocated one is given back and another taken (at most
+ * FLEET_CLAIM_TRIES times). A migration destination's fixed MACs are its
+ * source's and are not claimed. The guest's cluster keys go when its
+ * leases do.
+ *
+ * While the session is not CLUSTER_LIVE no queued guest boots: each says
+ * why in its reason ("waiting: etcd unreachable since 12:01:02 ..."), and
+ * so does guests.json's "cluster" object; running guests keep running.
+ * The owner forwards the session's callbacks: fleet_cluster_state (every
+ * change: a line {"event":"cluster"} in events.jsonl; when it is live
+ * again queued guests boot) and fleet_cluster_conflict (a key of a guest
+ * of this fleet taken by another host while this one was cut off: that
+ * guest fails naming the holder). Both only record and kick.
+ *
+ * Each guest is published (cluster_publish, as RUN.NAME) with its
+ * fguest_json plus "run" on every change and dropped when it is down. */
+#define FLEET_CW_VNC 1u
+#define FLEET_CW_MIGRATION 2u
+#define FLEET_CW_VLAN 4u
+#define FLEET_CLAIM_TRIES 8
+/* "vnc,migration,vlan" (any of them, comma-separated) into FLEET_CW_*
+ * bits. 0, or -EINVAL naming the bad word. */
+int fleet_cluster_wide_parse(const char *list, unsigned *out, char *err, size_t errlen);
+void fleet_cluster_state(fleet_t *f, cluster_state s, const char *why);
+void fleet_cluster_conflict(fleet_t *f, const char *kind, const char *value, const char *owner,
+                            const char *holder);
 
 /* Every state change, from the fleet's timer. fguest_reason is set for
  * GS_FAILED. */

@@ -1,6 +1,7 @@
 /* fleet_int.h - what fleet.c (the set of guests, the scheduler, the run
- * dir, the registry), boot.c (one guest's state machine) and leases.c (its
- * leases) share. Not for other modules.
+ * dir, the registry), boot.c (one guest's state machine), leases.c (its
+ * leases) and claims.c (its cluster-wide claims) share. Not for other
+ * modules.
  *
  * The direction: fleet.c drives each guest through the fleet__guest_*
  * functions of boot.c; boot.c reports every change of g->state back through
@@ -61,6 +62,23 @@ struct fleet_clone {
     char tmac[CFG_MAC_MAX][18];   /* the template's res.macs */
 };
 
+/* One cluster-wide claim of a guest (claims.c). The callback of its
+ * cluster_claim records the answer here and kicks; claims.c decides. */
+enum claim_what { CLAIM_FIXED, CLAIM_MAC, CLAIM_VNC, CLAIM_MIGPORT };
+struct fleet_claim {
+    fguest_t *g;
+    char kind[CLUSTER_KIND_MAX];
+    char value[CLUSTER_VALUE_MAX];
+    enum claim_what what; /* how to pick another value; CLAIM_FIXED: none */
+    int idx;              /* CLAIM_MAC: the MAC need k (res.macs[k]) */
+    int pending;          /* a cluster_claim outstanding */
+    int answered;         /* result is news for claims.c */
+    int result;
+    int held;
+    int tries;
+    char holder[256];
+};
+
 struct fguest {
     fleet_t *f;
     char name[CFG_NAME_MAX + 16];  /* what status shows; a migration hands it on */
@@ -110,6 +128,11 @@ struct fguest {
     json_t *migration;             /* its latest migration record (guests.json) */
     int migrated_away;             /* the guest left this QEMU: stop without the agent */
     struct fleet_clone cl;         /* warm clones (template.c) */
+    struct fleet_claim *cw;        /* cluster-wide claims (claims.c), or NULL */
+    int ncw;
+    int claiming;                  /* allocating: waiting for cw's answers */
+    char conflict[512];            /* a key taken while cut off: fail with this */
+    int pub_dirty, published;      /* cluster_publish due / done */
 };
 
 /* A transition the owner has not been told about yet. */
@@ -146,6 +169,12 @@ struct fleet {
     struct fleet_mig *migs;        /* migrations in progress (migrate.c) */
     fleet_done_cb free_cb;
     void *free_data;
+    /* cluster-wide leases (claims.c) */
+    cluster_state cl_state;        /* as last told (fleet_cluster_state) */
+    char cl_why[256];
+    long long cl_since_ms;         /* wall clock it stopped being live, or 0 */
+    int cl_logged;                 /* cl_state is in events.jsonl */
+    int claims_pending;            /* cluster_claim callbacks still to come */
 };
 
 /* fleet.c: g->state changed. Records it (events.jsonl, guests.json, the
@@ -171,9 +200,24 @@ int fleet__take_leases(fguest_t *g, char *err, size_t errlen);
 int fleet__renew_ports(fguest_t *g, char *err, size_t errlen);
 void fleet__release(fguest_t *g);                       /* leases, VFs */
 
+/* claims.c. start: from boot, after the host leases: claim what is
+ * cluster-wide (g->claiming set while answers are due; 0 with nothing
+ * to wait for). advance: from advance(), before scheduling: decide on
+ * the answers, fail guests that lost a key, log state changes, publish.
+ * gate: 1 when queued guests may boot now, else 0 with their reason set.
+ * release: the guest's cluster keys and its published entry. json:
+ * guests.json's "cluster" (null without one). */
+int fleet__claims_start(fguest_t *g, char *err, size_t errlen);
+void fleet__claims_advance(fleet_t *f);
+int fleet__cluster_gate(fleet_t *f);
+void fleet__claims_release(fguest_t *g);
+json_t *fleet__cluster_json(const fleet_t *f);
+void fleet__claims_free(fguest_t *g);
+
 /* boot.c: one guest's machine, driven by fleet.c. */
 void fleet__guest_init(fleet_t *f, fguest_t *g);       /* timers */
 void fleet__guest_boot(fguest_t *g);                   /* queued -> allocating -> ... */
+void fleet__guest_launch(fguest_t *g);                 /* leases all held: on to launching */
 void fleet__guest_stop(fguest_t *g);                   /* graceful; nothing if down */
 void fleet__guest_close(fguest_t *g, uv_close_cb cb);  /* handles; cb per handle */
 #define FLEET_GUEST_HANDLES 3

@@ -59,6 +59,7 @@ void fleet__release(fguest_t *g)
     if (g->leased && alloc_release_owner(g->f->store, g->owner.name, err, sizeof(err)) < 0)
         fprintf(stderr, "qfleet: %s: releasing leases: %s\n", g->name, err);
     g->leased = 0;
+    fleet__claims_release(g);
     alloc_range_free(g->pci);
     g->pci = NULL;
 }

@@ -613,6 +613,8 @@ static void suite_start(struct rsuite *s)
         .clone = s->def->setup_clone,
         .sysfs_root = r->o.sysfs_root,
         .vf_nl = r->o.vf_nl,
+        .cluster = r->o.cluster,
+        .cluster_wide = r->o.cluster_wide,
     };
     if (fleet_new(r->loop, &fo, on_fleet_event, s, &s->f, err, sizeof(err)) < 0) {
         st_case *c = &s->st.cases[0];
@@ -630,6 +632,33 @@ static void suite_start(struct rsuite *s)
         status_say(r->out, "qfleet: %s: no control socket: %s", s->st.name, err);
     status_say(r->out, "%s: starting %d guest(s) in %s", s->st.name, s->def->nguests, s->st.run_dir);
     gen_start(s);
+}
+
+void runner_cluster_state(runner_t *r, int state, const char *why)
+{
+    json_t *e = json_object();
+    json_set_str(e, "state", cluster_state_name((cluster_state)state));
+    json_set_str(e, "why", why ? why : "");
+    if (r->out) {
+        status_event(r->out, "cluster", e);
+        status_changed(r->out, 0);
+    } else {
+        json_free(e);
+    }
+    for (int i = 0; i < r->n; i++)
+        if (r->s[i]->f)
+            fleet_cluster_state(r->s[i]->f, (cluster_state)state, why);
+}
+
+void runner_cluster_conflict(runner_t *r, const char *kind, const char *value, const char *owner,
+                             const char *holder)
+{
+    if (r->out)
+        status_say(r->out, "qfleet: cluster: %s %s of %s was taken by %s", kind, value, owner,
+                   holder);
+    for (int i = 0; i < r->n; i++)
+        if (r->s[i]->f)
+            fleet_cluster_conflict(r->s[i]->f, kind, value, owner, holder);
 }
 
 static void pump(struct runner *r)

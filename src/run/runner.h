@@ -23,6 +23,7 @@
 struct suite;
 struct st_run;
 struct alloc_nl;
+struct cluster;
 
 typedef struct runner_opts {
     const char *state_dir;     /* NULL: the host default */
@@ -41,6 +42,8 @@ typedef struct runner_opts {
      * sysfs and a netlink recorder. Must outlive the runner. */
     const char *sysfs_root;
     const struct alloc_nl *vf_nl;
+    struct cluster *cluster;   /* cluster-wide leases (fleet.h), kept by pointer; NULL: none */
+    unsigned cluster_wide;     /* FLEET_CW_* for every suite's fleet */
 } runner_opts;
 
 typedef struct runner runner_t;
@@ -59,5 +62,11 @@ int runner_exit_code(const runner_t *r);
 struct st_run *runner_status(runner_t *r);
 /* After the loop has run dry. */
 void runner_free(runner_t *r);
+/* The cluster session's news (the caller forwards its callbacks): an
+ * event in events.jsonl, status.json's "cluster", and every live suite's
+ * fleet told (fleet_cluster_state, fleet_cluster_conflict). */
+void runner_cluster_state(runner_t *r, int state, const char *why);
+void runner_cluster_conflict(runner_t *r, const char *kind, const char *value, const char *owner,
+                             const char *holder);
 
 #endif

@@ -15,7 +15,9 @@
 static const char *const top_spec[] = { "version:i", "run:o", "counts:o", "suites:a", NULL };
 static const char *const run_spec[] = { "id:s", "run_dir:s", "status_dir:s", "junit:s", "state:s",
                                         "started_ms:i", "updated_ms:i", "finished_ms:i?",
-                                        "elapsed_ms:i", "exit_code:i?", "limits:o", "in_use:o", NULL };
+                                        "elapsed_ms:i", "exit_code:i?", "limits:o", "in_use:o",
+                                        "cluster:o?", NULL };
+static const char *const cluster_spec[] = { "endpoint:s", "host_id:s", "state:s", NULL };
 static const char *const limits_spec[] = { "jobs:i?", "mem_budget_mb:i?", "retries:i", "shard:s?", NULL };
 static const char *const use_spec[] = { "guests:i", "mem_mb:i", NULL };
 static const char *const counts_spec[] = { "suites:o", "cases:o", "guests:o", NULL };
@@ -45,6 +47,22 @@ static int bad(char *err, size_t errlen, const char *fmt, ...)
     vsnprintf(err, errlen, fmt, ap);
     va_end(ap);
     return -EINVAL;
+}
+
+static int members(const json_t *o, const char *const *spec, const char *where, char *err, size_t errlen);
+
+/* run.cluster: null, or the session's endpoint, host and a state name. */
+static int cluster_of(const json_t *c, char *err, size_t errlen)
+{
+    if (json_typeof(c) == JSON_NULL)
+        return 0;
+    if (members(c, cluster_spec, "run.cluster", err, errlen) < 0)
+        return -EINVAL;
+    const char *st = json_get_str(c, "state");
+    for (int s = CLUSTER_CONNECTING; s <= CLUSTER_CLOSED; s++)
+        if (!strcmp(st, cluster_state_name((cluster_state)s)))
+            return 0;
+    return bad(err, errlen, "run.cluster.state: '%s' is not a cluster state", st);
 }
 
 static int members(const json_t *o, const char *const *spec, const char *where, char *err, size_t errlen)
@@ -164,6 +182,7 @@ int status_check(const json_t *doc, char *err, size_t errlen)
         state_of(run, 1, "run", err, errlen) < 0 ||
         members(json_get(run, "limits"), limits_spec, "run.limits", err, errlen) < 0 ||
         members(json_get(run, "in_use"), use_spec, "run.in_use", err, errlen) < 0 ||
+        cluster_of(json_get(run, "cluster"), err, errlen) < 0 ||
         members(counts, counts_spec, "counts", err, errlen) < 0 ||
         all_ints(json_get(counts, "suites"), "counts.suites", err, errlen) < 0 ||
         all_ints(json_get(counts, "cases"), "counts.cases", err, errlen) < 0 ||

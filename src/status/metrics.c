@@ -56,6 +56,41 @@ static void phase_histograms(struct sbuf *b, const st_run *r)
     }
 }
 
+/* The cluster session's health, when the run has one (docs/status.md). */
+static void cluster_metrics(struct sbuf *b, const st_run *r)
+{
+    if (!r->cluster)
+        return;
+    const cluster_stats *c = &r->cl_stats;
+    char host[CLUSTER_HOST_MAX * 2], ep[sizeof(r->cluster_store) * 2];
+    label_value(host, sizeof(host), r->cl_host);
+    label_value(ep, sizeof(ep), r->cluster_store);
+    sb_printf(b, "# HELP qfleet_cluster_state The etcd lease session's state (1 for the present one).\n"
+                 "# TYPE qfleet_cluster_state gauge\n");
+    for (int s = CLUSTER_CONNECTING; s <= CLUSTER_CLOSED; s++)
+        sb_printf(b, "qfleet_cluster_state{state=\"%s\",host=\"%s\",endpoint=\"%s\"} %d\n",
+                  cluster_state_name((cluster_state)s), host, ep, c->state == (cluster_state)s);
+    sb_printf(b, "# HELP qfleet_cluster_keepalive_seconds Round trip of the last good lease keepalive.\n"
+                 "# TYPE qfleet_cluster_keepalive_seconds gauge\n"
+                 "qfleet_cluster_keepalive_seconds %.6f\n"
+                 "# HELP qfleet_cluster_keepalive_max_seconds Longest round trip of a good keepalive.\n"
+                 "# TYPE qfleet_cluster_keepalive_max_seconds gauge\n"
+                 "qfleet_cluster_keepalive_max_seconds %.6f\n",
+              c->keepalive_last_ms / 1000.0, c->keepalive_max_ms / 1000.0);
+    sb_printf(b, "# HELP qfleet_cluster_keepalives_total Lease keepalives that etcd confirmed.\n"
+                 "# TYPE qfleet_cluster_keepalives_total counter\n"
+                 "qfleet_cluster_keepalives_total %llu\n"
+                 "# HELP qfleet_cluster_keepalive_failures_total Lease keepalives that failed.\n"
+                 "# TYPE qfleet_cluster_keepalive_failures_total counter\n"
+                 "qfleet_cluster_keepalive_failures_total %llu\n",
+              c->keepalives, c->keepalive_failures);
+    sb_printf(b, "# HELP qfleet_cluster_leases_held Keys this controller holds cluster-wide.\n"
+                 "# TYPE qfleet_cluster_leases_held gauge\nqfleet_cluster_leases_held %zu\n"
+                 "# HELP qfleet_cluster_lease_ttl_seconds TTL of the controller's etcd lease.\n"
+                 "# TYPE qfleet_cluster_lease_ttl_seconds gauge\nqfleet_cluster_lease_ttl_seconds %d\n",
+              c->held, c->ttl_s);
+}
+
 char *metrics_render(const st_run *r)
 {
     struct sbuf b = { 0 };
@@ -121,5 +156,6 @@ char *metrics_render(const st_run *r)
     sb_printf(&b, "qfleet_guest_boot_seconds_sum %.3f\nqfleet_guest_boot_seconds_count %d\n", sum,
               r->nboot);
     phase_histograms(&b, r);
+    cluster_metrics(&b, r);
     return sb_take(&b);
 }

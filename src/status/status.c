@@ -18,6 +18,7 @@
 #include "base/fs.h"
 
 #define REDRAW_MS 250
+#define CLUSTER_REFRESH_MS 5000 /* metrics.prom's cluster figures, at least this often */
 
 /* ---- status.json ------------------------------------------------------------ */
 
@@ -131,6 +132,13 @@ json_t *status_json(const st_run *r)
     json_set_int(use, "guests", r->guests_in_use);
     json_set_int(use, "mem_mb", r->mem_in_use_mb);
     json_set(run, "in_use", use);
+    json_t *cl = r->cluster ? json_object() : json_null();
+    if (r->cluster) {
+        json_set_str(cl, "endpoint", r->cluster_store);
+        json_set_str(cl, "host_id", r->cl_host);
+        json_set_str(cl, "state", cluster_state_name(r->cl_stats.state));
+    }
+    json_set(run, "cluster", cl);
     json_set(o, "run", run);
 
     json_t *counts = json_object(), *sc = json_object(), *cc = json_object(), *gc = json_object();
@@ -332,10 +340,18 @@ static void draw_table(status_t *r)
     free(t);
 }
 
+/* The live table, and with a cluster its figures (keepalive round trips,
+ * keys held) rewritten every CLUSTER_REFRESH_MS though nothing else moved. */
 static void on_redraw(uv_timer_t *t)
 {
     status_t *r = t->data;
-    draw_table(r);
+    if (r->tty)
+        draw_table(r);
+    double now = time_mono_ms();
+    if (r->m->cluster && now - r->cl_refresh_ms >= CLUSTER_REFRESH_MS) {
+        r->cl_refresh_ms = now;
+        r->dirty = 1; /* the flush handle writes it before the loop waits */
+    }
 }
 
 void status_say(status_t *r, const char *fmt, ...)
@@ -381,6 +397,10 @@ static void flush_now(status_t *r)
 {
     if (r->dirty) {
         r->dirty = 0;
+        if (r->m->cluster) { /* the session's figures as of this rewrite */
+            cluster_get_stats(r->m->cluster, &r->m->cl_stats);
+            snprintf(r->m->cl_host, sizeof(r->m->cl_host), "%s", cluster_host(r->m->cluster));
+        }
         json_t *doc = status_json(r->m);
         write_file(r, "status.json", json_dump_pretty(doc, NULL));
         json_free(doc);
@@ -449,10 +469,9 @@ int status_open(st_run *m, uv_loop_t *loop, int tty, int quiet, status_t **out, 
     uv_unref((uv_handle_t *)&r->flush);
     uv_timer_init(loop, &r->redraw);
     r->redraw.data = r;
-    if (r->tty) {
-        uv_timer_start(&r->redraw, on_redraw, REDRAW_MS, REDRAW_MS);
-        uv_unref((uv_handle_t *)&r->redraw);
-    }
+    uint64_t every = r->tty ? REDRAW_MS : CLUSTER_REFRESH_MS;
+    uv_timer_start(&r->redraw, on_redraw, every, every);
+    uv_unref((uv_handle_t *)&r->redraw);
     r->handles_open = 2;
     r->dirty = 1;
     *out = r;

@@ -29,6 +29,7 @@
 #include <uv.h>
 
 #include "base/json.h"
+#include "src/cluster/cluster.h"
 
 #define STATUS_VERSION 1
 
@@ -143,6 +144,13 @@ typedef struct st_run {
     int phase_le[ST_PHASES][ST_PHASE_BUCKETS];
     /* --metrics-textfile: also write metrics.prom as DIR/qfleet.prom ("": no) */
     char metrics_textfile[PATH_MAX];
+    /* Cluster-wide leases: the session (the caller sets it and the store's
+     * endpoints; NULL: host-local leases only). The publisher copies its
+     * figures into cl_stats and cl_host before every rewrite. */
+    cluster_t *cluster;
+    char cluster_store[512];
+    cluster_stats cl_stats;
+    char cl_host[CLUSTER_HOST_MAX];
 } st_run;
 
 /* The publisher of one run model. */

@@ -24,6 +24,7 @@ struct status {
     status_close_cb close_cb;
     void *close_data;
     double last_draw_ms;
+    double cl_refresh_ms;      /* when the cluster's figures were last due */
 };
 
 #endif

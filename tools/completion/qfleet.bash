@@ -102,7 +102,7 @@ _qfleet() {
       --mem-budget|--retries|--shard|--status-dir|--junit|--timeout|\
       --owner|--pid|--nic|--prefix|--mac|--display|--range|--port|\
       --qemu-path|--mac-prefix|--downtime-limit|--max-bandwidth|--metrics-textfile|-o|--output|\
-      --store|--host-id|--kind) ((i++)) ;;
+      --store|--host-id|--kind|--cluster-wide) ((i++)) ;;
       --run) run=${COMP_WORDS[i+1]}; ((i++)) ;;
       -*) ;;
       *) pos+=("$w") ;;
@@ -124,13 +124,15 @@ _qfleet() {
     --run) _qfleet_match < <(_qfleet_run_ids "$state_dir"); return 0 ;;
     --store) _qfleet_reply "${QFLEET_STORE:-etcd://}"; compopt -o nospace 2>/dev/null; return 0 ;;
     --host-id|--kind) return 0 ;;
+    --cluster-wide) _qfleet_reply vnc migration vlan vnc,migration,vlan; return 0 ;;
   esac
 
   local opts=""
   case $cmd in
     up)
       opts="--count --defaults --run-dir --state-dir --jobs --boot-timeout
-        --net-timeout --no-ssh --until-ready --json -q --quiet --qemu-path --mac-prefix --clone --no-clone --help"
+        --net-timeout --no-ssh --until-ready --json -q --quiet --qemu-path --mac-prefix --clone --no-clone --help
+        --store --host-id --cluster-wide"
       if [[ $cur != -* ]]; then
         if ((${#pos[@]} == 0)); then _qfleet_files '*.cfg'; else _qfleet_match < <(_qfleet_cfg_vms "${pos[0]}"); fi
         return 0
@@ -147,7 +149,7 @@ _qfleet() {
     run)
       opts="--jobs --mem-budget --retries --shard --status-dir --junit --run-dir
         --state-dir --boot-timeout --list --json --plain -q --quiet --help
-        --metrics-textfile --mac-prefix"
+        --metrics-textfile --mac-prefix --store --host-id --cluster-wide"
       if [[ $cur != -* ]]; then _qfleet_files '*.suite'; return 0; fi ;;
     report)
       opts="-o --output --json -h --help"
@@ -200,7 +202,7 @@ _qmpctl() {
       --run-dir) run_dir=${COMP_WORDS[i+1]}; ((i++)) ;;
       --state-dir) state_dir=${COMP_WORDS[i+1]}; ((i++)) ;;
       -s|--socket) sock=${COMP_WORDS[i+1]}; ((i++)) ;;
-      --timeout|-n|--lines) ((i++)) ;;
+      --timeout|-n|--lines|--store) ((i++)) ;;
       -*) ;;
       *) if [[ -z $cmd ]]; then cmd=$w; else pos+=("$w"); fi ;;
     esac
@@ -216,6 +218,7 @@ _qmpctl() {
       COMPREPLY+=($(compgen -d -- "$cur"))
       return 0 ;;
     --timeout|-n|--lines) return 0 ;;
+    --store) _qfleet_reply "${QFLEET_STORE:-etcd://}"; compopt -o nospace 2>/dev/null; return 0 ;;
   esac
 
   if [[ -z $cmd ]]; then
@@ -225,7 +228,7 @@ _qmpctl() {
 
   local opts=$gopts
   case $cmd in
-    list) opts+=" --all" ;;
+    list) opts+=" --all --cluster --store" ;;
     pci) opts+=" --check" ;;
     console) opts+=" -f --follow -n --lines --raw" ;;
     status|ifaces|qmp|qga|events|stop|migrate|vnc|hmp) ;;
