@@ -48,6 +48,13 @@ static void setup(void)
 
 static void teardown(void)
 {
+    /* After a failed test: etcd first, while the loop still runs (with its
+     * members alive the loop never runs dry). */
+    if (!F.l.down) {
+        close_all();
+        etcd_fx_down(F.fx);
+        F.fx = NULL;
+    }
     tu_loop_cleanup(&F.l, close_all);
     etcd_fx_down(F.fx);
     json_free(F.a.guests);
