@@ -5,8 +5,10 @@
  * The fixture runs the loop itself while it waits (for a member to answer
  * or to exit), so it may be called between tu_run_until calls. Asserts
  * (criterion) when a member cannot start. etcd_fx_down stops every member
- * and removes the data dir; call it in the test body (and again from
- * .fini: it is idempotent). */
+ * and removes the data dir; call it in the test body, and in .fini BEFORE
+ * tu_loop_cleanup (running members keep the loop alive, so draining it
+ * first hangs until the test's timeout and leaves the data dir). Set the
+ * pointer to NULL after: etcd_fx_down(NULL) does nothing. */
 #ifndef QF_ETCD_FX_H
 #define QF_ETCD_FX_H
 
