@@ -161,8 +161,13 @@ static void host_up_via(int i, const char *id, const char *store)
     cr_assert_eq(fleet_new(&F.loop, &fo, on_event, h, &h->f, err, sizeof(err)), 0, "%s", err);
 }
 
+static void add_guest_x(int i, const char *name, const char *mac, const char *extra);
+
 /* The cheap guest; mac: a fixed MAC for its NIC, or NULL (allocated). */
-static void add_guest(int i, const char *name, const char *mac)
+static void add_guest(int i, const char *name, const char *mac) { add_guest_x(i, name, mac, ""); }
+
+/* The same with more cfg keys (extra). */
+static void add_guest_x(int i, const char *name, const char *mac, const char *extra)
 {
     char path[400], err[1024];
     snprintf(path, sizeof(path), "%s/%s.cfg", F.dir, name);
@@ -175,8 +180,8 @@ static void add_guest(int i, const char *name, const char *mac)
             "net =\n    type=nic,opt_model=e1000,opt_addr=1f%s%s;\n    type=user;\n"
             "qga =\n    enable=no;\n"
             "vnc =\n    disable=yes;\n"
-            "enable_kvm =\n    enable=no;\n",
-            mac ? ",opt_macaddr=" : "", mac ? mac : "");
+            "enable_kvm =\n    enable=no;\n%s",
+            mac ? ",opt_macaddr=" : "", mac ? mac : "", extra);
     cr_assert_eq(fclose(fp), 0);
     struct cfg_vm *vm;
     cr_assert_eq(cfg_vm_load(path, "vm0", NULL, &vm, err, sizeof(err)), 0, "%s", err);
@@ -217,10 +222,11 @@ static const char *mac_of(int i, const char *name)
     return mac;
 }
 
-/* The holder host of /qfleet/lease/mac/MAC in etcd, or "" (static). */
-static const char *etcd_holder(const char *mac)
+/* Field what ("host", "owner") of /qfleet/lease/mac/MAC in etcd, or ""
+ * (static). */
+static const char *etcd_field(const char *mac, const char *what)
 {
-    static char host[64];
+    static char host[CLUSTER_OWNER_MAX];
     char prefix[64], **k, **v;
     snprintf(prefix, sizeof(prefix), "/qfleet/lease/mac/%s", mac);
     int n = etcd_fx_range(F.fx, prefix, &k, &v);
@@ -228,11 +234,13 @@ static const char *etcd_holder(const char *mac)
     host[0] = 0;
     json_t *o = n == 1 ? json_parse(v[0], strlen(v[0]), NULL, 0) : NULL;
     if (o)
-        snprintf(host, sizeof(host), "%s", json_get_str(o, "host"));
+        snprintf(host, sizeof(host), "%s", json_get_str(o, what));
     json_free(o);
     etcd_fx_free_kv(k, v, n);
     return host;
 }
+
+static const char *etcd_holder(const char *mac) { return etcd_field(mac, "host"); }
 
 static void on_freed(fleet_t *f, void *data)
 {
@@ -602,4 +610,47 @@ Test(fleet_cluster, key_taken_while_cut_off_fails_its_guest_naming_the_holder)
     host_down(1);
     proxy_stop();
     cr_assert_str_eq(etcd_holder(mac), "");
+}
+
+/* A live migration on one host: the MAC the pair shares stays claimed
+ * cluster-wide, handed to the destination, when the source's QEMU stops
+ * and releases what it held; it goes with the destination. */
+static void on_migrated(fleet_t *f, const fleet_migration *m, void *data)
+{
+    (void)f;
+    int *st = data;
+    *st = m->status == 0 ? 1 : -1;
+    if (m->status)
+        fprintf(stderr, "migration: %s\n", m->error ? m->error : "?");
+}
+
+static int flag_nonzero(void *arg) { return *(int *)arg != 0; }
+
+Test(fleet_cluster, migration_hands_the_mac_to_the_destination)
+{
+    host_up(0, "hostA");
+    add_guest(0, "src", NULL);
+    add_guest_x(0, "dst", NULL, "migration =\n    enable=yes,listen=127.0.0.1;\n");
+    wait_state(0, "src", GS_READY, 60000);
+    wait_state(0, "dst", GS_AWAITING_MIGRATION, 60000);
+    char mac[32];
+    snprintf(mac, sizeof(mac), "%s", mac_of(0, "src"));
+    cr_assert_str_eq(etcd_holder(mac), "hostA");
+    char err[1024];
+    int st = 0;
+    fleet_migrate_opts mo = { .timeout_ms = 60000 };
+    cr_assert_eq(fleet_migrate(F.h[0].f, fleet_find(F.h[0].f, "src"), fleet_find(F.h[0].f, "dst"),
+                               &mo, on_migrated, &st, err, sizeof(err)),
+                 0, "%s", err);
+    cr_assert(run_until(flag_nonzero, &st, 90000), "the migration never ended");
+    cr_assert_eq(st, 1, "the migration failed");
+    /* "src" now names the destination, "dst" the old QEMU, stopped. */
+    cr_assert_eq(fguest_state(fleet_find(F.h[0].f, "dst")), GS_STOPPED);
+    cr_assert_str_eq(mac_of(0, "src"), mac);
+    cr_assert_str_eq(etcd_holder(mac), "hostA", "the source's release took the pair's MAC");
+    const char *owner = etcd_field(mac, "owner");
+    size_t n = strlen(owner);
+    cr_assert(n > 4 && strcmp(owner + n - 4, "/dst") == 0, "owner %s, not the destination", owner);
+    host_down(0);
+    cr_assert_str_eq(etcd_holder(mac), "", "released with the destination");
 }

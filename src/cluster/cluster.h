@@ -117,6 +117,14 @@ int cluster_release(cluster_t *c, const char *kind, const char *value, cluster_c
                     void *data);
 int cluster_release_owner(cluster_t *c, const char *owner, cluster_cb cb, void *data);
 
+/* Hand (kind, value), held by this session, to owner: a migration's
+ * destination taking its source's MAC on this host. The key stays on the
+ * lease; from now on owner's release gives it back and the old owner's
+ * does not. cb (may be NULL) says whether etcd recorded the new owner.
+ * -ENOENT if this session holds no such key. */
+int cluster_hand_over(cluster_t *c, const char *kind, const char *value, const char *owner,
+                      cluster_cb cb, void *data);
+
 /* One key of /qfleet/lease/ as listed. */
 typedef struct cluster_lease {
     char kind[CLUSTER_KIND_MAX];

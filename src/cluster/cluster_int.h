@@ -55,6 +55,8 @@ char *cluster__etcd_create_body(const char *key, const char *value, long long le
 char *cluster__etcd_put_body(const char *key, const char *value, long long lease);
 /* Delete key only while it is attached to lease. */
 char *cluster__etcd_delete_body(const char *key, long long lease);
+/* Put key = value only while it is attached to lease (a new owner). */
+char *cluster__etcd_retag_body(const char *key, const char *value, long long lease);
 /* Range [from, end) of at most limit keys (end NULL: from alone). */
 char *cluster__etcd_range_body(const char *from, const char *end, int limit);
 
@@ -93,7 +95,7 @@ typedef struct cpub {
     struct cpub *next;
 } cpub;
 
-typedef enum { COP_CLAIM, COP_MAC, COP_RELEASE, COP_LIST, COP_GUESTS, COP_RECLAIM } cop_kind;
+typedef enum { COP_CLAIM, COP_MAC, COP_RELEASE, COP_LIST, COP_GUESTS, COP_RECLAIM, COP_RETAG } cop_kind;
 
 typedef struct cop {
     cluster_t *c;

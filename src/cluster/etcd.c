@@ -116,14 +116,13 @@ char *cluster__etcd_put_body(const char *key, const char *value, long long lease
     return dump(put);
 }
 
-char *cluster__etcd_delete_body(const char *key, long long lease)
+/* A txn doing op (freed) only while key is attached to lease. */
+static char *on_lease_body(const char *key, long long lease, json_t *op)
 {
-    json_t *t = json_object(), *cmp = json_object(), *del = json_object(),
-           *op = json_object();
-    if (!t || !cmp || !del || !op) {
+    json_t *t = json_object(), *cmp = json_object();
+    if (!t || !cmp || !op) {
         json_free(t);
         json_free(cmp);
-        json_free(del);
         json_free(op);
         return NULL;
     }
@@ -132,10 +131,26 @@ char *cluster__etcd_delete_body(const char *key, long long lease)
     json_set_str(cmp, "result", "EQUAL");
     json_set_int(cmp, "lease", lease);
     json_set(t, "compare", one(cmp));
-    json_set(del, "key", b64(key, strlen(key)));
-    json_set(op, "request_delete_range", del);
     json_set(t, "success", one(op));
     return dump(t);
+}
+
+char *cluster__etcd_delete_body(const char *key, long long lease)
+{
+    json_t *op = json_object(), *del = json_object();
+    if (!op || !del) {
+        json_free(op);
+        json_free(del);
+        return NULL;
+    }
+    json_set(del, "key", b64(key, strlen(key)));
+    json_set(op, "request_delete_range", del);
+    return on_lease_body(key, lease, op);
+}
+
+char *cluster__etcd_retag_body(const char *key, const char *value, long long lease)
+{
+    return on_lease_body(key, lease, put_op(key, value, lease));
 }
 
 char *cluster__etcd_range_body(const char *from, const char *end, int limit)

@@ -255,6 +255,13 @@ static int op_send(cop *o)
         free(v);
         return rc;
     }
+    case COP_RETAG: {
+        char *v = cluster__lease_value(c, o->owner);
+        cluster__lease_key(key, sizeof(key), o->kind_s, o->value);
+        int rc = v ? post(o, "/v3/kv/txn", cluster__etcd_retag_body(key, v, c->lease)) : -ENOMEM;
+        free(v);
+        return rc;
+    }
     case COP_RELEASE:
         for (size_t i = 0; i < o->nkeys; i++) {
             int rc = post(o, "/v3/kv/txn", cluster__etcd_delete_body(o->keys[i], c->lease));
@@ -534,6 +541,39 @@ static int release_keys(cluster_t *c, const char *kind, const char *value, const
         o->nkeys++;
         cluster__held_del(c, h);
     }
+    return 0;
+}
+
+int cluster_hand_over(cluster_t *c, const char *kind, const char *value, const char *owner,
+                      cluster_cb cb, void *data)
+{
+    int rc = usable(c, 0);
+    char v[CLUSTER_VALUE_MAX];
+    unsigned char m[6];
+    if (rc < 0)
+        return rc;
+    if (!valid_kv(kind, value) || !valid_owner(owner))
+        return -EINVAL;
+    snprintf(v, sizeof(v), "%s", value);
+    if (strcmp(kind, "mac") == 0 && mac_parse(value, m) == 0)
+        mac_format(m, v);
+    cheld *h = cluster__held_find(c, kind, v);
+    if (!h)
+        return -ENOENT;
+    /* The table decides what a release takes: the new owner's at once.
+     * The key's recorded owner follows (for listings; a reclaim after a
+     * reconnect writes it anyway). */
+    snprintf(h->owner, sizeof(h->owner), "%s", owner);
+    cop *o = op_new(c, COP_RETAG);
+    if (!o)
+        return -ENOMEM;
+    snprintf(o->kind_s, sizeof(o->kind_s), "%s", kind);
+    snprintf(o->value, sizeof(o->value), "%s", v);
+    snprintf(o->owner, sizeof(o->owner), "%s", owner);
+    o->cb = cb;
+    o->data = data;
+    if (c->state != CLUSTER_LIVE)
+        op_settle(o, 0); /* the reclaim on reconnect writes the new owner */
     return 0;
 }
 

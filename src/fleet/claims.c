@@ -389,7 +389,8 @@ void fleet__claims_release(fguest_t *g)
         cl->held = 0;
     }
     g->claiming = 0;
-    if (held && cluster_release_owner(f->o.cluster, g->owner.name, NULL, NULL) < 0)
+    /* Also with nothing claimed here: a migration may have handed it keys. */
+    if (cluster_release_owner(f->o.cluster, g->owner.name, NULL, NULL) < 0 && held)
         fprintf(stderr, "qfleet: %s: releasing cluster keys: %s\n", g->name,
                 cluster_error(f->o.cluster));
     publish(g, 1); /* its leases go: it is going down */

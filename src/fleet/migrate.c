@@ -448,6 +448,10 @@ static void hand_over(struct fleet_mig *m)
     memcpy(m->src->name, m->dst->name, sizeof(tmp));
     memcpy(m->dst->name, tmp, sizeof(tmp));
     m->src->migrated_away = 1;
+    /* The pair's MACs stay claimed cluster-wide, now the destination's:
+     * the source's release no longer takes them with it. */
+    for (int k = 0; m->f->o.cluster && k < m->npair; k++)
+        cluster_hand_over(m->f->o.cluster, "mac", m->pair[k].mac, m->dst->owner.name, NULL, NULL);
     record(m, "hand-over");
     fleet__guest_stop(m->src);
     if (m->dq && m->dst->qmp == m->dq && exec(m, m->dq, "query-status", NULL, on_dst_status) < 0)
