@@ -43,6 +43,7 @@ static struct {
     etcd_fx *fx;
     char dir[256];
     struct host h[2];
+    unsigned cluster_wide; /* fleet_opts.cluster_wide of the next host_up */
 } F;
 
 static void tick(uv_timer_t *t) { (void)t; }
@@ -157,7 +158,7 @@ static void host_up_via(int i, const char *id, const char *store)
                  "%s", err);
     cr_assert(run_until(is_live, h, 10000), "host %s: the session never went live", id);
     fleet_opts fo = { .state_dir = h->state_dir, .run_dir = h->run_dir, .no_ssh = 1,
-                      .cluster = h->c };
+                      .cluster = h->c, .cluster_wide = F.cluster_wide };
     cr_assert_eq(fleet_new(&F.loop, &fo, on_event, h, &h->f, err, sizeof(err)), 0, "%s", err);
 }
 
@@ -179,9 +180,10 @@ static void add_guest_x(int i, const char *name, const char *mac, const char *ex
             "mem =\n    size=64;\n"
             "net =\n    type=nic,opt_model=e1000,opt_addr=1f%s%s;\n    type=user;\n"
             "qga =\n    enable=no;\n"
-            "vnc =\n    disable=yes;\n"
+            "%s"
             "enable_kvm =\n    enable=no;\n%s",
-            mac ? ",opt_macaddr=" : "", mac ? mac : "", extra);
+            mac ? ",opt_macaddr=" : "", mac ? mac : "",
+            strstr(extra, "vnc =") ? "" : "vnc =\n    disable=yes;\n", extra);
     cr_assert_eq(fclose(fp), 0);
     struct cfg_vm *vm;
     cr_assert_eq(cfg_vm_load(path, "vm0", NULL, &vm, err, sizeof(err)), 0, "%s", err);
@@ -653,4 +655,39 @@ Test(fleet_cluster, migration_hands_the_mac_to_the_destination)
     cr_assert(n > 4 && strcmp(owner + n - 4, "/dst") == 0, "owner %s, not the destination", owner);
     host_down(0);
     cr_assert_str_eq(etcd_holder(mac), "", "released with the destination");
+}
+
+/* --cluster-wide vnc: displays are claimed as ("vnc", N) beside the MACs.
+ * Displays 0 and 1 are held in etcd by another host (a shared console
+ * host), though their ports are free here: host B's guest skips them and
+ * takes 2, claimed under host B; it goes with the guest. */
+Test(fleet_cluster, cluster_wide_vnc_skips_displays_held_elsewhere)
+{
+    host_up(0, "console");
+    F.cluster_wide = FLEET_CW_VNC;
+    host_up(1, "hostB");
+    for (int d = 0; d < 2; d++) {
+        struct claim k = { 0 };
+        char v[8];
+        snprintf(v, sizeof(v), "%d", d);
+        cr_assert_eq(cluster_claim(F.h[0].c, "vnc", v, "other/console", on_claimed, &k), 0);
+        cr_assert(run_until(claim_done, &k, 10000));
+        cr_assert_eq(k.result, 0, "%s", cluster_error(F.h[0].c));
+    }
+    add_guest_x(1, "b", NULL, "vnc =\n    disable=no;\n");
+    wait_state(1, "b", GS_READY, 60000);
+    json_t *v = fguest_json(fleet_find(F.h[1].f, "b"));
+    long long display = json_get_int(v, "vnc", -1);
+    json_free(v);
+    cr_assert_eq(display, 2, "display %lld, not the first one free cluster-wide", display);
+    char **k, **val;
+    int n = etcd_fx_range(F.fx, "/qfleet/lease/vnc/2", &k, &val);
+    cr_assert_eq(n, 1, "display 2 is not claimed in etcd");
+    cr_assert(strstr(val[0], "\"hostB\""), "%s", val[0]);
+    etcd_fx_free_kv(k, val, n);
+    host_down(1);
+    n = etcd_fx_range(F.fx, "/qfleet/lease/vnc/2", &k, &val);
+    etcd_fx_free_kv(k, val, n);
+    cr_assert_eq(n, 0, "display 2 stayed claimed after the guest went");
+    host_down(0);
 }
