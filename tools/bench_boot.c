@@ -1,10 +1,12 @@
 /* bench_boot.c - how fast the controller gets guests to ready, and what it
- * costs: `tools/bench boot [--counts 1,4,8] [--peers 200] [--json]`.
+ * costs: `tools/bench boot [--counts 1,4,8] [--peers 200] [--etcd] [--json]`.
  *
  * Part 1: N test guests (cfg/examples/guest.cfg, TCG) booted by one fleet:
  * time to all-ready, and for each guest the time the controller itself
  * adds: agent-connected minus QEMU's timestamp of VSERPORT_CHANGE (sync
  * latency), and the time from the DHCP address to ready (pt map + SSH).
+ * With --etcd, each N is booted twice, side by side: with the local store,
+ * then with every MAC also claimed through a private etcd (src/cluster).
  * Part 2: P `qemu-system-x86_64 -machine none` processes launched and
  * QMP-connected by one loop: wall time and RSS. Controller peak RSS and
  * CPU seconds are from getrusage(RUSAGE_SELF), children excluded. */
@@ -23,13 +25,14 @@
 #include "base/proc.h"
 #include "tools/benchutil.h"
 
-static json_t *boot_run(const char *cfg, int n, const char *state_dir)
+static json_t *boot_run(const char *cfg, int n, const char *state_dir, cluster_t *cluster)
 {
     bench_fleet b;
-    if (bench_fleet_boot(&b, cfg, state_dir, n, 0) < 0)
+    if (bench_fleet_boot(&b, cfg, state_dir, n, 0, cluster) < 0)
         return NULL;
     json_t *r = json_object();
     json_set_int(r, "guests", n);
+    json_set_str(r, "store", cluster ? "etcd" : "local");
     json_set(r, "all_ready_s", json_double(b.t_all / 1000));
     json_set_bool(r, "all_ready", !b.failed);
     double sync_sum = 0, sync_max = 0, tail_sum = 0;
@@ -127,12 +130,50 @@ static json_t *bench_peers(int n, const char *dir)
     return r;
 }
 
+static void print_boot(const json_t *r)
+{
+    printf("boot N=%-2lld %-5s all ready %6.1f s | agent sync after port open avg %5.1f ms max "
+           "%5.1f ms | DHCP->ready avg %6.0f ms | controller CPU %.2f s, peak RSS %lld KiB\n",
+           json_get_int(r, "guests", 0), json_get_str(r, "store"),
+           json_as_double(json_get(r, "all_ready_s"), 0),
+           json_as_double(json_get(r, "agent_sync_after_port_open_ms_avg"), 0),
+           json_as_double(json_get(r, "agent_sync_after_port_open_ms_max"), 0),
+           json_as_double(json_get(r, "dhcp_to_ready_ms_avg"), 0),
+           json_as_double(json_get(r, "controller_cpu_s"), 0),
+           json_get_int(r, "controller_peak_rss_kb", 0));
+    fflush(stdout);
+}
+
+/* Each count booted with the local store, then (with a session) with the
+ * MACs also claimed through etcd: side by side. 0, or -1. */
+static int boots(const char *counts, const char *dir, cluster_t *cluster, int as_json,
+                 json_t *out, int *ok)
+{
+    const char *cfg = QF_SOURCE_DIR "/cfg/examples/guest.cfg";
+    json_t *arr = json_array();
+    char list[64];
+    snprintf(list, sizeof(list), "%s", counts);
+    for (char *tok = strtok(list, ","); tok; tok = strtok(NULL, ",")) {
+        for (int e = 0; e <= (cluster != NULL); e++) {
+            json_t *r = boot_run(cfg, atoi(tok), dir, e ? cluster : NULL);
+            if (!r)
+                return -1;
+            *ok &= json_get_bool(r, "all_ready", 0);
+            if (!as_json)
+                print_boot(r);
+            json_append(arr, r);
+        }
+    }
+    json_set(out, "boot", arr);
+    return 0;
+}
+
 int main(int argc, char **argv)
 {
     /* QEMU going away mid-write must be an error, not the end of us. */
     signal(SIGPIPE, SIG_IGN);
     const char *counts = "1,4,8";
-    int peers = 200, as_json = 0;
+    int peers = 200, as_json = 0, etcd = 0;
     for (int i = 1; i < argc; i++) {
         if (!strcmp(argv[i], "--counts") && i + 1 < argc)
             counts = argv[++i];
@@ -140,8 +181,11 @@ int main(int argc, char **argv)
             peers = atoi(argv[++i]);
         else if (!strcmp(argv[i], "--json"))
             as_json = 1;
+        else if (!strcmp(argv[i], "--etcd"))
+            etcd = 1;
         else {
-            fprintf(stderr, "usage: tools/bench boot [--counts 1,4,8] [--peers 200] [--json]\n");
+            fprintf(stderr, "usage: tools/bench boot [--counts 1,4,8] [--peers 200] [--etcd] "
+                            "[--json]\n");
             return 2;
         }
     }
@@ -150,29 +194,24 @@ int main(int argc, char **argv)
         perror("mkdtemp");
         return 1;
     }
-    const char *cfg = QF_SOURCE_DIR "/cfg/examples/guest.cfg";
-    json_t *out = json_object(), *boots = json_array();
-    char list[64];
-    snprintf(list, sizeof(list), "%s", counts);
+    json_t *out = json_object();
     int ok = 1;
-    for (char *tok = strtok(list, ","); tok; tok = strtok(NULL, ",")) {
-        json_t *r = boot_run(cfg, atoi(tok), dir);
-        if (!r)
-            return 1;
-        ok &= json_get_bool(r, "all_ready", 0);
-        if (!as_json)
-            printf("boot N=%-2lld all ready %6.1f s | agent sync after port open avg %5.1f ms max %5.1f ms"
-                   " | DHCP->ready avg %6.0f ms | controller CPU %.2f s, peak RSS %lld KiB\n",
-                   json_get_int(r, "guests", 0), json_as_double(json_get(r, "all_ready_s"), 0),
-                   json_as_double(json_get(r, "agent_sync_after_port_open_ms_avg"), 0),
-                   json_as_double(json_get(r, "agent_sync_after_port_open_ms_max"), 0),
-                   json_as_double(json_get(r, "dhcp_to_ready_ms_avg"), 0),
-                   json_as_double(json_get(r, "controller_cpu_s"), 0),
-                   json_get_int(r, "controller_peak_rss_kb", 0));
-        fflush(stdout);
-        json_append(boots, r);
+    bench_etcd e = { 0 };
+    bench_sess ses = { 0 };
+    if (etcd && bench_etcd_up(&e) == 0)
+        bench_sess_open(uv_default_loop(), e.store, "bench-boot", &ses);
+    if (etcd && !ses.live) {
+        fprintf(stderr, "bench: no etcd session\n");
+        bench_etcd_down(&e);
+        return 1;
     }
-    json_set(out, "boot", boots);
+    int rc = boots(counts, dir, ses.c, as_json, out, &ok);
+    if (ses.c)
+        bench_sess_close(uv_default_loop(), &ses);
+    if (etcd)
+        bench_etcd_down(&e);
+    if (rc < 0)
+        return 1;
     if (peers > 0) {
         json_t *r = bench_peers(peers, dir);
         if (!as_json)

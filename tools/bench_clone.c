@@ -24,7 +24,7 @@
 static json_t *fleet_run(const char *cfg, const char *state, int n, int clone)
 {
     bench_fleet b;
-    if (bench_fleet_boot(&b, cfg, state, n, clone) < 0)
+    if (bench_fleet_boot(&b, cfg, state, n, clone, NULL) < 0)
         return NULL;
     json_t *r = json_object();
     json_set_int(r, "guests", n);

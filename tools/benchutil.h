@@ -3,6 +3,8 @@
 #ifndef QF_BENCHUTIL_H
 #define QF_BENCHUTIL_H
 
+#include "base/proc.h"
+#include "src/cluster/cluster.h"
 #include "src/fleet/fleet.h"
 
 double bench_now_ms(void); /* monotonic */
@@ -19,11 +21,36 @@ typedef struct bench_fleet {
     int done;
 } bench_fleet;
 
-/* Boot them (fleet_opts.clone = clone) and run the default loop until all
- * are settled. 0, or -1 with the reason on stderr. The guests stay up for
- * the caller to read (b->f) until bench_fleet_stop. */
-int bench_fleet_boot(bench_fleet *b, const char *cfg, const char *state_dir, int n, int clone);
+/* Boot them (fleet_opts.clone = clone; cluster: the MACs claimed on that
+ * live session too, or NULL) and run the default loop until all are
+ * settled. 0, or -1 with the reason on stderr. The guests stay up for the
+ * caller to read (b->f) until bench_fleet_stop. */
+int bench_fleet_boot(bench_fleet *b, const char *cfg, const char *state_dir, int n, int clone,
+                     cluster_t *cluster);
 /* Stop every guest and free the fleet, on the default loop. */
 void bench_fleet_stop(bench_fleet *b);
+
+/* A cluster session on loop that went live (or lost: s->lost). */
+typedef struct bench_sess {
+    cluster_t *c;
+    int live, lost, done, result, closed;
+} bench_sess;
+void bench_sess_open(uv_loop_t *loop, const char *store, const char *host, bench_sess *s);
+void bench_sess_close(uv_loop_t *loop, bench_sess *s);
+/* A cluster_cb: result into the bench_sess data, done set. */
+void bench_sess_done(cluster_t *c, int result, void *data);
+void bench_run_until(uv_loop_t *loop, const int *flag);
+
+/* A private etcd on free loopback ports, data in a temporary dir, for one
+ * run: bench_etcd_up (0, or -errno with the reason on stderr; call
+ * bench_etcd_down either way), then e->store is "etcd://127.0.0.1:PORT". */
+typedef struct bench_etcd {
+    uv_loop_t loop;
+    proc_t *p;
+    int exited;
+    char dir[256], store[64];
+} bench_etcd;
+int bench_etcd_up(bench_etcd *e);
+void bench_etcd_down(bench_etcd *e);
 
 #endif

@@ -22,6 +22,7 @@
 #include "base/time.h"
 #include "src/alloc/alloc.h"
 #include "src/cluster/cluster.h"
+#include "tools/benchutil.h"
 #include "tools/etcd_bench.h"
 
 #define LAT_MAX 200000 /* per process */
@@ -34,65 +35,14 @@ typedef struct eres {
     double secs, p50, p99;
 } eres;
 
-typedef struct wsess {
-    cluster_t *c;
-    int live, lost, done, result, closed;
-} wsess;
-
-static void w_state(cluster_t *c, cluster_state s, const char *why, void *data)
-{
-    wsess *w = data;
-    w->live |= s == CLUSTER_LIVE;
-    w->lost |= s == CLUSTER_LOST;
-}
-
-static void w_done(cluster_t *c, int result, void *data)
-{
-    wsess *w = data;
-    w->result = result;
-    w->done = 1;
-}
-
-static void w_closed(cluster_t *c, int result, void *data)
-{
-    ((wsess *)data)->closed = 1;
-}
-
-static void run_until(uv_loop_t *loop, const int *flag)
-{
-    while (!*flag)
-        uv_run(loop, UV_RUN_ONCE);
-}
-
-/* A session on store that went live (or lost: w.lost). */
-static void open_live(uv_loop_t *loop, const char *store, const char *host, wsess *w)
-{
-    char err[CLUSTER_ERR_MAX];
-    cluster_opts o = { .store = store, .host_id = host };
-    memset(w, 0, sizeof(*w));
-    if (cluster_open(loop, &o, w_state, NULL, w, &w->c, err, sizeof(err)) < 0) {
-        fprintf(stderr, "bench_alloc: %s\n", err);
-        w->lost = 1;
-        return;
-    }
-    while (!w->live && !w->lost)
-        uv_run(loop, UV_RUN_ONCE);
-}
-
-static void close_sess(uv_loop_t *loop, wsess *w)
-{
-    cluster_close(w->c, w_closed, w);
-    run_until(loop, &w->closed);
-}
-
 static void etcd_worker(const char *store, int id, double until, double *lat, long *n)
 {
     uv_loop_t loop;
     char host[32], owner[64], mac[18];
-    wsess w;
+    bench_sess w;
     uv_loop_init(&loop);
     snprintf(host, sizeof(host), "bench%d", id);
-    open_live(&loop, store, host, &w);
+    bench_sess_open(&loop, store, host, &w);
     if (!w.live)
         _exit(1);
     long k = 0;
@@ -100,9 +50,9 @@ static void etcd_worker(const char *store, int id, double until, double *lat, lo
         snprintf(owner, sizeof(owner), "bench/w%d/nic%ld", id, k);
         double t0 = time_mono_ms();
         w.done = 0;
-        if (cluster_claim_mac(w.c, PREFIX, owner, mac, w_done, &w) < 0)
+        if (cluster_claim_mac(w.c, PREFIX, owner, mac, bench_sess_done, &w) < 0)
             _exit(1);
-        run_until(&loop, &w.done);
+        bench_run_until(&loop, &w.done);
         if (w.result < 0) {
             fprintf(stderr, "bench_alloc: etcd worker %d: %s\n", id, cluster_error(w.c));
             _exit(1);
@@ -110,7 +60,7 @@ static void etcd_worker(const char *store, int id, double until, double *lat, lo
         lat[k++] = time_mono_ms() - t0;
     }
     *n = k;
-    close_sess(&loop, &w); /* revokes: the next measurement starts empty */
+    bench_sess_close(&loop, &w); /* revokes: the next measurement starts empty */
     _exit(0);
 }
 
@@ -186,91 +136,6 @@ static int measure(const char *store, const char *dir, int procs, double secs, e
     return failed || r->n == 0 ? -EIO : 0;
 }
 
-/* --- a private etcd ------------------------------------------------------ */
-
-static int free_port(void)
-{
-    for (int t = 0; t < 1000; t++) {
-        int port = 12000 + (int)(random() % 20000);
-        int fd = socket(AF_INET, SOCK_STREAM, 0);
-        struct sockaddr_in a = { .sin_family = AF_INET, .sin_port = htons((uint16_t)port),
-                                 .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
-        int ok = fd >= 0 && bind(fd, (struct sockaddr *)&a, sizeof(a)) == 0;
-        if (fd >= 0)
-            close(fd);
-        if (ok)
-            return port;
-    }
-    return -1;
-}
-
-static int rm_one(const char *path, const struct stat *st, int flag, struct FTW *f)
-{
-    return remove(path) < 0 ? -1 : 0;
-}
-
-static void etcd_exited(proc_t *p, int status, int sig, void *data)
-{
-    *(int *)data = 1;
-}
-
-typedef struct private_etcd {
-    uv_loop_t loop;
-    proc_t *p;
-    int exited;
-    char dir[256], store[64];
-} private_etcd;
-
-static int etcd_up(private_etcd *e)
-{
-    char data[300], log[300], client[64], peer[64], cluster[96], err[512];
-    const char *t = getenv("TMPDIR");
-    snprintf(e->dir, sizeof(e->dir), "%s/qf-bench-etcd-XXXXXX", t && *t ? t : "/tmp");
-    if (!mkdtemp(e->dir))
-        return -errno;
-    srandom((unsigned)getpid());
-    int cp = free_port(), pp = free_port();
-    snprintf(data, sizeof(data), "%s/data", e->dir);
-    snprintf(log, sizeof(log), "%s/etcd.log", e->dir);
-    snprintf(client, sizeof(client), "http://127.0.0.1:%d", cp);
-    snprintf(peer, sizeof(peer), "http://127.0.0.1:%d", pp);
-    snprintf(cluster, sizeof(cluster), "default=%s", peer);
-    snprintf(e->store, sizeof(e->store), "etcd://127.0.0.1:%d", cp);
-    char *argv[] = { "etcd", "--data-dir", data, "--listen-client-urls", client,
-                     "--advertise-client-urls", client, "--listen-peer-urls", peer,
-                     "--initial-advertise-peer-urls", peer, "--initial-cluster", cluster, NULL };
-    proc_opts o = { .argv = argv, .log_path = log };
-    uv_loop_init(&e->loop);
-    if (proc_start(&e->loop, &o, etcd_exited, &e->exited, &e->p, err, sizeof(err)) < 0) {
-        fprintf(stderr, "bench_alloc: etcd: %s\n", err);
-        return -ENOENT;
-    }
-    for (int i = 0; i < 50 && !e->exited; i++) { /* 10 s */
-        wsess w;
-        open_live(&e->loop, e->store, "bench-probe", &w);
-        int live = w.live;
-        if (w.c)
-            close_sess(&e->loop, &w);
-        if (live)
-            return 0;
-        usleep(200000);
-    }
-    fprintf(stderr, "bench_alloc: etcd did not come up; see %s\n", log);
-    return -ETIMEDOUT;
-}
-
-static void etcd_down(private_etcd *e)
-{
-    if (e->p) {
-        proc_kill(e->p, SIGTERM);
-        run_until(&e->loop, &e->exited);
-        proc_close(e->p, NULL, NULL);
-        uv_run(&e->loop, UV_RUN_DEFAULT);
-    }
-    uv_loop_close(&e->loop);
-    nftw(e->dir, rm_one, 16, FTW_DEPTH | FTW_PHYS);
-}
-
 /* --- the run ------------------------------------------------------------- */
 
 static void print(const eres *r, int nr, const char *store, int json)
@@ -305,15 +170,15 @@ static void print(const eres *r, int nr, const char *store, int json)
 int etcd_bench(const char *store, const char *dir, const int *procs, int np, double secs,
                int json)
 {
-    private_etcd e = {0};
+    bench_etcd e = {0};
     char parsed[256], err[256];
     if (store && cluster_store_parse(store, parsed, sizeof(parsed), err, sizeof(err)) != 1) {
         fprintf(stderr, "bench_alloc: --store: %s\n", store ? err : "");
         return 2;
     }
     if (!store) {
-        if (etcd_up(&e) < 0) {
-            etcd_down(&e);
+        if (bench_etcd_up(&e) < 0) {
+            bench_etcd_down(&e);
             return 3;
         }
         store = e.store;
@@ -328,7 +193,7 @@ int etcd_bench(const char *store, const char *dir, const int *procs, int np, dou
     }
     int private = e.p != NULL;
     if (private)
-        etcd_down(&e);
+        bench_etcd_down(&e);
     if (rc < 0) {
         fprintf(stderr, "bench_alloc: a worker failed\n");
         return 1;
