@@ -544,3 +544,28 @@ Test(cluster, a_reply_over_1_mib_is_refused)
     uv_close((uv_handle_t *)&big_srv, NULL);
     finish();
 }
+
+/* A reader (cluster_opts.readonly, what `qmpctl list --cluster` opens):
+ * lists at once, takes no lease, writes no host record, may claim nothing;
+ * the writer's keys and guests are all it sees. */
+Test(cluster, reader_lists_and_writes_nothing)
+{
+    start_etcd(1);
+    open_live(&F.a, "hA", 5);
+    cr_assert_eq(claim(&F.a, "vnc", "3", "r1/vm1"), 0);
+    char err[CLUSTER_ERR_MAX];
+    cluster_opts o = { .store = etcd_fx_store(F.fx), .host_id = "reader", .readonly = 1 };
+    cr_assert_eq(cluster_open(&F.l.loop, &o, on_state, NULL, &F.b, &F.b.c, err, sizeof(err)), 0,
+                 "%s", err);
+    cr_assert_eq(list(&F.b, NULL), 1);
+    cr_assert_str_eq(F.b.ls[0].host, "hA");
+    cr_assert_eq(cluster_claim(F.b.c, "vnc", "4", "r/x", on_done, &F.b), -EPERM);
+    cr_assert_eq(cluster_claim_mac(F.b.c, "02:00:00:02", "r/x", F.b.mac, on_done, &F.b), -EPERM);
+    cluster_stats st;
+    cluster_get_stats(F.b.c, &st);
+    cr_assert_eq(st.lease_id, 0, "a reader took a lease");
+    cr_assert_eq(etcd_count("/qfleet/host/reader", NULL, 0), 0, "a reader wrote its host record");
+    cr_assert_eq(etcd_count("/qfleet/host/hA", NULL, 0), 1);
+    cr_assert_eq(F.b.nstates, 0, "a reader reported a state");
+    finish();
+}

@@ -1,6 +1,7 @@
 /* qmpctl_show.c - the qmpctl commands that mostly read the registry:
  * list, status (plus query-status and a guest-ping), pci (plus query-pci
  * with --check), and the aligned tables they print for people. */
+#include <errno.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -261,19 +262,10 @@ int qc_cmd_list(const struct qc_opts *o)
 
 /* One short session with etcd on a loop of its own: open, list, close. */
 struct cl_list {
-    cluster_state state;
     char why[CLUSTER_ERR_MAX];
     int answered, closed, rc;
     json_t *guests;
 };
-
-static void cl_state(cluster_t *c, cluster_state s, const char *why, void *data)
-{
-    struct cl_list *l = data;
-    (void)c;
-    l->state = s;
-    snprintf(l->why, sizeof(l->why), "%s", why ? why : "");
-}
 
 static void cl_guests(cluster_t *c, int result, json_t *v, void *data)
 {
@@ -342,26 +334,24 @@ int qc_cmd_list_cluster(const struct qc_opts *o)
                 rc < 0 ? err : "name the etcd store: --store etcd://H:P or $" CLUSTER_STORE_ENV);
         return QC_USAGE;
     }
-    /* A session of its own, under a name no controller uses. */
+    /* A reader: no lease, no host record, nothing written in etcd. */
     snprintf(host, sizeof(host), "qmpctl-%d", (int)getpid());
     uv_loop_t loop;
     uv_loop_init(&loop);
-    struct cl_list l = { .state = CLUSTER_CONNECTING };
-    cluster_opts co = { .store = store, .host_id = host,
+    struct cl_list l = { 0 };
+    cluster_opts co = { .store = store, .host_id = host, .readonly = 1,
                         .timeout_ms = o->timeout_ms ? o->timeout_ms : 0 };
     cluster_t *c = NULL;
-    if (cluster_open(&loop, &co, cl_state, NULL, &l, &c, err, sizeof(err)) < 0) {
+    if (cluster_open(&loop, &co, NULL, NULL, &l, &c, err, sizeof(err)) < 0) {
         fprintf(stderr, "%s: etcd %s: %s\n", qc_prog, store, err);
         uv_loop_close(&loop);
         return QC_FAIL;
     }
-    while (l.state == CLUSTER_CONNECTING && uv_run(&loop, UV_RUN_ONCE))
-        ;
-    if (l.state == CLUSTER_LIVE && (rc = cluster_guests(c, cl_guests, &l)) == 0)
+    if ((rc = cluster_guests(c, cl_guests, &l)) == 0)
         while (!l.answered && uv_run(&loop, UV_RUN_ONCE))
             ;
     int out = QC_OK;
-    if (l.state != CLUSTER_LIVE) {
+    if (l.rc == -ENOTCONN || l.rc == -ETIMEDOUT || l.rc == -EHOSTUNREACH) {
         fprintf(stderr, "%s: etcd %s is unreachable: %s\n", qc_prog, store, l.why);
         out = QC_FAIL;
     } else if (rc < 0 || l.rc < 0) {

@@ -262,7 +262,7 @@ static void check_deadline(cluster_t *c, double now)
 static void arm_tick(cluster_t *c, double now)
 {
     double next = now + 3600e3;
-    if (!c->lreq_inflight && c->resync == 0)
+    if (!c->readonly && !c->lreq_inflight && c->resync == 0)
         next = c->next_ka;
     if ((c->state == CLUSTER_LIVE || c->state == CLUSTER_UNPROVEN) && c->proven_until < next)
         next = c->proven_until;
@@ -301,7 +301,7 @@ static void advance(cluster_t *c)
         return;
     }
     now = time_mono_ms();
-    if (!c->lreq_inflight && c->resync == 0 && now >= c->next_ka)
+    if (!c->readonly && !c->lreq_inflight && c->resync == 0 && now >= c->next_ka)
         send_lease_req(c, now);
     arm_tick(c, now);
 }
@@ -336,6 +336,7 @@ static int fill_opts(cluster_t *c, const cluster_opts *o, char *err, size_t errl
     snprintf(c->run, sizeof(c->run), "%s", o->run ? o->run : "");
     c->ttl_s = o->ttl_s > 0 ? o->ttl_s : 5;
     c->timeout_ms = o->timeout_ms > 0 ? o->timeout_ms : 1000;
+    c->readonly = o->readonly;
     if (c->ttl_s < 2 || c->ttl_s > 3600) {
         snprintf(err, errlen, "lease TTL %d s: want 2..3600", c->ttl_s);
         return -EINVAL;
@@ -368,7 +369,7 @@ int cluster_open(uv_loop_t *loop, const cluster_opts *o, cluster_state_cb on_sta
     uv_timer_init(loop, &c->tick);
     c->kick.data = c->tick.data = c;
     c->handles = 2;
-    json_t *h = json_object();
+    json_t *h = c->readonly ? NULL : json_object();
     if (h) {
         json_set_str(h, "host", c->host);
         json_set_int(h, "pid", cluster__pid());

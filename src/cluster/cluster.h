@@ -68,6 +68,9 @@ typedef struct cluster_opts {
     const char *run;     /* recorded with every key; NULL: "" */
     int ttl_s;           /* lease TTL; 0: 5 */
     int timeout_ms;      /* per HTTP request; 0: 1000 */
+    int readonly;        /* a reader (qmpctl list --cluster): no lease, no host
+                          * record, no claim (-EPERM); cluster_list and
+                          * cluster_guests at once, on_state never called */
 } cluster_opts;
 
 /* Check a store string: 1 if it names etcd (endpoints copied to out as

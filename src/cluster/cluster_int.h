@@ -139,6 +139,7 @@ struct cluster {
     char run[CLUSTER_OWNER_MAX];
     char endpoints[CLUSTER_ERR_MAX];
     int ttl_s, timeout_ms;
+    int readonly;             /* cluster_opts.readonly */
     long long lease;
     int lease_ttl;
     double proven_until;  /* monotonic ms */

@@ -445,6 +445,8 @@ static int usable(const cluster_t *c, int live)
         return -EINVAL;
     if (c->closing)
         return -ESHUTDOWN;
+    if (live && c->readonly)
+        return -EPERM;
     if (live && c->state != CLUSTER_LIVE)
         return -ENOTCONN;
     return 0;
