@@ -452,22 +452,36 @@ static int usable(const cluster_t *c, int live)
     return 0;
 }
 
-int cluster_claim(cluster_t *c, const char *kind, const char *value, const char *owner,
-                  cluster_cb cb, void *data)
+/* The call's session check (live: it needs the lease), then (kind,
+ * value) and owner (may be NULL: none) checked, and the value in the
+ * canonical form keys use (a MAC as "02:00:.."): 0, or -errno. */
+static int call_args(const cluster_t *c, int live, const char *kind, const char *value,
+                     const char *owner, char v[CLUSTER_VALUE_MAX])
 {
-    int rc = usable(c, 1);
-    char v[CLUSTER_VALUE_MAX];
     unsigned char m[6];
+    int rc = usable(c, live);
     if (rc < 0)
         return rc;
-    if (!valid_kv(kind, value) || !valid_owner(owner))
+    if (!valid_kv(kind, value) || (owner && !valid_owner(owner)))
         return -EINVAL;
-    snprintf(v, sizeof(v), "%s", value);
+    snprintf(v, CLUSTER_VALUE_MAX, "%s", value);
     if (strcmp(kind, "mac") == 0) {
         if (mac_parse(value, m) < 0)
             return -EINVAL;
         mac_format(m, v);
     }
+    return 0;
+}
+
+int cluster_claim(cluster_t *c, const char *kind, const char *value, const char *owner,
+                  cluster_cb cb, void *data)
+{
+    char v[CLUSTER_VALUE_MAX];
+    int rc = call_args(c, 1, kind, value, owner, v);
+    if (rc < 0)
+        return rc;
+    if (!owner)
+        return -EINVAL;
     cop *o = op_new(c, COP_CLAIM);
     if (!o)
         return -ENOMEM;
@@ -549,16 +563,12 @@ static int release_keys(cluster_t *c, const char *kind, const char *value, const
 int cluster_hand_over(cluster_t *c, const char *kind, const char *value, const char *owner,
                       cluster_cb cb, void *data)
 {
-    int rc = usable(c, 0);
     char v[CLUSTER_VALUE_MAX];
-    unsigned char m[6];
+    int rc = call_args(c, 0, kind, value, owner, v);
     if (rc < 0)
         return rc;
-    if (!valid_kv(kind, value) || !valid_owner(owner))
+    if (!owner)
         return -EINVAL;
-    snprintf(v, sizeof(v), "%s", value);
-    if (strcmp(kind, "mac") == 0 && mac_parse(value, m) == 0)
-        mac_format(m, v);
     cheld *h = cluster__held_find(c, kind, v);
     if (!h)
         return -ENOENT;
@@ -582,16 +592,10 @@ int cluster_hand_over(cluster_t *c, const char *kind, const char *value, const c
 int cluster_release(cluster_t *c, const char *kind, const char *value, cluster_cb cb,
                     void *data)
 {
-    int rc = usable(c, 0);
     char v[CLUSTER_VALUE_MAX];
-    unsigned char m[6];
+    int rc = call_args(c, 0, kind, value, NULL, v);
     if (rc < 0)
         return rc;
-    if (!valid_kv(kind, value))
-        return -EINVAL;
-    snprintf(v, sizeof(v), "%s", value);
-    if (strcmp(kind, "mac") == 0 && mac_parse(value, m) == 0)
-        mac_format(m, v);
     if (!cluster__held_find(c, kind, v))
         return -ENOENT;
     return release_keys(c, kind, v, NULL, cb, data);
