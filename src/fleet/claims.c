@@ -270,12 +270,7 @@ static void log_state(fleet_t *f)
     json_set_str(ev, "state", cluster_state_name(f->cl_state));
     json_set_str(ev, "host", cluster_host(f->o.cluster));
     json_set_str(ev, "why", f->cl_why);
-    size_t n;
-    char *line = json_dump(ev, &n);
-    json_free(ev);
-    if (line && fs_append_line(f->evfd, line, n) < 0)
-        fprintf(stderr, "qfleet: events.jsonl: %s\n", strerror(errno));
-    free(line);
+    fleet__event_write(f, ev);
     f->cl_logged = 1;
 }
 

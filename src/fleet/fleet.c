@@ -328,6 +328,16 @@ int fleet_flush_registry(fleet_t *f, char *err, size_t errlen)
 
 /* ---- records ---- */
 
+void fleet__event_write(fleet_t *f, json_t *ev)
+{
+    size_t n;
+    char *line = ev ? json_dump(ev, &n) : NULL;
+    json_free(ev);
+    if (line && fs_append_line(f->evfd, line, n) < 0)
+        fprintf(stderr, "qfleet: events.jsonl: %s\n", strerror(errno));
+    free(line);
+}
+
 static void log_event(fleet_t *f, const fguest_t *g)
 {
     json_t *ev = json_object();
@@ -336,12 +346,7 @@ static void log_event(fleet_t *f, const fguest_t *g)
     json_set_str(ev, "guest", g->name);
     json_set_str(ev, "state", fleet_state_name(g->state));
     json_set(ev, "reason", g->state == GS_FAILED ? json_string(g->reason) : json_null());
-    size_t n;
-    char *line = json_dump(ev, &n);
-    json_free(ev);
-    if (line && fs_append_line(f->evfd, line, n) < 0)
-        fprintf(stderr, "qfleet: events.jsonl: %s\n", strerror(errno));
-    free(line);
+    fleet__event_write(f, ev);
 }
 
 static int queue_event(fleet_t *f, fguest_t *g)

@@ -181,6 +181,10 @@ struct fleet {
  * owner's queue) and kicks the fleet; decides nothing. */
 void fleet__guest_changed(fguest_t *g);
 
+/* fleet.c: one line of events.jsonl (ev is freed; a failed append is said
+ * on stderr: the run goes on). */
+void fleet__event_write(fleet_t *f, json_t *ev);
+
 /* fleet.c: run advance() from the loop soon (a zero-delay timer). */
 void fleet__kick(fleet_t *f);
 

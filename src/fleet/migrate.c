@@ -117,12 +117,7 @@ static void record(struct fleet_mig *m, const char *what)
     json_set_str(ev, "event", "migration");
     json_set_str(ev, "what", what);
     json_set_int(ev, "elapsed_ms", (long long)elapsed(m));
-    size_t n;
-    char *line = json_dump(ev, &n);
-    json_free(ev);
-    if (line && fs_append_line(f->evfd, line, n) < 0)
-        fprintf(stderr, "qfleet: events.jsonl: %s\n", strerror(errno));
-    free(line);
+    fleet__event_write(f, ev);
 }
 
 static void set_phase(struct fleet_mig *m, const char *phase)

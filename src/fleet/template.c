@@ -244,12 +244,7 @@ void fleet__template_event(fguest_t *g, const char *what, const char *reason, js
     json_set_str(ev, "what", what);
     json_set_str(ev, "key", g->cl.key);
     json_set(ev, "reason", reason ? json_string(reason) : json_null());
-    size_t n;
-    char *line = json_dump(ev, &n);
-    json_free(ev);
-    if (line && fs_append_line(g->f->evfd, line, n) < 0)
-        fprintf(stderr, "qfleet: events.jsonl: %s\n", strerror(errno));
-    free(line);
+    fleet__event_write(g->f, ev);
 }
 
 void fleet__template_drop(fguest_t *g, const char *why)
