@@ -755,6 +755,7 @@ void runner_start(runner_t *r, runner_done_cb cb, void *data)
     char why[512];
     for (int i = 0; i < r->n; i++) {
         struct rsuite *s = r->s[i];
+        s->st.setup_clone = s->def->setup_clone; /* status.json's "clone" */
         if (s->st.state == SS_DONE)
             continue;
         if (!s->never && sched_never_fits(&r->lim, &s->need, why, sizeof(why)))

@@ -100,7 +100,8 @@ typedef struct st_guest {
 typedef struct st_suite {
     const char *name, *file;
     char run_dir[PATH_MAX];    /* the suite's fleet run dir */
-    int setup_each;
+    int setup_each;            /* setup = each or clone: fresh guests per case */
+    int setup_clone;           /* setup = clone (setup_each is set too) */
     st_suite_state state;
     st_result result;
     char *reason;              /* waiting for / why error */
@@ -187,6 +188,10 @@ void status_boot_phases(st_run *r, const json_t *timings_ms);
 void st_case_log(st_case *c, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 void st_case_reset(st_case *c);    /* drop steps, log, message: a new attempt */
 void st_suite_free(st_suite *s);   /* what the st_* fields own */
+
+/* The suite's setup mode as status.json and junit.xml name it: "all",
+ * "each" or "clone". */
+const char *st_setup_name(const st_suite *s);
 
 /* Renderings of a model (pure: they read it and touch nothing). */
 /* The status.json document (status.c). */
