@@ -414,6 +414,62 @@ Test(status, runner_reports_setup_clone)
     free(text);
 }
 
+/* What changes without an event: the model's owner brings it in through
+ * st_run.refresh, and the publisher rewrites status.json (nobody called
+ * status_changed). Here a queued guest starts to wait, as the runner's
+ * refresh copies fguest_json when only the guest's reason changed. */
+static int waits(st_run *m, void *data)
+{
+    (void)m;
+    int *calls = data;
+    if ((*calls)++)
+        return 0;
+    json_t *g = json_object();
+    json_set_str(g, "name", "vm0-2");
+    json_set_str(g, "state", "queued");
+    json_set_str(g, "reason", "waiting: etcd unreachable since 12:01:02, lease proven until 12:01:07: x");
+    ga[1].snap = g;
+    snprintf(ga[1].instance, sizeof(ga[1].instance), "vm0-2");
+    return 1;
+}
+
+Test(status, refresh_brings_a_waiting_guests_reason)
+{
+    uv_loop_t loop;
+    uv_loop_init(&loop);
+    char err[256];
+    int calls = 0;
+    run.refresh = waits;
+    run.refresh_data = &calls;
+    status_t *st = NULL;
+    cr_assert_eq(status_open(&run, &loop, 0, 1, &st, err, sizeof(err)), 0, "%s", err);
+    uv_timer_t tick;
+    uv_timer_init(&loop, &tick);
+    uv_timer_start(&tick, on_tick, 10, 0);
+    uv_run(&loop, UV_RUN_DEFAULT);
+    int nclosed = 0;
+    status_close(st, closed, &nclosed);
+    uv_run(&loop, UV_RUN_DEFAULT);
+    cr_assert_eq(uv_loop_close(&loop), 0);
+    cr_assert_geq(calls, 1, "the publisher never asked for a refresh");
+    char p[400];
+    snprintf(p, sizeof(p), "%s/status.json", dir);
+    size_t n;
+    char *s = fs_read_file(p, 1 << 20, &n);
+    cr_assert(s, "status.json was not written after a refresh that changed the model");
+    json_t *doc = json_parse(s, n, err, sizeof(err));
+    cr_assert(doc, "%s", err);
+    cr_assert_eq(status_check(doc, err, sizeof(err)), 0, "%s", err);
+    const json_t *g = json_at(json_get(json_at(json_get(doc, "suites"), 0), "guests"), 1);
+    cr_assert_str_eq(json_get_str(g, "state"), "queued");
+    cr_assert_str_eq(json_get_str(g, "reason"),
+                     "waiting: etcd unreachable since 12:01:02, lease proven until 12:01:07: x");
+    json_free(doc);
+    free(s);
+    json_free(ga[1].snap);
+    ga[1].snap = NULL;
+}
+
 Test(status, case_log_is_capped)
 {
     st_case c = { .name = "big" };

@@ -395,6 +395,8 @@ static void write_textfile(const char *dir, const char *text)
 
 static void flush_now(status_t *r)
 {
+    if (r->m->refresh && r->m->refresh(r->m, r->m->refresh_data))
+        r->dirty = 1;
     if (r->dirty) {
         r->dirty = 0;
         if (r->m->cluster) { /* the session's figures as of this rewrite */

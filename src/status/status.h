@@ -94,7 +94,10 @@ typedef struct st_guest {
     const char *name;          /* logical: "vm0-1" */
     char instance[96];         /* current instance in its fleet, "" before the first */
     int boots;                 /* instances started so far */
-    json_t *snap;              /* fguest_json of the current instance, or NULL */
+    json_t *snap;              /* fguest_json of the current instance, or NULL:
+                                * taken at every fleet event, and by the
+                                * runner's refresh when only its reason
+                                * changed (a queued guest waiting) */
 } st_guest;
 
 typedef struct st_suite {
@@ -152,6 +155,13 @@ typedef struct st_run {
     char cluster_store[512];
     cluster_stats cl_stats;
     char cl_host[CLUSTER_HOST_MAX];
+    /* What changes without the owner being told (a queued guest's reason
+     * while it waits for the cluster session, fleet.h): the publisher calls
+     * refresh (NULL: none) once per loop turn, before it decides whether to
+     * rewrite, and rewrites when it returns 1 (the model changed). It only
+     * copies into the model; no decision is taken there. */
+    int (*refresh)(struct st_run *m, void *data);
+    void *refresh_data;
 } st_run;
 
 /* The publisher of one run model. */
