@@ -18,10 +18,12 @@
 
 #include "base/fs.h"
 #include "base/json.h"
+#include "cfg/suite.h"
 #include "cfg/vm.h"
 #include "src/alloc/alloc.h"
 #include "src/cluster/cluster.h"
 #include "src/fleet/fleet.h"
+#include "src/run/runner.h"
 #include "tests/etcd_fx.h"
 #include "tests/testutil.h"
 
@@ -31,6 +33,7 @@ struct host {
     const char *id;
     cluster_t *c;
     fleet_t *f;
+    runner_t *r; /* instead of f: a `qfleet run` on this host's session */
     cluster_state st;
     int lost, live_again, conflicts;
     int closed, freed;
@@ -121,6 +124,8 @@ static void on_state(cluster_t *c, cluster_state s, const char *why, void *data)
     h->st = s;
     if (h->f) /* what an owner does: forward, the fleet records and kicks */
         fleet_cluster_state(h->f, s, why);
+    if (h->r) /* a runner forwards to its suites' fleets */
+        runner_cluster_state(h->r, s, why);
 }
 
 static void on_conflict(cluster_t *c, const char *kind, const char *value, const char *owner,
@@ -690,4 +695,108 @@ Test(fleet_cluster, cluster_wide_vnc_skips_displays_held_elsewhere)
     etcd_fx_free_kv(k, val, n);
     cr_assert_eq(n, 0, "display 2 stayed claimed after the guest went");
     host_down(0);
+}
+
+/* ---- qfleet run on a cluster session ---- */
+
+static int run_done;
+
+static void on_run_done(runner_t *r, void *data)
+{
+    (void)r, (void)data;
+    run_done = 1;
+}
+
+static int is_done(void *arg)
+{
+    (void)arg;
+    return run_done;
+}
+
+/* The reason of the run's first suite's first guest in STATUS_DIR's
+ * status.json, "" when it has none, NULL when there is no document yet
+ * (static buffer). */
+static const char *status_reason(const char *status_dir, char *state, size_t statelen)
+{
+    static char reason[512];
+    char p[400];
+    snprintf(p, sizeof(p), "%s/status.json", status_dir);
+    size_t n;
+    char *text = fs_read_file(p, 1 << 20, &n);
+    json_t *doc = text ? json_parse(text, n, NULL, 0) : NULL;
+    free(text);
+    if (!doc)
+        return NULL;
+    const json_t *g = json_at(json_get(json_at(json_get(doc, "suites"), 0), "guests"), 0);
+    const char *r = json_get_str(g, "reason"), *s = json_get_str(g, "state");
+    snprintf(reason, sizeof(reason), "%s", r ? r : "");
+    snprintf(state, statelen, "%s", s ? s : "");
+    json_free(doc);
+    return reason;
+}
+
+static int status_waits(void *arg)
+{
+    char st[32];
+    const char *r = status_reason(arg, st, sizeof(st));
+    return r && !strncmp(r, "waiting: etcd unreachable since ", 32);
+}
+
+/* etcd stopped before a suite's guests boot: they stay queued, and the
+ * run's status.json says why (the guest's reason, as the fleet's
+ * guests.json has it), though no fleet event told the runner. */
+Test(fleet_cluster, run_status_shows_why_a_guest_waits)
+{
+    struct host *h = &F.h[0];
+    h->id = "hostR";
+    char err[CLUSTER_ERR_MAX], p[400], rd[300], state[300];
+    snprintf(state, sizeof(state), "%s/hostR-state", F.dir);
+    snprintf(rd, sizeof(rd), "%s/hostR-run", F.dir);
+    cr_assert_eq(mkdir(state, 0700), 0);
+    cluster_opts o = { .store = etcd_fx_store(F.fx), .host_id = h->id };
+    cr_assert_eq(cluster_open(&F.loop, &o, on_state, on_conflict, h, &h->c, err, sizeof(err)), 0,
+                 "%s", err);
+    cr_assert(run_until(is_live, h, 10000), "the session never went live");
+    snprintf(p, sizeof(p), "%s/cheap.cfg", F.dir);
+    FILE *fp = fopen(p, "w");
+    cr_assert(fp);
+    fprintf(fp, "[vm0]\ncpu =\n    model=qemu64,number=1;\nmem =\n    size=64;\n"
+                "net =\n    type=nic,opt_model=e1000,opt_addr=1f;\n    type=user;\n"
+                "qga =\n    enable=no;\nvnc =\n    disable=yes;\nenable_kvm =\n    enable=no;\n");
+    cr_assert_eq(fclose(fp), 0);
+    tu_write_in(F.dir, "held.suite", "[suite]\ncfg = cheap.cfg\nvms = vm0\n[case a]\nhost: true\n");
+
+    etcd_fx_stop(F.fx, 0);
+    cr_assert(run_until(host_lost, h, 20000), "the session never said lost");
+    runner_opts ro = { .state_dir = state, .run_dir = rd, .jobs = 1, .quiet = 1,
+                       .mac_prefix = PREFIX, .cluster = h->c };
+    cr_assert_eq(runner_new(&F.loop, &ro, &h->r, err, sizeof(err)), 0, "%s", err);
+    struct suite *s;
+    snprintf(p, sizeof(p), "%s/held.suite", F.dir);
+    cr_assert_eq(suite_load(p, &s, err, sizeof(err)), 0, "%s", err);
+    cr_assert_eq(runner_add(h->r, s, err, sizeof(err)), 0, "%s", err);
+    run_done = 0;
+    runner_start(h->r, on_run_done, NULL);
+    int waits = run_until(status_waits, rd, 10000);
+    char gstate[32];
+    const char *why = status_reason(rd, gstate, sizeof(gstate));
+    cr_assert(waits, "status.json's guest has no waiting reason: '%s' (%s)", why ? why : "(none)",
+              gstate);
+    cr_assert_str_eq(gstate, "queued");
+    cr_assert(strstr(why, "lease TTL 5 s passed"), "%s", why);
+    /* the same words as the fleet's own registry */
+    snprintf(p, sizeof(p), "%s/held/guests.json", rd);
+    size_t n;
+    char *text = fs_read_file(p, 1 << 20, &n);
+    cr_assert(text, "%s", p);
+    cr_assert(strstr(text, why), "guests.json does not say '%s': %s", why, text);
+    free(text);
+
+    runner_interrupt(h->r, "test over");
+    cr_assert(run_until(is_done, NULL, 30000), "the run did not end");
+    runner_free(h->r);
+    h->r = NULL;
+    cluster_close(h->c, on_closed, h);
+    cr_assert(run_until(host_closed, h, 10000), "the session did not close");
+    h->c = NULL;
 }

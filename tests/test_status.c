@@ -4,6 +4,7 @@
  * events.jsonl lines, the live table's width. */
 #include <criterion/criterion.h>
 
+#include <errno.h>
 #include <regex.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -12,6 +13,8 @@
 #include <unistd.h>
 
 #include "base/fs.h"
+#include "cfg/suite.h"
+#include "src/run/runner.h"
 #include "src/status/status.h"
 #include "testutil.h"
 
@@ -335,6 +338,136 @@ Test(status, events_and_files)
     cr_assert_eq(status_check(doc, err, sizeof(err)), 0, "%s", err);
     json_free(doc);
     free(s);
+}
+
+/* The setup mode as the suite file says it: all, each, or clone (warm
+ * clones: fresh guests per case, so setup_each is set too). */
+Test(status, setup_mode_names_clone)
+{
+    char err[512];
+    const char *want[3] = { "all", "each", "clone" };
+    for (int mode = 0; mode < 3; mode++) {
+        sb.setup_each = mode >= 1;
+        sb.setup_clone = mode == 2;
+        json_t *doc = status_json(&run);
+        cr_assert_str_eq(json_get_str(json_at(json_get(doc, "suites"), 1), "setup"), want[mode]);
+        cr_assert_eq(status_check(doc, err, sizeof(err)), 0, "%s: %s", want[mode], err);
+        json_free(doc);
+        char *x = junit_render(&run);
+        char prop[96];
+        snprintf(prop, sizeof(prop), "<property name=\"setup\" value=\"%s\"/>", want[mode]);
+        cr_assert(strstr(x, prop), "%s not in %.2000s", prop, x);
+        free(x);
+    }
+    json_t *doc = status_json(&run);
+    json_set_str(json_at(json_get(doc, "suites"), 1), "setup", "warm");
+    cr_assert_eq(status_check(doc, err, sizeof(err)), -EINVAL);
+    cr_assert(strstr(err, "suites[1].setup: 'warm'"), "%s", err);
+    json_free(doc);
+}
+
+static void on_run_done(runner_t *r, void *data)
+{
+    (void)r;
+    *(int *)data = 1;
+}
+
+/* The runner carries a suite's `setup = clone` into status.json (a suite
+ * that can never fit: the run ends without booting anything). */
+Test(status, runner_reports_setup_clone)
+{
+    char p[512], err[2048];
+    snprintf(p, sizeof(p), "%s/guest.cfg", dir);
+    tu_guest_cfg(p, "vm0", NULL, NULL, NULL);
+    tu_write_in(dir, "warm.suite", "[suite]\ncfg = guest.cfg\nvms = vm0 * 2\nsetup = clone\n"
+                                   "[case a]\nrun vm0-1: true\n");
+    uv_loop_t loop;
+    cr_assert_eq(uv_loop_init(&loop), 0);
+    char state[400], rd[400];
+    snprintf(state, sizeof(state), "%s/state", dir);
+    snprintf(rd, sizeof(rd), "%s/r", dir);
+    runner_opts ro = { .state_dir = state, .run_dir = rd, .jobs = 1, .quiet = 1 };
+    runner_t *r;
+    cr_assert_eq(runner_new(&loop, &ro, &r, err, sizeof(err)), 0, "%s", err);
+    struct suite *s;
+    snprintf(p, sizeof(p), "%s/warm.suite", dir);
+    cr_assert_eq(suite_load(p, &s, err, sizeof(err)), 0, "%s", err);
+    cr_assert(s->setup_each && s->setup_clone);
+    cr_assert_eq(runner_add(r, s, err, sizeof(err)), 0, "%s", err);
+    int done = 0;
+    runner_start(r, on_run_done, &done);
+    uv_run(&loop, UV_RUN_DEFAULT);
+    cr_assert(done);
+    runner_free(r);
+    cr_assert_eq(uv_loop_close(&loop), 0, "handles left open");
+    snprintf(p, sizeof(p), "%s/status.json", rd);
+    size_t n;
+    char *text = fs_read_file(p, 1 << 20, &n);
+    cr_assert(text, "%s", p);
+    json_t *doc = json_parse(text, n, err, sizeof(err));
+    cr_assert(doc, "%s", err);
+    cr_assert_eq(status_check(doc, err, sizeof(err)), 0, "%s", err);
+    const json_t *su = json_at(json_get(doc, "suites"), 0);
+    cr_assert_str_eq(json_get_str(su, "state"), "done", "the suite never fits --jobs 1");
+    cr_assert_str_eq(json_get_str(su, "setup"), "clone");
+    json_free(doc);
+    free(text);
+}
+
+/* What changes without an event: the model's owner brings it in through
+ * st_run.refresh, and the publisher rewrites status.json (nobody called
+ * status_changed). Here a queued guest starts to wait, as the runner's
+ * refresh copies fguest_json when only the guest's reason changed. */
+static int waits(st_run *m, void *data)
+{
+    (void)m;
+    int *calls = data;
+    if ((*calls)++)
+        return 0;
+    json_t *g = json_object();
+    json_set_str(g, "name", "vm0-2");
+    json_set_str(g, "state", "queued");
+    json_set_str(g, "reason", "waiting: etcd unreachable since 12:01:02, lease proven until 12:01:07: x");
+    ga[1].snap = g;
+    snprintf(ga[1].instance, sizeof(ga[1].instance), "vm0-2");
+    return 1;
+}
+
+Test(status, refresh_brings_a_waiting_guests_reason)
+{
+    uv_loop_t loop;
+    uv_loop_init(&loop);
+    char err[256];
+    int calls = 0;
+    run.refresh = waits;
+    run.refresh_data = &calls;
+    status_t *st = NULL;
+    cr_assert_eq(status_open(&run, &loop, 0, 1, &st, err, sizeof(err)), 0, "%s", err);
+    uv_timer_t tick;
+    uv_timer_init(&loop, &tick);
+    uv_timer_start(&tick, on_tick, 10, 0);
+    uv_run(&loop, UV_RUN_DEFAULT);
+    int nclosed = 0;
+    status_close(st, closed, &nclosed);
+    uv_run(&loop, UV_RUN_DEFAULT);
+    cr_assert_eq(uv_loop_close(&loop), 0);
+    cr_assert_geq(calls, 1, "the publisher never asked for a refresh");
+    char p[400];
+    snprintf(p, sizeof(p), "%s/status.json", dir);
+    size_t n;
+    char *s = fs_read_file(p, 1 << 20, &n);
+    cr_assert(s, "status.json was not written after a refresh that changed the model");
+    json_t *doc = json_parse(s, n, err, sizeof(err));
+    cr_assert(doc, "%s", err);
+    cr_assert_eq(status_check(doc, err, sizeof(err)), 0, "%s", err);
+    const json_t *g = json_at(json_get(json_at(json_get(doc, "suites"), 0), "guests"), 1);
+    cr_assert_str_eq(json_get_str(g, "state"), "queued");
+    cr_assert_str_eq(json_get_str(g, "reason"),
+                     "waiting: etcd unreachable since 12:01:02, lease proven until 12:01:07: x");
+    json_free(doc);
+    free(s);
+    json_free(ga[1].snap);
+    ga[1].snap = NULL;
 }
 
 Test(status, case_log_is_capped)

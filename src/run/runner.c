@@ -139,6 +139,29 @@ static void on_fleet_event(fleet_t *f, fguest_t *g, fleet_state state, void *dat
     kick(s);
 }
 
+/* st_run.refresh: a queued guest's reason changes without a fleet event
+ * (it waits while the cluster session is not live, fleet.h); its snapshot
+ * follows here, so status.json says why as guests.json does. */
+static int refresh_reasons(st_run *m, void *data)
+{
+    struct runner *r = data;
+    int changed = 0;
+    (void)m;
+    for (int i = 0; i < r->n; i++) {
+        struct rsuite *s = r->s[i];
+        for (int k = 0; s->f && s->st.state == SS_BOOTING && k < s->def->nguests; k++) {
+            st_guest *sg = &s->st.guests[k];
+            const char *was = json_get_str(sg->snap, "reason");
+            if (!s->g[k].g || !strcmp(was ? was : "", fguest_reason(s->g[k].g)))
+                continue;
+            json_free(sg->snap);
+            sg->snap = fguest_json(s->g[k].g);
+            changed = 1;
+        }
+    }
+    return changed;
+}
+
 static void gen_start(struct rsuite *s)
 {
     struct suite *d = s->def;
@@ -752,9 +775,12 @@ void runner_start(runner_t *r, runner_done_cb cb, void *data)
     r->done_cb = cb;
     r->done_data = data;
     r->started = 1;
+    r->st.refresh = refresh_reasons;
+    r->st.refresh_data = r;
     char why[512];
     for (int i = 0; i < r->n; i++) {
         struct rsuite *s = r->s[i];
+        s->st.setup_clone = s->def->setup_clone; /* status.json's "clone" */
         if (s->st.state == SS_DONE)
             continue;
         if (!s->never && sched_never_fits(&r->lim, &s->need, why, sizeof(why)))

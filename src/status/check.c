@@ -37,7 +37,7 @@ static const char *const guest_spec[] = { "name:s", "instance:s?", "boots:i", "s
 
 static const char *const results[] = { "pending", "running", "passed", "failed", "error", "skipped",
                                        NULL };
-static const char *const setups[] = { "all", "each", NULL };
+static const char *const setups[] = { "all", "each", "clone", NULL };
 
 static int bad(char *err, size_t errlen, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 static int bad(char *err, size_t errlen, const char *fmt, ...)

@@ -184,7 +184,7 @@ char *junit_render(const st_run *r)
         xb_text(&b, host, 1);
         sb_printf(&b, "\" id=\"%d\">\n    <properties>\n", i);
         const char *props[][2] = { { "file", s->file }, { "run_dir", s->run_dir },
-                                   { "setup", s->setup_each ? "each" : "all" },
+                                   { "setup", st_setup_name(s) },
                                    { "result", st_result_name(s->result) },
                                    { "reason", s->reason } };
         for (size_t p = 0; p < sizeof(props) / sizeof(props[0]); p++) {

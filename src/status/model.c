@@ -27,6 +27,10 @@ static const char *const run_state_names[RUN_STATE_COUNT] = {
 const char *st_result_name(st_result r) { return r < RES_COUNT ? result_names[r] : "?"; }
 const char *st_suite_state_name(st_suite_state s) { return s < SS_COUNT ? suite_state_names[s] : "?"; }
 const char *st_run_state_name(st_run_state s) { return s < RUN_STATE_COUNT ? run_state_names[s] : "?"; }
+const char *st_setup_name(const st_suite *s)
+{
+    return s->setup_clone ? "clone" : s->setup_each ? "each" : "all";
+}
 
 /* ---- the model's own memory ---------------------------------------------- */
 

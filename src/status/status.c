@@ -83,7 +83,7 @@ static json_t *suite_json(const st_suite *s)
     json_set_str(o, "name", s->name);
     json_set_str(o, "file", s->file);
     json_set(o, "run_dir", s->run_dir[0] ? json_string(s->run_dir) : json_null());
-    json_set_str(o, "setup", s->setup_each ? "each" : "all");
+    json_set_str(o, "setup", st_setup_name(s));
     json_set_str(o, "state", st_suite_state_name(s->state));
     json_set_str(o, "result", st_result_name(s->result));
     json_set(o, "reason", json_string(s->reason));
@@ -395,6 +395,8 @@ static void write_textfile(const char *dir, const char *text)
 
 static void flush_now(status_t *r)
 {
+    if (r->m->refresh && r->m->refresh(r->m, r->m->refresh_data))
+        r->dirty = 1;
     if (r->dirty) {
         r->dirty = 0;
         if (r->m->cluster) { /* the session's figures as of this rewrite */

@@ -94,13 +94,17 @@ typedef struct st_guest {
     const char *name;          /* logical: "vm0-1" */
     char instance[96];         /* current instance in its fleet, "" before the first */
     int boots;                 /* instances started so far */
-    json_t *snap;              /* fguest_json of the current instance, or NULL */
+    json_t *snap;              /* fguest_json of the current instance, or NULL:
+                                * taken at every fleet event, and by the
+                                * runner's refresh when only its reason
+                                * changed (a queued guest waiting) */
 } st_guest;
 
 typedef struct st_suite {
     const char *name, *file;
     char run_dir[PATH_MAX];    /* the suite's fleet run dir */
-    int setup_each;
+    int setup_each;            /* setup = each or clone: fresh guests per case */
+    int setup_clone;           /* setup = clone (setup_each is set too) */
     st_suite_state state;
     st_result result;
     char *reason;              /* waiting for / why error */
@@ -151,6 +155,13 @@ typedef struct st_run {
     char cluster_store[512];
     cluster_stats cl_stats;
     char cl_host[CLUSTER_HOST_MAX];
+    /* What changes without the owner being told (a queued guest's reason
+     * while it waits for the cluster session, fleet.h): the publisher calls
+     * refresh (NULL: none) once per loop turn, before it decides whether to
+     * rewrite, and rewrites when it returns 1 (the model changed). It only
+     * copies into the model; no decision is taken there. */
+    int (*refresh)(struct st_run *m, void *data);
+    void *refresh_data;
 } st_run;
 
 /* The publisher of one run model. */
@@ -187,6 +198,10 @@ void status_boot_phases(st_run *r, const json_t *timings_ms);
 void st_case_log(st_case *c, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 void st_case_reset(st_case *c);    /* drop steps, log, message: a new attempt */
 void st_suite_free(st_suite *s);   /* what the st_* fields own */
+
+/* The suite's setup mode as status.json and junit.xml name it: "all",
+ * "each" or "clone". */
+const char *st_setup_name(const st_suite *s);
 
 /* Renderings of a model (pure: they read it and touch nothing). */
 /* The status.json document (status.c). */
