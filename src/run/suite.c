@@ -278,7 +278,9 @@ static int suite_vfs(struct runner *r, struct rsuite *s, int *bad_prefix, char *
     return rc;
 }
 
-int runner_add(runner_t *r, struct suite *def, char *err, size_t errlen)
+/* Refuse a suite before anything is made for it: a name already in the
+ * run, or a run dir QEMU's sockets cannot live in. */
+static int suite_check(const struct runner *r, const struct suite *def, char *err, size_t errlen)
 {
     for (int i = 0; i < r->n; i++) {
         if (!strcmp(r->s[i]->def->name, def->name)) {
@@ -296,6 +298,24 @@ int runner_add(runner_t *r, struct suite *def, char *err, size_t errlen)
             snprintf(err, errlen, "suite %s: %s", def->name, why);
             return -ENAMETOOLONG;
         }
+    return 0;
+}
+
+/* A suite not (yet) in r->s: what rsuite_new allocated. */
+static void rsuite_free_bare(struct rsuite *s)
+{
+    if (s) {
+        free(s->st.cases);
+        free(s->st.guests);
+        free(s->g);
+    }
+    free(s);
+}
+
+/* The run's record of def with its status names, not yet in the run; r's
+ * arrays are grown for one more. NULL when out of memory. */
+static struct rsuite *rsuite_new(struct runner *r, struct suite *def)
+{
     struct rsuite *s = calloc(1, sizeof(*s));
     struct rsuite **ns = realloc(r->s, sizeof(*ns) * (size_t)(r->n + 1));
     st_suite **ss = realloc(r->st.suites, sizeof(*ss) * (size_t)(r->n + 1));
@@ -309,14 +329,8 @@ int runner_add(runner_t *r, struct suite *def, char *err, size_t errlen)
         s->g = calloc((size_t)def->nguests + 1, sizeof(struct rguest));
     }
     if (!s || !ns || !ss || !s->st.cases || !s->st.guests || !s->g) {
-        if (s) {
-            free(s->st.cases);
-            free(s->st.guests);
-            free(s->g);
-        }
-        free(s);
-        snprintf(err, errlen, "out of memory");
-        return -ENOMEM;
+        rsuite_free_bare(s);
+        return NULL;
     }
     s->r = r;
     s->def = def;
@@ -330,19 +344,31 @@ int runner_add(runner_t *r, struct suite *def, char *err, size_t errlen)
     for (int i = 0; i < def->ncases; i++)
         s->st.cases[i].name = def->cases[i].name;
     s->st.tear_down_all.name = "tear_down_all";
+    return s;
+}
+
+int runner_add(runner_t *r, struct suite *def, char *err, size_t errlen)
+{
+    int rc = suite_check(r, def, err, errlen);
+    if (rc < 0)
+        return rc;
+    struct rsuite *s = rsuite_new(r, def);
+    if (!s) {
+        snprintf(err, errlen, "out of memory");
+        return -ENOMEM;
+    }
+    char why[512];
     for (int i = 0; i < def->nguests && !s->never; i++) {
         const struct suite_guest *g = &def->guests[i];
         s->st.guests[i].name = g->name;
         if (sched_need_add(&s->need, g->name, g->mem_mb, g->cpupin, g->ncpupin, g->vnc, why, sizeof(why)) < 0)
             s->never = strdup(why);
     }
-    int bad_prefix = 0, rc = s->never ? 0 : suite_vfs(r, s, &bad_prefix, why, sizeof(why));
+    int bad_prefix = 0;
+    rc = s->never ? 0 : suite_vfs(r, s, &bad_prefix, why, sizeof(why));
     if (bad_prefix) {
         snprintf(err, errlen, "%s: --mac-prefix %s: %s", def->path, r->o.mac_prefix, why);
-        free(s->st.cases);
-        free(s->st.guests);
-        free(s->g);
-        free(s);
+        rsuite_free_bare(s);
         return rc;
     }
     if (rc < 0)
