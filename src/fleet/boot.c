@@ -653,6 +653,8 @@ static void next_phase(fguest_t *g)
 
 /* ---- launch ---- */
 
+static void connect_clients(fguest_t *g);
+
 static void launch(fguest_t *g)
 {
     fleet_t *f = g->f;
@@ -692,6 +694,14 @@ static void launch(fguest_t *g)
         return;
     }
     g->pid = proc_pid(g->proc);
+    connect_clients(g);
+}
+
+/* QEMU was started: its QMP socket, and the agent's when the guest has one. */
+static void connect_clients(fguest_t *g)
+{
+    fleet_t *f = g->f;
+    char path[PATH_MAX];
     /* QMP's own deadline (connect, greeting, negotiation) is the boot
      * timeout, capped so a wedged QEMU is not waited on for minutes; the
      * phase timer is a margin later, so QMP's more precise reason wins. */
@@ -705,7 +715,7 @@ static void launch(fguest_t *g)
         return;
     }
     qmp_set_dead_cb(g->qmp, on_qmp_dead, g);
-    rc = qmp_connect(g->qmp, path, qmp_ms, on_qmp_ready, g);
+    int rc = qmp_connect(g->qmp, path, qmp_ms, on_qmp_ready, g);
     if (rc < 0) {
         fleet__guest_fail(g, "%s: QMP connect to %s: %s", g->name, path, strerror(-rc));
         return;
