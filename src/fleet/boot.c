@@ -1,9 +1,9 @@
-/* boot.c - one guest from leases to ready, and back down.
+/* boot.c - one guest from leases to ready (stop.c takes it back down).
  *
- * fleet.c drives it (fleet__guest_boot, _stop, _fail); every change of
- * g->state goes back through fleet__guest_changed() alone, which decides
- * nothing: whatever follows for the fleet (the next queued guest, the
- * owner's callbacks) happens later, from the fleet's own timer.
+ * fleet.c drives it (fleet__guest_boot; stop.c's _stop, _fail); every
+ * change of g->state goes back through fleet__guest_changed() alone, which
+ * decides nothing: whatever follows for the fleet (the next queued guest,
+ * the owner's callbacks) happens later, from the fleet's own timer.
  *
  * Each phase is entered by an event (QMP ready, a reply, VSERPORT_CHANGE,
  * agent sync) and bounded by phase_timer. The only polling is for the DHCP
@@ -28,17 +28,11 @@
 #define RUNNING_MS 15000
 #define PCI_MS 15000
 #define DHCP_POLL_MS 250
-#define QUIT_MS 3000
-#define TERM_GRACE_MS 3000
-#define TAIL_BYTES 1500
 #define IDENTITY_MS 30000  /* a clone's identity through the agent */
 #define SAVE_MS 120000     /* stop, migrate to the template file, cont */
 
-static void set_state(fguest_t *g, fleet_state s);
 static void next_phase(fguest_t *g);
 static void on_phase_timeout(uv_timer_t *t);
-
-static int ms_of(int s, int fallback_s) { return (s > 0 ? s : fallback_s) * 1000; }
 
 static void phase_arm(fguest_t *g, int ms)
 {
@@ -69,7 +63,7 @@ void fleet__guest_close(fguest_t *g, uv_close_cb cb)
     uv_close((uv_handle_t *)&g->stop_timer, cb);
 }
 
-static void set_state(fguest_t *g, fleet_state s)
+void fleet__set_state(fguest_t *g, fleet_state s)
 {
     g->state = s;
     if (s == GS_ALLOCATING) {
@@ -78,75 +72,6 @@ static void set_state(fguest_t *g, fleet_state s)
     }
     g->t_ms[s] = (long long)(uv_hrtime() / 1e6 - g->mono_start);
     fleet__guest_changed(g);
-}
-
-/* ---- failure ---- */
-
-static void close_clients(fguest_t *g)
-{
-    if (g->ssh) {
-        guest_close(g->ssh, NULL, NULL);
-        g->ssh = NULL;
-    }
-    if (g->agent) {
-        agent_peer_exited(g->agent);
-        agent_close(g->agent, NULL, NULL);
-        g->agent = NULL;
-    }
-    if (g->qmp) {
-        qmp_peer_exited(g->qmp);
-        qmp_close(g->qmp, NULL, NULL);
-        g->qmp = NULL;
-    }
-}
-
-static void proc_closed(proc_t *p, void *data) { (void)p; (void)data; }
-
-static void drop_proc(fguest_t *g)
-{
-    if (g->proc) {
-        proc_close(g->proc, proc_closed, NULL); /* kills the group if alive */
-        g->proc = NULL;
-    }
-}
-
-static void append_tail(fguest_t *g, size_t *off, const char *label, const char *path)
-{
-    char *t = fs_tail_text(path, TAIL_BYTES); /* the guest's bytes, made safe to print */
-    if (t && *t) {
-        char *masked = cfg_vm_mask(g->vm, t);
-        *off += (size_t)snprintf(g->reason + *off, sizeof(g->reason) - *off,
-                                 "\n--- %s (tail) ---\n%s", label, masked ? masked : "");
-        free(masked);
-    }
-    free(t);
-    if (*off >= sizeof(g->reason))
-        *off = sizeof(g->reason) - 1;
-}
-
-void fleet__guest_fail(fguest_t *g, const char *fmt, ...)
-{
-    if (g->state == GS_FAILED || g->state == GS_STOPPED)
-        return;
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(g->reason, sizeof(g->reason), fmt, ap);
-    va_end(ap);
-    size_t off = strlen(g->reason);
-    if (g->state >= GS_LAUNCHING) {
-        char path[PATH_MAX];
-        if (cfg_run_path(g->vm, &g->res, CFG_RUN_SERIAL, path, sizeof(path)) == 0)
-            append_tail(g, &off, "serial console", path);
-        snprintf(path, sizeof(path), "%s/%s-qemu.log", g->f->run_dir, g->fname);
-        append_tail(g, &off, "QEMU stderr", path);
-    }
-    uv_timer_stop(&g->phase_timer);
-    uv_timer_stop(&g->poll_timer);
-    uv_timer_stop(&g->stop_timer);
-    close_clients(g);
-    drop_proc(g);
-    fleet__release(g);
-    set_state(g, GS_FAILED);
 }
 
 /* The control NIC (the one joined to the first user backend, whatever
@@ -219,22 +144,19 @@ static int retry_port_race(fguest_t *g)
     }
     fprintf(stderr, "qfleet: %s: a host port was taken by another process, retrying with new ones\n",
             g->name);
-    close_clients(g);
-    drop_proc(g);
+    fleet__close_clients(g);
+    fleet__drop_proc(g);
     g->agent_connected = g->port_open = g->syncing = 0;
     launch(g);
     return 1;
 }
-
-static void stop_finish(fguest_t *g);
-static void stop_next(fguest_t *g);
 
 static void on_proc_exit(proc_t *p, int code, int sig, void *data)
 {
     fguest_t *g = data;
     (void)p;
     if (g->state == GS_STOPPING) {
-        stop_finish(g);
+        fleet__stop_finish(g);
         return;
     }
     if (g->state == GS_STOPPED || g->state == GS_FAILED)
@@ -286,7 +208,7 @@ static void on_qmp_event(qmp_t *q, const qmp_event *ev, void *data)
             /* The guest powered off and QEMU exits by itself; quit is the
              * fallback should it not. */
             uv_timer_stop(&g->stop_timer);
-            stop_next(g);
+            fleet__stop_next(g);
         }
     }
 }
@@ -358,14 +280,14 @@ static void on_chardevs(qmp_t *q, const qmp_reply *r, void *data)
 static void await_migration(fguest_t *g)
 {
     uv_timer_stop(&g->phase_timer);
-    set_state(g, GS_AWAITING_MIGRATION);
+    fleet__set_state(g, GS_AWAITING_MIGRATION);
 }
 
 void fleet__guest_migrated_in(fguest_t *g)
 {
     if (g->state != GS_AWAITING_MIGRATION && g->state != GS_RESTORING)
         return;
-    set_state(g, GS_RUNNING);
+    fleet__set_state(g, GS_RUNNING);
     if (g->vi->ncpupin)
         qmp_execute(g->qmp, "query-cpus-fast", NULL, 0, on_cpus, g);
     if (!g->vi->qga) {
@@ -375,7 +297,7 @@ void fleet__guest_migrated_in(fguest_t *g)
     /* The guest opened its agent port on the source; the port comes over
      * open and QEMU sends no VSERPORT_CHANGE for it: sync at once. */
     g->port_open = 1;
-    phase_arm(g, ms_of(g->f->o.boot_timeout_s, g->vi->wait_seconds));
+    phase_arm(g, fleet__ms_of(g->f->o.boot_timeout_s, g->vi->wait_seconds));
     start_agent_sync(g);
 }
 
@@ -401,8 +323,8 @@ int fleet__guest_unclone(fguest_t *g, const char *fmt, ...)
     free(t);
     fleet__template_drop(g, why);
     uv_timer_stop(&g->poll_timer);
-    close_clients(g);
-    drop_proc(g);
+    fleet__close_clients(g);
+    fleet__drop_proc(g);
     g->agent_connected = g->port_open = g->syncing = 0;
     g->cl.restoring = 0;
     g->cl.save = 1;
@@ -415,8 +337,8 @@ int fleet__guest_unclone(fguest_t *g, const char *fmt, ...)
 static void restore_start(fguest_t *g)
 {
     g->cl.t0 = time_mono_ms();
-    set_state(g, GS_RESTORING);
-    phase_arm(g, ms_of(g->f->o.boot_timeout_s, g->vi->wait_seconds));
+    fleet__set_state(g, GS_RESTORING);
+    phase_arm(g, fleet__ms_of(g->f->o.boot_timeout_s, g->vi->wait_seconds));
     fleet__clone_restore_poll(g);
 }
 
@@ -472,11 +394,11 @@ static void on_status(qmp_t *q, const qmp_reply *r, void *data)
         fleet__guest_fail(g, "%s: QEMU is %s, not running", g->name, status ? status : "in an unknown state");
         return;
     }
-    set_state(g, GS_RUNNING);
+    fleet__set_state(g, GS_RUNNING);
     if (g->vi->ncpupin)
         qmp_execute(q, "query-cpus-fast", NULL, 0, on_cpus, g);
     if (g->vi->qga) {
-        phase_arm(g, ms_of(g->f->o.boot_timeout_s, g->vi->wait_seconds));
+        phase_arm(g, fleet__ms_of(g->f->o.boot_timeout_s, g->vi->wait_seconds));
         qmp_execute(q, "query-chardev", NULL, 0, on_chardevs, g);
     } else {
         next_phase(g);
@@ -504,7 +426,7 @@ static void on_qmp_ready(qmp_t *q, const conn_err *err, void *data)
         return;
     }
     qmp_subscribe(q, NULL, on_qmp_event, g);
-    set_state(g, GS_QMP_CONNECTED);
+    fleet__set_state(g, GS_QMP_CONNECTED);
     phase_arm(g, RUNNING_MS);
     qmp_execute(q, "query-status", NULL, 0, on_status, g);
 }
@@ -557,7 +479,7 @@ static void on_ifaces(agent_t *a, const agent_iface *ifs, size_t n, const conn_e
             for (size_t k = 0; k < ifs[i].naddrs; k++) {
                 if (ifs[i].addrs[k].family == 4) {
                     snprintf(g->ip, sizeof(g->ip), "%s", ifs[i].addrs[k].addr);
-                    set_state(g, GS_NET_READY);
+                    fleet__set_state(g, GS_NET_READY);
                     next_phase(g);
                     return;
                 }
@@ -584,7 +506,7 @@ static void on_synced(agent_t *a, const conn_err *err, void *data)
             start_agent_sync(g);
         return;
     }
-    set_state(g, GS_AGENT_CONNECTED);
+    fleet__set_state(g, GS_AGENT_CONNECTED);
     next_phase(g);
 }
 
@@ -640,7 +562,7 @@ static void on_pci(qmp_t *q, const qmp_reply *r, void *data)
             return;
         }
     }
-    set_state(g, GS_PCI_MAPPED);
+    fleet__set_state(g, GS_PCI_MAPPED);
     next_phase(g);
 }
 
@@ -654,7 +576,7 @@ static void on_ssh(guest_session_t *s, const guest_result *r, void *data)
         fleet__guest_fail(g, "%s", r->error ? r->error : "ssh failed");
         return;
     }
-    set_state(g, GS_SSH_READY);
+    fleet__set_state(g, GS_SSH_READY);
     next_phase(g);
 }
 
@@ -670,7 +592,7 @@ static int start_ssh(fguest_t *g)
     snprintf(kh, sizeof(kh), "%s/%s-known_hosts", g->f->run_dir, g->name);
     snprintf(g->ssh_host, sizeof(g->ssh_host), "%s", addr);
     g->ssh_port = port;
-    int ms = ms_of(g->f->o.ssh_timeout_s, g->vi->login_timeout);
+    int ms = fleet__ms_of(g->f->o.ssh_timeout_s, g->vi->login_timeout);
     guest_opts o = {
         .name = g->name,
         .transport = GUEST_SSH,
@@ -698,7 +620,7 @@ static void next_phase(fguest_t *g)
             return;
         }
         if (g->state == GS_AGENT_CONNECTED && vi->control >= 0) {
-            phase_arm(g, ms_of(g->f->o.net_timeout_s, 60));
+            phase_arm(g, fleet__ms_of(g->f->o.net_timeout_s, 60));
             poll_ifaces(&g->poll_timer);
             return;
         }
@@ -722,7 +644,7 @@ static void next_phase(fguest_t *g)
         /* fall through */
     case GS_SSH_READY:
         uv_timer_stop(&g->phase_timer);
-        set_state(g, GS_READY);
+        fleet__set_state(g, GS_READY);
         return;
     default:
         return;
@@ -731,11 +653,13 @@ static void next_phase(fguest_t *g)
 
 /* ---- launch ---- */
 
+static void connect_clients(fguest_t *g);
+
 static void launch(fguest_t *g)
 {
     fleet_t *f = g->f;
     char err[512], path[PATH_MAX], **argv;
-    set_state(g, GS_LAUNCHING);
+    fleet__set_state(g, GS_LAUNCHING);
     if (cfg_argv_build(g->vm, &g->res, &argv, err, sizeof(err)) < 0) {
         fleet__guest_fail(g, "%s: %s", g->name, err);
         return;
@@ -770,10 +694,18 @@ static void launch(fguest_t *g)
         return;
     }
     g->pid = proc_pid(g->proc);
+    connect_clients(g);
+}
+
+/* QEMU was started: its QMP socket, and the agent's when the guest has one. */
+static void connect_clients(fguest_t *g)
+{
+    fleet_t *f = g->f;
+    char path[PATH_MAX];
     /* QMP's own deadline (connect, greeting, negotiation) is the boot
      * timeout, capped so a wedged QEMU is not waited on for minutes; the
      * phase timer is a margin later, so QMP's more precise reason wins. */
-    int qmp_ms = ms_of(f->o.boot_timeout_s, g->vi->wait_seconds);
+    int qmp_ms = fleet__ms_of(f->o.boot_timeout_s, g->vi->wait_seconds);
     if (qmp_ms > QMP_CONNECT_MS)
         qmp_ms = QMP_CONNECT_MS;
     phase_arm(g, qmp_ms + 2000);
@@ -783,7 +715,7 @@ static void launch(fguest_t *g)
         return;
     }
     qmp_set_dead_cb(g->qmp, on_qmp_dead, g);
-    rc = qmp_connect(g->qmp, path, qmp_ms, on_qmp_ready, g);
+    int rc = qmp_connect(g->qmp, path, qmp_ms, on_qmp_ready, g);
     if (rc < 0) {
         fleet__guest_fail(g, "%s: QMP connect to %s: %s", g->name, path, strerror(-rc));
         return;
@@ -802,7 +734,7 @@ void fleet__guest_boot(fguest_t *g)
 {
     char err[512], owner[ALLOC_OWNER_MAX];
     g->reason[0] = '\0'; /* a queued guest's "waiting: ..." */
-    set_state(g, GS_ALLOCATING);
+    fleet__set_state(g, GS_ALLOCATING);
     snprintf(owner, sizeof(owner), "%s/%s", g->f->run_id, g->name);
     if (alloc_owner_init(&g->owner, owner, getpid(), err, sizeof(err)) < 0) {
         fleet__guest_fail(g, "%s: %s", g->name, err);
@@ -825,60 +757,4 @@ void fleet__guest_launch(fguest_t *g)
 {
     fleet__clone_plan(g); /* may set res.incoming: start from the template */
     launch(g);
-}
-
-/* ---- stop ---- */
-
-static void on_stop_timer(uv_timer_t *t) { stop_next(t->data); }
-
-static void stop_finish(fguest_t *g)
-{
-    uv_timer_stop(&g->stop_timer);
-    close_clients(g);
-    drop_proc(g);
-    fleet__release(g);
-    set_state(g, GS_STOPPED);
-}
-
-/* On to the next stage of a graceful stop (enum stop_stage) that applies:
- * a stage QEMU cannot take (no synced agent, no QMP) is skipped. */
-static void stop_next(fguest_t *g)
-{
-    fleet_t *f = g->f;
-    uv_update_time(f->loop);
-    if (g->stop_stage < STOP_AGENT) {
-        g->stop_stage = STOP_AGENT;
-        if (g->agent && agent_is_synced(g->agent) && !g->got_shutdown && !g->migrated_away &&
-            agent_shutdown(g->agent, "powerdown", NULL, NULL) == 0) {
-            uv_timer_start(&g->stop_timer, on_stop_timer, (uint64_t)ms_of(f->o.stop_timeout_s, 20), 0);
-            return;
-        }
-    }
-    if (g->stop_stage < STOP_QUIT) {
-        g->stop_stage = STOP_QUIT;
-        if (g->qmp && qmp_is_ready(g->qmp) && qmp_execute(g->qmp, "quit", NULL, QUIT_MS, NULL, NULL) == 0) {
-            uv_timer_start(&g->stop_timer, on_stop_timer, QUIT_MS, 0);
-            return;
-        }
-    }
-    g->stop_stage = STOP_KILL;
-    if (g->proc && proc_running(g->proc))
-        proc_stop(g->proc, TERM_GRACE_MS);
-    else
-        stop_finish(g);
-}
-
-void fleet__guest_stop(fguest_t *g)
-{
-    if (g->state == GS_STOPPING || g->state == GS_STOPPED || g->state == GS_FAILED)
-        return;
-    uv_timer_stop(&g->phase_timer);
-    uv_timer_stop(&g->poll_timer);
-    if (g->state == GS_QUEUED) {
-        set_state(g, GS_STOPPED);
-        return;
-    }
-    set_state(g, GS_STOPPING);
-    g->stop_stage = STOP_NONE;
-    stop_next(g);
 }

@@ -92,6 +92,69 @@ static void link_run(fleet_t *f)
         fprintf(stderr, "qfleet: %s: %s\n", link, strerror(errno));
 }
 
+/* The state dir, this fleet's run id, its run dir and the cfg's absolute
+ * path, into f and f->o. */
+static int fleet_paths(fleet_t *f, const fleet_opts *o, char *err, size_t errlen)
+{
+    int rc;
+    if (o->state_dir)
+        snprintf(f->state_dir, sizeof(f->state_dir), "%s", o->state_dir);
+    else if ((rc = alloc_state_dir_default(f->state_dir, sizeof(f->state_dir))) < 0) {
+        snprintf(err, errlen, "no state dir: set QFLEET_STATE_DIR or --state-dir");
+        return rc;
+    }
+    time_t now = time(NULL);
+    struct tm tm;
+    localtime_r(&now, &tm);
+    char stamp[32];
+    strftime(stamp, sizeof(stamp), "%Y%m%d-%H%M%S", &tm);
+    /* Leases are owned by RUN/NAME: fleets of one process (a suite
+     * run starts several in the same second) need distinct run ids. */
+    static int seq;
+    if (seq++)
+        snprintf(f->run_id, sizeof(f->run_id), "%s-%d-%d", stamp, (int)getpid(), seq);
+    else
+        snprintf(f->run_id, sizeof(f->run_id), "%s-%d", stamp, (int)getpid());
+    if (o->run_dir)
+        snprintf(f->run_dir, sizeof(f->run_dir), "%s", o->run_dir);
+    else
+        snprintf(f->run_dir, sizeof(f->run_dir), "%s/runs/%s", f->state_dir, f->run_id);
+    if (o->cfg_path && !realpath(o->cfg_path, f->cfg_path))
+        snprintf(f->cfg_path, sizeof(f->cfg_path), "%s", o->cfg_path);
+    f->o.state_dir = f->state_dir;
+    f->o.run_dir = f->run_dir;
+    f->o.cfg_path = f->cfg_path;
+    return 0;
+}
+
+/* The lease store, the run dir (private), its runs/ link, the controller
+ * record and events.jsonl. What was opened stays in f on failure. */
+static int fleet_open_run(fleet_t *f, const fleet_opts *o, char *err, size_t errlen)
+{
+    /* The store checks the state dir before anything is made in it (the
+     * default run dir, the runs/ links). */
+    int rc = alloc_store_open(&f->store, f->state_dir, NULL, err, errlen);
+    if (rc < 0)
+        return rc;
+    /* One of ours is tightened to 0700; one others own or can write
+     * in is refused: links planted there would redirect our logs. */
+    char why[768];
+    rc = fs_dir_open(f->run_dir, 0700, FS_DIR_PRIVATE | FS_DIR_TIGHTEN, why, sizeof(why));
+    if (rc < 0) {
+        snprintf(err, errlen, "run dir %s", why);
+        return rc;
+    }
+    close(rc);
+    if (o->run_dir)
+        link_run(f);
+    if ((rc = write_controller(f, err, errlen)) < 0)
+        return rc;
+    char path[PATH_MAX];
+    snprintf(path, sizeof(path), "%s/events.jsonl", f->run_dir);
+    f->evfd = fs_open_in(path, O_WRONLY | O_CREAT | O_APPEND, 0600, err, errlen);
+    return f->evfd < 0 ? f->evfd : 0;
+}
+
 int fleet_new(uv_loop_t *loop, const fleet_opts *o, fleet_event_cb cb, void *data, fleet_t **out,
               char *err, size_t errlen)
 {
@@ -103,59 +166,9 @@ int fleet_new(uv_loop_t *loop, const fleet_opts *o, fleet_event_cb cb, void *dat
     f->cb = cb;
     f->data = data;
     f->evfd = -1;
-    int rc = 0;
-    if (o->state_dir)
-        snprintf(f->state_dir, sizeof(f->state_dir), "%s", o->state_dir);
-    else if ((rc = alloc_state_dir_default(f->state_dir, sizeof(f->state_dir))) < 0)
-        snprintf(err, errlen, "no state dir: set QFLEET_STATE_DIR or --state-dir");
-    if (rc == 0) {
-        time_t now = time(NULL);
-        struct tm tm;
-        localtime_r(&now, &tm);
-        char stamp[32];
-        strftime(stamp, sizeof(stamp), "%Y%m%d-%H%M%S", &tm);
-        /* Leases are owned by RUN/NAME: fleets of one process (a suite
-         * run starts several in the same second) need distinct run ids. */
-        static int seq;
-        if (seq++)
-            snprintf(f->run_id, sizeof(f->run_id), "%s-%d-%d", stamp, (int)getpid(), seq);
-        else
-            snprintf(f->run_id, sizeof(f->run_id), "%s-%d", stamp, (int)getpid());
-        if (o->run_dir)
-            snprintf(f->run_dir, sizeof(f->run_dir), "%s", o->run_dir);
-        else
-            snprintf(f->run_dir, sizeof(f->run_dir), "%s/runs/%s", f->state_dir, f->run_id);
-        if (o->cfg_path && !realpath(o->cfg_path, f->cfg_path))
-            snprintf(f->cfg_path, sizeof(f->cfg_path), "%s", o->cfg_path);
-        f->o.state_dir = f->state_dir;
-        f->o.run_dir = f->run_dir;
-        f->o.cfg_path = f->cfg_path;
-    }
-    /* The store checks the state dir before anything is made in it (the
-     * default run dir, the runs/ links). */
+    int rc = fleet_paths(f, o, err, errlen);
     if (rc == 0)
-        rc = alloc_store_open(&f->store, f->state_dir, NULL, err, errlen);
-    if (rc == 0) {
-        /* One of ours is tightened to 0700; one others own or can write
-         * in is refused: links planted there would redirect our logs. */
-        char why[768];
-        rc = fs_dir_open(f->run_dir, 0700, FS_DIR_PRIVATE | FS_DIR_TIGHTEN, why, sizeof(why));
-        if (rc < 0)
-            snprintf(err, errlen, "run dir %s", why);
-        else
-            close(rc), rc = 0;
-    }
-    if (rc == 0 && o->run_dir)
-        link_run(f);
-    if (rc == 0)
-        rc = write_controller(f, err, errlen);
-    if (rc == 0) {
-        char path[PATH_MAX];
-        snprintf(path, sizeof(path), "%s/events.jsonl", f->run_dir);
-        f->evfd = fs_open_in(path, O_WRONLY | O_CREAT | O_APPEND, 0600, err, errlen);
-        if (f->evfd < 0)
-            rc = f->evfd;
-    }
+        rc = fleet_open_run(f, o, err, errlen);
     if (rc < 0) {
         if (f->store)
             alloc_store_close(f->store);

@@ -1,12 +1,12 @@
 /* fleet_int.h - what fleet.c (the set of guests, the scheduler, the run
- * dir, the registry), boot.c (one guest's state machine), leases.c (its
- * leases) and claims.c (its cluster-wide claims) share. Not for other
- * modules.
+ * dir, the registry), boot.c (one guest's state machine up to ready),
+ * stop.c (its graceful stop and failure), leases.c (its leases) and
+ * claims.c (its cluster-wide claims) share. Not for other modules.
  *
  * The direction: fleet.c drives each guest through the fleet__guest_*
- * functions of boot.c; boot.c reports every change of g->state back through
- * fleet__guest_changed() alone, which records it and kicks the fleet's
- * timer. Decisions (boot the next queued guest, tell the owner, end a
+ * functions of boot.c and stop.c; they report every change of g->state
+ * back through fleet__guest_changed() alone, which records it and kicks
+ * the fleet's timer. Decisions (boot the next queued guest, tell the owner, end a
  * stop-all) are taken there, in fleet.c's advance(), never inside the QMP,
  * agent or process callback that caused the change. */
 #ifndef QF_FLEET_INT_H
@@ -218,20 +218,31 @@ void fleet__claims_release(fguest_t *g);
 json_t *fleet__cluster_json(const fleet_t *f);
 void fleet__claims_free(fguest_t *g);
 
+/* A timeout in ms: the option s (seconds) if set, else the cfg's fallback_s. */
+static inline int fleet__ms_of(int s, int fallback_s) { return (s > 0 ? s : fallback_s) * 1000; }
+
 /* boot.c: one guest's machine, driven by fleet.c. */
 void fleet__guest_init(fleet_t *f, fguest_t *g);       /* timers */
 void fleet__guest_boot(fguest_t *g);                   /* queued -> allocating -> ... */
 void fleet__guest_launch(fguest_t *g);                 /* leases all held: on to launching */
-void fleet__guest_stop(fguest_t *g);                   /* graceful; nothing if down */
 void fleet__guest_close(fguest_t *g, uv_close_cb cb);  /* handles; cb per handle */
 #define FLEET_GUEST_HANDLES 3
 int fleet__guest_booting(const fguest_t *g);           /* allocating .. before ready */
 /* An incoming migration landed and QEMU runs the guest: awaiting-migration
  * -> running, then the usual phases (the agent port is already open). */
 void fleet__guest_migrated_in(fguest_t *g);
+/* g->state = s with its time, then fleet__guest_changed (boot.c, stop.c). */
+void fleet__set_state(fguest_t *g, fleet_state s);
+
+/* stop.c: one guest back down, for fleet.c and boot.c. */
+void fleet__guest_stop(fguest_t *g);                   /* graceful; nothing if down */
 /* Fail the guest: reason (with serial and stderr tails), kill, release.
  * Nothing if it is already stopped or failed. */
 void fleet__guest_fail(fguest_t *g, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+void fleet__close_clients(fguest_t *g);  /* SSH, agent, QMP: closed, pointers NULL */
+void fleet__drop_proc(fguest_t *g);      /* QEMU's group killed if alive, g->proc NULL */
+void fleet__stop_next(fguest_t *g);      /* on to the next stop stage that applies */
+void fleet__stop_finish(fguest_t *g);    /* QEMU is gone: clients, leases, -> stopped */
 
 /* template.c: warm clones (fleet.h "warm clones").
  * plan: before launch (leases taken): decide restore, save or neither,

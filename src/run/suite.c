@@ -59,6 +59,76 @@ void run__add_password(struct rsuite *s, const char *pw)
         s->npasswords++;
 }
 
+/* The run's id: local time and pid, e.g. 20261202-114838-4242. */
+static void run_id(struct runner *r)
+{
+    time_t t = time(NULL);
+    struct tm tm;
+    localtime_r(&t, &tm);
+    char stamp[32];
+    strftime(stamp, sizeof(stamp), "%Y%m%d-%H%M%S", &tm);
+    snprintf(r->st.id, sizeof(r->st.id), "%s-%d", stamp, (int)getpid());
+}
+
+/* The run dir (o->run_dir, else <state dir>/runs/<id>) and the status dir
+ * (o->status_dir, else the run dir), both made and then absolute. */
+static int run_dirs(struct runner *r, const runner_opts *o, char *err, size_t errlen)
+{
+    char state[PATH_MAX];
+    int rc = 0;
+    if (o->run_dir) {
+        snprintf(r->st.run_dir, sizeof(r->st.run_dir), "%s", o->run_dir);
+    } else if (o->state_dir || (rc = alloc_state_dir_default(state, sizeof(state))) == 0) {
+        snprintf(r->st.run_dir, sizeof(r->st.run_dir), "%s/runs/%s", o->state_dir ? o->state_dir : state,
+                 r->st.id);
+    } else {
+        snprintf(err, errlen, "no state dir: set QFLEET_STATE_DIR or pass --state-dir");
+    }
+    if (rc == 0 && (rc = fs_mkdir_p(r->st.run_dir, 0700, 0)) < 0)
+        snprintf(err, errlen, "run dir %s: %s", r->st.run_dir, strerror(-rc));
+    if (rc < 0)
+        return rc;
+    snprintf(r->st.status_dir, sizeof(r->st.status_dir), "%s", o->status_dir ? o->status_dir : r->st.run_dir);
+    if ((rc = fs_mkdir_p(r->st.status_dir, 0755, 0)) < 0) {
+        snprintf(err, errlen, "status dir %s: %s", r->st.status_dir, strerror(-rc));
+        return rc;
+    }
+    /* Absolute from here on: QEMU gets paths in the run dir, and the
+     * status names files people open from elsewhere. */
+    char abs[PATH_MAX];
+    if (realpath(r->st.run_dir, abs))
+        snprintf(r->st.run_dir, sizeof(r->st.run_dir), "%s", abs);
+    if (realpath(r->st.status_dir, abs))
+        snprintf(r->st.status_dir, sizeof(r->st.status_dir), "%s", abs);
+    return 0;
+}
+
+/* o->junit_path made absolute, else junit.xml in the status dir. */
+static void junit_path(struct runner *r, const runner_opts *o)
+{
+    char cwd[PATH_MAX];
+    if (o->junit_path && o->junit_path[0] != '/' && getcwd(cwd, sizeof(cwd)))
+        snprintf(r->st.junit_path, sizeof(r->st.junit_path), "%s/%s", cwd, o->junit_path);
+    else
+        snprintf(r->st.junit_path, sizeof(r->st.junit_path), "%s%s", o->junit_path ? o->junit_path
+                 : r->st.status_dir, o->junit_path ? "" : "/junit.xml");
+}
+
+/* The scheduler's limits (the host's, then the options) and the status's
+ * copy of them. */
+static void run_limits(struct runner *r, const runner_opts *o)
+{
+    sched_host_defaults(&r->lim);
+    r->lim.jobs = o->jobs;
+    if (o->mem_budget_mb > 0)
+        r->lim.mem_mb = o->mem_budget_mb;
+    r->st.jobs = o->jobs;
+    r->st.mem_budget_mb = r->lim.mem_mb;
+    r->st.retries = o->retries;
+    r->st.shard_k = o->shard_k;
+    r->st.shard_n = o->shard_n;
+}
+
 int runner_new(uv_loop_t *loop, const runner_opts *o, runner_t **out, char *err, size_t errlen)
 {
     struct runner *r = calloc(1, sizeof(*r));
@@ -71,55 +141,14 @@ int runner_new(uv_loop_t *loop, const runner_opts *o, runner_t **out, char *err,
     r->st.exit_code = -1;
     r->st.state = RUN_RUNNING;
     r->st.started_ms = time_wall_ms();
-    time_t t = time(NULL);
-    struct tm tm;
-    localtime_r(&t, &tm);
-    char stamp[32], state[PATH_MAX];
-    strftime(stamp, sizeof(stamp), "%Y%m%d-%H%M%S", &tm);
-    snprintf(r->st.id, sizeof(r->st.id), "%s-%d", stamp, (int)getpid());
-    int rc = 0;
-    if (o->run_dir) {
-        snprintf(r->st.run_dir, sizeof(r->st.run_dir), "%s", o->run_dir);
-    } else if (o->state_dir || (rc = alloc_state_dir_default(state, sizeof(state))) == 0) {
-        snprintf(r->st.run_dir, sizeof(r->st.run_dir), "%s/runs/%s", o->state_dir ? o->state_dir : state,
-                 r->st.id);
-    } else {
-        snprintf(err, errlen, "no state dir: set QFLEET_STATE_DIR or pass --state-dir");
-    }
-    if (rc == 0 && (rc = fs_mkdir_p(r->st.run_dir, 0700, 0)) < 0)
-        snprintf(err, errlen, "run dir %s: %s", r->st.run_dir, strerror(-rc));
+    run_id(r);
+    int rc = run_dirs(r, o, err, errlen);
     if (rc < 0) {
         free(r);
         return rc;
     }
-    snprintf(r->st.status_dir, sizeof(r->st.status_dir), "%s", o->status_dir ? o->status_dir : r->st.run_dir);
-    if (rc == 0 && (rc = fs_mkdir_p(r->st.status_dir, 0755, 0)) < 0)
-        snprintf(err, errlen, "status dir %s: %s", r->st.status_dir, strerror(-rc));
-    /* Absolute from here on: QEMU gets paths in the run dir, and the
-     * status names files people open from elsewhere. */
-    char abs[PATH_MAX];
-    if (rc == 0 && realpath(r->st.run_dir, abs))
-        snprintf(r->st.run_dir, sizeof(r->st.run_dir), "%s", abs);
-    if (rc == 0 && realpath(r->st.status_dir, abs))
-        snprintf(r->st.status_dir, sizeof(r->st.status_dir), "%s", abs);
-    if (o->junit_path && o->junit_path[0] != '/' && getcwd(abs, sizeof(abs)))
-        snprintf(r->st.junit_path, sizeof(r->st.junit_path), "%s/%s", abs, o->junit_path);
-    else
-        snprintf(r->st.junit_path, sizeof(r->st.junit_path), "%s%s", o->junit_path ? o->junit_path
-                 : r->st.status_dir, o->junit_path ? "" : "/junit.xml");
-    if (rc < 0) {
-        free(r);
-        return rc;
-    }
-    sched_host_defaults(&r->lim);
-    r->lim.jobs = o->jobs;
-    if (o->mem_budget_mb > 0)
-        r->lim.mem_mb = o->mem_budget_mb;
-    r->st.jobs = o->jobs;
-    r->st.mem_budget_mb = r->lim.mem_mb;
-    r->st.retries = o->retries;
-    r->st.shard_k = o->shard_k;
-    r->st.shard_n = o->shard_n;
+    junit_path(r, o);
+    run_limits(r, o);
     if ((rc = status_open(&r->st, loop, o->tty, o->quiet, &r->out, err, errlen)) < 0) {
         free(r);
         return rc;
@@ -249,7 +278,9 @@ static int suite_vfs(struct runner *r, struct rsuite *s, int *bad_prefix, char *
     return rc;
 }
 
-int runner_add(runner_t *r, struct suite *def, char *err, size_t errlen)
+/* Refuse a suite before anything is made for it: a name already in the
+ * run, or a run dir QEMU's sockets cannot live in. */
+static int suite_check(const struct runner *r, const struct suite *def, char *err, size_t errlen)
 {
     for (int i = 0; i < r->n; i++) {
         if (!strcmp(r->s[i]->def->name, def->name)) {
@@ -267,6 +298,24 @@ int runner_add(runner_t *r, struct suite *def, char *err, size_t errlen)
             snprintf(err, errlen, "suite %s: %s", def->name, why);
             return -ENAMETOOLONG;
         }
+    return 0;
+}
+
+/* A suite not (yet) in r->s: what rsuite_new allocated. */
+static void rsuite_free_bare(struct rsuite *s)
+{
+    if (s) {
+        free(s->st.cases);
+        free(s->st.guests);
+        free(s->g);
+    }
+    free(s);
+}
+
+/* The run's record of def with its status names, not yet in the run; r's
+ * arrays are grown for one more. NULL when out of memory. */
+static struct rsuite *rsuite_new(struct runner *r, struct suite *def)
+{
     struct rsuite *s = calloc(1, sizeof(*s));
     struct rsuite **ns = realloc(r->s, sizeof(*ns) * (size_t)(r->n + 1));
     st_suite **ss = realloc(r->st.suites, sizeof(*ss) * (size_t)(r->n + 1));
@@ -280,14 +329,8 @@ int runner_add(runner_t *r, struct suite *def, char *err, size_t errlen)
         s->g = calloc((size_t)def->nguests + 1, sizeof(struct rguest));
     }
     if (!s || !ns || !ss || !s->st.cases || !s->st.guests || !s->g) {
-        if (s) {
-            free(s->st.cases);
-            free(s->st.guests);
-            free(s->g);
-        }
-        free(s);
-        snprintf(err, errlen, "out of memory");
-        return -ENOMEM;
+        rsuite_free_bare(s);
+        return NULL;
     }
     s->r = r;
     s->def = def;
@@ -301,19 +344,31 @@ int runner_add(runner_t *r, struct suite *def, char *err, size_t errlen)
     for (int i = 0; i < def->ncases; i++)
         s->st.cases[i].name = def->cases[i].name;
     s->st.tear_down_all.name = "tear_down_all";
+    return s;
+}
+
+int runner_add(runner_t *r, struct suite *def, char *err, size_t errlen)
+{
+    int rc = suite_check(r, def, err, errlen);
+    if (rc < 0)
+        return rc;
+    struct rsuite *s = rsuite_new(r, def);
+    if (!s) {
+        snprintf(err, errlen, "out of memory");
+        return -ENOMEM;
+    }
+    char why[512];
     for (int i = 0; i < def->nguests && !s->never; i++) {
         const struct suite_guest *g = &def->guests[i];
         s->st.guests[i].name = g->name;
         if (sched_need_add(&s->need, g->name, g->mem_mb, g->cpupin, g->ncpupin, g->vnc, why, sizeof(why)) < 0)
             s->never = strdup(why);
     }
-    int bad_prefix = 0, rc = s->never ? 0 : suite_vfs(r, s, &bad_prefix, why, sizeof(why));
+    int bad_prefix = 0;
+    rc = s->never ? 0 : suite_vfs(r, s, &bad_prefix, why, sizeof(why));
     if (bad_prefix) {
         snprintf(err, errlen, "%s: --mac-prefix %s: %s", def->path, r->o.mac_prefix, why);
-        free(s->st.cases);
-        free(s->st.guests);
-        free(s->g);
-        free(s);
+        rsuite_free_bare(s);
         return rc;
     }
     if (rc < 0)
