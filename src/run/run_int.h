@@ -129,6 +129,18 @@ struct runner {
  * model, an event and a rewrite; reason (masked) is why it waits or
  * failed, or NULL. */
 void run__suite_enter(struct rsuite *s, st_suite_state state, const char *reason);
+/* runner.c: run the suite's advance() from the loop soon. */
+void run__kick(struct rsuite *s);
+/* runner.c: this generation is unusable (the first reason counts): kicks. */
+void run__set_infra(struct rsuite *s, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+/* gen.c: boot a new generation of the suite's guests; stop the current one
+ * (then after says what comes next); the fleet's on_event; st_run.refresh
+ * (a waiting guest's reason into status.json). */
+void run__gen_start(struct rsuite *s);
+void run__gen_stop(struct rsuite *s, enum rafter after);
+void run__fleet_event(fleet_t *f, fguest_t *g, fleet_state state, void *data);
+int run__refresh_reasons(st_run *m, void *data);
 
 /* suite.c */
 /* A name for a new instance of logical, unique in the whole run: fleets of

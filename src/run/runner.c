@@ -1,5 +1,6 @@
-/* runner.c - suites in parallel (runner.h): admission, generations of
- * guests, cases and their steps, infrastructure retries, the run's end.
+/* runner.c - suites in parallel (runner.h): admission, cases and their
+ * steps, infrastructure retries, the run's end; generations of guests are
+ * booted and stopped by gen.c.
  *
  * Every suite is a state machine driven from one place, advance(), which
  * runs from the suite's own zero-delay timer. Fleet events, step results
@@ -7,7 +8,6 @@
  * decision is ever taken inside the fleet's or a session's callback, where
  * starting or stopping guests would re-enter code that is mid-change. */
 #include "src/run/run_int.h"
-#include "cfg/argv.h"
 #include "base/time.h"
 
 #include <errno.h>
@@ -18,13 +18,11 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "cfg/vm.h"
 #include "src/alloc/alloc.h"
 #include "base/fs.h"
 #include "base/str.h"
 
 static void advance(struct rsuite *s);
-static void gen_stop(struct rsuite *s, enum rafter after);
 static void case_begin(struct rsuite *s);
 static void suite_finish(struct rsuite *s);
 static void check_done(struct runner *r);
@@ -45,7 +43,7 @@ static int queued(const struct rsuite *s) { return s->st.state == SS_QUEUED || s
 
 static void on_kick(uv_timer_t *t) { advance(t->data); }
 
-static void kick(struct rsuite *s)
+void run__kick(struct rsuite *s)
 {
     if (s->timers_open)
         uv_timer_start(&s->kick, on_kick, 0, 0);
@@ -85,8 +83,7 @@ static void ev_case(struct rsuite *s, const st_case *c, int retrying)
     status_changed(s->r->out, 1);
 }
 
-static void set_infra(struct rsuite *s, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-static void set_infra(struct rsuite *s, const char *fmt, ...)
+void run__set_infra(struct rsuite *s, const char *fmt, ...)
 {
     if (s->infra)
         return;
@@ -96,179 +93,7 @@ static void set_infra(struct rsuite *s, const char *fmt, ...)
     va_end(ap);
     s->infra = run__mask(s, raw ? raw : "infrastructure error");
     free(raw);
-    kick(s);
-}
-
-/* ---- guests ------------------------------------------------------------------- */
-
-static void on_fleet_event(fleet_t *f, fguest_t *g, fleet_state state, void *data)
-{
-    struct rsuite *s = data;
-    (void)f;
-    int i = 0;
-    while (i < s->def->nguests && s->g[i].g != g)
-        i++;
-    if (i == s->def->nguests)
-        return;
-    st_guest *sg = &s->st.guests[i];
-    json_free(sg->snap);
-    sg->snap = fguest_json(g);
-    json_t *e = json_object();
-    json_set_str(e, "suite", s->st.name);
-    json_set_str(e, "guest", sg->name);
-    json_set_str(e, "instance", fguest_name(g));
-    json_set_str(e, "state", fleet_state_name(state));
-    json_set(e, "reason", state == GS_FAILED ? json_string(fguest_reason(g)) : json_null());
-    status_event(s->r->out, "guest", e);
-    status_changed(s->r->out, 0);
-    if (state == GS_READY && !s->g[i].ready_seen) {
-        s->g[i].ready_seen = 1;
-        long long ms = json_get_int(json_get(sg->snap, "timings_ms"), "ready", -1);
-        if (ms >= 0)
-            status_boot_time(&s->r->st, ms / 1000.0);
-    }
-    if (s->st.state == SS_BOOTING || s->st.state == SS_RUNNING) {
-        /* A migrate step in flight: the source's old QEMU stops at the
-         * hand-over, a failed or cancelled migration ends the destination
-         * (its QEMU exits); the step's outcome says what happened. */
-        if (state == GS_FAILED && s->g[i].migrating != MIG_DST)
-            set_infra(s, "guest %s (%s) failed: %s", sg->name, fguest_name(g), fguest_reason(g));
-        else if ((state == GS_STOPPING || state == GS_STOPPED) && !s->g[i].migrating)
-            set_infra(s, "guest %s (%s) was stopped from outside the suite", sg->name, fguest_name(g));
-    }
-    kick(s);
-}
-
-/* st_run.refresh: a queued guest's reason changes without a fleet event
- * (it waits while the cluster session is not live, fleet.h); its snapshot
- * follows here, so status.json says why as guests.json does. */
-static int refresh_reasons(st_run *m, void *data)
-{
-    struct runner *r = data;
-    int changed = 0;
-    (void)m;
-    for (int i = 0; i < r->n; i++) {
-        struct rsuite *s = r->s[i];
-        for (int k = 0; s->f && s->st.state == SS_BOOTING && k < s->def->nguests; k++) {
-            st_guest *sg = &s->st.guests[k];
-            const char *was = json_get_str(sg->snap, "reason");
-            if (!s->g[k].g || !strcmp(was ? was : "", fguest_reason(s->g[k].g)))
-                continue;
-            json_free(sg->snap);
-            sg->snap = fguest_json(s->g[k].g);
-            changed = 1;
-        }
-    }
-    return changed;
-}
-
-static void gen_start(struct rsuite *s)
-{
-    struct suite *d = s->def;
-    char err[1024], name[CFG_NAME_MAX + 16];
-    s->gen++;
-    free(s->infra);
-    s->infra = NULL;
-    s->setup_error = 0;
-    free(s->setup_all_failed);
-    s->setup_all_failed = NULL;
-    s->setup_all_done = 0;
-    run__suite_enter(s, SS_BOOTING, NULL);
-    for (int i = 0; i < d->nguests && !s->infra; i++) {
-        struct cfg_vm *vm;
-        if (cfg_vm_from_docs(d->doc, d->guests[i].section, d->defaults_doc, &vm, err, sizeof(err)) < 0) {
-            set_infra(s, "%s", err);
-            break;
-        }
-        const char *pfx = s->r->o.mac_prefix; /* checked by runner_add */
-        if (pfx && cfg_vm_set(vm, "mac_prefix", pfx, err, sizeof(err)) < 0) {
-            cfg_vm_free(vm);
-            set_infra(s, "--mac-prefix: %s", err);
-            break;
-        }
-        run__add_password(s, cfg_vm_info(vm)->password);
-        run__instance_name(s->r, d->guests[i].name, name, sizeof(name));
-        if (cfg_sock_paths_fit(s->st.run_dir, name, err, sizeof(err)) < 0) {
-            cfg_vm_free(vm);
-            s->setup_error = 1; /* the same on any retry: none */
-            set_infra(s, "set-up error: %s", err);
-            break;
-        }
-        if (fleet_add(s->f, vm, name, err, sizeof(err)) < 0) {
-            set_infra(s, "%s", err);
-            break;
-        }
-        s->g[i].g = fleet_find(s->f, name);
-        s->g[i].ready_seen = 0;
-        s->g[i].migrating = 0;
-        st_guest *sg = &s->st.guests[i];
-        snprintf(sg->instance, sizeof(sg->instance), "%s", name);
-        sg->boots++;
-        json_free(sg->snap);
-        sg->snap = fguest_json(s->g[i].g);
-    }
-    if (!s->infra)
-        fleet_start(s->f);
-    kick(s);
-}
-
-/* ---- stopping a generation -------------------------------------------------- */
-
-static void stop_dec(struct rsuite *s);
-
-static void on_session_closed(guest_session_t *gs, void *data)
-{
-    (void)gs;
-    stop_dec(data);
-}
-
-static void on_guest_stopped(fguest_t *g, void *data)
-{
-    (void)g;
-    stop_dec(data);
-}
-
-/* Sessions first (the agent ones borrow the fleet's agent client, which
- * must outlive them), then the guests. The end is taken up by advance(). */
-static void stop_dec(struct rsuite *s)
-{
-    if (--s->pending > 0)
-        return;
-    if (s->stop_stage == 1) {
-        s->stop_stage = 2;
-        s->pending = 1;
-        for (int i = 0; i < s->def->nguests; i++) {
-            if (s->g[i].g) {
-                s->pending++;
-                fguest_stop(s->g[i].g, on_guest_stopped, s);
-            }
-        }
-        stop_dec(s);
-        return;
-    }
-    s->stop_stage = 3;
-    kick(s);
-}
-
-static void gen_stop(struct rsuite *s, enum rafter after)
-{
-    s->after = after;
-    s->st.current = -1;
-    s->in_tda = 0;
-    run__suite_enter(s, SS_STOPPING, NULL);
-    s->stop_stage = 1;
-    s->pending = 1 + run__sessions_close(s, on_session_closed, s);
-    for (int i = 0; i < s->def->nguests; i++) {
-        guest_session_t **ss[2] = { &s->g[i].ssh, &s->g[i].ag };
-        for (int k = 0; k < 2; k++) {
-            if (*ss[k]) {
-                s->pending++;
-                guest_close(*ss[k], on_session_closed, s);
-                *ss[k] = NULL;
-            }
-        }
-    }
-    stop_dec(s);
+    run__kick(s);
 }
 
 /* Forget the step in flight: its completion, when it comes, is stale. */
@@ -304,11 +129,11 @@ static void infra_handle(struct rsuite *s)
         st_case *t = &s->st.tear_down_all;
         t->result = RES_ERROR;
         st_case_log(t, "\n=== infrastructure error in tear_down_all ===\n%s\n", s->infra);
-        gen_stop(s, s->after);
+        run__gen_stop(s, s->after);
         return;
     }
     if (s->cur >= s->st.ncases) {
-        gen_stop(s, A_FINISH);
+        run__gen_stop(s, A_FINISH);
         return;
     }
     st_case *c = &s->st.cases[s->cur];
@@ -326,7 +151,7 @@ static void infra_handle(struct rsuite *s)
         c->message = NULL;
         status_say(r->out, "%s/%s: infrastructure error, retry %d/%d: %s", s->st.name, c->name,
                    s->tries, r->o.retries, line);
-        gen_stop(s, A_NEXT_GEN);
+        run__gen_stop(s, A_NEXT_GEN);
     } else {
         c->result = RES_ERROR;
         free(c->message);
@@ -342,7 +167,7 @@ static void infra_handle(struct rsuite *s)
         skip_rest(s, s->cur + 1, why);
         free(why);
         s->cur = s->st.ncases;
-        gen_stop(s, A_FINISH);
+        run__gen_stop(s, A_FINISH);
     }
     free(line);
 }
@@ -377,7 +202,7 @@ static void on_step_done(struct rsuite *s, unsigned token, step_out *o)
         uv_timer_start(&s->grace, on_grace, STEP_GRACE_MS, 0);
         return;
     }
-    kick(s);
+    run__kick(s);
 }
 
 /* The tear_down's own verdict in the case log, before the implicit closes. */
@@ -405,14 +230,14 @@ static void tda_begin(struct rsuite *s, enum rafter after)
 {
     const struct suite_case *t = &s->def->tear_down_all;
     if (!t->nsteps) {
-        gen_stop(s, after);
+        run__gen_stop(s, after);
         return;
     }
     st_case *c = &s->st.tear_down_all;
     free(s->plan);
     s->plan = calloc((size_t)(t->nsteps + t->ncloses + 1), sizeof(*s->plan));
     if (!s->plan) {
-        set_infra(s, "out of memory");
+        run__set_infra(s, "out of memory");
         return;
     }
     s->nplan = s->pc = s->tear_from = s->setup_all_to = 0;
@@ -442,7 +267,7 @@ static void tda_end(struct rsuite *s)
     if (c->message)
         status_say(s->r->out, "%s: %s", s->st.name, c->message);
     status_changed(s->r->out, 1);
-    gen_stop(s, s->after);
+    run__gen_stop(s, s->after);
 }
 
 static void next_step(struct rsuite *s)
@@ -475,7 +300,7 @@ static void next_step(struct rsuite *s)
     s->busy = 1;
     s->token++;
     if (run__step_start(s, s->plan[s->pc], s->token, on_step_done) < 0)
-        set_infra(s, "out of memory");
+        run__set_infra(s, "out of memory");
 }
 
 static void step_finish(struct rsuite *s)
@@ -550,7 +375,7 @@ static void case_begin(struct rsuite *s)
     s->plan = calloc((size_t)(d->set_up_all.nsteps + d->set_up.nsteps + dc->nsteps + d->tear_down.nsteps +
                               dc->ncloses + 1), sizeof(*s->plan));
     if (!s->plan) {
-        set_infra(s, "out of memory");
+        run__set_infra(s, "out of memory");
         return;
     }
     if (!s->setup_all_done)
@@ -602,7 +427,7 @@ static void advance(struct rsuite *s)
             return;
         s->stop_stage = 0;
         if (s->after == A_NEXT_GEN && !s->aborted && !s->r->interrupted)
-            gen_start(s);
+            run__gen_start(s);
         else
             suite_finish(s);
         return;
@@ -639,7 +464,7 @@ static void suite_start(struct rsuite *s)
         .cluster = r->o.cluster,
         .cluster_wide = r->o.cluster_wide,
     };
-    if (fleet_new(r->loop, &fo, on_fleet_event, s, &s->f, err, sizeof(err)) < 0) {
+    if (fleet_new(r->loop, &fo, run__fleet_event, s, &s->f, err, sizeof(err)) < 0) {
         st_case *c = &s->st.cases[0];
         c->result = RES_ERROR;
         c->message = str_printf("infrastructure error: %s", err);
@@ -654,7 +479,7 @@ static void suite_start(struct rsuite *s)
     if (control_start(r->loop, s->f, path, on_down, s, &s->ctl, err, sizeof(err)) < 0)
         status_say(r->out, "qfleet: %s: no control socket: %s", s->st.name, err);
     status_say(r->out, "%s: starting %d guest(s) in %s", s->st.name, s->def->nguests, s->st.run_dir);
-    gen_start(s);
+    run__gen_start(s);
 }
 
 void runner_cluster_state(runner_t *r, int state, const char *why)
@@ -775,7 +600,7 @@ void runner_start(runner_t *r, runner_done_cb cb, void *data)
     r->done_cb = cb;
     r->done_data = data;
     r->started = 1;
-    r->st.refresh = refresh_reasons;
+    r->st.refresh = run__refresh_reasons;
     r->st.refresh_data = r;
     char why[512];
     for (int i = 0; i < r->n; i++) {
@@ -826,7 +651,7 @@ static void suite_abort(struct rsuite *s, const char *why)
             c->finished_ms = time_wall_ms();
             ev_case(s, c, 0);
         }
-        gen_stop(s, A_FINISH);
+        run__gen_stop(s, A_FINISH);
     }
 }
 
