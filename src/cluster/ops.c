@@ -473,6 +473,21 @@ static int call_args(const cluster_t *c, int live, const char *kind, const char 
     return 0;
 }
 
+/* A queued op on (kind, v) for owner, its callback cb. NULL: no memory. */
+static cop *op_for(cluster_t *c, cop_kind k, const char *kind, const char *v, const char *owner,
+                   cluster_cb cb, void *data)
+{
+    cop *o = op_new(c, k);
+    if (!o)
+        return NULL;
+    snprintf(o->kind_s, sizeof(o->kind_s), "%s", kind);
+    snprintf(o->value, sizeof(o->value), "%s", v);
+    snprintf(o->owner, sizeof(o->owner), "%s", owner);
+    o->cb = cb;
+    o->data = data;
+    return o;
+}
+
 int cluster_claim(cluster_t *c, const char *kind, const char *value, const char *owner,
                   cluster_cb cb, void *data)
 {
@@ -482,14 +497,9 @@ int cluster_claim(cluster_t *c, const char *kind, const char *value, const char 
         return rc;
     if (!owner)
         return -EINVAL;
-    cop *o = op_new(c, COP_CLAIM);
+    cop *o = op_for(c, COP_CLAIM, kind, v, owner, cb, data);
     if (!o)
         return -ENOMEM;
-    snprintf(o->kind_s, sizeof(o->kind_s), "%s", kind);
-    snprintf(o->value, sizeof(o->value), "%s", v);
-    snprintf(o->owner, sizeof(o->owner), "%s", owner);
-    o->cb = cb;
-    o->data = data;
     const cheld *h = cluster__held_find(c, kind, v);
     if (h && strcmp(h->owner, owner) == 0) {
         op_settle(o, 0);
@@ -576,14 +586,9 @@ int cluster_hand_over(cluster_t *c, const char *kind, const char *value, const c
      * The key's recorded owner follows (for listings; a reclaim after a
      * reconnect writes it anyway). */
     snprintf(h->owner, sizeof(h->owner), "%s", owner);
-    cop *o = op_new(c, COP_RETAG);
+    cop *o = op_for(c, COP_RETAG, kind, v, owner, cb, data);
     if (!o)
         return -ENOMEM;
-    snprintf(o->kind_s, sizeof(o->kind_s), "%s", kind);
-    snprintf(o->value, sizeof(o->value), "%s", v);
-    snprintf(o->owner, sizeof(o->owner), "%s", owner);
-    o->cb = cb;
-    o->data = data;
     if (c->state != CLUSTER_LIVE)
         op_settle(o, 0); /* the reclaim on reconnect writes the new owner */
     return 0;
