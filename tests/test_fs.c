@@ -114,16 +114,6 @@ Test(fsutil, append_line_is_one_write)
     free(s);
 }
 
-/* The group qfleet, made if missing (as tools/quickstart makes it): its gid. */
-static gid_t qfleet_group(void)
-{
-    char *add[] = { "/usr/sbin/groupadd", "-f", FS_GROUP_NAME, NULL };
-    cr_assert_eq(tu_run(add), 0, "groupadd -f " FS_GROUP_NAME);
-    struct group *g = getgrnam(FS_GROUP_NAME);
-    cr_assert(g);
-    return g->gr_gid;
-}
-
 /* dir/NAME with owner, group and mode; checked with policy. */
 static int check(const char *name, uid_t uid, gid_t gid, mode_t mode, unsigned policy, char *err,
                  size_t errlen)
@@ -147,7 +137,7 @@ Test(fsutil, group_dir_policy)
 {
     if (geteuid() != 0)
         cr_skip("makes directories of root and of another user, group qfleet: run as root");
-    gid_t g = qfleet_group();
+    gid_t g = tu_qfleet_gid();
     char err[512];
     cr_assert_eq(check("ok", 0, g, 02770, FS_DIR_GROUP, err, sizeof(err)), 0, "%s", err);
     cr_assert_eq(check("ok-private", 0, g, 02770, FS_DIR_PRIVATE, err, sizeof(err)), -EPERM,

@@ -149,20 +149,6 @@ static void setup(void)
 
 static void teardown(void) { tu_rmtree(dir); }
 
-/* useradd/userdel without a shell. */
-static int run_cmd(char *const argv[])
-{
-    pid_t pid = fork();
-    if (pid == 0) {
-        int null = open("/dev/null", O_WRONLY);
-        dup2(null, 1);
-        dup2(null, 2);
-        execv(argv[0], argv);
-        _exit(127);
-    }
-    return pid < 0 ? -1 : tu_wait_exit(pid, 60000);
-}
-
 static void evil_setup(void)
 {
     setup();
@@ -170,7 +156,7 @@ static void evil_setup(void)
         return;
     snprintf(evil, sizeof(evil), "qfleet-t-%d", (int)getpid());
     char *add[] = { "/usr/sbin/useradd", "-M", "-N", "-s", "/usr/sbin/nologin", evil, NULL };
-    cr_assert_eq(run_cmd(add), 0, "useradd %s failed", evil);
+    cr_assert_eq(tu_run_ms(add, 60000), 0, "useradd %s failed", evil);
     struct passwd *pw = getpwnam(evil);
     cr_assert(pw, "no user %s after useradd", evil);
     evil_uid = pw->pw_uid;
@@ -181,7 +167,7 @@ static void evil_teardown(void)
 {
     if (evil[0]) {
         char *del[] = { "/usr/sbin/userdel", evil, NULL };
-        run_cmd(del);
+        tu_run_ms(del, 60000);
     }
     teardown();
 }
@@ -663,17 +649,6 @@ Test(harden, hostfwd_beyond_loopback_warns)
 
 /* --- issue 19 item 7: one store for every user of a host ---------------- */
 
-/* The group qfleet, made if missing (as tools/quickstart makes it; kept:
- * a fixed name, reused idempotently). */
-static gid_t qfleet_gid(void)
-{
-    char *add[] = { "/usr/sbin/groupadd", "-f", FS_GROUP_NAME, NULL };
-    cr_assert_eq(run_cmd(add), 0, "groupadd -f " FS_GROUP_NAME);
-    struct group *g = getgrnam(FS_GROUP_NAME);
-    cr_assert(g);
-    return g->gr_gid;
-}
-
 static void shared_dir(const char *path, uid_t uid, gid_t gid, mode_t mode)
 {
     cr_assert_eq(mkdir(path, 0700), 0);
@@ -687,7 +662,7 @@ static void shared_dir(const char *path, uid_t uid, gid_t gid, mode_t mode)
 Test(harden_user, group_store_is_shared_by_root_and_a_member)
 {
     need_root();
-    gid_t g = qfleet_gid();
+    gid_t g = tu_qfleet_gid();
     shared_dir(state, 0, g, 02770);
     char macs[6][32];
     result r;
@@ -723,7 +698,7 @@ Test(harden_user, group_store_is_shared_by_root_and_a_member)
 Test(harden_user, bad_group_stores_are_refused)
 {
     need_root();
-    gid_t g = qfleet_gid();
+    gid_t g = tu_qfleet_gid();
     char *ls[] = { QFLEET, "leases", "--state-dir", state, NULL };
     result r;
     shared_dir(state, 0, g, 02777);
@@ -760,7 +735,7 @@ Test(harden_user, bad_group_stores_are_refused)
 Test(harden_user, shared_store_tool_converts_a_root_store)
 {
     need_root();
-    gid_t g = qfleet_gid();
+    gid_t g = tu_qfleet_gid();
     result r;
     alloc_mac(&r, state, "root-before/vm");
     cr_assert_eq(r.status, 0, "%s", r.err);

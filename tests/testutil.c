@@ -5,6 +5,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <ftw.h>
+#include <grp.h>
 #include <sched.h>
 #include <signal.h>
 #include <stdarg.h>
@@ -97,19 +98,21 @@ int tu_wait_path(const char *path, int ms)
     return 0;
 }
 
-int tu_run(char *const argv[])
+int tu_run(char *const argv[]) { return tu_run_ms(argv, 10000); }
+
+int tu_run_ms(char *const argv[], int ms)
 {
-    pid_t p = fork();
-    if (p < 0)
-        return -1;
-    if (p == 0) {
-        int null = open("/dev/null", O_WRONLY);
-        dup2(null, 1);
-        dup2(null, 2);
-        execvp(argv[0], argv);
-        _exit(127);
-    }
-    return tu_wait_exit(p, 10000);
+    tu_child c = { .out = "/dev/null", .err = "/dev/null" };
+    return tu_wait_exit(tu_start((const char *const *)argv, &c), ms);
+}
+
+gid_t tu_qfleet_gid(void)
+{
+    char *add[] = { "/usr/sbin/groupadd", "-f", FS_GROUP_NAME, NULL };
+    cr_assert_eq(tu_run(add), 0, "groupadd -f " FS_GROUP_NAME);
+    struct group *g = getgrnam(FS_GROUP_NAME);
+    cr_assert(g, "no group " FS_GROUP_NAME);
+    return g->gr_gid;
 }
 
 static void child_setup(const tu_child *c)

@@ -71,6 +71,11 @@ struct json *tu_read_jsonl(const char *path, int (*ok)(const struct json *e));
 /* Run argv (looked up in PATH), stdout and stderr to /dev/null: its exit
  * status as tu_wait_exit gives it (10 s at most). */
 int tu_run(char *const argv[]);
+/* The same, waiting up to ms. */
+int tu_run_ms(char *const argv[], int ms);
+/* The group qfleet (base/fs.h FS_GROUP_NAME), made if missing as
+ * tools/shared-store makes it (kept: a fixed name, reused): its gid. */
+gid_t tu_qfleet_gid(void);
 
 /* ---- host resources private to one test (root only) ----
  *
