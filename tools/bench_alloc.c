@@ -26,6 +26,7 @@
 
 #include "base/json.h"
 #include "src/alloc/alloc.h"
+#include "tools/benchutil.h"
 #include "tools/etcd_bench.h"
 
 typedef struct result {
@@ -59,15 +60,9 @@ static void usage(FILE *f)
 /* One worker process: cycles until the deadline, count into *out. */
 static void worker(const char *dir, const char *scenario, int id, double until, long *out)
 {
-    char err[512], name[64], value[32];
-    alloc_store *s;
+    char err[512], value[32];
     alloc_owner o;
-    snprintf(name, sizeof(name), "bench/w%d", id);
-    if (alloc_store_open(&s, dir, NULL, err, sizeof(err)) ||
-        alloc_owner_init(&o, name, getpid(), err, sizeof(err))) {
-        fprintf(stderr, "bench_alloc: %s\n", err);
-        _exit(1);
-    }
+    alloc_store *s = bench_worker_store(dir, id, &o);
     long n = 0;
     int rc = 0;
     while (rc >= 0 && now_s() < until) {
@@ -75,7 +70,7 @@ static void worker(const char *dir, const char *scenario, int id, double until, 
             snprintf(value, sizeof(value), "%d", id);
             rc = alloc_take(s, &o, "bench", value, 0, NULL, err, sizeof(err));
             if (rc == 0)
-                rc = alloc_release(s, name, "bench", value, err, sizeof(err));
+                rc = alloc_release(s, o.name, "bench", value, err, sizeof(err));
         } else {
             char mac[MAC_STRLEN];
             int d, p;
@@ -92,7 +87,7 @@ static void worker(const char *dir, const char *scenario, int id, double until, 
             else
                 alloc_abort(s);
             if (rc == 0)
-                rc = alloc_release_owner(s, name, err, sizeof(err));
+                rc = alloc_release_owner(s, o.name, err, sizeof(err));
         }
         n++;
     }

@@ -101,6 +101,19 @@ void bench_fleet_stop(bench_fleet *b)
     b->f = NULL;
 }
 
+alloc_store *bench_worker_store(const char *dir, int id, alloc_owner *o)
+{
+    char err[512], name[64];
+    alloc_store *s;
+    snprintf(name, sizeof(name), "bench/w%d", id);
+    if (alloc_store_open(&s, dir, NULL, err, sizeof(err)) ||
+        alloc_owner_init(o, name, getpid(), err, sizeof(err))) {
+        fprintf(stderr, "bench: %s\n", err);
+        _exit(1);
+    }
+    return s;
+}
+
 /* --- etcd sessions and a private etcd ------------------------------------ */
 
 static void w_state(cluster_t *c, cluster_state s, const char *why, void *data)

@@ -4,6 +4,7 @@
 #define QF_BENCHUTIL_H
 
 #include "base/proc.h"
+#include "src/alloc/alloc.h"
 #include "src/cluster/cluster.h"
 #include "src/fleet/fleet.h"
 
@@ -29,6 +30,10 @@ int bench_fleet_boot(bench_fleet *b, const char *cfg, const char *state_dir, int
                      cluster_t *cluster);
 /* Stop every guest and free the fleet, on the default loop. */
 void bench_fleet_stop(bench_fleet *b);
+
+/* Worker id of a forked bench: the store in dir and its owner "bench/wID"
+ * (this process), or _exit(1) with the reason on stderr. */
+alloc_store *bench_worker_store(const char *dir, int id, alloc_owner *o);
 
 /* A cluster session on loop that went live (or lost: s->lost). */
 typedef struct bench_sess {

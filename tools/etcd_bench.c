@@ -66,15 +66,9 @@ static void etcd_worker(const char *store, int id, double until, double *lat, lo
 
 static void local_worker(const char *dir, int id, double until, double *lat, long *n)
 {
-    char err[512], name[64], mac[MAC_STRLEN];
-    alloc_store *s;
+    char err[512], mac[MAC_STRLEN];
     alloc_owner o;
-    snprintf(name, sizeof(name), "bench/w%d", id);
-    if (alloc_store_open(&s, dir, NULL, err, sizeof(err)) ||
-        alloc_owner_init(&o, name, getpid(), err, sizeof(err))) {
-        fprintf(stderr, "bench_alloc: %s\n", err);
-        _exit(1);
-    }
+    alloc_store *s = bench_worker_store(dir, id, &o);
     long k = 0;
     while (k < LAT_MAX && k < 9999 && time_mono_ms() < until) {
         double t0 = time_mono_ms();
@@ -85,7 +79,7 @@ static void local_worker(const char *dir, int id, double until, double *lat, lon
         lat[k++] = time_mono_ms() - t0;
     }
     *n = k;
-    alloc_release_owner(s, name, err, sizeof(err));
+    alloc_release_owner(s, o.name, err, sizeof(err));
     alloc_store_close(s);
     _exit(0);
 }
