@@ -4,10 +4,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 #include <unistd.h>
 
 #include "base/json.h"
+#include "base/time.h"
 #include "src/alloc/alloc.h"
 #include "src/cli/cmd.h"
 
@@ -66,11 +66,8 @@ static void print_table(const alloc_lease *v, size_t n, const char *dir)
     printf("%-*s  %-*s  %-*s  %-*s  %-19s  %s\n", wk, "KIND", wv, "VALUE", wo, "OWNER", wp, "PID",
            "TAKEN", "NOTE");
     for (size_t i = 0; i < n; i++) {
-        char when[32] = "?", note[ALLOC_DATA_MAX + 16];
-        time_t t = (time_t)(v[i].taken_ms / 1000);
-        struct tm tm;
-        if (localtime_r(&t, &tm))
-            strftime(when, sizeof(when), "%Y-%m-%d %H:%M:%S", &tm);
+        char when[32], note[ALLOC_DATA_MAX + 16];
+        time_wall_text(v[i].taken_ms, "%Y-%m-%d %H:%M:%S", when, sizeof(when));
         if (v[i].flags & ALLOC_HOLD)
             snprintf(pid, sizeof(pid), "hold");
         else

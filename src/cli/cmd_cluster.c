@@ -12,9 +12,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 #include "base/json.h"
+#include "base/time.h"
 #include "base/mac.h"
 #include "src/alloc/alloc.h"
 #include "src/cli/cmd.h"
@@ -198,11 +198,8 @@ static void print_rows(const json_t *rows, const char *store)
            "RUN", wo, "OWNER", "PID", "TAKEN");
     for (size_t i = 0; i < json_len(rows); i++) {
         const json_t *r = json_at(rows, i);
-        char when[32] = "?";
-        time_t t = (time_t)(json_get_int(r, "taken_ms", 0) / 1000);
-        struct tm tm;
-        if (localtime_r(&t, &tm))
-            strftime(when, sizeof(when), "%Y-%m-%d %H:%M:%S", &tm);
+        char when[32];
+        time_wall_text(json_get_int(r, "taken_ms", 0), "%Y-%m-%d %H:%M:%S", when, sizeof(when));
         printf("%-*s  %-*s  %-*s  %-*s  %-*s  %-7lld  %s\n", wk, json_get_str(r, "kind"), wv,
                json_get_str(r, "value"), wh, json_get_str(r, "host"), wr,
                json_get_str(r, "run"), wo, json_get_str(r, "owner"), json_get_int(r, "pid", 0),

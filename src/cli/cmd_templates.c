@@ -3,9 +3,9 @@
 #include <errno.h>
 #include <stdio.h>
 #include <string.h>
-#include <time.h>
 
 #include "base/json.h"
+#include "base/time.h"
 #include "src/cli/cmd.h"
 #include "src/fleet/fleet.h"
 
@@ -36,11 +36,8 @@ static void print_table(const json_t *t)
            "CFG");
     for (size_t i = 0; i < json_len(t); i++) {
         const json_t *o = json_at(t, i);
-        char when[32] = "?";
-        time_t s = (time_t)(json_get_int(o, "created_ms", 0) / 1000);
-        struct tm tm;
-        if (localtime_r(&s, &tm))
-            strftime(when, sizeof(when), "%Y-%m-%d %H:%M:%S", &tm);
+        char when[32];
+        time_wall_text(json_get_int(o, "created_ms", 0), "%Y-%m-%d %H:%M:%S", when, sizeof(when));
         const char *vm = json_get_str(o, "vm"), *cfg = json_get_str(o, "cfg");
         printf("%-16s  %-12s  %8.1fM  %6.2fs  %-19s  %-5s  %s\n", json_get_str(o, "key"), vm ? vm : "?",
                (double)json_get_int(o, "bytes", 0) / (1 << 20), (double)json_get_int(o, "save_ms", 0) / 1e3,

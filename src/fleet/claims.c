@@ -15,7 +15,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 #include <unistd.h>
 
 #include "base/fs.h"
@@ -320,22 +319,14 @@ void fleet__claims_advance(fleet_t *f)
     }
 }
 
-/* "10:31:02" of a wall-clock ms. */
-static void hms(long long ms, char *out, size_t len)
-{
-    time_t t = (time_t)(ms / 1000);
-    struct tm tm;
-    localtime_r(&t, &tm);
-    strftime(out, len, "%H:%M:%S", &tm);
-}
-
 static void waiting_reason(fleet_t *f, cluster_state s, char *out, size_t len)
 {
     cluster_stats st;
     cluster_get_stats(f->o.cluster, &st);
     char since[16], until[16];
-    hms(f->cl_since_ms ? f->cl_since_ms : time_wall_ms(), since, sizeof(since));
-    hms(st.proven_until_ms, until, sizeof(until));
+    time_wall_text(f->cl_since_ms ? f->cl_since_ms : time_wall_ms(), "%H:%M:%S", since,
+                   sizeof(since));
+    time_wall_text(st.proven_until_ms, "%H:%M:%S", until, sizeof(until));
     if (s == CLUSTER_LOST)
         snprintf(out, len, "waiting: etcd unreachable since %s, lease TTL %d s passed: %s", since,
                  st.ttl_s, f->cl_why);
