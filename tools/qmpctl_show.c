@@ -127,32 +127,46 @@ static json_t *run_json(const struct qc_guest *r)
     return o;
 }
 
+/* The VNC, SSH and MAC cells of a guest's registry entry, as list shows
+ * them (local runs and --cluster alike). */
+struct cells {
+    char macs[256], vnc[16], ssh[16];
+};
+
+static void guest_cells(const json_t *g, struct cells *c)
+{
+    long long v;
+    *c = (struct cells){ 0 };
+    if ((v = json_get_int(g, "vnc", -1)) >= 0)
+        snprintf(c->vnc, sizeof(c->vnc), ":%lld", v);
+    if ((v = json_get_int(g, "ssh_port", 0)) > 0)
+        snprintf(c->ssh, sizeof(c->ssh), "%lld", v);
+    const json_t *m = json_get(g, "macs");
+    size_t off = 0;
+    for (size_t k = 0; k < json_len(m) && off < sizeof(c->macs); k++)
+        off += (size_t)snprintf(c->macs + off, sizeof(c->macs) - off, "%s%s", k ? "," : "",
+                                json_str(json_at(m, k)));
+}
+
 static void list_rows(struct table *t, const struct qc_guest *r, int with_run)
 {
     const json_t *gs = json_get(r->reg, "guests");
     for (size_t i = 0; i < json_len(gs); i++) {
         const json_t *g = json_at(gs, i);
-        char pid[24] = "", macs[256] = "", vnc[16] = "", ssh[16] = "", up[32];
+        char pid[24] = "", up[32];
+        struct cells c;
         long long v;
         if ((v = json_get_int(g, "pid", 0)) > 0 && !qc_state_is_down(json_get_str(g, "state")))
             snprintf(pid, sizeof(pid), "%lld", v);
-        if ((v = json_get_int(g, "vnc", -1)) >= 0)
-            snprintf(vnc, sizeof(vnc), ":%lld", v);
-        if ((v = json_get_int(g, "ssh_port", 0)) > 0)
-            snprintf(ssh, sizeof(ssh), "%lld", v);
-        const json_t *m = json_get(g, "macs");
-        size_t off = 0;
-        for (size_t k = 0; k < json_len(m) && off < sizeof(macs); k++)
-            off += (size_t)snprintf(macs + off, sizeof(macs) - off, "%s%s", k ? "," : "",
-                                    json_str(json_at(m, k)));
+        guest_cells(g, &c);
         fmt_dur(uptime_ms(g, r->live), up, sizeof(up));
         const char *name = json_get_str(g, "name"), *st = json_get_str(g, "state");
         /* A guest that is down no longer has the address it had. */
         const char *ip = qc_state_is_down(st) ? NULL : json_get_str(g, "ip");
         if (with_run)
-            table_row(t, r->run_id, name, st, pid, macs, vnc, ssh, ip, up);
+            table_row(t, r->run_id, name, st, pid, c.macs, c.vnc, c.ssh, ip, up);
         else
-            table_row(t, name, st, pid, macs, vnc, ssh, ip, up);
+            table_row(t, name, st, pid, c.macs, c.vnc, c.ssh, ip, up);
     }
 }
 
@@ -305,20 +319,12 @@ static void cluster_print(const json_t *gs)
     table_row(&t, "HOST", "NAME", "STATE", "MACS", "VNC", "SSH", "IP", "RUN", "UPTIME");
     for (size_t i = 0; v && i < n; i++) {
         const json_t *g = v[i];
-        char macs[256] = "", vnc[16] = "", ssh[16] = "", up[32];
-        long long x;
-        if ((x = json_get_int(g, "vnc", -1)) >= 0)
-            snprintf(vnc, sizeof(vnc), ":%lld", x);
-        if ((x = json_get_int(g, "ssh_port", 0)) > 0)
-            snprintf(ssh, sizeof(ssh), "%lld", x);
-        const json_t *m = json_get(g, "macs");
-        size_t off = 0;
-        for (size_t k = 0; k < json_len(m) && off < sizeof(macs); k++)
-            off += (size_t)snprintf(macs + off, sizeof(macs) - off, "%s%s", k ? "," : "",
-                                    json_str(json_at(m, k)));
+        char up[32];
+        struct cells c;
+        guest_cells(g, &c);
         fmt_dur(uptime_ms(g, 1), up, sizeof(up));
         table_row(&t, json_get_str(g, "host"), json_get_str(g, "name"), json_get_str(g, "state"),
-                  macs, vnc, ssh, json_get_str(g, "ip"), json_get_str(g, "run"), up);
+                  c.macs, c.vnc, c.ssh, json_get_str(g, "ip"), json_get_str(g, "run"), up);
     }
     table_print(&t);
     free(v);
